@@ -1,0 +1,140 @@
+//! The shared handle on one Redis deployment: topology, key names, and connections.
+//!
+//! Two kinds of connection, on purpose:
+//! - one shared auto-reconnecting multiplexed connection for every short command (XADD, XACK,
+//!   scripts, XINFO); concurrent callers are pipelined onto it;
+//! - a dedicated connection per blocking reader. A blocking XREADGROUP on the shared connection
+//!   would stall every other command queued behind it, and redis-rs 1.x times a request out after
+//!   500 ms by default, which would kill any BLOCK longer than that. Readers therefore get their
+//!   own connection whose response timeout is BLOCK plus a margin.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, Client};
+
+use crate::error::{BusError, RedisContext};
+use crate::keys::Keys;
+use crate::topology::{StreamSpec, Topology};
+
+/// Response timeout of short commands on the shared connection.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Extra time a blocking read may take beyond its BLOCK before we call the connection dead.
+const BLOCK_MARGIN: Duration = Duration::from_secs(5);
+
+/// A connected bus: cheap to clone, shared by producers, consumers and inspection.
+#[derive(Clone)]
+pub struct Bus {
+    client: Client,
+    conn: ConnectionManager,
+    topology: Arc<Topology>,
+    keys: Keys,
+}
+
+impl Bus {
+    /// Connects to `url` (redis://host:port/db) with the given topology.
+    pub async fn connect(url: &str, topology: Topology) -> Result<Self, BusError> {
+        let client = Client::open(url).op("open client")?;
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(COMMAND_TIMEOUT))
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_number_of_retries(3);
+        let conn = client
+            .get_connection_manager_with_config(config)
+            .await
+            .op("connect")?;
+        let keys = Keys::new(&topology);
+        Ok(Self {
+            client,
+            conn,
+            topology: Arc::new(topology),
+            keys,
+        })
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// The shared connection for short commands.
+    pub fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// A new dedicated connection for blocking reads of up to `block`.
+    pub async fn blocking_connection(
+        &self,
+        block: Duration,
+    ) -> Result<MultiplexedConnection, BusError> {
+        let config = AsyncConnectionConfig::new()
+            .set_response_timeout(Some(block + BLOCK_MARGIN))
+            .set_connection_timeout(Some(Duration::from_secs(5)));
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .op("connect blocking reader")
+    }
+
+    /// The spec of a stream, checking that `group` is one of its groups.
+    pub fn stream_group(&self, stream: &str, group: &str) -> Result<&StreamSpec, BusError> {
+        let spec = self.topology.stream(stream)?;
+        if !spec.groups.iter().any(|g| g == group) {
+            return Err(BusError::UnknownGroup {
+                stream: stream.to_string(),
+                group: group.to_string(),
+                known: spec.groups.join(", "),
+            });
+        }
+        Ok(spec)
+    }
+
+    /// Creates every partition and every consumer group of the topology. Idempotent: existing
+    /// streams and groups are left as they are. Returns how many groups were created.
+    pub async fn init(&self) -> Result<usize, BusError> {
+        let mut pipe = redis::pipe();
+        // Keep per-command errors as values so BUSYGROUP (already exists) can be told apart.
+        pipe.ignore_errors();
+        for spec in self.topology.streams.values() {
+            for p in 0..spec.partitions {
+                let key = self.keys.partition(&spec.name, p);
+                for group in &spec.groups {
+                    // `0`: a group created after messages were produced still sees them.
+                    pipe.cmd("XGROUP")
+                        .arg("CREATE")
+                        .arg(&key)
+                        .arg(group)
+                        .arg("0")
+                        .arg("MKSTREAM");
+                }
+            }
+        }
+        let mut conn = self.conn();
+        let replies: Vec<redis::Value> = pipe.query_async(&mut conn).await.op("XGROUP CREATE")?;
+        let mut created = 0;
+        for r in replies {
+            match r {
+                redis::Value::ServerError(e) if e.code() == "BUSYGROUP" => {}
+                redis::Value::ServerError(e) => {
+                    return Err(BusError::Reply {
+                        op: "XGROUP CREATE",
+                        reason: format!("{e:?}"),
+                    });
+                }
+                _ => created += 1,
+            }
+        }
+        Ok(created)
+    }
+
+    /// Round-trip check, for readiness probes.
+    pub async fn ping(&self) -> Result<(), BusError> {
+        let mut conn = self.conn();
+        let _: String = redis::cmd("PING").query_async(&mut conn).await.op("PING")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,74 @@
+//! What a stage plugs into the consumer runner.
+
+use std::future::Future;
+
+use crate::envelope::{DecodeError, Envelope};
+use crate::reply::EntryId;
+
+/// One decoded message handed to a handler.
+#[derive(Debug, Clone)]
+pub struct Delivery<M> {
+    /// Stream entry id in its partition.
+    pub entry_id: EntryId,
+    pub partition: u32,
+    /// 1 on first delivery; counts redeliveries, claims and retries.
+    pub deliveries: u32,
+    pub envelope: Envelope,
+    pub msg: M,
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Handled: acknowledge it.
+    Done,
+    /// Failed for now: retry after the stream's backoff; after `max_deliveries` attempts the
+    /// entry goes to the DLQ with this error. The handler must leave no effect behind.
+    Retry(String),
+    /// Can never succeed (e.g. a payload that decodes but is invalid): to the DLQ now.
+    Reject(String),
+}
+
+/// The stage logic driven by the runner, one instance per owned partition.
+///
+/// Messages of one partition arrive in stream order, one batch at a time; nothing else runs
+/// on this instance meanwhile, so it may keep per-partition state without locks.
+pub trait Handler: Send + Sync + 'static {
+    type Msg: Send + Sync + 'static;
+
+    /// Turns an envelope into the stage's message type. An error sends the entry to the DLQ
+    /// at once with reason `decode_error`; nothing is retried.
+    fn decode(&self, envelope: &Envelope) -> Result<Self::Msg, DecodeError>;
+
+    /// Handles one message.
+    fn handle(&mut self, delivery: &Delivery<Self::Msg>) -> impl Future<Output = Outcome> + Send;
+
+    /// Handles a batch, returning one outcome per message, in order. The default calls
+    /// [`Handler::handle`] for each; override it to batch the stage's own I/O.
+    fn handle_batch(
+        &mut self,
+        batch: &[Delivery<Self::Msg>],
+    ) -> impl Future<Output = Vec<Outcome>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(batch.len());
+            for d in batch {
+                out.push(self.handle(d).await);
+            }
+            out
+        }
+    }
+
+    /// The state to checkpoint after a batch, stored atomically with its acks. `None` (the
+    /// default) for stateless stages: nothing is written.
+    fn snapshot(&self) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+/// Makes the handler of a partition when this process gains it.
+pub trait HandlerFactory: Send + Sync + 'static {
+    type Handler: Handler;
+
+    /// `restored` is the state of the partition's last checkpoint, if one was stored.
+    fn create(&self, partition: u32, restored: Option<&[u8]>) -> Result<Self::Handler, String>;
+}

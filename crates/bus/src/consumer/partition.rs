@@ -1,0 +1,575 @@
+//! The loop that consumes one partition for one group, while this process holds its lease.
+//!
+//! Order of work when the partition is gained:
+//! 1. take over every entry pending in the group (XAUTOCLAIM min-idle 0 JUSTID): the lease
+//!    says no one else may be handling them, and JUSTID leaves their delivery counts alone;
+//! 2. re-read this consumer's pending entries from `0`, in order, with their delivery counts;
+//! 3. read new entries with `>`, COUNT-batched, blocking on a connection of its own.
+//!
+//! Between reads it retries parked failures whose backoff has passed (XCLAIM by id, which
+//! counts the delivery) and claims entries left idle longer than `claim_idle` under *other*
+//! consumers. It never claims its own pending entries by idle time: those are either being
+//! handled right now or parked for a retry, and claiming them would hand the same entry to
+//! this process twice (the XAUTOCLAIM duplicate trap).
+//!
+//! Everything one batch decided (acks, the checkpoint, dead-letter moves) goes to Redis in one
+//! MULTI on keys of the partition's hash tag: one round trip, all or nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::Value;
+use redis::aio::MultiplexedConnection;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info_span, warn};
+use tradeflow_core::time::now_ms;
+
+use super::Shared;
+use super::handler::{Delivery, Handler, Outcome};
+use crate::checkpoint::Checkpoint;
+use crate::dlq::{DeadLetterDraft, DeadLetterReason, add_move};
+use crate::envelope::{DecodeError, ENVELOPE_FIELD, Envelope};
+use crate::error::{BusError, RedisContext};
+use crate::reply::{self, EntryId, RawEntry};
+
+/// A failed entry waiting for its retry.
+#[derive(Debug, Clone, Copy)]
+struct Parked {
+    deliveries: u32,
+    due: Instant,
+}
+
+/// A dead letter decided during a batch.
+struct Dead {
+    index: usize,
+    reason: DeadLetterReason,
+    error: String,
+    attempts: u32,
+    message_id: Option<String>,
+}
+
+pub(crate) struct PartitionWorker<H: Handler> {
+    sh: Arc<Shared>,
+    p: u32,
+    key: String,
+    ckpt_key: String,
+    handler: H,
+    reader: Option<MultiplexedConnection>,
+    parked: BTreeMap<EntryId, Parked>,
+    next_scan: Instant,
+}
+
+impl<H: Handler> PartitionWorker<H> {
+    pub(crate) fn new(sh: Arc<Shared>, p: u32, handler: H) -> Self {
+        let key = sh.bus.keys().partition(&sh.spec.name, p);
+        let ckpt_key = sh.bus.keys().checkpoint(&sh.spec.name, p, &sh.group);
+        Self {
+            sh,
+            p,
+            key,
+            ckpt_key,
+            handler,
+            reader: None,
+            parked: BTreeMap::new(),
+            next_scan: Instant::now(),
+        }
+    }
+
+    /// Runs until `stop` is cancelled (then returns after the batch in hand is acked) or a
+    /// Redis error ends it (the caller restores from the checkpoint and starts again).
+    pub(crate) async fn run(mut self, stop: &CancellationToken) -> Result<(), BusError> {
+        self.take_over().await?;
+        let mut after = EntryId::ZERO;
+        while !stop.is_cancelled() {
+            let entries = self.read(&after.to_string(), None).await?;
+            let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+                break;
+            };
+            let (first, last) = (first.id, last.id);
+            after = last;
+            let counts = self.pending_counts(first, last).await?;
+            self.process(entries, Some(&counts)).await?;
+        }
+        while !stop.is_cancelled() {
+            self.retry_due().await?;
+            if Instant::now() >= self.next_scan {
+                self.scan().await?;
+                self.next_scan =
+                    Instant::now() + (self.sh.spec.claim_idle / 2).min(Duration::from_secs(5));
+            }
+            let mut block = self.sh.spec.block;
+            if let Some(due) = self.parked.values().map(|p| p.due).min() {
+                block = block
+                    .min(due.saturating_duration_since(Instant::now()))
+                    .max(Duration::from_millis(1));
+            }
+            let entries = self.read(">", Some(block)).await?;
+            // Entries read are ours now: handle them even if a stop arrived meanwhile.
+            if !entries.is_empty() {
+                self.process(entries, None).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn labels(&self) -> [&str; 2] {
+        [self.sh.spec.name.as_str(), self.sh.group.as_str()]
+    }
+
+    /// Claims every pending entry of the group onto this consumer and drops consumers left
+    /// with nothing pending.
+    async fn take_over(&mut self) -> Result<(), BusError> {
+        let mut conn = self.sh.bus.conn();
+        let mut cursor = EntryId::ZERO;
+        loop {
+            let v: Value = redis::cmd("XAUTOCLAIM")
+                .arg(&self.key)
+                .arg(&self.sh.group)
+                .arg(&self.sh.consumer)
+                .arg(0)
+                .arg(cursor.to_string())
+                .arg("COUNT")
+                .arg(1000)
+                .arg("JUSTID")
+                .query_async(&mut conn)
+                .await
+                .op("XAUTOCLAIM")?;
+            let (next, _ids, deleted) = reply::xautoclaim_justid(&v)?;
+            if !deleted.is_empty() {
+                // XAUTOCLAIM already removed them from the PEL: count, nothing more to do.
+                self.sh
+                    .metrics
+                    .trimmed
+                    .with_label_values(&self.labels())
+                    .inc_by(deleted.len() as u64);
+                warn!(
+                    partition = self.p,
+                    count = deleted.len(),
+                    "pending entries had been trimmed from the stream"
+                );
+            }
+            if next == EntryId::ZERO {
+                break;
+            }
+            cursor = next;
+        }
+        let v: Value = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(&self.key)
+            .arg(&self.sh.group)
+            .query_async(&mut conn)
+            .await
+            .op("XINFO CONSUMERS")?;
+        let mut pipe = redis::pipe();
+        for c in reply::as_array("XINFO CONSUMERS", &v)? {
+            let fields = reply::flat_map("XINFO CONSUMERS", c)?;
+            let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v);
+            let name = get("name")
+                .map(|n| reply::as_string("XINFO CONSUMERS", n))
+                .transpose()?
+                .unwrap_or_default();
+            let pending = get("pending")
+                .map(|n| reply::as_int("XINFO CONSUMERS", n))
+                .transpose()?
+                .unwrap_or(0);
+            if name != self.sh.consumer && pending == 0 {
+                pipe.cmd("XGROUP")
+                    .arg("DELCONSUMER")
+                    .arg(&self.key)
+                    .arg(&self.sh.group)
+                    .arg(name)
+                    .ignore();
+            }
+        }
+        let _: () = pipe.query_async(&mut conn).await.op("XGROUP DELCONSUMER")?;
+        Ok(())
+    }
+
+    /// XREADGROUP on the dedicated connection; `block` only for `>` reads.
+    async fn read(&mut self, id: &str, block: Option<Duration>) -> Result<Vec<RawEntry>, BusError> {
+        if self.reader.is_none() {
+            self.reader = Some(self.sh.bus.blocking_connection(self.sh.spec.block).await?);
+        }
+        let Some(reader) = self.reader.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(&self.sh.group)
+            .arg(&self.sh.consumer)
+            .arg("COUNT")
+            .arg(self.sh.spec.read_count);
+        if let Some(b) = block {
+            cmd.arg("BLOCK").arg(b.as_millis().max(1) as u64);
+        }
+        cmd.arg("STREAMS").arg(&self.key).arg(id);
+        match cmd.query_async::<Value>(reader).await {
+            Ok(v) => reply::xread_one(&v),
+            Err(e) => {
+                // A group deleted under us is recreated (e.g. `streams init` was not run, or an
+                // operator reset it); anything else drops the connection and surfaces.
+                self.reader = None;
+                if e.code() == Some("NOGROUP") {
+                    let _ = self.sh.bus.init().await;
+                }
+                Err(BusError::Redis {
+                    op: "XREADGROUP",
+                    source: e,
+                })
+            }
+        }
+    }
+
+    /// Delivery counts of this consumer's pending entries in `[first, last]`.
+    async fn pending_counts(
+        &self,
+        first: EntryId,
+        last: EntryId,
+    ) -> Result<HashMap<EntryId, u32>, BusError> {
+        let mut conn = self.sh.bus.conn();
+        let v: Value = redis::cmd("XPENDING")
+            .arg(&self.key)
+            .arg(&self.sh.group)
+            .arg(first.to_string())
+            .arg(last.to_string())
+            .arg(self.sh.spec.read_count)
+            .arg(&self.sh.consumer)
+            .query_async(&mut conn)
+            .await
+            .op("XPENDING")?;
+        Ok(reply::xpending_rows(&v)?
+            .into_iter()
+            .map(|r| (r.id, r.deliveries))
+            .collect())
+    }
+
+    /// Re-delivers parked entries whose backoff has passed.
+    async fn retry_due(&mut self) -> Result<(), BusError> {
+        let now = Instant::now();
+        let due: Vec<(EntryId, u32)> = self
+            .parked
+            .iter()
+            .filter(|(_, p)| p.due <= now)
+            .take(self.sh.spec.read_count)
+            .map(|(id, p)| (*id, p.deliveries + 1))
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = redis::cmd("XCLAIM");
+        cmd.arg(&self.key)
+            .arg(&self.sh.group)
+            .arg(&self.sh.consumer)
+            .arg(0);
+        for (id, _) in &due {
+            cmd.arg(id.to_string());
+        }
+        let mut conn = self.sh.bus.conn();
+        let v: Value = cmd.query_async(&mut conn).await.op("XCLAIM")?;
+        let entries = reply::entries("XCLAIM", &v)?;
+        for (id, _) in &due {
+            self.parked.remove(id);
+        }
+        if entries.len() < due.len() {
+            // Redis 7 drops deleted entries from the PEL instead of returning them.
+            let gone = due.len() - entries.len();
+            self.sh
+                .metrics
+                .trimmed
+                .with_label_values(&self.labels())
+                .inc_by(gone as u64);
+            debug!(
+                partition = self.p,
+                gone, "parked entries no longer in the stream"
+            );
+        }
+        let counts: HashMap<EntryId, u32> = due.into_iter().collect();
+        self.process(entries, Some(&counts)).await
+    }
+
+    /// Claims entries idle past `claim_idle` under other consumers, and refreshes the
+    /// partition's lag and pending gauges.
+    async fn scan(&mut self) -> Result<(), BusError> {
+        let mut conn = self.sh.bus.conn();
+        let v: Value = redis::cmd("XPENDING")
+            .arg(&self.key)
+            .arg(&self.sh.group)
+            .query_async(&mut conn)
+            .await
+            .op("XPENDING")?;
+        let (total, consumers) = reply::xpending_summary(&v)?;
+        let p = self.p.to_string();
+        let gauge_labels = [
+            self.sh.spec.name.as_str(),
+            self.sh.group.as_str(),
+            p.as_str(),
+        ];
+        self.sh
+            .metrics
+            .pending
+            .with_label_values(&gauge_labels)
+            .set(total as i64);
+        if let Ok(lag) = crate::inspect::group_lag(&mut conn, &self.key, &self.sh.group).await {
+            self.sh
+                .metrics
+                .lag
+                .with_label_values(&gauge_labels)
+                .set(lag.unwrap_or(0) as i64);
+        }
+        let idle = self.sh.spec.claim_idle.as_millis() as u64;
+        for (consumer, count) in consumers {
+            if consumer == self.sh.consumer || count == 0 {
+                continue;
+            }
+            let v: Value = redis::cmd("XPENDING")
+                .arg(&self.key)
+                .arg(&self.sh.group)
+                .arg("IDLE")
+                .arg(idle)
+                .arg("-")
+                .arg("+")
+                .arg(self.sh.spec.read_count)
+                .arg(&consumer)
+                .query_async(&mut conn)
+                .await
+                .op("XPENDING")?;
+            let rows = reply::xpending_rows(&v)?;
+            if rows.is_empty() {
+                continue;
+            }
+            let mut cmd = redis::cmd("XCLAIM");
+            // min-idle again: an entry its consumer touched since XPENDING stays with it.
+            cmd.arg(&self.key)
+                .arg(&self.sh.group)
+                .arg(&self.sh.consumer)
+                .arg(idle);
+            for r in &rows {
+                cmd.arg(r.id.to_string());
+            }
+            let v: Value = cmd.query_async(&mut conn).await.op("XCLAIM")?;
+            let entries = reply::entries("XCLAIM", &v)?;
+            self.sh
+                .metrics
+                .claimed
+                .with_label_values(&self.labels())
+                .inc_by(entries.len() as u64);
+            warn!(partition = self.p, from = %consumer, count = entries.len(), "claimed idle entries");
+            let counts: HashMap<EntryId, u32> =
+                rows.iter().map(|r| (r.id, r.deliveries + 1)).collect();
+            self.process(entries, Some(&counts)).await?;
+        }
+        Ok(())
+    }
+
+    /// Decodes, handles and settles one batch. `counts` holds delivery counts for entries that
+    /// were delivered before (pending, retried, claimed); new entries count 1.
+    async fn process(
+        &mut self,
+        entries: Vec<RawEntry>,
+        counts: Option<&HashMap<EntryId, u32>>,
+    ) -> Result<(), BusError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let sh = self.sh.clone();
+        let spec = &sh.spec;
+        let labels = [spec.name.as_str(), sh.group.as_str()];
+        self.sh
+            .metrics
+            .read
+            .with_label_values(&labels)
+            .inc_by(entries.len() as u64);
+        let mut acks: Vec<EntryId> = Vec::with_capacity(entries.len());
+        let mut dead: Vec<Dead> = Vec::new();
+        let mut batch: Vec<Delivery<H::Msg>> = Vec::with_capacity(entries.len());
+        let mut batch_index: Vec<usize> = Vec::with_capacity(entries.len());
+        let mut trimmed = 0u64;
+
+        for (index, e) in entries.iter().enumerate() {
+            let deliveries = counts.and_then(|c| c.get(&e.id).copied()).unwrap_or(1);
+            if e.fields.is_none() {
+                trimmed += 1;
+                acks.push(e.id);
+                continue;
+            }
+            let decoded = match e.field(ENVELOPE_FIELD) {
+                None => Err((
+                    None,
+                    DecodeError::MissingField {
+                        field: ENVELOPE_FIELD,
+                        present: e.field_names(),
+                    },
+                )),
+                Some(bytes) => match Envelope::decode(bytes) {
+                    Err(err) => Err((None, err)),
+                    Ok(env) => match self.handler.decode(&env) {
+                        Ok(msg) => Ok((env, msg)),
+                        Err(err) => Err((Some(env.id), err)),
+                    },
+                },
+            };
+            match decoded {
+                Err((message_id, err)) => dead.push(Dead {
+                    index,
+                    reason: DeadLetterReason::DecodeError,
+                    error: err.to_string(),
+                    attempts: 0,
+                    message_id,
+                }),
+                Ok((env, _)) if deliveries > spec.max_deliveries => dead.push(Dead {
+                    index,
+                    reason: DeadLetterReason::MaxDeliveries,
+                    error: format!(
+                        "delivered {deliveries} times without completing (max_deliveries = {}); the workers that took it may have crashed on it",
+                        spec.max_deliveries
+                    ),
+                    attempts: deliveries - 1,
+                    message_id: Some(env.id),
+                }),
+                Ok((envelope, msg)) => {
+                    batch_index.push(index);
+                    batch.push(Delivery { entry_id: e.id, partition: self.p, deliveries, envelope, msg });
+                }
+            }
+        }
+
+        if !batch.is_empty() {
+            let started = Instant::now();
+            let span = info_span!("handle", stream = %spec.name, group = %self.sh.group, partition = self.p,
+                first_id = %batch[0].envelope.id, count = batch.len());
+            let mut outcomes = self.handler.handle_batch(&batch).instrument(span).await;
+            self.sh
+                .metrics
+                .handle_seconds
+                .with_label_values(&labels)
+                .observe(started.elapsed().as_secs_f64());
+            if outcomes.len() != batch.len() {
+                let err = format!(
+                    "handler returned {} outcomes for {} messages",
+                    outcomes.len(),
+                    batch.len()
+                );
+                warn!(partition = self.p, "{err}");
+                outcomes.resize(batch.len(), Outcome::Retry(err));
+            }
+            let now = Instant::now();
+            for ((d, outcome), index) in batch.iter().zip(outcomes).zip(&batch_index) {
+                match outcome {
+                    Outcome::Done => acks.push(d.entry_id),
+                    Outcome::Retry(error) if d.deliveries >= spec.max_deliveries => {
+                        dead.push(Dead {
+                            index: *index,
+                            reason: DeadLetterReason::MaxDeliveries,
+                            error,
+                            attempts: d.deliveries,
+                            message_id: Some(d.envelope.id.clone()),
+                        })
+                    }
+                    Outcome::Retry(error) => {
+                        debug!(partition = self.p, id = %d.envelope.id, deliveries = d.deliveries, %error, "handler failed; retry parked");
+                        self.sh.metrics.retried.with_label_values(&labels).inc();
+                        self.parked.insert(
+                            d.entry_id,
+                            Parked {
+                                deliveries: d.deliveries,
+                                due: now + spec.backoff_after(d.deliveries),
+                            },
+                        );
+                    }
+                    Outcome::Reject(error) => dead.push(Dead {
+                        index: *index,
+                        reason: DeadLetterReason::Rejected,
+                        error,
+                        attempts: d.deliveries,
+                        message_id: Some(d.envelope.id.clone()),
+                    }),
+                }
+            }
+        }
+
+        self.settle(&entries, &acks, &dead).await?;
+        if trimmed > 0 {
+            self.sh
+                .metrics
+                .trimmed
+                .with_label_values(&labels)
+                .inc_by(trimmed);
+            warn!(
+                partition = self.p,
+                trimmed, "acknowledged pending entries whose body was trimmed"
+            );
+        }
+        self.sh
+            .metrics
+            .acked
+            .with_label_values(&labels)
+            .inc_by((acks.len() as u64).saturating_sub(trimmed));
+        for d in &dead {
+            self.sh
+                .metrics
+                .dead_lettered
+                .with_label_values(&[labels[0], labels[1], d.reason.as_str()])
+                .inc();
+            warn!(partition = self.p, entry = %entries[d.index].id, reason = d.reason.as_str(), error = %d.error, "dead-lettered");
+        }
+        Ok(())
+    }
+
+    /// One atomic round trip: checkpoint + XACK + dead-letter moves.
+    async fn settle(
+        &mut self,
+        entries: &[RawEntry],
+        acks: &[EntryId],
+        dead: &[Dead],
+    ) -> Result<(), BusError> {
+        if acks.is_empty() && dead.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        if !acks.is_empty() {
+            if let Some(state) = self.handler.snapshot() {
+                let last_id = acks
+                    .iter()
+                    .max()
+                    .map(|id| id.to_string())
+                    .unwrap_or_default();
+                let ckpt = Checkpoint {
+                    last_id,
+                    at: now_ms(),
+                    state,
+                };
+                pipe.cmd("SET")
+                    .arg(&self.ckpt_key)
+                    .arg(ckpt.encode()?)
+                    .ignore();
+            }
+            let mut xack = redis::cmd("XACK");
+            xack.arg(&self.key).arg(&self.sh.group);
+            for id in acks {
+                xack.arg(id.to_string());
+            }
+            pipe.add_command(xack).ignore();
+        }
+        for d in dead {
+            let draft = DeadLetterDraft {
+                reason: d.reason,
+                error: d.error.clone(),
+                stream: &self.sh.spec.name,
+                partition: self.p,
+                group: &self.sh.group,
+                service: &self.sh.service,
+                entry: &entries[d.index],
+                message_id: d.message_id.as_deref(),
+                attempts: d.attempts,
+            };
+            add_move(&mut pipe, &self.sh.bus, &draft, self.sh.spec.dlq_maxlen);
+            pipe.ignore();
+            self.parked.remove(&entries[d.index].id);
+        }
+        let mut conn = self.sh.bus.conn();
+        let _: () = pipe.query_async(&mut conn).await.op("settle batch")?;
+        Ok(())
+    }
+}

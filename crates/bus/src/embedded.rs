@@ -1,0 +1,209 @@
+//! A private redis-server child process: what `tradeflow up` runs when no REDIS_URL is given,
+//! and what every Redis test starts for itself (on a free loopback port, never 6379).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+
+/// Why the embedded server did not come up.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    #[error(
+        "cannot run {binary:?}: {reason}. Install Redis 7+ (scripts/setup.sh installs Debian's redis-server) or set TRADEFLOW_REDIS_SERVER to its path"
+    )]
+    Spawn { binary: String, reason: String },
+    #[error("cannot prepare data directory {dir}: {reason}")]
+    Dir { dir: String, reason: String },
+    #[error("redis-server on port {port} did not answer within {secs} s; see {log}")]
+    NotReady { port: u16, secs: u64, log: String },
+    #[error("redis-server exited at start-up ({status}); see {log}")]
+    Exited { status: String, log: String },
+    #[error("no free loopback port: {0}")]
+    Port(String),
+}
+
+/// How to start the server.
+#[derive(Debug, Clone)]
+pub struct EmbeddedOptions {
+    /// Data directory (AOF, log). Created if missing.
+    pub dir: PathBuf,
+    /// Port on 127.0.0.1; `None` picks a free one.
+    pub port: Option<u16>,
+    /// Keep an append-only file so a restart keeps the data.
+    pub appendonly: bool,
+}
+
+/// A running redis-server child. Killed when dropped.
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    opts: EmbeddedOptions,
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> Result<u16, EmbeddedError> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| EmbeddedError::Port(e.to_string()))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| EmbeddedError::Port(e.to_string()))
+}
+
+fn binary() -> String {
+    std::env::var("TRADEFLOW_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into())
+}
+
+impl RedisServer {
+    /// Starts the server and waits until it answers PING.
+    pub async fn start(opts: EmbeddedOptions) -> Result<Self, EmbeddedError> {
+        std::fs::create_dir_all(&opts.dir).map_err(|e| EmbeddedError::Dir {
+            dir: opts.dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        // A port picked by `free_port` can be taken by someone else before redis binds it:
+        // try a few.
+        let mut last = None;
+        for _ in 0..5 {
+            let port = match opts.port {
+                Some(p) => p,
+                None => free_port()?,
+            };
+            let mut server = Self {
+                child: None,
+                port,
+                opts: opts.clone(),
+            };
+            match server.spawn().await {
+                Ok(()) => return Ok(server),
+                Err(e) if opts.port.is_none() && matches!(e, EmbeddedError::Exited { .. }) => {
+                    last = Some(e)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or(EmbeddedError::Port("no attempt made".into())))
+    }
+
+    async fn spawn(&mut self) -> Result<(), EmbeddedError> {
+        let bin = binary();
+        let log = self.log_path();
+        let mut cmd = Command::new(&bin);
+        cmd.arg("--port")
+            .arg(self.port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--dir")
+            .arg(&self.opts.dir)
+            .arg("--save")
+            .arg("")
+            .arg("--appendonly")
+            .arg(if self.opts.appendonly { "yes" } else { "no" })
+            .arg("--logfile")
+            .arg(&log)
+            .arg("--daemonize")
+            .arg("no")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        let child = cmd.spawn().map_err(|e| EmbeddedError::Spawn {
+            binary: bin.clone(),
+            reason: e.to_string(),
+        })?;
+        self.child = Some(child);
+        self.wait_ready(Duration::from_secs(10)).await
+    }
+
+    async fn wait_ready(&mut self, within: Duration) -> Result<(), EmbeddedError> {
+        let deadline = Instant::now() + within;
+        let url = self.url();
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return Err(EmbeddedError::Exited {
+                    status: status.to_string(),
+                    log: self.log_path().display().to_string(),
+                });
+            }
+            if let Ok(client) = redis::Client::open(url.as_str())
+                && let Ok(mut c) = client.get_multiplexed_async_connection().await
+                && redis::cmd("PING")
+                    .query_async::<String>(&mut c)
+                    .await
+                    .is_ok()
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(EmbeddedError::NotReady {
+                    port: self.port,
+                    secs: within.as_secs(),
+                    log: self.log_path().display().to_string(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.opts.dir
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.opts.dir.join("redis.log")
+    }
+
+    /// SIGKILL: no AOF rewrite, no goodbye; what a crash looks like.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+    }
+
+    /// Graceful stop: SHUTDOWN (flushes the AOF), then waits for the exit.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Ok(client) = redis::Client::open(self.url().as_str())
+                && let Ok(mut c) = client.get_multiplexed_async_connection().await
+            {
+                let _ = redis::cmd("SHUTDOWN")
+                    .query_async::<redis::Value>(&mut c)
+                    .await;
+            }
+            if tokio::time::timeout(Duration::from_secs(10), child.wait())
+                .await
+                .is_err()
+            {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+            }
+        }
+    }
+
+    /// Starts the server again on the same port and data directory (after `kill` or `stop`).
+    pub async fn restart(&mut self) -> Result<(), EmbeddedError> {
+        self.kill().await;
+        self.spawn().await
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! The envelope every bus message travels in, and its MessagePack codec.
+//!
+//! A stream entry has one field, [`ENVELOPE_FIELD`], holding the MessagePack-encoded
+//! [`Envelope`]; the payload inside is itself MessagePack of a [`Payload`] type. The envelope
+//! names the payload's kind and schema version so a consumer refuses what it does not know
+//! (DESIGN invariant 5) instead of decoding it by luck. Decoding never panics: every failure is a
+//! [`DecodeError`] with the reason, which the consumer turns into a `decode_error` dead letter.
+
+use serde::{Deserialize, Serialize};
+use tradeflow_core::{MessageId, Payload, time::now_ms};
+
+/// Name of the stream-entry field that holds the encoded envelope.
+pub const ENVELOPE_FIELD: &str = "e";
+
+/// Version of the envelope layout itself (not of the payload).
+pub const ENVELOPE_VERSION: u8 = 1;
+
+/// A message as it travels on the bus.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Envelope layout version, [`ENVELOPE_VERSION`].
+    pub ev: u8,
+    /// Payload type name ([`Payload::KIND`]).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Payload schema version ([`Payload::VERSION`]).
+    pub v: u16,
+    /// Deterministic message id, derived from the cause (DESIGN invariant 2).
+    pub id: String,
+    /// Partition key (symbol, account, ...).
+    pub key: String,
+    /// Id of the message that caused this one, if any.
+    pub causation: Option<String>,
+    /// Service that produced the message.
+    pub producer: String,
+    /// Production time, epoch ms.
+    pub produced_at: i64,
+    /// MessagePack of the payload.
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+}
+
+/// Why bytes are not a message this consumer can take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("entry has no `{field}` field (fields present: [{present}])")]
+    MissingField {
+        field: &'static str,
+        present: String,
+    },
+    #[error("envelope is not valid MessagePack: {reason}")]
+    Malformed { reason: String },
+    #[error("envelope layout version {got} is not supported (this build reads {supported})")]
+    UnsupportedEnvelope { got: u8, supported: u8 },
+    #[error("payload type `{got}` is not accepted here (expected `{expected}`)")]
+    UnexpectedKind { expected: String, got: String },
+    #[error("schema version {got} of `{kind}` is unknown (this build reads version {supported})")]
+    UnknownVersion {
+        kind: String,
+        got: u16,
+        supported: u16,
+    },
+    #[error("payload of `{kind}` v{version} does not decode: {reason}")]
+    Payload {
+        kind: String,
+        version: u16,
+        reason: String,
+    },
+}
+
+/// Why a message could not be encoded (a bug in the producer's types, never input data).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot encode {what}: {reason}")]
+pub struct EncodeError {
+    pub what: String,
+    pub reason: String,
+}
+
+impl Envelope {
+    /// Wraps a payload, encoding it.
+    pub fn wrap<T: Payload>(
+        id: &MessageId,
+        key: &str,
+        causation: Option<&MessageId>,
+        producer: &str,
+        payload: &T,
+    ) -> Result<Self, EncodeError> {
+        let bytes = rmp_serde::to_vec_named(payload).map_err(|e| EncodeError {
+            what: format!("{} payload {id}", T::KIND),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            ev: ENVELOPE_VERSION,
+            kind: T::KIND.to_string(),
+            v: T::VERSION,
+            id: id.to_string(),
+            key: key.to_string(),
+            causation: causation.map(|c| c.to_string()),
+            producer: producer.to_string(),
+            produced_at: now_ms(),
+            payload: bytes,
+        })
+    }
+
+    /// The envelope as stream-entry bytes.
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        rmp_serde::to_vec_named(self).map_err(|e| EncodeError {
+            what: format!("envelope {}", self.id),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Decodes stream-entry bytes. Any bytes at all: never panics.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        // Read the layout version first so a future layout gets a precise refusal rather than
+        // a confusing field error.
+        #[derive(Deserialize)]
+        struct Head {
+            ev: u8,
+        }
+        let head: Head = rmp_serde::from_slice(bytes).map_err(|e| DecodeError::Malformed {
+            reason: e.to_string(),
+        })?;
+        if head.ev != ENVELOPE_VERSION {
+            return Err(DecodeError::UnsupportedEnvelope {
+                got: head.ev,
+                supported: ENVELOPE_VERSION,
+            });
+        }
+        rmp_serde::from_slice(bytes).map_err(|e| DecodeError::Malformed {
+            reason: e.to_string(),
+        })
+    }
+
+    /// Decodes the payload as `T`, refusing another kind or an unknown schema version.
+    pub fn open<T: Payload>(&self) -> Result<T, DecodeError> {
+        if self.kind != T::KIND {
+            return Err(DecodeError::UnexpectedKind {
+                expected: T::KIND.to_string(),
+                got: self.kind.clone(),
+            });
+        }
+        if self.v != T::VERSION {
+            return Err(DecodeError::UnknownVersion {
+                kind: self.kind.clone(),
+                got: self.v,
+                supported: T::VERSION,
+            });
+        }
+        rmp_serde::from_slice(&self.payload).map_err(|e| DecodeError::Payload {
+            kind: self.kind.clone(),
+            version: self.v,
+            reason: e.to_string(),
+        })
+    }
+
+    /// The payload as JSON, for inspection (DLQ listings, debugging). Falls back to a hex dump
+    /// description when the payload is not MessagePack.
+    pub fn payload_json(&self) -> serde_json::Value {
+        payload_to_json(&self.payload)
+    }
+}
+
+/// Best-effort MessagePack → JSON for humans; never fails.
+pub fn payload_to_json(bytes: &[u8]) -> serde_json::Value {
+    match rmp_serde::from_slice::<serde_json::Value>(bytes) {
+        Ok(v) => v,
+        Err(e) => serde_json::json!({
+            "undecodable": e.to_string(),
+            "bytes": bytes.len(),
+            "hex_prefix": bytes.iter().take(64).map(|b| format!("{b:02x}")).collect::<String>(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Tick {
+        seq: u64,
+        note: String,
+    }
+    impl Payload for Tick {
+        const KIND: &'static str = "tick";
+        const VERSION: u16 = 2;
+    }
+
+    fn tick_envelope(seq: u64) -> Envelope {
+        let id = MessageId::new(format!("t:{seq}")).unwrap();
+        Envelope::wrap(
+            &id,
+            "k",
+            None,
+            "test",
+            &Tick {
+                seq,
+                note: "n".into(),
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn wrong_kind_and_version_are_refused_by_name() {
+        let mut env = tick_envelope(1);
+        env.v = 3;
+        assert_eq!(
+            env.open::<Tick>().unwrap_err().to_string(),
+            "schema version 3 of `tick` is unknown (this build reads version 2)"
+        );
+        env.kind = "candle".into();
+        assert!(matches!(
+            env.open::<Tick>(),
+            Err(DecodeError::UnexpectedKind { .. })
+        ));
+    }
+
+    #[test]
+    fn future_envelope_layout_is_refused() {
+        let mut env = tick_envelope(1);
+        env.ev = 9;
+        let bytes = rmp_serde::to_vec_named(&env).unwrap();
+        assert_eq!(
+            Envelope::decode(&bytes),
+            Err(DecodeError::UnsupportedEnvelope {
+                got: 9,
+                supported: ENVELOPE_VERSION
+            })
+        );
+    }
+
+    #[test]
+    fn payload_renders_as_json() {
+        let env = tick_envelope(7);
+        assert_eq!(
+            env.payload_json(),
+            serde_json::json!({"seq": 7, "note": "n"})
+        );
+        assert!(payload_to_json(&[0xc1]).get("undecodable").is_some());
+    }
+
+    proptest! {
+        #[test]
+        fn envelope_round_trips(seq in any::<u64>(), note in ".*", key in "[a-zA-Z0-9]{0,20}", cause in proptest::option::of("[a-z:/0-9]{1,40}"), at in any::<i64>()) {
+            let id = MessageId::new(format!("t:{seq}")).unwrap();
+            let cause = cause.map(|c| MessageId::new(c).unwrap());
+            let mut env = Envelope::wrap(&id, &key, cause.as_ref(), "prop", &Tick { seq, note: note.clone() }).unwrap();
+            env.produced_at = at;
+            let back = Envelope::decode(&env.encode().unwrap()).unwrap();
+            prop_assert_eq!(&back, &env);
+            prop_assert_eq!(back.open::<Tick>().unwrap(), Tick { seq, note });
+        }
+
+        #[test]
+        fn decoding_random_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Ok(env) = Envelope::decode(&bytes) {
+                let _ = env.open::<Tick>();
+            }
+            let _ = payload_to_json(&bytes);
+        }
+
+        #[test]
+        fn decoding_corrupted_envelopes_never_panics(seq in any::<u64>(), flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
+            let mut bytes = tick_envelope(seq).encode().unwrap();
+            for (i, b) in flips {
+                let at = i.index(bytes.len());
+                bytes[at] = b;
+            }
+            if let Ok(env) = Envelope::decode(&bytes) {
+                let _ = env.open::<Tick>();
+            }
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! tradeflow's domain vocabulary: what every stage agrees on, with no transport in it.
+//!
+//! The bus carries [`Payload`] values; each one names its kind and schema version so that a
+//! consumer can refuse what it does not understand instead of guessing.
+
+pub mod ids;
+pub mod payload;
+pub mod time;
+
+pub use ids::MessageId;
+pub use payload::Payload;

@@ -1,0 +1,106 @@
+//! Test support. Every test that needs Redis starts its own server here: a free loopback port
+//! (never 6379), a private temp directory, AOF on so that `restart` keeps the data. Tests can
+//! kill (SIGKILL) and restart it to exercise failure paths.
+
+use std::path::Path;
+
+use tradeflow_bus::embedded::{EmbeddedError, EmbeddedOptions, RedisServer};
+use tradeflow_bus::{Bus, Topology};
+
+/// An isolated redis-server for one test; removed with its data when dropped.
+pub struct TestRedis {
+    server: RedisServer,
+    // Declared after `server` so the process dies before its directory is removed.
+    _dir: tempfile::TempDir,
+}
+
+impl TestRedis {
+    /// Starts a fresh server. Panics with the reason if it cannot (a test precondition).
+    pub async fn start() -> Self {
+        match Self::try_start().await {
+            Ok(r) => r,
+            Err(e) => panic!("test redis-server did not start: {e}"),
+        }
+    }
+
+    pub async fn try_start() -> Result<Self, EmbeddedError> {
+        let dir = tempfile::Builder::new()
+            .prefix("tradeflow-redis-")
+            .tempdir()
+            .map_err(|e| EmbeddedError::Dir {
+                dir: "temp dir".into(),
+                reason: e.to_string(),
+            })?;
+        let server = RedisServer::start(EmbeddedOptions {
+            dir: dir.path().to_path_buf(),
+            port: None,
+            appendonly: true,
+        })
+        .await?;
+        Ok(Self { server, _dir: dir })
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.server.port()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.server.dir()
+    }
+
+    /// SIGKILL the server.
+    pub async fn kill(&mut self) {
+        self.server.kill().await
+    }
+
+    /// Start it again on the same port with the same data (AOF).
+    pub async fn restart(&mut self) {
+        if let Err(e) = self.server.restart().await {
+            panic!("test redis-server did not restart: {e}");
+        }
+    }
+
+    /// A bus on this server with `topology`, every stream and group created.
+    pub async fn bus(&self, topology: Topology) -> Bus {
+        let bus = match Bus::connect(&self.url(), topology).await {
+            Ok(b) => b,
+            Err(e) => panic!("cannot connect to test redis: {e}"),
+        };
+        if let Err(e) = bus.init().await {
+            panic!("cannot init streams: {e}");
+        }
+        bus
+    }
+}
+
+/// A small topology for tests: one stream `test.events` with `partitions` partitions and group
+/// `g`, fast fleet timings and short retry backoff.
+pub fn test_topology(partitions: u32, max_deliveries: u32) -> Topology {
+    let text = format!(
+        r#"
+namespace = "t"
+[fleet]
+heartbeat_ms = 200
+lease_ttl_ms = 1500
+[streams."test.events"]
+description = "test events"
+key = "key"
+groups = ["g"]
+partitions = {partitions}
+max_deliveries = {max_deliveries}
+retry_backoff_ms = 50
+retry_backoff_max_ms = 200
+claim_idle_ms = 2000
+block_ms = 200
+read_count = 100
+"#
+    );
+    match Topology::parse(&text, "test topology") {
+        Ok(t) => t,
+        Err(e) => panic!("test topology is invalid: {e}"),
+    }
+}
