@@ -25,22 +25,15 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     pub fn encode(&self) -> Result<Vec<u8>, BusError> {
-        rmp_serde::to_vec_named(self)
-            .map_err(|e| BusError::Invalid(format!("cannot encode checkpoint: {e}")))
+        rmp_serde::to_vec_named(self).map_err(|e| BusError::Invalid(format!("cannot encode checkpoint: {e}")))
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, BusError> {
-        rmp_serde::from_slice(bytes)
-            .map_err(|e| BusError::Invalid(format!("checkpoint does not decode: {e}")))
+        rmp_serde::from_slice(bytes).map_err(|e| BusError::Invalid(format!("checkpoint does not decode: {e}")))
     }
 
     /// Loads the checkpoint of `group` on partition `p` of `stream`, if any.
-    pub async fn load(
-        bus: &Bus,
-        stream: &str,
-        p: u32,
-        group: &str,
-    ) -> Result<Option<Self>, BusError> {
+    pub async fn load(bus: &Bus, stream: &str, p: u32, group: &str) -> Result<Option<Self>, BusError> {
         let mut conn = bus.conn();
         let v: Value = redis::cmd("GET")
             .arg(bus.keys().checkpoint(stream, p, group))
@@ -50,10 +43,7 @@ impl Checkpoint {
         match v {
             Value::Nil => Ok(None),
             Value::BulkString(b) => Self::decode(&b).map(Some),
-            other => Err(BusError::Reply {
-                op: "GET checkpoint",
-                reason: format!("unexpected {other:?}"),
-            }),
+            other => Err(BusError::Reply { op: "GET checkpoint", reason: format!("unexpected {other:?}") }),
         }
     }
 }

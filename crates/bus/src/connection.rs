@@ -40,17 +40,9 @@ impl Bus {
             .set_response_timeout(Some(COMMAND_TIMEOUT))
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_number_of_retries(3);
-        let conn = client
-            .get_connection_manager_with_config(config)
-            .await
-            .op("connect")?;
+        let conn = client.get_connection_manager_with_config(config).await.op("connect")?;
         let keys = Keys::new(&topology);
-        Ok(Self {
-            client,
-            conn,
-            topology: Arc::new(topology),
-            keys,
-        })
+        Ok(Self { client, conn, topology: Arc::new(topology), keys })
     }
 
     pub fn topology(&self) -> &Topology {
@@ -67,17 +59,11 @@ impl Bus {
     }
 
     /// A new dedicated connection for blocking reads of up to `block`.
-    pub async fn blocking_connection(
-        &self,
-        block: Duration,
-    ) -> Result<MultiplexedConnection, BusError> {
+    pub async fn blocking_connection(&self, block: Duration) -> Result<MultiplexedConnection, BusError> {
         let config = AsyncConnectionConfig::new()
             .set_response_timeout(Some(block + BLOCK_MARGIN))
             .set_connection_timeout(Some(Duration::from_secs(5)));
-        self.client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .op("connect blocking reader")
+        self.client.get_multiplexed_async_connection_with_config(&config).await.op("connect blocking reader")
     }
 
     /// The spec of a stream, checking that `group` is one of its groups.
@@ -104,12 +90,7 @@ impl Bus {
                 let key = self.keys.partition(&spec.name, p);
                 for group in &spec.groups {
                     // `0`: a group created after messages were produced still sees them.
-                    pipe.cmd("XGROUP")
-                        .arg("CREATE")
-                        .arg(&key)
-                        .arg(group)
-                        .arg("0")
-                        .arg("MKSTREAM");
+                    pipe.cmd("XGROUP").arg("CREATE").arg(&key).arg(group).arg("0").arg("MKSTREAM");
                 }
             }
         }
@@ -120,10 +101,7 @@ impl Bus {
             match r {
                 redis::Value::ServerError(e) if e.code() == "BUSYGROUP" => {}
                 redis::Value::ServerError(e) => {
-                    return Err(BusError::Reply {
-                        op: "XGROUP CREATE",
-                        reason: format!("{e:?}"),
-                    });
+                    return Err(BusError::Reply { op: "XGROUP CREATE", reason: format!("{e:?}") });
                 }
                 _ => created += 1,
             }

@@ -77,12 +77,7 @@ pub(crate) struct DeadLetterDraft<'a> {
 
 /// Adds the atomic move of `d` to a pipeline. Plain EVAL rather than EVALSHA: moves are rare,
 /// and EVAL cannot fail with NOSCRIPT after a Redis restart emptied the script cache.
-pub(crate) fn add_move(
-    pipe: &mut redis::Pipeline,
-    bus: &Bus,
-    d: &DeadLetterDraft<'_>,
-    dlq_maxlen: u64,
-) {
+pub(crate) fn add_move(pipe: &mut redis::Pipeline, bus: &Bus, d: &DeadLetterDraft<'_>, dlq_maxlen: u64) {
     let keys = bus.keys();
     let inv = pipe
         .cmd("EVAL")
@@ -146,11 +141,7 @@ pub struct DeadLetter {
 }
 
 fn dead_letter(partition: u32, e: &RawEntry) -> DeadLetter {
-    let text = |name: &str| {
-        e.field(name)
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-            .unwrap_or_default()
-    };
+    let text = |name: &str| e.field(name).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
     let num = |name: &str| text(name).parse::<i64>().unwrap_or(0);
     let raw = e.field("payload");
     let (envelope, payload) = match raw.map(Envelope::decode) {
@@ -207,6 +198,15 @@ pub enum ReplaySelector {
     Reason(String),
 }
 
+/// What a replay did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReplayReport {
+    /// `<partition>/<dlq entry id>` of each dead letter put back on its stream.
+    pub replayed: Vec<String>,
+    /// Dead letters left in the DLQ, with the reason (e.g. no payload to replay).
+    pub skipped: Vec<(String, String)>,
+}
+
 /// Page size when scanning a DLQ.
 const PAGE: usize = 500;
 
@@ -234,25 +234,14 @@ impl<'b> Dlq<'b> {
 
     /// Counts by reason and partition.
     pub async fn stats(&self, stream: &str) -> Result<DlqStats, BusError> {
-        let mut stats = DlqStats {
-            stream: stream.to_string(),
-            ..Default::default()
-        };
+        let mut stats = DlqStats { stream: stream.to_string(), ..Default::default() };
         self.scan(stream, |p, e| {
             let d = dead_letter(p, e);
             stats.total += 1;
             *stats.by_reason.entry(d.dead_letter_reason).or_default() += 1;
             *stats.by_partition.entry(p).or_default() += 1;
-            stats.oldest_failed_at = Some(
-                stats
-                    .oldest_failed_at
-                    .map_or(d.failed_at, |o| o.min(d.failed_at)),
-            );
-            stats.newest_failed_at = Some(
-                stats
-                    .newest_failed_at
-                    .map_or(d.failed_at, |o| o.max(d.failed_at)),
-            );
+            stats.oldest_failed_at = Some(stats.oldest_failed_at.map_or(d.failed_at, |o| o.min(d.failed_at)));
+            stats.newest_failed_at = Some(stats.newest_failed_at.map_or(d.failed_at, |o| o.max(d.failed_at)));
             true
         })
         .await?;
@@ -260,12 +249,9 @@ impl<'b> Dlq<'b> {
     }
 
     /// Puts the selected dead letters back on their stream (in DLQ order) and removes them
-    /// from the DLQ. Returns the replayed `<partition>/<entry id>`s.
-    pub async fn replay(
-        &self,
-        stream: &str,
-        selector: &ReplaySelector,
-    ) -> Result<Vec<String>, BusError> {
+    /// from the DLQ. A dead letter that cannot be replayed (it had no payload) stays and is
+    /// reported as skipped; a single `--id` that cannot be replayed is an error.
+    pub async fn replay(&self, stream: &str, selector: &ReplaySelector) -> Result<ReplayReport, BusError> {
         let spec = self.bus.topology().stream(stream)?.clone();
         let mut targets: Vec<(u32, EntryId)> = Vec::new();
         match selector {
@@ -273,9 +259,7 @@ impl<'b> Dlq<'b> {
             ReplaySelector::All | ReplaySelector::Reason(_) => {
                 self.scan(stream, |p, e| {
                     let wanted = match selector {
-                        ReplaySelector::Reason(r) => {
-                            e.field("dead_letter_reason") == Some(r.as_bytes())
-                        }
+                        ReplaySelector::Reason(r) => e.field("dead_letter_reason") == Some(r.as_bytes()),
                         _ => true,
                     };
                     if wanted {
@@ -288,9 +272,10 @@ impl<'b> Dlq<'b> {
         }
         let keys = self.bus.keys();
         let mut conn = self.bus.conn();
-        let mut replayed = Vec::new();
+        let mut report = ReplayReport::default();
         for chunk in targets.chunks(PAGE) {
             let mut pipe = redis::pipe();
+            pipe.ignore_errors();
             for (p, id) in chunk {
                 pipe.cmd("EVAL")
                     .arg(REPLAY_LUA)
@@ -302,26 +287,30 @@ impl<'b> Dlq<'b> {
             }
             let replies: Vec<Value> = pipe.query_async(&mut conn).await.op("DLQ replay")?;
             for ((p, id), r) in chunk.iter().zip(replies) {
-                if !matches!(r, Value::Nil) {
-                    replayed.push(format!("{p}/{id}"));
+                match r {
+                    Value::Nil => {}
+                    Value::ServerError(e) => {
+                        report.skipped.push((format!("{p}/{id}"), e.details().unwrap_or(e.code()).to_string()))
+                    }
+                    _ => report.replayed.push(format!("{p}/{id}")),
                 }
             }
         }
-        if let (ReplaySelector::Id(id), true) = (selector, replayed.is_empty()) {
-            return Err(BusError::DeadLetterNotFound {
-                stream: stream.to_string(),
-                id: id.clone(),
-            });
+        if let ReplaySelector::Id(id) = selector
+            && report.replayed.is_empty()
+        {
+            return match report.skipped.pop() {
+                Some((_, reason)) => Err(BusError::Invalid(format!("dead letter {id} cannot be replayed: {reason}"))),
+                None => Err(BusError::DeadLetterNotFound { stream: stream.to_string(), id: id.clone() }),
+            };
         }
-        Ok(replayed)
+        Ok(report)
     }
 
     /// Deletes every dead letter of `stream`. Returns how many there were.
     pub async fn purge(&self, stream: &str) -> Result<u64, BusError> {
         let spec = self.bus.topology().stream(stream)?;
-        let keys: Vec<String> = (0..spec.partitions)
-            .map(|p| self.bus.keys().dlq(stream, p))
-            .collect();
+        let keys: Vec<String> = (0..spec.partitions).map(|p| self.bus.keys().dlq(stream, p)).collect();
         let mut pipe = redis::pipe();
         for k in &keys {
             pipe.cmd("XLEN").arg(k);
@@ -336,17 +325,12 @@ impl<'b> Dlq<'b> {
     }
 
     async fn resolve_id(&self, stream: &str, id: &str) -> Result<(u32, EntryId), BusError> {
-        let not_found = || BusError::DeadLetterNotFound {
-            stream: stream.to_string(),
-            id: id.to_string(),
-        };
+        let not_found = || BusError::DeadLetterNotFound { stream: stream.to_string(), id: id.to_string() };
         let spec = self.bus.topology().stream(stream)?;
         if let Some((p, e)) = id.split_once('/') {
-            let p: u32 = p.parse().map_err(|_| {
-                BusError::Invalid(format!(
-                    "dead letter id {id:?}: partition {p:?} is not a number"
-                ))
-            })?;
+            let p: u32 = p
+                .parse()
+                .map_err(|_| BusError::Invalid(format!("dead letter id {id:?}: partition {p:?} is not a number")))?;
             if p >= spec.partitions {
                 return Err(BusError::NoSuchPartition {
                     stream: stream.to_string(),
@@ -354,17 +338,12 @@ impl<'b> Dlq<'b> {
                     partitions: spec.partitions,
                 });
             }
-            let e = EntryId::parse(e).ok_or_else(|| {
-                BusError::Invalid(format!(
-                    "dead letter id {id:?}: {e:?} is not a stream entry id"
-                ))
-            })?;
+            let e = EntryId::parse(e)
+                .ok_or_else(|| BusError::Invalid(format!("dead letter id {id:?}: {e:?} is not a stream entry id")))?;
             return Ok((p, e));
         }
         let e = EntryId::parse(id).ok_or_else(|| {
-            BusError::Invalid(format!(
-                "dead letter id {id:?} is neither <partition>/<entry id> nor an entry id"
-            ))
+            BusError::Invalid(format!("dead letter id {id:?} is neither <partition>/<entry id> nor an entry id"))
         })?;
         let mut found = Vec::new();
         let mut conn = self.bus.conn();
@@ -391,11 +370,7 @@ impl<'b> Dlq<'b> {
 
     /// Visits every DLQ entry of a stream, partition by partition, in pages. Stops early when
     /// `visit` returns false.
-    async fn scan(
-        &self,
-        stream: &str,
-        mut visit: impl FnMut(u32, &RawEntry) -> bool,
-    ) -> Result<(), BusError> {
+    async fn scan(&self, stream: &str, mut visit: impl FnMut(u32, &RawEntry) -> bool) -> Result<(), BusError> {
         let spec = self.bus.topology().stream(stream)?;
         let mut conn = self.bus.conn();
         for p in 0..spec.partitions {

@@ -44,11 +44,8 @@ pub struct RedisServer {
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> Result<u16, EmbeddedError> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| EmbeddedError::Port(e.to_string()))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| EmbeddedError::Port(e.to_string()))
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| EmbeddedError::Port(e.to_string()))?;
+    l.local_addr().map(|a| a.port()).map_err(|e| EmbeddedError::Port(e.to_string()))
 }
 
 fn binary() -> String {
@@ -58,10 +55,8 @@ fn binary() -> String {
 impl RedisServer {
     /// Starts the server and waits until it answers PING.
     pub async fn start(opts: EmbeddedOptions) -> Result<Self, EmbeddedError> {
-        std::fs::create_dir_all(&opts.dir).map_err(|e| EmbeddedError::Dir {
-            dir: opts.dir.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        std::fs::create_dir_all(&opts.dir)
+            .map_err(|e| EmbeddedError::Dir { dir: opts.dir.display().to_string(), reason: e.to_string() })?;
         // A port picked by `free_port` can be taken by someone else before redis binds it:
         // try a few.
         let mut last = None;
@@ -70,16 +65,10 @@ impl RedisServer {
                 Some(p) => p,
                 None => free_port()?,
             };
-            let mut server = Self {
-                child: None,
-                port,
-                opts: opts.clone(),
-            };
+            let mut server = Self { child: None, port, opts: opts.clone() };
             match server.spawn().await {
                 Ok(()) => return Ok(server),
-                Err(e) if opts.port.is_none() && matches!(e, EmbeddedError::Exited { .. }) => {
-                    last = Some(e)
-                }
+                Err(e) if opts.port.is_none() && matches!(e, EmbeddedError::Exited { .. }) => last = Some(e),
                 Err(e) => return Err(e),
             }
         }
@@ -108,10 +97,7 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true);
-        let child = cmd.spawn().map_err(|e| EmbeddedError::Spawn {
-            binary: bin.clone(),
-            reason: e.to_string(),
-        })?;
+        let child = cmd.spawn().map_err(|e| EmbeddedError::Spawn { binary: bin.clone(), reason: e.to_string() })?;
         self.child = Some(child);
         self.wait_ready(Duration::from_secs(10)).await
     }
@@ -131,10 +117,7 @@ impl RedisServer {
             }
             if let Ok(client) = redis::Client::open(url.as_str())
                 && let Ok(mut c) = client.get_multiplexed_async_connection().await
-                && redis::cmd("PING")
-                    .query_async::<String>(&mut c)
-                    .await
-                    .is_ok()
+                && redis::cmd("PING").query_async::<String>(&mut c).await.is_ok()
             {
                 return Ok(());
             }
@@ -179,14 +162,9 @@ impl RedisServer {
             if let Ok(client) = redis::Client::open(self.url().as_str())
                 && let Ok(mut c) = client.get_multiplexed_async_connection().await
             {
-                let _ = redis::cmd("SHUTDOWN")
-                    .query_async::<redis::Value>(&mut c)
-                    .await;
+                let _ = redis::cmd("SHUTDOWN").query_async::<redis::Value>(&mut c).await;
             }
-            if tokio::time::timeout(Duration::from_secs(10), child.wait())
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
                 let _ = child.start_kill();
                 let _ = child.wait().await;
             }

@@ -44,10 +44,7 @@ pub struct Envelope {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     #[error("entry has no `{field}` field (fields present: [{present}])")]
-    MissingField {
-        field: &'static str,
-        present: String,
-    },
+    MissingField { field: &'static str, present: String },
     #[error("envelope is not valid MessagePack: {reason}")]
     Malformed { reason: String },
     #[error("envelope layout version {got} is not supported (this build reads {supported})")]
@@ -55,17 +52,9 @@ pub enum DecodeError {
     #[error("payload type `{got}` is not accepted here (expected `{expected}`)")]
     UnexpectedKind { expected: String, got: String },
     #[error("schema version {got} of `{kind}` is unknown (this build reads version {supported})")]
-    UnknownVersion {
-        kind: String,
-        got: u16,
-        supported: u16,
-    },
+    UnknownVersion { kind: String, got: u16, supported: u16 },
     #[error("payload of `{kind}` v{version} does not decode: {reason}")]
-    Payload {
-        kind: String,
-        version: u16,
-        reason: String,
-    },
+    Payload { kind: String, version: u16, reason: String },
 }
 
 /// Why a message could not be encoded (a bug in the producer's types, never input data).
@@ -85,10 +74,8 @@ impl Envelope {
         producer: &str,
         payload: &T,
     ) -> Result<Self, EncodeError> {
-        let bytes = rmp_serde::to_vec_named(payload).map_err(|e| EncodeError {
-            what: format!("{} payload {id}", T::KIND),
-            reason: e.to_string(),
-        })?;
+        let bytes = rmp_serde::to_vec_named(payload)
+            .map_err(|e| EncodeError { what: format!("{} payload {id}", T::KIND), reason: e.to_string() })?;
         Ok(Self {
             ev: ENVELOPE_VERSION,
             kind: T::KIND.to_string(),
@@ -104,10 +91,8 @@ impl Envelope {
 
     /// The envelope as stream-entry bytes.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
-        rmp_serde::to_vec_named(self).map_err(|e| EncodeError {
-            what: format!("envelope {}", self.id),
-            reason: e.to_string(),
-        })
+        rmp_serde::to_vec_named(self)
+            .map_err(|e| EncodeError { what: format!("envelope {}", self.id), reason: e.to_string() })
     }
 
     /// Decodes stream-entry bytes. Any bytes at all: never panics.
@@ -118,34 +103,20 @@ impl Envelope {
         struct Head {
             ev: u8,
         }
-        let head: Head = rmp_serde::from_slice(bytes).map_err(|e| DecodeError::Malformed {
-            reason: e.to_string(),
-        })?;
+        let head: Head = rmp_serde::from_slice(bytes).map_err(|e| DecodeError::Malformed { reason: e.to_string() })?;
         if head.ev != ENVELOPE_VERSION {
-            return Err(DecodeError::UnsupportedEnvelope {
-                got: head.ev,
-                supported: ENVELOPE_VERSION,
-            });
+            return Err(DecodeError::UnsupportedEnvelope { got: head.ev, supported: ENVELOPE_VERSION });
         }
-        rmp_serde::from_slice(bytes).map_err(|e| DecodeError::Malformed {
-            reason: e.to_string(),
-        })
+        rmp_serde::from_slice(bytes).map_err(|e| DecodeError::Malformed { reason: e.to_string() })
     }
 
     /// Decodes the payload as `T`, refusing another kind or an unknown schema version.
     pub fn open<T: Payload>(&self) -> Result<T, DecodeError> {
         if self.kind != T::KIND {
-            return Err(DecodeError::UnexpectedKind {
-                expected: T::KIND.to_string(),
-                got: self.kind.clone(),
-            });
+            return Err(DecodeError::UnexpectedKind { expected: T::KIND.to_string(), got: self.kind.clone() });
         }
         if self.v != T::VERSION {
-            return Err(DecodeError::UnknownVersion {
-                kind: self.kind.clone(),
-                got: self.v,
-                supported: T::VERSION,
-            });
+            return Err(DecodeError::UnknownVersion { kind: self.kind.clone(), got: self.v, supported: T::VERSION });
         }
         rmp_serde::from_slice(&self.payload).map_err(|e| DecodeError::Payload {
             kind: self.kind.clone(),
@@ -190,17 +161,7 @@ mod tests {
 
     fn tick_envelope(seq: u64) -> Envelope {
         let id = MessageId::new(format!("t:{seq}")).unwrap();
-        Envelope::wrap(
-            &id,
-            "k",
-            None,
-            "test",
-            &Tick {
-                seq,
-                note: "n".into(),
-            },
-        )
-        .unwrap()
+        Envelope::wrap(&id, "k", None, "test", &Tick { seq, note: "n".into() }).unwrap()
     }
 
     #[test]
@@ -212,10 +173,7 @@ mod tests {
             "schema version 3 of `tick` is unknown (this build reads version 2)"
         );
         env.kind = "candle".into();
-        assert!(matches!(
-            env.open::<Tick>(),
-            Err(DecodeError::UnexpectedKind { .. })
-        ));
+        assert!(matches!(env.open::<Tick>(), Err(DecodeError::UnexpectedKind { .. })));
     }
 
     #[test]
@@ -225,20 +183,14 @@ mod tests {
         let bytes = rmp_serde::to_vec_named(&env).unwrap();
         assert_eq!(
             Envelope::decode(&bytes),
-            Err(DecodeError::UnsupportedEnvelope {
-                got: 9,
-                supported: ENVELOPE_VERSION
-            })
+            Err(DecodeError::UnsupportedEnvelope { got: 9, supported: ENVELOPE_VERSION })
         );
     }
 
     #[test]
     fn payload_renders_as_json() {
         let env = tick_envelope(7);
-        assert_eq!(
-            env.payload_json(),
-            serde_json::json!({"seq": 7, "note": "n"})
-        );
+        assert_eq!(env.payload_json(), serde_json::json!({"seq": 7, "note": "n"}));
         assert!(payload_to_json(&[0xc1]).get("undecodable").is_some());
     }
 

@@ -16,19 +16,9 @@ pub enum BusError {
     #[error("no stream named {name:?} in the topology (known: {known})")]
     UnknownStream { name: String, known: String },
     #[error("stream {stream:?} has no consumer group {group:?} (its groups: {known})")]
-    UnknownGroup {
-        stream: String,
-        group: String,
-        known: String,
-    },
-    #[error(
-        "stream {stream:?} has {partitions} partition(s); partition {partition} does not exist"
-    )]
-    NoSuchPartition {
-        stream: String,
-        partition: u32,
-        partitions: u32,
-    },
+    UnknownGroup { stream: String, group: String, known: String },
+    #[error("stream {stream:?} has {partitions} partition(s); partition {partition} does not exist")]
+    NoSuchPartition { stream: String, partition: u32, partitions: u32 },
     #[error(transparent)]
     Encode(#[from] EncodeError),
     #[error("invalid message id: {0}")]

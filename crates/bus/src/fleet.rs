@@ -95,42 +95,24 @@ fn eval(lua: &str, keys: &[String]) -> redis::Cmd {
 impl Fleet {
     pub(crate) fn new(bus: Bus, stream: &str, group: &str, member: &str) -> Self {
         let ttl_ms = bus.topology().fleet.lease_ttl.as_millis() as u64;
-        Self {
-            bus,
-            stream: stream.into(),
-            group: group.into(),
-            member: member.into(),
-            ttl_ms,
-        }
+        Self { bus, stream: stream.into(), group: group.into(), member: member.into(), ttl_ms }
     }
 
     fn lease_keys(&self, partitions: &[u32]) -> Vec<String> {
-        partitions
-            .iter()
-            .map(|p| self.bus.keys().lease(&self.stream, &self.group, *p))
-            .collect()
+        partitions.iter().map(|p| self.bus.keys().lease(&self.stream, &self.group, *p)).collect()
     }
 
     /// Renews membership and the leases of `held`; returns the live members and, for each
     /// partition of `held`, whether the lease is still ours.
-    pub(crate) async fn heartbeat(
-        &self,
-        held: &[u32],
-    ) -> Result<(Vec<String>, Vec<bool>), BusError> {
+    pub(crate) async fn heartbeat(&self, held: &[u32]) -> Result<(Vec<String>, Vec<bool>), BusError> {
         let mut keys = vec![self.bus.keys().members(&self.stream, &self.group)];
         keys.extend(self.lease_keys(held));
         let mut cmd = eval(HEARTBEAT_LUA, &keys);
         cmd.arg(&self.member).arg(self.ttl_ms);
-        let v: Value = cmd
-            .query_async(&mut self.bus.conn())
-            .await
-            .op("fleet heartbeat")?;
+        let v: Value = cmd.query_async(&mut self.bus.conn()).await.op("fleet heartbeat")?;
         let parts = reply::as_array("fleet heartbeat", &v)?;
         let (Some(members), Some(flags)) = (parts.first(), parts.get(1)) else {
-            return Err(BusError::Reply {
-                op: "fleet heartbeat",
-                reason: "expected [members, held]".into(),
-            });
+            return Err(BusError::Reply { op: "fleet heartbeat", reason: "expected [members, held]".into() });
         };
         let members = reply::as_array("fleet heartbeat", members)?
             .iter()
@@ -150,16 +132,8 @@ impl Fleet {
         }
         let mut cmd = eval(ACQUIRE_LUA, &self.lease_keys(wanted));
         cmd.arg(&self.member).arg(self.ttl_ms);
-        let got: Vec<i64> = cmd
-            .query_async(&mut self.bus.conn())
-            .await
-            .op("acquire leases")?;
-        Ok(wanted
-            .iter()
-            .zip(got)
-            .filter(|(_, g)| *g == 1)
-            .map(|(p, _)| *p)
-            .collect())
+        let got: Vec<i64> = cmd.query_async(&mut self.bus.conn()).await.op("acquire leases")?;
+        Ok(wanted.iter().zip(got).filter(|(_, g)| *g == 1).map(|(p, _)| *p).collect())
     }
 
     /// Gives up the leases of `partitions` that are still ours.
@@ -169,10 +143,7 @@ impl Fleet {
         }
         let mut cmd = eval(RELEASE_LUA, &self.lease_keys(partitions));
         cmd.arg(&self.member);
-        let _: i64 = cmd
-            .query_async(&mut self.bus.conn())
-            .await
-            .op("release leases")?;
+        let _: i64 = cmd.query_async(&mut self.bus.conn()).await.op("release leases")?;
         Ok(())
     }
 

@@ -63,20 +63,10 @@ pub(crate) async fn group_lag(
     key: &str,
     group: &str,
 ) -> Result<Option<u64>, BusError> {
-    let v: Value = redis::cmd("XINFO")
-        .arg("GROUPS")
-        .arg(key)
-        .query_async(conn)
-        .await
-        .op("XINFO GROUPS")?;
+    let v: Value = redis::cmd("XINFO").arg("GROUPS").arg(key).query_async(conn).await.op("XINFO GROUPS")?;
     for g in reply::as_array("XINFO GROUPS", &v)? {
         let f = flat_map("XINFO GROUPS", g)?;
-        if field(&f, "name")
-            .map(|n| as_string("XINFO GROUPS", n))
-            .transpose()?
-            .as_deref()
-            == Some(group)
-        {
+        if field(&f, "name").map(|n| as_string("XINFO GROUPS", n)).transpose()?.as_deref() == Some(group) {
             return Ok(match field(&f, "lag") {
                 None | Some(Value::Nil) => None,
                 Some(l) => Some(as_int("XINFO GROUPS", l)?.max(0) as u64),
@@ -113,51 +103,32 @@ pub async fn stream_health(bus: &Bus, stream: &str) -> Result<StreamHealth, BusE
     let mut partitions = Vec::new();
     for (p, chunk) in (0..spec.partitions).zip(replies.chunks(3)) {
         let [info, groups, dlq_len] = chunk else {
-            return Err(BusError::Reply {
-                op: "XINFO",
-                reason: "short pipeline reply".into(),
-            });
+            return Err(BusError::Reply { op: "XINFO", reason: "short pipeline reply".into() });
         };
         let key = keys.partition(stream, p);
         let exists = !matches!(info, Value::ServerError(_));
         let (mut length, mut first_id, mut last_id) = (0, None, None);
         if exists {
             let f = flat_map("XINFO STREAM", info)?;
-            length = field(&f, "length")
-                .map(|v| as_int("XINFO STREAM", v))
-                .transpose()?
-                .unwrap_or(0)
-                .max(0) as u64;
+            length = field(&f, "length").map(|v| as_int("XINFO STREAM", v)).transpose()?.unwrap_or(0).max(0) as u64;
             if let Some(Value::Array(e)) = field(&f, "first-entry") {
-                first_id = e
-                    .first()
-                    .map(|i| as_string("XINFO STREAM", i))
-                    .transpose()?;
+                first_id = e.first().map(|i| as_string("XINFO STREAM", i)).transpose()?;
             }
             if let Some(Value::Array(e)) = field(&f, "last-entry") {
-                last_id = e
-                    .first()
-                    .map(|i| as_string("XINFO STREAM", i))
-                    .transpose()?;
+                last_id = e.first().map(|i| as_string("XINFO STREAM", i)).transpose()?;
             }
         }
         let mut found: Vec<GroupHealth> = Vec::new();
         if exists {
             for g in reply::as_array("XINFO GROUPS", groups)? {
                 let f = flat_map("XINFO GROUPS", g)?;
-                let name = field(&f, "name")
-                    .map(|n| as_string("XINFO GROUPS", n))
-                    .transpose()?
-                    .unwrap_or_default();
+                let name = field(&f, "name").map(|n| as_string("XINFO GROUPS", n)).transpose()?.unwrap_or_default();
                 found.push(GroupHealth {
                     group: name,
                     exists: true,
                     consumers: Vec::new(),
-                    pending: field(&f, "pending")
-                        .map(|v| as_int("XINFO GROUPS", v))
-                        .transpose()?
-                        .unwrap_or(0)
-                        .max(0) as u64,
+                    pending: field(&f, "pending").map(|v| as_int("XINFO GROUPS", v)).transpose()?.unwrap_or(0).max(0)
+                        as u64,
                     lag: match field(&f, "lag") {
                         None | Some(Value::Nil) => None,
                         Some(l) => Some(as_int("XINFO GROUPS", l)?.max(0) as u64),
@@ -199,10 +170,7 @@ pub async fn stream_health(bus: &Bus, stream: &str) -> Result<StreamHealth, BusE
     for (pi, ph) in partitions.iter().enumerate() {
         for (gi, g) in ph.groups.iter().enumerate() {
             if g.exists {
-                pipe.cmd("XINFO")
-                    .arg("CONSUMERS")
-                    .arg(&ph.key)
-                    .arg(&g.group);
+                pipe.cmd("XINFO").arg("CONSUMERS").arg(&ph.key).arg(&g.group);
                 slots.push((pi, gi));
             }
         }
@@ -216,20 +184,11 @@ pub async fn stream_health(bus: &Bus, stream: &str) -> Result<StreamHealth, BusE
             for c in reply::as_array("XINFO CONSUMERS", &v)? {
                 let f = flat_map("XINFO CONSUMERS", c)?;
                 partitions[pi].groups[gi].consumers.push(ConsumerHealth {
-                    name: field(&f, "name")
-                        .map(|n| as_string("XINFO CONSUMERS", n))
-                        .transpose()?
-                        .unwrap_or_default(),
-                    pending: field(&f, "pending")
-                        .map(|v| as_int("XINFO CONSUMERS", v))
-                        .transpose()?
-                        .unwrap_or(0)
-                        .max(0) as u64,
-                    idle_ms: field(&f, "idle")
-                        .map(|v| as_int("XINFO CONSUMERS", v))
-                        .transpose()?
-                        .unwrap_or(0)
-                        .max(0) as u64,
+                    name: field(&f, "name").map(|n| as_string("XINFO CONSUMERS", n)).transpose()?.unwrap_or_default(),
+                    pending: field(&f, "pending").map(|v| as_int("XINFO CONSUMERS", v)).transpose()?.unwrap_or(0).max(0)
+                        as u64,
+                    idle_ms: field(&f, "idle").map(|v| as_int("XINFO CONSUMERS", v)).transpose()?.unwrap_or(0).max(0)
+                        as u64,
                 });
             }
         }

@@ -31,9 +31,7 @@ pub struct Keys {
 
 impl Keys {
     pub fn new(topology: &Topology) -> Self {
-        Self {
-            ns: topology.namespace.clone(),
-        }
+        Self { ns: topology.namespace.clone() }
     }
 
     pub fn namespace(&self) -> &str {
@@ -69,9 +67,7 @@ impl Keys {
 
     /// All partition keys of a stream, in partition order.
     pub fn partitions(&self, spec: &StreamSpec) -> Vec<String> {
-        (0..spec.partitions)
-            .map(|p| self.partition(&spec.name, p))
-            .collect()
+        (0..spec.partitions).map(|p| self.partition(&spec.name, p)).collect()
     }
 }
 
@@ -87,30 +83,19 @@ mod tests {
         assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
         assert_eq!(fnv1a64(b"foobar"), 0x85944171f73967e8);
         // Computed independently (Python reference implementation of FNV-1a 64).
-        let pinned: Vec<u32> = ["BTCUSDT", "ETHUSDT", "acct-1", ""]
-            .iter()
-            .map(|k| partition_of(k, 8))
-            .collect();
+        let pinned: Vec<u32> = ["BTCUSDT", "ETHUSDT", "acct-1", ""].iter().map(|k| partition_of(k, 8)).collect();
         assert_eq!(pinned, vec![4, 0, 4, 5]);
     }
 
     #[test]
     fn keys_share_the_partition_hash_tag() {
-        let t = crate::topology::Topology::parse(
-            "[streams.\"x\"]\ndescription=\"d\"\nkey=\"k\"\ngroups=[\"g\"]\n",
-            "t",
-        )
-        .unwrap();
+        let t =
+            crate::topology::Topology::parse("[streams.\"x\"]\ndescription=\"d\"\nkey=\"k\"\ngroups=[\"g\"]\n", "t")
+                .unwrap();
         let k = Keys::new(&t);
         assert_eq!(k.partition("md.candles", 3), "tf:{md.candles:3}");
         assert_eq!(k.dlq("md.candles", 3), "tf:{md.candles:3}:dlq");
-        assert_eq!(
-            k.checkpoint("md.candles", 3, "inference"),
-            "tf:{md.candles:3}:ckpt:inference"
-        );
-        assert_eq!(
-            k.lease("md.candles", "inference", 2),
-            "tf:{fleet:md.candles:inference}:lease:2"
-        );
+        assert_eq!(k.checkpoint("md.candles", 3, "inference"), "tf:{md.candles:3}:ckpt:inference");
+        assert_eq!(k.lease("md.candles", "inference", 2), "tf:{fleet:md.candles:inference}:lease:2");
     }
 }

@@ -3,9 +3,7 @@
 //! Labels are bounded: stream and group names come from streams.toml, `reason` from a fixed
 //! set, `partition` from the configured partition count. Never a message id or a key.
 
-use prometheus::{
-    HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, exponential_buckets,
-};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, exponential_buckets};
 
 /// All bus metrics, registered once per process and shared (cheap to clone).
 #[derive(Clone)]
@@ -29,18 +27,16 @@ impl BusMetrics {
     /// Creates and registers the metrics in `registry`.
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let sg = &["stream", "group"];
-        let counter =
-            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
-                let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-                registry.register(Box::new(c.clone()))?;
-                Ok(c)
-            };
-        let gauge =
-            |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, prometheus::Error> {
-                let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
-                registry.register(Box::new(g.clone()))?;
-                Ok(g)
-            };
+        let counter = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let gauge = |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, prometheus::Error> {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
         let handle_seconds = HistogramVec::new(
             HistogramOpts::new(
                 "tradeflow_bus_handle_seconds",
@@ -51,26 +47,14 @@ impl BusMetrics {
         )?;
         registry.register(Box::new(handle_seconds.clone()))?;
         Ok(Self {
-            produced: counter(
-                "tradeflow_bus_produced_total",
-                "Messages added to a stream.",
-                &["stream"],
-            )?,
+            produced: counter("tradeflow_bus_produced_total", "Messages added to a stream.", &["stream"])?,
             read: counter(
                 "tradeflow_bus_read_total",
                 "Entries delivered to a consumer (new, pending or claimed).",
                 sg,
             )?,
-            acked: counter(
-                "tradeflow_bus_acked_total",
-                "Entries acknowledged after successful handling.",
-                sg,
-            )?,
-            retried: counter(
-                "tradeflow_bus_retried_total",
-                "Handler failures that were scheduled for a retry.",
-                sg,
-            )?,
+            acked: counter("tradeflow_bus_acked_total", "Entries acknowledged after successful handling.", sg)?,
+            retried: counter("tradeflow_bus_retried_total", "Handler failures that were scheduled for a retry.", sg)?,
             dead_lettered: counter(
                 "tradeflow_bus_dead_lettered_total",
                 "Entries moved to the dead-letter stream, by reason.",
@@ -81,11 +65,7 @@ impl BusMetrics {
                 "Pending entries whose body had been trimmed from the stream; acknowledged and dropped.",
                 sg,
             )?,
-            claimed: counter(
-                "tradeflow_bus_claimed_total",
-                "Pending entries taken over from another consumer.",
-                sg,
-            )?,
+            claimed: counter("tradeflow_bus_claimed_total", "Pending entries taken over from another consumer.", sg)?,
             handle_seconds,
             lag: gauge(
                 "tradeflow_bus_lag_messages",
@@ -97,11 +77,7 @@ impl BusMetrics {
                 "Entries delivered but not yet acknowledged.",
                 &["stream", "group", "partition"],
             )?,
-            partitions_owned: gauge(
-                "tradeflow_bus_partitions_owned",
-                "Partitions this process holds a lease on.",
-                sg,
-            )?,
+            partitions_owned: gauge("tradeflow_bus_partitions_owned", "Partitions this process holds a lease on.", sg)?,
             lease_losses: counter(
                 "tradeflow_bus_lease_losses_total",
                 "Partition leases lost before they were released (renewal failed or expired).",
@@ -145,13 +121,9 @@ mod tests {
     fn metrics_register_with_project_names() {
         let r = Registry::new();
         let m = BusMetrics::register(&r).unwrap();
-        m.acked
-            .with_label_values(&["md.candles", "inference"])
-            .inc();
+        m.acked.with_label_values(&["md.candles", "inference"]).inc();
         let text = render(&r);
-        assert!(
-            text.contains("tradeflow_bus_acked_total{group=\"inference\",stream=\"md.candles\"} 1")
-        );
+        assert!(text.contains("tradeflow_bus_acked_total{group=\"inference\",stream=\"md.candles\"} 1"));
         for family in r.gather() {
             let name = family.name();
             assert!(name.starts_with("tradeflow_"), "{name}");

@@ -33,11 +33,7 @@ pub struct Producer {
 impl Producer {
     /// A producer that signs its envelopes as `service`.
     pub fn new(bus: Bus, service: impl Into<String>) -> Self {
-        Self {
-            bus,
-            service: service.into(),
-            metrics: None,
-        }
+        Self { bus, service: service.into(), metrics: None }
     }
 
     pub fn with_metrics(mut self, metrics: BusMetrics) -> Self {
@@ -104,9 +100,7 @@ impl Producer {
             if let Some(m) = &self.metrics {
                 // One label lookup per run of same-stream messages, not per message.
                 for run in chunk.chunk_by(|a, b| a.stream == b.stream) {
-                    m.produced
-                        .with_label_values(&[run[0].stream.as_str()])
-                        .inc_by(run.len() as u64);
+                    m.produced.with_label_values(&[run[0].stream.as_str()]).inc_by(run.len() as u64);
                 }
             }
         }
@@ -124,9 +118,6 @@ impl Producer {
     ) -> Result<String, BusError> {
         let out = self.prepare(stream, id, key, causation, payload)?;
         let mut ids = self.send(std::slice::from_ref(&out)).await?;
-        ids.pop().ok_or(BusError::Reply {
-            op: "XADD",
-            reason: "no entry id returned".into(),
-        })
+        ids.pop().ok_or(BusError::Reply { op: "XADD", reason: "no entry id returned".into() })
     }
 }

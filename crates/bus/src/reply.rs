@@ -20,10 +20,7 @@ impl EntryId {
 
     pub fn parse(s: &str) -> Option<Self> {
         let (ms, seq) = s.split_once('-')?;
-        Some(Self {
-            ms: ms.parse().ok()?,
-            seq: seq.parse().ok()?,
-        })
+        Some(Self { ms: ms.parse().ok()?, seq: seq.parse().ok()? })
     }
 }
 
@@ -43,30 +40,19 @@ pub struct RawEntry {
 
 impl RawEntry {
     pub fn field(&self, name: &str) -> Option<&[u8]> {
-        self.fields
-            .as_ref()?
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_slice())
+        self.fields.as_ref()?.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_slice())
     }
 
     pub fn field_names(&self) -> String {
         match &self.fields {
             None => String::new(),
-            Some(f) => f
-                .iter()
-                .map(|(k, _)| k.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
+            Some(f) => f.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", "),
         }
     }
 }
 
 fn bad(op: &'static str, reason: impl Into<String>) -> BusError {
-    BusError::Reply {
-        op,
-        reason: reason.into(),
-    }
+    BusError::Reply { op, reason: reason.into() }
 }
 
 pub(crate) fn as_bytes<'v>(op: &'static str, v: &'v Value) -> Result<&'v [u8], BusError> {
@@ -110,10 +96,7 @@ pub(crate) fn entry_id(op: &'static str, v: &Value) -> Result<EntryId, BusError>
 pub(crate) fn entry(op: &'static str, v: &Value) -> Result<RawEntry, BusError> {
     let parts = as_array(op, v)?;
     let [id, body] = parts else {
-        return Err(bad(
-            op,
-            format!("entry has {} parts, expected 2", parts.len()),
-        ));
+        return Err(bad(op, format!("entry has {} parts, expected 2", parts.len())));
     };
     let id = entry_id(op, id)?;
     let fields = match body {
@@ -169,10 +152,7 @@ pub(crate) fn xpending_rows(v: &Value) -> Result<Vec<PendingRow>, BusError> {
         .map(|row| {
             let r = as_array(OP, row)?;
             if r.len() != 4 {
-                return Err(bad(
-                    OP,
-                    format!("pending row has {} items, expected 4", r.len()),
-                ));
+                return Err(bad(OP, format!("pending row has {} items, expected 4", r.len())));
             }
             Ok(PendingRow {
                 id: entry_id(OP, &r[0])?,
@@ -188,21 +168,13 @@ pub(crate) fn xpending_rows(v: &Value) -> Result<Vec<PendingRow>, BusError> {
 pub(crate) fn xpending_summary(v: &Value) -> Result<(u64, Vec<(String, u64)>), BusError> {
     const OP: &str = "XPENDING";
     let parts = as_array(OP, v)?;
-    let total = parts
-        .first()
-        .map(|t| as_int(OP, t))
-        .transpose()?
-        .unwrap_or(0)
-        .max(0) as u64;
+    let total = parts.first().map(|t| as_int(OP, t)).transpose()?.unwrap_or(0).max(0) as u64;
     let mut consumers = Vec::new();
     if let Some(list) = parts.get(3) {
         for c in as_array(OP, list)? {
             let pair = as_array(OP, c)?;
             if pair.len() == 2 {
-                consumers.push((
-                    as_string(OP, &pair[0])?,
-                    as_int(OP, &pair[1])?.max(0) as u64,
-                ));
+                consumers.push((as_string(OP, &pair[0])?, as_int(OP, &pair[1])?.max(0) as u64));
             }
         }
     }
@@ -210,24 +182,16 @@ pub(crate) fn xpending_summary(v: &Value) -> Result<(u64, Vec<(String, u64)>), B
 }
 
 /// XAUTOCLAIM ... JUSTID: `[cursor, [ids], [deleted ids]]`.
-pub(crate) fn xautoclaim_justid(
-    v: &Value,
-) -> Result<(EntryId, Vec<EntryId>, Vec<EntryId>), BusError> {
+pub(crate) fn xautoclaim_justid(v: &Value) -> Result<(EntryId, Vec<EntryId>, Vec<EntryId>), BusError> {
     const OP: &str = "XAUTOCLAIM";
     let parts = as_array(OP, v)?;
     if parts.len() < 2 {
         return Err(bad(OP, "reply has fewer than 2 parts"));
     }
     let cursor = entry_id(OP, &parts[0])?;
-    let ids = as_array(OP, &parts[1])?
-        .iter()
-        .map(|i| entry_id(OP, i))
-        .collect::<Result<_, _>>()?;
+    let ids = as_array(OP, &parts[1])?.iter().map(|i| entry_id(OP, i)).collect::<Result<_, _>>()?;
     let deleted = match parts.get(2) {
-        Some(d) => as_array(OP, d)?
-            .iter()
-            .map(|i| entry_id(OP, i))
-            .collect::<Result<_, _>>()?,
+        Some(d) => as_array(OP, d)?.iter().map(|i| entry_id(OP, i)).collect::<Result<_, _>>()?,
         None => Vec::new(),
     };
     Ok((cursor, ids, deleted))
@@ -236,20 +200,10 @@ pub(crate) fn xautoclaim_justid(
 /// A flat `[k1, v1, k2, v2, ...]` reply (XINFO) as pairs.
 pub(crate) fn flat_map(op: &'static str, v: &Value) -> Result<Vec<(String, Value)>, BusError> {
     match v {
-        Value::Map(m) => m
-            .iter()
-            .map(|(k, v)| Ok((as_string(op, k)?, v.clone())))
-            .collect(),
+        Value::Map(m) => m.iter().map(|(k, v)| Ok((as_string(op, k)?, v.clone()))).collect(),
         v => {
             let a = as_array(op, v)?;
-            a.chunks(2)
-                .map(|c| {
-                    Ok((
-                        as_string(op, &c[0])?,
-                        c.get(1).cloned().unwrap_or(Value::Nil),
-                    ))
-                })
-                .collect()
+            a.chunks(2).map(|c| Ok((as_string(op, &c[0])?, c.get(1).cloned().unwrap_or(Value::Nil)))).collect()
         }
     }
 }

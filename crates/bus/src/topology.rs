@@ -60,9 +60,7 @@ impl StreamSpec {
     /// Backoff before delivery number `deliveries + 1`, after `deliveries` failed attempts.
     pub fn backoff_after(&self, deliveries: u32) -> Duration {
         let exp = deliveries.saturating_sub(1).min(20);
-        self.retry_backoff
-            .saturating_mul(1 << exp)
-            .min(self.retry_backoff_max)
+        self.retry_backoff.saturating_mul(1 << exp).min(self.retry_backoff_max)
     }
 }
 
@@ -76,11 +74,7 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
+        if self.path.is_empty() { f.write_str(&self.message) } else { write!(f, "{}: {}", self.path, self.message) }
     }
 }
 
@@ -92,10 +86,7 @@ pub enum TopologyError {
     #[error("{source_name} is not valid TOML: {reason}")]
     Syntax { source_name: String, reason: String },
     #[error("{source_name} has {} problem(s):\n{}", problems.len(), ProblemList(problems))]
-    Invalid {
-        source_name: String,
-        problems: Vec<Problem>,
-    },
+    Invalid { source_name: String, problems: Vec<Problem> },
 }
 
 impl TopologyError {
@@ -170,30 +161,23 @@ impl Topology {
     /// Reads and validates a topology file.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, TopologyError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| TopologyError::Read {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| TopologyError::Read { path: path.display().to_string(), reason: e.to_string() })?;
         Self::parse(&text, &path.display().to_string())
     }
 
     /// Parses and validates topology text; `source_name` names it in errors.
     pub fn parse(text: &str, source_name: &str) -> Result<Self, TopologyError> {
-        let table: Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| TopologyError::Syntax {
-                source_name: source_name.to_string(),
-                reason: e.to_string(),
-            })?;
+        let table: Table = text.parse().map_err(|e: toml::de::Error| TopologyError::Syntax {
+            source_name: source_name.to_string(),
+            reason: e.to_string(),
+        })?;
         let mut r = Reader::default();
         let topology = r.topology(&table);
         if r.problems.is_empty() {
             Ok(topology)
         } else {
-            Err(TopologyError::Invalid {
-                source_name: source_name.to_string(),
-                problems: r.problems,
-            })
+            Err(TopologyError::Invalid { source_name: source_name.to_string(), problems: r.problems })
         }
     }
 
@@ -202,10 +186,7 @@ impl Topology {
         let mut r = Reader::default();
         r.check_name("namespace", namespace);
         if !r.problems.is_empty() {
-            return Err(TopologyError::Invalid {
-                source_name: "namespace override".into(),
-                problems: r.problems,
-            });
+            return Err(TopologyError::Invalid { source_name: "namespace override".into(), problems: r.problems });
         }
         self.namespace = namespace.to_string();
         Ok(self)
@@ -213,12 +194,10 @@ impl Topology {
 
     /// The stream of that logical name, or an error naming the streams that exist.
     pub fn stream(&self, name: &str) -> Result<&StreamSpec, crate::BusError> {
-        self.streams
-            .get(name)
-            .ok_or_else(|| crate::BusError::UnknownStream {
-                name: name.to_string(),
-                known: self.streams.keys().cloned().collect::<Vec<_>>().join(", "),
-            })
+        self.streams.get(name).ok_or_else(|| crate::BusError::UnknownStream {
+            name: name.to_string(),
+            known: self.streams.keys().cloned().collect::<Vec<_>>().join(", "),
+        })
     }
 }
 
@@ -246,25 +225,15 @@ fn type_name(v: &Value) -> &'static str {
 
 impl Reader {
     fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Problem {
-            path: path.into(),
-            message: message.into(),
-        });
+        self.problems.push(Problem { path: path.into(), message: message.into() });
     }
 
     fn unknown_keys(&mut self, prefix: &str, table: &Table, allowed: &[&[&str]]) {
         for key in table.keys() {
             if !allowed.iter().any(|set| set.contains(&key.as_str())) {
                 let expected: Vec<&str> = allowed.iter().flat_map(|s| s.iter().copied()).collect();
-                let path = if prefix.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{prefix}.{key}")
-                };
-                self.problem(
-                    path,
-                    format!("unknown key; expected one of: {}", expected.join(", ")),
-                );
+                let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                self.problem(path, format!("unknown key; expected one of: {}", expected.join(", ")));
             }
         }
     }
@@ -281,15 +250,7 @@ impl Reader {
     }
 
     /// An integer in `min..=max`, or `default` when absent.
-    fn int(
-        &mut self,
-        table: &Table,
-        key: &str,
-        path: &str,
-        min: u64,
-        max: u64,
-        default: u64,
-    ) -> u64 {
+    fn int(&mut self, table: &Table, key: &str, path: &str, min: u64, max: u64, default: u64) -> u64 {
         match table.get(key) {
             None => default,
             Some(Value::Integer(i)) => {
@@ -305,10 +266,7 @@ impl Reader {
                 }
             }
             Some(other) => {
-                self.problem(
-                    path,
-                    format!("expected an integer, got {}", type_name(other)),
-                );
+                self.problem(path, format!("expected an integer, got {}", type_name(other)));
                 default
             }
         }
@@ -330,26 +288,15 @@ impl Reader {
         if name.is_empty() {
             self.problem(path, "must not be empty");
         } else if name.len() > 64 {
-            self.problem(
-                path,
-                format!("must be at most 64 characters, got {}", name.len()),
-            );
-        } else if let Some(c) = name
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-        {
-            self.problem(
-                path,
-                format!("{name:?} contains {c:?}; use only letters, digits, '.', '_' and '-'"),
-            );
+            self.problem(path, format!("must be at most 64 characters, got {}", name.len()));
+        } else if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+            self.problem(path, format!("{name:?} contains {c:?}; use only letters, digits, '.', '_' and '-'"));
         }
     }
 
     fn topology(&mut self, table: &Table) -> Topology {
         self.unknown_keys("", table, &[TOP_KEYS]);
-        let namespace = self
-            .string(table, "namespace", "namespace")
-            .unwrap_or_else(|| "tf".into());
+        let namespace = self.string(table, "namespace", "namespace").unwrap_or_else(|| "tf".into());
         self.check_name("namespace", &namespace);
 
         let fleet = self.fleet(table);
@@ -357,13 +304,9 @@ impl Reader {
 
         let mut streams = BTreeMap::new();
         match self.sub_table(table, "streams", "streams") {
-            None if !table.contains_key("streams") => {
-                self.problem("streams", "missing; define at least one stream")
-            }
+            None if !table.contains_key("streams") => self.problem("streams", "missing; define at least one stream"),
             None => {}
-            Some(t) if t.is_empty() => {
-                self.problem("streams", "is empty; define at least one stream")
-            }
+            Some(t) if t.is_empty() => self.problem("streams", "is empty; define at least one stream"),
             Some(t) => {
                 for (name, value) in t {
                     let path = format!("streams.{}", quoted(name));
@@ -373,17 +316,12 @@ impl Reader {
                             let spec = self.stream(name, st, &path, &defaults);
                             streams.insert(name.clone(), spec);
                         }
-                        other => self
-                            .problem(path, format!("expected a table, got {}", type_name(other))),
+                        other => self.problem(path, format!("expected a table, got {}", type_name(other))),
                     }
                 }
             }
         }
-        Topology {
-            namespace,
-            fleet,
-            streams,
-        }
+        Topology { namespace, fleet, streams }
     }
 
     fn fleet(&mut self, table: &Table) -> FleetSpec {
@@ -401,10 +339,7 @@ impl Reader {
                 ),
             );
         }
-        FleetSpec {
-            heartbeat: Duration::from_millis(heartbeat_ms),
-            lease_ttl: Duration::from_millis(lease_ttl_ms),
-        }
+        FleetSpec { heartbeat: Duration::from_millis(heartbeat_ms), lease_ttl: Duration::from_millis(lease_ttl_ms) }
     }
 
     fn defaults(&mut self, table: &Table) -> Defaults {
@@ -420,23 +355,10 @@ impl Reader {
     fn policy(&mut self, t: &Table, prefix: &str, base: &Defaults) -> Defaults {
         let p = |k: &str| format!("{prefix}.{k}");
         let d = Defaults {
-            partitions: self.int(
-                t,
-                "partitions",
-                &p("partitions"),
-                1,
-                1024,
-                base.partitions as u64,
-            ) as u32,
+            partitions: self.int(t, "partitions", &p("partitions"), 1, 1024, base.partitions as u64) as u32,
             maxlen: self.int(t, "maxlen", &p("maxlen"), 1, i64::MAX as u64, base.maxlen),
-            max_deliveries: self.int(
-                t,
-                "max_deliveries",
-                &p("max_deliveries"),
-                1,
-                1000,
-                base.max_deliveries as u64,
-            ) as u32,
+            max_deliveries: self.int(t, "max_deliveries", &p("max_deliveries"), 1, 1000, base.max_deliveries as u64)
+                as u32,
             retry_backoff_ms: self.int(
                 t,
                 "retry_backoff_ms",
@@ -453,39 +375,15 @@ impl Reader {
                 3_600_000,
                 base.retry_backoff_max_ms,
             ),
-            claim_idle_ms: self.int(
-                t,
-                "claim_idle_ms",
-                &p("claim_idle_ms"),
-                100,
-                86_400_000,
-                base.claim_idle_ms,
-            ),
-            dlq_maxlen: self.int(
-                t,
-                "dlq_maxlen",
-                &p("dlq_maxlen"),
-                1,
-                i64::MAX as u64,
-                base.dlq_maxlen,
-            ),
-            read_count: self.int(
-                t,
-                "read_count",
-                &p("read_count"),
-                1,
-                10_000,
-                base.read_count,
-            ),
+            claim_idle_ms: self.int(t, "claim_idle_ms", &p("claim_idle_ms"), 100, 86_400_000, base.claim_idle_ms),
+            dlq_maxlen: self.int(t, "dlq_maxlen", &p("dlq_maxlen"), 1, i64::MAX as u64, base.dlq_maxlen),
+            read_count: self.int(t, "read_count", &p("read_count"), 1, 10_000, base.read_count),
             block_ms: self.int(t, "block_ms", &p("block_ms"), 1, 60_000, base.block_ms),
         };
         if d.retry_backoff_max_ms < d.retry_backoff_ms {
             self.problem(
                 p("retry_backoff_max_ms"),
-                format!(
-                    "must be at least retry_backoff_ms ({}), got {}",
-                    d.retry_backoff_ms, d.retry_backoff_max_ms
-                ),
+                format!("must be at least retry_backoff_ms ({}), got {}", d.retry_backoff_ms, d.retry_backoff_max_ms),
             );
         }
         d
@@ -493,23 +391,13 @@ impl Reader {
 
     fn stream(&mut self, name: &str, t: &Table, path: &str, defaults: &Defaults) -> StreamSpec {
         self.unknown_keys(path, t, &[STREAM_ONLY_KEYS, POLICY_KEYS]);
-        let description = self
-            .string(t, "description", &format!("{path}.description"))
-            .unwrap_or_default();
+        let description = self.string(t, "description", &format!("{path}.description")).unwrap_or_default();
         if description.trim().is_empty() {
-            self.problem(
-                format!("{path}.description"),
-                "missing; say what the stream carries",
-            );
+            self.problem(format!("{path}.description"), "missing; say what the stream carries");
         }
-        let key = self
-            .string(t, "key", &format!("{path}.key"))
-            .unwrap_or_default();
+        let key = self.string(t, "key", &format!("{path}.key")).unwrap_or_default();
         if key.trim().is_empty() {
-            self.problem(
-                format!("{path}.key"),
-                "missing; name the partition key (e.g. \"symbol\")",
-            );
+            self.problem(format!("{path}.key"), "missing; name the partition key (e.g. \"symbol\")");
         }
         let groups = self.groups(t, &format!("{path}.groups"));
         let d = self.policy(t, path, defaults);
@@ -549,17 +437,11 @@ impl Reader {
                                 groups.push(g.clone());
                             }
                         }
-                        other => self.problem(
-                            ipath,
-                            format!("expected a string, got {}", type_name(other)),
-                        ),
+                        other => self.problem(ipath, format!("expected a string, got {}", type_name(other))),
                     }
                 }
             }
-            Some(other) => self.problem(
-                path,
-                format!("expected an array of strings, got {}", type_name(other)),
-            ),
+            Some(other) => self.problem(path, format!("expected an array of strings, got {}", type_name(other))),
         }
         groups
     }

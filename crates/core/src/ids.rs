@@ -42,15 +42,9 @@ impl MessageId {
             return Err(IdError::Empty);
         }
         if id.len() > Self::MAX_LEN {
-            return Err(IdError::TooLong {
-                len: id.len(),
-                max: Self::MAX_LEN,
-            });
+            return Err(IdError::TooLong { len: id.len(), max: Self::MAX_LEN });
         }
-        if let Some((at, _)) = id
-            .char_indices()
-            .find(|(_, c)| c.is_control() || c.is_whitespace())
-        {
+        if let Some((at, _)) = id.char_indices().find(|(_, c)| c.is_control() || c.is_whitespace()) {
             return Err(IdError::BadChar { at });
         }
         Ok(Self(id))
@@ -97,20 +91,14 @@ mod tests {
         let signal = candle.child("rsi");
         assert_eq!(signal.as_str(), "binance:BTCUSDT:1h:1500000000000/rsi");
         let order = candle.child("momentum").child("acct-1");
-        assert_eq!(
-            MessageId::fill(&order, 2).as_str(),
-            "binance:BTCUSDT:1h:1500000000000/momentum/acct-1#2"
-        );
+        assert_eq!(MessageId::fill(&order, 2).as_str(), "binance:BTCUSDT:1h:1500000000000/momentum/acct-1#2");
     }
 
     #[test]
     fn bad_ids_are_refused_with_the_reason() {
         assert_eq!(MessageId::new(""), Err(IdError::Empty));
         assert_eq!(MessageId::new("a b"), Err(IdError::BadChar { at: 1 }));
-        assert_eq!(
-            MessageId::new("x".repeat(600)),
-            Err(IdError::TooLong { len: 600, max: 512 })
-        );
+        assert_eq!(MessageId::new("x".repeat(600)), Err(IdError::TooLong { len: 600, max: 512 }));
         assert!(MessageId::new("ok:id/1").is_ok());
     }
 }

@@ -27,16 +27,9 @@ impl TestRedis {
         let dir = tempfile::Builder::new()
             .prefix("tradeflow-redis-")
             .tempdir()
-            .map_err(|e| EmbeddedError::Dir {
-                dir: "temp dir".into(),
-                reason: e.to_string(),
-            })?;
-        let server = RedisServer::start(EmbeddedOptions {
-            dir: dir.path().to_path_buf(),
-            port: None,
-            appendonly: true,
-        })
-        .await?;
+            .map_err(|e| EmbeddedError::Dir { dir: "temp dir".into(), reason: e.to_string() })?;
+        let server =
+            RedisServer::start(EmbeddedOptions { dir: dir.path().to_path_buf(), port: None, appendonly: true }).await?;
         Ok(Self { server, _dir: dir })
     }
 

@@ -45,10 +45,7 @@ pub trait Handler: Send + Sync + 'static {
 
     /// Handles a batch, returning one outcome per message, in order. The default calls
     /// [`Handler::handle`] for each; override it to batch the stage's own I/O.
-    fn handle_batch(
-        &mut self,
-        batch: &[Delivery<Self::Msg>],
-    ) -> impl Future<Output = Vec<Outcome>> + Send {
+    fn handle_batch(&mut self, batch: &[Delivery<Self::Msg>]) -> impl Future<Output = Vec<Outcome>> + Send {
         async move {
             let mut out = Vec::with_capacity(batch.len());
             for d in batch {

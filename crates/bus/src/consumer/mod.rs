@@ -50,11 +50,7 @@ pub fn default_member_name(service: &str) -> String {
         .filter(|h| !h.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "host".into());
-    format!(
-        "{service}@{host}:{}:{:04x}",
-        std::process::id(),
-        fastrand::u16(..)
-    )
+    format!("{service}@{host}:{}:{:04x}", std::process::id(), fastrand::u16(..))
 }
 
 /// Consumes one stream for one group as a member of that group's fleet.
@@ -70,13 +66,7 @@ struct Owned {
 
 impl<F: HandlerFactory> Consumer<F> {
     /// A consumer of `stream` for `group`, signing dead letters as `service`.
-    pub fn new(
-        bus: Bus,
-        stream: &str,
-        group: &str,
-        service: &str,
-        factory: F,
-    ) -> Result<Self, BusError> {
+    pub fn new(bus: Bus, stream: &str, group: &str, service: &str, factory: F) -> Result<Self, BusError> {
         let spec = bus.stream_group(stream, group)?.clone();
         let shared = Shared {
             bus,
@@ -86,10 +76,7 @@ impl<F: HandlerFactory> Consumer<F> {
             service: service.to_string(),
             metrics: BusMetrics::unregistered(),
         };
-        Ok(Self {
-            shared,
-            factory: Arc::new(factory),
-        })
+        Ok(Self { shared, factory: Arc::new(factory) })
     }
 
     /// Uses these metrics (normally registered on the process's /metrics registry).
@@ -144,11 +131,7 @@ impl<F: HandlerFactory> Consumer<F> {
                         }
                     }
                     let desired = assignment(&members, &sh.consumer, sh.spec.partitions);
-                    let surplus: Vec<u32> = owned
-                        .keys()
-                        .filter(|p| !desired.contains(p))
-                        .copied()
-                        .collect();
+                    let surplus: Vec<u32> = owned.keys().filter(|p| !desired.contains(p)).copied().collect();
                     for p in surplus {
                         if let Some(o) = owned.remove(&p) {
                             info!(partition = p, "rebalancing: handing the partition over");
@@ -158,9 +141,7 @@ impl<F: HandlerFactory> Consumer<F> {
                     }
                     let wanted: Vec<u32> = desired
                         .iter()
-                        .filter(|p| {
-                            !owned.contains_key(p) && !releasing.iter().any(|(r, _)| r == *p)
-                        })
+                        .filter(|p| !owned.contains_key(p) && !releasing.iter().any(|(r, _)| r == *p))
                         .copied()
                         .collect();
                     match fleet.acquire(&wanted).await {
@@ -199,10 +180,7 @@ impl<F: HandlerFactory> Consumer<F> {
             if let Err(e) = fleet.release(&done).await {
                 warn!(error = %e, "releasing leases failed; they will expire");
             }
-            sh.metrics
-                .partitions_owned
-                .with_label_values(&labels)
-                .set(owned.len() as i64);
+            sh.metrics.partitions_owned.with_label_values(&labels).set(owned.len() as i64);
         }
 
         info!(member = %sh.consumer, "shutting down: finishing in-flight batches");
@@ -217,10 +195,7 @@ impl<F: HandlerFactory> Consumer<F> {
             }
             all.push(p);
         }
-        sh.metrics
-            .partitions_owned
-            .with_label_values(&labels)
-            .set(0);
+        sh.metrics.partitions_owned.with_label_values(&labels).set(0);
         fleet.release(&all).await?;
         fleet.leave().await?;
         info!(member = %sh.consumer, "consumer stopped");
@@ -236,12 +211,7 @@ fn spawn_partition<F: HandlerFactory>(sh: &Arc<Shared>, factory: &Arc<F>, p: u32
 }
 
 /// Runs a partition until `stop`, restarting it from its checkpoint after any failure.
-async fn supervise<F: HandlerFactory>(
-    sh: Arc<Shared>,
-    factory: Arc<F>,
-    p: u32,
-    stop: CancellationToken,
-) {
+async fn supervise<F: HandlerFactory>(sh: Arc<Shared>, factory: Arc<F>, p: u32, stop: CancellationToken) {
     let labels = [sh.spec.name.clone(), sh.group.clone()];
     let mut backoff = Duration::from_millis(100);
     while !stop.is_cancelled() {
@@ -252,11 +222,7 @@ async fn supervise<F: HandlerFactory>(
                 let ckpt = Checkpoint::load(&sh.bus, &sh.spec.name, p, &sh.group).await?;
                 let handler = factory
                     .create(p, ckpt.as_ref().map(|c| c.state.as_slice()))
-                    .map_err(|e| {
-                        BusError::Invalid(format!(
-                            "handler for partition {p} could not be created: {e}"
-                        ))
-                    })?;
+                    .map_err(|e| BusError::Invalid(format!("handler for partition {p} could not be created: {e}")))?;
                 PartitionWorker::new(sh, p, handler).run(&stop).await
             })
         };
@@ -266,10 +232,7 @@ async fn supervise<F: HandlerFactory>(
             Err(join) if join.is_panic() => "handler panicked".to_string(),
             Err(join) => join.to_string(),
         };
-        sh.metrics
-            .redis_errors
-            .with_label_values(&[labels[0].as_str(), labels[1].as_str()])
-            .inc();
+        sh.metrics.redis_errors.with_label_values(&[labels[0].as_str(), labels[1].as_str()]).inc();
         warn!(partition = p, error = %failure, retry_in_ms = backoff.as_millis() as u64, "partition failed; restarting from its checkpoint");
         tokio::select! {
             _ = stop.cancelled() => return,

@@ -64,16 +64,7 @@ impl<H: Handler> PartitionWorker<H> {
     pub(crate) fn new(sh: Arc<Shared>, p: u32, handler: H) -> Self {
         let key = sh.bus.keys().partition(&sh.spec.name, p);
         let ckpt_key = sh.bus.keys().checkpoint(&sh.spec.name, p, &sh.group);
-        Self {
-            sh,
-            p,
-            key,
-            ckpt_key,
-            handler,
-            reader: None,
-            parked: BTreeMap::new(),
-            next_scan: Instant::now(),
-        }
+        Self { sh, p, key, ckpt_key, handler, reader: None, parked: BTreeMap::new(), next_scan: Instant::now() }
     }
 
     /// Runs until `stop` is cancelled (then returns after the batch in hand is acked) or a
@@ -95,14 +86,11 @@ impl<H: Handler> PartitionWorker<H> {
             self.retry_due().await?;
             if Instant::now() >= self.next_scan {
                 self.scan().await?;
-                self.next_scan =
-                    Instant::now() + (self.sh.spec.claim_idle / 2).min(Duration::from_secs(5));
+                self.next_scan = Instant::now() + (self.sh.spec.claim_idle / 2).min(Duration::from_secs(5));
             }
             let mut block = self.sh.spec.block;
             if let Some(due) = self.parked.values().map(|p| p.due).min() {
-                block = block
-                    .min(due.saturating_duration_since(Instant::now()))
-                    .max(Duration::from_millis(1));
+                block = block.min(due.saturating_duration_since(Instant::now())).max(Duration::from_millis(1));
             }
             let entries = self.read(">", Some(block)).await?;
             // Entries read are ours now: handle them even if a stop arrived meanwhile.
@@ -138,16 +126,8 @@ impl<H: Handler> PartitionWorker<H> {
             let (next, _ids, deleted) = reply::xautoclaim_justid(&v)?;
             if !deleted.is_empty() {
                 // XAUTOCLAIM already removed them from the PEL: count, nothing more to do.
-                self.sh
-                    .metrics
-                    .trimmed
-                    .with_label_values(&self.labels())
-                    .inc_by(deleted.len() as u64);
-                warn!(
-                    partition = self.p,
-                    count = deleted.len(),
-                    "pending entries had been trimmed from the stream"
-                );
+                self.sh.metrics.trimmed.with_label_values(&self.labels()).inc_by(deleted.len() as u64);
+                warn!(partition = self.p, count = deleted.len(), "pending entries had been trimmed from the stream");
             }
             if next == EntryId::ZERO {
                 break;
@@ -162,27 +142,20 @@ impl<H: Handler> PartitionWorker<H> {
             .await
             .op("XINFO CONSUMERS")?;
         let mut pipe = redis::pipe();
+        let mut stale = 0;
         for c in reply::as_array("XINFO CONSUMERS", &v)? {
             let fields = reply::flat_map("XINFO CONSUMERS", c)?;
             let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v);
-            let name = get("name")
-                .map(|n| reply::as_string("XINFO CONSUMERS", n))
-                .transpose()?
-                .unwrap_or_default();
-            let pending = get("pending")
-                .map(|n| reply::as_int("XINFO CONSUMERS", n))
-                .transpose()?
-                .unwrap_or(0);
+            let name = get("name").map(|n| reply::as_string("XINFO CONSUMERS", n)).transpose()?.unwrap_or_default();
+            let pending = get("pending").map(|n| reply::as_int("XINFO CONSUMERS", n)).transpose()?.unwrap_or(0);
             if name != self.sh.consumer && pending == 0 {
-                pipe.cmd("XGROUP")
-                    .arg("DELCONSUMER")
-                    .arg(&self.key)
-                    .arg(&self.sh.group)
-                    .arg(name)
-                    .ignore();
+                pipe.cmd("XGROUP").arg("DELCONSUMER").arg(&self.key).arg(&self.sh.group).arg(name).ignore();
+                stale += 1;
             }
         }
-        let _: () = pipe.query_async(&mut conn).await.op("XGROUP DELCONSUMER")?;
+        if stale > 0 {
+            let _: () = pipe.query_async(&mut conn).await.op("XGROUP DELCONSUMER")?;
+        }
         Ok(())
     }
 
@@ -195,11 +168,7 @@ impl<H: Handler> PartitionWorker<H> {
             return Ok(Vec::new());
         };
         let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP")
-            .arg(&self.sh.group)
-            .arg(&self.sh.consumer)
-            .arg("COUNT")
-            .arg(self.sh.spec.read_count);
+        cmd.arg("GROUP").arg(&self.sh.group).arg(&self.sh.consumer).arg("COUNT").arg(self.sh.spec.read_count);
         if let Some(b) = block {
             cmd.arg("BLOCK").arg(b.as_millis().max(1) as u64);
         }
@@ -213,20 +182,13 @@ impl<H: Handler> PartitionWorker<H> {
                 if e.code() == Some("NOGROUP") {
                     let _ = self.sh.bus.init().await;
                 }
-                Err(BusError::Redis {
-                    op: "XREADGROUP",
-                    source: e,
-                })
+                Err(BusError::Redis { op: "XREADGROUP", source: e })
             }
         }
     }
 
     /// Delivery counts of this consumer's pending entries in `[first, last]`.
-    async fn pending_counts(
-        &self,
-        first: EntryId,
-        last: EntryId,
-    ) -> Result<HashMap<EntryId, u32>, BusError> {
+    async fn pending_counts(&self, first: EntryId, last: EntryId) -> Result<HashMap<EntryId, u32>, BusError> {
         let mut conn = self.sh.bus.conn();
         let v: Value = redis::cmd("XPENDING")
             .arg(&self.key)
@@ -238,10 +200,7 @@ impl<H: Handler> PartitionWorker<H> {
             .query_async(&mut conn)
             .await
             .op("XPENDING")?;
-        Ok(reply::xpending_rows(&v)?
-            .into_iter()
-            .map(|r| (r.id, r.deliveries))
-            .collect())
+        Ok(reply::xpending_rows(&v)?.into_iter().map(|r| (r.id, r.deliveries)).collect())
     }
 
     /// Re-delivers parked entries whose backoff has passed.
@@ -258,10 +217,7 @@ impl<H: Handler> PartitionWorker<H> {
             return Ok(());
         }
         let mut cmd = redis::cmd("XCLAIM");
-        cmd.arg(&self.key)
-            .arg(&self.sh.group)
-            .arg(&self.sh.consumer)
-            .arg(0);
+        cmd.arg(&self.key).arg(&self.sh.group).arg(&self.sh.consumer).arg(0);
         for (id, _) in &due {
             cmd.arg(id.to_string());
         }
@@ -274,15 +230,8 @@ impl<H: Handler> PartitionWorker<H> {
         if entries.len() < due.len() {
             // Redis 7 drops deleted entries from the PEL instead of returning them.
             let gone = due.len() - entries.len();
-            self.sh
-                .metrics
-                .trimmed
-                .with_label_values(&self.labels())
-                .inc_by(gone as u64);
-            debug!(
-                partition = self.p,
-                gone, "parked entries no longer in the stream"
-            );
+            self.sh.metrics.trimmed.with_label_values(&self.labels()).inc_by(gone as u64);
+            debug!(partition = self.p, gone, "parked entries no longer in the stream");
         }
         let counts: HashMap<EntryId, u32> = due.into_iter().collect();
         self.process(entries, Some(&counts)).await
@@ -292,30 +241,14 @@ impl<H: Handler> PartitionWorker<H> {
     /// partition's lag and pending gauges.
     async fn scan(&mut self) -> Result<(), BusError> {
         let mut conn = self.sh.bus.conn();
-        let v: Value = redis::cmd("XPENDING")
-            .arg(&self.key)
-            .arg(&self.sh.group)
-            .query_async(&mut conn)
-            .await
-            .op("XPENDING")?;
+        let v: Value =
+            redis::cmd("XPENDING").arg(&self.key).arg(&self.sh.group).query_async(&mut conn).await.op("XPENDING")?;
         let (total, consumers) = reply::xpending_summary(&v)?;
         let p = self.p.to_string();
-        let gauge_labels = [
-            self.sh.spec.name.as_str(),
-            self.sh.group.as_str(),
-            p.as_str(),
-        ];
-        self.sh
-            .metrics
-            .pending
-            .with_label_values(&gauge_labels)
-            .set(total as i64);
+        let gauge_labels = [self.sh.spec.name.as_str(), self.sh.group.as_str(), p.as_str()];
+        self.sh.metrics.pending.with_label_values(&gauge_labels).set(total as i64);
         if let Ok(lag) = crate::inspect::group_lag(&mut conn, &self.key, &self.sh.group).await {
-            self.sh
-                .metrics
-                .lag
-                .with_label_values(&gauge_labels)
-                .set(lag.unwrap_or(0) as i64);
+            self.sh.metrics.lag.with_label_values(&gauge_labels).set(lag.unwrap_or(0) as i64);
         }
         let idle = self.sh.spec.claim_idle.as_millis() as u64;
         for (consumer, count) in consumers {
@@ -340,23 +273,15 @@ impl<H: Handler> PartitionWorker<H> {
             }
             let mut cmd = redis::cmd("XCLAIM");
             // min-idle again: an entry its consumer touched since XPENDING stays with it.
-            cmd.arg(&self.key)
-                .arg(&self.sh.group)
-                .arg(&self.sh.consumer)
-                .arg(idle);
+            cmd.arg(&self.key).arg(&self.sh.group).arg(&self.sh.consumer).arg(idle);
             for r in &rows {
                 cmd.arg(r.id.to_string());
             }
             let v: Value = cmd.query_async(&mut conn).await.op("XCLAIM")?;
             let entries = reply::entries("XCLAIM", &v)?;
-            self.sh
-                .metrics
-                .claimed
-                .with_label_values(&self.labels())
-                .inc_by(entries.len() as u64);
+            self.sh.metrics.claimed.with_label_values(&self.labels()).inc_by(entries.len() as u64);
             warn!(partition = self.p, from = %consumer, count = entries.len(), "claimed idle entries");
-            let counts: HashMap<EntryId, u32> =
-                rows.iter().map(|r| (r.id, r.deliveries + 1)).collect();
+            let counts: HashMap<EntryId, u32> = rows.iter().map(|r| (r.id, r.deliveries + 1)).collect();
             self.process(entries, Some(&counts)).await?;
         }
         Ok(())
@@ -375,11 +300,7 @@ impl<H: Handler> PartitionWorker<H> {
         let sh = self.sh.clone();
         let spec = &sh.spec;
         let labels = [spec.name.as_str(), sh.group.as_str()];
-        self.sh
-            .metrics
-            .read
-            .with_label_values(&labels)
-            .inc_by(entries.len() as u64);
+        self.sh.metrics.read.with_label_values(&labels).inc_by(entries.len() as u64);
         let mut acks: Vec<EntryId> = Vec::with_capacity(entries.len());
         let mut dead: Vec<Dead> = Vec::new();
         let mut batch: Vec<Delivery<H::Msg>> = Vec::with_capacity(entries.len());
@@ -394,13 +315,7 @@ impl<H: Handler> PartitionWorker<H> {
                 continue;
             }
             let decoded = match e.field(ENVELOPE_FIELD) {
-                None => Err((
-                    None,
-                    DecodeError::MissingField {
-                        field: ENVELOPE_FIELD,
-                        present: e.field_names(),
-                    },
-                )),
+                None => Err((None, DecodeError::MissingField { field: ENVELOPE_FIELD, present: e.field_names() })),
                 Some(bytes) => match Envelope::decode(bytes) {
                     Err(err) => Err((None, err)),
                     Ok(env) => match self.handler.decode(&env) {
@@ -439,17 +354,9 @@ impl<H: Handler> PartitionWorker<H> {
             let span = info_span!("handle", stream = %spec.name, group = %self.sh.group, partition = self.p,
                 first_id = %batch[0].envelope.id, count = batch.len());
             let mut outcomes = self.handler.handle_batch(&batch).instrument(span).await;
-            self.sh
-                .metrics
-                .handle_seconds
-                .with_label_values(&labels)
-                .observe(started.elapsed().as_secs_f64());
+            self.sh.metrics.handle_seconds.with_label_values(&labels).observe(started.elapsed().as_secs_f64());
             if outcomes.len() != batch.len() {
-                let err = format!(
-                    "handler returned {} outcomes for {} messages",
-                    outcomes.len(),
-                    batch.len()
-                );
+                let err = format!("handler returned {} outcomes for {} messages", outcomes.len(), batch.len());
                 warn!(partition = self.p, "{err}");
                 outcomes.resize(batch.len(), Outcome::Retry(err));
             }
@@ -457,24 +364,19 @@ impl<H: Handler> PartitionWorker<H> {
             for ((d, outcome), index) in batch.iter().zip(outcomes).zip(&batch_index) {
                 match outcome {
                     Outcome::Done => acks.push(d.entry_id),
-                    Outcome::Retry(error) if d.deliveries >= spec.max_deliveries => {
-                        dead.push(Dead {
-                            index: *index,
-                            reason: DeadLetterReason::MaxDeliveries,
-                            error,
-                            attempts: d.deliveries,
-                            message_id: Some(d.envelope.id.clone()),
-                        })
-                    }
+                    Outcome::Retry(error) if d.deliveries >= spec.max_deliveries => dead.push(Dead {
+                        index: *index,
+                        reason: DeadLetterReason::MaxDeliveries,
+                        error,
+                        attempts: d.deliveries,
+                        message_id: Some(d.envelope.id.clone()),
+                    }),
                     Outcome::Retry(error) => {
                         debug!(partition = self.p, id = %d.envelope.id, deliveries = d.deliveries, %error, "handler failed; retry parked");
                         self.sh.metrics.retried.with_label_values(&labels).inc();
                         self.parked.insert(
                             d.entry_id,
-                            Parked {
-                                deliveries: d.deliveries,
-                                due: now + spec.backoff_after(d.deliveries),
-                            },
+                            Parked { deliveries: d.deliveries, due: now + spec.backoff_after(d.deliveries) },
                         );
                     }
                     Outcome::Reject(error) => dead.push(Dead {
@@ -490,39 +392,19 @@ impl<H: Handler> PartitionWorker<H> {
 
         self.settle(&entries, &acks, &dead).await?;
         if trimmed > 0 {
-            self.sh
-                .metrics
-                .trimmed
-                .with_label_values(&labels)
-                .inc_by(trimmed);
-            warn!(
-                partition = self.p,
-                trimmed, "acknowledged pending entries whose body was trimmed"
-            );
+            self.sh.metrics.trimmed.with_label_values(&labels).inc_by(trimmed);
+            warn!(partition = self.p, trimmed, "acknowledged pending entries whose body was trimmed");
         }
-        self.sh
-            .metrics
-            .acked
-            .with_label_values(&labels)
-            .inc_by((acks.len() as u64).saturating_sub(trimmed));
+        self.sh.metrics.acked.with_label_values(&labels).inc_by((acks.len() as u64).saturating_sub(trimmed));
         for d in &dead {
-            self.sh
-                .metrics
-                .dead_lettered
-                .with_label_values(&[labels[0], labels[1], d.reason.as_str()])
-                .inc();
+            self.sh.metrics.dead_lettered.with_label_values(&[labels[0], labels[1], d.reason.as_str()]).inc();
             warn!(partition = self.p, entry = %entries[d.index].id, reason = d.reason.as_str(), error = %d.error, "dead-lettered");
         }
         Ok(())
     }
 
     /// One atomic round trip: checkpoint + XACK + dead-letter moves.
-    async fn settle(
-        &mut self,
-        entries: &[RawEntry],
-        acks: &[EntryId],
-        dead: &[Dead],
-    ) -> Result<(), BusError> {
+    async fn settle(&mut self, entries: &[RawEntry], acks: &[EntryId], dead: &[Dead]) -> Result<(), BusError> {
         if acks.is_empty() && dead.is_empty() {
             return Ok(());
         }
@@ -530,20 +412,9 @@ impl<H: Handler> PartitionWorker<H> {
         pipe.atomic();
         if !acks.is_empty() {
             if let Some(state) = self.handler.snapshot() {
-                let last_id = acks
-                    .iter()
-                    .max()
-                    .map(|id| id.to_string())
-                    .unwrap_or_default();
-                let ckpt = Checkpoint {
-                    last_id,
-                    at: now_ms(),
-                    state,
-                };
-                pipe.cmd("SET")
-                    .arg(&self.ckpt_key)
-                    .arg(ckpt.encode()?)
-                    .ignore();
+                let last_id = acks.iter().max().map(|id| id.to_string()).unwrap_or_default();
+                let ckpt = Checkpoint { last_id, at: now_ms(), state };
+                pipe.cmd("SET").arg(&self.ckpt_key).arg(ckpt.encode()?).ignore();
             }
             let mut xack = redis::cmd("XACK");
             xack.arg(&self.key).arg(&self.sh.group);

@@ -1,0 +1,307 @@
+//! In-process bus tests against a real redis-server of their own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::Value;
+use tokio_util::sync::CancellationToken;
+use tradeflow_bus::dlq::{Dlq, ReplaySelector};
+use tradeflow_bus::envelope::ENVELOPE_FIELD;
+use tradeflow_bus::inspect;
+use tradeflow_bus::{Bus, BusMetrics, Consumer, Envelope, Producer};
+use tradeflow_testkit::{TestRedis, test_topology};
+use tradeflow_tests::*;
+
+fn keys(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("K{i}")).collect()
+}
+
+fn start(
+    bus: &Bus,
+    sink: &Sink,
+    b: Behaviour,
+    metrics: BusMetrics,
+) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let _ = tracing_subscriber::fmt().with_test_writer().with_ansi(false).with_env_filter("info").try_init();
+    let factory = SinkFactory { sink: sink.clone(), behaviour: Arc::new(b.clone()) };
+    let consumer = Consumer::new(bus.clone(), STREAM, GROUP, "bus-test", factory)
+        .unwrap()
+        .with_member_name(b.member.clone())
+        .with_metrics(metrics);
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    let task = tokio::spawn(async move { consumer.run(s).await.unwrap() });
+    (stop, task)
+}
+
+async fn total_pending(bus: &Bus) -> u64 {
+    inspect::stream_health(bus, STREAM).await.unwrap().pending
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_consume_ack_in_order_and_shutdown_leaves_nothing_pending() {
+    let redis = TestRedis::start().await;
+    let bus = redis.bus(test_topology(4, 5)).await;
+    let sink = Sink::connect(&redis.url()).await.unwrap();
+    let ks = keys(10);
+    produce(&Producer::new(bus.clone(), "test"), &ks, 200).await.unwrap();
+
+    let metrics = BusMetrics::unregistered();
+    let (stop, task) = start(&bus, &sink, Behaviour { member: "m1".into(), ..Default::default() }, metrics.clone());
+    assert_eq!(sink.wait_seen(2000, Duration::from_secs(30)).await.unwrap(), 2000);
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task).await.expect("graceful shutdown is prompt").unwrap();
+
+    assert_in_order(&sink, &ks, 200).await.unwrap();
+    assert_eq!(sink.duplicates().await.unwrap(), 0);
+    assert_eq!(total_pending(&bus).await, 0, "graceful shutdown must leave nothing pending");
+    assert_eq!(metrics.acked.with_label_values(&[STREAM, GROUP]).get(), 2000);
+    // The member left the fleet and released its leases.
+    let members = raw(&redis.url(), redis::cmd("ZCARD").arg(bus.keys().members(STREAM, GROUP))).await.unwrap();
+    assert_eq!(members, Value::Int(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_goes_to_the_dlq_with_every_field_and_does_not_hold_up_the_rest() {
+    let redis = TestRedis::start().await;
+    let bus = redis.bus(test_topology(1, 3)).await;
+    let sink = Sink::connect(&redis.url()).await.unwrap();
+    let producer = Producer::new(bus.clone(), "test");
+    let key = bus.keys().partition(STREAM, 0);
+    let url = redis.url();
+
+    producer
+        .publish(STREAM, &msg_id("a", 0), "a", None, &TestMsg { key: "a".into(), seq: 0, pad: String::new() })
+        .await
+        .unwrap();
+    // Three undecodable entries: garbage bytes, no envelope field, an unknown schema version.
+    raw(&url, redis::cmd("XADD").arg(&key).arg("*").arg(ENVELOPE_FIELD).arg(&b"\xc1garbage"[..])).await.unwrap();
+    raw(&url, redis::cmd("XADD").arg(&key).arg("*").arg("other").arg("x")).await.unwrap();
+    let mut future =
+        Envelope::wrap(&msg_id("v", 0), "v", None, "test", &TestMsg { key: "v".into(), seq: 0, pad: String::new() })
+            .unwrap();
+    future.v = 99;
+    raw(&url, redis::cmd("XADD").arg(&key).arg("*").arg(ENVELOPE_FIELD).arg(future.encode().unwrap())).await.unwrap();
+    // A message whose handler always fails, then more good ones behind it.
+    producer
+        .publish(STREAM, &msg_id("p", 0), "p", None, &TestMsg { key: "p".into(), seq: 0, pad: String::new() })
+        .await
+        .unwrap();
+    for seq in 1..=20 {
+        producer
+            .publish(STREAM, &msg_id("a", seq), "a", None, &TestMsg { key: "a".into(), seq, pad: String::new() })
+            .await
+            .unwrap();
+    }
+
+    let metrics = BusMetrics::unregistered();
+    let b = Behaviour { member: "m1".into(), fail_key: Some("p".into()), log_attempts: true, ..Default::default() };
+    let (stop, task) = start(&bus, &sink, b, metrics.clone());
+    assert_eq!(sink.wait_seen(21, Duration::from_secs(20)).await.unwrap(), 21);
+    let dlq = Dlq::new(&bus);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while dlq.stats(STREAM).await.unwrap().total < 4 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    task.await.unwrap();
+
+    let stats = dlq.stats(STREAM).await.unwrap();
+    assert_eq!(stats.total, 4, "{stats:?}");
+    assert_eq!(stats.by_reason.get("decode_error"), Some(&3));
+    assert_eq!(stats.by_reason.get("max_deliveries"), Some(&1));
+    let letters = dlq.list(STREAM, 100).await.unwrap();
+    for d in &letters {
+        assert_eq!(d.original_stream, STREAM);
+        assert_eq!(d.service_name, "bus-test");
+        assert_eq!(d.group, GROUP);
+        assert!(d.failed_at > 1_600_000_000_000, "failed_at is epoch ms");
+        assert!(d.original_message_id.contains('-'), "a stream entry id");
+        assert!(!d.error.is_empty());
+        if d.dead_letter_reason == "decode_error" {
+            assert_eq!(d.final_retry_count, 0, "decode errors are never retried");
+        }
+    }
+    let errors: Vec<&str> = letters.iter().map(|d| d.error.as_str()).collect();
+    assert!(errors.iter().any(|e| e.contains("not valid MessagePack")), "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains("no `e` field")), "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains("schema version 99")), "{errors:?}");
+    let poison = letters.iter().find(|d| d.dead_letter_reason == "max_deliveries").unwrap();
+    assert_eq!(poison.final_retry_count, 3);
+    assert!(poison.error.contains("poison key p always fails"));
+    assert_eq!(poison.message_id, msg_id("p", 0).to_string());
+    assert_eq!(poison.payload.as_ref().unwrap()["key"], "p");
+    assert_eq!(poison.envelope.as_ref().unwrap()["type"], "test_msg");
+
+    // Attempts: the poison exactly max_deliveries times, and every good message handled
+    // before its first retry: the entries behind it did not wait for its backoff.
+    let attempts = sink.attempts().await.unwrap();
+    let p_attempts: Vec<usize> =
+        attempts.iter().enumerate().filter(|(_, a)| a.starts_with("p:")).map(|(i, _)| i).collect();
+    assert_eq!(p_attempts.len(), 3, "{attempts:?}");
+    assert_eq!(attempts[p_attempts[1]], "p:0:2");
+    let last_good = attempts.iter().rposition(|a| a.starts_with("a:")).unwrap();
+    assert!(last_good < p_attempts[1], "good entries were held up behind the poison: {attempts:?}");
+    assert_eq!(metrics.dead_lettered.with_label_values(&[STREAM, GROUP, "decode_error"]).get(), 3);
+    assert_eq!(metrics.retried.with_label_values(&[STREAM, GROUP]).get(), 2);
+    assert_eq!(total_pending(&bus).await, 0, "dead letters are acked in the source");
+
+    // Replay returns the poison to its stream and removes it from the DLQ.
+    let before = bus_len(&url, &key).await;
+    let replayed = dlq.replay(STREAM, &ReplaySelector::Id(poison.id.clone())).await.unwrap();
+    assert_eq!(replayed.replayed, vec![poison.id.clone()]);
+    assert_eq!(dlq.stats(STREAM).await.unwrap().total, 3);
+    assert_eq!(bus_len(&url, &key).await, before + 1);
+    // This time the handler accepts it.
+    let (stop, task) =
+        start(&bus, &sink, Behaviour { member: "m2".into(), ..Default::default() }, BusMetrics::unregistered());
+    assert_eq!(sink.wait_seen(22, Duration::from_secs(20)).await.unwrap(), 22);
+    stop.cancel();
+    task.await.unwrap();
+    // Replay by reason: the two with a payload go back, the one without stays, with why.
+    let report = dlq.replay(STREAM, &ReplaySelector::Reason("decode_error".into())).await.unwrap();
+    assert_eq!(report.replayed.len(), 2, "{report:?}");
+    assert_eq!(report.skipped.len(), 1, "{report:?}");
+    assert!(report.skipped[0].1.contains("no payload"), "{report:?}");
+    let err = dlq.replay(STREAM, &ReplaySelector::Id("0/1-1".into())).await.unwrap_err();
+    assert!(err.to_string().contains("not found"), "{err}");
+    assert_eq!(dlq.purge(STREAM).await.unwrap(), 1);
+    assert_eq!(dlq.stats(STREAM).await.unwrap().total, 0);
+}
+
+async fn bus_len(url: &str, key: &str) -> i64 {
+    match raw(url, redis::cmd("XLEN").arg(key)).await.unwrap() {
+        Value::Int(n) => n,
+        other => panic!("XLEN returned {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_entries_whose_body_was_trimmed_are_acked_and_counted() {
+    let redis = TestRedis::start().await;
+    let bus = redis.bus(test_topology(1, 5)).await;
+    let sink = Sink::connect(&redis.url()).await.unwrap();
+    produce(&Producer::new(bus.clone(), "test"), &keys(1), 5).await.unwrap();
+    let key = bus.keys().partition(STREAM, 0);
+    // A consumer that read them and vanished, then the stream was trimmed under them.
+    raw(&redis.url(), redis::cmd("XREADGROUP").arg("GROUP").arg(GROUP).arg("ghost").arg("STREAMS").arg(&key).arg(">"))
+        .await
+        .unwrap();
+    raw(&redis.url(), redis::cmd("XTRIM").arg(&key).arg("MAXLEN").arg(0)).await.unwrap();
+    assert_eq!(total_pending(&bus).await, 5);
+
+    let metrics = BusMetrics::unregistered();
+    let (stop, task) = start(&bus, &sink, Behaviour { member: "m1".into(), ..Default::default() }, metrics.clone());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while total_pending(&bus).await > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    task.await.unwrap();
+    assert_eq!(total_pending(&bus).await, 0);
+    assert_eq!(metrics.trimmed.with_label_values(&[STREAM, GROUP]).get(), 5);
+    assert_eq!(sink.seen().await.unwrap(), 0, "nothing to handle: the bodies are gone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpointed_state_continues_where_the_last_owner_acked() {
+    let redis = TestRedis::start().await;
+    let bus = redis.bus(test_topology(2, 5)).await;
+    let sink = Sink::connect(&redis.url()).await.unwrap();
+    let producer = Producer::new(bus.clone(), "test");
+    let ks = keys(4);
+    produce(&producer, &ks, 100).await.unwrap();
+    let b = Behaviour { member: "m1".into(), stateful: true, ..Default::default() };
+    let (stop, task) = start(&bus, &sink, b, BusMetrics::unregistered());
+    sink.wait_seen(400, Duration::from_secs(20)).await.unwrap();
+    stop.cancel();
+    task.await.unwrap();
+
+    // More messages, a new owner: it must restore the tallies and add only the new ones.
+    let mut batch = Vec::new();
+    for key in &ks {
+        for seq in 100..150 {
+            batch.push(
+                producer
+                    .prepare(
+                        STREAM,
+                        &msg_id(key, seq),
+                        key,
+                        None,
+                        &TestMsg { key: key.clone(), seq, pad: String::new() },
+                    )
+                    .unwrap(),
+            );
+        }
+    }
+    producer.send(&batch).await.unwrap();
+    let b = Behaviour { member: "m2".into(), stateful: true, ..Default::default() };
+    let (stop, task) = start(&bus, &sink, b, BusMetrics::unregistered());
+    sink.wait_seen(600, Duration::from_secs(20)).await.unwrap();
+    stop.cancel();
+    task.await.unwrap();
+
+    let tally = tallies(&bus, 2).await;
+    assert_eq!(tally.count, 600);
+    assert_eq!(tally.seq_sum, 4 * (0..150u64).sum::<u64>());
+}
+
+/// The sum of the checkpointed tallies of all partitions.
+pub async fn tallies(bus: &Bus, partitions: u32) -> Tally {
+    let mut total = Tally::default();
+    for p in 0..partitions {
+        if let Some(c) = tradeflow_bus::checkpoint::Checkpoint::load(bus, STREAM, p, GROUP).await.unwrap() {
+            let t: Tally = serde_json::from_slice(&c.state).unwrap();
+            total.count += t.count;
+            total.seq_sum += t.seq_sum;
+        }
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_rides_out_a_redis_crash() {
+    let mut redis = TestRedis::start().await;
+    let bus = redis.bus(test_topology(2, 5)).await;
+    let sink = Sink::connect(&redis.url()).await.unwrap();
+    let producer = Producer::new(bus.clone(), "test");
+    let ks = keys(4);
+    produce(&producer, &ks, 50).await.unwrap();
+    let (stop, task) =
+        start(&bus, &sink, Behaviour { member: "m1".into(), ..Default::default() }, BusMetrics::unregistered());
+    sink.wait_seen(200, Duration::from_secs(20)).await.unwrap();
+
+    redis.kill().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    redis.restart().await;
+    let mut batch = Vec::new();
+    for key in &ks {
+        for seq in 50..100 {
+            batch.push(
+                producer
+                    .prepare(
+                        STREAM,
+                        &msg_id(key, seq),
+                        key,
+                        None,
+                        &TestMsg { key: key.clone(), seq, pad: String::new() },
+                    )
+                    .unwrap(),
+            );
+        }
+    }
+    // The shared connection reconnects by itself; give it a moment on the first call.
+    let mut sent = false;
+    for _ in 0..50 {
+        if producer.send(&batch).await.is_ok() {
+            sent = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(sent, "producer did not recover after the Redis restart");
+    assert_eq!(sink.wait_seen(400, Duration::from_secs(30)).await.unwrap(), 400);
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(15), task).await.unwrap().unwrap();
+    assert_in_order(&sink, &ks, 100).await.unwrap();
+}
