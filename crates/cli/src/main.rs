@@ -1,1 +1,95 @@
-fn main() {}
+//! `tradeflow`: the command line of the tradeflow pipeline.
+
+mod bench;
+mod commands;
+mod config;
+mod up;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tradeflow_bus::Bus;
+
+use crate::config::Settings;
+
+#[derive(Parser)]
+#[command(name = "tradeflow", version, about = "Redis Streams trading pipeline: streams, dead letters, benchmarks")]
+struct Cli {
+    /// Redis to use, e.g. redis://127.0.0.1:6379/
+    #[arg(long, env = "REDIS_URL", global = true)]
+    redis_url: Option<String>,
+    /// Process configuration file (TOML: [redis] url, [bus] streams/namespace/service).
+    #[arg(long, env = "TRADEFLOW_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Stream topology file; default ./streams.toml, else the built-in one.
+    #[arg(long, env = "TRADEFLOW_STREAMS", global = true)]
+    streams: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create, list and inspect the streams of streams.toml.
+    Streams {
+        #[command(subcommand)]
+        command: commands::streams::StreamsCommand,
+    },
+    /// Inspect, replay and purge dead letters.
+    Dlq {
+        #[command(subcommand)]
+        command: commands::dlq::DlqCommand,
+    },
+    /// Benchmarks (build with --release).
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
+    /// Run tradeflow on this machine: a private redis-server when no REDIS_URL is given.
+    Up(up::UpArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TRADEFLOW_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.config.as_deref(), cli.redis_url, cli.streams.as_deref())?;
+    match cli.command {
+        Command::Streams { command } => commands::streams::run(&settings, command).await,
+        Command::Dlq { command } => commands::dlq::run(&settings, command).await,
+        Command::Bench { command } => bench::run(&settings, command).await,
+        Command::Up(args) => up::run(&settings, args).await,
+    }
+}
+
+/// Connects to the configured Redis (required for this command).
+pub(crate) async fn connect(settings: &Settings) -> anyhow::Result<Bus> {
+    let url = settings
+        .redis_url
+        .as_deref()
+        .context("no Redis given: pass --redis-url, set REDIS_URL, or set [redis] url in the config file")?;
+    Bus::connect(url, settings.topology.clone()).await.with_context(|| format!("cannot connect to Redis at {url}"))
+}

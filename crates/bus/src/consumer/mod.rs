@@ -108,6 +108,8 @@ impl<F: HandlerFactory> Consumer<F> {
         let mut owned: HashMap<u32, Owned> = HashMap::new();
         let mut releasing: Vec<(u32, JoinHandle<()>)> = Vec::new();
         let mut last_renewal = Instant::now();
+        let owned_gauge = sh.metrics.partitions_owned.with_label_values(&labels);
+        let mut reported_owned = 0i64;
         let mut ticker = tokio::time::interval(fleet_spec.heartbeat);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         info!(stream = %sh.spec.name, group = %sh.group, member = %sh.consumer, "consumer started");
@@ -180,7 +182,9 @@ impl<F: HandlerFactory> Consumer<F> {
             if let Err(e) = fleet.release(&done).await {
                 warn!(error = %e, "releasing leases failed; they will expire");
             }
-            sh.metrics.partitions_owned.with_label_values(&labels).set(owned.len() as i64);
+            // add/sub rather than set: several members may share one process and its gauge.
+            owned_gauge.add(owned.len() as i64 - reported_owned);
+            reported_owned = owned.len() as i64;
         }
 
         info!(member = %sh.consumer, "shutting down: finishing in-flight batches");
@@ -195,7 +199,7 @@ impl<F: HandlerFactory> Consumer<F> {
             }
             all.push(p);
         }
-        sh.metrics.partitions_owned.with_label_values(&labels).set(0);
+        owned_gauge.sub(reported_owned);
         fleet.release(&all).await?;
         fleet.leave().await?;
         info!(member = %sh.consumer, "consumer stopped");

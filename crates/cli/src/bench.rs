@@ -1,0 +1,307 @@
+//! `tradeflow bench bus`: messages per second through produce → consume → ack, beside the raw
+//! `redis-benchmark -P 64 XADD` rate of the same Redis measured in the same run.
+//!
+//! Every scenario uses a fresh namespace on one Redis (a private redis-server unless
+//! REDIS_URL is given), two producer tasks, ~200-byte payloads spread over 64 keys, and a no-op
+//! handler that counts. The clock runs from the first XADD until the last message is acknowledged.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tradeflow_bus::embedded::{EmbeddedOptions, RedisServer};
+use tradeflow_bus::envelope::DecodeError;
+use tradeflow_bus::{Bus, Consumer, Delivery, Envelope, Handler, HandlerFactory, Outcome, Producer, Topology};
+use tradeflow_core::{MessageId, Payload};
+
+use crate::config::Settings;
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Bus throughput: 1 and 8 partitions, 1 and 3 consumers.
+    Bus {
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Messages per scenario.
+        #[arg(long, default_value_t = 300_000)]
+        messages: u64,
+        /// Payload size in bytes.
+        #[arg(long, default_value_t = 200)]
+        payload_bytes: usize,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct BenchMsg {
+    seq: u64,
+    /// A MessagePack bin, so `payload_bytes` is what goes on the wire.
+    #[serde(with = "serde_bytes")]
+    data: Vec<u8>,
+}
+
+impl Payload for BenchMsg {
+    const KIND: &'static str = "bench_msg";
+    const VERSION: u16 = 1;
+}
+
+struct Counter(Arc<AtomicU64>);
+
+impl Handler for Counter {
+    type Msg = BenchMsg;
+
+    fn decode(&self, envelope: &Envelope) -> Result<BenchMsg, DecodeError> {
+        envelope.open()
+    }
+
+    async fn handle(&mut self, _d: &Delivery<BenchMsg>) -> Outcome {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Outcome::Done
+    }
+
+    async fn handle_batch(&mut self, batch: &[Delivery<BenchMsg>]) -> Vec<Outcome> {
+        self.0.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        vec![Outcome::Done; batch.len()]
+    }
+}
+
+struct CounterFactory(Arc<AtomicU64>);
+
+impl HandlerFactory for CounterFactory {
+    type Handler = Counter;
+    fn create(&self, _p: u32, _restored: Option<&[u8]>) -> Result<Counter, String> {
+        Ok(Counter(self.0.clone()))
+    }
+}
+
+#[derive(Serialize)]
+struct Scenario {
+    partitions: u32,
+    consumers: u32,
+    messages: u64,
+    seconds: f64,
+    msgs_per_s: f64,
+    /// Rate of the producer alone (it finishes before the consumers).
+    produce_per_s: f64,
+}
+
+#[derive(Serialize)]
+struct Report {
+    /// Best end-to-end rate with 8 partitions.
+    msgs_per_s: f64,
+    msgs_per_s_scenario: String,
+    redis_xadd_ceiling_per_s: Option<f64>,
+    redis_xadd_ceiling_note: String,
+    payload_bytes: usize,
+    cores: usize,
+    redis: String,
+    scenarios: Vec<Scenario>,
+}
+
+/// Producer tasks per scenario.
+const PRODUCERS: u64 = 2;
+
+pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
+    let BenchCommand::Bus { json, messages, payload_bytes } = cmd;
+    if cfg!(debug_assertions) {
+        eprintln!("warning: this is a debug build; benchmark figures need `cargo run --release`");
+    }
+    let mut _server = None;
+    let (url, port) = match &settings.redis_url {
+        Some(u) => (u.clone(), redis::Client::open(u.as_str())?.get_connection_info().addr().to_string()),
+        None => {
+            let dir = std::env::temp_dir().join(format!("tradeflow-bench-{}", std::process::id()));
+            let s = RedisServer::start(EmbeddedOptions { dir, port: None, appendonly: false }).await?;
+            let u = s.url();
+            let p = s.port().to_string();
+            _server = Some(s);
+            (u, p)
+        }
+    };
+    let mut scenarios = Vec::new();
+    for (i, (partitions, consumers)) in [(1u32, 1u32), (1, 3), (8, 1), (8, 3)].into_iter().enumerate() {
+        let s = scenario(&url, i, partitions, consumers, messages, payload_bytes).await?;
+        if !json {
+            eprintln!(
+                "{partitions} partition(s), {consumers} consumer(s): {:>9.0} msg/s end to end ({:.2} s; producer alone {:.0}/s)",
+                s.msgs_per_s, s.seconds, s.produce_per_s
+            );
+        }
+        scenarios.push(s);
+    }
+    let (ceiling, note) = match xadd_ceiling(&url, &port, payload_bytes).await {
+        Ok(v) => (Some(v), "redis-benchmark -P 64 -n 500000 XADD <key> MAXLEN ~ 10000000 * e <payload>".to_string()),
+        Err(e) => (None, format!("not measured: {e:#}")),
+    };
+    let best = scenarios
+        .iter()
+        .filter(|s| s.partitions == 8)
+        .max_by(|a, b| a.msgs_per_s.total_cmp(&b.msgs_per_s))
+        .context("no 8-partition scenario ran")?;
+    let report = Report {
+        msgs_per_s: best.msgs_per_s,
+        msgs_per_s_scenario: format!("{} partitions, {} consumer(s)", best.partitions, best.consumers),
+        redis_xadd_ceiling_per_s: ceiling,
+        redis_xadd_ceiling_note: note,
+        payload_bytes,
+        cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        redis: url.clone(),
+        scenarios,
+    };
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        match ceiling {
+            Some(c) => eprintln!("redis-benchmark -P 64 XADD ceiling on the same Redis: {c:.0}/s"),
+            None => eprintln!("redis-benchmark ceiling {}", report.redis_xadd_ceiling_note),
+        }
+        eprintln!("msgs_per_s = {:.0} ({})", report.msgs_per_s, report.msgs_per_s_scenario);
+    }
+    Ok(())
+}
+
+fn topology(ns: &str, partitions: u32, messages: u64) -> anyhow::Result<Topology> {
+    let text = format!(
+        r#"
+namespace = "{ns}"
+[fleet]
+heartbeat_ms = 200
+lease_ttl_ms = 2000
+[streams."bench.events"]
+description = "benchmark"
+key = "key"
+groups = ["bench"]
+partitions = {partitions}
+maxlen = {maxlen}
+read_count = 1000
+block_ms = 100
+"#,
+        maxlen = messages * 2
+    );
+    Ok(Topology::parse(&text, "bench topology")?)
+}
+
+async fn scenario(
+    url: &str,
+    index: usize,
+    partitions: u32,
+    consumers: u32,
+    messages: u64,
+    payload_bytes: usize,
+) -> anyhow::Result<Scenario> {
+    let ns = format!("bench{}x{index}", std::process::id());
+    let bus = Bus::connect(url, topology(&ns, partitions, messages)?).await?;
+    bus.init().await?;
+    let count = Arc::new(AtomicU64::new(0));
+    let stop = CancellationToken::new();
+    let mut tasks = Vec::new();
+    for c in 0..consumers {
+        let consumer = Consumer::new(bus.clone(), "bench.events", "bench", "bench", CounterFactory(count.clone()))?
+            .with_member_name(format!("bench-{c}"));
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move { consumer.run(stop).await }));
+    }
+    // Wait until the fleet has settled: every partition leased, the split stable.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut conn = bus.conn();
+        let mut held = 0;
+        for p in 0..partitions {
+            let v: Option<String> =
+                redis::cmd("GET").arg(bus.keys().lease("bench.events", "bench", p)).query_async(&mut conn).await?;
+            held += u32::from(v.is_some());
+        }
+        if held == partitions {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("consumers did not acquire all {partitions} partitions within 20 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    // Two producer tasks on disjoint key sets: order per key holds, and one task's encoding
+    // overlaps the other's round trip, as with several producing stages.
+    let producer = Producer::new(bus.clone(), "bench");
+    let started = Instant::now();
+    let mut producing = Vec::new();
+    for half in 0..PRODUCERS {
+        let producer = producer.clone();
+        let data = vec![b'x'; payload_bytes];
+        producing.push(tokio::spawn(async move {
+            let keys: Vec<String> = (0..32).map(|k| format!("KEY{half}-{k}")).collect();
+            let mut batch = Vec::with_capacity(1000);
+            for seq in (half..messages).step_by(PRODUCERS as usize) {
+                let key = &keys[(seq / PRODUCERS % 32) as usize];
+                let id = MessageId::candle("bench", key, "1m", seq as i64);
+                batch.push(producer.prepare("bench.events", &id, key, None, &BenchMsg { seq, data: data.clone() })?);
+                if batch.len() == 1000 {
+                    producer.send(&batch).await?;
+                    batch.clear();
+                }
+            }
+            producer.send(&batch).await?;
+            anyhow::Ok(started.elapsed())
+        }));
+    }
+    let mut produce_time = Duration::ZERO;
+    for p in producing {
+        produce_time = produce_time.max(p.await??);
+    }
+    while count.load(Ordering::Relaxed) < messages {
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!("only {} of {messages} messages consumed after 600 s", count.load(Ordering::Relaxed));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let elapsed = started.elapsed();
+    stop.cancel();
+    for t in tasks {
+        t.await??;
+    }
+    // Leave the Redis as we found it.
+    let mut conn = bus.conn();
+    for p in 0..partitions {
+        let _: i64 = redis::cmd("DEL").arg(bus.keys().partition("bench.events", p)).query_async(&mut conn).await?;
+    }
+    Ok(Scenario {
+        partitions,
+        consumers,
+        messages,
+        seconds: elapsed.as_secs_f64(),
+        msgs_per_s: messages as f64 / elapsed.as_secs_f64(),
+        produce_per_s: messages as f64 / produce_time.as_secs_f64(),
+    })
+}
+
+/// `redis-benchmark -P 64` XADD rate against the same server.
+async fn xadd_ceiling(url: &str, addr: &str, payload_bytes: usize) -> anyhow::Result<f64> {
+    let (host, port) = match addr.rsplit_once(':') {
+        Some((h, p)) => (h.to_string(), p.to_string()),
+        None => ("127.0.0.1".to_string(), addr.to_string()),
+    };
+    let key = format!("bench-ceiling-{}", std::process::id());
+    let payload = "x".repeat(payload_bytes);
+    let out = tokio::process::Command::new("redis-benchmark")
+        .args(["-h", &host, "-p", &port, "-P", "64", "-n", "500000", "--csv"])
+        .args(["XADD", &key, "MAXLEN", "~", "10000000", "*", "e", &payload])
+        .output()
+        .await
+        .context("cannot run redis-benchmark (Debian package redis-tools)")?;
+    let client = redis::Client::open(url)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let _: i64 = redis::cmd("DEL").arg(&key).query_async(&mut conn).await?;
+    if !out.status.success() {
+        bail!("redis-benchmark failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    // CSV: a header line, then "test","rps",...
+    let line = text.lines().find(|l| l.starts_with("\"XADD")).context("redis-benchmark printed no XADD line")?;
+    let rps = line.split("\",\"").nth(1).context("no rps column")?;
+    Ok(rps.trim_matches('"').parse()?)
+}

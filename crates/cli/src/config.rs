@@ -1,0 +1,109 @@
+//! Process configuration: one optional TOML file, environment overrides, command-line flags
+//! (flag > environment > file > default), validated at start-up with every problem reported.
+//!
+//! ```toml
+//! # tradeflow.toml
+//! [redis]
+//! url = "redis://127.0.0.1:6379/"   # env REDIS_URL
+//! [bus]
+//! streams = "streams.toml"          # env TRADEFLOW_STREAMS; relative to this file
+//! namespace = "tf"                  # env TRADEFLOW_NAMESPACE; overrides streams.toml
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use tradeflow_bus::Topology;
+
+/// The project's streams.toml, built in so the binary works from any directory.
+pub const BUILTIN_STREAMS: &str = include_str!("../../../streams.toml");
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    redis: RedisSection,
+    #[serde(default)]
+    bus: BusSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedisSection {
+    url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BusSection {
+    streams: Option<PathBuf>,
+    namespace: Option<String>,
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `None`: no Redis given (commands that can start an embedded one will).
+    pub redis_url: Option<String>,
+    pub topology: Topology,
+    /// Where the topology came from, for messages.
+    pub topology_source: String,
+}
+
+impl Settings {
+    /// `config`: the --config file (must exist when given). `redis_url`: flag or REDIS_URL.
+    pub fn load(config: Option<&Path>, redis_url: Option<String>, streams: Option<&Path>) -> anyhow::Result<Self> {
+        let (file, base) = match config {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+                let file: FileConfig =
+                    toml::from_str(&text).with_context(|| format!("config {} is invalid", path.display()))?;
+                (file, path.parent().map(Path::to_path_buf))
+            }
+            None => (FileConfig::default(), None),
+        };
+        let mut problems = Vec::new();
+
+        let redis_url = redis_url.or(file.redis.url);
+        if let Some(url) = &redis_url
+            && let Err(e) = redis::Client::open(url.as_str())
+        {
+            problems.push(format!("redis url {url:?}: {e}"));
+        }
+
+        let streams_path = streams.map(Path::to_path_buf).or_else(|| {
+            file.bus.streams.map(|p| match &base {
+                Some(b) if p.is_relative() => b.join(p),
+                _ => p,
+            })
+        });
+        let (topology, topology_source) = match streams_path {
+            Some(p) => (Topology::load(&p), p.display().to_string()),
+            None if Path::new("streams.toml").exists() => (Topology::load("streams.toml"), "streams.toml".to_string()),
+            None => (Topology::parse(BUILTIN_STREAMS, "built-in streams.toml"), "built-in streams.toml".to_string()),
+        };
+        let namespace = std::env::var("TRADEFLOW_NAMESPACE").ok().or(file.bus.namespace);
+        let topology = match topology {
+            Ok(t) => match namespace {
+                Some(ns) => match t.with_namespace(&ns) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        problems.push(e.to_string());
+                        None
+                    }
+                },
+                None => Some(t),
+            },
+            Err(e) => {
+                problems.push(e.to_string());
+                None
+            }
+        };
+        match topology {
+            Some(topology) if problems.is_empty() => Ok(Self { redis_url, topology, topology_source }),
+            _ => bail!("configuration has {} problem(s):\n{}", problems.len(), problems.join("\n")),
+        }
+    }
+}
