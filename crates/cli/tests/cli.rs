@@ -1,0 +1,177 @@
+//! The `tradeflow` binary against a redis-server of the test's own.
+
+use std::process::Output;
+
+use serde_json::Value;
+use tradeflow_bus::Envelope;
+use tradeflow_bus::envelope::ENVELOPE_FIELD;
+use tradeflow_testkit::TestRedis;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tradeflow");
+const STREAMS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../streams.toml");
+
+async fn tradeflow(redis: Option<&TestRedis>, args: &[&str]) -> Output {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(args).env_remove("REDIS_URL").env_remove("TRADEFLOW_CONFIG").env("TRADEFLOW_STREAMS", STREAMS);
+    if let Some(r) = redis {
+        cmd.env("REDIS_URL", r.url());
+    }
+    cmd.output().await.expect("tradeflow runs")
+}
+
+fn stdout(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_init_is_idempotent_and_health_reports_every_stream() {
+    let redis = TestRedis::start().await;
+    let first = stdout(&tradeflow(Some(&redis), &["streams", "init"]).await);
+    assert!(first.contains("91 created, 0 already there"), "{first}");
+    let again = stdout(&tradeflow(Some(&redis), &["streams", "init"]).await);
+    assert!(again.contains("0 created, 91 already there"), "{again}");
+
+    let list: Value = serde_json::from_str(&stdout(&tradeflow(None, &["streams", "list", "--json"]).await)).unwrap();
+    let names: Vec<&str> = list.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "audit.events",
+            "ctl.commands",
+            "ens.decisions",
+            "exec.fills",
+            "inf.signals",
+            "md.candles",
+            "risk.orders",
+            "sys.events"
+        ]
+    );
+    assert_eq!(list[5]["redis_keys"][3], "tf:{md.candles:3}");
+
+    let health: Value =
+        serde_json::from_str(&stdout(&tradeflow(Some(&redis), &["streams", "health", "--json"]).await)).unwrap();
+    let candles = health.as_array().unwrap().iter().find(|s| s["stream"] == "md.candles").unwrap();
+    assert_eq!(candles["partitions"].as_array().unwrap().len(), 8);
+    let groups = candles["partitions"][0]["groups"].as_array().unwrap();
+    assert!(groups.iter().all(|g| g["exists"] == true && g["pending"] == 0 && g["lag"] == 0), "{groups:?}");
+    let table = stdout(&tradeflow(Some(&redis), &["streams", "health"]).await);
+    assert!(table.contains("md.candles") && table.contains("inference 0/0"), "{table}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dlq_commands_list_stats_replay_and_purge() {
+    let redis = TestRedis::start().await;
+    let bus = redis.bus(tradeflow_bus::Topology::load(STREAMS).unwrap()).await;
+    // A dead letter made the way it happens in production: a consumer meets garbage.
+    let key = bus.keys().partition("sys.events", 0);
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let _: String =
+        redis::cmd("XADD").arg(&key).arg("*").arg(ENVELOPE_FIELD).arg("not msgpack").query_async(&mut c).await.unwrap();
+    let consumer = tradeflow_bus::Consumer::new(bus.clone(), "sys.events", "monitor", "cli-test", Nothing).unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn(consumer.run(stop.clone()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while tradeflow_bus::dlq::Dlq::new(&bus).stats("sys.events").await.unwrap().total == 0 {
+        assert!(std::time::Instant::now() < deadline, "dead letter did not appear");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    run.await.unwrap().unwrap();
+
+    let list: Value =
+        serde_json::from_str(&stdout(&tradeflow(Some(&redis), &["dlq", "list", "sys.events", "--json"]).await))
+            .unwrap();
+    let d = &list[0];
+    for field in [
+        "dead_letter_reason",
+        "error",
+        "failed_at",
+        "original_stream",
+        "original_message_id",
+        "service_name",
+        "final_retry_count",
+        "payload",
+    ] {
+        assert!(d.get(field).is_some(), "dlq list entry lacks {field}: {d}");
+    }
+    assert_eq!(d["dead_letter_reason"], "decode_error");
+    assert_eq!(d["original_stream"], "sys.events");
+    assert_eq!(d["service_name"], "cli-test");
+    assert_eq!(d["final_retry_count"], 0);
+
+    let stats: Value =
+        serde_json::from_str(&stdout(&tradeflow(Some(&redis), &["dlq", "stats", "sys.events", "--json"]).await))
+            .unwrap();
+    assert_eq!(stats["total"], 1);
+    assert_eq!(stats["by_reason"]["decode_error"], 1);
+
+    let id = d["id"].as_str().unwrap();
+    let replay = stdout(&tradeflow(Some(&redis), &["dlq", "replay", "sys.events", "--id", id]).await);
+    assert!(replay.contains("replayed 1 dead letter(s)"), "{replay}");
+    let missing = tradeflow(Some(&redis), &["dlq", "replay", "sys.events", "--id", id]).await;
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+    let none = tradeflow(Some(&redis), &["dlq", "replay", "sys.events"]).await;
+    assert!(!none.status.success(), "replay needs one of --id/--all/--reason");
+    let purge = stdout(&tradeflow(Some(&redis), &["dlq", "purge", "sys.events"]).await);
+    assert!(purge.contains("purged 0"), "{purge}");
+    let unknown = tradeflow(Some(&redis), &["dlq", "list", "no.such"]).await;
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no stream named \"no.such\""));
+}
+
+#[tokio::test]
+async fn a_broken_topology_and_a_missing_redis_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("streams.toml");
+    std::fs::write(&bad, "[streams.\"x\"]\ndescription = \"d\"\nkey = \"k\"\ngroups = [\"g\"]\npartitions = 0\n")
+        .unwrap();
+    let out = tokio::process::Command::new(BIN)
+        .args(["--streams", bad.to_str().unwrap(), "streams", "list"])
+        .env_remove("REDIS_URL")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(r#"streams."x".partitions: must be at least 1, got 0"#), "{err}");
+
+    let out = tradeflow(None, &["streams", "health"]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no Redis given"));
+}
+
+#[tokio::test]
+async fn up_once_starts_an_embedded_redis_and_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tradeflow(None, &["up", "--once", "--data-dir", dir.path().to_str().unwrap()]).await;
+    let text = stdout(&out);
+    assert!(text.contains("embedded redis-server on redis://127.0.0.1:"), "{text}");
+    assert!(text.contains("md.candles"), "{text}");
+    assert!(dir.path().join("redis/redis.log").exists());
+}
+
+/// A handler that accepts nothing in particular: every envelope fails to decode as it.
+struct Nothing;
+struct NothingHandler;
+impl tradeflow_bus::Handler for NothingHandler {
+    type Msg = ();
+    fn decode(&self, env: &Envelope) -> Result<(), tradeflow_bus::DecodeError> {
+        Err(tradeflow_bus::DecodeError::UnexpectedKind { expected: "none".into(), got: env.kind.clone() })
+    }
+    async fn handle(&mut self, _d: &tradeflow_bus::Delivery<()>) -> tradeflow_bus::Outcome {
+        tradeflow_bus::Outcome::Done
+    }
+}
+impl tradeflow_bus::HandlerFactory for Nothing {
+    type Handler = NothingHandler;
+    fn create(&self, _p: u32, _r: Option<&[u8]>) -> Result<NothingHandler, String> {
+        Ok(NothingHandler)
+    }
+}
