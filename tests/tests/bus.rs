@@ -305,3 +305,45 @@ async fn consumer_rides_out_a_redis_crash() {
     tokio::time::timeout(Duration::from_secs(15), task).await.unwrap().unwrap();
     assert_in_order(&sink, &ks, 100).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_left_idle_under_another_consumer_are_claimed_and_handled_once() {
+    let redis = TestRedis::start().await;
+    let bus = redis.bus(test_topology(1, 5)).await;
+    let sink = Sink::connect(&redis.url()).await.unwrap();
+    let ks = keys(2);
+    produce(&Producer::new(bus.clone(), "test"), &ks, 10).await.unwrap();
+    let metrics = BusMetrics::unregistered();
+    let (stop, task) = start(&bus, &sink, Behaviour { member: "m1".into(), ..Default::default() }, metrics.clone());
+    assert_eq!(sink.wait_seen(20, Duration::from_secs(10)).await.unwrap(), 20);
+
+    // While m1 owns the partition, a stray consumer ends up holding five entries (as after an
+    // operator's manual read, or a member that lost its lease mid-read).
+    let key = bus.keys().partition(STREAM, 0);
+    let entries =
+        raw(&redis.url(), redis::cmd("XRANGE").arg(&key).arg("-").arg("+").arg("COUNT").arg(5)).await.unwrap();
+    let Value::Array(entries) = entries else { panic!("XRANGE") };
+    let mut claim = redis::cmd("XCLAIM");
+    claim.arg(&key).arg(GROUP).arg("stray").arg(0);
+    for e in &entries {
+        let Value::Array(parts) = e else { panic!("entry") };
+        let Value::BulkString(id) = &parts[0] else { panic!("id") };
+        claim.arg(id.clone());
+    }
+    claim.arg("FORCE");
+    raw(&redis.url(), &claim).await.unwrap();
+    assert_eq!(total_pending(&bus).await, 5);
+
+    // After claim_idle (2 s in the test topology) m1 claims and handles them; the sink's
+    // idempotency turns the redelivery into duplicates, not second effects.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while total_pending(&bus).await > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.cancel();
+    task.await.unwrap();
+    assert_eq!(total_pending(&bus).await, 0);
+    assert_eq!(metrics.claimed.with_label_values(&[STREAM, GROUP]).get(), 5);
+    assert_eq!(sink.seen().await.unwrap(), 20);
+    assert_eq!(sink.duplicates().await.unwrap(), 5);
+}

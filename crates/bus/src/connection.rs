@@ -82,16 +82,35 @@ impl Bus {
     /// Creates every partition and every consumer group of the topology. Idempotent: existing
     /// streams and groups are left as they are. Returns how many groups were created.
     pub async fn init(&self) -> Result<usize, BusError> {
+        let pairs: Vec<(&str, &str)> = self
+            .topology
+            .streams
+            .values()
+            .flat_map(|s| s.groups.iter().map(move |g| (s.name.as_str(), g.as_str())))
+            .collect();
+        self.create_groups(&pairs).await
+    }
+
+    /// Creates the partitions of `stream` and its group `group` where missing.
+    pub async fn ensure_group(&self, stream: &str, group: &str) -> Result<usize, BusError> {
+        self.stream_group(stream, group)?;
+        self.create_groups(&[(stream, group)]).await
+    }
+
+    async fn create_groups(&self, pairs: &[(&str, &str)]) -> Result<usize, BusError> {
         let mut pipe = redis::pipe();
         // Keep per-command errors as values so BUSYGROUP (already exists) can be told apart.
         pipe.ignore_errors();
-        for spec in self.topology.streams.values() {
+        for (stream, group) in pairs {
+            let spec = self.topology.stream(stream)?;
             for p in 0..spec.partitions {
-                let key = self.keys.partition(&spec.name, p);
-                for group in &spec.groups {
-                    // `0`: a group created after messages were produced still sees them.
-                    pipe.cmd("XGROUP").arg("CREATE").arg(&key).arg(group).arg("0").arg("MKSTREAM");
-                }
+                // `0`: a group created after messages were produced still sees them.
+                pipe.cmd("XGROUP")
+                    .arg("CREATE")
+                    .arg(self.keys.partition(stream, p))
+                    .arg(group)
+                    .arg("0")
+                    .arg("MKSTREAM");
             }
         }
         let mut conn = self.conn();

@@ -100,6 +100,8 @@ impl<F: HandlerFactory> Consumer<F> {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), BusError> {
         let sh = Arc::new(self.shared);
         let factory = self.factory;
+        // A consumer started before `streams init` still finds its group.
+        sh.bus.ensure_group(&sh.spec.name, &sh.group).await?;
         let fleet = Fleet::new(sh.bus.clone(), &sh.spec.name, &sh.group, &sh.consumer);
         let labels = [sh.spec.name.as_str(), sh.group.as_str()];
         let fleet_spec = sh.bus.topology().fleet.clone();

@@ -180,7 +180,7 @@ impl<H: Handler> PartitionWorker<H> {
                 // operator reset it); anything else drops the connection and surfaces.
                 self.reader = None;
                 if e.code() == Some("NOGROUP") {
-                    let _ = self.sh.bus.init().await;
+                    let _ = self.sh.bus.ensure_group(&self.sh.spec.name, &self.sh.group).await;
                 }
                 Err(BusError::Redis { op: "XREADGROUP", source: e })
             }
