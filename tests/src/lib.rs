@@ -34,10 +34,15 @@ pub fn msg_id(key: &str, seq: u64) -> MessageId {
     MessageId::candle("test", key, "1m", seq as i64)
 }
 
-/// Produces `per_key` messages for each of `keys`, interleaved, in batches.
+/// Produces `per_key` messages (seq 0..per_key) for each of `keys`, interleaved, in batches.
 pub async fn produce(producer: &Producer, keys: &[String], per_key: u64) -> anyhow::Result<()> {
+    produce_seqs(producer, keys, 0..per_key).await
+}
+
+/// Produces the messages of `seqs` for each of `keys`, interleaved, in batches.
+pub async fn produce_seqs(producer: &Producer, keys: &[String], seqs: std::ops::Range<u64>) -> anyhow::Result<()> {
     let mut batch = Vec::new();
-    for seq in 0..per_key {
+    for seq in seqs {
         for key in keys {
             let m = TestMsg { key: key.clone(), seq, pad: "x".repeat(40) };
             batch.push(producer.prepare(STREAM, &msg_id(key, seq), key, None, &m)?);

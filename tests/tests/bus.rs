@@ -218,23 +218,7 @@ async fn checkpointed_state_continues_where_the_last_owner_acked() {
     task.await.unwrap();
 
     // More messages, a new owner: it must restore the tallies and add only the new ones.
-    let mut batch = Vec::new();
-    for key in &ks {
-        for seq in 100..150 {
-            batch.push(
-                producer
-                    .prepare(
-                        STREAM,
-                        &msg_id(key, seq),
-                        key,
-                        None,
-                        &TestMsg { key: key.clone(), seq, pad: String::new() },
-                    )
-                    .unwrap(),
-            );
-        }
-    }
-    producer.send(&batch).await.unwrap();
+    produce_seqs(&producer, &ks, 100..150).await.unwrap();
     let b = Behaviour { member: "m2".into(), stateful: true, ..Default::default() };
     let (stop, task) = start(&bus, &sink, b, BusMetrics::unregistered());
     sink.wait_seen(600, Duration::from_secs(20)).await.unwrap();
@@ -274,26 +258,10 @@ async fn consumer_rides_out_a_redis_crash() {
     redis.kill().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     redis.restart().await;
-    let mut batch = Vec::new();
-    for key in &ks {
-        for seq in 50..100 {
-            batch.push(
-                producer
-                    .prepare(
-                        STREAM,
-                        &msg_id(key, seq),
-                        key,
-                        None,
-                        &TestMsg { key: key.clone(), seq, pad: String::new() },
-                    )
-                    .unwrap(),
-            );
-        }
-    }
     // The shared connection reconnects by itself; give it a moment on the first call.
     let mut sent = false;
     for _ in 0..50 {
-        if producer.send(&batch).await.is_ok() {
+        if produce_seqs(&producer, &ks, 50..100).await.is_ok() {
             sent = true;
             break;
         }

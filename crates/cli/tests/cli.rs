@@ -175,3 +175,18 @@ impl tradeflow_bus::HandlerFactory for Nothing {
         Ok(NothingHandler)
     }
 }
+
+#[tokio::test]
+async fn bench_bus_json_reports_throughput_beside_the_redis_ceiling() {
+    // A functional check of the report's shape on a small run; the figures themselves come
+    // from a release build (see README, Benchmark).
+    let out = tradeflow(None, &["bench", "bus", "--json", "--messages", "3000"]).await;
+    let report: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert!(report["msgs_per_s"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(report["redis_xadd_ceiling_per_s"].as_f64().unwrap() > 0.0, "{report}");
+    let scenarios = report["scenarios"].as_array().unwrap();
+    let shapes: Vec<(u64, u64)> =
+        scenarios.iter().map(|s| (s["partitions"].as_u64().unwrap(), s["consumers"].as_u64().unwrap())).collect();
+    assert_eq!(shapes, [(1, 1), (1, 3), (8, 1), (8, 3)]);
+    assert!(scenarios.iter().all(|s| s["messages"] == 3000));
+}

@@ -121,8 +121,11 @@ impl<F: HandlerFactory> Consumer<F> {
                 _ = shutdown.cancelled() => break,
                 _ = ticker.tick() => {}
             }
-            let mut held: Vec<u32> = owned.keys().copied().collect();
+            // Partitions still finishing their last batch keep their lease renewed too, so no
+            // one else starts on them before the hand-over.
+            let mut held: Vec<u32> = owned.keys().chain(releasing.iter().map(|(p, _)| p)).copied().collect();
             held.sort_unstable();
+            held.dedup();
             match fleet.heartbeat(&held).await {
                 Ok((members, still)) => {
                     last_renewal = Instant::now();
