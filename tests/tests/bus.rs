@@ -56,6 +56,12 @@ async fn produce_consume_ack_in_order_and_shutdown_leaves_nothing_pending() {
     assert_eq!(sink.duplicates().await.unwrap(), 0);
     assert_eq!(total_pending(&bus).await, 0, "graceful shutdown must leave nothing pending");
     assert_eq!(metrics.acked.with_label_values(&[STREAM, GROUP]).get(), 2000);
+    // A process that gives a partition up stops reporting its gauges (the next owner does).
+    for p in ["0", "1", "2", "3"] {
+        assert!(metrics.pending.remove_label_values(&[STREAM, GROUP, p]).is_err(), "stale pending gauge for {p}");
+        assert!(metrics.lag.remove_label_values(&[STREAM, GROUP, p]).is_err(), "stale lag gauge for {p}");
+    }
+    assert_eq!(metrics.partitions_owned.with_label_values(&[STREAM, GROUP]).get(), 0);
     // The member left the fleet and released its leases.
     let members = raw(&redis.url(), redis::cmd("ZCARD").arg(bus.keys().members(STREAM, GROUP))).await.unwrap();
     assert_eq!(members, Value::Int(0));

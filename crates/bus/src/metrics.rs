@@ -21,6 +21,7 @@ pub struct BusMetrics {
     pub partitions_owned: IntGaugeVec,
     pub lease_losses: IntCounterVec,
     pub redis_errors: IntCounterVec,
+    pub partition_restarts: IntCounterVec,
 }
 
 impl BusMetrics {
@@ -85,7 +86,12 @@ impl BusMetrics {
             )?,
             redis_errors: counter(
                 "tradeflow_bus_redis_errors_total",
-                "Redis commands that failed in a consumer loop (retried after a backoff).",
+                "Fleet heartbeats that failed to reach Redis (retried at the next heartbeat).",
+                sg,
+            )?,
+            partition_restarts: counter(
+                "tradeflow_bus_partition_restarts_total",
+                "Partition loops that failed (Redis error, handler panic) and restarted from their checkpoint.",
                 sg,
             )?,
         })

@@ -219,9 +219,19 @@ fn spawn_partition<F: HandlerFactory>(sh: &Arc<Shared>, factory: &Arc<F>, p: u32
     Owned { stop, task }
 }
 
-/// Runs a partition until `stop`, restarting it from its checkpoint after any failure.
+/// Runs a partition until `stop`, restarting it from its checkpoint after any failure. When
+/// it ends, the partition's gauges go too: the next owner reports them, and a stale value here
+/// would count the partition twice.
 async fn supervise<F: HandlerFactory>(sh: Arc<Shared>, factory: Arc<F>, p: u32, stop: CancellationToken) {
-    let labels = [sh.spec.name.clone(), sh.group.clone()];
+    run_supervised(&sh, factory, p, &stop).await;
+    let p = p.to_string();
+    let gauge_labels = [sh.spec.name.as_str(), sh.group.as_str(), p.as_str()];
+    let _ = sh.metrics.lag.remove_label_values(&gauge_labels);
+    let _ = sh.metrics.pending.remove_label_values(&gauge_labels);
+}
+
+async fn run_supervised<F: HandlerFactory>(sh: &Arc<Shared>, factory: Arc<F>, p: u32, stop: &CancellationToken) {
+    let restarts = sh.metrics.partition_restarts.with_label_values(&[sh.spec.name.as_str(), sh.group.as_str()]);
     let mut backoff = Duration::from_millis(100);
     while !stop.is_cancelled() {
         let attempt = {
@@ -241,7 +251,7 @@ async fn supervise<F: HandlerFactory>(sh: Arc<Shared>, factory: Arc<F>, p: u32, 
             Err(join) if join.is_panic() => "handler panicked".to_string(),
             Err(join) => join.to_string(),
         };
-        sh.metrics.redis_errors.with_label_values(&[labels[0].as_str(), labels[1].as_str()]).inc();
+        restarts.inc();
         warn!(partition = p, error = %failure, retry_in_ms = backoff.as_millis() as u64, "partition failed; restarting from its checkpoint");
         tokio::select! {
             _ = stop.cancelled() => return,
