@@ -116,7 +116,7 @@ pub(crate) fn entry(op: &'static str, v: &Value) -> Result<RawEntry, BusError> {
     Ok(RawEntry { id, fields })
 }
 
-pub(crate) fn entries(op: &'static str, v: &Value) -> Result<Vec<RawEntry>, BusError> {
+pub fn entries(op: &'static str, v: &Value) -> Result<Vec<RawEntry>, BusError> {
     as_array(op, v)?.iter().map(|e| entry(op, e)).collect()
 }
 

@@ -1,10 +1,17 @@
+//! Benchmarks.
+//!
+//! `tradeflow bench indicators`: nanoseconds per candle of the full indicator set over the
+//! BTC/USD 1h candles, looped until at least a second of work has been measured.
+//!
 //! `tradeflow bench bus`: messages per second through produce → consume → ack, beside the raw
 //! `redis-benchmark -P 64 XADD` rate of the same Redis measured in the same run.
 //!
-//! Every scenario uses a fresh namespace on one Redis (a private redis-server unless
+//! Every bus scenario uses a fresh namespace on one Redis (a private redis-server unless
 //! REDIS_URL is given), two producer tasks, ~200-byte payloads spread over 64 keys, and a no-op
 //! handler that counts. The clock runs from the first XADD until the last message is acknowledged.
 
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -16,7 +23,9 @@ use tokio_util::sync::CancellationToken;
 use tradeflow_bus::embedded::{EmbeddedOptions, RedisServer};
 use tradeflow_bus::envelope::DecodeError;
 use tradeflow_bus::{Bus, Consumer, Delivery, Envelope, Handler, HandlerFactory, Outcome, Producer, Topology};
+use tradeflow_core::candle_csv::CandleReader;
 use tradeflow_core::{MessageId, Payload};
+use tradeflow_indicators::{Bar, IndicatorSet, Next, Reset};
 
 use crate::config::Settings;
 
@@ -34,7 +43,22 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         payload_bytes: usize,
     },
+    /// Indicator set: ns per candle over the BTC/USD 1h candles.
+    Indicators {
+        /// Print one JSON object {"ns_per_candle", "candles"} instead of a line of text.
+        #[arg(long)]
+        json: bool,
+        /// Candle CSV to run on; default the shared btcusd_1h.csv beside the repository.
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+        /// Measure for at least this long.
+        #[arg(long, default_value_t = 1.0)]
+        min_seconds: f64,
+    },
 }
+
+/// The shared 1h candles, where CI and developers keep them (beside the repository).
+const DEFAULT_CANDLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/market/btcusd_1h.csv");
 
 #[derive(Serialize, Deserialize)]
 struct BenchMsg {
@@ -106,10 +130,66 @@ struct Report {
 const PRODUCERS: u64 = 2;
 
 pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
-    let BenchCommand::Bus { json, messages, payload_bytes } = cmd;
     if cfg!(debug_assertions) {
         eprintln!("warning: this is a debug build; benchmark figures need `cargo run --release`");
     }
+    match cmd {
+        BenchCommand::Bus { json, messages, payload_bytes } => bus(settings, json, messages, payload_bytes).await,
+        BenchCommand::Indicators { json, csv, min_seconds } => {
+            indicators(csv.as_deref().unwrap_or(Path::new(DEFAULT_CANDLES)), json, min_seconds)
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct IndicatorsReport {
+    ns_per_candle: f64,
+    /// Candles processed in the measured time (the file, several times over).
+    candles: u64,
+}
+
+fn indicators(csv: &Path, json: bool, min_seconds: f64) -> anyhow::Result<()> {
+    let file = std::fs::File::open(csv)
+        .with_context(|| format!("cannot open the benchmark candles {} (pass --csv FILE)", csv.display()))?;
+    let candles = CandleReader::new(std::io::BufReader::new(file))
+        .and_then(|r| r.bars().collect::<Result<Vec<Bar>, _>>())
+        .with_context(|| csv.display().to_string())?;
+    anyhow::ensure!(!candles.is_empty(), "{} holds no candles", csv.display());
+    let mut set = IndicatorSet::new();
+    let pass = |set: &mut IndicatorSet| -> anyhow::Result<()> {
+        set.reset();
+        for candle in &candles {
+            black_box(set.next(black_box(candle))?);
+        }
+        Ok(())
+    };
+    // One pass unmeasured: page in the data, warm the caches and the branch predictor.
+    pass(&mut set)?;
+    let started = Instant::now();
+    let mut passes = 0u64;
+    while passes < 3 || started.elapsed().as_secs_f64() < min_seconds {
+        pass(&mut set)?;
+        passes += 1;
+    }
+    let elapsed = started.elapsed();
+    let total = passes * candles.len() as u64;
+    let report = IndicatorsReport { ns_per_candle: elapsed.as_nanos() as f64 / total as f64, candles: total };
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        eprintln!(
+            "indicators: {:.1} ns per candle ({} candles: {} passes over {}, {:.2} s)",
+            report.ns_per_candle,
+            total,
+            passes,
+            csv.display(),
+            elapsed.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+async fn bus(settings: &Settings, json: bool, messages: u64, payload_bytes: usize) -> anyhow::Result<()> {
     let mut _server = None;
     let (url, port) = match &settings.redis_url {
         Some(u) => (u.clone(), redis::Client::open(u.as_str())?.get_connection_info().addr().to_string()),

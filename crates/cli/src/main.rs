@@ -3,6 +3,7 @@
 mod bench;
 mod commands;
 mod config;
+mod indicators;
 mod up;
 
 use std::path::PathBuf;
@@ -48,6 +49,8 @@ enum Command {
     },
     /// Run tradeflow on this machine: a private redis-server when no REDIS_URL is given.
     Up(up::UpArgs),
+    /// Indicators of a candle CSV, TA-Lib-exact, as CSV (timestamp and the 26 reference columns).
+    Indicators(indicators::IndicatorsArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -76,12 +79,17 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Offline: no Redis, no topology, so a broken config cannot get in its way.
+    if let Command::Indicators(args) = &cli.command {
+        return indicators::run(args);
+    }
     let settings = Settings::load(cli.config.as_deref(), cli.redis_url, cli.streams.as_deref())?;
     match cli.command {
         Command::Streams { command } => commands::streams::run(&settings, command).await,
         Command::Dlq { command } => commands::dlq::run(&settings, command).await,
         Command::Bench { command } => bench::run(&settings, command).await,
         Command::Up(args) => up::run(&settings, args).await,
+        Command::Indicators(args) => indicators::run(&args),
     }
 }
 

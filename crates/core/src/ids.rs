@@ -55,6 +55,11 @@ impl MessageId {
         Self(format!("{source}:{symbol}:{interval}:{open_time_ms}"))
     }
 
+    /// Id made of `:`-joined parts.
+    pub fn from_parts(parts: &[&str]) -> Self {
+        Self(parts.join(":"))
+    }
+
     /// Id of something caused by `self` and named by `part` (signal, decision, order).
     pub fn child(&self, part: &str) -> Self {
         Self(format!("{}/{part}", self.0))

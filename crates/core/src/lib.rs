@@ -3,6 +3,7 @@
 //! The bus carries [`Payload`] values; each one names its kind and schema version so that a
 //! consumer can refuse what it does not understand instead of guessing.
 
+pub mod candle_csv;
 pub mod ids;
 pub mod market;
 pub mod payload;

@@ -111,7 +111,7 @@ pub enum BarError {
 /// when made, and again when deserialized: a NaN or an impossible bar never gets past a
 /// constructor, so indicators' running sums cannot be poisoned by one.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "RawBar", into = "RawBar")]
+#[serde(try_from = "WireBar", into = "WireBar")]
 pub struct Bar {
     open_time: i64,
     open: f64,
@@ -121,8 +121,9 @@ pub struct Bar {
     volume: f64,
 }
 
+/// The serialized shape of a [`Bar`]: short keys, validated on the way in.
 #[derive(Serialize, Deserialize)]
-struct RawBar {
+struct WireBar {
     t: i64,
     o: f64,
     h: f64,
@@ -131,16 +132,16 @@ struct RawBar {
     v: f64,
 }
 
-impl TryFrom<RawBar> for Bar {
+impl TryFrom<WireBar> for Bar {
     type Error = BarError;
-    fn try_from(r: RawBar) -> Result<Self, BarError> {
+    fn try_from(r: WireBar) -> Result<Self, BarError> {
         Bar::new(r.t, r.o, r.h, r.l, r.c, r.v)
     }
 }
 
-impl From<Bar> for RawBar {
+impl From<Bar> for WireBar {
     fn from(b: Bar) -> Self {
-        RawBar { t: b.open_time, o: b.open, h: b.high, l: b.low, c: b.close, v: b.volume }
+        WireBar { t: b.open_time, o: b.open, h: b.high, l: b.low, c: b.close, v: b.volume }
     }
 }
 
@@ -192,6 +193,23 @@ impl Bar {
     }
 }
 
+/// Bar values as a source delivers them, before validation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RawBar {
+    pub open_time: i64,
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+    pub volume: f64,
+}
+
+impl RawBar {
+    pub fn validate(&self) -> Result<Bar, BarError> {
+        Bar::new(self.open_time, self.open, self.high, self.low, self.close, self.volume)
+    }
+}
+
 /// A closed candle on `md.candles` (key = symbol).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Candle {
@@ -218,6 +236,58 @@ impl Candle {
 
 impl Payload for Candle {
     const KIND: &'static str = "candle";
+    const VERSION: u16 = 1;
+}
+
+/// Why ingestion refused a bar. A closed set so that it can label metrics and be queried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalKind {
+    /// A field is missing or not a number.
+    Malformed,
+    /// Values that cannot be a bar (NaN, high < low, negative volume, ...).
+    InvalidBar,
+    /// Open time before the last accepted bar of the same series.
+    TimeBackwards,
+    /// Same open time as an accepted bar, different values.
+    ConflictingDuplicate,
+}
+
+impl RefusalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::InvalidBar => "invalid_bar",
+            Self::TimeBackwards => "time_backwards",
+            Self::ConflictingDuplicate => "conflicting_duplicate",
+        }
+    }
+}
+
+/// A bar that ingestion refused: never a candle, always an audit event with the reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CandleRefused {
+    pub source: String,
+    pub symbol: String,
+    pub interval: Interval,
+    /// Open time when it could be read.
+    pub open_time: Option<i64>,
+    pub kind: RefusalKind,
+    /// What exactly was wrong (field, value, expectation).
+    pub reason: String,
+}
+
+impl CandleRefused {
+    /// `<source>:<symbol>:<interval>:<open time or "?">/refused`; a refusal of a repeated bad
+    /// bar is the same message.
+    pub fn id(&self) -> MessageId {
+        let t = self.open_time.map_or_else(|| "?".to_string(), |t| t.to_string());
+        MessageId::from_parts(&[&self.source, &self.symbol, self.interval.as_str(), &t]).child("refused")
+    }
+}
+
+impl Payload for CandleRefused {
+    const KIND: &'static str = "candle_refused";
     const VERSION: u16 = 1;
 }
 

@@ -1,0 +1,15 @@
+//! Ingestion stage logic, with no transport in it: bars in, candles (and refusals) out.
+//!
+//! - [`stage::IngestStage`]: the state machine a runner drives: validation, order and
+//!   duplicate checks per series ([`gate`]), higher intervals built from lower ones
+//!   ([`aggregate`]);
+//! - sources: [`replay`] (real candle files, read with `tradeflow_core::candle_csv`),
+//!   [`synthetic`] (seeded random walks).
+
+pub mod aggregate;
+pub mod gate;
+pub mod replay;
+pub mod stage;
+pub mod synthetic;
+
+pub use stage::{IngestEvent, IngestStage, RawBar};

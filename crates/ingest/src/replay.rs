@@ -1,0 +1,265 @@
+//! The CSV replay runner: drives [`IngestStage`] over candle files and publishes what it emits
+//! (candles to `md.candles`, refusals to `audit.events`) in pipelined batches.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use prometheus::{IntCounterVec, Opts, Registry};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use tradeflow_bus::{BusError, Outgoing, Producer};
+use tradeflow_core::market::Interval;
+
+use crate::stage::{IngestEvent, IngestStage, RawBar};
+use tradeflow_core::candle_csv::{CandleReader, CsvError};
+
+pub const CANDLES: &str = "md.candles";
+pub const AUDIT: &str = "audit.events";
+
+/// One file to replay.
+#[derive(Debug, Clone)]
+pub struct CsvFeed {
+    pub path: PathBuf,
+    pub symbol: String,
+    pub interval: Interval,
+}
+
+/// How fast bars are published.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pace {
+    /// As fast as Redis takes them (batched).
+    Fast,
+    /// Bar times compressed by this factor (1.0 = real time).
+    Speedup(f64),
+    /// A fixed number of bars per second.
+    Rate(f64),
+}
+
+impl std::str::FromStr for Pace {
+    type Err = String;
+
+    /// `fast`, `x60` (60 × real time, `x1` = real time) or `10/s` (bars per second).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let positive = |v: &str| match v.parse::<f64>() {
+            Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+            _ => Err(format!("{v:?} must be a positive number")),
+        };
+        if s == "fast" {
+            Ok(Pace::Fast)
+        } else if let Some(x) = s.strip_prefix('x') {
+            positive(x).map(Pace::Speedup)
+        } else if let Some(r) = s.strip_suffix("/s") {
+            positive(r).map(Pace::Rate)
+        } else {
+            Err(format!("{s:?}: expected `fast`, `x<speed-up>` (e.g. x60) or `<bars>/s` (e.g. 100/s)"))
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ReplayConfig {
+    pub feeds: Vec<CsvFeed>,
+    pub pace: Pace,
+    /// Replay the files this many times; each pass is shifted in time past the previous one so
+    /// its bars are new candles (load tests). 1 = once.
+    pub passes: u32,
+    /// Source name in candle ids.
+    pub source: String,
+}
+
+/// Counts of one replay.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplayReport {
+    pub candles: u64,
+    pub aggregated: u64,
+    pub refused: u64,
+    pub duplicates: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("pace: {0}")]
+    Pace(String),
+    #[error("{path}: {source}")]
+    Csv {
+        path: String,
+        #[source]
+        source: CsvError,
+    },
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+/// Ingestion metrics, `tradeflow_ingest_*`.
+#[derive(Clone)]
+pub struct IngestMetrics {
+    pub candles: IntCounterVec,
+    pub refused: IntCounterVec,
+}
+
+impl IngestMetrics {
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let candles = IntCounterVec::new(
+            Opts::new("tradeflow_ingest_candles_total", "Candles published, by source and interval."),
+            &["source", "interval"],
+        )?;
+        let refused = IntCounterVec::new(
+            Opts::new("tradeflow_ingest_refused_total", "Bars refused, by source and reason."),
+            &["source", "reason"],
+        )?;
+        registry.register(Box::new(candles.clone()))?;
+        registry.register(Box::new(refused.clone()))?;
+        Ok(Self { candles, refused })
+    }
+}
+
+const BATCH: usize = 1000;
+
+/// Replays every feed, interleaved by bar time so that several symbols advance together, until
+/// done or `shutdown`.
+pub async fn replay(
+    producer: &Producer,
+    stage: &mut IngestStage,
+    config: &ReplayConfig,
+    metrics: &IngestMetrics,
+    shutdown: &CancellationToken,
+) -> Result<ReplayReport, ReplayError> {
+    if let Pace::Speedup(x) | Pace::Rate(x) = config.pace
+        && !(x.is_finite() && x > 0.0)
+    {
+        return Err(ReplayError::Pace(format!("{x} must be a positive number")));
+    }
+    let mut files = Vec::new();
+    for feed in &config.feeds {
+        let rows = read_rows(&feed.path)?;
+        info!(path = %feed.path.display(), symbol = %feed.symbol, rows = rows.len(), "replaying");
+        files.push(rows);
+    }
+    // One timeline of (time, feed, row): a merge by bar time that keeps each file's own order
+    // (so a bar going backwards in a file is still seen as such). An unreadable row keeps the
+    // time of the row before it.
+    let mut timed: Vec<Vec<(i64, &Result<RawBar, String>)>> = Vec::new();
+    let (mut first, mut last) = (i64::MAX, i64::MIN);
+    for (f, rows) in files.iter().enumerate() {
+        let mut t = i64::MIN;
+        let mut file = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Ok(raw) = row {
+                t = raw.open_time;
+                first = first.min(t);
+                last = last.max(t + config.feeds[f].interval.millis());
+            }
+            file.push((t, row));
+        }
+        timed.push(file);
+    }
+    let mut timeline: Vec<(i64, usize, &Result<RawBar, String>)> = Vec::new();
+    let mut next = vec![0usize; timed.len()];
+    while let Some(f) =
+        (0..timed.len()).filter(|f| next[*f] < timed[*f].len()).min_by_key(|f| (timed[*f][next[*f]].0, *f))
+    {
+        let (t, row) = timed[f][next[f]];
+        timeline.push((t, f, row));
+        next[f] += 1;
+    }
+    let span = if first <= last { last - first } else { 0 };
+
+    let mut report = ReplayReport::default();
+    let started = Instant::now();
+    let mut batch: Vec<Outgoing> = Vec::with_capacity(BATCH);
+    let mut n = 0u64;
+    for pass in 0..config.passes.max(1) {
+        let shift = span * i64::from(pass);
+        for (t, f, row) in &timeline {
+            if shutdown.is_cancelled() {
+                flush(producer, &mut batch).await?;
+                return Ok(report);
+            }
+            let feed = &config.feeds[*f];
+            let events = match row {
+                Ok(raw) => {
+                    let due = match config.pace {
+                        Pace::Fast => None,
+                        Pace::Speedup(x) => Some(Duration::from_secs_f64((t + shift - first) as f64 / 1000.0 / x)),
+                        Pace::Rate(r) => Some(Duration::from_secs_f64(n as f64 / r)),
+                    };
+                    if let Some(wait) = due.map(|d| d.saturating_sub(started.elapsed())).filter(|w| !w.is_zero()) {
+                        // Nothing waits in the batch while we sleep.
+                        flush(producer, &mut batch).await?;
+                        tokio::time::sleep(wait).await;
+                    }
+                    n += 1;
+                    let raw = RawBar { open_time: raw.open_time + shift, ..*raw };
+                    let events = stage.on_bar(&config.source, &feed.symbol, feed.interval, raw);
+                    if events.is_empty() {
+                        report.duplicates += 1;
+                    }
+                    events
+                }
+                Err(e) => {
+                    warn!(error = %e, "unreadable row");
+                    vec![stage.malformed(&config.source, &feed.symbol, feed.interval, e.clone())]
+                }
+            };
+            for event in events {
+                batch.push(route(producer, &event, &config.source, metrics, &mut report)?);
+            }
+            if batch.len() >= BATCH {
+                flush(producer, &mut batch).await?;
+            }
+        }
+    }
+    flush(producer, &mut batch).await?;
+    Ok(report)
+}
+
+/// Every row of a candle file; a row that cannot be read is its error text, naming the file,
+/// line and column, and does not stop the rows after it.
+fn read_rows(path: &std::path::Path) -> Result<Vec<Result<RawBar, String>>, ReplayError> {
+    let name = path.display().to_string();
+    let file_error = |source| ReplayError::Csv { path: name.clone(), source };
+    let file = std::fs::File::open(path).map_err(|e| file_error(CsvError::Io { line: 0, source: e }))?;
+    let reader = CandleReader::new(std::io::BufReader::new(file)).map_err(file_error)?;
+    let mut rows = Vec::new();
+    for row in reader {
+        match row {
+            // An unreadable file (not a bad line) ends the replay.
+            Err(e @ CsvError::Io { .. }) => return Err(file_error(e)),
+            row => rows.push(row.map_err(|e| format!("{name}: {e}"))),
+        }
+    }
+    Ok(rows)
+}
+
+fn route(
+    producer: &Producer,
+    event: &IngestEvent,
+    source: &str,
+    metrics: &IngestMetrics,
+    report: &mut ReplayReport,
+) -> Result<Outgoing, BusError> {
+    match event {
+        IngestEvent::Candle(c) => {
+            metrics.candles.with_label_values(&[source, c.interval.as_str()]).inc();
+            report.candles += 1;
+            if c.aggregated {
+                report.aggregated += 1;
+            }
+            producer.prepare(CANDLES, &c.id(), &c.symbol, None, c)
+        }
+        IngestEvent::Refused(r) => {
+            metrics.refused.with_label_values(&[source, r.kind.as_str()]).inc();
+            report.refused += 1;
+            warn!(symbol = %r.symbol, open_time = ?r.open_time, reason = %r.reason, "bar refused");
+            producer.prepare(AUDIT, &r.id(), &r.symbol, None, r)
+        }
+    }
+}
+
+async fn flush(producer: &Producer, batch: &mut Vec<Outgoing>) -> Result<(), BusError> {
+    if !batch.is_empty() {
+        producer.send(batch).await?;
+        batch.clear();
+    }
+    Ok(())
+}

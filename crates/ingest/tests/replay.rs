@@ -1,0 +1,106 @@
+//! CSV replay into a real Redis: every good bar becomes a candle, bad ones become refusals on
+//! audit.events, and the good bars around them still arrive.
+
+use std::io::Write;
+
+use redis::Value;
+use tokio_util::sync::CancellationToken;
+use tradeflow_bus::{Bus, Envelope, Producer, Topology};
+use tradeflow_core::market::{Candle, CandleRefused, Interval};
+use tradeflow_ingest::IngestStage;
+use tradeflow_ingest::replay::{CsvFeed, IngestMetrics, Pace, ReplayConfig, replay};
+use tradeflow_testkit::TestRedis;
+
+const STREAMS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../streams.toml");
+const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../demo/btcusd_1h.csv");
+
+async fn entries(bus: &Bus, stream: &str) -> Vec<Envelope> {
+    let spec = bus.topology().stream(stream).unwrap().clone();
+    let mut conn = bus.conn();
+    let mut out = Vec::new();
+    for p in 0..spec.partitions {
+        let v: Value = redis::cmd("XRANGE")
+            .arg(bus.keys().partition(stream, p))
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        for e in tradeflow_bus::reply::entries("XRANGE", &v).unwrap() {
+            out.push(Envelope::decode(e.field("e").unwrap()).unwrap());
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_feed_and_a_damaged_file_replay_with_refusals_audited() {
+    let redis = TestRedis::start().await;
+    let bus = redis.bus(Topology::load(STREAMS).unwrap()).await;
+    let producer = Producer::new(bus.clone(), "ingest-test");
+    let dir = tempfile::tempdir().unwrap();
+    let damaged = dir.path().join("eth.csv");
+    let mut f = std::fs::File::create(&damaged).unwrap();
+    writeln!(f, "timestamp,open,high,low,close,volume").unwrap();
+    writeln!(f, "0,10,11,9,10,1").unwrap();
+    writeln!(f, "3600000,10,9,11,10,1").unwrap(); // high < low
+    writeln!(f, "3600000,10,11,9,10.5,1").unwrap();
+    writeln!(f, "7200000,10,11,9,oops,1").unwrap(); // not a number
+    writeln!(f, "7200000,10,11,9,10,NaN").unwrap();
+    writeln!(f, "0,10,11,9,10,1").unwrap(); // backwards
+    writeln!(f, "7200000,10,11,9,10,2").unwrap();
+    writeln!(f, "7200000,10,11,9,10,2").unwrap(); // repeated: same id, not a second candle
+    writeln!(f, "10800000,10,12,9,11,3").unwrap();
+    drop(f);
+
+    let config = ReplayConfig {
+        feeds: vec![
+            CsvFeed { path: DEMO.into(), symbol: "BTCUSD".into(), interval: Interval::H1 },
+            CsvFeed { path: damaged, symbol: "ETHUSD".into(), interval: Interval::H1 },
+        ],
+        pace: Pace::Fast,
+        passes: 1,
+        source: "csv".into(),
+    };
+    let mut stage = IngestStage::new(&[(Interval::H1, Interval::H4)]).unwrap();
+    let metrics = IngestMetrics::register(&prometheus::Registry::new()).unwrap();
+    let report = replay(&producer, &mut stage, &config, &metrics, &CancellationToken::new()).await.unwrap();
+    assert_eq!(report.refused, 4, "{report:?}");
+    assert_eq!(report.duplicates, 1, "{report:?}");
+
+    let candles: Vec<Candle> = entries(&bus, "md.candles").await.iter().map(|e| e.open::<Candle>().unwrap()).collect();
+    let hourly_btc = candles.iter().filter(|c| c.symbol == "BTCUSD" && c.interval == Interval::H1).count();
+    assert_eq!(hourly_btc, 20_111);
+    let eth: Vec<(i64, f64)> = candles
+        .iter()
+        .filter(|c| c.symbol == "ETHUSD" && c.interval == Interval::H1)
+        .map(|c| (c.bar.open_time(), c.bar.close()))
+        .collect();
+    assert_eq!(eth, vec![(0, 10.0), (3_600_000, 10.5), (7_200_000, 10.0), (10_800_000, 11.0)]);
+    let eth_4h: Vec<&Candle> = candles.iter().filter(|c| c.symbol == "ETHUSD" && c.interval == Interval::H4).collect();
+    assert_eq!(eth_4h.len(), 1);
+    assert!(eth_4h[0].aggregated);
+    assert_eq!((eth_4h[0].bar.high(), eth_4h[0].bar.low(), eth_4h[0].bar.volume()), (12.0, 9.0, 7.0));
+    let ids: std::collections::HashSet<String> = candles.iter().map(|c| c.id().to_string()).collect();
+    assert_eq!(ids.len(), candles.len(), "no candle id twice");
+    assert_eq!(report.candles as usize, candles.len());
+
+    let refusals: Vec<CandleRefused> =
+        entries(&bus, "audit.events").await.iter().map(|e| e.open::<CandleRefused>().unwrap()).collect();
+    let mut reasons: Vec<String> = refusals.iter().map(|r| format!("{}: {}", r.kind.as_str(), r.reason)).collect();
+    reasons.sort();
+    assert_eq!(reasons.len(), 4);
+    assert!(reasons[0].starts_with("invalid_bar: high 9 is below low 11"), "{reasons:?}");
+    assert!(reasons[1].starts_with("invalid_bar: volume is NaN"), "{reasons:?}");
+    assert!(reasons[2].contains("eth.csv: line 5, column `close`: \"oops\" is not a number"), "{reasons:?}");
+    assert!(reasons[3].starts_with("time_backwards: open time 0 is before"), "{reasons:?}");
+}
+
+#[test]
+fn paces_parse_with_clear_errors() {
+    assert_eq!("fast".parse::<Pace>(), Ok(Pace::Fast));
+    assert_eq!("x60".parse::<Pace>(), Ok(Pace::Speedup(60.0)));
+    assert_eq!("100/s".parse::<Pace>(), Ok(Pace::Rate(100.0)));
+    assert!("x0".parse::<Pace>().unwrap_err().contains("positive"));
+    assert!("slow".parse::<Pace>().unwrap_err().contains("expected `fast`"));
+}
