@@ -43,6 +43,18 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         payload_bytes: usize,
     },
+    /// Inference stage through Redis: candles/s from md.candles to inf.signals with the rule
+    /// models, the demo feed replayed as 8 symbols (spread over partitions).
+    Inference {
+        #[arg(long)]
+        json: bool,
+        /// Symbols to replay the demo feed as.
+        #[arg(long, default_value_t = 8)]
+        symbols: u32,
+        /// Models, comma-separated (as for `worker inference`).
+        #[arg(long, value_delimiter = ',', default_value = "technical")]
+        models: Vec<String>,
+    },
     /// Indicator set: ns per candle over the BTC/USD 1h candles.
     Indicators {
         /// Print one JSON object {"ns_per_candle", "candles"} instead of a line of text.
@@ -56,9 +68,6 @@ pub enum BenchCommand {
         min_seconds: f64,
     },
 }
-
-/// The shared 1h candles, where CI and developers keep them (beside the repository).
-const DEFAULT_CANDLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/market/btcusd_1h.csv");
 
 #[derive(Serialize, Deserialize)]
 struct BenchMsg {
@@ -135,8 +144,9 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
     }
     match cmd {
         BenchCommand::Bus { json, messages, payload_bytes } => bus(settings, json, messages, payload_bytes).await,
+        BenchCommand::Inference { json, symbols, models } => inference(settings, json, symbols, &models).await,
         BenchCommand::Indicators { json, csv, min_seconds } => {
-            indicators(csv.as_deref().unwrap_or(Path::new(DEFAULT_CANDLES)), json, min_seconds)
+            indicators(&csv.unwrap_or_else(crate::config::demo_feed), json, min_seconds)
         }
     }
 }
@@ -189,19 +199,21 @@ fn indicators(csv: &Path, json: bool, min_seconds: f64) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn bus(settings: &Settings, json: bool, messages: u64, payload_bytes: usize) -> anyhow::Result<()> {
-    let mut _server = None;
-    let (url, port) = match &settings.redis_url {
-        Some(u) => (u.clone(), redis::Client::open(u.as_str())?.get_connection_info().addr().to_string()),
+/// The Redis a benchmark runs on: REDIS_URL, else a private redis-server (AOF off) that lives
+/// as long as the returned handle. Returns (url, host:port, handle).
+async fn bench_redis(settings: &Settings) -> anyhow::Result<(String, String, Option<RedisServer>)> {
+    Ok(match &settings.redis_url {
+        Some(u) => (u.clone(), redis::Client::open(u.as_str())?.get_connection_info().addr().to_string(), None),
         None => {
             let dir = std::env::temp_dir().join(format!("tradeflow-bench-{}", std::process::id()));
             let s = RedisServer::start(EmbeddedOptions { dir, port: None, appendonly: false }).await?;
-            let u = s.url();
-            let p = s.port().to_string();
-            _server = Some(s);
-            (u, p)
+            (s.url(), s.port().to_string(), Some(s))
         }
-    };
+    })
+}
+
+async fn bus(settings: &Settings, json: bool, messages: u64, payload_bytes: usize) -> anyhow::Result<()> {
+    let (url, port, _server) = bench_redis(settings).await?;
     let mut scenarios = Vec::new();
     for (i, (partitions, consumers)) in [(1u32, 1u32), (1, 3), (8, 1), (8, 3)].into_iter().enumerate() {
         let s = scenario(&url, i, partitions, consumers, messages, payload_bytes).await?;
@@ -384,4 +396,94 @@ async fn xadd_ceiling(url: &str, addr: &str, payload_bytes: usize) -> anyhow::Re
     let line = text.lines().find(|l| l.starts_with("\"XADD")).context("redis-benchmark printed no XADD line")?;
     let rps = line.split("\",\"").nth(1).context("no rps column")?;
     Ok(rps.trim_matches('"').parse()?)
+}
+
+#[derive(Serialize)]
+struct InferenceReport {
+    candles_per_s: f64,
+    signals_per_s: f64,
+    candles: u64,
+    models: usize,
+    seconds: f64,
+}
+
+/// Pre-loads md.candles (untimed), then times one in-process inference consumer from start
+/// until every signal is in inf.signals.
+async fn inference(settings: &Settings, json: bool, symbols: u32, models: &[String]) -> anyhow::Result<()> {
+    use tradeflow_inference::StageConfig;
+    use tradeflow_inference::worker::{InferenceFactory, InferenceMetrics};
+    use tradeflow_ingest::replay::{CsvFeed, IngestMetrics, Pace, ReplayConfig, replay};
+
+    let (url, _port, _server) = bench_redis(settings).await?;
+    let ns = format!("benchinf{}", std::process::id());
+    let topology = Topology::parse(crate::config::BUILTIN_STREAMS, "built-in streams.toml")?.with_namespace(&ns)?;
+    let bus = Bus::connect(&url, topology).await?;
+    bus.init().await?;
+    let producer = Producer::new(bus.clone(), "bench");
+    let registry = prometheus::Registry::new();
+    let feeds = (0..symbols)
+        .map(|i| CsvFeed {
+            path: crate::config::demo_feed(),
+            symbol: format!("SYM{i}"),
+            interval: tradeflow_core::market::Interval::H1,
+        })
+        .collect();
+    let config = ReplayConfig { feeds, pace: Pace::Fast, passes: 1, source: "bench".into() };
+    let mut stage = tradeflow_ingest::IngestStage::default();
+    let loaded =
+        replay(&producer, &mut stage, &config, &IngestMetrics::register(&registry)?, &CancellationToken::new()).await?;
+    let stage_config = StageConfig::with_models(models).map_err(|p| anyhow::anyhow!("--models: {}", p.join("; ")))?;
+    let models = stage_config.models.len();
+    let expected = loaded.candles * models as u64;
+    let factory = InferenceFactory {
+        config: Arc::new(stage_config),
+        producer: producer.clone(),
+        metrics: InferenceMetrics::register(&registry)?,
+    };
+    let consumer = Consumer::new(bus.clone(), "md.candles", "inference", "bench", factory)?;
+    let stop = CancellationToken::new();
+    let started = Instant::now();
+    let task = tokio::spawn(consumer.run(stop.clone()));
+    let spec = bus.topology().stream("inf.signals")?.clone();
+    loop {
+        let mut conn = bus.conn();
+        let mut n = 0u64;
+        for p in 0..spec.partitions {
+            let len: u64 =
+                redis::cmd("XLEN").arg(bus.keys().partition("inf.signals", p)).query_async(&mut conn).await?;
+            n += len;
+        }
+        if n >= expected {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!("only {n} of {expected} signals after 600 s");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    stop.cancel();
+    task.await??;
+    let mut conn = bus.conn();
+    for stream in ["md.candles", "inf.signals", "audit.events"] {
+        for p in 0..bus.topology().stream(stream)?.partitions {
+            let _: i64 = redis::cmd("DEL").arg(bus.keys().partition(stream, p)).query_async(&mut conn).await?;
+        }
+    }
+    let report = InferenceReport {
+        candles_per_s: loaded.candles as f64 / elapsed,
+        signals_per_s: expected as f64 / elapsed,
+        candles: loaded.candles,
+        models,
+        seconds: elapsed,
+    };
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        eprintln!(
+            "inference: {:.0} candles/s ({:.0} signals/s, {} models, {} candles in {:.2} s)",
+            report.candles_per_s, report.signals_per_s, models, report.candles, elapsed
+        );
+    }
+    Ok(())
 }

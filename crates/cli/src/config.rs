@@ -16,6 +16,17 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 use tradeflow_bus::Topology;
 
+/// The bundled demo feed: `demo/btcusd_1h.csv` under the working directory when there is
+/// one, else the copy in the source tree this binary was built from.
+pub fn demo_feed() -> PathBuf {
+    let local = PathBuf::from("demo/btcusd_1h.csv");
+    if local.is_file() {
+        local
+    } else {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../demo/btcusd_1h.csv"))
+    }
+}
+
 /// The project's streams.toml, built in so the binary works from any directory.
 pub const BUILTIN_STREAMS: &str = include_str!("../../../streams.toml");
 

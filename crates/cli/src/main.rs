@@ -5,6 +5,7 @@ mod commands;
 mod config;
 mod indicators;
 mod up;
+mod worker;
 
 use std::path::PathBuf;
 
@@ -51,6 +52,11 @@ enum Command {
     Up(up::UpArgs),
     /// Indicators of a candle CSV, TA-Lib-exact, as CSV (timestamp and the 26 reference columns).
     Indicators(indicators::IndicatorsArgs),
+    /// Run one pipeline stage as a worker process (any number of them).
+    Worker {
+        #[command(subcommand)]
+        command: worker::WorkerCommand,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -90,6 +96,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { command } => bench::run(&settings, command).await,
         Command::Up(args) => up::run(&settings, args).await,
         Command::Indicators(args) => indicators::run(&args),
+        Command::Worker { command } => worker::run(&settings, command).await,
     }
 }
 

@@ -7,6 +7,7 @@ pub mod candle_csv;
 pub mod ids;
 pub mod market;
 pub mod payload;
+pub mod signal;
 pub mod time;
 
 pub use ids::MessageId;

@@ -1,0 +1,196 @@
+//! `tradeflow worker <stage>`: one stage as its own process, any number of them.
+//!
+//! Each worker serves Prometheus metrics on `--metrics-listen` (default: none) and stops
+//! gracefully on SIGTERM/SIGINT: stop reading, finish and acknowledge what is in hand, exit 0.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use prometheus::Registry;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+use tradeflow_bus::{BusMetrics, Consumer, Producer};
+use tradeflow_core::market::Interval;
+use tradeflow_inference::StageConfig;
+use tradeflow_inference::worker::{InferenceFactory, InferenceMetrics};
+use tradeflow_ingest::IngestStage;
+use tradeflow_ingest::replay::{CsvFeed, IngestMetrics, Pace, ReplayConfig, replay};
+
+use crate::config::{Settings, demo_feed};
+
+#[derive(Subcommand)]
+pub enum WorkerCommand {
+    /// Candles in: replays candle CSV files into md.candles (refusals to audit.events).
+    Ingest(IngestArgs),
+    /// Candles to signals: one signal per model per candle into inf.signals.
+    Inference(InferenceArgs),
+}
+
+#[derive(Args)]
+pub struct Common {
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9101).
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
+}
+
+#[derive(Args)]
+pub struct IngestArgs {
+    /// `[SYMBOL=]FILE`, repeatable; the symbol defaults to the file stem in upper case.
+    /// Default: the bundled demo feed as BTCUSD.
+    #[arg(long = "replay", value_name = "[SYMBOL=]FILE")]
+    replays: Vec<String>,
+    /// Interval of the replayed bars.
+    #[arg(long, default_value = "1h")]
+    interval: Interval,
+    /// `fast`, `x<speed-up>` (x1 = real time) or `<bars>/s`.
+    #[arg(long, default_value = "fast")]
+    pace: Pace,
+    /// Replay the files this many times, each pass shifted in time (load tests).
+    #[arg(long, default_value_t = 1)]
+    passes: u32,
+    /// `FROM:TO` intervals to build from the replayed ones, e.g. 1h:4h; repeatable.
+    #[arg(long = "aggregate", value_name = "FROM:TO")]
+    aggregates: Vec<String>,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+pub struct InferenceArgs {
+    /// Models to run, comma-separated: rsi, macd, bollinger, volume, stochastic (one rule
+    /// each), technical (all five voting, with each one's score).
+    #[arg(long, value_delimiter = ',', default_value = "technical")]
+    models: Vec<String>,
+    /// Fleet member name (default: service@host:pid:random).
+    #[arg(long)]
+    member_name: Option<String>,
+    #[command(flatten)]
+    common: Common,
+}
+
+pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> {
+    let registry = Registry::new();
+    let shutdown = CancellationToken::new();
+    spawn_signal_handler(shutdown.clone())?;
+    let bus = crate::connect(settings).await?;
+    bus.init().await.context("cannot create the streams")?;
+    let bus_metrics = BusMetrics::register(&registry)?;
+    match cmd {
+        WorkerCommand::Ingest(args) => {
+            serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
+            let mut feeds = Vec::new();
+            let replays =
+                if args.replays.is_empty() { vec![format!("BTCUSD={}", demo_feed().display())] } else { args.replays };
+            for r in &replays {
+                feeds.push(feed(r, args.interval)?);
+            }
+            let aggregate = args.aggregates.iter().map(|a| pair(a)).collect::<anyhow::Result<Vec<_>>>()?;
+            let mut stage = IngestStage::new(&aggregate)
+                .map_err(|errs| anyhow::anyhow!(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
+            let config = ReplayConfig { feeds, pace: args.pace, passes: args.passes, source: "csv".into() };
+            let producer = Producer::new(bus, "ingest").with_metrics(bus_metrics);
+            let metrics = IngestMetrics::register(&registry)?;
+            let report = replay(&producer, &mut stage, &config, &metrics, &shutdown).await?;
+            println!(
+                "ingest: {} candles ({} aggregated), {} refused, {} repeated bars skipped",
+                report.candles, report.aggregated, report.refused, report.duplicates
+            );
+            shutdown.cancel();
+            Ok(())
+        }
+        WorkerCommand::Inference(args) => {
+            serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
+            let config = StageConfig::with_models(&args.models)
+                .map_err(|problems| anyhow::anyhow!("--models: {}", problems.join("; ")))?;
+            eprintln!("inference: models {}", config.model_names().join(", "));
+            let producer = Producer::new(bus.clone(), "inference").with_metrics(bus_metrics.clone());
+            let factory = InferenceFactory {
+                config: Arc::new(config),
+                producer,
+                metrics: InferenceMetrics::register(&registry)?,
+            };
+            let mut consumer =
+                Consumer::new(bus, "md.candles", "inference", "inference", factory)?.with_metrics(bus_metrics);
+            if let Some(name) = args.member_name {
+                consumer = consumer.with_member_name(name);
+            }
+            consumer.run(shutdown).await?;
+            Ok(())
+        }
+    }
+}
+
+/// `[SYMBOL=]FILE`.
+fn feed(spec: &str, interval: Interval) -> anyhow::Result<CsvFeed> {
+    let (symbol, path) = match spec.split_once('=') {
+        Some((s, p)) => (s.to_string(), PathBuf::from(p)),
+        None => {
+            let path = PathBuf::from(spec);
+            let stem =
+                path.file_stem().and_then(|s| s.to_str()).with_context(|| format!("--replay {spec}: no file name"))?;
+            (stem.to_uppercase(), path)
+        }
+    };
+    if symbol.is_empty() || !symbol.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        bail!("--replay {spec}: symbol {symbol:?} must be letters, digits, '-', '_' or '.'");
+    }
+    if !path.is_file() {
+        bail!("--replay {spec}: {} is not a readable file", path.display());
+    }
+    Ok(CsvFeed { path, symbol, interval })
+}
+
+/// `FROM:TO`.
+fn pair(spec: &str) -> anyhow::Result<(Interval, Interval)> {
+    let (from, to) =
+        spec.split_once(':').with_context(|| format!("--aggregate {spec}: expected FROM:TO, e.g. 1h:4h"))?;
+    Ok((
+        from.parse().with_context(|| format!("--aggregate {spec}"))?,
+        to.parse().with_context(|| format!("--aggregate {spec}"))?,
+    ))
+}
+
+fn spawn_signal_handler(shutdown: CancellationToken) -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("stop requested: finishing in-flight work");
+        shutdown.cancel();
+    });
+    Ok(())
+}
+
+/// Serves `GET /metrics` until `shutdown`.
+pub async fn serve_metrics(
+    addr: Option<SocketAddr>,
+    registry: Registry,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let Some(addr) = addr else { return Ok(()) };
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let registry = registry.clone();
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    tradeflow_bus::metrics::render(&registry),
+                )
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "metrics server stopped");
+        }
+    });
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! `tradeflow worker ingest` and `tradeflow worker inference` as separate processes on a real
+//! Redis: exactly one signal per model per candle.
+
+use std::collections::HashSet;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use redis::Value;
+use tradeflow_bus::{Bus, Envelope, Topology, reply};
+use tradeflow_core::signal::Signal;
+use tradeflow_testkit::TestRedis;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tradeflow");
+const STREAMS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../streams.toml");
+const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../demo/btcusd_1h.csv");
+
+fn tradeflow(redis: &TestRedis, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(args)
+        .env("REDIS_URL", redis.url())
+        .env("TRADEFLOW_STREAMS", STREAMS)
+        .env_remove("TRADEFLOW_CONFIG")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+async fn stream_len(bus: &Bus, stream: &str) -> u64 {
+    let spec = bus.topology().stream(stream).unwrap().clone();
+    let mut conn = bus.conn();
+    let mut n = 0;
+    for p in 0..spec.partitions {
+        let len: u64 = redis::cmd("XLEN").arg(bus.keys().partition(stream, p)).query_async(&mut conn).await.unwrap();
+        n += len;
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_and_inference_processes_make_one_signal_per_model_per_candle() {
+    let redis = TestRedis::start().await;
+    let bus = Bus::connect(&redis.url(), Topology::load(STREAMS).unwrap()).await.unwrap();
+    let models = ["rsi", "macd", "bollinger", "volume", "stochastic", "technical"];
+    let mut inference = tradeflow(&redis, &["worker", "inference", "--models", &models.join(",")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let ingest =
+        tradeflow(&redis, &["worker", "ingest", "--replay", &format!("BTCUSD={DEMO}")]).output().await.unwrap();
+    assert!(ingest.status.success(), "{}", String::from_utf8_lossy(&ingest.stderr));
+    let said = String::from_utf8_lossy(&ingest.stdout);
+    assert!(said.contains("ingest: 20111 candles (0 aggregated), 0 refused"), "{said}");
+
+    let expected = 20_111 * models.len() as u64;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while stream_len(&bus, "inf.signals").await < expected {
+        assert!(Instant::now() < deadline, "only {} of {expected} signals", stream_len(&bus, "inf.signals").await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Graceful stop: exit 0 with nothing pending.
+    let pid = inference.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(20), inference.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status}");
+
+    // Exactly one signal per (candle, model): count them by id.
+    let mut ids = HashSet::new();
+    let mut per_model = std::collections::HashMap::<String, u64>::new();
+    let mut conn = bus.conn();
+    for p in 0..bus.topology().stream("inf.signals").unwrap().partitions {
+        let key = bus.keys().partition("inf.signals", p);
+        let mut start = "-".to_string();
+        loop {
+            let v: Value = redis::cmd("XRANGE")
+                .arg(&key)
+                .arg(&start)
+                .arg("+")
+                .arg("COUNT")
+                .arg(5000)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let page = reply::entries("XRANGE", &v).unwrap();
+            for e in &page {
+                let s: Signal = Envelope::decode(e.field("e").unwrap()).unwrap().open().unwrap();
+                assert!(ids.insert(s.id().to_string()), "signal {} twice", s.id());
+                *per_model.entry(s.model).or_default() += 1;
+            }
+            match page.last() {
+                Some(last) if page.len() == 5000 => start = format!("({}", last.id),
+                _ => break,
+            }
+        }
+    }
+    assert_eq!(ids.len() as u64, expected);
+    for m in models {
+        assert_eq!(per_model.get(m), Some(&20_111), "{m}");
+    }
+    let health = tradeflow_bus::inspect::stream_health(&bus, "md.candles").await.unwrap();
+    let inference_pending: u64 =
+        health.partitions.iter().flat_map(|p| &p.groups).filter(|g| g.group == "inference").map(|g| g.pending).sum();
+    assert_eq!(inference_pending, 0);
+}

@@ -1,0 +1,129 @@
+//! The `Signal` message of `inf.signals`: one per model per candle.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::MessageId;
+use crate::market::Interval;
+use crate::payload::Payload;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Long,
+    Short,
+    Hold,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Long => "long",
+            Self::Short => "short",
+            Self::Hold => "hold",
+        }
+    }
+}
+
+/// What produced a signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    Rule,
+    Ml,
+    Llm,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trend {
+    TrendingUp,
+    TrendingDown,
+    Sideways,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    ActiveTrading,
+    Consolidation,
+    Breakout,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Low,
+    Normal,
+    High,
+}
+
+/// The market as every model sees it at a candle; stored with each signal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MarketCondition {
+    pub trend: Trend,
+    pub phase: Phase,
+    /// ADX(14), 0–100; `None` while it warms up.
+    pub trend_strength: Option<f64>,
+    /// Lowest low / highest high of the recent window.
+    pub support: Option<f64>,
+    pub resistance: Option<f64>,
+    /// ATR as a share of the close, classified.
+    pub volatility: Option<Level>,
+    pub atr_pct: Option<f64>,
+    /// Volume against its 20-bar average, classified.
+    pub volume: Option<Level>,
+    pub volume_ratio: Option<f64>,
+}
+
+/// Whether the model produced a usable answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignalStatus {
+    Ok,
+    /// The model failed or timed out; the action is `hold` and says nothing.
+    Error {
+        reason: String,
+    },
+}
+
+/// One model's view of one candle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signal {
+    /// Id of the candle it reads.
+    pub candle_id: String,
+    pub symbol: String,
+    pub interval: Interval,
+    /// Open time of the candle.
+    pub open_time: i64,
+    pub close: f64,
+    pub model: String,
+    pub model_kind: ModelKind,
+    pub action: Action,
+    /// 0–1.
+    pub confidence: f64,
+    /// Per-strategy scores, 0–1 each (a single strategy has one).
+    pub scores: BTreeMap<String, f64>,
+    pub reasoning: String,
+    /// The inputs it used, by name.
+    pub features: BTreeMap<String, f64>,
+    pub market: MarketCondition,
+    pub stop_loss: Option<f64>,
+    pub take_profit: Option<f64>,
+    /// Time the model took, in microseconds.
+    pub latency_us: u64,
+    pub status: SignalStatus,
+}
+
+impl Signal {
+    /// `<candle id>/<model>` (DESIGN invariant 2).
+    pub fn id(&self) -> MessageId {
+        MessageId::from_parts(&[&self.candle_id]).child(&self.model)
+    }
+}
+
+impl Payload for Signal {
+    const KIND: &'static str = "signal";
+    const VERSION: u16 = 1;
+}

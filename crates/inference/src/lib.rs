@@ -1,0 +1,15 @@
+//! Inference: candles in, one [`Signal`](tradeflow_core::signal::Signal) per model out.
+//!
+//! - [`condition`]: the market condition every model sees (trend, phase, support and
+//!   resistance, volatility, volume);
+//! - [`rules`]: the rule strategies (RSI, MACD, Bollinger Bands, volume, stochastic) and their
+//!   composite;
+//! - [`stage`]: the pure state machine (indicator state per series, models, signals);
+//! - [`worker`]: the bus handler that drives the stage over `md.candles`.
+
+pub mod condition;
+pub mod rules;
+pub mod stage;
+pub mod worker;
+
+pub use stage::{InferenceStage, StageConfig};

@@ -1,0 +1,261 @@
+//! Rule strategies: each reads the indicators of one candle and gives a direction, a score in
+//! 0–1 (strength of that direction; 0 for hold), its reasoning and the features it used.
+
+use serde::{Deserialize, Serialize};
+use tradeflow_core::market::Bar;
+use tradeflow_core::signal::Action;
+use tradeflow_indicators::IndicatorRow;
+
+/// The rule strategies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    Rsi,
+    Macd,
+    Bollinger,
+    Volume,
+    Stochastic,
+}
+
+impl Strategy {
+    pub const ALL: [Strategy; 5] =
+        [Strategy::Rsi, Strategy::Macd, Strategy::Bollinger, Strategy::Volume, Strategy::Stochastic];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Rsi => "rsi",
+            Self::Macd => "macd",
+            Self::Bollinger => "bollinger",
+            Self::Volume => "volume",
+            Self::Stochastic => "stochastic",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// Strategy parameters (config `[inference.rules]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuleParams {
+    pub rsi_oversold: f64,
+    pub rsi_overbought: f64,
+    /// |MACD histogram| / close at which the MACD score saturates at 1.
+    pub macd_full_scale: f64,
+    /// Volume ratio that counts as a spike.
+    pub volume_spike: f64,
+    pub stoch_oversold: f64,
+    pub stoch_overbought: f64,
+}
+
+impl Default for RuleParams {
+    fn default() -> Self {
+        Self {
+            rsi_oversold: 30.0,
+            rsi_overbought: 70.0,
+            macd_full_scale: 0.002,
+            volume_spike: 2.0,
+            stoch_oversold: 20.0,
+            stoch_overbought: 80.0,
+        }
+    }
+}
+
+impl RuleParams {
+    /// Every problem at once, each with its key.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut pair = |lo: f64, hi: f64, lo_name: &str, hi_name: &str| {
+            if !(0.0 < lo && lo < hi && hi < 100.0) {
+                problems.push(format!(
+                    "{lo_name} ({lo}) and {hi_name} ({hi}) must satisfy 0 < {lo_name} < {hi_name} < 100"
+                ));
+            }
+        };
+        pair(self.rsi_oversold, self.rsi_overbought, "rsi_oversold", "rsi_overbought");
+        pair(self.stoch_oversold, self.stoch_overbought, "stoch_oversold", "stoch_overbought");
+        if !(self.macd_full_scale > 0.0 && self.macd_full_scale.is_finite()) {
+            problems.push(format!("macd_full_scale must be a positive number, got {}", self.macd_full_scale));
+        }
+        if !(self.volume_spike > 1.0 && self.volume_spike.is_finite()) {
+            problems.push(format!("volume_spike must be above 1, got {}", self.volume_spike));
+        }
+        problems
+    }
+}
+
+/// One strategy's verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub action: Action,
+    pub score: f64,
+    pub reasoning: String,
+    pub features: Vec<(&'static str, f64)>,
+}
+
+impl Verdict {
+    fn hold(reasoning: String, features: Vec<(&'static str, f64)>) -> Self {
+        Self { action: Action::Hold, score: 0.0, reasoning, features }
+    }
+
+    fn warming(what: &str) -> Self {
+        Self::hold(format!("warming up: {what} has no value yet"), Vec::new())
+    }
+}
+
+fn clamp01(x: f64) -> f64 {
+    if x.is_finite() { x.clamp(0.0, 1.0) } else { 0.0 }
+}
+
+/// What a strategy remembers from the previous candle (for crossings).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Previous {
+    pub macd_hist: Option<f64>,
+}
+
+pub fn evaluate(s: Strategy, bar: &Bar, row: &IndicatorRow, prev: &Previous, p: &RuleParams) -> Verdict {
+    let close = bar.close();
+    match s {
+        Strategy::Rsi => {
+            let Some(rsi) = row.rsi_14 else { return Verdict::warming("RSI(14)") };
+            let features = vec![("rsi_14", rsi)];
+            if rsi < p.rsi_oversold {
+                Verdict {
+                    action: Action::Long,
+                    score: clamp01(0.5 + 0.5 * (p.rsi_oversold - rsi) / p.rsi_oversold),
+                    reasoning: format!("RSI {rsi:.1} below {} (oversold)", p.rsi_oversold),
+                    features,
+                }
+            } else if rsi > p.rsi_overbought {
+                Verdict {
+                    action: Action::Short,
+                    score: clamp01(0.5 + 0.5 * (rsi - p.rsi_overbought) / (100.0 - p.rsi_overbought)),
+                    reasoning: format!("RSI {rsi:.1} above {} (overbought)", p.rsi_overbought),
+                    features,
+                }
+            } else {
+                Verdict::hold(format!("RSI {rsi:.1} between {} and {}", p.rsi_oversold, p.rsi_overbought), features)
+            }
+        }
+        Strategy::Macd => {
+            let (Some(line), Some(signal), Some(hist)) =
+                (row.macd_12_26_9, row.macd_signal_12_26_9, row.macd_hist_12_26_9)
+            else {
+                return Verdict::warming("MACD(12,26,9)");
+            };
+            let features = vec![("macd", line), ("macd_signal", signal), ("macd_hist", hist)];
+            let strength = clamp01((hist.abs() / close) / p.macd_full_scale);
+            let crossed = prev.macd_hist.is_some_and(|h| h.signum() != hist.signum() && h != 0.0);
+            // A fresh crossing counts more than a histogram that has been on one side for a while.
+            let score = clamp01(if crossed { 0.5 + 0.5 * strength } else { 0.5 * strength });
+            if hist > 0.0 {
+                let how = if crossed { "crossed above" } else { "is above" };
+                Verdict {
+                    action: Action::Long,
+                    score,
+                    reasoning: format!("MACD {how} its signal (hist {hist:.4})"),
+                    features,
+                }
+            } else if hist < 0.0 {
+                let how = if crossed { "crossed below" } else { "is below" };
+                Verdict {
+                    action: Action::Short,
+                    score,
+                    reasoning: format!("MACD {how} its signal (hist {hist:.4})"),
+                    features,
+                }
+            } else {
+                Verdict::hold("MACD on its signal line".into(), features)
+            }
+        }
+        Strategy::Bollinger => {
+            let (Some(upper), Some(middle), Some(lower)) = (row.bb_upper_20_2, row.bb_middle_20_2, row.bb_lower_20_2)
+            else {
+                return Verdict::warming("Bollinger(20,2)");
+            };
+            let width = upper - lower;
+            let percent_b = if width > 0.0 { (close - lower) / width } else { 0.5 };
+            let features =
+                vec![("bb_upper", upper), ("bb_middle", middle), ("bb_lower", lower), ("percent_b", percent_b)];
+            if percent_b <= 0.0 {
+                Verdict {
+                    action: Action::Long,
+                    score: clamp01(0.5 - percent_b),
+                    reasoning: format!("close {close} at or below the lower band {lower:.2}"),
+                    features,
+                }
+            } else if percent_b >= 1.0 {
+                Verdict {
+                    action: Action::Short,
+                    score: clamp01(percent_b - 0.5),
+                    reasoning: format!("close {close} at or above the upper band {upper:.2}"),
+                    features,
+                }
+            } else {
+                Verdict::hold(format!("close inside the bands (%b {percent_b:.2})"), features)
+            }
+        }
+        Strategy::Volume => {
+            let Some(ratio) = row.volume_ratio_20 else { return Verdict::warming("volume ratio(20)") };
+            let features = vec![("volume_ratio_20", ratio)];
+            if ratio >= p.volume_spike && bar.close() != bar.open() {
+                let action = if bar.close() > bar.open() { Action::Long } else { Action::Short };
+                let side = if action == Action::Long { "up" } else { "down" };
+                Verdict {
+                    action,
+                    score: clamp01((ratio - 1.0) / (2.0 * p.volume_spike - 1.0)),
+                    reasoning: format!("volume {ratio:.1}x its average on an {side} bar"),
+                    features,
+                }
+            } else {
+                Verdict::hold(format!("volume {ratio:.1}x its average: no spike"), features)
+            }
+        }
+        Strategy::Stochastic => {
+            let (Some(k), Some(d)) = (row.stoch_slowk_14_3_3, row.stoch_slowd_14_3_3) else {
+                return Verdict::warming("slow stochastic(14,3,3)");
+            };
+            let features = vec![("stoch_k", k), ("stoch_d", d)];
+            if k < p.stoch_oversold && k > d {
+                Verdict {
+                    action: Action::Long,
+                    score: clamp01(0.5 + 0.5 * (p.stoch_oversold - k) / p.stoch_oversold),
+                    reasoning: format!("%K {k:.1} turning up through %D {d:.1} while oversold"),
+                    features,
+                }
+            } else if k > p.stoch_overbought && k < d {
+                Verdict {
+                    action: Action::Short,
+                    score: clamp01(0.5 + 0.5 * (k - p.stoch_overbought) / (100.0 - p.stoch_overbought)),
+                    reasoning: format!("%K {k:.1} turning down through %D {d:.1} while overbought"),
+                    features,
+                }
+            } else {
+                Verdict::hold(format!("%K {k:.1}, %D {d:.1}: no turn at an extreme"), features)
+            }
+        }
+    }
+}
+
+/// The composite of several verdicts: a score-weighted vote.
+pub fn vote(verdicts: &[(Strategy, Verdict)]) -> (Action, f64) {
+    let net: f64 = verdicts
+        .iter()
+        .map(|(_, v)| match v.action {
+            Action::Long => v.score,
+            Action::Short => -v.score,
+            Action::Hold => 0.0,
+        })
+        .sum();
+    let confidence = clamp01(net.abs() / verdicts.len().max(1) as f64);
+    // Below a tenth of full agreement the strategies cancel out.
+    if confidence < 0.1 {
+        (Action::Hold, confidence)
+    } else if net > 0.0 {
+        (Action::Long, confidence)
+    } else {
+        (Action::Short, confidence)
+    }
+}

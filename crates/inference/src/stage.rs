@@ -1,0 +1,227 @@
+//! The inference state machine: per series (source, symbol, interval) an indicator set and
+//! the recent range; per candle one signal per configured model.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tradeflow_core::market::Candle;
+use tradeflow_core::signal::{Action, ModelKind, Signal, SignalStatus};
+use tradeflow_indicators::{IndicatorRow, IndicatorSet, Next};
+
+use crate::condition::{ConditionParams, RecentRange, assess};
+use crate::rules::{Previous, RuleParams, Strategy, Verdict, evaluate, vote};
+
+/// A model the stage runs on every candle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ModelSpec {
+    /// One rule strategy, named after it (`rsi`, `macd`, ...).
+    Rule(Strategy),
+    /// All rule strategies voting together (`technical`), with each one's score.
+    Technical,
+}
+
+impl ModelSpec {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Rule(s) => s.name(),
+            Self::Technical => "technical",
+        }
+    }
+}
+
+/// What the stage runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageConfig {
+    pub models: Vec<ModelSpec>,
+    pub rules: RuleParams,
+    pub condition: ConditionParams,
+}
+
+impl Default for StageConfig {
+    /// The composite rule model alone: one signal per candle carrying every strategy's score.
+    fn default() -> Self {
+        Self { models: vec![ModelSpec::Technical], rules: RuleParams::default(), condition: ConditionParams::default() }
+    }
+}
+
+impl StageConfig {
+    /// Models by name; every unknown or repeated name is reported.
+    pub fn with_models(names: &[String]) -> Result<Self, Vec<String>> {
+        let mut models = Vec::new();
+        let mut problems = Vec::new();
+        for name in names {
+            let spec = match name.as_str() {
+                "technical" => Some(ModelSpec::Technical),
+                n => Strategy::parse(n).map(ModelSpec::Rule),
+            };
+            match spec {
+                Some(s) if models.contains(&s) => problems.push(format!("model {name:?} is listed twice")),
+                Some(s) => models.push(s),
+                None => problems.push(format!(
+                    "unknown model {name:?}; expected one of rsi, macd, bollinger, volume, stochastic, technical"
+                )),
+            }
+        }
+        if models.is_empty() && problems.is_empty() {
+            problems.push("no model configured".into());
+        }
+        if problems.is_empty() { Ok(Self { models, ..Self::default() }) } else { Err(problems) }
+    }
+
+    /// Each rule strategy as a model of its own, and their composite.
+    pub fn every_rule() -> Self {
+        let mut models: Vec<ModelSpec> = Strategy::ALL.into_iter().map(ModelSpec::Rule).collect();
+        models.push(ModelSpec::Technical);
+        Self { models, ..Self::default() }
+    }
+
+    pub fn model_names(&self) -> Vec<&'static str> {
+        self.models.iter().map(ModelSpec::name).collect()
+    }
+}
+
+/// State of one series, checkpointed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SeriesState {
+    indicators: IndicatorSet,
+    range: RecentRange,
+    prev: Previous,
+}
+
+impl Default for SeriesState {
+    fn default() -> Self {
+        Self { indicators: IndicatorSet::new(), range: RecentRange::default(), prev: Previous::default() }
+    }
+}
+
+/// Snapshot layout version: a checkpoint of another layout is refused, not misread.
+const SNAPSHOT_VERSION: u16 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    version: u16,
+    series: BTreeMap<String, SeriesState>,
+}
+
+/// Why a candle produced no signals.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Skip {
+    /// Not after the last candle of its series: a repeat (same id: its signals were emitted)
+    /// or a late bar.
+    #[error("candle {id} is not after the last one of its series: {reason}")]
+    NotNewer { id: String, reason: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct InferenceStage {
+    config: Arc<StageConfig>,
+    series: BTreeMap<String, SeriesState>,
+}
+
+impl InferenceStage {
+    pub fn new(config: Arc<StageConfig>) -> Self {
+        Self { config, series: BTreeMap::new() }
+    }
+
+    /// The stage with the state of a checkpoint.
+    pub fn restore(config: Arc<StageConfig>, snapshot: &[u8]) -> Result<Self, String> {
+        let s: Snapshot =
+            rmp_serde::from_slice(snapshot).map_err(|e| format!("inference checkpoint does not decode: {e}"))?;
+        if s.version != SNAPSHOT_VERSION {
+            return Err(format!("inference checkpoint has layout {}, this build reads {SNAPSHOT_VERSION}", s.version));
+        }
+        Ok(Self { config, series: s.series })
+    }
+
+    pub fn snapshot(&self) -> Result<Vec<u8>, String> {
+        // Serialize borrows the map; the wrapper owns nothing else worth cloning.
+        #[derive(Serialize)]
+        struct SnapshotRef<'a> {
+            version: u16,
+            series: &'a BTreeMap<String, SeriesState>,
+        }
+        rmp_serde::to_vec_named(&SnapshotRef { version: SNAPSHOT_VERSION, series: &self.series })
+            .map_err(|e| format!("cannot encode the inference checkpoint: {e}"))
+    }
+
+    pub fn config(&self) -> &StageConfig {
+        &self.config
+    }
+
+    /// One signal per configured model, or why there are none.
+    pub fn on_candle(&mut self, candle: &Candle) -> Result<Vec<Signal>, Skip> {
+        let key = format!("{}:{}:{}", candle.source, candle.symbol, candle.interval);
+        let state = self.series.entry(key).or_default();
+        let bar = candle.bar;
+        let row = state
+            .indicators
+            .next(&bar)
+            .map_err(|e| Skip::NotNewer { id: candle.id().to_string(), reason: e.to_string() })?;
+        let (support, resistance) = state.range.push(&bar, self.config.condition.window);
+        let market = assess(&bar, &row, support, resistance, &self.config.condition);
+        let prev = state.prev;
+        state.prev = Previous { macd_hist: row.macd_hist_12_26_9 };
+
+        let p = &self.config.rules;
+        let mut out = Vec::with_capacity(self.config.models.len());
+        for model in &self.config.models {
+            let started = Instant::now();
+            let (action, confidence, scores, reasoning, features) = match model {
+                ModelSpec::Rule(s) => {
+                    let v = evaluate(*s, &bar, &row, &prev, p);
+                    let scores = BTreeMap::from([(s.name().to_string(), v.score)]);
+                    (v.action, v.score, scores, v.reasoning, to_map(&v.features))
+                }
+                ModelSpec::Technical => {
+                    let verdicts: Vec<(Strategy, Verdict)> =
+                        Strategy::ALL.into_iter().map(|s| (s, evaluate(s, &bar, &row, &prev, p))).collect();
+                    let (action, confidence) = vote(&verdicts);
+                    let scores = verdicts.iter().map(|(s, v)| (s.name().to_string(), v.score)).collect();
+                    let reasoning = verdicts
+                        .iter()
+                        .map(|(s, v)| format!("{}: {} ({})", s.name(), v.action.as_str(), v.reasoning))
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    let features = verdicts.iter().flat_map(|(_, v)| v.features.iter().copied()).collect::<Vec<_>>();
+                    (action, confidence, scores, reasoning, to_map(&features))
+                }
+            };
+            let (stop_loss, take_profit) = exits(action, bar.close(), &row);
+            out.push(Signal {
+                candle_id: candle.id().to_string(),
+                symbol: candle.symbol.clone(),
+                interval: candle.interval,
+                open_time: bar.open_time(),
+                close: bar.close(),
+                model: model.name().to_string(),
+                model_kind: ModelKind::Rule,
+                action,
+                confidence,
+                scores,
+                reasoning,
+                features,
+                market: market.clone(),
+                stop_loss,
+                take_profit,
+                latency_us: started.elapsed().as_micros() as u64,
+                status: SignalStatus::Ok,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn to_map(features: &[(&'static str, f64)]) -> BTreeMap<String, f64> {
+    features.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+/// Stop loss 2 ATR away, take profit 3 ATR away, on the side of the action.
+fn exits(action: Action, close: f64, row: &IndicatorRow) -> (Option<f64>, Option<f64>) {
+    match (action, row.atr_14) {
+        (Action::Long, Some(atr)) => (Some(close - 2.0 * atr), Some(close + 3.0 * atr)),
+        (Action::Short, Some(atr)) => (Some(close + 2.0 * atr), Some(close - 3.0 * atr)),
+        _ => (None, None),
+    }
+}
