@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The run command: installs what tradeflow needs (scripts/setup.sh), then `tradeflow up`:
-# a private redis-server under ./data (unless REDIS_URL is set) with every stream and group
-# of streams.toml. Extra arguments go to `tradeflow up` (e.g. --once).
+# a private redis-server under ./data (unless REDIS_URL is set), every stream and group of
+# streams.toml, and the pipeline over the bundled demo candles. Extra arguments go to
+# `tradeflow up` (e.g. --exit-when-drained).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

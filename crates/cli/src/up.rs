@@ -1,28 +1,45 @@
-//! `tradeflow up`: tradeflow on one machine. With no REDIS_URL it starts a private
-//! redis-server child (free loopback port, AOF on, data under --data-dir) and stops it on exit.
+//! `tradeflow up`: the pipeline on one machine, in one process. With no REDIS_URL it starts a
+//! private redis-server child (free loopback port, AOF on, data under --data-dir) and stops it
+//! on exit.
 //!
-//! The pipeline stages (ingest, inference, ensemble, risk, execution, audit) join this
-//! command as they are built; today it brings up the bus: every stream and consumer group of
-//! streams.toml, and their health.
+//! Today it runs ingestion (CSV replay, the bundled demo feed by default) and inference; the
+//! ensemble, risk, execution and audit stages and the edge join as they are built.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use tokio::signal::unix::{SignalKind, signal};
+use prometheus::Registry;
+use tokio_util::sync::CancellationToken;
 use tradeflow_bus::embedded::{EmbeddedOptions, RedisServer};
-use tradeflow_bus::{Bus, inspect};
+use tradeflow_bus::{Bus, BusMetrics, Producer, inspect};
+use tradeflow_core::market::Interval;
+use tradeflow_ingest::replay::{IngestMetrics, Pace, replay};
 
 use crate::config::Settings;
+use crate::worker;
 
 #[derive(Args)]
 pub struct UpArgs {
     /// Where the embedded Redis keeps its data.
     #[arg(long, default_value = "data")]
     data_dir: PathBuf,
-    /// Set up, print the stream health and exit (for scripts and first runs).
+    /// Only set up the streams, print their health and exit.
     #[arg(long)]
     once: bool,
+    /// Exit once every replayed candle has gone through every stage (for scripts).
+    #[arg(long)]
+    exit_when_drained: bool,
+    /// `[SYMBOL=]FILE`, repeatable; default the bundled demo feed as BTCUSD.
+    #[arg(long = "replay", value_name = "[SYMBOL=]FILE")]
+    replays: Vec<String>,
+    /// Inference models, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "technical")]
+    models: Vec<String>,
+    /// Serve Prometheus metrics on this address.
+    #[arg(long)]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 pub async fn run(settings: &Settings, args: UpArgs) -> anyhow::Result<()> {
@@ -40,14 +57,14 @@ pub async fn run(settings: &Settings, args: UpArgs) -> anyhow::Result<()> {
             url
         }
     };
-    let result = serve(settings, &url, args.once).await;
+    let result = serve(settings, &url, &args).await;
     if let Some(mut server) = embedded {
         server.stop().await;
     }
     result
 }
 
-async fn serve(settings: &Settings, url: &str, once: bool) -> anyhow::Result<()> {
+async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<()> {
     let bus = Bus::connect(url, settings.topology.clone()).await.with_context(|| format!("cannot connect to {url}"))?;
     let created = bus.init().await?;
     println!(
@@ -56,17 +73,50 @@ async fn serve(settings: &Settings, url: &str, once: bool) -> anyhow::Result<()>
         bus.topology().namespace,
         bus.topology().streams.len()
     );
-    print_health(&bus).await?;
-    if once {
-        return Ok(());
+    if args.once {
+        return print_health(&bus).await;
     }
-    println!("running; REDIS_URL={url} for other tradeflow commands. Ctrl-C or SIGTERM stops.");
-    let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let shutdown = CancellationToken::new();
+    worker::spawn_signal_handler(shutdown.clone())?;
+    let registry = Registry::new();
+    let bus_metrics = BusMetrics::register(&registry)?;
+    worker::serve_metrics(args.metrics_listen, registry.clone(), shutdown.clone()).await?;
+
+    let consumer = worker::inference_consumer(&bus, &registry, &bus_metrics, &args.models, None)?;
+    let stages = shutdown.child_token();
+    let inference = tokio::spawn(consumer.run(stages.clone()));
+
+    let (config, mut stage) = worker::ingest_setup(&args.replays, Interval::H1, Pace::Fast, 1, &[])?;
+    let producer = Producer::new(bus.clone(), "ingest").with_metrics(bus_metrics);
+    let report = replay(&producer, &mut stage, &config, &IngestMetrics::register(&registry)?, &shutdown).await?;
+    println!("{}", worker::ingest_summary(&report));
+
+    if args.exit_when_drained {
+        wait_drained(&bus, &shutdown).await?;
+        stages.cancel();
+    } else {
+        println!("running; REDIS_URL={url} for other tradeflow commands. Ctrl-C or SIGTERM stops.");
+        shutdown.cancelled().await;
     }
-    println!("stopping");
+    inference.await.context("inference task")??;
+    print_health(&bus).await
+}
+
+/// Until every group on md.candles has nothing left to read or acknowledge.
+async fn wait_drained(bus: &Bus, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    while !shutdown.is_cancelled() {
+        let h = inspect::stream_health(bus, "md.candles").await?;
+        // Redis reports no lag after deletions in a stream; the last delivered id tells then.
+        let drained = h.partitions.iter().all(|p| {
+            p.groups.iter().filter(|g| g.group == "inference").all(|g| {
+                g.pending == 0 && (g.lag == Some(0) || (p.last_id.is_some() && g.last_delivered_id == p.last_id))
+            })
+        });
+        if drained {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     Ok(())
 }
 

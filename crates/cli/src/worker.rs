@@ -81,46 +81,69 @@ pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> 
     match cmd {
         WorkerCommand::Ingest(args) => {
             serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
-            let mut feeds = Vec::new();
-            let replays =
-                if args.replays.is_empty() { vec![format!("BTCUSD={}", demo_feed().display())] } else { args.replays };
-            for r in &replays {
-                feeds.push(feed(r, args.interval)?);
-            }
-            let aggregate = args.aggregates.iter().map(|a| pair(a)).collect::<anyhow::Result<Vec<_>>>()?;
-            let mut stage = IngestStage::new(&aggregate)
-                .map_err(|errs| anyhow::anyhow!(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
-            let config = ReplayConfig { feeds, pace: args.pace, passes: args.passes, source: "csv".into() };
+            let (config, mut stage) =
+                ingest_setup(&args.replays, args.interval, args.pace, args.passes, &args.aggregates)?;
             let producer = Producer::new(bus, "ingest").with_metrics(bus_metrics);
             let metrics = IngestMetrics::register(&registry)?;
             let report = replay(&producer, &mut stage, &config, &metrics, &shutdown).await?;
-            println!(
-                "ingest: {} candles ({} aggregated), {} refused, {} repeated bars skipped",
-                report.candles, report.aggregated, report.refused, report.duplicates
-            );
+            println!("{}", ingest_summary(&report));
             shutdown.cancel();
             Ok(())
         }
         WorkerCommand::Inference(args) => {
             serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
-            let config = StageConfig::with_models(&args.models)
-                .map_err(|problems| anyhow::anyhow!("--models: {}", problems.join("; ")))?;
-            eprintln!("inference: models {}", config.model_names().join(", "));
-            let producer = Producer::new(bus.clone(), "inference").with_metrics(bus_metrics.clone());
-            let factory = InferenceFactory {
-                config: Arc::new(config),
-                producer,
-                metrics: InferenceMetrics::register(&registry)?,
-            };
-            let mut consumer =
-                Consumer::new(bus, "md.candles", "inference", "inference", factory)?.with_metrics(bus_metrics);
-            if let Some(name) = args.member_name {
-                consumer = consumer.with_member_name(name);
-            }
+            let consumer = inference_consumer(&bus, &registry, &bus_metrics, &args.models, args.member_name)?;
             consumer.run(shutdown).await?;
             Ok(())
         }
     }
+}
+
+/// The replay of `replays` (`[SYMBOL=]FILE`; the demo feed as BTCUSD when empty) and the
+/// ingestion stage with `aggregates` (`FROM:TO`).
+pub(crate) fn ingest_setup(
+    replays: &[String],
+    interval: Interval,
+    pace: Pace,
+    passes: u32,
+    aggregates: &[String],
+) -> anyhow::Result<(ReplayConfig, IngestStage)> {
+    let default = vec![format!("BTCUSD={}", demo_feed().display())];
+    let replays = if replays.is_empty() { &default[..] } else { replays };
+    let feeds = replays.iter().map(|r| feed(r, interval)).collect::<anyhow::Result<Vec<_>>>()?;
+    let aggregate = aggregates.iter().map(|a| pair(a)).collect::<anyhow::Result<Vec<_>>>()?;
+    let stage = IngestStage::new(&aggregate)
+        .map_err(|errs| anyhow::anyhow!(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
+    Ok((ReplayConfig { feeds, pace, passes, source: "csv".into() }, stage))
+}
+
+pub(crate) fn ingest_summary(r: &tradeflow_ingest::replay::ReplayReport) -> String {
+    format!(
+        "ingest: {} candles ({} aggregated), {} refused, {} repeated bars skipped",
+        r.candles, r.aggregated, r.refused, r.duplicates
+    )
+}
+
+/// A consumer of md.candles (group `inference`) running `models`.
+pub(crate) fn inference_consumer(
+    bus: &tradeflow_bus::Bus,
+    registry: &Registry,
+    bus_metrics: &BusMetrics,
+    models: &[String],
+    member_name: Option<String>,
+) -> anyhow::Result<Consumer<InferenceFactory>> {
+    let config =
+        StageConfig::with_models(models).map_err(|problems| anyhow::anyhow!("--models: {}", problems.join("; ")))?;
+    eprintln!("inference: models {}", config.model_names().join(", "));
+    let producer = Producer::new(bus.clone(), "inference").with_metrics(bus_metrics.clone());
+    let factory =
+        InferenceFactory { config: Arc::new(config), producer, metrics: InferenceMetrics::register(registry)? };
+    let mut consumer =
+        Consumer::new(bus.clone(), "md.candles", "inference", "inference", factory)?.with_metrics(bus_metrics.clone());
+    if let Some(name) = member_name {
+        consumer = consumer.with_member_name(name);
+    }
+    Ok(consumer)
 }
 
 /// `[SYMBOL=]FILE`.
@@ -153,7 +176,7 @@ fn pair(spec: &str) -> anyhow::Result<(Interval, Interval)> {
     ))
 }
 
-fn spawn_signal_handler(shutdown: CancellationToken) -> anyhow::Result<()> {
+pub(crate) fn spawn_signal_handler(shutdown: CancellationToken) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     tokio::spawn(async move {
         tokio::select! {

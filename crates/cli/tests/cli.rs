@@ -157,6 +157,26 @@ async fn up_once_starts_an_embedded_redis_and_stops_it() {
     assert!(dir.path().join("redis/redis.log").exists());
 }
 
+#[tokio::test]
+async fn up_runs_ingest_and_inference_until_drained() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../demo/btcusd_1h.csv")).unwrap();
+    let small = dir.path().join("btc.csv");
+    std::fs::write(&small, demo.lines().take(301).collect::<Vec<_>>().join("\n")).unwrap();
+    let out = tradeflow(
+        None,
+        &["up", "--exit-when-drained", "--data-dir", dir.path().to_str().unwrap(), "--replay", small.to_str().unwrap()],
+    )
+    .await;
+    let text = stdout(&out);
+    assert!(text.contains("ingest: 300 candles (0 aggregated), 0 refused"), "{text}");
+    let signals = text.lines().find(|l| l.starts_with("inf.signals")).unwrap();
+    let cols: Vec<&str> = signals.split_whitespace().collect();
+    assert_eq!(cols[2], "300", "one technical signal per candle: {signals}");
+    let candles = text.lines().find(|l| l.starts_with("md.candles")).unwrap();
+    assert_eq!(candles.split_whitespace().nth(2), Some("300"), "{candles}");
+}
+
 /// A handler that accepts nothing in particular: every envelope fails to decode as it.
 struct Nothing;
 struct NothingHandler;
