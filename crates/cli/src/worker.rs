@@ -108,7 +108,7 @@ pub(crate) fn ingest_setup(
     passes: u32,
     aggregates: &[String],
 ) -> anyhow::Result<(ReplayConfig, IngestStage)> {
-    let default = vec![format!("BTCUSD={}", demo_feed().display())];
+    let default = [format!("BTCUSD={}", demo_feed().display())];
     let replays = if replays.is_empty() { &default[..] } else { replays };
     let feeds = replays.iter().map(|r| feed(r, interval)).collect::<anyhow::Result<Vec<_>>>()?;
     let aggregate = aggregates.iter().map(|a| pair(a)).collect::<anyhow::Result<Vec<_>>>()?;
