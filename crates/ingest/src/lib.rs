@@ -4,9 +4,11 @@
 //!   duplicate checks per series ([`gate`]), higher intervals built from lower ones
 //!   ([`aggregate`]);
 //! - sources: [`replay`] (real candle files, read with `tradeflow_core::candle_csv`),
+//!   [`binance`] (spot klines: REST backfill and the live WebSocket stream),
 //!   [`synthetic`] (seeded random walks).
 
 pub mod aggregate;
+pub mod binance;
 pub mod gate;
 pub mod replay;
 pub mod stage;

@@ -113,7 +113,7 @@ impl IngestMetrics {
     }
 }
 
-const BATCH: usize = 1000;
+pub(crate) const BATCH: usize = 1000;
 
 /// Replays every feed, interleaved by bar time so that several symbols advance together, until
 /// done or `shutdown`.
@@ -231,7 +231,7 @@ fn read_rows(path: &std::path::Path) -> Result<Vec<Result<RawBar, String>>, Repl
     Ok(rows)
 }
 
-fn route(
+pub(crate) fn route(
     producer: &Producer,
     event: &IngestEvent,
     source: &str,
@@ -256,7 +256,7 @@ fn route(
     }
 }
 
-async fn flush(producer: &Producer, batch: &mut Vec<Outgoing>) -> Result<(), BusError> {
+pub(crate) async fn flush(producer: &Producer, batch: &mut Vec<Outgoing>) -> Result<(), BusError> {
     if !batch.is_empty() {
         producer.send(batch).await?;
         batch.clear();
