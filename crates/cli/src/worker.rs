@@ -17,6 +17,7 @@ use tradeflow_core::market::Interval;
 use tradeflow_inference::StageConfig;
 use tradeflow_inference::worker::{InferenceFactory, InferenceMetrics};
 use tradeflow_ingest::IngestStage;
+use tradeflow_ingest::binance::{BinanceConfig, BinanceSeries, run_binance};
 use tradeflow_ingest::replay::{CsvFeed, IngestMetrics, Pace, ReplayConfig, replay};
 
 use crate::config::{Settings, demo_feed};
@@ -51,9 +52,25 @@ pub struct IngestArgs {
     /// Replay the files this many times, each pass shifted in time (load tests).
     #[arg(long, default_value_t = 1)]
     passes: u32,
-    /// `FROM:TO` intervals to build from the replayed ones, e.g. 1h:4h; repeatable.
+    /// `FROM:TO` intervals to build from the ingested ones, e.g. 1h:4h; repeatable.
     #[arg(long = "aggregate", value_name = "FROM:TO")]
     aggregates: Vec<String>,
+    /// Binance spot instead of files: `SYMBOL:INTERVAL` (e.g. BTCUSDT:1m), repeatable. REST
+    /// backfill, then the live WebSocket of closed bars.
+    #[arg(long = "binance", value_name = "SYMBOL:INTERVAL", conflicts_with = "replays")]
+    binance: Vec<String>,
+    /// With --binance: hours of history to backfill first.
+    #[arg(long, default_value_t = 0)]
+    backfill_hours: u32,
+    /// With --binance: backfill, then stop (no WebSocket).
+    #[arg(long)]
+    backfill_only: bool,
+    /// Binance REST base URL (testnets, proxies).
+    #[arg(long, default_value = "https://api.binance.com")]
+    binance_rest_url: String,
+    /// Binance WebSocket base URL.
+    #[arg(long, default_value = "wss://stream.binance.com:9443")]
+    binance_ws_url: String,
     #[command(flatten)]
     common: Common,
 }
@@ -85,7 +102,12 @@ pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> 
                 ingest_setup(&args.replays, args.interval, args.pace, args.passes, &args.aggregates)?;
             let producer = Producer::new(bus, "ingest").with_metrics(bus_metrics);
             let metrics = IngestMetrics::register(&registry)?;
-            let report = replay(&producer, &mut stage, &config, &metrics, &shutdown).await?;
+            let report = if args.binance.is_empty() {
+                replay(&producer, &mut stage, &config, &metrics, &shutdown).await?
+            } else {
+                let config = binance_config(&args)?;
+                run_binance(&producer, &mut stage, &config, &metrics, &shutdown).await?
+            };
             println!("{}", ingest_summary(&report));
             shutdown.cancel();
             Ok(())
@@ -144,6 +166,25 @@ pub(crate) fn inference_consumer(
         consumer = consumer.with_member_name(name);
     }
     Ok(consumer)
+}
+
+fn binance_config(args: &IngestArgs) -> anyhow::Result<BinanceConfig> {
+    let mut series = Vec::new();
+    for spec in &args.binance {
+        let (symbol, interval) = spec
+            .split_once(':')
+            .with_context(|| format!("--binance {spec}: expected SYMBOL:INTERVAL, e.g. BTCUSDT:1m"))?;
+        series.push(BinanceSeries::new(symbol, interval.parse().with_context(|| format!("--binance {spec}"))?));
+    }
+    let mut config = BinanceConfig::new(series);
+    config.rest_url = args.binance_rest_url.clone();
+    config.ws_url = args.binance_ws_url.clone();
+    config.live = !args.backfill_only;
+    if args.backfill_hours > 0 {
+        config.backfill_from = Some(tradeflow_core::time::now_ms() - i64::from(args.backfill_hours) * 3_600_000);
+    }
+    config.validate()?;
+    Ok(config)
 }
 
 /// `[SYMBOL=]FILE`.

@@ -177,6 +177,24 @@ async fn up_runs_ingest_and_inference_until_drained() {
     assert_eq!(candles.split_whitespace().nth(2), Some("300"), "{candles}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_arguments_are_checked_with_clear_errors() {
+    let redis = TestRedis::start().await;
+    let cases: [(&[&str], &str); 5] = [
+        (&["worker", "ingest", "--binance", "BTCUSDT"], "expected SYMBOL:INTERVAL"),
+        (&["worker", "ingest", "--binance", "BTCUSDT:2d"], "unknown interval \"2d\""),
+        (&["worker", "ingest", "--replay", "/nonexistent/x.csv"], "is not a readable file"),
+        (&["worker", "ingest", "--aggregate", "4h:1h"], "cannot aggregate 4h into 1h"),
+        (&["worker", "inference", "--models", "rsi,gpt"], "unknown model \"gpt\""),
+    ];
+    for (args, expected) in cases {
+        let out = tradeflow(Some(&redis), args).await;
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+}
+
 /// A handler that accepts nothing in particular: every envelope fails to decode as it.
 struct Nothing;
 struct NothingHandler;
