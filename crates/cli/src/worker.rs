@@ -19,6 +19,7 @@ use tradeflow_inference::worker::{InferenceFactory, InferenceMetrics};
 use tradeflow_ingest::IngestStage;
 use tradeflow_ingest::binance::{BinanceConfig, BinanceSeries, run_binance};
 use tradeflow_ingest::replay::{CsvFeed, IngestMetrics, Pace, ReplayConfig, replay};
+use tradeflow_ingest::synthetic::{SyntheticConfig, run_synthetic};
 
 use crate::config::{Settings, demo_feed};
 
@@ -59,6 +60,16 @@ pub struct IngestArgs {
     /// backfill, then the live WebSocket of closed bars.
     #[arg(long = "binance", value_name = "SYMBOL:INTERVAL", conflicts_with = "replays")]
     binance: Vec<String>,
+    /// Synthetic random walks instead of files: this many symbols (SYN0, SYN1, ...), for load
+    /// tests. Bar times start --synthetic-bars intervals before now.
+    #[arg(long, conflicts_with_all = ["replays", "binance"])]
+    synthetic: Option<u32>,
+    /// With --synthetic: bars per symbol.
+    #[arg(long, default_value_t = 10_000)]
+    synthetic_bars: u64,
+    /// With --synthetic: random seed (same seed, same bars).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
     /// With --binance: hours of history to backfill first.
     #[arg(long, default_value_t = 0)]
     backfill_hours: u32,
@@ -102,11 +113,23 @@ pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> 
                 ingest_setup(&args.replays, args.interval, args.pace, args.passes, &args.aggregates)?;
             let producer = Producer::new(bus, "ingest").with_metrics(bus_metrics);
             let metrics = IngestMetrics::register(&registry)?;
-            let report = if args.binance.is_empty() {
-                replay(&producer, &mut stage, &config, &metrics, &shutdown).await?
-            } else {
+            let report = if let Some(symbols) = args.synthetic {
+                let interval_ms = args.interval.millis();
+                let now = tradeflow_core::time::now_ms();
+                let config = SyntheticConfig {
+                    symbols,
+                    bars: args.synthetic_bars,
+                    interval: args.interval,
+                    seed: args.seed,
+                    start_time: (now / interval_ms - args.synthetic_bars as i64) * interval_ms,
+                    pace: args.pace,
+                };
+                run_synthetic(&producer, &mut stage, &config, &metrics, &shutdown).await?
+            } else if !args.binance.is_empty() {
                 let config = binance_config(&args)?;
                 run_binance(&producer, &mut stage, &config, &metrics, &shutdown).await?
+            } else {
+                replay(&producer, &mut stage, &config, &metrics, &shutdown).await?
             };
             println!("{}", ingest_summary(&report));
             shutdown.cancel();

@@ -195,6 +195,21 @@ async fn worker_arguments_are_checked_with_clear_errors() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synthetic_ingest_publishes_every_bar_of_every_symbol() {
+    let redis = TestRedis::start().await;
+    let out = tradeflow(
+        Some(&redis),
+        &["worker", "ingest", "--synthetic", "5", "--synthetic-bars", "200", "--interval", "1m"],
+    )
+    .await;
+    assert!(stdout(&out).contains("ingest: 1000 candles (0 aggregated), 0 refused"), "{}", stdout(&out));
+    let health: Value =
+        serde_json::from_str(&stdout(&tradeflow(Some(&redis), &["streams", "health", "--json"]).await)).unwrap();
+    let candles = health.as_array().unwrap().iter().find(|s| s["stream"] == "md.candles").unwrap();
+    assert_eq!(candles["length"], 1000);
+}
+
 /// A handler that accepts nothing in particular: every envelope fails to decode as it.
 struct Nothing;
 struct NothingHandler;
