@@ -5,8 +5,7 @@ use std::collections::HashSet;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use redis::Value;
-use tradeflow_bus::{Bus, Envelope, Topology, reply};
+use tradeflow_bus::{Bus, Topology};
 use tradeflow_core::signal::Signal;
 use tradeflow_testkit::TestRedis;
 
@@ -68,31 +67,10 @@ async fn ingest_and_inference_processes_make_one_signal_per_model_per_candle() {
     // Exactly one signal per (candle, model): count them by id.
     let mut ids = HashSet::new();
     let mut per_model = std::collections::HashMap::<String, u64>::new();
-    let mut conn = bus.conn();
-    for p in 0..bus.topology().stream("inf.signals").unwrap().partitions {
-        let key = bus.keys().partition("inf.signals", p);
-        let mut start = "-".to_string();
-        loop {
-            let v: Value = redis::cmd("XRANGE")
-                .arg(&key)
-                .arg(&start)
-                .arg("+")
-                .arg("COUNT")
-                .arg(5000)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            let page = reply::entries("XRANGE", &v).unwrap();
-            for e in &page {
-                let s: Signal = Envelope::decode(e.field("e").unwrap()).unwrap().open().unwrap();
-                assert!(ids.insert(s.id().to_string()), "signal {} twice", s.id());
-                *per_model.entry(s.model).or_default() += 1;
-            }
-            match page.last() {
-                Some(last) if page.len() == 5000 => start = format!("({}", last.id),
-                _ => break,
-            }
-        }
+    for env in tradeflow_testkit::envelopes(&bus, "inf.signals").await {
+        let s: Signal = env.open().unwrap();
+        assert!(ids.insert(s.id().to_string()), "signal {} twice", s.id());
+        *per_model.entry(s.model).or_default() += 1;
     }
     assert_eq!(ids.len() as u64, expected);
     for m in models {

@@ -14,7 +14,6 @@ use axum::extract::State;
 use axum::http::{Response, Uri};
 use axum::routing::get;
 use futures_util::{SinkExt, StreamExt};
-use redis::Value as RedisValue;
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -22,7 +21,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response as WsResponse};
 use tokio_util::sync::CancellationToken;
-use tradeflow_bus::{Bus, Envelope, Producer, Topology};
+use tradeflow_bus::{Producer, Topology};
 use tradeflow_core::market::{Candle, CandleRefused, Interval, RawBar, RefusalKind};
 use tradeflow_core::time::now_ms;
 use tradeflow_ingest::IngestStage;
@@ -596,25 +595,6 @@ async fn connections_rotate_and_a_hole_in_the_live_stream_is_filled_by_rest() {
 // ---------------------------------------------------------------------------------------------
 // End to end, through a real Redis
 
-async fn entries(bus: &Bus, stream: &str) -> Vec<Envelope> {
-    let spec = bus.topology().stream(stream).unwrap().clone();
-    let mut conn = bus.conn();
-    let mut out = Vec::new();
-    for p in 0..spec.partitions {
-        let v: RedisValue = redis::cmd("XRANGE")
-            .arg(bus.keys().partition(stream, p))
-            .arg("-")
-            .arg("+")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        for e in tradeflow_bus::reply::entries("XRANGE", &v).unwrap() {
-            out.push(Envelope::decode(e.field("e").unwrap()).unwrap());
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backfill_and_live_bars_reach_md_candles_and_the_bad_row_audit_events() {
     let redis = TestRedis::start().await;
@@ -659,7 +639,7 @@ async fn backfill_and_live_bars_reach_md_candles_and_the_bad_row_audit_events() 
         tokio::spawn(async move {
             // 6 one-minute candles (bar 2 is refused) and the 5-minute one built from 0..=4.
             for _ in 0..200 {
-                if entries(&bus, "md.candles").await.len() >= 7 {
+                if tradeflow_testkit::envelopes(&bus, "md.candles").await.len() >= 7 {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(25)).await;
@@ -671,7 +651,8 @@ async fn backfill_and_live_bars_reach_md_candles_and_the_bad_row_audit_events() 
     let report = run_binance(&producer, &mut stage, &config, &metrics, &shutdown).await.unwrap();
     watcher.await.unwrap();
 
-    let candles: Vec<Candle> = entries(&bus, "md.candles").await.iter().map(|e| e.open::<Candle>().unwrap()).collect();
+    let candles: Vec<Candle> =
+        tradeflow_testkit::envelopes(&bus, "md.candles").await.iter().map(|e| e.open::<Candle>().unwrap()).collect();
     let mut got: Vec<(String, Interval, i64, bool)> =
         candles.iter().map(|c| (c.symbol.clone(), c.interval, c.bar.open_time(), c.aggregated)).collect();
     got.sort();
@@ -687,8 +668,11 @@ async fn backfill_and_live_bars_reach_md_candles_and_the_bad_row_audit_events() 
         let raw = expected_raw(c.bar.open_time(), k);
         assert_eq!((c.bar.open(), c.bar.high(), c.bar.low(), c.bar.close()), (raw.open, raw.high, raw.low, raw.close));
     }
-    let refusals: Vec<CandleRefused> =
-        entries(&bus, "audit.events").await.iter().map(|e| e.open::<CandleRefused>().unwrap()).collect();
+    let refusals: Vec<CandleRefused> = tradeflow_testkit::envelopes(&bus, "audit.events")
+        .await
+        .iter()
+        .map(|e| e.open::<CandleRefused>().unwrap())
+        .collect();
     assert_eq!(refusals.len(), 1, "{refusals:?}");
     assert_eq!(refusals[0].kind, RefusalKind::Malformed);
     assert_eq!((refusals[0].source.as_str(), refusals[0].symbol.as_str()), ("binance", "BTCUSDT"));

@@ -3,9 +3,8 @@
 
 use std::io::Write;
 
-use redis::Value;
 use tokio_util::sync::CancellationToken;
-use tradeflow_bus::{Bus, Envelope, Producer, Topology};
+use tradeflow_bus::{Producer, Topology};
 use tradeflow_core::market::{Candle, CandleRefused, Interval};
 use tradeflow_ingest::IngestStage;
 use tradeflow_ingest::replay::{CsvFeed, IngestMetrics, Pace, ReplayConfig, replay};
@@ -13,25 +12,6 @@ use tradeflow_testkit::TestRedis;
 
 const STREAMS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../streams.toml");
 const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../demo/btcusd_1h.csv");
-
-async fn entries(bus: &Bus, stream: &str) -> Vec<Envelope> {
-    let spec = bus.topology().stream(stream).unwrap().clone();
-    let mut conn = bus.conn();
-    let mut out = Vec::new();
-    for p in 0..spec.partitions {
-        let v: Value = redis::cmd("XRANGE")
-            .arg(bus.keys().partition(stream, p))
-            .arg("-")
-            .arg("+")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        for e in tradeflow_bus::reply::entries("XRANGE", &v).unwrap() {
-            out.push(Envelope::decode(e.field("e").unwrap()).unwrap());
-        }
-    }
-    out
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_feed_and_a_damaged_file_replay_with_refusals_audited() {
@@ -68,7 +48,8 @@ async fn the_demo_feed_and_a_damaged_file_replay_with_refusals_audited() {
     assert_eq!(report.refused, 4, "{report:?}");
     assert_eq!(report.duplicates, 1, "{report:?}");
 
-    let candles: Vec<Candle> = entries(&bus, "md.candles").await.iter().map(|e| e.open::<Candle>().unwrap()).collect();
+    let candles: Vec<Candle> =
+        tradeflow_testkit::envelopes(&bus, "md.candles").await.iter().map(|e| e.open::<Candle>().unwrap()).collect();
     let hourly_btc = candles.iter().filter(|c| c.symbol == "BTCUSD" && c.interval == Interval::H1).count();
     assert_eq!(hourly_btc, 20_111);
     let eth: Vec<(i64, f64)> = candles
@@ -85,8 +66,11 @@ async fn the_demo_feed_and_a_damaged_file_replay_with_refusals_audited() {
     assert_eq!(ids.len(), candles.len(), "no candle id twice");
     assert_eq!(report.candles as usize, candles.len());
 
-    let refusals: Vec<CandleRefused> =
-        entries(&bus, "audit.events").await.iter().map(|e| e.open::<CandleRefused>().unwrap()).collect();
+    let refusals: Vec<CandleRefused> = tradeflow_testkit::envelopes(&bus, "audit.events")
+        .await
+        .iter()
+        .map(|e| e.open::<CandleRefused>().unwrap())
+        .collect();
     let mut reasons: Vec<String> = refusals.iter().map(|r| format!("{}: {}", r.kind.as_str(), r.reason)).collect();
     reasons.sort();
     assert_eq!(reasons.len(), 4);

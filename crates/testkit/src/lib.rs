@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use tradeflow_bus::embedded::{EmbeddedError, EmbeddedOptions, RedisServer};
-use tradeflow_bus::{Bus, Topology};
+use tradeflow_bus::envelope::ENVELOPE_FIELD;
+use tradeflow_bus::{Bus, Envelope, Topology, reply};
 
 /// An isolated redis-server for one test; removed with its data when dropped.
 pub struct TestRedis {
@@ -96,4 +97,48 @@ read_count = 100
         Ok(t) => t,
         Err(e) => panic!("test topology is invalid: {e}"),
     }
+}
+
+/// Every envelope of `stream`, partition by partition, each in stream order. Panics on anything
+/// that is not a decodable envelope: in a test that is a failure.
+pub async fn envelopes(bus: &Bus, stream: &str) -> Vec<Envelope> {
+    let partitions = match bus.topology().stream(stream) {
+        Ok(spec) => spec.partitions,
+        Err(e) => panic!("{e}"),
+    };
+    let mut conn = bus.conn();
+    let mut out = Vec::new();
+    for p in 0..partitions {
+        let key = bus.keys().partition(stream, p);
+        let mut start = "-".to_string();
+        loop {
+            let v: redis::Value = match redis::cmd("XRANGE")
+                .arg(&key)
+                .arg(&start)
+                .arg("+")
+                .arg("COUNT")
+                .arg(5000)
+                .query_async(&mut conn)
+                .await
+            {
+                Ok(v) => v,
+                Err(e) => panic!("XRANGE {key}: {e}"),
+            };
+            let page = match reply::entries("XRANGE", &v) {
+                Ok(p) => p,
+                Err(e) => panic!("{e}"),
+            };
+            for e in &page {
+                match e.field(ENVELOPE_FIELD).map(Envelope::decode) {
+                    Some(Ok(env)) => out.push(env),
+                    other => panic!("{key} {}: not an envelope: {other:?}", e.id),
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == 5000 => start = format!("({}", last.id),
+                _ => break,
+            }
+        }
+    }
+    out
 }
