@@ -4,6 +4,7 @@
 //! consumer can refuse what it does not understand instead of guessing.
 
 pub mod candle_csv;
+pub mod decision;
 pub mod ids;
 pub mod market;
 pub mod payload;

@@ -1,0 +1,288 @@
+//! The join: signals of one candle collected until each profile can decide.
+//!
+//! A profile decides a candle once, when every one of its models answered, or when its quorum
+//! is in, or at its deadline (measured from the candle's first signal) with whatever arrived,
+//! possibly nothing: every profile decides every candle that had any signal, hold included.
+//! Time is an explicit input (`now_ms`), so the backtester drives the same code
+//! deterministically.
+//!
+//! Signals of a series arrive in candle order (they are partitioned by symbol and produced in
+//! candle order), so a signal for a candle that is neither pending nor newer than the last
+//! decided candle of its series is late: it is recorded, never decided on again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tradeflow_core::decision::{Contribution, Decision, Trigger};
+use tradeflow_core::market::Interval;
+use tradeflow_core::signal::{Action, Signal, SignalStatus};
+
+use crate::combine::{Vote, combine};
+use crate::profile::Profile;
+
+/// What arrived from one model for one candle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Answer {
+    action: Action,
+    confidence: f64,
+    ok: bool,
+    error: Option<String>,
+    stop_loss: Option<f64>,
+    take_profit: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Join {
+    symbol: String,
+    interval: Interval,
+    open_time: i64,
+    close: f64,
+    first_seen_ms: i64,
+    answers: BTreeMap<String, Answer>,
+    decided: BTreeSet<String>,
+}
+
+/// A signal that came after its candle was decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LateSignal {
+    pub signal_id: String,
+    pub candle_id: String,
+    pub model: String,
+}
+
+/// What one input produced.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Output {
+    pub decisions: Vec<Decision>,
+    pub late: Vec<LateSignal>,
+    /// A signal seen before (a redelivery): nothing to do.
+    pub duplicate: bool,
+}
+
+/// Checkpointed state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct State {
+    /// Candle id → its join.
+    pending: BTreeMap<String, Join>,
+    /// "symbol:interval" → open time of the newest candle decided by every profile.
+    watermark: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EnsembleStage {
+    profiles: Arc<Vec<Profile>>,
+    state: State,
+}
+
+const SNAPSHOT_VERSION: u16 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    version: u16,
+    state: State,
+}
+
+impl EnsembleStage {
+    pub fn new(profiles: Arc<Vec<Profile>>) -> Self {
+        Self { profiles, state: State::default() }
+    }
+
+    pub fn restore(profiles: Arc<Vec<Profile>>, snapshot: &[u8]) -> Result<Self, String> {
+        let s: Snapshot =
+            rmp_serde::from_slice(snapshot).map_err(|e| format!("ensemble checkpoint does not decode: {e}"))?;
+        if s.version != SNAPSHOT_VERSION {
+            return Err(format!("ensemble checkpoint has layout {}, this build reads {SNAPSHOT_VERSION}", s.version));
+        }
+        Ok(Self { profiles, state: s.state })
+    }
+
+    pub fn snapshot(&self) -> Result<Vec<u8>, String> {
+        rmp_serde::to_vec_named(&Snapshot { version: SNAPSHOT_VERSION, state: self.state.clone() })
+            .map_err(|e| format!("cannot encode the ensemble checkpoint: {e}"))
+    }
+
+    /// Candles waiting for at least one profile.
+    pub fn pending(&self) -> usize {
+        self.state.pending.len()
+    }
+
+    /// The earliest deadline among pending candles, for the runner's timer.
+    pub fn next_deadline(&self) -> Option<i64> {
+        self.state
+            .pending
+            .values()
+            .flat_map(|j| {
+                self.profiles
+                    .iter()
+                    .filter(|p| !j.decided.contains(&p.name))
+                    .map(|p| j.first_seen_ms + p.deadline_ms as i64)
+            })
+            .min()
+    }
+
+    pub fn on_signal(&mut self, signal: &Signal, now_ms: i64) -> Output {
+        let mut out = Output::default();
+        let series = format!("{}:{}", signal.symbol, signal.interval);
+        if !self.state.pending.contains_key(&signal.candle_id)
+            && self.state.watermark.get(&series).is_some_and(|w| signal.open_time <= *w)
+        {
+            out.late.push(LateSignal {
+                signal_id: signal.id().to_string(),
+                candle_id: signal.candle_id.clone(),
+                model: signal.model.clone(),
+            });
+            return out;
+        }
+        let join = self.state.pending.entry(signal.candle_id.clone()).or_insert_with(|| Join {
+            symbol: signal.symbol.clone(),
+            interval: signal.interval,
+            open_time: signal.open_time,
+            close: signal.close,
+            first_seen_ms: now_ms,
+            answers: BTreeMap::new(),
+            decided: BTreeSet::new(),
+        });
+        if join.answers.contains_key(&signal.model) {
+            out.duplicate = true;
+            return out;
+        }
+        let (ok, error) = match &signal.status {
+            SignalStatus::Ok => (true, None),
+            SignalStatus::Error { reason } => (false, Some(reason.clone())),
+        };
+        join.answers.insert(
+            signal.model.clone(),
+            Answer {
+                action: signal.action,
+                confidence: signal.confidence,
+                ok,
+                error,
+                stop_loss: signal.stop_loss,
+                take_profit: signal.take_profit,
+            },
+        );
+        for profile in self.profiles.iter() {
+            if join.decided.contains(&profile.name) || !profile.models.contains_key(&signal.model) {
+                continue;
+            }
+            let arrived = profile.models.keys().filter(|m| join.answers.contains_key(*m)).count();
+            let trigger = if arrived == profile.models.len() {
+                Some(Trigger::Complete)
+            } else if arrived >= profile.quorum() {
+                Some(Trigger::Quorum)
+            } else {
+                None
+            };
+            if let Some(trigger) = trigger {
+                out.decisions.push(decide(&signal.candle_id, join, profile, trigger));
+            }
+        }
+        self.retire(&signal.candle_id);
+        out
+    }
+
+    /// Decides every profile whose deadline for a pending candle has passed.
+    pub fn on_tick(&mut self, now_ms: i64) -> Vec<Decision> {
+        let mut out = Vec::new();
+        let due: Vec<(String, usize)> = self
+            .state
+            .pending
+            .iter()
+            .flat_map(|(id, join)| {
+                self.profiles
+                    .iter()
+                    .enumerate()
+                    .filter(move |(_, p)| {
+                        !join.decided.contains(&p.name) && join.first_seen_ms + p.deadline_ms as i64 <= now_ms
+                    })
+                    .map(move |(i, _)| (id.clone(), i))
+            })
+            .collect();
+        for (id, i) in &due {
+            if let Some(join) = self.state.pending.get_mut(id) {
+                out.push(decide(id, join, &self.profiles[*i], Trigger::Deadline));
+            }
+        }
+        let ids: BTreeSet<String> = due.into_iter().map(|(id, _)| id).collect();
+        for id in ids {
+            self.retire(&id);
+        }
+        out
+    }
+
+    /// Drops a candle every profile has decided, moving its series' watermark.
+    fn retire(&mut self, candle_id: &str) {
+        let done = self
+            .state
+            .pending
+            .get(candle_id)
+            .is_some_and(|j| self.profiles.iter().all(|p| j.decided.contains(&p.name)));
+        if done && let Some(join) = self.state.pending.remove(candle_id) {
+            let w = self.state.watermark.entry(format!("{}:{}", join.symbol, join.interval)).or_insert(i64::MIN);
+            *w = (*w).max(join.open_time);
+        }
+    }
+}
+
+/// The decision of `profile` on one candle, from what has arrived; marks it decided.
+fn decide(candle_id: &str, join: &mut Join, profile: &Profile, trigger: Trigger) -> Decision {
+    join.decided.insert(profile.name.clone());
+    let mut contributions = Vec::new();
+    let mut votes = Vec::new();
+    let mut missing = Vec::new();
+    for (model, weight) in &profile.models {
+        match join.answers.get(model) {
+            Some(a) => {
+                contributions.push(Contribution {
+                    model: model.clone(),
+                    action: a.action,
+                    confidence: a.confidence,
+                    weight: *weight,
+                    status: match &a.error {
+                        None => SignalStatus::Ok,
+                        Some(reason) => SignalStatus::Error { reason: reason.clone() },
+                    },
+                });
+                if a.ok {
+                    votes.push(Vote { action: a.action, confidence: a.confidence, weight: *weight });
+                }
+            }
+            None => missing.push(model.clone()),
+        }
+    }
+    let (action, confidence) = combine(profile.method, &votes, profile.min_confidence);
+    // Exits from the most confident contributor that agrees with the decision.
+    let exits = profile
+        .models
+        .keys()
+        .filter_map(|m| join.answers.get(m))
+        .filter(|a| a.ok && a.action == action && action != Action::Hold)
+        .max_by(|a, b| a.confidence.total_cmp(&b.confidence));
+    let parts: Vec<String> =
+        contributions.iter().map(|c| format!("{} {} {:.2}", c.model, c.action.as_str(), c.confidence)).collect();
+    let reasoning = format!(
+        "{:?} over {}/{} models ({}){}",
+        profile.method,
+        votes.len(),
+        profile.models.len(),
+        parts.join(", "),
+        if missing.is_empty() { String::new() } else { format!("; missing: {}", missing.join(", ")) }
+    );
+    Decision {
+        candle_id: candle_id.to_string(),
+        symbol: join.symbol.clone(),
+        interval: join.interval,
+        open_time: join.open_time,
+        close: join.close,
+        profile: profile.name.clone(),
+        action,
+        confidence,
+        contributions,
+        missing,
+        trigger,
+        reasoning,
+        stop_loss: exits.and_then(|a| a.stop_loss),
+        take_profit: exits.and_then(|a| a.take_profit),
+    }
+}

@@ -1,0 +1,191 @@
+//! The ensemble join: quorum, completeness, deadline, late and duplicate signals, checkpoints,
+//! and one decision per profile per candle over the real demo candles.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use tradeflow_core::candle_csv::CandleReader;
+use tradeflow_core::decision::Trigger;
+use tradeflow_core::market::{Candle, Interval};
+use tradeflow_core::signal::{Action, Level, MarketCondition, ModelKind, Phase, Signal, SignalStatus, Trend};
+use tradeflow_ensemble::profile::parse_profiles;
+use tradeflow_ensemble::{EnsembleStage, Method, Profile};
+use tradeflow_inference::{InferenceStage, StageConfig};
+
+fn profile(name: &str, models: &[(&str, f64)], method: Method, quorum: Option<usize>, deadline_ms: u64) -> Profile {
+    Profile {
+        name: name.into(),
+        models: models.iter().map(|(m, w)| (m.to_string(), *w)).collect(),
+        method,
+        min_confidence: 0.0,
+        quorum,
+        deadline_ms,
+    }
+}
+
+fn signal(open_time: i64, model: &str, action: Action, confidence: f64) -> Signal {
+    Signal {
+        candle_id: format!("csv:BTC:1h:{open_time}"),
+        symbol: "BTC".into(),
+        interval: Interval::H1,
+        open_time,
+        close: 100.0,
+        model: model.into(),
+        model_kind: ModelKind::Rule,
+        action,
+        confidence,
+        scores: BTreeMap::new(),
+        reasoning: String::new(),
+        features: BTreeMap::new(),
+        market: MarketCondition {
+            trend: Trend::Sideways,
+            phase: Phase::Consolidation,
+            trend_strength: None,
+            support: None,
+            resistance: None,
+            volatility: Some(Level::Normal),
+            atr_pct: None,
+            volume: None,
+            volume_ratio: None,
+        },
+        stop_loss: Some(95.0),
+        take_profit: Some(110.0),
+        latency_us: 1,
+        status: SignalStatus::Ok,
+    }
+}
+
+#[test]
+fn complete_quorum_and_late_signals() {
+    let profiles = vec![
+        profile("all", &[("rsi", 1.0), ("macd", 1.0), ("technical", 2.0)], Method::WeightedVote, None, 1000),
+        profile("fast", &[("rsi", 1.0), ("macd", 1.0), ("technical", 1.0)], Method::Majority, Some(2), 1000),
+        profile("solo", &[("technical", 1.0)], Method::WeightedVote, None, 1000),
+    ];
+    let mut stage = EnsembleStage::new(Arc::new(profiles));
+    let out = stage.on_signal(&signal(0, "technical", Action::Long, 0.8), 0);
+    assert_eq!(out.decisions.len(), 1);
+    assert_eq!((out.decisions[0].profile.as_str(), out.decisions[0].trigger), ("solo", Trigger::Complete));
+    assert_eq!(out.decisions[0].action, Action::Long);
+    assert_eq!((out.decisions[0].stop_loss, out.decisions[0].take_profit), (Some(95.0), Some(110.0)));
+
+    let out = stage.on_signal(&signal(0, "rsi", Action::Short, 0.9), 1);
+    assert_eq!(out.decisions.len(), 1);
+    let fast = &out.decisions[0];
+    assert_eq!(
+        (fast.profile.as_str(), fast.trigger, fast.action),
+        ("fast", Trigger::Quorum, Action::Hold),
+        "1 long, 1 short: no majority"
+    );
+    assert_eq!(fast.missing, vec!["macd".to_string()]);
+
+    // A redelivered signal changes nothing.
+    assert!(stage.on_signal(&signal(0, "rsi", Action::Short, 0.9), 2).duplicate);
+
+    let out = stage.on_signal(&signal(0, "macd", Action::Long, 0.5), 3);
+    assert_eq!(out.decisions.len(), 1, "only `all` was left; `fast` never decides twice");
+    let all = &out.decisions[0];
+    assert_eq!((all.profile.as_str(), all.trigger, all.action), ("all", Trigger::Complete, Action::Long));
+    assert!((all.confidence - 3.0 / 4.0).abs() < 1e-12);
+    assert_eq!(stage.pending(), 0);
+
+    // Anything else for that candle is late.
+    let out = stage.on_signal(&signal(0, "volume", Action::Long, 0.5), 4);
+    assert_eq!(out.late.len(), 1);
+    assert!(out.decisions.is_empty());
+}
+
+#[test]
+fn the_deadline_decides_with_what_arrived_and_errors_do_not_vote() {
+    let profiles = vec![
+        profile("slow", &[("rsi", 1.0), ("gpt", 1.0), ("claude", 1.0)], Method::Unanimous, None, 500),
+        profile("claude-only", &[("claude", 1.0)], Method::WeightedVote, None, 500),
+    ];
+    let mut stage = EnsembleStage::new(Arc::new(profiles));
+    assert!(stage.on_signal(&signal(0, "rsi", Action::Long, 0.7), 1_000).decisions.is_empty());
+    let mut failed = signal(0, "gpt", Action::Hold, 0.0);
+    failed.status = SignalStatus::Error { reason: "timeout".into() };
+    assert!(stage.on_signal(&failed, 1_100).decisions.is_empty());
+    assert_eq!(stage.next_deadline(), Some(1_500));
+    assert!(stage.on_tick(1_499).is_empty());
+    let mut decided = stage.on_tick(1_500);
+    decided.sort_by(|a, b| a.profile.cmp(&b.profile));
+    assert_eq!(decided.len(), 2);
+    let (claude, slow) = (&decided[0], &decided[1]);
+    assert_eq!((claude.action, claude.trigger, claude.confidence), (Action::Hold, Trigger::Deadline, 0.0));
+    assert!(claude.contributions.is_empty());
+    assert_eq!(
+        (slow.action, slow.trigger),
+        (Action::Long, Trigger::Deadline),
+        "the error does not vote; rsi alone is unanimous"
+    );
+    assert_eq!(slow.missing, vec!["claude".to_string()]);
+    assert_eq!(slow.contributions.len(), 2);
+    assert!(matches!(slow.contributions.iter().find(|c| c.model == "gpt").unwrap().status, SignalStatus::Error { .. }));
+    assert!(stage.on_tick(10_000).is_empty(), "decided once");
+    assert_eq!(stage.on_signal(&signal(0, "claude", Action::Long, 0.9), 10_001).late.len(), 1);
+}
+
+#[test]
+fn a_restored_checkpoint_continues_the_join() {
+    let profiles = Arc::new(vec![profile("p", &[("a", 1.0), ("b", 1.0)], Method::ConfidenceWeightedMean, None, 1000)]);
+    let mut stage = EnsembleStage::new(profiles.clone());
+    stage.on_signal(&signal(0, "a", Action::Long, 0.6), 0);
+    let snapshot = stage.snapshot().unwrap();
+    let mut restored = EnsembleStage::restore(profiles.clone(), &snapshot).unwrap();
+    let a = stage.on_signal(&signal(0, "b", Action::Short, 0.2), 5);
+    let b = restored.on_signal(&signal(0, "b", Action::Short, 0.2), 5);
+    assert_eq!(a, b);
+    assert_eq!(a.decisions[0].action, Action::Long);
+    assert!((a.decisions[0].confidence - 0.2).abs() < 1e-12);
+    assert!(EnsembleStage::restore(profiles, b"junk").is_err());
+}
+
+#[test]
+fn one_decision_per_profile_per_candle_over_the_demo_feed() {
+    let profiles = parse_profiles(
+        r#"
+[[profile]]
+name = "committee"
+models = { rsi = 1.0, macd = 1.0, bollinger = 1.0, volume = 0.5, stochastic = 1.0 }
+method = "weighted_vote"
+min_confidence = 0.3
+quorum = 4
+
+[[profile]]
+name = "technical"
+models = { technical = 1.0 }
+method = "confidence_weighted_mean"
+"#,
+    )
+    .unwrap();
+    let file = std::fs::File::open(concat!(env!("CARGO_MANIFEST_DIR"), "/../../demo/btcusd_1h.csv")).unwrap();
+    let mut inference = InferenceStage::new(Arc::new(StageConfig::every_rule()));
+    let mut ensemble = EnsembleStage::new(Arc::new(profiles));
+    let mut ids = HashSet::new();
+    let mut candles = 0;
+    let mut actions = std::collections::HashMap::<(String, Action), u32>::new();
+    for (t, bar) in CandleReader::new(std::io::BufReader::new(file)).unwrap().bars().enumerate() {
+        let candle = Candle {
+            source: "csv".into(),
+            symbol: "BTCUSD".into(),
+            interval: Interval::H1,
+            bar: bar.unwrap(),
+            aggregated: false,
+        };
+        candles += 1;
+        for s in inference.on_candle(&candle).unwrap() {
+            for d in ensemble.on_signal(&s, t as i64).decisions {
+                assert!(ids.insert(d.id().to_string()), "decision {} twice", d.id());
+                *actions.entry((d.profile.clone(), d.action)).or_default() += 1;
+            }
+        }
+    }
+    assert_eq!(ids.len(), candles * 2);
+    assert_eq!(ensemble.pending(), 0);
+    for p in ["committee", "technical"] {
+        for a in [Action::Long, Action::Short, Action::Hold] {
+            assert!(actions.get(&(p.to_string(), a)).copied().unwrap_or(0) > 0, "{p} never says {a:?}: {actions:?}");
+        }
+    }
+}
