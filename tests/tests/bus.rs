@@ -321,3 +321,67 @@ async fn entries_left_idle_under_another_consumer_are_claimed_and_handled_once()
     assert_eq!(sink.seen().await.unwrap(), 20);
     assert_eq!(sink.duplicates().await.unwrap(), 5);
 }
+
+/// Counts its ticks in checkpointed state.
+struct Ticker {
+    ticks: u64,
+}
+
+impl tradeflow_bus::Handler for Ticker {
+    type Msg = ();
+    fn decode(&self, _env: &Envelope) -> Result<(), tradeflow_bus::DecodeError> {
+        Ok(())
+    }
+    async fn handle(&mut self, _d: &tradeflow_bus::Delivery<()>) -> tradeflow_bus::Outcome {
+        tradeflow_bus::Outcome::Done
+    }
+    fn snapshot(&self) -> Option<Vec<u8>> {
+        Some(self.ticks.to_le_bytes().to_vec())
+    }
+    fn tick_interval(&self) -> Option<Duration> {
+        Some(Duration::from_millis(50))
+    }
+    async fn tick(&mut self) -> tradeflow_bus::Tick {
+        self.ticks += 1;
+        tradeflow_bus::Tick::Changed
+    }
+}
+
+struct TickerFactory;
+
+impl tradeflow_bus::HandlerFactory for TickerFactory {
+    type Handler = Ticker;
+    fn create(&self, _p: u32, restored: Option<&[u8]>) -> Result<Ticker, String> {
+        let ticks = match restored {
+            Some(b) => u64::from_le_bytes(b.try_into().map_err(|_| "bad tick checkpoint".to_string())?),
+            None => 0,
+        };
+        Ok(Ticker { ticks })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticks_run_without_messages_and_their_state_is_checkpointed() {
+    let redis = TestRedis::start().await;
+    let bus = redis.bus(test_topology(1, 5)).await;
+    let run = |bus: Bus| async move {
+        let consumer = Consumer::new(bus, STREAM, GROUP, "tick-test", TickerFactory).unwrap();
+        let stop = CancellationToken::new();
+        let s = stop.clone();
+        let task = tokio::spawn(async move { consumer.run(s).await.unwrap() });
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        stop.cancel();
+        task.await.unwrap();
+    };
+    let ticks = |bus: Bus| async move {
+        let c = tradeflow_bus::checkpoint::Checkpoint::load(&bus, STREAM, 0, GROUP).await.unwrap().expect("checkpoint");
+        u64::from_le_bytes(c.state.as_slice().try_into().unwrap())
+    };
+    run(bus.clone()).await;
+    let first = ticks(bus.clone()).await;
+    assert!(first >= 3, "ticked {first} times in 600 ms at 50 ms");
+    // A new owner restores the count and goes on from it.
+    run(bus.clone()).await;
+    let second = ticks(bus.clone()).await;
+    assert!(second >= first + 3, "{first} then {second}");
+}

@@ -26,7 +26,7 @@ pub mod reply;
 pub mod topology;
 
 pub use connection::Bus;
-pub use consumer::{Consumer, Delivery, Handler, HandlerFactory, Outcome};
+pub use consumer::{Consumer, Delivery, Handler, HandlerFactory, Outcome, Tick};
 pub use envelope::{DecodeError, Envelope};
 pub use error::BusError;
 pub use metrics::BusMetrics;

@@ -60,6 +60,25 @@ pub trait Handler: Send + Sync + 'static {
     fn snapshot(&self) -> Option<Vec<u8>> {
         None
     }
+
+    /// How often [`Handler::tick`] runs while the partition is owned; `None` (the default):
+    /// never. For work driven by time rather than messages (e.g. join deadlines).
+    fn tick_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// Time-driven work. Return [`Tick::Changed`] when the state changed, so that the runner
+    /// checkpoints it (with no ack); outputs are the handler's to send, as in `handle_batch`.
+    fn tick(&mut self) -> impl Future<Output = Tick> + Send {
+        async { Tick::Unchanged }
+    }
+}
+
+/// What a [`Handler::tick`] did to the handler's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tick {
+    Unchanged,
+    Changed,
 }
 
 /// Makes the handler of a partition when this process gains it.

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-pub use handler::{Delivery, Handler, HandlerFactory, Outcome};
+pub use handler::{Delivery, Handler, HandlerFactory, Outcome, Tick};
 use partition::PartitionWorker;
 
 use crate::checkpoint::Checkpoint;

@@ -26,7 +26,7 @@ use tracing::{Instrument, debug, info_span, warn};
 use tradeflow_core::time::now_ms;
 
 use super::Shared;
-use super::handler::{Delivery, Handler, Outcome};
+use super::handler::{Delivery, Handler, Outcome, Tick};
 use crate::checkpoint::Checkpoint;
 use crate::dlq::{DeadLetterDraft, DeadLetterReason, add_move};
 use crate::envelope::{DecodeError, ENVELOPE_FIELD, Envelope};
@@ -58,13 +58,28 @@ pub(crate) struct PartitionWorker<H: Handler> {
     reader: Option<MultiplexedConnection>,
     parked: BTreeMap<EntryId, Parked>,
     next_scan: Instant,
+    next_tick: Option<Instant>,
+    /// Highest entry id acknowledged by this worker, for checkpoints written by ticks.
+    last_acked: Option<EntryId>,
 }
 
 impl<H: Handler> PartitionWorker<H> {
     pub(crate) fn new(sh: Arc<Shared>, p: u32, handler: H) -> Self {
         let key = sh.bus.keys().partition(&sh.spec.name, p);
         let ckpt_key = sh.bus.keys().checkpoint(&sh.spec.name, p, &sh.group);
-        Self { sh, p, key, ckpt_key, handler, reader: None, parked: BTreeMap::new(), next_scan: Instant::now() }
+        let next_tick = handler.tick_interval().map(|i| Instant::now() + i);
+        Self {
+            sh,
+            p,
+            key,
+            ckpt_key,
+            handler,
+            reader: None,
+            parked: BTreeMap::new(),
+            next_scan: Instant::now(),
+            next_tick,
+            last_acked: None,
+        }
     }
 
     /// Runs until `stop` is cancelled (then returns after the batch in hand is acked) or a
@@ -88,8 +103,9 @@ impl<H: Handler> PartitionWorker<H> {
                 self.scan().await?;
                 self.next_scan = Instant::now() + (self.sh.spec.claim_idle / 2).min(Duration::from_secs(5));
             }
+            self.tick_if_due().await?;
             let mut block = self.sh.spec.block;
-            if let Some(due) = self.parked.values().map(|p| p.due).min() {
+            if let Some(due) = self.parked.values().map(|p| p.due).chain(self.next_tick).min() {
                 block = block.min(due.saturating_duration_since(Instant::now())).max(Duration::from_millis(1));
             }
             let entries = self.read(">", Some(block)).await?;
@@ -97,6 +113,29 @@ impl<H: Handler> PartitionWorker<H> {
             if !entries.is_empty() {
                 self.process(entries, None).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Runs the handler's tick when due; checkpoints the state it changed.
+    async fn tick_if_due(&mut self) -> Result<(), BusError> {
+        let (Some(due), Some(interval)) = (self.next_tick, self.handler.tick_interval()) else { return Ok(()) };
+        if Instant::now() < due {
+            return Ok(());
+        }
+        self.next_tick = Some(Instant::now() + interval);
+        if self.handler.tick().await == Tick::Changed
+            && let Some(state) = self.handler.snapshot()
+        {
+            let last_id = self.last_acked.map(|id| id.to_string()).unwrap_or_default();
+            let ckpt = Checkpoint { last_id, at: now_ms(), state };
+            let mut conn = self.sh.bus.conn();
+            let _: () = redis::cmd("SET")
+                .arg(&self.ckpt_key)
+                .arg(ckpt.encode()?)
+                .query_async(&mut conn)
+                .await
+                .op("SET checkpoint")?;
         }
         Ok(())
     }
@@ -412,7 +451,8 @@ impl<H: Handler> PartitionWorker<H> {
         pipe.atomic();
         if !acks.is_empty() {
             if let Some(state) = self.handler.snapshot() {
-                let last_id = acks.iter().max().map(|id| id.to_string()).unwrap_or_default();
+                let last_id =
+                    acks.iter().copied().chain(self.last_acked).max().map(|id| id.to_string()).unwrap_or_default();
                 let ckpt = Checkpoint { last_id, at: now_ms(), state };
                 pipe.cmd("SET").arg(&self.ckpt_key).arg(ckpt.encode()?).ignore();
             }
@@ -441,6 +481,9 @@ impl<H: Handler> PartitionWorker<H> {
         }
         let mut conn = self.sh.bus.conn();
         let _: () = pipe.query_async(&mut conn).await.op("settle batch")?;
+        if let Some(max) = acks.iter().max() {
+            self.last_acked = self.last_acked.max(Some(*max));
+        }
         Ok(())
     }
 }
