@@ -63,3 +63,24 @@ impl Payload for Decision {
     const KIND: &'static str = "decision";
     const VERSION: u16 = 1;
 }
+
+/// A signal that arrived after its candle was decided: recorded (audit.events), never decided
+/// on again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LateSignal {
+    pub signal_id: String,
+    pub candle_id: String,
+    pub model: String,
+    pub symbol: String,
+}
+
+impl LateSignal {
+    pub fn id(&self) -> MessageId {
+        MessageId::from_parts(&[&self.signal_id]).child("late")
+    }
+}
+
+impl Payload for LateSignal {
+    const KIND: &'static str = "signal_late";
+    const VERSION: u16 = 1;
+}

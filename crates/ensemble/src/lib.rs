@@ -9,6 +9,7 @@
 pub mod combine;
 pub mod profile;
 pub mod stage;
+pub mod worker;
 
 pub use profile::{Method, Profile};
 pub use stage::EnsembleStage;

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use tradeflow_core::decision::{Contribution, Decision, Trigger};
+use tradeflow_core::decision::{Contribution, Decision, LateSignal, Trigger};
 use tradeflow_core::market::Interval;
 use tradeflow_core::signal::{Action, Signal, SignalStatus};
 
@@ -43,13 +43,6 @@ struct Join {
     decided: BTreeSet<String>,
 }
 
-/// A signal that came after its candle was decided.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LateSignal {
-    pub signal_id: String,
-    pub candle_id: String,
-    pub model: String,
-}
 
 /// What one input produced.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -131,6 +124,7 @@ impl EnsembleStage {
                 signal_id: signal.id().to_string(),
                 candle_id: signal.candle_id.clone(),
                 model: signal.model.clone(),
+                symbol: signal.symbol.clone(),
             });
             return out;
         }

@@ -1,0 +1,169 @@
+//! The ensemble worker's bus handler: signals of one partition in, decisions out; deadlines
+//! fire from the runner's tick even when no signal comes.
+//!
+//! Decisions (and late-signal records) of a batch go out in one pipelined send before the
+//! batch is acknowledged; the join state is checkpointed with that acknowledgement. If the send
+//! fails, the state goes back to what it was and the batch is retried.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::{IntCounterVec, Opts, Registry};
+use tracing::{error, warn};
+use tradeflow_bus::envelope::DecodeError;
+use tradeflow_bus::{Delivery, Envelope, Handler, HandlerFactory, Outcome, Outgoing, Producer, Tick};
+use tradeflow_core::decision::{Decision, LateSignal};
+use tradeflow_core::signal::Signal;
+use tradeflow_core::time::now_ms;
+use tradeflow_core::MessageId;
+
+use crate::profile::Profile;
+use crate::stage::EnsembleStage;
+
+pub const DECISIONS: &str = "ens.decisions";
+pub const AUDIT: &str = "audit.events";
+
+/// `tradeflow_ensemble_*` metrics.
+#[derive(Clone)]
+pub struct EnsembleMetrics {
+    pub decisions: IntCounterVec,
+    pub late: IntCounterVec,
+}
+
+impl EnsembleMetrics {
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let decisions = IntCounterVec::new(
+            Opts::new("tradeflow_ensemble_decisions_total", "Decisions, by profile, action and trigger."),
+            &["profile", "action", "trigger"],
+        )?;
+        let late = IntCounterVec::new(
+            Opts::new("tradeflow_ensemble_late_signals_total", "Signals that came after their candle was decided, by model."),
+            &["model"],
+        )?;
+        registry.register(Box::new(decisions.clone()))?;
+        registry.register(Box::new(late.clone()))?;
+        Ok(Self { decisions, late })
+    }
+}
+
+pub struct EnsembleHandler {
+    stage: EnsembleStage,
+    producer: Producer,
+    metrics: EnsembleMetrics,
+    tick: Duration,
+}
+
+impl EnsembleHandler {
+    fn prepare(&self, decisions: &[Decision], late: &[LateSignal], out: &mut Vec<Outgoing>) -> Result<(), String> {
+        for d in decisions {
+            let cause = MessageId::new(d.candle_id.clone()).ok();
+            out.push(self.producer.prepare(DECISIONS, &d.id(), &d.symbol, cause.as_ref(), d).map_err(|e| e.to_string())?);
+        }
+        for l in late {
+            out.push(self.producer.prepare(AUDIT, &l.id(), &l.symbol, None, l).map_err(|e| e.to_string())?);
+        }
+        Ok(())
+    }
+
+    fn count(&self, decisions: &[Decision], late: &[LateSignal]) {
+        for d in decisions {
+            let trigger = format!("{:?}", d.trigger).to_lowercase();
+            self.metrics.decisions.with_label_values(&[d.profile.as_str(), d.action.as_str(), trigger.as_str()]).inc();
+        }
+        for l in late {
+            warn!(signal = %l.signal_id, "late signal recorded");
+            self.metrics.late.with_label_values(&[l.model.as_str()]).inc();
+        }
+    }
+}
+
+impl Handler for EnsembleHandler {
+    type Msg = Signal;
+
+    fn decode(&self, envelope: &Envelope) -> Result<Signal, DecodeError> {
+        envelope.open::<Signal>()
+    }
+
+    async fn handle(&mut self, delivery: &Delivery<Signal>) -> Outcome {
+        let mut outcomes = self.handle_batch(std::slice::from_ref(delivery)).await;
+        outcomes.pop().unwrap_or(Outcome::Retry("no outcome".into()))
+    }
+
+    async fn handle_batch(&mut self, batch: &[Delivery<Signal>]) -> Vec<Outcome> {
+        let before = self.stage.clone();
+        let now = now_ms();
+        let (mut decisions, mut late) = (Vec::new(), Vec::new());
+        for d in batch {
+            let o = self.stage.on_signal(&d.msg, now);
+            decisions.extend(o.decisions);
+            late.extend(o.late);
+        }
+        let mut out = Vec::with_capacity(decisions.len() + late.len());
+        let sent = match self.prepare(&decisions, &late, &mut out) {
+            Ok(()) => self.producer.send(&out).await.map(|_| ()).map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            self.stage = before;
+            return batch.iter().map(|_| Outcome::Retry(format!("publishing decisions: {e}"))).collect();
+        }
+        self.count(&decisions, &late);
+        vec![Outcome::Done; batch.len()]
+    }
+
+    fn snapshot(&self) -> Option<Vec<u8>> {
+        match self.stage.snapshot() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                error!(error = %e, "no checkpoint written");
+                None
+            }
+        }
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        Some(self.tick)
+    }
+
+    async fn tick(&mut self) -> Tick {
+        if self.stage.next_deadline().is_none_or(|d| d > now_ms()) {
+            return Tick::Unchanged;
+        }
+        let before = self.stage.clone();
+        let decisions = self.stage.on_tick(now_ms());
+        let mut out = Vec::new();
+        let sent = match self.prepare(&decisions, &[], &mut out) {
+            Ok(()) => self.producer.send(&out).await.map(|_| ()).map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            // Decided again at the next tick.
+            warn!(error = %e, "publishing deadline decisions failed");
+            self.stage = before;
+            return Tick::Unchanged;
+        }
+        self.count(&decisions, &[]);
+        Tick::Changed
+    }
+}
+
+/// Makes the handler of each partition, restoring its checkpoint.
+pub struct EnsembleFactory {
+    pub profiles: Arc<Vec<Profile>>,
+    pub producer: Producer,
+    pub metrics: EnsembleMetrics,
+    /// How often deadlines are checked.
+    pub tick: Duration,
+}
+
+impl HandlerFactory for EnsembleFactory {
+    type Handler = EnsembleHandler;
+
+    fn create(&self, _partition: u32, restored: Option<&[u8]>) -> Result<EnsembleHandler, String> {
+        let stage = match restored {
+            Some(bytes) => EnsembleStage::restore(self.profiles.clone(), bytes)?,
+            None => EnsembleStage::new(self.profiles.clone()),
+        };
+        Ok(EnsembleHandler { stage, producer: self.producer.clone(), metrics: self.metrics.clone(), tick: self.tick })
+    }
+}
