@@ -37,6 +37,9 @@ pub struct UpArgs {
     /// Inference models, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "technical")]
     models: Vec<String>,
+    /// LLM analysts for inference: a TOML file of `[[analyst]]` tables (see `worker inference`).
+    #[arg(long, value_name = "FILE", env = "TRADEFLOW_LLM_CONFIG")]
+    llm_config: Option<PathBuf>,
     /// Serve Prometheus metrics on this address.
     #[arg(long)]
     metrics_listen: Option<std::net::SocketAddr>,
@@ -82,7 +85,8 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
     let bus_metrics = BusMetrics::register(&registry)?;
     worker::serve_metrics(args.metrics_listen, registry.clone(), shutdown.clone()).await?;
 
-    let consumer = worker::inference_consumer(&bus, &registry, &bus_metrics, &args.models, None)?;
+    let consumer =
+        worker::inference_consumer(&bus, &registry, &bus_metrics, &args.models, args.llm_config.as_deref(), None)?;
     let stages = shutdown.child_token();
     let inference = tokio::spawn(consumer.run(stages.clone()));
 

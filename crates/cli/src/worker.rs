@@ -4,7 +4,7 @@
 //! gracefully on SIGTERM/SIGINT: stop reading, finish and acknowledge what is in hand, exit 0.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tradeflow_bus::{BusMetrics, Consumer, Producer};
 use tradeflow_core::market::Interval;
 use tradeflow_inference::StageConfig;
+use tradeflow_inference::llm::{Analyst, LlmConfig, LlmMetrics};
 use tradeflow_inference::worker::{InferenceFactory, InferenceMetrics};
 use tradeflow_ingest::IngestStage;
 use tradeflow_ingest::binance::{BinanceConfig, BinanceSeries, run_binance};
@@ -92,6 +93,10 @@ pub struct InferenceArgs {
     /// each), technical (all five voting, with each one's score).
     #[arg(long, value_delimiter = ',', default_value = "technical")]
     models: Vec<String>,
+    /// LLM analysts: a TOML file of `[[analyst]]` tables (keys come from the environment
+    /// variables it names). Without it, the rule models alone.
+    #[arg(long, value_name = "FILE", env = "TRADEFLOW_LLM_CONFIG")]
+    llm_config: Option<PathBuf>,
     /// Fleet member name (default: service@host:pid:random).
     #[arg(long)]
     member_name: Option<String>,
@@ -137,7 +142,14 @@ pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> 
         }
         WorkerCommand::Inference(args) => {
             serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
-            let consumer = inference_consumer(&bus, &registry, &bus_metrics, &args.models, args.member_name)?;
+            let consumer = inference_consumer(
+                &bus,
+                &registry,
+                &bus_metrics,
+                &args.models,
+                args.llm_config.as_deref(),
+                args.member_name,
+            )?;
             consumer.run(shutdown).await?;
             Ok(())
         }
@@ -169,17 +181,18 @@ pub(crate) fn ingest_summary(r: &tradeflow_ingest::replay::ReplayReport) -> Stri
     )
 }
 
-/// A consumer of md.candles (group `inference`) running `models`.
+/// A consumer of md.candles (group `inference`) running `models` and the LLM analysts of
+/// `llm_config`.
 pub(crate) fn inference_consumer(
     bus: &tradeflow_bus::Bus,
     registry: &Registry,
     bus_metrics: &BusMetrics,
     models: &[String],
+    llm_config: Option<&Path>,
     member_name: Option<String>,
 ) -> anyhow::Result<Consumer<InferenceFactory>> {
-    let config =
-        StageConfig::with_models(models).map_err(|problems| anyhow::anyhow!("--models: {}", problems.join("; ")))?;
-    eprintln!("inference: models {}", config.model_names().join(", "));
+    let config = inference_config(models, llm_config, registry)?;
+    eprintln!("inference: {}", config.describe());
     let producer = Producer::new(bus.clone(), "inference").with_metrics(bus_metrics.clone());
     let factory =
         InferenceFactory { config: Arc::new(config), producer, metrics: InferenceMetrics::register(registry)? };
@@ -189,6 +202,28 @@ pub(crate) fn inference_consumer(
         consumer = consumer.with_member_name(name);
     }
     Ok(consumer)
+}
+
+/// The rule models and the LLM analysts, every problem reported at once.
+fn inference_config(models: &[String], llm_config: Option<&Path>, registry: &Registry) -> anyhow::Result<StageConfig> {
+    let config =
+        StageConfig::with_models(models).map_err(|problems| anyhow::anyhow!("--models: {}", problems.join("; ")))?;
+    let Some(path) = llm_config else { return Ok(config) };
+    let llm = LlmConfig::load(path)
+        .map_err(|problems| anyhow::anyhow!("--llm-config {}:\n  {}", path.display(), problems.join("\n  ")))?;
+    if llm.analysts.is_empty() {
+        return Ok(config);
+    }
+    let metrics = LlmMetrics::register(registry)?;
+    let analysts = llm
+        .analysts
+        .into_iter()
+        .map(|a| Analyst::new(a, metrics.clone()).map(Arc::new))
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(|e| anyhow::anyhow!("--llm-config {}: {e}", path.display()))?;
+    config
+        .with_analysts(analysts)
+        .map_err(|problems| anyhow::anyhow!("--llm-config {}: {}", path.display(), problems.join("; ")))
 }
 
 fn binance_config(args: &IngestArgs) -> anyhow::Result<BinanceConfig> {
@@ -280,4 +315,55 @@ pub async fn serve_metrics(
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_start_up_line_names_the_active_models() {
+        let registry = Registry::new();
+        let rules = inference_config(&["technical".into()], None, &registry).unwrap();
+        assert_eq!(rules.describe(), "models technical; no LLM analyst configured (rule models only)");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("llm.toml");
+        std::fs::write(
+            &file,
+            r#"
+[[analyst]]
+name = "local"
+dialect = "openai"
+base_url = "http://127.0.0.1:11434/v1"
+model = "llama3.1:8b"
+"#,
+        )
+        .unwrap();
+        let both = inference_config(&["technical".into(), "rsi".into()], Some(&file), &registry).unwrap();
+        assert_eq!(both.describe(), "models technical, rsi; LLM analysts: local (openai llama3.1:8b)");
+        assert_eq!(both.analysts.len(), 1);
+    }
+
+    #[test]
+    fn a_broken_llm_config_is_refused_with_every_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("llm.toml");
+        std::fs::write(
+            &file,
+            "[[analyst]]\nname = \"rsi\"\ndialect = \"gemini\"\nmodel = \"m\"\napi_key_envs = [\"TRADEFLOW_TEST_UNSET_KEY\"]\n",
+        )
+        .unwrap();
+        let err = inference_config(&["technical".into()], Some(&file), &Registry::new()).unwrap_err().to_string();
+        for expected in [
+            "analyst[0].name: \"rsi\" is the name of a rule model",
+            "analyst[0].dialect: unknown dialect \"gemini\"",
+            "analyst[0].api_key_envs[0]: environment variable TRADEFLOW_TEST_UNSET_KEY is not set",
+        ] {
+            assert!(err.contains(expected), "{err}");
+        }
+        let missing =
+            inference_config(&["technical".into()], Some(Path::new("/nonexistent/llm.toml")), &Registry::new());
+        assert!(missing.unwrap_err().to_string().contains("cannot read /nonexistent/llm.toml"));
+    }
 }

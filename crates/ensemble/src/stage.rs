@@ -43,7 +43,6 @@ struct Join {
     decided: BTreeSet<String>,
 }
 
-
 /// What one input produced.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Output {

@@ -12,10 +12,10 @@ use prometheus::{IntCounterVec, Opts, Registry};
 use tracing::{error, warn};
 use tradeflow_bus::envelope::DecodeError;
 use tradeflow_bus::{Delivery, Envelope, Handler, HandlerFactory, Outcome, Outgoing, Producer, Tick};
+use tradeflow_core::MessageId;
 use tradeflow_core::decision::{Decision, LateSignal};
 use tradeflow_core::signal::Signal;
 use tradeflow_core::time::now_ms;
-use tradeflow_core::MessageId;
 
 use crate::profile::Profile;
 use crate::stage::EnsembleStage;
@@ -37,7 +37,10 @@ impl EnsembleMetrics {
             &["profile", "action", "trigger"],
         )?;
         let late = IntCounterVec::new(
-            Opts::new("tradeflow_ensemble_late_signals_total", "Signals that came after their candle was decided, by model."),
+            Opts::new(
+                "tradeflow_ensemble_late_signals_total",
+                "Signals that came after their candle was decided, by model.",
+            ),
             &["model"],
         )?;
         registry.register(Box::new(decisions.clone()))?;
@@ -57,7 +60,9 @@ impl EnsembleHandler {
     fn prepare(&self, decisions: &[Decision], late: &[LateSignal], out: &mut Vec<Outgoing>) -> Result<(), String> {
         for d in decisions {
             let cause = MessageId::new(d.candle_id.clone()).ok();
-            out.push(self.producer.prepare(DECISIONS, &d.id(), &d.symbol, cause.as_ref(), d).map_err(|e| e.to_string())?);
+            out.push(
+                self.producer.prepare(DECISIONS, &d.id(), &d.symbol, cause.as_ref(), d).map_err(|e| e.to_string())?,
+            );
         }
         for l in late {
             out.push(self.producer.prepare(AUDIT, &l.id(), &l.symbol, None, l).map_err(|e| e.to_string())?);

@@ -28,11 +28,18 @@ async fn decisions_for_every_profile_including_a_model_that_never_answers() {
     // 300 candles of two symbols → signals of every rule model on inf.signals.
     let mut inference = InferenceStage::new(Arc::new(StageConfig::every_rule()));
     let file = std::fs::File::open(DEMO).unwrap();
-    let bars: Vec<_> = CandleReader::new(std::io::BufReader::new(file)).unwrap().bars().take(300).map(Result::unwrap).collect();
+    let bars: Vec<_> =
+        CandleReader::new(std::io::BufReader::new(file)).unwrap().bars().take(300).map(Result::unwrap).collect();
     let mut batch = Vec::new();
     for symbol in ["BTCUSD", "ETHUSD"] {
         for bar in &bars {
-            let candle = Candle { source: "csv".into(), symbol: symbol.into(), interval: Interval::H1, bar: *bar, aggregated: false };
+            let candle = Candle {
+                source: "csv".into(),
+                symbol: symbol.into(),
+                interval: Interval::H1,
+                bar: *bar,
+                aggregated: false,
+            };
             for s in inference.on_candle(&candle).unwrap() {
                 batch.push(producer.prepare("inf.signals", &s.id(), &s.symbol, None, &s).unwrap());
             }

@@ -4,12 +4,15 @@
 //!   resistance, volatility, volume);
 //! - [`rules`]: the rule strategies (RSI, MACD, Bollinger Bands, volume, stochastic) and their
 //!   composite;
-//! - [`stage`]: the pure state machine (indicator state per series, models, signals);
-//! - [`worker`]: the bus handler that drives the stage over `md.candles`.
+//! - [`stage`]: the pure state machine (indicator state per series, rule models, signals, and
+//!   the context the LLM analysts read);
+//! - [`llm`]: LLM analysts (OpenAI-compatible and Anthropic), one signal each per candle;
+//! - [`worker`]: the bus handler that drives the stage and the analysts over `md.candles`.
 
 pub mod condition;
+pub mod llm;
 pub mod rules;
 pub mod stage;
 pub mod worker;
 
-pub use stage::{InferenceStage, StageConfig};
+pub use stage::{InferenceStage, Inferred, ModelContext, StageConfig};

@@ -1,16 +1,18 @@
-//! The inference state machine: per series (source, symbol, interval) an indicator set and
-//! the recent range; per candle one signal per configured model.
+//! The inference state machine: per series (source, symbol, interval) an indicator set, the
+//! recent range and the last candle's indicators; per candle one signal per configured rule
+//! model, and the [`ModelContext`] that the LLM analysts (run by the worker) read.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use tradeflow_core::market::Candle;
-use tradeflow_core::signal::{Action, ModelKind, Signal, SignalStatus};
-use tradeflow_indicators::{IndicatorRow, IndicatorSet, Next};
+use tradeflow_core::market::{Candle, Interval};
+use tradeflow_core::signal::{Action, MarketCondition, ModelKind, Signal, SignalStatus};
+use tradeflow_indicators::{COLUMNS, IndicatorRow, IndicatorSet, Next};
 
 use crate::condition::{ConditionParams, RecentRange, assess};
+use crate::llm::Analyst;
 use crate::rules::{Previous, RuleParams, Strategy, Verdict, evaluate, vote};
 
 /// A model the stage runs on every candle.
@@ -37,12 +39,21 @@ pub struct StageConfig {
     pub models: Vec<ModelSpec>,
     pub rules: RuleParams,
     pub condition: ConditionParams,
+    /// LLM analysts, one signal each per candle after the rule models. The stage only gives
+    /// them their [`ModelContext`]; the worker calls them (they are async and use the network).
+    /// Shared by every partition of the process: pacing, key rotation and cache are per analyst.
+    pub analysts: Vec<Arc<Analyst>>,
 }
 
 impl Default for StageConfig {
     /// The composite rule model alone: one signal per candle carrying every strategy's score.
     fn default() -> Self {
-        Self { models: vec![ModelSpec::Technical], rules: RuleParams::default(), condition: ConditionParams::default() }
+        Self {
+            models: vec![ModelSpec::Technical],
+            rules: RuleParams::default(),
+            condition: ConditionParams::default(),
+            analysts: Vec::new(),
+        }
     }
 }
 
@@ -80,6 +91,91 @@ impl StageConfig {
     pub fn model_names(&self) -> Vec<&'static str> {
         self.models.iter().map(ModelSpec::name).collect()
     }
+
+    /// The same rule models with these LLM analysts. Their names are checked against the
+    /// rule models' (each model's signal id must be unique per candle).
+    pub fn with_analysts(mut self, analysts: Vec<Arc<Analyst>>) -> Result<Self, Vec<String>> {
+        let mut problems = Vec::new();
+        for (i, a) in analysts.iter().enumerate() {
+            if self.models.iter().any(|m| m.name() == a.name()) {
+                problems.push(format!("analyst {:?} has the name of a rule model", a.name()));
+            }
+            if analysts[..i].iter().any(|b| b.name() == a.name()) {
+                problems.push(format!("analyst {:?} is configured twice", a.name()));
+            }
+        }
+        self.analysts = analysts;
+        if problems.is_empty() { Ok(self) } else { Err(problems) }
+    }
+
+    /// What runs, for the start-up line: `models technical; LLM analysts: gpt (openai
+    /// gpt-4o-mini)` or `models technical; no LLM analyst configured (rule models only)`.
+    pub fn describe(&self) -> String {
+        let rules = self.model_names().join(", ");
+        if self.analysts.is_empty() {
+            format!("models {rules}; no LLM analyst configured (rule models only)")
+        } else {
+            let llm = self.analysts.iter().map(|a| a.describe()).collect::<Vec<_>>().join(", ");
+            format!("models {rules}; LLM analysts: {llm}")
+        }
+    }
+}
+
+/// What an analyst reads about a candle: the candle, its market condition, its indicators and
+/// the latest indicators of the other intervals of the same source and symbol.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelContext {
+    pub candle_id: String,
+    pub source: String,
+    pub symbol: String,
+    pub interval: Interval,
+    pub open_time: i64,
+    pub close: f64,
+    pub market: MarketCondition,
+    /// This candle's indicators; [`ModelContext::indicators_by_name`] gives them by name.
+    pub indicators: IndicatorRow,
+    /// The latest candle of every other interval of this source and symbol, shortest first
+    /// (the multi-timeframe summary). Empty when only one interval is ingested.
+    pub timeframes: Vec<Timeframe>,
+}
+
+impl ModelContext {
+    /// Open time of the next candle: when this one closed.
+    pub fn close_time(&self) -> i64 {
+        self.open_time + self.interval.millis()
+    }
+
+    /// This candle's indicators that have a value, by name.
+    pub fn indicators_by_name(&self) -> Vec<(&'static str, f64)> {
+        indicators_by_name(&self.indicators)
+    }
+}
+
+/// The latest candle of one interval, as another interval's context sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timeframe {
+    pub interval: Interval,
+    pub open_time: i64,
+    pub close: f64,
+    pub indicators: IndicatorRow,
+}
+
+/// The indicators of `row` that have a value (none during warm-up), by name: the 26 TA-Lib
+/// columns, then `volume_sma_20` and `volume_ratio_20`.
+pub fn indicators_by_name(row: &IndicatorRow) -> Vec<(&'static str, f64)> {
+    COLUMNS
+        .into_iter()
+        .zip(row.values())
+        .chain([("volume_sma_20", row.volume_sma_20), ("volume_ratio_20", row.volume_ratio_20)])
+        .filter_map(|(name, v)| v.map(|v| (name, v)))
+        .collect()
+}
+
+/// One candle's rule signals and the context the analysts get.
+#[derive(Debug, Clone)]
+pub struct Inferred {
+    pub signals: Vec<Signal>,
+    pub context: ModelContext,
 }
 
 /// State of one series, checkpointed.
@@ -88,16 +184,19 @@ struct SeriesState {
     indicators: IndicatorSet,
     range: RecentRange,
     prev: Previous,
+    /// The last candle's close and indicators, for the other intervals' contexts.
+    last: Option<(f64, IndicatorRow)>,
 }
 
 impl Default for SeriesState {
     fn default() -> Self {
-        Self { indicators: IndicatorSet::new(), range: RecentRange::default(), prev: Previous::default() }
+        Self { indicators: IndicatorSet::new(), range: RecentRange::default(), prev: Previous::default(), last: None }
     }
 }
 
 /// Snapshot layout version: a checkpoint of another layout is refused, not misread.
-const SNAPSHOT_VERSION: u16 = 1;
+/// 2: each series keeps its last indicator row.
+const SNAPSHOT_VERSION: u16 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct Snapshot {
@@ -150,8 +249,30 @@ impl InferenceStage {
         &self.config
     }
 
-    /// One signal per configured model, or why there are none.
+    /// One signal per configured rule model, or why there are none.
     pub fn on_candle(&mut self, candle: &Candle) -> Result<Vec<Signal>, Skip> {
+        self.step(candle).map(|(signals, _, _)| signals)
+    }
+
+    /// [`InferenceStage::on_candle`] and the context the LLM analysts read about the candle.
+    pub fn on_candle_with_context(&mut self, candle: &Candle) -> Result<Inferred, Skip> {
+        let (signals, market, indicators) = self.step(candle)?;
+        let context = ModelContext {
+            candle_id: candle.id().to_string(),
+            source: candle.source.clone(),
+            symbol: candle.symbol.clone(),
+            interval: candle.interval,
+            open_time: candle.bar.open_time(),
+            close: candle.bar.close(),
+            market,
+            indicators,
+            timeframes: self.timeframes(&format!("{}:{}:", candle.source, candle.symbol), candle.interval),
+        };
+        Ok(Inferred { signals, context })
+    }
+
+    /// The rule signals, the market condition and the indicators of `candle`.
+    fn step(&mut self, candle: &Candle) -> Result<(Vec<Signal>, MarketCondition, IndicatorRow), Skip> {
         let key = format!("{}:{}:{}", candle.source, candle.symbol, candle.interval);
         let state = self.series.entry(key).or_default();
         let bar = candle.bar;
@@ -163,6 +284,7 @@ impl InferenceStage {
         let market = assess(&bar, &row, support, resistance, &self.config.condition);
         let prev = state.prev;
         state.prev = Previous { macd_hist: row.macd_hist_12_26_9 };
+        state.last = Some((bar.close(), row));
 
         let p = &self.config.rules;
         let mut out = Vec::with_capacity(self.config.models.len());
@@ -209,7 +331,23 @@ impl InferenceStage {
                 status: SignalStatus::Ok,
             });
         }
-        Ok(out)
+        Ok((out, market, row))
+    }
+
+    /// The latest candle of every interval but `own` among the series keyed `prefix<interval>`.
+    fn timeframes(&self, prefix: &str, own: Interval) -> Vec<Timeframe> {
+        let mut out: Vec<Timeframe> = self
+            .series
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter_map(|(k, s)| {
+                let interval: Interval = k[prefix.len()..].parse().ok()?;
+                let (close, row) = s.last?;
+                (interval != own).then_some(Timeframe { interval, open_time: row.timestamp, close, indicators: row })
+            })
+            .collect();
+        out.sort_by_key(|t| t.interval);
+        out
     }
 }
 

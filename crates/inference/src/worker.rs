@@ -1,8 +1,13 @@
 //! The inference worker's bus handler: candles of one partition in, signals out.
 //!
-//! Signals of a batch go out in one pipelined send, before the batch is acknowledged; the
-//! stage state is checkpointed with that acknowledgement. If the send fails, the state goes
-//! back to what it was before the batch and the batch is retried, so no candle is counted twice.
+//! Per batch: the stage gives each candle's rule signals and context; then every LLM analyst
+//! reads every context of the batch at once, each analysis ending by its analyst's timeout (an
+//! analyst that fails or is slow gives an error signal, so the partition never waits longer
+//! than the slowest timeout). Signals of a batch go out in one pipelined send, candle by
+//! candle (rule models, then analysts), before the batch is acknowledged; the stage state is
+//! checkpointed with that acknowledgement. If the send fails, the state goes back to what it
+//! was before the batch and the batch is retried, so no candle is counted twice (the analysts'
+//! answers come from their cache then).
 
 use std::sync::Arc;
 
@@ -12,7 +17,9 @@ use tradeflow_bus::envelope::DecodeError;
 use tradeflow_bus::{Delivery, Envelope, Handler, HandlerFactory, Outcome, Producer};
 use tradeflow_core::MessageId;
 use tradeflow_core::market::Candle;
+use tradeflow_core::signal::SignalStatus;
 
+use crate::llm::run_analysts;
 use crate::stage::{InferenceStage, StageConfig};
 
 pub const SIGNALS: &str = "inf.signals";
@@ -22,6 +29,8 @@ pub const SIGNALS: &str = "inf.signals";
 pub struct InferenceMetrics {
     pub signals: IntCounterVec,
     pub skipped: IntCounterVec,
+    /// Error signals (a model that failed or timed out), by model.
+    pub errors: IntCounterVec,
 }
 
 impl InferenceMetrics {
@@ -37,9 +46,17 @@ impl InferenceMetrics {
             ),
             &["interval"],
         )?;
+        let errors = IntCounterVec::new(
+            Opts::new(
+                "tradeflow_inference_signal_errors_total",
+                "Error signals (the model failed, timed out or was not asked), by model; also counted in signals_total as hold.",
+            ),
+            &["model"],
+        )?;
         registry.register(Box::new(signals.clone()))?;
         registry.register(Box::new(skipped.clone()))?;
-        Ok(Self { signals, skipped })
+        registry.register(Box::new(errors.clone()))?;
+        Ok(Self { signals, skipped, errors })
     }
 }
 
@@ -63,38 +80,56 @@ impl Handler for InferenceHandler {
 
     async fn handle_batch(&mut self, batch: &[Delivery<Candle>]) -> Vec<Outcome> {
         let before = self.stage.clone();
-        let mut out = Vec::new();
-        let mut counted = Vec::new();
+        // Per candle that gave signals: its cause and its signals; and the analysts' contexts.
+        let mut per_candle = Vec::with_capacity(batch.len());
+        let mut contexts = Vec::new();
+        let with_analysts = !self.stage.config().analysts.is_empty();
         for d in batch {
-            match self.stage.on_candle(&d.msg) {
-                Ok(signals) => {
-                    let cause = MessageId::new(d.envelope.id.clone()).ok();
-                    for s in signals {
-                        match self.producer.prepare(SIGNALS, &s.id(), &s.symbol, cause.as_ref(), &s) {
-                            Ok(o) => out.push(o),
-                            Err(e) => {
-                                self.stage = before;
-                                return batch
-                                    .iter()
-                                    .map(|_| Outcome::Retry(format!("encoding a signal: {e}")))
-                                    .collect();
-                            }
-                        }
-                        counted.push((s.model, s.action));
-                    }
-                }
+            let inferred = if with_analysts {
+                self.stage.on_candle_with_context(&d.msg).map(|i| {
+                    contexts.push(i.context);
+                    i.signals
+                })
+            } else {
+                self.stage.on_candle(&d.msg)
+            };
+            match inferred {
+                Ok(signals) => per_candle.push((MessageId::new(d.envelope.id.clone()).ok(), signals)),
                 Err(skip) => {
                     debug!(%skip, "candle skipped");
                     self.metrics.skipped.with_label_values(&[d.msg.interval.as_str()]).inc();
                 }
             }
         }
+        if !contexts.is_empty() {
+            let answers = run_analysts(&self.stage.config().analysts, &contexts).await;
+            for ((_, signals), llm) in per_candle.iter_mut().zip(answers) {
+                signals.extend(llm);
+            }
+        }
+        let mut out = Vec::new();
+        let mut counted = Vec::new();
+        for (cause, signals) in per_candle {
+            for s in signals {
+                match self.producer.prepare(SIGNALS, &s.id(), &s.symbol, cause.as_ref(), &s) {
+                    Ok(o) => out.push(o),
+                    Err(e) => {
+                        self.stage = before;
+                        return batch.iter().map(|_| Outcome::Retry(format!("encoding a signal: {e}"))).collect();
+                    }
+                }
+                counted.push((s.model, s.action, s.status != SignalStatus::Ok));
+            }
+        }
         if let Err(e) = self.producer.send(&out).await {
             self.stage = before;
             return batch.iter().map(|_| Outcome::Retry(format!("publishing signals: {e}"))).collect();
         }
-        for (model, action) in counted {
+        for (model, action, error) in counted {
             self.metrics.signals.with_label_values(&[model.as_str(), action.as_str()]).inc();
+            if error {
+                self.metrics.errors.with_label_values(&[model.as_str()]).inc();
+            }
         }
         vec![Outcome::Done; batch.len()]
     }

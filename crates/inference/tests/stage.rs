@@ -98,3 +98,73 @@ fn model_lists_are_checked() {
     assert_eq!(errs.len(), 2, "{errs:?}");
     assert!(errs[1].contains("unknown model \"gpt\""));
 }
+
+#[test]
+fn the_context_carries_the_other_intervals_latest_indicators_and_survives_a_checkpoint() {
+    let config = Arc::new(StageConfig::default());
+    let mut stage = InferenceStage::new(config.clone());
+    let hourly = demo();
+    let with = |c: &Candle, symbol: &str, interval: Interval| Candle {
+        symbol: symbol.into(),
+        interval,
+        bar: tradeflow_core::market::Bar::new(
+            c.bar.open_time() - c.bar.open_time() % interval.millis(),
+            c.bar.open(),
+            c.bar.high(),
+            c.bar.low(),
+            c.bar.close(),
+            c.bar.volume(),
+        )
+        .unwrap(),
+        ..c.clone()
+    };
+    // 1h candles of BTCUSD, a 4h and a 1d candle of it now and then, and 1h candles of another symbol.
+    let mut last_4h = None;
+    let mut last_1d = None;
+    for c in &hourly[..300] {
+        let ctx = stage.on_candle_with_context(c).unwrap().context;
+        assert_eq!((ctx.symbol.as_str(), ctx.interval, ctx.close), ("BTCUSD", Interval::H1, c.bar.close()));
+        let intervals: Vec<Interval> = ctx.timeframes.iter().map(|t| t.interval).collect();
+        let want: Vec<Interval> =
+            [last_4h.map(|_| Interval::H4), last_1d.map(|_| Interval::D1)].into_iter().flatten().collect();
+        assert_eq!(intervals, want, "other intervals of the same symbol only, shortest first");
+        if let Some(t) = ctx.timeframes.first() {
+            assert_eq!(Some(t.open_time), last_4h);
+            assert_eq!(t.indicators.timestamp, t.open_time);
+        }
+        stage.on_candle(&with(c, "ETHUSD", Interval::H1)).unwrap();
+        if c.bar.open_time() % Interval::H4.millis() == 0 {
+            let four = with(c, "BTCUSD", Interval::H4);
+            let ctx4 = stage.on_candle_with_context(&four).unwrap().context;
+            assert_eq!(ctx4.timeframes.iter().map(|t| t.interval).next(), Some(Interval::H1));
+            assert_eq!(ctx4.timeframes[0].close, c.bar.close(), "the latest 1h candle");
+            last_4h = Some(four.bar.open_time());
+        }
+        if c.bar.open_time() % Interval::D1.millis() == 0 {
+            let day = with(c, "BTCUSD", Interval::D1);
+            stage.on_candle(&day).unwrap();
+            last_1d = Some(day.bar.open_time());
+        }
+    }
+    assert!(last_4h.is_some() && last_1d.is_some());
+    let ctx = stage.on_candle_with_context(&hourly[300]).unwrap().context;
+    assert!(ctx.indicators_by_name().iter().any(|(n, _)| *n == "rsi_14"));
+    assert_eq!(ctx.indicators.rsi_14, ctx.indicators_by_name().iter().find(|(n, _)| *n == "rsi_14").map(|(_, v)| *v));
+
+    // The last rows are part of the checkpoint: a restored stage gives the same context.
+    let mut restored = InferenceStage::restore(config.clone(), &stage.snapshot().unwrap()).unwrap();
+    let a = stage.on_candle_with_context(&hourly[301]).unwrap().context;
+    let b = restored.on_candle_with_context(&hourly[301]).unwrap().context;
+    assert_eq!(a, b);
+    assert_eq!(a.timeframes.len(), 2);
+
+    // A checkpoint of the previous layout is refused, not misread.
+    #[derive(serde::Serialize)]
+    struct V1 {
+        version: u16,
+        series: std::collections::BTreeMap<String, ()>,
+    }
+    let v1 = rmp_serde::to_vec_named(&V1 { version: 1, series: Default::default() }).unwrap();
+    let err = InferenceStage::restore(config, &v1).unwrap_err();
+    assert_eq!(err, "inference checkpoint has layout 1, this build reads 2");
+}

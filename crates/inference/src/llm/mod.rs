@@ -1,0 +1,70 @@
+//! LLM analysts as inference models: each candle's [`ModelContext`](crate::stage::ModelContext)
+//! goes to every configured analyst, and each answer, or the reason there is none, becomes one
+//! signal (`model_kind` `llm`).
+//!
+//! - [`config`]: the `[[analyst]]` TOML file, keys from environment variables;
+//! - [`wire`]: OpenAI-compatible chat completions and Anthropic Messages;
+//! - [`prompt`]: the system prompt and the per-candle summary;
+//! - [`answer`]: the strict JSON answer, checked field by field;
+//! - [`analyst`]: pacing, key rotation, deadline, cache and metrics around the requests;
+//! - [`metrics`]: the `tradeflow_llm_*` metrics.
+
+pub mod analyst;
+pub mod answer;
+pub mod config;
+pub mod metrics;
+pub mod prompt;
+pub mod wire;
+
+pub use analyst::{Analyst, run_analysts};
+pub use answer::{Answer, parse_answer};
+pub use config::{AnalystConfig, ApiKey, Dialect, LlmConfig, Price};
+pub use metrics::{LlmMetrics, RequestOutcome};
+
+/// `s` cut to at most `max` characters, with `…` when cut.
+pub(crate) fn clip(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// An error with its sources, `a: b: c`.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+/// TLS for the analysts' HTTP clients: the same configuration as the Binance clients'
+/// (`crates/ingest/src/binance/tls.rs`, which explains the choices): rustls with the `ring`
+/// provider, the webpki root certificates, no ALPN (HTTP/1.1). Built here because inference
+/// does not depend on ingest.
+mod tls {
+    use std::sync::{Arc, OnceLock};
+
+    use rustls::{ClientConfig, RootCertStore};
+
+    pub fn client_config() -> Result<Arc<ClientConfig>, String> {
+        static CONFIG: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
+        CONFIG
+            .get_or_init(|| {
+                let roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+                let config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                    .with_safe_default_protocol_versions()
+                    .map_err(|e| format!("rustls with ring: {e}"))?
+                    .with_root_certificates(roots)
+                    .with_no_client_auth();
+                Ok(Arc::new(config))
+            })
+            .clone()
+    }
+}

@@ -1,0 +1,139 @@
+//! What an analyst is told: a fixed system prompt with the answer's format, and per candle a
+//! plain-text summary of the candle, its market condition and the indicators of every interval.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use tradeflow_core::signal::{Level, MarketCondition, Phase, Trend};
+
+use crate::stage::{ModelContext, indicators_by_name};
+
+pub const SYSTEM_PROMPT: &str = "You are a disciplined crypto market analyst. You get one closed candle of a \
+symbol with its market condition and technical indicators, and the latest indicators of the symbol's other \
+timeframes. Decide whether to go long, go short or hold until the next candle. Reply with exactly one JSON \
+object and nothing else (no Markdown, no text around it), with exactly these fields: \"action\": \"long\", \
+\"short\" or \"hold\"; \"confidence\": a number from 0 to 1; \"reasoning\": one or two sentences; \
+\"stop_loss\": a price or null; \"take_profit\": a price or null. For long, stop_loss < close < take_profit; \
+for short, take_profit < close < stop_loss; for hold, both null.";
+
+/// The user message about `ctx`, and the indicator values it contains by name (this interval's
+/// plainly, another interval's prefixed with it, e.g. `4h.rsi_14`): the signal's features.
+pub fn user_prompt(ctx: &ModelContext) -> (String, BTreeMap<String, f64>) {
+    let mut features = BTreeMap::new();
+    let mut p = String::with_capacity(2048);
+    let _ = writeln!(
+        p,
+        "Candle: {} {} from {}, opened {} UTC, close {}.",
+        ctx.symbol,
+        ctx.interval,
+        ctx.source,
+        utc(ctx.open_time),
+        num(ctx.close)
+    );
+    let _ = writeln!(p, "Market condition: {}.", condition(&ctx.market));
+    let named = indicators_by_name(&ctx.indicators);
+    let _ = writeln!(p, "Indicators {}: {}.", ctx.interval, list(&named));
+    for (name, v) in named {
+        features.insert(name.to_string(), v);
+    }
+    for tf in &ctx.timeframes {
+        let named = indicators_by_name(&tf.indicators);
+        let _ = writeln!(
+            p,
+            "Indicators {} (its latest candle opened {} UTC, close {}): {}.",
+            tf.interval,
+            utc(tf.open_time),
+            num(tf.close),
+            list(&named)
+        );
+        for (name, v) in named {
+            features.insert(format!("{}.{name}", tf.interval), v);
+        }
+    }
+    p.push_str("Answer with the JSON object only.");
+    (p, features)
+}
+
+fn list(named: &[(&str, f64)]) -> String {
+    if named.is_empty() {
+        return "none yet (warming up)".into();
+    }
+    named.iter().map(|(n, v)| format!("{n}={}", num(*v))).collect::<Vec<_>>().join(", ")
+}
+
+fn condition(m: &MarketCondition) -> String {
+    let trend = match m.trend {
+        Trend::TrendingUp => "trending up",
+        Trend::TrendingDown => "trending down",
+        Trend::Sideways => "sideways",
+    };
+    let phase = match m.phase {
+        Phase::ActiveTrading => "active trading",
+        Phase::Consolidation => "consolidation",
+        Phase::Breakout => "breakout",
+    };
+    let level = |l: Option<Level>| match l {
+        Some(Level::Low) => "low",
+        Some(Level::Normal) => "normal",
+        Some(Level::High) => "high",
+        None => "unknown",
+    };
+    let opt = |v: Option<f64>| v.map_or("unknown".to_string(), num);
+    format!(
+        "trend {trend}, phase {phase}, ADX(14) {}, support {}, resistance {}, volatility {} (ATR {} of the close), volume {} ({} of its 20-bar average)",
+        opt(m.trend_strength),
+        opt(m.support),
+        opt(m.resistance),
+        level(m.volatility),
+        m.atr_pct.map_or("unknown".to_string(), |a| format!("{}%", num(a * 100.0))),
+        level(m.volume),
+        m.volume_ratio.map_or("unknown".to_string(), |r| format!("{}x", num(r))),
+    )
+}
+
+/// Seven significant digits, no trailing zeros.
+pub(crate) fn num(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    let decimals = (6 - magnitude).clamp(0, 10) as usize;
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
+}
+
+/// `2024-05-01T10:00:00` from epoch milliseconds (UTC, proleptic Gregorian).
+pub(crate) fn utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_times() {
+        assert_eq!(num(63123.456789), "63123.46");
+        assert_eq!(num(54.32190001), "54.3219");
+        assert_eq!(num(0.000123456789), "0.0001234568");
+        assert_eq!(num(-12.5), "-12.5");
+        assert_eq!(num(123456789.0), "123456789");
+        assert_eq!(num(0.0), "0");
+        assert_eq!(utc(0), "1970-01-01T00:00:00");
+        assert_eq!(utc(1_699_999_200_000), "2023-11-14T22:00:00");
+        assert_eq!(utc(951_782_400_000), "2000-02-29T00:00:00");
+        assert_eq!(utc(1_709_251_199_000), "2024-02-29T23:59:59");
+    }
+}
