@@ -30,8 +30,9 @@ use super::answer::{Answer, parse_answer};
 use super::config::{AnalystConfig, ApiKey, Dialect};
 use super::metrics::{LlmMetrics, RequestOutcome};
 use super::prompt::{SYSTEM_PROMPT, user_prompt, utc};
-use super::{clip, error_chain, tls, wire};
+use super::{clip, error_chain, wire};
 use crate::stage::ModelContext;
+use tradeflow_net::tls;
 
 /// A 429 without `Retry-After` rests its key this long.
 pub const RATE_LIMIT_REST: Duration = Duration::from_secs(60);

@@ -43,28 +43,3 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     }
     out
 }
-
-/// TLS for the analysts' HTTP clients: the same configuration as the Binance clients'
-/// (`crates/ingest/src/binance/tls.rs`, which explains the choices): rustls with the `ring`
-/// provider, the webpki root certificates, no ALPN (HTTP/1.1). Built here because inference
-/// does not depend on ingest.
-mod tls {
-    use std::sync::{Arc, OnceLock};
-
-    use rustls::{ClientConfig, RootCertStore};
-
-    pub fn client_config() -> Result<Arc<ClientConfig>, String> {
-        static CONFIG: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
-        CONFIG
-            .get_or_init(|| {
-                let roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-                let config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                    .with_safe_default_protocol_versions()
-                    .map_err(|e| format!("rustls with ring: {e}"))?
-                    .with_root_certificates(roots)
-                    .with_no_client_auth();
-                Ok(Arc::new(config))
-            })
-            .clone()
-    }
-}

@@ -27,7 +27,8 @@ use tradeflow_core::time::now_ms;
 
 use super::kline::{Kline, WsMessage, parse_ws_message};
 use super::rest::{PageItem, RestClient, backoff};
-use super::{BinanceConfig, BinanceError, BinanceItem, BinanceSeries, BinanceStats, tls};
+use super::{BinanceConfig, BinanceError, BinanceItem, BinanceSeries, BinanceStats};
+use tradeflow_net::tls;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 

@@ -15,7 +15,6 @@
 mod kline;
 mod live;
 mod rest;
-pub mod tls;
 
 use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;

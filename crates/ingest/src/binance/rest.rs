@@ -20,7 +20,8 @@ use tradeflow_core::market::Interval;
 use tradeflow_core::time::now_ms;
 
 use super::kline::{Kline, KlineError, clip, parse_rest_row};
-use super::{BinanceConfig, BinanceError, BinanceStats, error_chain, tls};
+use super::{BinanceConfig, BinanceError, BinanceStats, error_chain};
+use tradeflow_net::tls;
 
 pub const WEIGHT_HEADER: &str = "x-mbx-used-weight-1m";
 

@@ -1,4 +1,4 @@
-//! TLS for the Binance clients: rustls with the `ring` crypto provider and the Mozilla root
+//! TLS for tradeflow's outbound clients (exchanges, LLM providers): rustls with the `ring` crypto provider and the Mozilla root
 //! certificates compiled into `webpki-roots` (no OS certificate store needed, nothing fetched at
 //! build or run time). One `ClientConfig` serves both reqwest (REST) and tokio-tungstenite
 //! (WebSocket); it offers no ALPN protocol, so both speak HTTP/1.1, which the WebSocket upgrade
