@@ -93,8 +93,9 @@ pub struct InferenceArgs {
     /// each), technical (all five voting, with each one's score).
     #[arg(long, value_delimiter = ',', default_value = "technical")]
     models: Vec<String>,
-    /// LLM analysts: a TOML file of `[[analyst]]` tables (keys come from the environment
-    /// variables it names). Without it, the rule models alone.
+    /// Inference configuration (TOML): `[rules]` strategy parameters, `[condition]`
+    /// thresholds and `[[analyst]]` LLM analysts (keys come from the environment variables it
+    /// names). Without it: default parameters and the rule models alone.
     #[arg(long, value_name = "FILE", env = "TRADEFLOW_LLM_CONFIG")]
     llm_config: Option<PathBuf>,
     /// Fleet member name (default: service@host:pid:random).
@@ -211,6 +212,7 @@ fn inference_config(models: &[String], llm_config: Option<&Path>, registry: &Reg
     let Some(path) = llm_config else { return Ok(config) };
     let llm = LlmConfig::load(path)
         .map_err(|problems| anyhow::anyhow!("--llm-config {}:\n  {}", path.display(), problems.join("\n  ")))?;
+    let config = StageConfig { rules: llm.rules.clone(), condition: llm.condition.clone(), ..config };
     if llm.analysts.is_empty() {
         return Ok(config);
     }

@@ -7,8 +7,9 @@ use tradeflow_core::market::Bar;
 use tradeflow_core::signal::{Level, MarketCondition, Phase, Trend};
 use tradeflow_indicators::IndicatorRow;
 
-/// Thresholds of the classification; defaults suit hourly crypto bars.
+/// Thresholds of the classification (config `[condition]`); defaults suit hourly crypto bars.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ConditionParams {
     /// Bars of the support/resistance window.
     pub window: usize,
@@ -25,6 +26,33 @@ pub struct ConditionParams {
 impl Default for ConditionParams {
     fn default() -> Self {
         Self { window: 20, adx_trend: 20.0, atr_pct_low: 0.005, atr_pct_high: 0.02, volume_low: 0.5, volume_high: 1.5 }
+    }
+}
+
+impl ConditionParams {
+    /// Every problem at once, each with its key.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.window == 0 || self.window > 10_000 {
+            problems.push(format!("window must be within 1..=10000, got {}", self.window));
+        }
+        let ordered = |lo: f64, hi: f64| lo.is_finite() && hi.is_finite() && 0.0 <= lo && lo < hi;
+        if !(self.adx_trend.is_finite() && (0.0..=100.0).contains(&self.adx_trend)) {
+            problems.push(format!("adx_trend must be within 0..=100, got {}", self.adx_trend));
+        }
+        if !ordered(self.atr_pct_low, self.atr_pct_high) {
+            problems.push(format!(
+                "atr_pct_low ({}) and atr_pct_high ({}) must satisfy 0 <= low < high",
+                self.atr_pct_low, self.atr_pct_high
+            ));
+        }
+        if !ordered(self.volume_low, self.volume_high) {
+            problems.push(format!(
+                "volume_low ({}) and volume_high ({}) must satisfy 0 <= low < high",
+                self.volume_low, self.volume_high
+            ));
+        }
+        problems
     }
 }
 

@@ -290,12 +290,17 @@ impl AnalystConfig {
     }
 }
 
-/// The analysts of a configuration file.
+/// The inference configuration file: rule parameters (`[rules]`), market-condition thresholds
+/// (`[condition]`) and the LLM analysts (`[[analyst]]`); every part optional.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LlmConfig {
     #[serde(default, rename = "analyst")]
     pub analysts: Vec<AnalystConfig>,
+    #[serde(default)]
+    pub rules: crate::rules::RuleParams,
+    #[serde(default)]
+    pub condition: crate::condition::ConditionParams,
 }
 
 impl LlmConfig {
@@ -317,7 +322,8 @@ impl LlmConfig {
 
     /// Every problem of every analyst, with its key path.
     pub fn validate(&self) -> Vec<String> {
-        let mut problems = Vec::new();
+        let mut problems: Vec<String> = self.rules.validate().into_iter().map(|p| format!("rules: {p}")).collect();
+        problems.extend(self.condition.validate().into_iter().map(|p| format!("condition: {p}")));
         for (i, a) in self.analysts.iter().enumerate() {
             problems.extend(a.validate(&format!("analyst[{i}]")));
             if self.analysts[..i].iter().any(|b| b.name == a.name) {
@@ -447,5 +453,20 @@ timeout_ms = 60000
         .unwrap_err();
         assert!(e[0].contains("timeout_ms"), "{e:?}");
         assert_eq!(LlmConfig::parse("", &env).unwrap().analysts.len(), 0);
+    }
+
+    #[test]
+    fn rule_and_condition_parameters_are_read_and_checked() {
+        let ok = LlmConfig::parse("[rules]\nrsi_oversold = 25.0\n[condition]\nwindow = 50\n", &|_| None).unwrap();
+        assert_eq!((ok.rules.rsi_oversold, ok.rules.rsi_overbought, ok.condition.window), (25.0, 70.0, 50));
+        let problems =
+            LlmConfig::parse("[rules]\nrsi_oversold = 80.0\nvolume_spike = 0.5\n[condition]\nwindow = 0\n", &|_| None)
+                .unwrap_err();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].starts_with("rules: rsi_oversold (80) and rsi_overbought (70)"), "{problems:?}");
+        assert!(problems[1].starts_with("rules: volume_spike must be above 1"), "{problems:?}");
+        assert!(problems[2].starts_with("condition: window must be within 1..=10000, got 0"), "{problems:?}");
+        let unknown = LlmConfig::parse("[rules]\nrsi_period = 3\n", &|_| None).unwrap_err();
+        assert!(unknown[0].contains("unknown field `rsi_period`"), "{unknown:?}");
     }
 }
