@@ -8,6 +8,10 @@
 //! [bus]
 //! streams = "streams.toml"          # env TRADEFLOW_STREAMS; relative to this file
 //! namespace = "tf"                  # env TRADEFLOW_NAMESPACE; overrides streams.toml
+//! [ingest]                          # sources of `tradeflow worker ingest` when no flag names one
+//! binance = ["BTCUSDT:1m", "ETHUSDT:1h"]
+//! backfill_hours = 24
+//! aggregate = ["1h:4h"]
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -37,6 +41,7 @@ struct FileConfig {
     redis: RedisSection,
     #[serde(default)]
     bus: BusSection,
+    ingest: Option<crate::worker::IngestArgs>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -60,6 +65,8 @@ pub struct Settings {
     pub topology: Topology,
     /// Where the topology came from, for messages.
     pub topology_source: String,
+    /// `[ingest]` of the config file.
+    pub ingest: Option<crate::worker::IngestArgs>,
 }
 
 impl Settings {
@@ -113,7 +120,9 @@ impl Settings {
             }
         };
         match topology {
-            Some(topology) if problems.is_empty() => Ok(Self { redis_url, topology, topology_source }),
+            Some(topology) if problems.is_empty() => {
+                Ok(Self { redis_url, topology, topology_source, ingest: file.ingest })
+            }
             _ => bail!("configuration has {} problem(s):\n{}", problems.len(), problems.join("\n")),
         }
     }

@@ -32,30 +32,37 @@ pub enum WorkerCommand {
     Inference(InferenceArgs),
 }
 
-#[derive(Args)]
+#[derive(Args, Clone, Debug, Default)]
 pub struct Common {
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9101).
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
 }
 
-#[derive(Args)]
+/// Sources and pacing of ingestion: from the flags, or, when no source flag is given, from the
+/// `[ingest]` table of the config file (same names: `replay = ["BTCUSD=demo/btcusd_1h.csv"]`,
+/// `binance = ["BTCUSDT:1m"]`, `synthetic = 10`, `interval`, `pace`, `passes`, `aggregate`, ...).
+#[derive(Args, Clone, Debug, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct IngestArgs {
     /// `[SYMBOL=]FILE`, repeatable; the symbol defaults to the file stem in upper case.
     /// Default: the bundled demo feed as BTCUSD.
     #[arg(long = "replay", value_name = "[SYMBOL=]FILE")]
+    #[serde(rename = "replay")]
     replays: Vec<String>,
     /// Interval of the replayed bars.
     #[arg(long, default_value = "1h")]
     interval: Interval,
     /// `fast`, `x<speed-up>` (x1 = real time) or `<bars>/s`.
     #[arg(long, default_value = "fast")]
+    #[serde(deserialize_with = "parsed")]
     pace: Pace,
     /// Replay the files this many times, each pass shifted in time (load tests).
     #[arg(long, default_value_t = 1)]
     passes: u32,
     /// `FROM:TO` intervals to build from the ingested ones, e.g. 1h:4h; repeatable.
     #[arg(long = "aggregate", value_name = "FROM:TO")]
+    #[serde(rename = "aggregate")]
     aggregates: Vec<String>,
     /// Binance spot instead of files: `SYMBOL:INTERVAL` (e.g. BTCUSDT:1m), repeatable. REST
     /// backfill, then the live WebSocket of closed bars.
@@ -84,7 +91,47 @@ pub struct IngestArgs {
     #[arg(long, default_value = "wss://stream.binance.com:9443")]
     binance_ws_url: String,
     #[command(flatten)]
+    #[serde(skip)]
     common: Common,
+}
+
+impl IngestArgs {
+    fn has_source(&self) -> bool {
+        !self.replays.is_empty() || !self.binance.is_empty() || self.synthetic.is_some()
+    }
+}
+
+/// The flag defaults, for the `[ingest]` table.
+impl Default for IngestArgs {
+    fn default() -> Self {
+        Self {
+            replays: Vec::new(),
+            interval: Interval::H1,
+            pace: Pace::Fast,
+            passes: 1,
+            aggregates: Vec::new(),
+            binance: Vec::new(),
+            synthetic: None,
+            synthetic_bars: 10_000,
+            seed: 1,
+            backfill_hours: 0,
+            backfill_only: false,
+            binance_rest_url: "https://api.binance.com".into(),
+            binance_ws_url: "wss://stream.binance.com:9443".into(),
+            common: Common { metrics_listen: None },
+        }
+    }
+}
+
+/// A value given as its text form (`pace = "x60"`).
+fn parsed<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let text = <String as serde::Deserialize>::deserialize(d)?;
+    text.parse().map_err(serde::de::Error::custom)
 }
 
 #[derive(Args)]
@@ -113,8 +160,13 @@ pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> 
     bus.init().await.context("cannot create the streams")?;
     let bus_metrics = BusMetrics::register(&registry)?;
     match cmd {
-        WorkerCommand::Ingest(args) => {
+        WorkerCommand::Ingest(mut args) => {
             serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
+            if !args.has_source()
+                && let Some(from_file) = settings.ingest.clone()
+            {
+                args = IngestArgs { common: args.common, ..from_file };
+            }
             let (config, mut stage) =
                 ingest_setup(&args.replays, args.interval, args.pace, args.passes, &args.aggregates)?;
             let producer = Producer::new(bus, "ingest").with_metrics(bus_metrics);

@@ -210,6 +210,23 @@ async fn synthetic_ingest_publishes_every_bar_of_every_symbol() {
     assert_eq!(candles["length"], 1000);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_sources_come_from_the_config_file_when_no_flag_names_one() {
+    let redis = TestRedis::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tradeflow.toml");
+    std::fs::write(&config, "[ingest]\nsynthetic = 3\nsynthetic_bars = 50\ninterval = \"1m\"\npace = \"fast\"\n")
+        .unwrap();
+    let out = tradeflow(Some(&redis), &["--config", config.to_str().unwrap(), "worker", "ingest"]).await;
+    assert!(stdout(&out).contains("ingest: 150 candles"), "{}", stdout(&out));
+
+    std::fs::write(&config, "[ingest]\npace = \"slow\"\nsymbols = 3\n").unwrap();
+    let out = tradeflow(Some(&redis), &["--config", config.to_str().unwrap(), "worker", "ingest"]).await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is invalid") && err.contains("expected `fast`"), "{err}");
+}
+
 /// A handler that accepts nothing in particular: every envelope fails to decode as it.
 struct Nothing;
 struct NothingHandler;
