@@ -2,8 +2,8 @@
 //! private redis-server child (free loopback port, AOF on, data under --data-dir) and stops it
 //! on exit.
 //!
-//! Today it runs ingestion (CSV replay, the bundled demo feed by default) and inference; the
-//! ensemble, risk, execution and audit stages and the edge join as they are built.
+//! Today it runs ingestion (CSV replay, the bundled demo feed by default), inference and the
+//! ensemble; the risk, execution and audit stages and the edge join as they are built.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -40,6 +40,9 @@ pub struct UpArgs {
     /// LLM analysts for inference: a TOML file of `[[analyst]]` tables (see `worker inference`).
     #[arg(long, value_name = "FILE", env = "TRADEFLOW_LLM_CONFIG")]
     llm_config: Option<PathBuf>,
+    /// Ensemble profiles (TOML `[[profile]]` tables); default: one profile following `technical`.
+    #[arg(long, value_name = "FILE", env = "TRADEFLOW_PROFILES")]
+    profiles: Option<PathBuf>,
     /// Serve Prometheus metrics on this address.
     #[arg(long)]
     metrics_listen: Option<std::net::SocketAddr>,
@@ -89,6 +92,16 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
         worker::inference_consumer(&bus, &registry, &bus_metrics, &args.models, args.llm_config.as_deref(), None)?;
     let stages = shutdown.child_token();
     let inference = tokio::spawn(consumer.run(stages.clone()));
+    let profiles = worker::load_profiles(args.profiles.as_deref())?;
+    // A profile waiting on a model this process does not run as a rule model (an LLM analyst,
+    // or a typo) may decide at its deadline rather than on arrival.
+    let deadline_grace = profiles
+        .iter()
+        .filter(|p| p.models.keys().any(|m| !args.models.contains(m)))
+        .map(|p| Duration::from_millis(p.deadline_ms))
+        .max();
+    let ensemble = worker::ensemble_consumer(&bus, &registry, &bus_metrics, profiles, None)?;
+    let ensemble = tokio::spawn(ensemble.run(stages.clone()));
 
     let (config, mut stage) = worker::ingest_setup(&args.replays, Interval::H1, Pace::Fast, 1, &[])?;
     let producer = Producer::new(bus.clone(), "ingest").with_metrics(bus_metrics);
@@ -96,23 +109,28 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
     println!("{}", worker::ingest_summary(&report));
 
     if args.exit_when_drained {
-        wait_drained(&bus, &shutdown).await?;
+        wait_drained(&bus, "md.candles", "inference", &shutdown).await?;
+        wait_drained(&bus, "inf.signals", "ensemble", &shutdown).await?;
+        if let Some(grace) = deadline_grace {
+            tokio::time::sleep(grace + Duration::from_millis(500)).await;
+        }
         stages.cancel();
     } else {
         println!("running; REDIS_URL={url} for other tradeflow commands. Ctrl-C or SIGTERM stops.");
         shutdown.cancelled().await;
     }
     inference.await.context("inference task")??;
+    ensemble.await.context("ensemble task")??;
     print_health(&bus).await
 }
 
-/// Until every group on md.candles has nothing left to read or acknowledge.
-async fn wait_drained(bus: &Bus, shutdown: &CancellationToken) -> anyhow::Result<()> {
+/// Until `group` has nothing left to read or acknowledge on `stream`.
+async fn wait_drained(bus: &Bus, stream: &str, group: &str, shutdown: &CancellationToken) -> anyhow::Result<()> {
     while !shutdown.is_cancelled() {
-        let h = inspect::stream_health(bus, "md.candles").await?;
+        let h = inspect::stream_health(bus, stream).await?;
         // Redis reports no lag after deletions in a stream; the last delivered id tells then.
         let drained = h.partitions.iter().all(|p| {
-            p.groups.iter().filter(|g| g.group == "inference").all(|g| {
+            p.groups.iter().filter(|g| g.group == group).all(|g| {
                 g.pending == 0 && (g.lag == Some(0) || (p.last_id.is_some() && g.last_delivered_id == p.last_id))
             })
         });

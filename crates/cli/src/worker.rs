@@ -14,6 +14,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tradeflow_bus::{BusMetrics, Consumer, Producer};
 use tradeflow_core::market::Interval;
+use tradeflow_ensemble::Profile;
+use tradeflow_ensemble::profile::parse_profiles;
+use tradeflow_ensemble::worker::{EnsembleFactory, EnsembleMetrics};
 use tradeflow_inference::StageConfig;
 use tradeflow_inference::llm::{Analyst, LlmConfig, LlmMetrics};
 use tradeflow_inference::worker::{InferenceFactory, InferenceMetrics};
@@ -30,6 +33,72 @@ pub enum WorkerCommand {
     Ingest(IngestArgs),
     /// Candles to signals: one signal per model per candle into inf.signals.
     Inference(InferenceArgs),
+    /// Signals to decisions: one decision per profile per candle into ens.decisions.
+    Ensemble(EnsembleArgs),
+}
+
+#[derive(Args)]
+pub struct EnsembleArgs {
+    /// Profiles: a TOML file of `[[profile]]` tables (name, models = { model = weight },
+    /// method, min_confidence, quorum, deadline_ms). Default: one profile `technical` following
+    /// the `technical` model.
+    #[arg(long, value_name = "FILE", env = "TRADEFLOW_PROFILES")]
+    profiles: Option<PathBuf>,
+    /// Fleet member name (default: service@host:pid:random).
+    #[arg(long)]
+    member_name: Option<String>,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// The default profile: the `technical` rule model alone.
+const DEFAULT_PROFILES: &str = r#"
+[[profile]]
+name = "technical"
+models = { technical = 1.0 }
+method = "confidence_weighted_mean"
+"#;
+
+/// Profiles from `path`, or the default; every problem reported at once.
+pub(crate) fn load_profiles(path: Option<&Path>) -> anyhow::Result<Vec<Profile>> {
+    let (text, name) = match path {
+        Some(p) => (
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+            p.display().to_string(),
+        ),
+        None => (DEFAULT_PROFILES.to_string(), "default profiles".to_string()),
+    };
+    parse_profiles(&text).map_err(|problems| anyhow::anyhow!("{name}:\n  {}", problems.join("\n  ")))
+}
+
+/// A consumer of inf.signals (group `ensemble`) joining them into decisions.
+pub(crate) fn ensemble_consumer(
+    bus: &tradeflow_bus::Bus,
+    registry: &Registry,
+    bus_metrics: &BusMetrics,
+    profiles: Vec<Profile>,
+    member_name: Option<String>,
+) -> anyhow::Result<Consumer<EnsembleFactory>> {
+    eprintln!(
+        "ensemble: profiles {}",
+        profiles
+            .iter()
+            .map(|p| format!("{} ({})", p.name, p.models.keys().cloned().collect::<Vec<_>>().join("+")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let factory = EnsembleFactory {
+        profiles: Arc::new(profiles),
+        producer: Producer::new(bus.clone(), "ensemble").with_metrics(bus_metrics.clone()),
+        metrics: EnsembleMetrics::register(registry)?,
+        tick: std::time::Duration::from_millis(100),
+    };
+    let mut consumer =
+        Consumer::new(bus.clone(), "inf.signals", "ensemble", "ensemble", factory)?.with_metrics(bus_metrics.clone());
+    if let Some(name) = member_name {
+        consumer = consumer.with_member_name(name);
+    }
+    Ok(consumer)
 }
 
 #[derive(Args, Clone, Debug, Default)]
@@ -203,6 +272,13 @@ pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> 
                 args.llm_config.as_deref(),
                 args.member_name,
             )?;
+            consumer.run(shutdown).await?;
+            Ok(())
+        }
+        WorkerCommand::Ensemble(args) => {
+            serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
+            let profiles = load_profiles(args.profiles.as_deref())?;
+            let consumer = ensemble_consumer(&bus, &registry, &bus_metrics, profiles, args.member_name)?;
             consumer.run(shutdown).await?;
             Ok(())
         }

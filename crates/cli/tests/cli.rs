@@ -175,6 +175,12 @@ async fn up_runs_ingest_and_inference_until_drained() {
     assert_eq!(cols[2], "300", "one technical signal per candle: {signals}");
     let candles = text.lines().find(|l| l.starts_with("md.candles")).unwrap();
     assert_eq!(candles.split_whitespace().nth(2), Some("300"), "{candles}");
+    let decisions = text.lines().find(|l| l.starts_with("ens.decisions")).unwrap();
+    assert_eq!(
+        decisions.split_whitespace().nth(2),
+        Some("300"),
+        "one decision of the default profile per candle: {decisions}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,11 +36,23 @@ async fn stream_len(bus: &Bus, stream: &str) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ingest_and_inference_processes_make_one_signal_per_model_per_candle() {
+async fn ingest_inference_and_ensemble_processes_make_one_signal_per_model_and_one_decision_per_profile() {
     let redis = TestRedis::start().await;
     let bus = Bus::connect(&redis.url(), Topology::load(STREAMS).unwrap()).await.unwrap();
     let models = ["rsi", "macd", "bollinger", "volume", "stochastic", "technical"];
     let mut inference = tradeflow(&redis, &["worker", "inference", "--models", &models.join(",")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let profiles = dir.path().join("profiles.toml");
+    std::fs::write(
+        &profiles,
+        "[[profile]]\nname = \"committee\"\nmodels = { rsi = 1.0, macd = 1.0, bollinger = 1.0, volume = 0.5, stochastic = 1.0 }\nmethod = \"weighted_vote\"\n\n[[profile]]\nname = \"technical\"\nmodels = { technical = 1.0 }\nmethod = \"confidence_weighted_mean\"\n",
+    )
+    .unwrap();
+    let mut ensemble = tradeflow(&redis, &["worker", "ensemble", "--profiles", profiles.to_str().unwrap()])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -57,12 +69,29 @@ async fn ingest_and_inference_processes_make_one_signal_per_model_per_candle() {
         assert!(Instant::now() < deadline, "only {} of {expected} signals", stream_len(&bus, "inf.signals").await);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let expected_decisions = 20_111 * 2;
+    while stream_len(&bus, "ens.decisions").await < expected_decisions {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {expected_decisions} decisions",
+            stream_len(&bus, "ens.decisions").await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     // Graceful stop: exit 0 with nothing pending.
-    let pid = inference.id().unwrap().to_string();
-    let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(20), inference.wait()).await.unwrap().unwrap();
-    assert!(status.success(), "{status}");
+    for worker in [&mut inference, &mut ensemble] {
+        let pid = worker.id().unwrap().to_string();
+        let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success());
+        let status = tokio::time::timeout(Duration::from_secs(20), worker.wait()).await.unwrap().unwrap();
+        assert!(status.success(), "{status}");
+    }
+    let decisions: HashSet<String> = tradeflow_testkit::envelopes(&bus, "ens.decisions")
+        .await
+        .iter()
+        .map(|e| e.open::<tradeflow_core::decision::Decision>().unwrap().id().to_string())
+        .collect();
+    assert_eq!(decisions.len() as u64, expected_decisions, "one decision per profile per candle");
 
     // Exactly one signal per (candle, model): count them by id.
     let mut ids = HashSet::new();
