@@ -13,6 +13,7 @@
 pub mod checkpoint;
 pub mod connection;
 pub mod consumer;
+pub mod control;
 pub mod dlq;
 pub mod embedded;
 pub mod envelope;

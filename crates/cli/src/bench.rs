@@ -55,6 +55,22 @@ pub enum BenchCommand {
         #[arg(long, value_delimiter = ',', default_value = "technical")]
         models: Vec<String>,
     },
+    /// The whole pipeline in one process (5 rule models, 2 profiles, 2 paper accounts, audit
+    /// into SQLite): candles/s end to end over the demo feed replayed as many symbols, then the
+    /// candle-in → fill-out latency at a steady rate, then the audit writer's rows/s.
+    Pipeline {
+        #[arg(long)]
+        json: bool,
+        /// Candles for the throughput run (the demo feed as ⌈N / 20,111⌉ symbols).
+        #[arg(long, default_value_t = 1_000_000)]
+        candles: u64,
+        /// Candles per second for the latency run.
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        /// Length of the latency run.
+        #[arg(long, default_value_t = 20.0)]
+        latency_seconds: f64,
+    },
     /// Indicator set: ns per candle over the BTC/USD 1h candles.
     Indicators {
         /// Print one JSON object {"ns_per_candle", "candles"} instead of a line of text.
@@ -145,6 +161,9 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Bus { json, messages, payload_bytes } => bus(settings, json, messages, payload_bytes).await,
         BenchCommand::Inference { json, symbols, models } => inference(settings, json, symbols, &models).await,
+        BenchCommand::Pipeline { json, candles, rate, latency_seconds } => {
+            pipeline(settings, json, candles, rate, latency_seconds).await
+        }
         BenchCommand::Indicators { json, csv, min_seconds } => {
             indicators(&csv.unwrap_or_else(crate::config::demo_feed), json, min_seconds)
         }
@@ -484,6 +503,247 @@ async fn inference(settings: &Settings, json: bool, symbols: u32, models: &[Stri
             "inference: {:.0} candles/s ({:.0} signals/s, {} models, {} candles in {:.2} s)",
             report.candles_per_s, report.signals_per_s, models, report.candles, elapsed
         );
+    }
+    Ok(())
+}
+
+/// Rule models, profiles and accounts of `bench pipeline`.
+const BENCH_MODELS: [&str; 5] = ["rsi", "macd", "bollinger", "volume", "stochastic"];
+const BENCH_PROFILES: &str = r#"
+[[profile]]
+name = "committee"
+models = { rsi = 1.0, macd = 1.0, bollinger = 1.0, volume = 0.5, stochastic = 1.0 }
+method = "weighted_vote"
+
+[[profile]]
+name = "momentum"
+models = { macd = 2.0, stochastic = 1.0, rsi = 1.0 }
+method = "confidence_weighted_mean"
+"#;
+
+#[derive(Serialize)]
+pub struct PipelineReport {
+    /// End to end through all six stages, audit included.
+    candles_per_s: f64,
+    candles: u64,
+    seconds: f64,
+    /// Candle in (ingest XADD) → fill out (exec XADD), at a steady `rate_per_s`.
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    latency_samples: usize,
+    rate_per_s: f64,
+    /// Candle in → risk message out, every candle × account (more samples than fills).
+    order_p50_ms: f64,
+    order_p99_ms: f64,
+    /// `tradeflow_audit::bench_write` into a fresh SQLite file.
+    audit_rows_per_s: f64,
+    models: usize,
+    profiles: usize,
+    accounts: usize,
+    cores: usize,
+}
+
+struct PipelineRun {
+    bus: Bus,
+    stop: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// All stages in this process on a fresh namespace, audit into a fresh SQLite file.
+async fn start_pipeline(url: &str, tag: &str) -> anyhow::Result<PipelineRun> {
+    let ns = format!("bench{tag}{}", std::process::id());
+    let topology = Topology::parse(crate::config::BUILTIN_STREAMS, "built-in streams.toml")?.with_namespace(&ns)?;
+    let bus = Bus::connect(url, topology).await?;
+    bus.init().await?;
+    let dir = tempfile::Builder::new().prefix("tradeflow-bench-").tempdir()?;
+    let store = crate::stages::audit_store(&format!("sqlite://{}", dir.path().join("audit.db").display())).await?;
+    let profiles =
+        tradeflow_ensemble::profile::parse_profiles(BENCH_PROFILES).map_err(|p| anyhow::anyhow!(p.join("; ")))?;
+    let accounts: Vec<_> = profiles
+        .iter()
+        .map(|p| tradeflow_risk::AccountConfig::paper(&format!("paper-{}", p.name), &p.name, 10_000.0))
+        .collect();
+    let registry = prometheus::Registry::new();
+    let bus_metrics = tradeflow_bus::BusMetrics::register(&registry)?;
+    let models: Vec<String> = BENCH_MODELS.iter().map(|m| m.to_string()).collect();
+    let stop = CancellationToken::new();
+    let (_tx, control) = tokio::sync::watch::channel(tradeflow_core::control::ControlState::default());
+    let spec = crate::stages::PipelineSpec { models: &models, llm_config: None, profiles, accounts, store };
+    let tasks = crate::stages::spawn_pipeline(&bus, &registry, &bus_metrics, spec, control, &stop)?;
+    Ok(PipelineRun { bus, stop, tasks, _dir: dir })
+}
+
+impl PipelineRun {
+    async fn replay(&self, symbols: u32, pace: tradeflow_ingest::replay::Pace, limit: Option<u64>) -> anyhow::Result<u64> {
+        use tradeflow_ingest::replay::{CsvFeed, IngestMetrics, ReplayConfig, replay};
+        let feeds = (0..symbols)
+            .map(|i| CsvFeed {
+                path: crate::config::demo_feed(),
+                symbol: format!("SYM{i}"),
+                interval: tradeflow_core::market::Interval::H1,
+            })
+            .collect();
+        let config = ReplayConfig { feeds, pace, passes: 1, source: "bench".into() };
+        let mut stage = tradeflow_ingest::IngestStage::default();
+        let producer = Producer::new(self.bus.clone(), "ingest");
+        let stop = CancellationToken::new();
+        let registry = prometheus::Registry::new();
+        let metrics = IngestMetrics::register(&registry)?;
+        let run = replay(&producer, &mut stage, &config, &metrics, &stop);
+        let report = match limit {
+            None => run.await?,
+            Some(n) => {
+                let watcher = async {
+                    while self.stream_len("md.candles").await.unwrap_or(u64::MAX) < n {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    stop.cancel();
+                };
+                let (r, ()) = tokio::join!(run, watcher);
+                r?
+            }
+        };
+        Ok(report.candles)
+    }
+
+    async fn wait_drained(&self, limit: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        while !crate::stages::all_drained(&self.bus).await? {
+            if started.elapsed() > limit {
+                bail!("the pipeline did not drain within {} s", limit.as_secs());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    async fn finish(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        for t in self.tasks {
+            t.await??;
+        }
+        let mut conn = self.bus.conn();
+        for stream in self.bus.topology().streams.keys().cloned().collect::<Vec<String>>() {
+            for p in 0..self.bus.topology().stream(&stream)?.partitions {
+                for key in [self.bus.keys().partition(&stream, p), self.bus.keys().dlq(&stream, p)] {
+                    let _: i64 = redis::cmd("DEL").arg(key).query_async(&mut conn).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn stream_len(&self, stream: &str) -> anyhow::Result<u64> {
+        let mut conn = self.bus.conn();
+        let mut n = 0;
+        for p in 0..self.bus.topology().stream(stream)?.partitions {
+            let len: u64 = redis::cmd("XLEN").arg(self.bus.keys().partition(stream, p)).query_async(&mut conn).await?;
+            n += len;
+        }
+        Ok(n)
+    }
+
+    /// produced_at of every envelope of `stream`, by message id.
+    async fn produced(&self, stream: &str) -> anyhow::Result<Vec<(String, String, i64)>> {
+        let mut out = Vec::new();
+        let mut conn = self.bus.conn();
+        for p in 0..self.bus.topology().stream(stream)?.partitions {
+            let v: redis::Value =
+                redis::cmd("XRANGE").arg(self.bus.keys().partition(stream, p)).arg("-").arg("+").query_async(&mut conn).await?;
+            for e in tradeflow_bus::reply::entries("XRANGE", &v)? {
+                let Some(bytes) = e.field(tradeflow_bus::envelope::ENVELOPE_FIELD) else { continue };
+                let env = Envelope::decode(bytes)?;
+                out.push((env.kind, env.id, env.produced_at));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// The candle id a message id starts with (`<candle id>/...`).
+fn candle_of(id: &str) -> &str {
+    id.split('/').next().unwrap_or(id)
+}
+
+async fn pipeline(settings: &Settings, json: bool, candles: u64, rate: f64, latency_seconds: f64) -> anyhow::Result<()> {
+    let (url, _port, _server) = bench_redis(settings).await?;
+    let per_feed = 20_111u64;
+    let symbols = candles.div_ceil(per_feed).max(1) as u32;
+
+    // Throughput: everything as fast as it goes, clock from the first candle until drained.
+    let run = start_pipeline(&url, "t").await?;
+    let started = Instant::now();
+    let loaded = run.replay(symbols, tradeflow_ingest::replay::Pace::Fast, None).await?;
+    run.wait_drained(Duration::from_secs(3600)).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    run.finish().await?;
+    if !json {
+        eprintln!("throughput: {loaded} candles through 6 stages in {seconds:.1} s = {:.0} candles/s", loaded as f64 / seconds);
+    }
+
+    // Latency: a steady rate over 8 symbols.
+    let run = start_pipeline(&url, "l").await?;
+    let n = (rate * latency_seconds) as u64;
+    run.replay(8, tradeflow_ingest::replay::Pace::Rate(rate), Some(n)).await?;
+    run.wait_drained(Duration::from_secs(600)).await?;
+    let candles_in: std::collections::HashMap<String, i64> =
+        run.produced("md.candles").await?.into_iter().map(|(_, id, t)| (id, t)).collect();
+    let mut fills = Vec::new();
+    for (kind, id, t) in run.produced("exec.fills").await? {
+        if kind == "fill"
+            && let Some(c) = candles_in.get(candle_of(&id))
+        {
+            fills.push((t - c) as f64);
+        }
+    }
+    let mut orders = Vec::new();
+    for (_, id, t) in run.produced("risk.orders").await? {
+        if let Some(c) = candles_in.get(candle_of(&id)) {
+            orders.push((t - c) as f64);
+        }
+    }
+    run.finish().await?;
+    fills.sort_by(f64::total_cmp);
+    orders.sort_by(f64::total_cmp);
+
+    let dir = tempfile::Builder::new().prefix("tradeflow-bench-audit-").tempdir()?;
+    let audit = tradeflow_audit::bench_write(&format!("sqlite://{}", dir.path().join("a.db").display()), 200_000, 2_000)
+        .await?;
+    let report = PipelineReport {
+        candles_per_s: loaded as f64 / seconds,
+        candles: loaded,
+        seconds,
+        p50_ms: percentile(&fills, 0.5),
+        p99_ms: percentile(&fills, 0.99),
+        max_ms: fills.last().copied().unwrap_or(f64::NAN),
+        latency_samples: fills.len(),
+        rate_per_s: rate,
+        order_p50_ms: percentile(&orders, 0.5),
+        order_p99_ms: percentile(&orders, 0.99),
+        audit_rows_per_s: audit,
+        models: BENCH_MODELS.len(),
+        profiles: 2,
+        accounts: 2,
+        cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    };
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        eprintln!(
+            "latency at {rate:.0} candles/s: candle in → fill out p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} fills); \
+             candle → risk message p50 {:.1} ms, p99 {:.1} ms",
+            report.p50_ms, report.p99_ms, report.max_ms, report.latency_samples, report.order_p50_ms, report.order_p99_ms
+        );
+        eprintln!("audit: {audit:.0} rows/s into SQLite (batches of 2,000)");
     }
     Ok(())
 }

@@ -4,6 +4,7 @@ mod bench;
 mod commands;
 mod config;
 mod indicators;
+mod stages;
 mod up;
 mod worker;
 
@@ -52,6 +53,11 @@ enum Command {
     Up(up::UpArgs),
     /// Indicators of a candle CSV, TA-Lib-exact, as CSV (timestamp and the 26 reference columns).
     Indicators(indicators::IndicatorsArgs),
+    /// Send an operator command on ctl.commands (obeyed by every worker).
+    Ctl {
+        #[command(subcommand)]
+        command: commands::ctl::CtlCommand,
+    },
     /// Run one pipeline stage as a worker process (any number of them).
     Worker {
         #[command(subcommand)]
@@ -97,6 +103,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Up(args) => up::run(&settings, args).await,
         Command::Indicators(args) => indicators::run(&args),
         Command::Worker { command } => worker::run(&settings, command).await,
+        Command::Ctl { command } => commands::ctl::run(&settings, command).await,
     }
 }
 

@@ -2,8 +2,9 @@
 //! private redis-server child (free loopback port, AOF on, data under --data-dir) and stops it
 //! on exit.
 //!
-//! Today it runs ingestion (CSV replay, the bundled demo feed by default), inference and the
-//! ensemble; the risk, execution and audit stages and the edge join as they are built.
+//! It runs all six stages: ingestion (CSV replay, the bundled demo feed by default), inference,
+//! the ensemble, risk, the paper executor and the audit writer (SQLite `<data-dir>/tradeflow.db`
+//! unless DATABASE_URL names another store). The edge joins with its issue.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use tradeflow_core::market::Interval;
 use tradeflow_ingest::replay::{IngestMetrics, Pace, replay};
 
 use crate::config::Settings;
-use crate::worker;
+use crate::{stages, worker};
 
 #[derive(Args)]
 pub struct UpArgs {
@@ -43,6 +44,12 @@ pub struct UpArgs {
     /// Ensemble profiles (TOML `[[profile]]` tables); default: one profile following `technical`.
     #[arg(long, value_name = "FILE", env = "TRADEFLOW_PROFILES")]
     profiles: Option<PathBuf>,
+    /// Accounts (TOML `[[account]]` tables); default: one paper account per profile.
+    #[arg(long, value_name = "FILE", env = "TRADEFLOW_ACCOUNTS")]
+    accounts: Option<PathBuf>,
+    /// Audit store; default `sqlite://<data-dir>/tradeflow.db`.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
     /// Serve Prometheus metrics on this address.
     #[arg(long)]
     metrics_listen: Option<std::net::SocketAddr>,
@@ -88,10 +95,7 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
     let bus_metrics = BusMetrics::register(&registry)?;
     worker::serve_metrics(args.metrics_listen, registry.clone(), shutdown.clone()).await?;
 
-    let consumer =
-        worker::inference_consumer(&bus, &registry, &bus_metrics, &args.models, args.llm_config.as_deref(), None)?;
     let stages = shutdown.child_token();
-    let inference = tokio::spawn(consumer.run(stages.clone()));
     let profiles = worker::load_profiles(args.profiles.as_deref())?;
     // A profile waiting on a model this process does not run as a rule model (an LLM analyst,
     // or a typo) may decide at its deadline rather than on arrival.
@@ -100,8 +104,22 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
         .filter(|p| p.models.keys().any(|m| !args.models.contains(m)))
         .map(|p| Duration::from_millis(p.deadline_ms))
         .max();
-    let ensemble = worker::ensemble_consumer(&bus, &registry, &bus_metrics, profiles, None)?;
-    let ensemble = tokio::spawn(ensemble.run(stages.clone()));
+    let accounts = stages::load_accounts(args.accounts.as_deref(), &profiles)?;
+    let database_url = match &args.database_url {
+        Some(u) => u.clone(),
+        None => format!("sqlite://{}", args.data_dir.join("tradeflow.db").display()),
+    };
+    let store = stages::audit_store(&database_url).await?;
+    println!("audit store: {} ({})", tradeflow_audit::redact_url(&database_url), store.backend());
+    let control = stages::follow_control(&bus, shutdown.clone());
+    let spec = stages::PipelineSpec {
+        models: &args.models,
+        llm_config: args.llm_config.as_deref(),
+        profiles,
+        accounts: accounts.clone(),
+        store: store.clone(),
+    };
+    let tasks = stages::spawn_pipeline(&bus, &registry, &bus_metrics, spec, control, &stages)?;
 
     let (config, mut stage) = worker::ingest_setup(&args.replays, Interval::H1, Pace::Fast, 1, &[])?;
     let producer = Producer::new(bus.clone(), "ingest").with_metrics(bus_metrics);
@@ -109,37 +127,28 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
     println!("{}", worker::ingest_summary(&report));
 
     if args.exit_when_drained {
-        wait_drained(&bus, "md.candles", "inference", &shutdown).await?;
-        wait_drained(&bus, "inf.signals", "ensemble", &shutdown).await?;
+        // Deadlines first (a profile may wait on a model that never answers), then everything.
+        for (stream, group) in &stages::PIPELINE_GROUPS[..2] {
+            while !shutdown.is_cancelled() && !stages::drained(&bus, stream, group).await? {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
         if let Some(grace) = deadline_grace {
             tokio::time::sleep(grace + Duration::from_millis(500)).await;
+        }
+        while !shutdown.is_cancelled() && !stages::all_drained(&bus).await? {
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         stages.cancel();
     } else {
         println!("running; REDIS_URL={url} for other tradeflow commands. Ctrl-C or SIGTERM stops.");
         shutdown.cancelled().await;
     }
-    inference.await.context("inference task")??;
-    ensemble.await.context("ensemble task")??;
-    print_health(&bus).await
-}
-
-/// Until `group` has nothing left to read or acknowledge on `stream`.
-async fn wait_drained(bus: &Bus, stream: &str, group: &str, shutdown: &CancellationToken) -> anyhow::Result<()> {
-    while !shutdown.is_cancelled() {
-        let h = inspect::stream_health(bus, stream).await?;
-        // Redis reports no lag after deletions in a stream; the last delivered id tells then.
-        let drained = h.partitions.iter().all(|p| {
-            p.groups.iter().filter(|g| g.group == group).all(|g| {
-                g.pending == 0 && (g.lag == Some(0) || (p.last_id.is_some() && g.last_delivered_id == p.last_id))
-            })
-        });
-        if drained {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    for t in tasks {
+        t.await.context("pipeline task")??;
     }
-    Ok(())
+    print_health(&bus).await?;
+    print_store(&store, &accounts).await
 }
 
 async fn print_health(bus: &Bus) -> anyhow::Result<()> {
@@ -155,6 +164,21 @@ async fn print_health(bus: &Bus) -> anyhow::Result<()> {
             s.dlq_length,
             groups.unwrap_or_default().join(",")
         );
+    }
+    Ok(())
+}
+
+/// Row counts of the audit store and each account's balance.
+async fn print_store(store: &tradeflow_audit::AuditStore, accounts: &[tradeflow_risk::AccountConfig]) -> anyhow::Result<()> {
+    let mut counts = Vec::new();
+    for &t in tradeflow_audit::Table::ALL {
+        counts.push(format!("{} {}", t.name(), store.count(t).await?));
+    }
+    println!("audit store: {}", counts.join(", "));
+    for a in accounts {
+        let fills = store.fills(&a.id).await?;
+        let balance = a.starting_balance + fills.iter().map(|f| f.realized_pnl - f.fee).sum::<f64>();
+        println!("account {}: {} fills, balance {balance:.2} (started {:.2})", a.id, fills.len(), a.starting_balance);
     }
     Ok(())
 }

@@ -26,6 +26,7 @@ use tradeflow_ingest::replay::{CsvFeed, IngestMetrics, Pace, ReplayConfig, repla
 use tradeflow_ingest::synthetic::{SyntheticConfig, run_synthetic};
 
 use crate::config::{Settings, demo_feed};
+use crate::stages;
 
 #[derive(Subcommand)]
 pub enum WorkerCommand {
@@ -35,6 +36,41 @@ pub enum WorkerCommand {
     Inference(InferenceArgs),
     /// Signals to decisions: one decision per profile per candle into ens.decisions.
     Ensemble(EnsembleArgs),
+    /// Decisions to orders: per account sizing, limits and circuit breaker into risk.orders.
+    Risk(AccountsArgs),
+    /// Orders to fills: the paper broker, fills and account updates into exec.fills.
+    Exec(AccountsArgs),
+    /// Every stream into the SQL audit store (SQLite or PostgreSQL).
+    Audit(AuditArgs),
+}
+
+#[derive(Args)]
+pub struct AccountsArgs {
+    /// Ensemble profiles (the accounts' `profile` must name one); default: `technical`.
+    #[arg(long, value_name = "FILE", env = "TRADEFLOW_PROFILES")]
+    profiles: Option<PathBuf>,
+    /// Accounts: a TOML file of `[[account]]` tables (id, profile, starting_balance, leverage,
+    /// sizing, risk, paper ...). Default: one paper account `paper-<profile>` per profile with
+    /// 10,000 quote.
+    #[arg(long, value_name = "FILE", env = "TRADEFLOW_ACCOUNTS")]
+    accounts: Option<PathBuf>,
+    /// Fleet member name (default: service@host:pid:random).
+    #[arg(long)]
+    member_name: Option<String>,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+pub struct AuditArgs {
+    /// `sqlite://FILE` or `postgres://user:password@host/db`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/tradeflow.db")]
+    database_url: String,
+    /// Fleet member name prefix (default: service@host:pid:random).
+    #[arg(long)]
+    member_name: Option<String>,
+    #[command(flatten)]
+    common: Common,
 }
 
 #[derive(Args)]
@@ -281,6 +317,29 @@ pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> 
             let consumer = ensemble_consumer(&bus, &registry, &bus_metrics, profiles, args.member_name)?;
             consumer.run(shutdown).await?;
             Ok(())
+        }
+        WorkerCommand::Risk(args) => {
+            serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
+            let profiles = load_profiles(args.profiles.as_deref())?;
+            let accounts = stages::load_accounts(args.accounts.as_deref(), &profiles)?;
+            let control = stages::follow_control(&bus, shutdown.clone());
+            let consumer = stages::risk_consumer(&bus, &registry, &bus_metrics, &accounts, control, args.member_name)?;
+            consumer.run(shutdown).await?;
+            Ok(())
+        }
+        WorkerCommand::Exec(args) => {
+            serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
+            let profiles = load_profiles(args.profiles.as_deref())?;
+            let accounts = stages::load_accounts(args.accounts.as_deref(), &profiles)?;
+            let consumer = stages::exec_consumer(&bus, &registry, &bus_metrics, &accounts, args.member_name)?;
+            consumer.run(shutdown).await?;
+            Ok(())
+        }
+        WorkerCommand::Audit(args) => {
+            serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
+            let store = stages::audit_store(&args.database_url).await?;
+            eprintln!("audit: writing to {} ({})", tradeflow_audit::redact_url(&args.database_url), store.backend());
+            stages::run_audit(&bus, &registry, &bus_metrics, store, args.member_name, shutdown).await
         }
     }
 }

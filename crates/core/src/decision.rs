@@ -37,6 +37,8 @@ pub struct Decision {
     pub symbol: String,
     pub interval: Interval,
     pub open_time: i64,
+    pub high: f64,
+    pub low: f64,
     pub close: f64,
     pub profile: String,
     pub action: Action,
@@ -61,7 +63,7 @@ impl Decision {
 
 impl Payload for Decision {
     const KIND: &'static str = "decision";
-    const VERSION: u16 = 1;
+    const VERSION: u16 = 2;
 }
 
 /// A signal that arrived after its candle was decided: recorded (audit.events), never decided

@@ -4,9 +4,12 @@
 //! consumer can refuse what it does not understand instead of guessing.
 
 pub mod candle_csv;
+pub mod control;
 pub mod decision;
+pub mod execution;
 pub mod ids;
 pub mod market;
+pub mod order;
 pub mod payload;
 pub mod signal;
 pub mod time;

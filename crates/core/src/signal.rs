@@ -97,6 +97,10 @@ pub struct Signal {
     pub interval: Interval,
     /// Open time of the candle.
     pub open_time: i64,
+    /// The candle's high and low, so that later stages (paper stops, liquidation) see the
+    /// whole bar.
+    pub high: f64,
+    pub low: f64,
     pub close: f64,
     pub model: String,
     pub model_kind: ModelKind,
@@ -125,5 +129,5 @@ impl Signal {
 
 impl Payload for Signal {
     const KIND: &'static str = "signal";
-    const VERSION: u16 = 1;
+    const VERSION: u16 = 2;
 }

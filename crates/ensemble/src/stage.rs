@@ -37,6 +37,8 @@ struct Join {
     symbol: String,
     interval: Interval,
     open_time: i64,
+    high: f64,
+    low: f64,
     close: f64,
     first_seen_ms: i64,
     answers: BTreeMap<String, Answer>,
@@ -67,7 +69,7 @@ pub struct EnsembleStage {
     state: State,
 }
 
-const SNAPSHOT_VERSION: u16 = 1;
+const SNAPSHOT_VERSION: u16 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct Snapshot {
@@ -131,6 +133,8 @@ impl EnsembleStage {
             symbol: signal.symbol.clone(),
             interval: signal.interval,
             open_time: signal.open_time,
+            high: signal.high,
+            low: signal.low,
             close: signal.close,
             first_seen_ms: now_ms,
             answers: BTreeMap::new(),
@@ -267,6 +271,8 @@ fn decide(candle_id: &str, join: &mut Join, profile: &Profile, trigger: Trigger)
         symbol: join.symbol.clone(),
         interval: join.interval,
         open_time: join.open_time,
+        high: join.high,
+        low: join.low,
         close: join.close,
         profile: profile.name.clone(),
         action,

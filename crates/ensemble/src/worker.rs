@@ -1,6 +1,10 @@
 //! The ensemble worker's bus handler: signals of one partition in, decisions out; deadlines
 //! fire from the runner's tick even when no signal comes.
 //!
+//! Decisions are keyed by profile (not symbol): the accounts that follow a profile keep their
+//! state in the risk partition of that profile, so every decision they trade must reach it, in
+//! order.
+//!
 //! Decisions (and late-signal records) of a batch go out in one pipelined send before the
 //! batch is acknowledged; the join state is checkpointed with that acknowledgement. If the send
 //! fails, the state goes back to what it was and the batch is retried.
@@ -61,7 +65,7 @@ impl EnsembleHandler {
         for d in decisions {
             let cause = MessageId::new(d.candle_id.clone()).ok();
             out.push(
-                self.producer.prepare(DECISIONS, &d.id(), &d.symbol, cause.as_ref(), d).map_err(|e| e.to_string())?,
+                self.producer.prepare(DECISIONS, &d.id(), &d.profile, cause.as_ref(), d).map_err(|e| e.to_string())?,
             );
         }
         for l in late {

@@ -29,6 +29,8 @@ fn signal(open_time: i64, model: &str, action: Action, confidence: f64) -> Signa
         symbol: "BTC".into(),
         interval: Interval::H1,
         open_time,
+        high: 101.0,
+        low: 99.0,
         close: 100.0,
         model: model.into(),
         model_kind: ModelKind::Rule,

@@ -2,6 +2,7 @@
 //! (never 6379), a private temp directory, AOF on so that `restart` keeps the data. Tests can
 //! kill (SIGKILL) and restart it to exercise failure paths.
 
+pub mod postgres;
 use std::path::Path;
 
 use tradeflow_bus::embedded::{EmbeddedError, EmbeddedOptions, RedisServer};

@@ -1,5 +1,6 @@
 //! Operator commands over the bus's library functions.
 
+pub mod ctl;
 pub mod dlq;
 pub mod streams;
 

@@ -212,6 +212,8 @@ impl Analyst {
             symbol: ctx.symbol.clone(),
             interval: ctx.interval,
             open_time: ctx.open_time,
+            high: ctx.high,
+            low: ctx.low,
             close: ctx.close,
             model: self.config.name.clone(),
             model_kind: ModelKind::Llm,

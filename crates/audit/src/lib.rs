@@ -1,0 +1,24 @@
+//! The audit store: every event of the pipeline in SQL, on SQLite or PostgreSQL with one
+//! schema (`migrations/`, applied at connect).
+//!
+//! Pure storage: plain row structs in ([`CandleRow`], [`SignalRow`], ... wrapped in [`Row`]),
+//! rows out. [`AuditStore::write`] stores a batch in one transaction, idempotent on the
+//! message id. Times are epoch milliseconds; JSON columns hold JSON text, stored verbatim.
+//!
+//! Non-finite floats: stored as NULL in nullable columns, refused (the whole batch, with the
+//! table, id and column in the error) in NOT NULL ones.
+
+mod bench;
+mod error;
+pub mod mapping;
+mod rows;
+mod store;
+pub mod worker;
+
+pub use bench::{BenchReport, bench_rows, bench_write, sample_fills, sample_signals};
+pub use error::{AuditError, redact_url};
+pub use rows::{
+    AuditLogRow, BalanceRow, CandleRow, DecisionRow, FillRow, OrderRow, PositionRow, RejectionRow, Row, SignalRow,
+    SystemEventRow, Table, TradingLogRow,
+};
+pub use store::{AuditStore, POSTGRES_MAX_PARAMS, SQLITE_MAX_PARAMS, WriteReport};

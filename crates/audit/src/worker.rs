@@ -1,0 +1,114 @@
+//! The audit worker: one consumer (group `audit`) per audited stream, all writing through one
+//! store. A batch becomes one transaction; the batch is acknowledged only once it is
+//! committed, so a crash before the commit redelivers it and the ids make the rewrite a no-op.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+use tradeflow_bus::{DecodeError, Delivery, Envelope, Handler, HandlerFactory, Outcome};
+
+use crate::error::AuditError;
+use crate::mapping::rows_of;
+use crate::rows::Row;
+use crate::store::AuditStore;
+
+/// The streams the audit worker reads, each with its `audit` group.
+pub const AUDITED: [&str; 7] =
+    ["md.candles", "inf.signals", "ens.decisions", "risk.orders", "exec.fills", "audit.events", "ctl.commands"];
+pub const GROUP: &str = "audit";
+
+/// `tradeflow_audit_*` metrics.
+#[derive(Clone)]
+pub struct AuditMetrics {
+    pub rows: IntCounterVec,
+    pub duplicates: IntCounter,
+    pub write_seconds: Histogram,
+}
+
+impl AuditMetrics {
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let rows = IntCounterVec::new(Opts::new("tradeflow_audit_rows_total", "Rows written, by table."), &["table"])?;
+        let duplicates = IntCounter::new(
+            "tradeflow_audit_duplicate_rows_total",
+            "Rows whose id was already stored (redeliveries), skipped.",
+        )?;
+        let write_seconds = Histogram::with_opts(
+            HistogramOpts::new("tradeflow_audit_write_seconds", "Time to write one batch (one transaction).")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+        )?;
+        registry.register(Box::new(rows.clone()))?;
+        registry.register(Box::new(duplicates.clone()))?;
+        registry.register(Box::new(write_seconds.clone()))?;
+        Ok(Self { rows, duplicates, write_seconds })
+    }
+}
+
+pub struct AuditHandler {
+    store: Arc<AuditStore>,
+    metrics: AuditMetrics,
+}
+
+impl Handler for AuditHandler {
+    type Msg = Vec<Row>;
+
+    fn decode(&self, envelope: &Envelope) -> Result<Vec<Row>, DecodeError> {
+        rows_of(envelope)
+    }
+
+    async fn handle(&mut self, delivery: &Delivery<Vec<Row>>) -> Outcome {
+        let mut outcomes = self.handle_batch(std::slice::from_ref(delivery)).await;
+        outcomes.pop().unwrap_or(Outcome::Retry("no outcome".into()))
+    }
+
+    async fn handle_batch(&mut self, batch: &[Delivery<Vec<Row>>]) -> Vec<Outcome> {
+        let rows: Vec<Row> = batch.iter().flat_map(|d| d.msg.iter().cloned()).collect();
+        if rows.is_empty() {
+            return vec![Outcome::Done; batch.len()];
+        }
+        let started = Instant::now();
+        match self.store.write(&rows).await {
+            Ok(report) => {
+                self.metrics.write_seconds.observe(started.elapsed().as_secs_f64());
+                for r in &rows {
+                    self.metrics.rows.with_label_values(&[r.table().name()]).inc();
+                }
+                self.metrics.duplicates.inc_by(report.duplicates);
+                vec![Outcome::Done; batch.len()]
+            }
+            // A refused row (a non-finite number where one is required) refuses the whole
+            // transaction: retry one by one so the bad message alone goes to the DLQ.
+            Err(e) if batch.len() > 1 && is_row_error(&e) => {
+                let mut out = Vec::with_capacity(batch.len());
+                for d in batch {
+                    out.push(match self.store.write(&d.msg).await {
+                        Ok(_) => Outcome::Done,
+                        Err(e) if is_row_error(&e) => Outcome::Reject(e.to_string()),
+                        Err(e) => Outcome::Retry(e.to_string()),
+                    });
+                }
+                out
+            }
+            Err(e) if is_row_error(&e) => vec![Outcome::Reject(e.to_string())],
+            Err(e) => batch.iter().map(|_| Outcome::Retry(format!("audit store: {e}"))).collect(),
+        }
+    }
+}
+
+pub struct AuditFactory {
+    pub store: Arc<AuditStore>,
+    pub metrics: AuditMetrics,
+}
+
+impl HandlerFactory for AuditFactory {
+    type Handler = AuditHandler;
+
+    fn create(&self, _partition: u32, _restored: Option<&[u8]>) -> Result<AuditHandler, String> {
+        Ok(AuditHandler { store: self.store.clone(), metrics: self.metrics.clone() })
+    }
+}
+
+/// An error that retrying cannot fix: the row itself is refused.
+fn is_row_error(e: &AuditError) -> bool {
+    matches!(e, AuditError::NonFinite { .. })
+}

@@ -1,0 +1,198 @@
+//! The downstream stages as consumers: risk, execution and audit, plus what they share
+//! (accounts, the control-state follower). Used by `tradeflow worker <stage>`, `tradeflow up`
+//! and the pipeline benchmark, so each stage is wired in one place.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use prometheus::Registry;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tradeflow_audit::AuditStore;
+use tradeflow_audit::worker::{AUDITED, AuditFactory, AuditMetrics, GROUP};
+use tradeflow_bus::{Bus, BusMetrics, Consumer, Producer};
+use tradeflow_core::control::ControlState;
+use tradeflow_ensemble::Profile;
+use tradeflow_exec::stage::ExecAccount;
+use tradeflow_exec::worker::{ExecFactory, ExecMetrics};
+use tradeflow_risk::worker::{RiskFactory, RiskMetrics};
+use tradeflow_risk::{AccountConfig, ExecutorKind, parse_accounts};
+
+/// Starting balance of the default accounts.
+pub const DEFAULT_BALANCE: f64 = 10_000.0;
+
+/// Accounts from `path`, or one paper account per profile (`paper-<profile>`, 10,000 quote);
+/// every problem reported at once.
+pub fn load_accounts(path: Option<&Path>, profiles: &[Profile]) -> anyhow::Result<Vec<AccountConfig>> {
+    let names: Vec<&str> = profiles.iter().map(|p| p.name.as_str()).collect();
+    let Some(path) = path else {
+        return Ok(profiles.iter().map(|p| AccountConfig::paper(&format!("paper-{}", p.name), &p.name, DEFAULT_BALANCE)).collect());
+    };
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    parse_accounts(&text, &names).map_err(|problems| anyhow::anyhow!("{}:\n  {}", path.display(), problems.join("\n  ")))
+}
+
+/// Follows `ctl.commands` into a watch channel until `stop`.
+pub fn follow_control(bus: &Bus, stop: CancellationToken) -> watch::Receiver<ControlState> {
+    let (tx, rx) = watch::channel(ControlState::default());
+    tokio::spawn(tradeflow_bus::control::follow(bus.clone(), tx, stop));
+    rx
+}
+
+fn named<F: tradeflow_bus::HandlerFactory>(mut c: Consumer<F>, member: Option<String>) -> Consumer<F> {
+    if let Some(name) = member {
+        c = c.with_member_name(name);
+    }
+    c
+}
+
+/// Consumer of ens.decisions (group `risk`).
+pub fn risk_consumer(
+    bus: &Bus,
+    registry: &Registry,
+    bus_metrics: &BusMetrics,
+    accounts: &[AccountConfig],
+    control: watch::Receiver<ControlState>,
+    member: Option<String>,
+) -> anyhow::Result<Consumer<RiskFactory>> {
+    eprintln!(
+        "risk: accounts {}",
+        accounts.iter().map(|a| format!("{} ({}, {})", a.id, a.profile, a.executor.as_str())).collect::<Vec<_>>().join(", ")
+    );
+    let partitions = bus.topology().stream("ens.decisions")?.partitions;
+    let factory = RiskFactory {
+        accounts: Arc::new(accounts.to_vec()),
+        partitions,
+        producer: Producer::new(bus.clone(), "risk").with_metrics(bus_metrics.clone()),
+        metrics: RiskMetrics::register(registry)?,
+        control,
+    };
+    let c = Consumer::new(bus.clone(), "ens.decisions", "risk", "risk", factory)?.with_metrics(bus_metrics.clone());
+    Ok(named(c, member))
+}
+
+/// Consumer of risk.orders (group `exec`) for the paper accounts.
+pub fn exec_consumer(
+    bus: &Bus,
+    registry: &Registry,
+    bus_metrics: &BusMetrics,
+    accounts: &[AccountConfig],
+    member: Option<String>,
+) -> anyhow::Result<Consumer<ExecFactory>> {
+    let exchange: Vec<&str> =
+        accounts.iter().filter(|a| a.executor == ExecutorKind::BinanceFutures).map(|a| a.id.as_str()).collect();
+    if !exchange.is_empty() {
+        anyhow::bail!(
+            "accounts {} use executor binance_futures, which this worker does not run yet (the signed client is \
+             tradeflow_exec::binance); use executor = \"paper\"",
+            exchange.join(", ")
+        );
+    }
+    let accounts = accounts
+        .iter()
+        .map(|a| ExecAccount { id: a.id.clone(), starting_balance: a.starting_balance, paper: a.paper.clone() })
+        .collect();
+    let factory = ExecFactory {
+        accounts,
+        producer: Producer::new(bus.clone(), "exec").with_metrics(bus_metrics.clone()),
+        metrics: ExecMetrics::register(registry)?,
+    };
+    let c = Consumer::new(bus.clone(), "risk.orders", "exec", "exec", factory)?.with_metrics(bus_metrics.clone());
+    Ok(named(c, member))
+}
+
+/// The audit store at `url` (migrated).
+pub async fn audit_store(url: &str) -> anyhow::Result<Arc<AuditStore>> {
+    Ok(Arc::new(AuditStore::connect(url).await?))
+}
+
+/// Runs one audit consumer per audited stream until `stop`; returns when all have stopped.
+pub async fn run_audit(
+    bus: &Bus,
+    registry: &Registry,
+    bus_metrics: &BusMetrics,
+    store: Arc<AuditStore>,
+    member: Option<String>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let metrics = AuditMetrics::register(registry)?;
+    let mut tasks = Vec::new();
+    for stream in AUDITED {
+        let factory = AuditFactory { store: store.clone(), metrics: metrics.clone() };
+        let c = Consumer::new(bus.clone(), stream, GROUP, "audit", factory)?.with_metrics(bus_metrics.clone());
+        let c = named(c, member.as_ref().map(|m| format!("{m}:{stream}")));
+        tasks.push(tokio::spawn(c.run(stop.clone())));
+    }
+    for t in tasks {
+        t.await.context("audit task")??;
+    }
+    Ok(())
+}
+
+/// What the in-process pipeline runs downstream of ingestion.
+pub struct PipelineSpec<'a> {
+    pub models: &'a [String],
+    pub llm_config: Option<&'a Path>,
+    pub profiles: Vec<Profile>,
+    pub accounts: Vec<AccountConfig>,
+    pub store: Arc<AuditStore>,
+}
+
+/// Inference, ensemble, risk, execution and audit as tasks of this process, until `stop`.
+pub fn spawn_pipeline(
+    bus: &Bus,
+    registry: &Registry,
+    bus_metrics: &BusMetrics,
+    spec: PipelineSpec<'_>,
+    control: watch::Receiver<ControlState>,
+    stop: &CancellationToken,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<anyhow::Result<()>>>> {
+    fn task<F: tradeflow_bus::HandlerFactory>(
+        c: Consumer<F>,
+        stop: &CancellationToken,
+    ) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+        let stop = stop.clone();
+        tokio::spawn(async move { c.run(stop).await.map_err(anyhow::Error::from) })
+    }
+    let inference =
+        crate::worker::inference_consumer(bus, registry, bus_metrics, spec.models, spec.llm_config, None)?;
+    let ensemble = crate::worker::ensemble_consumer(bus, registry, bus_metrics, spec.profiles, None)?;
+    let risk = risk_consumer(bus, registry, bus_metrics, &spec.accounts, control, None)?;
+    let exec = exec_consumer(bus, registry, bus_metrics, &spec.accounts, None)?;
+    let mut tasks = vec![task(inference, stop), task(ensemble, stop), task(risk, stop), task(exec, stop)];
+    let (bus, registry, bus_metrics, store, stop) =
+        (bus.clone(), registry.clone(), bus_metrics.clone(), spec.store, stop.clone());
+    tasks.push(tokio::spawn(async move { run_audit(&bus, &registry, &bus_metrics, store, None, stop).await }));
+    Ok(tasks)
+}
+
+/// (stream, group) pairs the pipeline consumes, upstream first.
+pub const PIPELINE_GROUPS: [(&str, &str); 4] =
+    [("md.candles", "inference"), ("inf.signals", "ensemble"), ("ens.decisions", "risk"), ("risk.orders", "exec")];
+
+/// Whether `group` has nothing left to read or acknowledge on `stream`.
+pub async fn drained(bus: &Bus, stream: &str, group: &str) -> anyhow::Result<bool> {
+    let h = tradeflow_bus::inspect::stream_health(bus, stream).await?;
+    // Redis reports no lag after deletions in a stream; the last delivered id tells then.
+    Ok(h.partitions.iter().all(|p| {
+        p.groups.iter().filter(|g| g.group == group).all(|g| {
+            g.pending == 0 && (g.lag == Some(0) || (p.last_id.is_some() && g.last_delivered_id == p.last_id))
+        })
+    }))
+}
+
+/// Whether every stage and the audit writer have nothing left.
+pub async fn all_drained(bus: &Bus) -> anyhow::Result<bool> {
+    for (stream, group) in PIPELINE_GROUPS {
+        if !drained(bus, stream, group).await? {
+            return Ok(false);
+        }
+    }
+    for stream in AUDITED {
+        if !drained(bus, stream, GROUP).await? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}

@@ -1,0 +1,10 @@
+//! tradeflow execution: order intents in, fills out.
+//!
+//! - [`paper`]: a deterministic paper broker (pure code; the risk stage runs the same book as its
+//!   shadow of each paper account);
+//! - [`binance`]: a signed REST client for Binance USDⓈ-M futures.
+
+pub mod binance;
+pub mod paper;
+pub mod stage;
+pub mod worker;

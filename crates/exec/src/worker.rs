@@ -1,0 +1,166 @@
+//! The execution worker's bus handler: `risk.orders` of one partition in, `exec.fills` out
+//! (key = account). The books are checkpointed with each batch's acknowledgement; if the send
+//! fails they go back to what they were and the batch is retried.
+
+use prometheus::{CounterVec, IntCounterVec, Opts, Registry};
+use tracing::error;
+use tradeflow_bus::envelope::DecodeError;
+use tradeflow_bus::{Delivery, Envelope, Handler, HandlerFactory, Outcome, Outgoing, Producer};
+use tradeflow_core::MessageId;
+use tradeflow_core::Payload;
+use tradeflow_core::execution::ExecEvent;
+use tradeflow_core::order::{Mark, OrderIntent, Rejection, RiskMessage};
+
+use crate::stage::{ExecAccount, ExecError, ExecStage};
+
+pub const FILLS: &str = "exec.fills";
+
+/// Decodes any message of `risk.orders`.
+pub fn decode_risk_message(envelope: &Envelope) -> Result<RiskMessage, DecodeError> {
+    match envelope.kind.as_str() {
+        OrderIntent::KIND => envelope.open::<OrderIntent>().map(RiskMessage::Order),
+        Rejection::KIND => envelope.open::<Rejection>().map(RiskMessage::Rejected),
+        Mark::KIND => envelope.open::<Mark>().map(RiskMessage::Mark),
+        other => Err(DecodeError::UnexpectedKind {
+            expected: format!("{} | {} | {}", OrderIntent::KIND, Rejection::KIND, Mark::KIND),
+            got: other.into(),
+        }),
+    }
+}
+
+/// `tradeflow_exec_*` metrics.
+#[derive(Clone)]
+pub struct ExecMetrics {
+    /// Fills by account and reason (entry, exit, stop_loss, ...).
+    pub fills: IntCounterVec,
+    /// Fees paid, by account.
+    pub fees: CounterVec,
+    /// Messages seen again and ignored, by account.
+    pub duplicates: IntCounterVec,
+}
+
+impl ExecMetrics {
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let fills = IntCounterVec::new(
+            Opts::new("tradeflow_exec_fills_total", "Fills, by account and reason."),
+            &["account", "reason"],
+        )?;
+        let fees = CounterVec::new(
+            Opts::new("tradeflow_exec_fees_quote_total", "Fees paid in quote currency, by account."),
+            &["account"],
+        )?;
+        let duplicates = IntCounterVec::new(
+            Opts::new("tradeflow_exec_duplicates_total", "risk.orders messages already applied, by account."),
+            &["account"],
+        )?;
+        registry.register(Box::new(fills.clone()))?;
+        registry.register(Box::new(fees.clone()))?;
+        registry.register(Box::new(duplicates.clone()))?;
+        Ok(Self { fills, fees, duplicates })
+    }
+}
+
+pub struct ExecHandler {
+    stage: ExecStage,
+    producer: Producer,
+    metrics: ExecMetrics,
+}
+
+impl ExecHandler {
+    fn prepare(&self, events: &[ExecEvent], out: &mut Vec<Outgoing>) -> Result<(), String> {
+        for e in events {
+            let id = MessageId::new(e.id()).map_err(|err| format!("event id {:?}: {err}", e.id()))?;
+            let prepared = match e {
+                ExecEvent::Fill(f) => self.producer.prepare(FILLS, &id, &f.account, None, f),
+                ExecEvent::Position(p) => self.producer.prepare(FILLS, &id, &p.account, None, p),
+                ExecEvent::Account(a) => self.producer.prepare(FILLS, &id, &a.account, None, a),
+            };
+            out.push(prepared.map_err(|err| err.to_string())?);
+        }
+        Ok(())
+    }
+}
+
+impl Handler for ExecHandler {
+    type Msg = RiskMessage;
+
+    fn decode(&self, envelope: &Envelope) -> Result<RiskMessage, DecodeError> {
+        decode_risk_message(envelope)
+    }
+
+    async fn handle(&mut self, delivery: &Delivery<RiskMessage>) -> Outcome {
+        let mut outcomes = self.handle_batch(std::slice::from_ref(delivery)).await;
+        outcomes.pop().unwrap_or(Outcome::Retry("no outcome".into()))
+    }
+
+    async fn handle_batch(&mut self, batch: &[Delivery<RiskMessage>]) -> Vec<Outcome> {
+        let before = self.stage.clone();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut events = Vec::new();
+        let mut duplicates = Vec::new();
+        for d in batch {
+            match self.stage.on_message(&d.msg) {
+                Ok(o) => {
+                    if o.duplicate {
+                        duplicates.push(d.msg.account().to_string());
+                    }
+                    events.extend(o.events);
+                    outcomes.push(Outcome::Done);
+                }
+                // Neither can succeed by retrying: the message goes to the DLQ, the rest of
+                // the batch goes on.
+                Err(e @ (ExecError::UnknownAccount { .. } | ExecError::Gap { .. })) => {
+                    outcomes.push(Outcome::Reject(e.to_string()))
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(events.len());
+        let sent = match self.prepare(&events, &mut out) {
+            Ok(()) if out.is_empty() => Ok(()),
+            Ok(()) => self.producer.send(&out).await.map(|_| ()).map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            self.stage = before;
+            return batch.iter().map(|_| Outcome::Retry(format!("publishing fills: {e}"))).collect();
+        }
+        for e in &events {
+            if let ExecEvent::Fill(f) = e {
+                self.metrics.fills.with_label_values(&[f.account.as_str(), f.reason.as_str()]).inc();
+                self.metrics.fees.with_label_values(&[f.account.as_str()]).inc_by(f.fee.max(0.0));
+            }
+        }
+        for a in duplicates {
+            self.metrics.duplicates.with_label_values(&[a.as_str()]).inc();
+        }
+        outcomes
+    }
+
+    fn snapshot(&self) -> Option<Vec<u8>> {
+        match self.stage.snapshot() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                error!(error = %e, "no checkpoint written");
+                None
+            }
+        }
+    }
+}
+
+pub struct ExecFactory {
+    pub accounts: Vec<ExecAccount>,
+    pub producer: Producer,
+    pub metrics: ExecMetrics,
+}
+
+impl HandlerFactory for ExecFactory {
+    type Handler = ExecHandler;
+
+    fn create(&self, _partition: u32, restored: Option<&[u8]>) -> Result<ExecHandler, String> {
+        let stage = match restored {
+            Some(bytes) => ExecStage::restore(&self.accounts, bytes)?,
+            None => ExecStage::new(&self.accounts),
+        };
+        Ok(ExecHandler { stage, producer: self.producer.clone(), metrics: self.metrics.clone() })
+    }
+}

@@ -1,0 +1,485 @@
+//! The risk stage: decisions in, one message per decision and following account out (an
+//! approved and sized [`OrderIntent`], a [`Rejection`] with its typed reason, or a [`Mark`]).
+//!
+//! Each account's state lives here: a shadow [`PaperBook`] (the very book the paper executor
+//! runs, fed the very messages risk sends, so risk sizes on exactly the equity, margin and
+//! positions the executor will have — no round trip, and the same results on every run), the
+//! day's starting equity, the peak equity for the drawdown breaker, the losing streak and the
+//! sequence number of the last message sent.
+//!
+//! `ens.decisions` is keyed by profile so that every decision an account trades reaches one
+//! partition, in order: an account follows one profile.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tradeflow_core::control::ControlState;
+use tradeflow_core::decision::Decision;
+use tradeflow_core::execution::ExecEvent;
+use tradeflow_core::order::{
+    AccountAlert, BarMark, Direction, Intent, Mark, OrderIntent, OrderType, RefusalReason, Rejection, RiskMessage,
+};
+use tradeflow_core::signal::Action;
+use tradeflow_exec::paper::PaperBook;
+
+use crate::account::{AccountConfig, Sizing};
+
+const DAY_MS: i64 = 86_400_000;
+const SNAPSHOT_VERSION: u16 = 1;
+
+/// Per-account state, checkpointed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct AccountState {
+    book: PaperBook,
+    /// Number of the last message sent to this account.
+    seq: u64,
+    peak_equity: f64,
+    /// UTC day (bar time / 1 day) and the equity it started with.
+    day: i64,
+    day_start_equity: f64,
+    consecutive_losses: u32,
+    cooldown_until: i64,
+    /// Drawdown at which the breaker tripped; halted until reset.
+    halted: Option<f64>,
+    /// Ids of the control commands already acted on.
+    applied_reset: Option<String>,
+    applied_emergency: Option<String>,
+    /// Latest bar per symbol (for closing at an emergency stop).
+    last_bars: BTreeMap<String, BarMark>,
+    /// Open time of the latest decision per symbol: a redelivered decision is ignored.
+    watermarks: BTreeMap<String, i64>,
+}
+
+impl AccountState {
+    fn new(cfg: &AccountConfig) -> Self {
+        Self {
+            book: PaperBook::new(&cfg.id, cfg.starting_balance, cfg.paper.clone()),
+            seq: 0,
+            peak_equity: cfg.starting_balance,
+            day: i64::MIN,
+            day_start_equity: cfg.starting_balance,
+            consecutive_losses: 0,
+            cooldown_until: i64::MIN,
+            halted: None,
+            applied_reset: None,
+            applied_emergency: None,
+            last_bars: BTreeMap::new(),
+            watermarks: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Snapshot {
+    version: u16,
+    accounts: BTreeMap<String, AccountState>,
+}
+
+/// What one input produced.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RiskOutput {
+    /// For `risk.orders`, in order.
+    pub messages: Vec<RiskMessage>,
+    /// For `audit.events`.
+    pub alerts: Vec<AccountAlert>,
+}
+
+impl RiskOutput {
+    fn extend(&mut self, other: RiskOutput) {
+        self.messages.extend(other.messages);
+        self.alerts.extend(other.alerts);
+    }
+}
+
+/// Read-only view of an account, for tests and the API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountView {
+    pub balance: f64,
+    pub equity: f64,
+    pub open_positions: usize,
+    pub halted: bool,
+    pub consecutive_losses: u32,
+    pub seq: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct RiskStage {
+    accounts: Arc<Vec<AccountConfig>>,
+    state: BTreeMap<String, AccountState>,
+}
+
+impl RiskStage {
+    pub fn new(accounts: Arc<Vec<AccountConfig>>) -> Self {
+        let state = accounts.iter().map(|a| (a.id.clone(), AccountState::new(a))).collect();
+        Self { accounts, state }
+    }
+
+    pub fn snapshot(&self) -> Result<Vec<u8>, String> {
+        rmp_serde::to_vec_named(&Snapshot { version: SNAPSHOT_VERSION, accounts: self.state.clone() })
+            .map_err(|e| format!("encoding the risk checkpoint: {e}"))
+    }
+
+    /// State from a checkpoint; accounts added to the configuration since start fresh, accounts
+    /// removed from it are dropped.
+    pub fn restore(accounts: Arc<Vec<AccountConfig>>, bytes: &[u8]) -> Result<Self, String> {
+        let s: Snapshot = rmp_serde::from_slice(bytes).map_err(|e| format!("decoding the risk checkpoint: {e}"))?;
+        if s.version != SNAPSHOT_VERSION {
+            return Err(format!("risk checkpoint has layout {}, this build reads {SNAPSHOT_VERSION}", s.version));
+        }
+        let mut stage = Self::new(accounts);
+        for (id, st) in s.accounts {
+            if let Some(slot) = stage.state.get_mut(&id) {
+                *slot = st;
+            }
+        }
+        Ok(stage)
+    }
+
+    pub fn view(&self, account: &str) -> Option<AccountView> {
+        self.state.get(account).map(|s| AccountView {
+            balance: s.book.balance(),
+            equity: s.book.equity(),
+            open_positions: s.book.open_positions(),
+            halted: s.halted.is_some(),
+            consecutive_losses: s.consecutive_losses,
+            seq: s.seq,
+        })
+    }
+
+    pub fn book(&self, account: &str) -> Option<&PaperBook> {
+        self.state.get(account).map(|s| &s.book)
+    }
+
+    /// Acts on operator commands not yet applied: resets, emergency closes.
+    pub fn on_control(&mut self, control: &ControlState, now_ms: i64) -> RiskOutput {
+        let mut out = RiskOutput::default();
+        for cfg in self.accounts.iter() {
+            let Some(st) = self.state.get_mut(&cfg.id) else { continue };
+            out.extend(apply_control(cfg, st, control, now_ms));
+        }
+        out
+    }
+
+    /// One decision: a message for each account that follows its profile.
+    pub fn on_decision(&mut self, d: &Decision, control: &ControlState) -> RiskOutput {
+        let mut out = RiskOutput::default();
+        let bar = BarMark {
+            symbol: d.symbol.clone(),
+            open_time: d.open_time,
+            close_time: d.open_time + d.interval.millis(),
+            high: d.high,
+            low: d.low,
+            close: d.close,
+        };
+        for cfg in self.accounts.iter().filter(|a| a.profile == d.profile) {
+            let Some(st) = self.state.get_mut(&cfg.id) else { continue };
+            if st.watermarks.get(&d.symbol).is_some_and(|w| d.open_time <= *w) {
+                continue;
+            }
+            st.watermarks.insert(d.symbol.clone(), d.open_time);
+            out.extend(apply_control(cfg, st, control, bar.close_time));
+            out.extend(step(cfg, st, d, &bar, control));
+        }
+        out
+    }
+}
+
+fn apply_control(cfg: &AccountConfig, st: &mut AccountState, control: &ControlState, time: i64) -> RiskOutput {
+    let mut out = RiskOutput::default();
+    if let Some(reset) = control.resets.get(&cfg.id)
+        && st.applied_reset.as_ref() != Some(reset)
+    {
+        st.applied_reset = Some(reset.clone());
+        st.halted = None;
+        st.consecutive_losses = 0;
+        st.cooldown_until = i64::MIN;
+        st.peak_equity = st.book.equity();
+        out.alerts.push(alert(reset, &cfg.id, "reset", "circuit breaker and loss streak reset by an operator".into(), time));
+    }
+    if let Some(stop) = &control.emergency
+        && st.applied_emergency.as_ref() != Some(stop)
+    {
+        st.applied_emergency = Some(stop.clone());
+        let mut closed = 0;
+        if control.close_positions {
+            let open: Vec<(String, Direction, f64)> =
+                st.book.positions().map(|p| (p.symbol.clone(), p.direction, p.quantity)).collect();
+            for (symbol, direction, quantity) in open {
+                let Some(bar) = st.last_bars.get(&symbol).cloned() else { continue };
+                st.seq += 1;
+                let order = OrderIntent {
+                    id: format!("{stop}/{}/{symbol}", cfg.id),
+                    decision_id: stop.clone(),
+                    account: cfg.id.clone(),
+                    seq: st.seq,
+                    bar,
+                    intent: Intent::Close,
+                    direction,
+                    side: direction.closing_side(),
+                    order_type: OrderType::Market,
+                    limit_price: None,
+                    quantity,
+                    leverage: cfg.leverage,
+                    stop_loss: None,
+                    take_profit: None,
+                    trailing_stop_pct: None,
+                    reason: format!("emergency stop {stop}"),
+                };
+                let events = st.book.execute(&order);
+                record_results(cfg, st, &events, order.bar.close_time, &mut out);
+                out.messages.push(RiskMessage::Order(order));
+                closed += 1;
+            }
+        }
+        out.alerts.push(alert(
+            stop,
+            &cfg.id,
+            "emergency_stop",
+            format!("emergency stop: no new entries; {closed} positions closed"),
+            time,
+        ));
+    }
+    out
+}
+
+fn alert(cause: &str, account: &str, kind: &str, message: String, time: i64) -> AccountAlert {
+    AccountAlert { id: format!("{cause}/{account}/{kind}"), account: account.into(), kind: kind.into(), message, time }
+}
+
+/// Loss streak, cooldown and breaker bookkeeping from the fills of the shadow book.
+fn record_results(cfg: &AccountConfig, st: &mut AccountState, events: &[ExecEvent], time: i64, out: &mut RiskOutput) {
+    for e in events {
+        let ExecEvent::Fill(f) = e else { continue };
+        if f.realized_pnl == 0.0 && matches!(f.reason, tradeflow_core::execution::FillReason::Entry) {
+            continue;
+        }
+        if f.realized_pnl - f.fee < 0.0 {
+            st.consecutive_losses += 1;
+            let n = cfg.risk.cooldown_after_losses;
+            if n > 0 && st.consecutive_losses >= n && cfg.risk.cooldown_ms > 0 {
+                st.cooldown_until = time + cfg.risk.cooldown_ms;
+                out.alerts.push(alert(
+                    &f.id,
+                    &cfg.id,
+                    "cooldown",
+                    format!("{} losing trades in a row: no entries until {}", st.consecutive_losses, st.cooldown_until),
+                    time,
+                ));
+            }
+        } else {
+            st.consecutive_losses = 0;
+        }
+    }
+    let equity = st.book.equity();
+    if equity > st.peak_equity {
+        st.peak_equity = equity;
+    }
+    let drawdown = if st.peak_equity > 0.0 { (st.peak_equity - equity) / st.peak_equity } else { 0.0 };
+    if st.halted.is_none() && drawdown >= cfg.risk.max_drawdown {
+        st.halted = Some(drawdown);
+        out.alerts.push(alert(
+            &format!("{}#{time}", cfg.id),
+            &cfg.id,
+            "circuit_breaker",
+            format!(
+                "drawdown {:.2} % reached the maximum {:.2} %: trading halted until reset",
+                drawdown * 100.0,
+                cfg.risk.max_drawdown * 100.0
+            ),
+            time,
+        ));
+    }
+}
+
+fn step(cfg: &AccountConfig, st: &mut AccountState, d: &Decision, bar: &BarMark, control: &ControlState) -> RiskOutput {
+    let mut out = RiskOutput::default();
+    let id = d.id().child(&cfg.id).into_string();
+    st.seq += 1;
+    let seq = st.seq;
+    // The bar first: stops, take-profits and liquidations happen before the decision is acted on.
+    let events = st.book.mark(&id, seq, bar);
+    st.last_bars.insert(bar.symbol.clone(), bar.clone());
+    let day = bar.close_time.div_euclid(DAY_MS);
+    if day != st.day {
+        st.day = day;
+        st.day_start_equity = st.book.equity();
+    }
+    record_results(cfg, st, &events, bar.close_time, &mut out);
+
+    let position = st.book.position(&bar.symbol).map(|p| (p.direction, p.quantity));
+    let wanted = match d.action {
+        Action::Long => Some(Direction::Long),
+        Action::Short => Some(Direction::Short),
+        Action::Hold => None,
+    };
+    let mark = || RiskMessage::Mark(Mark { id: id.clone(), decision_id: d.id().into_string(), account: cfg.id.clone(), seq, bar: bar.clone() });
+    let message = match (wanted, position) {
+        (None, _) => mark(),
+        (Some(w), Some((have, _))) if w == have => mark(),
+        // The decision turned against the position: close it (exits are never refused).
+        (Some(_), Some((have, quantity))) => RiskMessage::Order(order(cfg, d, &id, seq, bar, Intent::Close, have, quantity)),
+        (Some(w), None) => match check_entry(cfg, st, d, bar, w, control) {
+            Ok(quantity) => RiskMessage::Order(order(cfg, d, &id, seq, bar, Intent::Open, w, quantity)),
+            Err(reason) => RiskMessage::Rejected(Rejection {
+                id: id.clone(),
+                decision_id: d.id().into_string(),
+                account: cfg.id.clone(),
+                seq,
+                bar: bar.clone(),
+                action: d.action,
+                reason,
+            }),
+        },
+    };
+    if let RiskMessage::Order(o) = &message {
+        let events = st.book.execute(o);
+        record_results(cfg, st, &events, bar.close_time, &mut out);
+    }
+    out.messages.push(message);
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn order(
+    cfg: &AccountConfig,
+    d: &Decision,
+    id: &str,
+    seq: u64,
+    bar: &BarMark,
+    intent: Intent,
+    direction: Direction,
+    quantity: f64,
+) -> OrderIntent {
+    let opening = intent == Intent::Open;
+    let side = if opening { direction.opening_side() } else { direction.closing_side() };
+    OrderIntent {
+        id: id.into(),
+        decision_id: d.id().into_string(),
+        account: cfg.id.clone(),
+        seq,
+        bar: bar.clone(),
+        intent,
+        direction,
+        side,
+        order_type: OrderType::Market,
+        limit_price: None,
+        quantity,
+        leverage: cfg.leverage,
+        stop_loss: if opening { valid_stop(direction, bar.close, d.stop_loss) } else { None },
+        take_profit: if opening { valid_target(direction, bar.close, d.take_profit) } else { None },
+        trailing_stop_pct: if opening { cfg.trailing_stop_pct } else { None },
+        reason: format!("{} {} ({:.2}): {}", d.profile, d.action.as_str(), d.confidence, d.reasoning),
+    }
+}
+
+/// A stop on the losing side of the price, or none.
+fn valid_stop(direction: Direction, price: f64, stop: Option<f64>) -> Option<f64> {
+    stop.filter(|s| s.is_finite() && *s > 0.0 && direction.sign() * (price - s) > 0.0)
+}
+
+fn valid_target(direction: Direction, price: f64, target: Option<f64>) -> Option<f64> {
+    target.filter(|t| t.is_finite() && *t > 0.0 && direction.sign() * (t - price) > 0.0)
+}
+
+/// The checks of an entry, in order; the first that fails is the reason. Returns the size.
+fn check_entry(
+    cfg: &AccountConfig,
+    st: &AccountState,
+    d: &Decision,
+    bar: &BarMark,
+    direction: Direction,
+    control: &ControlState,
+) -> Result<f64, RefusalReason> {
+    let r = &cfg.risk;
+    let enabled = control.trading.get(&cfg.id).copied().unwrap_or(cfg.trading_enabled);
+    if !enabled {
+        return Err(RefusalReason::TradingDisabled);
+    }
+    if control.emergency.is_some() {
+        return Err(RefusalReason::EmergencyStop);
+    }
+    if let Some(drawdown) = st.halted {
+        return Err(RefusalReason::Halted { drawdown, max_drawdown: r.max_drawdown });
+    }
+    if control.paused {
+        return Err(RefusalReason::Paused);
+    }
+    if direction == Direction::Short && !cfg.allow_short {
+        return Err(RefusalReason::ShortingDisabled);
+    }
+    if d.confidence < r.min_confidence {
+        return Err(RefusalReason::ConfidenceBelowMinimum { confidence: d.confidence, minimum: r.min_confidence });
+    }
+    let price = bar.close;
+    let stop = valid_stop(direction, price, d.stop_loss);
+    if r.stop_loss_required && stop.is_none() {
+        return Err(RefusalReason::StopLossRequired);
+    }
+    if st.cooldown_until > bar.close_time {
+        return Err(RefusalReason::Cooldown { consecutive_losses: st.consecutive_losses, until: st.cooldown_until });
+    }
+    let equity = st.book.equity();
+    let loss = st.day_start_equity - equity;
+    let limit = r.daily_loss_limit * st.day_start_equity;
+    if loss >= limit {
+        return Err(RefusalReason::DailyLossLimit { loss, limit });
+    }
+    let open = st.book.open_positions() as u32;
+    if open >= r.max_open_positions {
+        return Err(RefusalReason::MaxOpenPositions { open, max: r.max_open_positions });
+    }
+    let quantity = size(cfg, equity, price, stop, valid_target(direction, price, d.take_profit), d.confidence);
+    let notional = quantity * price;
+    if !(quantity.is_finite() && quantity > 0.0) || notional < r.min_notional {
+        return Err(RefusalReason::SizeTooSmall { quantity: if quantity.is_finite() { quantity } else { 0.0 } });
+    }
+    if let Some(max) = r.max_position_notional
+        && notional > max
+    {
+        return Err(RefusalReason::MaxPositionNotional { notional, max });
+    }
+    let pct = notional / equity;
+    if pct > r.max_position_pct_of_equity {
+        return Err(RefusalReason::MaxPositionPctOfEquity { pct, max: r.max_position_pct_of_equity });
+    }
+    let total: f64 = st.book.positions().map(|p| p.notional()).sum::<f64>() + notional;
+    let effective = total / equity;
+    if effective > r.max_leverage {
+        return Err(RefusalReason::MaxLeverage { requested: effective, max: r.max_leverage });
+    }
+    let required = notional / cfg.leverage + notional * cfg.paper.taker_fee;
+    let available = st.book.available_margin();
+    if required > available {
+        return Err(RefusalReason::InsufficientMargin { required, available });
+    }
+    if let Some(max) = r.max_symbol_exposure {
+        let existing: f64 = st.book.positions().filter(|p| p.symbol == bar.symbol).map(|p| p.notional()).sum();
+        if existing + notional > max {
+            return Err(RefusalReason::MaxSymbolExposure { exposure: existing + notional, max });
+        }
+    }
+    Ok(quantity)
+}
+
+/// Quantity for an entry at `price` (0 when the method sizes nothing).
+fn size(cfg: &AccountConfig, equity: f64, price: f64, stop: Option<f64>, target: Option<f64>, confidence: f64) -> f64 {
+    if equity <= 0.0 || price <= 0.0 {
+        return 0.0;
+    }
+    match cfg.sizing {
+        Sizing::FixedFraction { fraction } => fraction * equity / price,
+        Sizing::FixedRisk { risk } => match stop {
+            Some(s) if (price - s).abs() > 0.0 => risk * equity / (price - s).abs(),
+            _ => 0.0,
+        },
+        Sizing::Kelly { cap, payoff } => {
+            let b = match (stop, target) {
+                (Some(s), Some(t)) if (price - s).abs() > 0.0 => (t - price).abs() / (price - s).abs(),
+                _ => payoff,
+            };
+            let k = confidence - (1.0 - confidence) / b;
+            if k <= 0.0 { 0.0 } else { k.min(cap) * equity / price }
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! The risk worker's bus handler: decisions of one `ens.decisions` partition in; intents,
+//! rejections and marks to `risk.orders` (key = account); account alerts to `audit.events`.
+//!
+//! Everything a batch produces goes out in one pipelined send before the batch is
+//! acknowledged, and the account states are checkpointed with that acknowledgement. If the send
+//! fails the state goes back to what it was, so a retry sends the same messages with the same
+//! sequence numbers (and the executor ignores numbers it has applied).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::{IntCounterVec, Opts, Registry};
+use tokio::sync::watch;
+use tracing::error;
+use tradeflow_bus::envelope::DecodeError;
+use tradeflow_bus::keys::partition_of;
+use tradeflow_bus::{Delivery, Envelope, Handler, HandlerFactory, Outcome, Outgoing, Producer, Tick};
+use tradeflow_core::MessageId;
+use tradeflow_core::control::ControlState;
+use tradeflow_core::decision::Decision;
+use tradeflow_core::order::RiskMessage;
+use tradeflow_core::time::now_ms;
+
+use crate::account::AccountConfig;
+use crate::stage::{RiskOutput, RiskStage};
+
+pub const ORDERS: &str = "risk.orders";
+pub const AUDIT: &str = "audit.events";
+
+/// `tradeflow_risk_*` metrics.
+#[derive(Clone)]
+pub struct RiskMetrics {
+    /// By account and outcome (order, rejected, mark).
+    pub messages: IntCounterVec,
+    /// By account and reason code.
+    pub rejections: IntCounterVec,
+    /// By account and kind (circuit_breaker, cooldown, emergency_stop, reset).
+    pub alerts: IntCounterVec,
+}
+
+impl RiskMetrics {
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let messages = IntCounterVec::new(
+            Opts::new("tradeflow_risk_messages_total", "Messages sent to risk.orders, by account and outcome."),
+            &["account", "outcome"],
+        )?;
+        let rejections = IntCounterVec::new(
+            Opts::new("tradeflow_risk_rejections_total", "Refused entries, by account and reason."),
+            &["account", "reason"],
+        )?;
+        let alerts = IntCounterVec::new(
+            Opts::new("tradeflow_risk_alerts_total", "Account alerts (circuit breaker, cooldown, stops), by kind."),
+            &["account", "kind"],
+        )?;
+        for m in [&messages, &rejections, &alerts] {
+            registry.register(Box::new(m.clone()))?;
+        }
+        Ok(Self { messages, rejections, alerts })
+    }
+}
+
+pub struct RiskHandler {
+    stage: RiskStage,
+    producer: Producer,
+    metrics: RiskMetrics,
+    control: watch::Receiver<ControlState>,
+}
+
+impl RiskHandler {
+    async fn publish(&self, out: &RiskOutput) -> Result<(), String> {
+        let mut batch: Vec<Outgoing> = Vec::with_capacity(out.messages.len() + out.alerts.len());
+        for m in &out.messages {
+            let id = MessageId::new(m.id()).map_err(|e| format!("message id {:?}: {e}", m.id()))?;
+            let prepared = match m {
+                RiskMessage::Order(o) => self.producer.prepare(ORDERS, &id, &o.account, None, o),
+                RiskMessage::Rejected(r) => self.producer.prepare(ORDERS, &id, &r.account, None, r),
+                RiskMessage::Mark(k) => self.producer.prepare(ORDERS, &id, &k.account, None, k),
+            };
+            batch.push(prepared.map_err(|e| e.to_string())?);
+        }
+        for a in &out.alerts {
+            let id = MessageId::new(a.id.clone()).map_err(|e| format!("alert id {:?}: {e}", a.id))?;
+            batch.push(self.producer.prepare(AUDIT, &id, &a.account, None, a).map_err(|e| e.to_string())?);
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.producer.send(&batch).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    fn count(&self, out: &RiskOutput) {
+        for m in &out.messages {
+            let outcome = match m {
+                RiskMessage::Order(_) => "order",
+                RiskMessage::Rejected(r) => {
+                    self.metrics.rejections.with_label_values(&[r.account.as_str(), r.reason.code()]).inc();
+                    "rejected"
+                }
+                RiskMessage::Mark(_) => "mark",
+            };
+            self.metrics.messages.with_label_values(&[m.account(), outcome]).inc();
+        }
+        for a in &out.alerts {
+            self.metrics.alerts.with_label_values(&[a.account.as_str(), a.kind.as_str()]).inc();
+        }
+    }
+}
+
+impl Handler for RiskHandler {
+    type Msg = Decision;
+
+    fn decode(&self, envelope: &Envelope) -> Result<Decision, DecodeError> {
+        envelope.open::<Decision>()
+    }
+
+    async fn handle(&mut self, delivery: &Delivery<Decision>) -> Outcome {
+        let mut outcomes = self.handle_batch(std::slice::from_ref(delivery)).await;
+        outcomes.pop().unwrap_or(Outcome::Retry("no outcome".into()))
+    }
+
+    async fn handle_batch(&mut self, batch: &[Delivery<Decision>]) -> Vec<Outcome> {
+        let before = self.stage.clone();
+        let control = self.control.borrow().clone();
+        let mut out = RiskOutput::default();
+        for d in batch {
+            let o = self.stage.on_decision(&d.msg, &control);
+            out.messages.extend(o.messages);
+            out.alerts.extend(o.alerts);
+        }
+        if let Err(e) = self.publish(&out).await {
+            self.stage = before;
+            return batch.iter().map(|_| Outcome::Retry(format!("publishing risk messages: {e}"))).collect();
+        }
+        self.count(&out);
+        vec![Outcome::Done; batch.len()]
+    }
+
+    fn snapshot(&self) -> Option<Vec<u8>> {
+        match self.stage.snapshot() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                error!(error = %e, "no checkpoint written");
+                None
+            }
+        }
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        Some(Duration::from_millis(250))
+    }
+
+    /// Operator commands act between decisions too: an emergency stop closes positions now.
+    async fn tick(&mut self) -> Tick {
+        let control = self.control.borrow().clone();
+        let before = self.stage.clone();
+        let out = self.stage.on_control(&control, now_ms());
+        if out.messages.is_empty() && out.alerts.is_empty() {
+            return Tick::Unchanged;
+        }
+        if let Err(e) = self.publish(&out).await {
+            error!(error = %e, "publishing control actions failed; retried at the next tick");
+            self.stage = before;
+            return Tick::Unchanged;
+        }
+        self.count(&out);
+        Tick::Changed
+    }
+}
+
+/// Makes the handler of each partition, restoring its checkpoint.
+pub struct RiskFactory {
+    pub accounts: Arc<Vec<AccountConfig>>,
+    /// Partitions of `ens.decisions`: a partition's handler keeps the accounts whose profile
+    /// is keyed to it.
+    pub partitions: u32,
+    pub producer: Producer,
+    pub metrics: RiskMetrics,
+    pub control: watch::Receiver<ControlState>,
+}
+
+impl HandlerFactory for RiskFactory {
+    type Handler = RiskHandler;
+
+    fn create(&self, partition: u32, restored: Option<&[u8]>) -> Result<RiskHandler, String> {
+        let mine: Vec<AccountConfig> = self
+            .accounts
+            .iter()
+            .filter(|a| partition_of(&a.profile, self.partitions) == partition)
+            .cloned()
+            .collect();
+        let mine = Arc::new(mine);
+        let stage = match restored {
+            Some(bytes) => RiskStage::restore(mine, bytes)?,
+            None => RiskStage::new(mine),
+        };
+        Ok(RiskHandler {
+            stage,
+            producer: self.producer.clone(),
+            metrics: self.metrics.clone(),
+            control: self.control.clone(),
+        })
+    }
+}
