@@ -116,7 +116,7 @@ impl AuditStore {
                 .connect_with(options)
                 .await
                 .map_err(|source| AuditError::Connect { url: shown.clone(), source })?;
-            MIGRATOR.run(&pool).await.map_err(|source| AuditError::Migrate { url: shown.clone(), source })?;
+            migrate_sqlite(&pool, &shown).await?;
             Backend::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url).map_err(|e| bad_url(e.to_string()))?;
@@ -472,5 +472,22 @@ mod tests {
         }
         assert_eq!(chunk_sizes(1000, 1820), [256, 256, 256, 64, 64, 64, 16, 16, 4, 4]);
         assert_eq!(chunk_sizes(3700, 1820), [1820, 1820, 16, 16, 16, 4, 4, 4]);
+    }
+}
+
+/// SQLite has no advisory lock for migrations: when several audit writers start on one file
+/// at once, all but one fail to create the tables (each migration is one transaction, rolled
+/// back). A short wait and a second look then finds them applied.
+async fn migrate_sqlite(pool: &Pool<Sqlite>, shown: &str) -> Result<(), AuditError> {
+    let mut attempt = 0;
+    loop {
+        match MIGRATOR.run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(_) if attempt < 10 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+            }
+            Err(source) => return Err(AuditError::Migrate { url: shown.to_string(), source }),
+        }
     }
 }
