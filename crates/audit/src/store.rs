@@ -90,6 +90,7 @@ impl AuditStore {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(5));
+            if let Ok(c) = std::env::var("AUDIT_CACHE") { options = options.pragma("cache_size", c); }
             let mut pool = SqlitePoolOptions::new().acquire_timeout(CONNECT_TIMEOUT);
             if memory {
                 // Every connection would see its own database otherwise, and the database
@@ -374,6 +375,7 @@ macro_rules! write_groups_for {
                 }
                 let head = format!("INSERT INTO {} ({}, recorded_at) ", table.name(), quoted_columns(*table));
                 let max_rows = <$db as Db>::MAX_PARAMS / (table.columns().len() + 1);
+                let max_rows = max_rows.min(std::env::var("AUDIT_CAP").ok().and_then(|v| v.parse().ok()).unwrap_or(usize::MAX));
                 let mut rest: &[&Row] = rows;
                 for size in chunk_sizes(rows.len(), max_rows) {
                     let (chunk, tail) = rest.split_at(size);

@@ -14,6 +14,8 @@ use tradeflow_audit::worker::{AUDITED, AuditFactory, AuditMetrics, GROUP};
 use tradeflow_bus::{Bus, BusMetrics, Consumer, Producer};
 use tradeflow_core::control::ControlState;
 use tradeflow_ensemble::Profile;
+use tradeflow_exec::binance::{FuturesClient, FuturesConfig};
+use tradeflow_exec::exchange::ExchangeAccount;
 use tradeflow_exec::stage::ExecAccount;
 use tradeflow_exec::worker::{ExecFactory, ExecMetrics};
 use tradeflow_risk::worker::{RiskFactory, RiskMetrics};
@@ -72,7 +74,8 @@ pub fn risk_consumer(
     Ok(named(c, member))
 }
 
-/// Consumer of risk.orders (group `exec`) for the paper accounts.
+/// Consumer of risk.orders (group `exec`): the paper broker, and Binance USDⓈ-M futures for
+/// accounts with executor `binance_futures`.
 pub fn exec_consumer(
     bus: &Bus,
     registry: &Registry,
@@ -80,21 +83,33 @@ pub fn exec_consumer(
     accounts: &[AccountConfig],
     member: Option<String>,
 ) -> anyhow::Result<Consumer<ExecFactory>> {
-    let exchange: Vec<&str> =
-        accounts.iter().filter(|a| a.executor == ExecutorKind::BinanceFutures).map(|a| a.id.as_str()).collect();
-    if !exchange.is_empty() {
-        anyhow::bail!(
-            "accounts {} use executor binance_futures, which this worker does not run yet (the signed client is \
-             tradeflow_exec::binance); use executor = \"paper\"",
-            exchange.join(", ")
-        );
+    let mut exchange = Vec::new();
+    for a in accounts.iter().filter(|a| a.executor == ExecutorKind::BinanceFutures) {
+        let b = a.binance.as_ref().with_context(|| format!("account {}: no [binance] table", a.id))?;
+        let config = FuturesConfig {
+            base_url: b.base_url.clone(),
+            testnet: b.testnet,
+            api_key_env: b.api_key_env.clone(),
+            secret_env: b.secret_env.clone(),
+            ..FuturesConfig::default()
+        };
+        let client = FuturesClient::new(&config).with_context(|| format!("account {}", a.id))?;
+        exchange.push(ExchangeAccount {
+            id: a.id.clone(),
+            starting_balance: a.starting_balance,
+            leverage: a.leverage as u32,
+            taker_fee: a.paper.taker_fee,
+            client,
+        });
     }
     let accounts = accounts
         .iter()
+        .filter(|a| a.executor == ExecutorKind::Paper)
         .map(|a| ExecAccount { id: a.id.clone(), starting_balance: a.starting_balance, paper: a.paper.clone() })
         .collect();
     let factory = ExecFactory {
         accounts,
+        exchange,
         producer: Producer::new(bus.clone(), "exec").with_metrics(bus_metrics.clone()),
         metrics: ExecMetrics::register(registry)?,
     };

@@ -5,6 +5,7 @@
 //! - [`binance`]: a signed REST client for Binance USDⓈ-M futures.
 
 pub mod binance;
+pub mod exchange;
 pub mod paper;
 pub mod stage;
 pub mod worker;

@@ -11,7 +11,16 @@ use tradeflow_core::Payload;
 use tradeflow_core::execution::ExecEvent;
 use tradeflow_core::order::{Mark, OrderIntent, Rejection, RiskMessage};
 
+use crate::exchange::{DeskState, ExchangeAccount, ExchangeDesk, ExchangeError};
 use crate::stage::{ExecAccount, ExecError, ExecStage};
+
+/// The checkpoint: paper books and exchange accounts.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Checkpoint {
+    #[serde(with = "serde_bytes")]
+    paper: Vec<u8>,
+    exchange: DeskState,
+}
 
 pub const FILLS: &str = "exec.fills";
 
@@ -62,6 +71,7 @@ impl ExecMetrics {
 
 pub struct ExecHandler {
     stage: ExecStage,
+    desk: ExchangeDesk,
     producer: Producer,
     metrics: ExecMetrics,
 }
@@ -94,12 +104,17 @@ impl Handler for ExecHandler {
     }
 
     async fn handle_batch(&mut self, batch: &[Delivery<RiskMessage>]) -> Vec<Outcome> {
-        let before = self.stage.clone();
+        let before = (self.stage.clone(), self.desk.state.clone());
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut events = Vec::new();
         let mut duplicates = Vec::new();
         for d in batch {
-            match self.stage.on_message(&d.msg) {
+            let result = if self.desk.handles(d.msg.account()) {
+                self.desk.on_message(&d.msg).await.map_err(Failure::Exchange)
+            } else {
+                self.stage.on_message(&d.msg).map_err(Failure::Paper)
+            };
+            match result {
                 Ok(o) => {
                     if o.duplicate {
                         duplicates.push(d.msg.account().to_string());
@@ -109,9 +124,12 @@ impl Handler for ExecHandler {
                 }
                 // Neither can succeed by retrying: the message goes to the DLQ, the rest of
                 // the batch goes on.
-                Err(e @ (ExecError::UnknownAccount { .. } | ExecError::Gap { .. })) => {
+                Err(Failure::Paper(e @ (ExecError::UnknownAccount { .. } | ExecError::Gap { .. }))) => {
                     outcomes.push(Outcome::Reject(e.to_string()))
                 }
+                Err(Failure::Exchange(ExchangeError::Refused(e))) => outcomes.push(Outcome::Reject(e)),
+                // The order keeps its client id, so the retry finds it if it was placed.
+                Err(Failure::Exchange(ExchangeError::Retry(e))) => outcomes.push(Outcome::Retry(e)),
             }
         }
         let mut out = Vec::with_capacity(events.len());
@@ -121,7 +139,7 @@ impl Handler for ExecHandler {
             Err(e) => Err(e),
         };
         if let Err(e) = sent {
-            self.stage = before;
+            (self.stage, self.desk.state) = before;
             return batch.iter().map(|_| Outcome::Retry(format!("publishing fills: {e}"))).collect();
         }
         for e in &events {
@@ -137,7 +155,11 @@ impl Handler for ExecHandler {
     }
 
     fn snapshot(&self) -> Option<Vec<u8>> {
-        match self.stage.snapshot() {
+        let encoded = self.stage.snapshot().and_then(|paper| {
+            rmp_serde::to_vec_named(&Checkpoint { paper, exchange: self.desk.state.clone() })
+                .map_err(|e| format!("encoding the exec checkpoint: {e}"))
+        });
+        match encoded {
             Ok(s) => Some(s),
             Err(e) => {
                 error!(error = %e, "no checkpoint written");
@@ -149,6 +171,7 @@ impl Handler for ExecHandler {
 
 pub struct ExecFactory {
     pub accounts: Vec<ExecAccount>,
+    pub exchange: Vec<ExchangeAccount>,
     pub producer: Producer,
     pub metrics: ExecMetrics,
 }
@@ -157,10 +180,20 @@ impl HandlerFactory for ExecFactory {
     type Handler = ExecHandler;
 
     fn create(&self, _partition: u32, restored: Option<&[u8]>) -> Result<ExecHandler, String> {
-        let stage = match restored {
-            Some(bytes) => ExecStage::restore(&self.accounts, bytes)?,
-            None => ExecStage::new(&self.accounts),
+        let (stage, desk) = match restored {
+            Some(bytes) => {
+                let c: Checkpoint =
+                    rmp_serde::from_slice(bytes).map_err(|e| format!("decoding the exec checkpoint: {e}"))?;
+                (ExecStage::restore(&self.accounts, &c.paper)?, c.exchange)
+            }
+            None => (ExecStage::new(&self.accounts), DeskState::default()),
         };
-        Ok(ExecHandler { stage, producer: self.producer.clone(), metrics: self.metrics.clone() })
+        let desk = ExchangeDesk::new(self.exchange.clone(), desk);
+        Ok(ExecHandler { stage, desk, producer: self.producer.clone(), metrics: self.metrics.clone() })
     }
+}
+
+enum Failure {
+    Paper(ExecError),
+    Exchange(ExchangeError),
 }

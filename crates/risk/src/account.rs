@@ -113,9 +113,27 @@ pub struct AccountConfig {
     pub sizing: Sizing,
     #[serde(default)]
     pub risk: RiskLimits,
-    /// Fees, slippage and maintenance margin of the paper broker.
+    /// Fees, slippage and maintenance margin of the paper broker (for exchange accounts, the
+    /// taker fee used to book fills).
     #[serde(default)]
     pub paper: PaperConfig,
+    /// Exchange connection, required with executor `binance_futures`.
+    #[serde(default)]
+    pub binance: Option<BinanceAccount>,
+}
+
+/// How an exchange account reaches Binance USDⓈ-M futures. Keys are read from the named
+/// environment variables, never from files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BinanceAccount {
+    #[serde(default)]
+    pub testnet: bool,
+    /// Overrides the REST base URL (a local fake in tests).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    pub api_key_env: String,
+    pub secret_env: String,
 }
 
 fn default_executor() -> ExecutorKind {
@@ -144,6 +162,7 @@ impl AccountConfig {
             sizing: Sizing::default(),
             risk: RiskLimits::default(),
             paper: PaperConfig::default(),
+            binance: None,
         }
     }
 
@@ -224,6 +243,18 @@ impl AccountConfig {
         }
         if !(r.min_notional.is_finite() && r.min_notional >= 0.0) {
             p.push(format!("{rp}.min_notional: must be 0 or more, got {}", r.min_notional));
+        }
+        match (&self.executor, &self.binance) {
+            (ExecutorKind::BinanceFutures, None) => p.push(format!(
+                "{path}.binance: executor \"binance_futures\" needs a [binance] table (api_key_env, secret_env)"
+            )),
+            (ExecutorKind::BinanceFutures, Some(_)) if self.leverage.fract() != 0.0 => {
+                p.push(format!("{path}.leverage: Binance takes whole leverage values, got {}", self.leverage))
+            }
+            (ExecutorKind::Paper, Some(_)) => {
+                p.push(format!("{path}.binance: only for executor \"binance_futures\" (this account is paper)"))
+            }
+            _ => {}
         }
         if let Err(problems) = self.paper.validate() {
             p.extend(problems.into_iter().map(|e| format!("{path}.paper.{e}")));

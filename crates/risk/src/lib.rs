@@ -7,5 +7,5 @@ pub mod account;
 pub mod stage;
 pub mod worker;
 
-pub use account::{AccountConfig, ExecutorKind, RiskLimits, Sizing, parse_accounts};
+pub use account::{AccountConfig, BinanceAccount, ExecutorKind, RiskLimits, Sizing, parse_accounts};
 pub use stage::{RiskOutput, RiskStage};
