@@ -7,6 +7,14 @@ set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-benchmark >/dev/null 2>&1 || need+=(redis-tools)
+# PostgreSQL server binaries (initdb, postgres) for the audit store's tests, which start a
+# private cluster each; Debian keeps them off PATH, under /usr/lib/postgresql/<version>/bin.
+pg_initdb() {
+  command -v initdb 2>/dev/null && return 0
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' | sort -V | tail -n 1 | grep . && return 0
+  return 1
+}
+pg_initdb >/dev/null || need+=(postgresql)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]} from Debian"
@@ -14,8 +22,22 @@ if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
-  $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+  # Keep the package from starting the system PostgreSQL (tests never use it): invoke-rc.d
+  # asks policy-rc.d, and 101 means "not allowed". Only a policy-rc.d we put there is removed.
+  policy=""
+  if [[ " ${need[*]} " == *" postgresql "* ]] && [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod 755 "$policy"
+  fi
+  status=0
+  $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null || status=$?
+  [ -z "$policy" ] || $sudo rm -f "$policy"
+  [ "$status" -eq 0 ] || { echo "setup: apt-get install ${need[*]} failed ($status)" >&2; exit "$status"; }
 fi
+
+initdb_path=$(pg_initdb) || { echo "setup: PostgreSQL's initdb not found after install" >&2; exit 1; }
+pg_version=$("$initdb_path" --version | sed -E 's/.* ([0-9]+(\.[0-9]+)?).*/\1/')
 
 # Debian's package starts a system redis on 6379; tradeflow never uses it, and leaves it alone.
 version=$(redis-server --version | sed -E 's/.*v=([0-9]+)\.([0-9]+).*/\1 \2/')
@@ -26,4 +48,4 @@ if [ "$major" -lt 7 ]; then
 fi
 
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install Rust (rustup) first" >&2; exit 1; }
-echo "setup: redis-server $major.$minor and cargo $(cargo --version | cut -d' ' -f2) ready"
+echo "setup: redis-server $major.$minor, PostgreSQL $pg_version and cargo $(cargo --version | cut -d' ' -f2) ready"

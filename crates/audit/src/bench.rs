@@ -39,7 +39,8 @@ impl Gen {
 }
 
 const SYMBOLS: [&str; 4] = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT"];
-const MODELS: [(&str, &str); 4] = [("rsi_reversion", "rule"), ("ema_cross", "rule"), ("xgb_v3", "ml"), ("analyst", "llm")];
+const MODELS: [(&str, &str); 4] =
+    [("rsi_reversion", "rule"), ("ema_cross", "rule"), ("xgb_v3", "ml"), ("analyst", "llm")];
 const T0: i64 = 1_700_000_000_000;
 
 /// `n` signal rows as the inference stage writes them (JSON scores, features and market
@@ -106,8 +107,8 @@ pub fn sample_signals(prefix: &str, n: usize) -> Vec<Row> {
                 scores,
                 features,
                 market,
-                stop_loss: (action != "hold").then(|| if long_side { close * 0.98 } else { close * 1.02 }),
-                take_profit: (action != "hold").then(|| if long_side { close * 1.04 } else { close * 0.96 }),
+                stop_loss: (action != "hold").then_some(if long_side { close * 0.98 } else { close * 1.02 }),
+                take_profit: (action != "hold").then_some(if long_side { close * 1.04 } else { close * 0.96 }),
                 latency_us: (g.next() % 50_000) as i64,
             }
             .into()

@@ -3,6 +3,7 @@
 //! system events) get the message id with a suffix, so a redelivery maps to the same rows.
 
 use serde::Serialize;
+use tradeflow_bus::{DecodeError, Envelope};
 use tradeflow_core::Payload;
 use tradeflow_core::control::ControlCommand;
 use tradeflow_core::decision::{Decision, LateSignal};
@@ -10,7 +11,6 @@ use tradeflow_core::execution::{AccountUpdate, Fill, PositionUpdate};
 use tradeflow_core::market::{Candle, CandleRefused};
 use tradeflow_core::order::{AccountAlert, Intent, Mark, OrderIntent, Rejection};
 use tradeflow_core::signal::{ModelKind, Signal, SignalStatus};
-use tradeflow_bus::{DecodeError, Envelope};
 
 use crate::rows::{
     AuditLogRow, BalanceRow, CandleRow, DecisionRow, FillRow, OrderRow, PositionRow, RejectionRow, Row, SignalRow,
@@ -57,7 +57,14 @@ pub fn rows_of(env: &Envelope) -> Result<Vec<Row>, DecodeError> {
                 kind: "candle_refused".into(),
                 service,
                 severity: "warning".into(),
-                message: format!("{} {} {}: {} ({})", r.source, r.symbol, r.interval.as_str(), r.reason, r.kind.as_str()),
+                message: format!(
+                    "{} {} {}: {} ({})",
+                    r.source,
+                    r.symbol,
+                    r.interval.as_str(),
+                    r.reason,
+                    r.kind.as_str()
+                ),
                 details: json(&r),
                 time: t,
             })]
@@ -133,7 +140,14 @@ pub fn rows_of(env: &Envelope) -> Result<Vec<Row>, DecodeError> {
                     account: o.account.clone(),
                     symbol: Some(o.bar.symbol.clone()),
                     action,
-                    details: format!("{} {} {} @ ~{}: {}", o.side.as_str(), o.quantity, o.bar.symbol, o.bar.close, o.reason),
+                    details: format!(
+                        "{} {} {} @ ~{}: {}",
+                        o.side.as_str(),
+                        o.quantity,
+                        o.bar.symbol,
+                        o.bar.close,
+                        o.reason
+                    ),
                     time: o.bar.close_time,
                 }),
                 Row::Order(OrderRow {
@@ -287,7 +301,10 @@ pub fn rows_of(env: &Envelope) -> Result<Vec<Row>, DecodeError> {
             ]
         }
         other => {
-            return Err(DecodeError::UnexpectedKind { expected: "a kind the audit store keeps".into(), got: other.into() });
+            return Err(DecodeError::UnexpectedKind {
+                expected: "a kind the audit store keeps".into(),
+                got: other.into(),
+            });
         }
     })
 }

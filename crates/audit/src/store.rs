@@ -8,7 +8,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult, Postgres};
 use sqlx::sqlite::{
     Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteSynchronous,
 };
-use sqlx::{ColumnIndex, Connection, Database, Decode, Encode, Executor, IntoArguments, Pool, QueryBuilder, Row as _, Type};
+use sqlx::{
+    ColumnIndex, Connection, Database, Decode, Encode, Executor, IntoArguments, Pool, QueryBuilder, Row as _, Type,
+};
 
 use crate::error::{AuditError, redact_url};
 use crate::rows::{Cell, FillRow, Kind, Row, Table, Val};
@@ -90,7 +92,6 @@ impl AuditStore {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(5));
-            if let Ok(c) = std::env::var("AUDIT_CACHE") { options = options.pragma("cache_size", c); }
             let mut pool = SqlitePoolOptions::new().acquire_timeout(CONNECT_TIMEOUT);
             if memory {
                 // Every connection would see its own database otherwise, and the database
@@ -375,7 +376,6 @@ macro_rules! write_groups_for {
                 }
                 let head = format!("INSERT INTO {} ({}, recorded_at) ", table.name(), quoted_columns(*table));
                 let max_rows = <$db as Db>::MAX_PARAMS / (table.columns().len() + 1);
-                let max_rows = max_rows.min(std::env::var("AUDIT_CAP").ok().and_then(|v| v.parse().ok()).unwrap_or(usize::MAX));
                 let mut rest: &[&Row] = rows;
                 for size in chunk_sizes(rows.len(), max_rows) {
                     let (chunk, tail) = rest.split_at(size);
@@ -461,22 +461,6 @@ where
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::chunk_sizes;
-
-    #[test]
-    fn chunks_cover_the_batch_with_few_distinct_sizes() {
-        for (n, max) in [(0, 10), (1, 10), (9, 10), (10, 10), (100_000, 1820), (5000, 3276), (1000, 1820), (7, 1)] {
-            let sizes = chunk_sizes(n, max);
-            assert_eq!(sizes.iter().sum::<usize>(), n, "n={n} max={max}");
-            assert!(sizes.iter().all(|&s| s >= 1 && s <= max), "n={n} max={max}: {sizes:?}");
-        }
-        assert_eq!(chunk_sizes(1000, 1820), [256, 256, 256, 64, 64, 64, 16, 16, 4, 4]);
-        assert_eq!(chunk_sizes(3700, 1820), [1820, 1820, 16, 16, 16, 4, 4, 4]);
-    }
-}
-
 /// SQLite has no advisory lock for migrations: when several audit writers start on one file
 /// at once, all but one fail to create the tables (each migration is one transaction, rolled
 /// back). A short wait and a second look then finds them applied.
@@ -491,5 +475,21 @@ async fn migrate_sqlite(pool: &Pool<Sqlite>, shown: &str) -> Result<(), AuditErr
             }
             Err(source) => return Err(AuditError::Migrate { url: shown.to_string(), source }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunk_sizes;
+
+    #[test]
+    fn chunks_cover_the_batch_with_few_distinct_sizes() {
+        for (n, max) in [(0, 10), (1, 10), (9, 10), (10, 10), (100_000, 1820), (5000, 3276), (1000, 1820), (7, 1)] {
+            let sizes = chunk_sizes(n, max);
+            assert_eq!(sizes.iter().sum::<usize>(), n, "n={n} max={max}");
+            assert!(sizes.iter().all(|&s| s >= 1 && s <= max), "n={n} max={max}: {sizes:?}");
+        }
+        assert_eq!(chunk_sizes(1000, 1820), [256, 256, 256, 64, 64, 64, 16, 16, 4, 4]);
+        assert_eq!(chunk_sizes(3700, 1820), [1820, 1820, 16, 16, 16, 4, 4, 4]);
     }
 }

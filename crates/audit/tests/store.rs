@@ -538,9 +538,7 @@ async fn bench_write_rates() {
     let dir = temp_dir();
     let pg = TestPostgres::start();
     let sqlite = sqlite_url(&dir);
-    let only_sqlite = std::env::var("ONLY_SQLITE").is_ok();
     for (name, url) in [("sqlite file", sqlite.as_str()), ("postgres (private, fsync=off)", &pg.url())] {
-        if only_sqlite && name.starts_with("postgres") { continue; }
         for batch in [1_000, 5_000] {
             let rate = match tradeflow_audit::bench_write(url, 200_000, batch).await {
                 Ok(r) => r,

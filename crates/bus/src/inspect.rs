@@ -204,3 +204,27 @@ pub async fn stream_health(bus: &Bus, stream: &str) -> Result<StreamHealth, BusE
         partitions,
     })
 }
+
+/// Entries in all partitions of `stream` (one pipelined XLEN per partition): cheap enough to
+/// poll.
+pub async fn stream_length(bus: &Bus, stream: &str) -> Result<u64, BusError> {
+    let spec = bus.topology().stream(stream)?;
+    let mut pipe = redis::pipe();
+    for p in 0..spec.partitions {
+        pipe.cmd("XLEN").arg(bus.keys().partition(stream, p));
+    }
+    let mut conn = bus.conn();
+    let lens: Vec<u64> = pipe.query_async(&mut conn).await.map_err(|source| BusError::Redis { op: "XLEN", source })?;
+    Ok(lens.iter().sum())
+}
+
+/// Whether `group` has nothing left to read or acknowledge on any partition of `stream`.
+pub async fn drained(bus: &Bus, stream: &str, group: &str) -> Result<bool, BusError> {
+    let h = stream_health(bus, stream).await?;
+    // Redis reports no lag after deletions in a stream; the last delivered id tells then.
+    Ok(h.partitions.iter().all(|p| {
+        p.groups.iter().filter(|g| g.group == group).all(|g| {
+            g.pending == 0 && (g.lag == Some(0) || (p.last_id.is_some() && g.last_delivered_id == p.last_id))
+        })
+    }))
+}

@@ -28,6 +28,7 @@ use tradeflow_core::{MessageId, Payload};
 use tradeflow_indicators::{Bar, IndicatorSet, Next, Reset};
 
 use crate::config::Settings;
+use tradeflow_audit::worker::{AUDITED, GROUP};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -463,15 +464,8 @@ async fn inference(settings: &Settings, json: bool, symbols: u32, models: &[Stri
     let stop = CancellationToken::new();
     let started = Instant::now();
     let task = tokio::spawn(consumer.run(stop.clone()));
-    let spec = bus.topology().stream("inf.signals")?.clone();
     loop {
-        let mut conn = bus.conn();
-        let mut n = 0u64;
-        for p in 0..spec.partitions {
-            let len: u64 =
-                redis::cmd("XLEN").arg(bus.keys().partition("inf.signals", p)).query_async(&mut conn).await?;
-            n += len;
-        }
+        let n = tradeflow_bus::inspect::stream_length(&bus, "inf.signals").await?;
         if n >= expected {
             break;
         }
@@ -608,15 +602,29 @@ impl PipelineRun {
         Ok(report.candles)
     }
 
-    async fn wait_drained(&self, limit: Duration) -> anyhow::Result<()> {
-        let started = Instant::now();
-        while !crate::stages::all_drained(&self.bus).await? {
+    /// Waits until every stage has drained; returns when each (stream, group) drained, in
+    /// seconds from `started` (where the time goes).
+    async fn wait_drained(&self, started: Instant, limit: Duration) -> anyhow::Result<Vec<(String, f64)>> {
+        let mut groups: Vec<(String, String)> =
+            crate::stages::PIPELINE_GROUPS.iter().map(|(s, g)| (s.to_string(), g.to_string())).collect();
+        groups.extend(AUDITED.iter().map(|s| (s.to_string(), GROUP.to_string())));
+        let mut done = Vec::new();
+        while !groups.is_empty() {
+            let mut left = Vec::new();
+            for (stream, group) in groups {
+                if tradeflow_bus::inspect::drained(&self.bus, &stream, &group).await? {
+                    done.push((format!("{stream}/{group}"), started.elapsed().as_secs_f64()));
+                } else {
+                    left.push((stream, group));
+                }
+            }
+            groups = left;
             if started.elapsed() > limit {
                 bail!("the pipeline did not drain within {} s", limit.as_secs());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Ok(())
+        Ok(done)
     }
 
     async fn finish(self) -> anyhow::Result<()> {
@@ -636,13 +644,7 @@ impl PipelineRun {
     }
 
     async fn stream_len(&self, stream: &str) -> anyhow::Result<u64> {
-        let mut conn = self.bus.conn();
-        let mut n = 0;
-        for p in 0..self.bus.topology().stream(stream)?.partitions {
-            let len: u64 = redis::cmd("XLEN").arg(self.bus.keys().partition(stream, p)).query_async(&mut conn).await?;
-            n += len;
-        }
-        Ok(n)
+        Ok(tradeflow_bus::inspect::stream_length(&self.bus, stream).await?)
     }
 
     /// produced_at of every envelope of `stream`, by message id.
@@ -683,18 +685,21 @@ async fn pipeline(settings: &Settings, json: bool, candles: u64, rate: f64, late
     let run = start_pipeline(&url, "t").await?;
     let started = Instant::now();
     let loaded = run.replay(symbols, tradeflow_ingest::replay::Pace::Fast, None).await?;
-    run.wait_drained(Duration::from_secs(3600)).await?;
+    let replayed = started.elapsed().as_secs_f64();
+    let stages = run.wait_drained(started, Duration::from_secs(3600)).await?;
     let seconds = started.elapsed().as_secs_f64();
     run.finish().await?;
     if !json {
         eprintln!("throughput: {loaded} candles through 6 stages in {seconds:.1} s = {:.0} candles/s", loaded as f64 / seconds);
+        let drained: Vec<String> = stages.iter().map(|(g, t)| format!("{g} {t:.1} s")).collect();
+        eprintln!("  replayed in {replayed:.1} s; drained: {}", drained.join(", "));
     }
 
     // Latency: a steady rate over 8 symbols.
     let run = start_pipeline(&url, "l").await?;
     let n = (rate * latency_seconds) as u64;
     run.replay(8, tradeflow_ingest::replay::Pace::Rate(rate), Some(n)).await?;
-    run.wait_drained(Duration::from_secs(600)).await?;
+    run.wait_drained(Instant::now(), Duration::from_secs(600)).await?;
     let candles_in: std::collections::HashMap<String, i64> =
         run.produced("md.candles").await?.into_iter().map(|(_, id, t)| (id, t)).collect();
     let mut fills = Vec::new();

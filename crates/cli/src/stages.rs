@@ -186,16 +186,7 @@ pub fn spawn_pipeline(
 pub const PIPELINE_GROUPS: [(&str, &str); 4] =
     [("md.candles", "inference"), ("inf.signals", "ensemble"), ("ens.decisions", "risk"), ("risk.orders", "exec")];
 
-/// Whether `group` has nothing left to read or acknowledge on `stream`.
-pub async fn drained(bus: &Bus, stream: &str, group: &str) -> anyhow::Result<bool> {
-    let h = tradeflow_bus::inspect::stream_health(bus, stream).await?;
-    // Redis reports no lag after deletions in a stream; the last delivered id tells then.
-    Ok(h.partitions.iter().all(|p| {
-        p.groups.iter().filter(|g| g.group == group).all(|g| {
-            g.pending == 0 && (g.lag == Some(0) || (p.last_id.is_some() && g.last_delivered_id == p.last_id))
-        })
-    }))
-}
+pub use tradeflow_bus::inspect::drained;
 
 /// Whether every stage and the audit writer have nothing left.
 pub async fn all_drained(bus: &Bus) -> anyhow::Result<bool> {

@@ -25,14 +25,7 @@ fn tradeflow(redis: &TestRedis, args: &[&str]) -> tokio::process::Command {
 }
 
 async fn stream_len(bus: &Bus, stream: &str) -> u64 {
-    let spec = bus.topology().stream(stream).unwrap().clone();
-    let mut conn = bus.conn();
-    let mut n = 0;
-    for p in 0..spec.partitions {
-        let len: u64 = redis::cmd("XLEN").arg(bus.keys().partition(stream, p)).query_async(&mut conn).await.unwrap();
-        n += len;
-    }
-    n
+    tradeflow_bus::inspect::stream_length(bus, stream).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -155,14 +155,6 @@ async fn check_store(store: &AuditStore) {
     assert!(reasons.contains_key("trailing_stop"), "beta's trailing stop fires on the demo feed: {reasons:?}");
 }
 
-async fn drained(bus: &Bus, stream: &str, group: &str) -> bool {
-    let h = inspect::stream_health(bus, stream).await.unwrap();
-    h.partitions.iter().all(|p| {
-        p.groups.iter().filter(|g| g.group == group).all(|g| {
-            g.pending == 0 && (g.lag == Some(0) || (p.last_id.is_some() && g.last_delivered_id == p.last_id))
-        })
-    })
-}
 
 async fn all_drained(bus: &Bus) -> bool {
     for (stream, group) in [
@@ -177,7 +169,7 @@ async fn all_drained(bus: &Bus) -> bool {
         ("exec.fills", "audit"),
         ("audit.events", "audit"),
     ] {
-        if !drained(bus, stream, group).await {
+        if !inspect::drained(bus, stream, group).await.unwrap() {
             return false;
         }
     }
@@ -185,14 +177,7 @@ async fn all_drained(bus: &Bus) -> bool {
 }
 
 async fn stream_len(bus: &Bus, stream: &str) -> u64 {
-    let spec = bus.topology().stream(stream).unwrap().clone();
-    let mut conn = bus.conn();
-    let mut n = 0;
-    for p in 0..spec.partitions {
-        let len: u64 = redis::cmd("XLEN").arg(bus.keys().partition(stream, p)).query_async(&mut conn).await.unwrap();
-        n += len;
-    }
-    n
+    inspect::stream_length(bus, stream).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,3 +2,4 @@
 //! providers), so that they all make the same TLS choices.
 
 pub mod tls;
+pub mod http;

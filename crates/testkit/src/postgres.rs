@@ -234,7 +234,8 @@ fn find_bindir() -> Option<PathBuf> {
         for dir in std::env::split_paths(&path) {
             let initdb = dir.join("initdb");
             if initdb.is_file() {
-                if let Some(parent) = std::fs::canonicalize(&initdb).ok().and_then(|p| p.parent().map(Path::to_path_buf))
+                if let Some(parent) =
+                    std::fs::canonicalize(&initdb).ok().and_then(|p| p.parent().map(Path::to_path_buf))
                 {
                     candidates.push(parent);
                 }
@@ -253,7 +254,7 @@ fn find_bindir() -> Option<PathBuf> {
         .flatten()
         .filter_map(|e| Some((e.file_name().to_str()?.parse::<u32>().ok()?, e.path().join("bin"))))
         .collect();
-    versions.sort_by(|a, b| b.0.cmp(&a.0));
+    versions.sort_by_key(|v| std::cmp::Reverse(v.0));
     candidates.extend(versions.into_iter().map(|(_, p)| p));
     candidates.into_iter().find(|d| d.join("initdb").is_file() && d.join("postgres").is_file())
 }

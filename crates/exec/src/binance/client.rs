@@ -36,10 +36,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{HeaderValue, RETRY_AFTER};
+use reqwest::header::HeaderValue;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tracing::{debug, warn};
+use tradeflow_net::http::{backoff, retry_after};
 use tradeflow_net::tls;
 
 use super::config::{Credentials, FuturesConfig};
@@ -263,7 +264,7 @@ impl FuturesClient {
             Err(e) => return self.transport_failure(e),
         };
         let status = response.status();
-        let retry_after = retry_after(&response);
+        let retry_after = retry_after(response.headers());
         let body = match response.bytes().await {
             Ok(body) => body,
             Err(e) => return self.transport_failure(e),
@@ -339,29 +340,9 @@ fn query_params(symbol: &str, id: &str) -> Result<[(&'static str, String); 2], F
     Ok([("symbol", normalize_symbol(symbol)?), ("origClientOrderId", client_order_id(id))])
 }
 
-/// `base · 2^attempt`, at most `max`.
-fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
-    base.saturating_mul(2u32.saturating_pow(attempt)).min(max)
-}
-
-/// `Retry-After` in seconds (what Binance sends).
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    let v = response.headers().get(RETRY_AFTER)?.to_str().ok()?;
-    v.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let ms = Duration::from_millis;
-        assert_eq!(backoff(ms(100), ms(1000), 0), ms(100));
-        assert_eq!(backoff(ms(100), ms(1000), 3), ms(800));
-        assert_eq!(backoff(ms(100), ms(1000), 4), ms(1000));
-        assert_eq!(backoff(ms(100), ms(1000), 99), ms(1000));
-    }
 
     #[test]
     fn the_query_is_signed_over_exactly_what_is_sent() {

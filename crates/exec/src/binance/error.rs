@@ -198,27 +198,10 @@ impl FuturesError {
 
 /// At most [`CLIP`] characters of `text`, marked when cut.
 pub(crate) fn clip(text: &str) -> String {
-    let text = text.trim();
-    match text.char_indices().nth(CLIP) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_string(),
-    }
+    tradeflow_net::http::clip(text, CLIP)
 }
 
-/// `e` and its sources, each once, joined with `: `.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
-}
+pub(crate) use tradeflow_net::http::error_chain;
 
 #[cfg(test)]
 mod tests {

@@ -162,11 +162,7 @@ fn show(v: &Value) -> String {
 
 /// At most 120 characters of `s`, for error messages.
 pub(crate) fn clip(s: &str) -> String {
-    const MAX: usize = 120;
-    match s.char_indices().nth(MAX) {
-        Some((end, _)) => format!("{}…", &s[..end]),
-        None => s.to_string(),
-    }
+    tradeflow_net::http::clip(s, 120)
 }
 
 #[cfg(test)]

@@ -275,20 +275,7 @@ impl BinanceError {
     }
 }
 
-/// `error: cause: cause` (reqwest hides the cause, e.g. "connection refused", in `source()`).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
-}
+pub(crate) use tradeflow_net::http::error_chain;
 
 /// Runs a [`BinanceSource`] and publishes what `stage` makes of its items, like the CSV replay:
 /// candles to `md.candles`, refusals to `audit.events`, in pipelined batches (whatever is

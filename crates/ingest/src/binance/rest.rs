@@ -109,7 +109,7 @@ impl RestClient {
                             Err(e) => return Err(BinanceError::Request { url: url.into(), reason: error_chain(&e) }),
                         }
                     } else if status == StatusCode::TOO_MANY_REQUESTS || status.as_u16() == 418 {
-                        let retry_after = retry_after(&response);
+                        let retry_after = retry_after(response.headers());
                         let body = body_text(response).await;
                         if let Some(wait) = retry_after {
                             self.pause_for(wait);
@@ -175,16 +175,8 @@ impl RestClient {
     }
 }
 
-/// `base · 2^attempt`, at most `max`.
-pub(crate) fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
-    base.saturating_mul(2u32.saturating_pow(attempt)).min(max)
-}
-
-/// `Retry-After` in seconds (what Binance sends).
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    let v = response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    v.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
+pub(crate) use tradeflow_net::http::backoff;
+use tradeflow_net::http::retry_after;
 
 async fn body_text(response: reqwest::Response) -> String {
     response.text().await.unwrap_or_else(|e| format!("(body unreadable: {e})"))
@@ -291,15 +283,6 @@ impl KlinePages<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let ms = Duration::from_millis;
-        assert_eq!(backoff(ms(100), ms(1000), 0), ms(100));
-        assert_eq!(backoff(ms(100), ms(1000), 3), ms(800));
-        assert_eq!(backoff(ms(100), ms(1000), 4), ms(1000));
-        assert_eq!(backoff(ms(100), ms(1000), 99), ms(1000));
-    }
 
     #[test]
     fn api_errors_carry_binance_code_and_message() {
