@@ -114,7 +114,9 @@ fn per_stream(v: &Value) -> Result<Vec<(String, Vec<reply::RawEntry>)>, BusError
     let mut out = Vec::with_capacity(streams.len());
     for s in streams {
         let Value::Array(kv) = s else { return Err(bad("stream item is not an array")) };
-        let (Some(k), Some(list)) = (kv.first(), kv.get(1)) else { return Err(bad("stream item lacks key or entries")) };
+        let (Some(k), Some(list)) = (kv.first(), kv.get(1)) else {
+            return Err(bad("stream item lacks key or entries"));
+        };
         let key = match k {
             Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
             Value::SimpleString(s) => s.clone(),

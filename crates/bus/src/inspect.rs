@@ -223,8 +223,9 @@ pub async fn drained(bus: &Bus, stream: &str, group: &str) -> Result<bool, BusEr
     let h = stream_health(bus, stream).await?;
     // Redis reports no lag after deletions in a stream; the last delivered id tells then.
     Ok(h.partitions.iter().all(|p| {
-        p.groups.iter().filter(|g| g.group == group).all(|g| {
-            g.pending == 0 && (g.lag == Some(0) || (p.last_id.is_some() && g.last_delivered_id == p.last_id))
-        })
+        p.groups
+            .iter()
+            .filter(|g| g.group == group)
+            .all(|g| g.pending == 0 && (g.lag == Some(0) || (p.last_id.is_some() && g.last_delivered_id == p.last_id)))
     }))
 }

@@ -570,7 +570,12 @@ async fn start_pipeline(url: &str, tag: &str) -> anyhow::Result<PipelineRun> {
 }
 
 impl PipelineRun {
-    async fn replay(&self, symbols: u32, pace: tradeflow_ingest::replay::Pace, limit: Option<u64>) -> anyhow::Result<u64> {
+    async fn replay(
+        &self,
+        symbols: u32,
+        pace: tradeflow_ingest::replay::Pace,
+        limit: Option<u64>,
+    ) -> anyhow::Result<u64> {
         use tradeflow_ingest::replay::{CsvFeed, IngestMetrics, ReplayConfig, replay};
         let feeds = (0..symbols)
             .map(|i| CsvFeed {
@@ -652,8 +657,12 @@ impl PipelineRun {
         let mut out = Vec::new();
         let mut conn = self.bus.conn();
         for p in 0..self.bus.topology().stream(stream)?.partitions {
-            let v: redis::Value =
-                redis::cmd("XRANGE").arg(self.bus.keys().partition(stream, p)).arg("-").arg("+").query_async(&mut conn).await?;
+            let v: redis::Value = redis::cmd("XRANGE")
+                .arg(self.bus.keys().partition(stream, p))
+                .arg("-")
+                .arg("+")
+                .query_async(&mut conn)
+                .await?;
             for e in tradeflow_bus::reply::entries("XRANGE", &v)? {
                 let Some(bytes) = e.field(tradeflow_bus::envelope::ENVELOPE_FIELD) else { continue };
                 let env = Envelope::decode(bytes)?;
@@ -676,7 +685,13 @@ fn candle_of(id: &str) -> &str {
     id.split('/').next().unwrap_or(id)
 }
 
-async fn pipeline(settings: &Settings, json: bool, candles: u64, rate: f64, latency_seconds: f64) -> anyhow::Result<()> {
+async fn pipeline(
+    settings: &Settings,
+    json: bool,
+    candles: u64,
+    rate: f64,
+    latency_seconds: f64,
+) -> anyhow::Result<()> {
     let (url, _port, _server) = bench_redis(settings).await?;
     let per_feed = 20_111u64;
     let symbols = candles.div_ceil(per_feed).max(1) as u32;
@@ -690,7 +705,10 @@ async fn pipeline(settings: &Settings, json: bool, candles: u64, rate: f64, late
     let seconds = started.elapsed().as_secs_f64();
     run.finish().await?;
     if !json {
-        eprintln!("throughput: {loaded} candles through 6 stages in {seconds:.1} s = {:.0} candles/s", loaded as f64 / seconds);
+        eprintln!(
+            "throughput: {loaded} candles through 6 stages in {seconds:.1} s = {:.0} candles/s",
+            loaded as f64 / seconds
+        );
         let drained: Vec<String> = stages.iter().map(|(g, t)| format!("{g} {t:.1} s")).collect();
         eprintln!("  replayed in {replayed:.1} s; drained: {}", drained.join(", "));
     }
@@ -721,8 +739,9 @@ async fn pipeline(settings: &Settings, json: bool, candles: u64, rate: f64, late
     orders.sort_by(f64::total_cmp);
 
     let dir = tempfile::Builder::new().prefix("tradeflow-bench-audit-").tempdir()?;
-    let audit = tradeflow_audit::bench_write(&format!("sqlite://{}", dir.path().join("a.db").display()), 200_000, 2_000)
-        .await?;
+    let audit =
+        tradeflow_audit::bench_write(&format!("sqlite://{}", dir.path().join("a.db").display()), 200_000, 2_000)
+            .await?;
     let report = PipelineReport {
         candles_per_s: loaded as f64 / seconds,
         candles: loaded,
@@ -746,7 +765,12 @@ async fn pipeline(settings: &Settings, json: bool, candles: u64, rate: f64, late
         eprintln!(
             "latency at {rate:.0} candles/s: candle in → fill out p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} fills); \
              candle → risk message p50 {:.1} ms, p99 {:.1} ms",
-            report.p50_ms, report.p99_ms, report.max_ms, report.latency_samples, report.order_p50_ms, report.order_p99_ms
+            report.p50_ms,
+            report.p99_ms,
+            report.max_ms,
+            report.latency_samples,
+            report.order_p50_ms,
+            report.order_p99_ms
         );
         eprintln!("audit: {audit:.0} rows/s into SQLite (batches of 2,000)");
     }

@@ -29,10 +29,14 @@ pub const DEFAULT_BALANCE: f64 = 10_000.0;
 pub fn load_accounts(path: Option<&Path>, profiles: &[Profile]) -> anyhow::Result<Vec<AccountConfig>> {
     let names: Vec<&str> = profiles.iter().map(|p| p.name.as_str()).collect();
     let Some(path) = path else {
-        return Ok(profiles.iter().map(|p| AccountConfig::paper(&format!("paper-{}", p.name), &p.name, DEFAULT_BALANCE)).collect());
+        return Ok(profiles
+            .iter()
+            .map(|p| AccountConfig::paper(&format!("paper-{}", p.name), &p.name, DEFAULT_BALANCE))
+            .collect());
     };
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    parse_accounts(&text, &names).map_err(|problems| anyhow::anyhow!("{}:\n  {}", path.display(), problems.join("\n  ")))
+    parse_accounts(&text, &names)
+        .map_err(|problems| anyhow::anyhow!("{}:\n  {}", path.display(), problems.join("\n  ")))
 }
 
 /// Follows `ctl.commands` into a watch channel until `stop`.
@@ -60,7 +64,11 @@ pub fn risk_consumer(
 ) -> anyhow::Result<Consumer<RiskFactory>> {
     eprintln!(
         "risk: accounts {}",
-        accounts.iter().map(|a| format!("{} ({}, {})", a.id, a.profile, a.executor.as_str())).collect::<Vec<_>>().join(", ")
+        accounts
+            .iter()
+            .map(|a| format!("{} ({}, {})", a.id, a.profile, a.executor.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let partitions = bus.topology().stream("ens.decisions")?.partitions;
     let factory = RiskFactory {
@@ -170,8 +178,7 @@ pub fn spawn_pipeline(
         let stop = stop.clone();
         tokio::spawn(async move { c.run(stop).await.map_err(anyhow::Error::from) })
     }
-    let inference =
-        crate::worker::inference_consumer(bus, registry, bus_metrics, spec.models, spec.llm_config, None)?;
+    let inference = crate::worker::inference_consumer(bus, registry, bus_metrics, spec.models, spec.llm_config, None)?;
     let ensemble = crate::worker::ensemble_consumer(bus, registry, bus_metrics, spec.profiles, None)?;
     let risk = risk_consumer(bus, registry, bus_metrics, &spec.accounts, control, None)?;
     let exec = exec_consumer(bus, registry, bus_metrics, &spec.accounts, None)?;

@@ -169,7 +169,10 @@ async fn print_health(bus: &Bus) -> anyhow::Result<()> {
 }
 
 /// Row counts of the audit store and each account's balance.
-async fn print_store(store: &tradeflow_audit::AuditStore, accounts: &[tradeflow_risk::AccountConfig]) -> anyhow::Result<()> {
+async fn print_store(
+    store: &tradeflow_audit::AuditStore,
+    accounts: &[tradeflow_risk::AccountConfig],
+) -> anyhow::Result<()> {
     let mut counts = Vec::new();
     for &t in tradeflow_audit::Table::ALL {
         counts.push(format!("{} {}", t.name(), store.count(t).await?));

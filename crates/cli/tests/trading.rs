@@ -155,7 +155,6 @@ async fn check_store(store: &AuditStore) {
     assert!(reasons.contains_key("trailing_stop"), "beta's trailing stop fires on the demo feed: {reasons:?}");
 }
 
-
 async fn all_drained(bus: &Bus) -> bool {
     for (stream, group) in [
         ("md.candles", "inference"),
@@ -185,11 +184,15 @@ async fn up_and_a_fleet_with_a_sigkill_store_the_same_rows() {
     // One process.
     let one = setup();
     let redis = TestRedis::start().await;
-    let up = tradeflow(&redis, one.path(), &["up", "--exit-when-drained", "--models", MODELS, "--replay", &format!("BTCUSD={DEMO}")])
-        .stdout(Stdio::piped())
-        .output()
-        .await
-        .unwrap();
+    let up = tradeflow(
+        &redis,
+        one.path(),
+        &["up", "--exit-when-drained", "--models", MODELS, "--replay", &format!("BTCUSD={DEMO}")],
+    )
+    .stdout(Stdio::piped())
+    .output()
+    .await
+    .unwrap();
     let said = String::from_utf8_lossy(&up.stdout);
     assert!(up.status.success(), "{said}");
     assert!(said.contains("account alpha:"), "{said}");
@@ -223,7 +226,10 @@ async fn up_and_a_fleet_with_a_sigkill_store_the_same_rows() {
     }
     for i in 0..2 {
         let name = format!("audit-{i}");
-        workers.push((name.clone(), tradeflow(&redis, fleet.path(), &["worker", "audit", "--member-name", &name]).spawn().unwrap()));
+        workers.push((
+            name.clone(),
+            tradeflow(&redis, fleet.path(), &["worker", "audit", "--member-name", &name]).spawn().unwrap(),
+        ));
     }
     let ingest = tradeflow(&redis, fleet.path(), &["worker", "ingest", "--replay", &format!("BTCUSD={DEMO}")])
         .output()
@@ -255,7 +261,8 @@ async fn up_and_a_fleet_with_a_sigkill_store_the_same_rows() {
         let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.unwrap().unwrap();
         assert!(status.success(), "{name}: {status}");
     }
-    let store = AuditStore::connect(&format!("sqlite://{}", fleet.path().join("tradeflow.db").display())).await.unwrap();
+    let store =
+        AuditStore::connect(&format!("sqlite://{}", fleet.path().join("tradeflow.db").display())).await.unwrap();
     check_store(&store).await;
     let got = rows(&store).await;
     for (table, want) in &expected {

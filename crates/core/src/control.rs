@@ -14,15 +14,24 @@ pub enum Command {
     Pause,
     Resume,
     /// Analyse now (a symbol, or every tracked one).
-    Trigger { symbol: Option<String> },
+    Trigger {
+        symbol: Option<String>,
+    },
     /// Halt every account; with `close_positions`, close every open position at the next price.
-    EmergencyStop { close_positions: bool },
+    EmergencyStop {
+        close_positions: bool,
+    },
     /// Lift an emergency stop (accounts halted by their circuit breaker stay halted).
     ClearEmergency,
     /// Reset an account's circuit breaker (and its loss streak).
-    ResetAccount { account: String },
+    ResetAccount {
+        account: String,
+    },
     /// Enable or disable trading for an account.
-    SetTrading { account: String, enabled: bool },
+    SetTrading {
+        account: String,
+        enabled: bool,
+    },
     /// Re-read the configuration files.
     Reload,
 }

@@ -167,22 +167,54 @@ impl Payload for OrderIntent {
 pub enum RefusalReason {
     TradingDisabled,
     /// The max-drawdown circuit breaker tripped; halted until an operator resets the account.
-    Halted { drawdown: f64, max_drawdown: f64 },
+    Halted {
+        drawdown: f64,
+        max_drawdown: f64,
+    },
     EmergencyStop,
     Paused,
     ShortingDisabled,
-    ConfidenceBelowMinimum { confidence: f64, minimum: f64 },
-    MaxOpenPositions { open: u32, max: u32 },
-    MaxPositionNotional { notional: f64, max: f64 },
-    MaxPositionPctOfEquity { pct: f64, max: f64 },
-    MaxLeverage { requested: f64, max: f64 },
-    InsufficientMargin { required: f64, available: f64 },
-    MaxSymbolExposure { exposure: f64, max: f64 },
-    DailyLossLimit { loss: f64, limit: f64 },
-    Cooldown { consecutive_losses: u32, until: i64 },
+    ConfidenceBelowMinimum {
+        confidence: f64,
+        minimum: f64,
+    },
+    MaxOpenPositions {
+        open: u32,
+        max: u32,
+    },
+    MaxPositionNotional {
+        notional: f64,
+        max: f64,
+    },
+    MaxPositionPctOfEquity {
+        pct: f64,
+        max: f64,
+    },
+    MaxLeverage {
+        requested: f64,
+        max: f64,
+    },
+    InsufficientMargin {
+        required: f64,
+        available: f64,
+    },
+    MaxSymbolExposure {
+        exposure: f64,
+        max: f64,
+    },
+    DailyLossLimit {
+        loss: f64,
+        limit: f64,
+    },
+    Cooldown {
+        consecutive_losses: u32,
+        until: i64,
+    },
     StopLossRequired,
     /// Sizing gave nothing worth an order (e.g. no equity left).
-    SizeTooSmall { quantity: f64 },
+    SizeTooSmall {
+        quantity: f64,
+    },
 }
 
 impl RefusalReason {

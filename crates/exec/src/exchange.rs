@@ -117,7 +117,12 @@ impl ExchangeDesk {
             ..order.clone()
         };
         let book = self.state.books.entry(account.clone()).or_insert_with(|| {
-            let config = PaperConfig { taker_fee: cfg.taker_fee, maker_fee: cfg.taker_fee, slippage_bps: 0.0, maintenance_margin_rate: 0.0 };
+            let config = PaperConfig {
+                taker_fee: cfg.taker_fee,
+                maker_fee: cfg.taker_fee,
+                slippage_bps: 0.0,
+                maintenance_margin_rate: 0.0,
+            };
             PaperBook::new(&account, cfg.starting_balance, config)
         });
         let events = book.execute(&booked);

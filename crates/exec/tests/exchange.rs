@@ -25,7 +25,8 @@ struct Fake {
 }
 
 async fn handle(State(fake): State<Arc<Mutex<Fake>>>, method: Method, uri: Uri, RawQuery(q): RawQuery) -> Response {
-    let params: BTreeMap<String, String> = form_urlencoded::parse(q.unwrap_or_default().as_bytes()).into_owned().collect();
+    let params: BTreeMap<String, String> =
+        form_urlencoded::parse(q.unwrap_or_default().as_bytes()).into_owned().collect();
     let mut f = fake.lock().unwrap();
     f.requests += 1;
     let symbol = params.get("symbol").cloned().unwrap_or_default();
@@ -37,7 +38,8 @@ async fn handle(State(fake): State<Arc<Mutex<Fake>>>, method: Method, uri: Uri, 
         (Method::POST, "/fapi/v1/order") => {
             f.posts += 1;
             if let Some((code, msg)) = f.refuse {
-                return (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"code": code, "msg": msg}))).into_response();
+                return (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"code": code, "msg": msg})))
+                    .into_response();
             }
             let id = params["newClientOrderId"].clone();
             let qty = params["quantity"].clone();
@@ -56,7 +58,10 @@ async fn handle(State(fake): State<Arc<Mutex<Fake>>>, method: Method, uri: Uri, 
                     "executedQty": qty, "avgPrice": "101.50", "updateTime": 1
                 }))
                 .into_response(),
-                None => (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"code": -2013, "msg": "Order does not exist."})))
+                None => (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(serde_json::json!({"code": -2013, "msg": "Order does not exist."})),
+                )
                     .into_response(),
             }
         }
@@ -81,7 +86,8 @@ fn desk(url: &str) -> ExchangeDesk {
         ..FuturesConfig::default()
     };
     let client = FuturesClient::with_credentials(&config, Credentials::new("key", "secret")).unwrap();
-    let account = ExchangeAccount { id: "live".into(), starting_balance: 1_000.0, leverage: 2, taker_fee: 0.0004, client };
+    let account =
+        ExchangeAccount { id: "live".into(), starting_balance: 1_000.0, leverage: 2, taker_fee: 0.0004, client };
     ExchangeDesk::new(vec![account], DeskState::default())
 }
 
@@ -116,7 +122,8 @@ async fn fills_at_the_exchange_price_once() {
     let (url, state) = fake().await;
     let mut desk = desk(&url);
     let out = desk.on_message(&order(1, Intent::Open)).await.unwrap();
-    let fills: Vec<_> = out.events.iter().filter_map(|e| if let ExecEvent::Fill(f) = e { Some(f) } else { None }).collect();
+    let fills: Vec<_> =
+        out.events.iter().filter_map(|e| if let ExecEvent::Fill(f) = e { Some(f) } else { None }).collect();
     assert_eq!(fills.len(), 1);
     assert_eq!((fills[0].price, fills[0].quantity, fills[0].reason), (101.5, 2.0, FillReason::Entry));
     assert!((fills[0].fee - 2.0 * 101.5 * 0.0004).abs() < 1e-12);
@@ -126,12 +133,17 @@ async fn fills_at_the_exchange_price_once() {
     assert!(again.duplicate && again.events.is_empty());
     // A mark asks nothing of the exchange.
     let requests = state.lock().unwrap().requests;
-    let mark = RiskMessage::Mark(Mark { id: "m".into(), decision_id: "d".into(), account: "live".into(), seq: 2, bar: bar() });
+    let mark =
+        RiskMessage::Mark(Mark { id: "m".into(), decision_id: "d".into(), account: "live".into(), seq: 2, bar: bar() });
     assert!(desk.on_message(&mark).await.unwrap().events.is_empty());
     assert_eq!(state.lock().unwrap().requests, requests);
     // The close is reduce-only and realises (101.5 − 101.5) × 2 = 0 before fees.
     let out = desk.on_message(&order(3, Intent::Close)).await.unwrap();
-    assert!(out.events.iter().any(|e| matches!(e, ExecEvent::Fill(f) if f.reason == FillReason::Exit && f.realized_pnl == 0.0)));
+    assert!(
+        out.events
+            .iter()
+            .any(|e| matches!(e, ExecEvent::Fill(f) if f.reason == FillReason::Exit && f.realized_pnl == 0.0))
+    );
     let f = state.lock().unwrap();
     assert_eq!((f.posts, f.orders.len()), (2, 2), "one order per intent");
     // One leverage call (set once per symbol) + two orders.

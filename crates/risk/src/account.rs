@@ -218,7 +218,8 @@ impl AccountConfig {
         if r.max_open_positions == 0 {
             p.push(format!("{rp}.max_open_positions: must be at least 1"));
         }
-        for (name, v) in [("max_position_notional", r.max_position_notional), ("max_symbol_exposure", r.max_symbol_exposure)]
+        for (name, v) in
+            [("max_position_notional", r.max_position_notional), ("max_symbol_exposure", r.max_symbol_exposure)]
         {
             if let Some(v) = v
                 && !(v.is_finite() && v > 0.0)
@@ -227,7 +228,10 @@ impl AccountConfig {
             }
         }
         if !(r.max_position_pct_of_equity > 0.0 && r.max_position_pct_of_equity <= 100.0) {
-            p.push(format!("{rp}.max_position_pct_of_equity: must be within (0, 100], got {}", r.max_position_pct_of_equity));
+            p.push(format!(
+                "{rp}.max_position_pct_of_equity: must be within (0, 100], got {}",
+                r.max_position_pct_of_equity
+            ));
         }
         if !(r.max_leverage.is_finite() && r.max_leverage > 0.0) {
             p.push(format!("{rp}.max_leverage: must be a positive number, got {}", r.max_leverage));

@@ -195,7 +195,13 @@ fn apply_control(cfg: &AccountConfig, st: &mut AccountState, control: &ControlSt
         st.consecutive_losses = 0;
         st.cooldown_until = i64::MIN;
         st.peak_equity = st.book.equity();
-        out.alerts.push(alert(reset, &cfg.id, "reset", "circuit breaker and loss streak reset by an operator".into(), time));
+        out.alerts.push(alert(
+            reset,
+            &cfg.id,
+            "reset",
+            "circuit breaker and loss streak reset by an operator".into(),
+            time,
+        ));
     }
     if let Some(stop) = &control.emergency
         && st.applied_emergency.as_ref() != Some(stop)
@@ -313,12 +319,22 @@ fn step(cfg: &AccountConfig, st: &mut AccountState, d: &Decision, bar: &BarMark,
         Action::Short => Some(Direction::Short),
         Action::Hold => None,
     };
-    let mark = || RiskMessage::Mark(Mark { id: id.clone(), decision_id: d.id().into_string(), account: cfg.id.clone(), seq, bar: bar.clone() });
+    let mark = || {
+        RiskMessage::Mark(Mark {
+            id: id.clone(),
+            decision_id: d.id().into_string(),
+            account: cfg.id.clone(),
+            seq,
+            bar: bar.clone(),
+        })
+    };
     let message = match (wanted, position) {
         (None, _) => mark(),
         (Some(w), Some((have, _))) if w == have => mark(),
         // The decision turned against the position: close it (exits are never refused).
-        (Some(_), Some((have, quantity))) => RiskMessage::Order(order(cfg, d, &id, seq, bar, Intent::Close, have, quantity)),
+        (Some(_), Some((have, quantity))) => {
+            RiskMessage::Order(order(cfg, d, &id, seq, bar, Intent::Close, have, quantity))
+        }
         (Some(w), None) => match check_entry(cfg, st, d, bar, w, control) {
             Ok(quantity) => RiskMessage::Order(order(cfg, d, &id, seq, bar, Intent::Open, w, quantity)),
             Err(reason) => RiskMessage::Rejected(Rejection {

@@ -182,12 +182,8 @@ impl HandlerFactory for RiskFactory {
     type Handler = RiskHandler;
 
     fn create(&self, partition: u32, restored: Option<&[u8]>) -> Result<RiskHandler, String> {
-        let mine: Vec<AccountConfig> = self
-            .accounts
-            .iter()
-            .filter(|a| partition_of(&a.profile, self.partitions) == partition)
-            .cloned()
-            .collect();
+        let mine: Vec<AccountConfig> =
+            self.accounts.iter().filter(|a| partition_of(&a.profile, self.partitions) == partition).cloned().collect();
         let mine = Arc::new(mine);
         let stage = match restored {
             Some(bytes) => RiskStage::restore(mine, bytes)?,

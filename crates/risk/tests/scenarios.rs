@@ -108,7 +108,10 @@ fn trading_disabled_by_config_and_by_command() {
     a.trading_enabled = false;
     assert_eq!(refused_with(a, &none(), decision("BTC", 0, Action::Long, 100.0)), RefusalReason::TradingDisabled);
     let off = control(&[Command::SetTrading { account: "a".into(), enabled: false }]);
-    assert_eq!(refused_with(account("a"), &off, decision("BTC", 0, Action::Long, 100.0)), RefusalReason::TradingDisabled);
+    assert_eq!(
+        refused_with(account("a"), &off, decision("BTC", 0, Action::Long, 100.0)),
+        RefusalReason::TradingDisabled
+    );
 }
 
 #[test]
@@ -116,7 +119,10 @@ fn paused_refuses_entries() {
     let c = control(&[Command::Pause]);
     assert_eq!(refused_with(account("a"), &c, decision("BTC", 0, Action::Long, 100.0)), RefusalReason::Paused);
     let c = control(&[Command::Pause, Command::Resume]);
-    assert!(matches!(only(stage(vec![account("a")]).on_decision(&decision("BTC", 0, Action::Long, 100.0), &c)), RiskMessage::Order(_)));
+    assert!(matches!(
+        only(stage(vec![account("a")]).on_decision(&decision("BTC", 0, Action::Long, 100.0), &c)),
+        RiskMessage::Order(_)
+    ));
 }
 
 #[test]

@@ -15,7 +15,9 @@ pub enum CtlCommand {
     Pause,
     Resume,
     /// Analyse now (one symbol, or every tracked one).
-    Trigger { symbol: Option<String> },
+    Trigger {
+        symbol: Option<String>,
+    },
     /// Halt every account (no new entries).
     EmergencyStop {
         /// Also close every open position at the latest price.
@@ -25,7 +27,9 @@ pub enum CtlCommand {
     /// Lift the emergency stop.
     ClearEmergency,
     /// Reset an account's circuit breaker and loss streak.
-    Reset { account: String },
+    Reset {
+        account: String,
+    },
     /// Enable or disable trading for an account.
     Trading {
         account: String,
