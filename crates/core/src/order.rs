@@ -1,7 +1,8 @@
 //! What risk sends on `risk.orders` (key = account): for every decision of a profile and every
-//! account that follows it, exactly one of an [`OrderIntent`] (approved, sized), a
+//! account that follows it, at most one of an [`OrderIntent`] (approved, sized), a
 //! [`Rejection`] (with its typed [`RefusalReason`]) or a [`Mark`] (nothing to do, but the
-//! account's book still sees the candle, so that stops, take-profits and liquidations trigger).
+//! account holds a position or a resting order in the symbol, so its book must see the candle
+//! for stops, take-profits, liquidations and limit fills). A hold on an idle symbol sends nothing.
 //!
 //! Each carries the account's `seq`: risk numbers what it sends to an account 1, 2, 3… and the
 //! executor applies each number once, so a redelivered or re-sent message never fills twice.

@@ -352,6 +352,14 @@ fn step(cfg: &AccountConfig, st: &mut AccountState, d: &Decision, bar: &BarMark,
         let events = st.book.execute(o);
         record_results(cfg, st, &events, bar.close_time, &mut out);
     }
+    // A mark only matters to a book with something in the symbol (a position to check stops
+    // and liquidation against, a resting limit order): otherwise it is not sent, and the seq it
+    // would have taken goes to the next message. The executor's book is the same either way.
+    let idle = st.book.position(&bar.symbol).is_none() && st.book.pending_order(&bar.symbol).is_none();
+    if matches!(message, RiskMessage::Mark(_)) && idle {
+        st.seq -= 1;
+        return out;
+    }
     out.messages.push(message);
     out
 }
