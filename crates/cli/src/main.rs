@@ -16,6 +16,9 @@ use tradeflow_bus::Bus;
 
 use crate::config::Settings;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "tradeflow", version, about = "Redis Streams trading pipeline: streams, dead letters, benchmarks")]
 struct Cli {
