@@ -432,7 +432,7 @@ struct InferenceReport {
 async fn inference(settings: &Settings, json: bool, symbols: u32, models: &[String]) -> anyhow::Result<()> {
     use tradeflow_inference::StageConfig;
     use tradeflow_inference::worker::{InferenceFactory, InferenceMetrics};
-    use tradeflow_ingest::replay::{CsvFeed, IngestMetrics, Pace, ReplayConfig, replay};
+    use tradeflow_ingest::replay::{IngestMetrics, Pace, replay};
 
     let (url, _port, _server) = bench_redis(settings).await?;
     let ns = format!("benchinf{}", std::process::id());
@@ -441,14 +441,7 @@ async fn inference(settings: &Settings, json: bool, symbols: u32, models: &[Stri
     bus.init().await?;
     let producer = Producer::new(bus.clone(), "bench");
     let registry = prometheus::Registry::new();
-    let feeds = (0..symbols)
-        .map(|i| CsvFeed {
-            path: crate::config::demo_feed(),
-            symbol: format!("SYM{i}"),
-            interval: tradeflow_core::market::Interval::H1,
-        })
-        .collect();
-    let config = ReplayConfig { feeds, pace: Pace::Fast, passes: 1, source: "bench".into() };
+    let config = demo_symbols(symbols, Pace::Fast);
     let mut stage = tradeflow_ingest::IngestStage::default();
     let loaded =
         replay(&producer, &mut stage, &config, &IngestMetrics::register(&registry)?, &CancellationToken::new()).await?;
@@ -576,15 +569,8 @@ impl PipelineRun {
         pace: tradeflow_ingest::replay::Pace,
         limit: Option<u64>,
     ) -> anyhow::Result<u64> {
-        use tradeflow_ingest::replay::{CsvFeed, IngestMetrics, ReplayConfig, replay};
-        let feeds = (0..symbols)
-            .map(|i| CsvFeed {
-                path: crate::config::demo_feed(),
-                symbol: format!("SYM{i}"),
-                interval: tradeflow_core::market::Interval::H1,
-            })
-            .collect();
-        let config = ReplayConfig { feeds, pace, passes: 1, source: "bench".into() };
+        use tradeflow_ingest::replay::{IngestMetrics, replay};
+        let config = demo_symbols(symbols, pace);
         let mut stage = tradeflow_ingest::IngestStage::default();
         let producer = Producer::new(self.bus.clone(), "ingest");
         let stop = CancellationToken::new();
@@ -777,4 +763,16 @@ async fn pipeline(
         eprintln!("audit: {audit:.0} rows/s into SQLite (batches of 2,000)");
     }
     Ok(())
+}
+
+/// The demo feed replayed as `symbols` symbols SYM0, SYM1, … (source `bench`).
+fn demo_symbols(symbols: u32, pace: tradeflow_ingest::replay::Pace) -> tradeflow_ingest::replay::ReplayConfig {
+    let feeds = (0..symbols)
+        .map(|i| tradeflow_ingest::replay::CsvFeed {
+            path: crate::config::demo_feed(),
+            symbol: format!("SYM{i}"),
+            interval: tradeflow_core::market::Interval::H1,
+        })
+        .collect();
+    tradeflow_ingest::replay::ReplayConfig { feeds, pace, passes: 1, source: "bench".into() }
 }
