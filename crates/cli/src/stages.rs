@@ -56,7 +56,7 @@ fn named<F: tradeflow_bus::HandlerFactory>(mut c: Consumer<F>, member: Option<St
 /// Consumer of ens.decisions (group `risk`).
 pub fn risk_consumer(
     bus: &Bus,
-    registry: &Registry,
+    metrics: RiskMetrics,
     bus_metrics: &BusMetrics,
     accounts: &[AccountConfig],
     control: watch::Receiver<ControlState>,
@@ -75,7 +75,7 @@ pub fn risk_consumer(
         accounts: Arc::new(accounts.to_vec()),
         partitions,
         producer: Producer::new(bus.clone(), "risk").with_metrics(bus_metrics.clone()),
-        metrics: RiskMetrics::register(registry)?,
+        metrics,
         control,
     };
     let c = Consumer::new(bus.clone(), "ens.decisions", "risk", "risk", factory)?.with_metrics(bus_metrics.clone());
@@ -86,7 +86,7 @@ pub fn risk_consumer(
 /// accounts with executor `binance_futures`.
 pub fn exec_consumer(
     bus: &Bus,
-    registry: &Registry,
+    metrics: ExecMetrics,
     bus_metrics: &BusMetrics,
     accounts: &[AccountConfig],
     member: Option<String>,
@@ -119,7 +119,7 @@ pub fn exec_consumer(
         accounts,
         exchange,
         producer: Producer::new(bus.clone(), "exec").with_metrics(bus_metrics.clone()),
-        metrics: ExecMetrics::register(registry)?,
+        metrics,
     };
     let c = Consumer::new(bus.clone(), "risk.orders", "exec", "exec", factory)?.with_metrics(bus_metrics.clone());
     Ok(named(c, member))
@@ -179,9 +179,15 @@ pub fn spawn_pipeline(
         tokio::spawn(async move { c.run(stop).await.map_err(anyhow::Error::from) })
     }
     let inference = crate::worker::inference_consumer(bus, registry, bus_metrics, spec.models, spec.llm_config, None)?;
-    let ensemble = crate::worker::ensemble_consumer(bus, registry, bus_metrics, spec.profiles, None)?;
-    let risk = risk_consumer(bus, registry, bus_metrics, &spec.accounts, control, None)?;
-    let exec = exec_consumer(bus, registry, bus_metrics, &spec.accounts, None)?;
+    let ensemble = crate::worker::ensemble_consumer(
+        bus,
+        tradeflow_ensemble::worker::EnsembleMetrics::register(registry)?,
+        bus_metrics,
+        spec.profiles,
+        None,
+    )?;
+    let risk = risk_consumer(bus, RiskMetrics::register(registry)?, bus_metrics, &spec.accounts, control, None)?;
+    let exec = exec_consumer(bus, ExecMetrics::register(registry)?, bus_metrics, &spec.accounts, None)?;
     let mut tasks = vec![task(inference, stop), task(ensemble, stop), task(risk, stop), task(exec, stop)];
     let (bus, registry, bus_metrics, store, stop) =
         (bus.clone(), registry.clone(), bus_metrics.clone(), spec.store, stop.clone());
@@ -208,4 +214,52 @@ pub async fn all_drained(bus: &Bus) -> anyhow::Result<bool> {
         }
     }
     Ok(true)
+}
+
+/// Runs the consumer `build` makes until `stop`. On each new `reload` command (`tradeflow ctl
+/// reload`) `build` runs again, re-reading the configuration files: if they are sound, the
+/// running consumer stops gracefully (acknowledges, checkpoints, releases its leases) and the
+/// new one takes over from the checkpoints; if not, every problem is logged and the running
+/// configuration stays.
+pub async fn run_reloadable<F: tradeflow_bus::HandlerFactory>(
+    stage: &str,
+    mut build: impl FnMut() -> anyhow::Result<Consumer<F>>,
+    mut control: watch::Receiver<ControlState>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut seen = control.borrow_and_update().last_reload.clone();
+    let mut generation = stop.child_token();
+    let mut task = tokio::spawn(build()?.run(generation.clone()));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            ended = &mut task => return Ok(ended.context("consumer task")??),
+            changed = control.changed() => {
+                if changed.is_err() {
+                    stop.cancelled().await;
+                    break;
+                }
+                let now = control.borrow_and_update().last_reload.clone();
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                match build() {
+                    Ok(next) => {
+                        generation.cancel();
+                        task.await.context("consumer task")??;
+                        generation = stop.child_token();
+                        task = tokio::spawn(next.run(generation.clone()));
+                        eprintln!("{stage}: configuration reloaded");
+                    }
+                    Err(e) => {
+                        eprintln!("{stage}: reload refused, the running configuration stays: {e:#}");
+                        tracing::error!(error = %format!("{e:#}"), "reload refused");
+                    }
+                }
+            }
+        }
+    }
+    task.await.context("consumer task")??;
+    Ok(())
 }

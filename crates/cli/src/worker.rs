@@ -17,6 +17,7 @@ use tradeflow_core::market::Interval;
 use tradeflow_ensemble::Profile;
 use tradeflow_ensemble::profile::parse_profiles;
 use tradeflow_ensemble::worker::{EnsembleFactory, EnsembleMetrics};
+use tradeflow_exec::worker::ExecMetrics;
 use tradeflow_inference::StageConfig;
 use tradeflow_inference::llm::{Analyst, LlmConfig, LlmMetrics};
 use tradeflow_inference::worker::{InferenceFactory, InferenceMetrics};
@@ -24,6 +25,7 @@ use tradeflow_ingest::IngestStage;
 use tradeflow_ingest::binance::{BinanceConfig, BinanceSeries, run_binance};
 use tradeflow_ingest::replay::{CsvFeed, IngestMetrics, Pace, ReplayConfig, replay};
 use tradeflow_ingest::synthetic::{SyntheticConfig, run_synthetic};
+use tradeflow_risk::worker::RiskMetrics;
 
 use crate::config::{Settings, demo_feed};
 use crate::stages;
@@ -110,7 +112,7 @@ pub(crate) fn load_profiles(path: Option<&Path>) -> anyhow::Result<Vec<Profile>>
 /// A consumer of inf.signals (group `ensemble`) joining them into decisions.
 pub(crate) fn ensemble_consumer(
     bus: &tradeflow_bus::Bus,
-    registry: &Registry,
+    metrics: EnsembleMetrics,
     bus_metrics: &BusMetrics,
     profiles: Vec<Profile>,
     member_name: Option<String>,
@@ -126,7 +128,7 @@ pub(crate) fn ensemble_consumer(
     let factory = EnsembleFactory {
         profiles: Arc::new(profiles),
         producer: Producer::new(bus.clone(), "ensemble").with_metrics(bus_metrics.clone()),
-        metrics: EnsembleMetrics::register(registry)?,
+        metrics,
         tick: std::time::Duration::from_millis(100),
     };
     let mut consumer =
@@ -313,27 +315,37 @@ pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> 
         }
         WorkerCommand::Ensemble(args) => {
             serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
-            let profiles = load_profiles(args.profiles.as_deref())?;
-            let consumer = ensemble_consumer(&bus, &registry, &bus_metrics, profiles, args.member_name)?;
-            consumer.run(shutdown).await?;
-            Ok(())
+            let metrics = EnsembleMetrics::register(&registry)?;
+            let control = stages::follow_control(&bus, shutdown.clone());
+            let build = || {
+                let profiles = load_profiles(args.profiles.as_deref())?;
+                ensemble_consumer(&bus, metrics.clone(), &bus_metrics, profiles, args.member_name.clone())
+            };
+            stages::run_reloadable("ensemble", build, control, shutdown).await
         }
         WorkerCommand::Risk(args) => {
             serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
-            let profiles = load_profiles(args.profiles.as_deref())?;
-            let accounts = stages::load_accounts(args.accounts.as_deref(), &profiles)?;
+            let metrics = RiskMetrics::register(&registry)?;
             let control = stages::follow_control(&bus, shutdown.clone());
-            let consumer = stages::risk_consumer(&bus, &registry, &bus_metrics, &accounts, control, args.member_name)?;
-            consumer.run(shutdown).await?;
-            Ok(())
+            let stage_control = control.clone();
+            let build = || {
+                let profiles = load_profiles(args.profiles.as_deref())?;
+                let accounts = stages::load_accounts(args.accounts.as_deref(), &profiles)?;
+                let control = stage_control.clone();
+                stages::risk_consumer(&bus, metrics.clone(), &bus_metrics, &accounts, control, args.member_name.clone())
+            };
+            stages::run_reloadable("risk", build, control, shutdown).await
         }
         WorkerCommand::Exec(args) => {
             serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
-            let profiles = load_profiles(args.profiles.as_deref())?;
-            let accounts = stages::load_accounts(args.accounts.as_deref(), &profiles)?;
-            let consumer = stages::exec_consumer(&bus, &registry, &bus_metrics, &accounts, args.member_name)?;
-            consumer.run(shutdown).await?;
-            Ok(())
+            let metrics = ExecMetrics::register(&registry)?;
+            let control = stages::follow_control(&bus, shutdown.clone());
+            let build = || {
+                let profiles = load_profiles(args.profiles.as_deref())?;
+                let accounts = stages::load_accounts(args.accounts.as_deref(), &profiles)?;
+                stages::exec_consumer(&bus, metrics.clone(), &bus_metrics, &accounts, args.member_name.clone())
+            };
+            stages::run_reloadable("exec", build, control, shutdown).await
         }
         WorkerCommand::Audit(args) => {
             serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
