@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tradeflow_bus::{Bus, Producer, Topology};
 use tradeflow_core::Payload;
-use tradeflow_core::decision::{Decision, Trigger};
-use tradeflow_core::market::Interval;
+use tradeflow_core::decision::Decision;
 use tradeflow_core::order::{OrderIntent, Rejection};
 use tradeflow_core::signal::Action;
 use tradeflow_testkit::{TestRedis, envelopes};
@@ -31,24 +30,7 @@ fn tradeflow(redis: &TestRedis, accounts: &std::path::Path, args: &[&str]) -> to
 }
 
 fn decision(symbol: &str) -> Decision {
-    Decision {
-        candle_id: format!("csv:{symbol}:1h:0"),
-        symbol: symbol.into(),
-        interval: Interval::H1,
-        open_time: 0,
-        high: 100.0,
-        low: 100.0,
-        close: 100.0,
-        profile: "technical".into(),
-        action: Action::Long,
-        confidence: 0.9,
-        contributions: Vec::new(),
-        missing: Vec::new(),
-        trigger: Trigger::Complete,
-        reasoning: "test".into(),
-        stop_loss: None,
-        take_profit: None,
-    }
+    tradeflow_testkit::flat_decision("technical", symbol, 0, Action::Long, 100.0)
 }
 
 async fn send(producer: &Producer, d: &Decision) {

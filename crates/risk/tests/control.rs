@@ -11,8 +11,7 @@ use tradeflow_bus::control::{follow, send_command};
 use tradeflow_bus::{Consumer, Producer, Topology};
 use tradeflow_core::Payload;
 use tradeflow_core::control::{Command, ControlCommand, ControlState};
-use tradeflow_core::decision::{Decision, Trigger};
-use tradeflow_core::market::Interval;
+use tradeflow_core::decision::Decision;
 use tradeflow_core::order::{Intent, OrderIntent, Rejection};
 use tradeflow_core::signal::Action;
 use tradeflow_risk::AccountConfig;
@@ -22,24 +21,7 @@ use tradeflow_testkit::{TestRedis, envelopes};
 const STREAMS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../streams.toml");
 
 fn decision(hour: i64, action: Action) -> Decision {
-    Decision {
-        candle_id: format!("csv:BTC:1h:{}", hour * 3_600_000),
-        symbol: "BTC".into(),
-        interval: Interval::H1,
-        open_time: hour * 3_600_000,
-        high: 100.0,
-        low: 100.0,
-        close: 100.0,
-        profile: "p".into(),
-        action,
-        confidence: 0.9,
-        contributions: Vec::new(),
-        missing: Vec::new(),
-        trigger: Trigger::Complete,
-        reasoning: "test".into(),
-        stop_loss: None,
-        take_profit: None,
-    }
+    Decision { confidence: 0.9, ..tradeflow_testkit::flat_decision("p", "BTC", hour * 3_600_000, action, 100.0) }
 }
 
 async fn wait_for<F: Fn(&[tradeflow_bus::Envelope]) -> bool>(bus: &tradeflow_bus::Bus, what: &str, f: F) {

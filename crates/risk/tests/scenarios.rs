@@ -4,8 +4,7 @@
 use std::sync::Arc;
 
 use tradeflow_core::control::{Command, ControlCommand, ControlState};
-use tradeflow_core::decision::{Decision, Trigger};
-use tradeflow_core::market::Interval;
+use tradeflow_core::decision::Decision;
 use tradeflow_core::order::{Direction, Intent, RefusalReason, RiskMessage};
 use tradeflow_core::signal::Action;
 use tradeflow_risk::{AccountConfig, RiskStage, Sizing};
@@ -14,24 +13,7 @@ const H: i64 = 3_600_000;
 const T0: i64 = 1_700_000_000_000 - 1_700_000_000_000 % (24 * H); // midnight UTC
 
 fn decision(symbol: &str, hour: i64, action: Action, close: f64) -> Decision {
-    Decision {
-        candle_id: format!("csv:{symbol}:1h:{}", T0 + hour * H),
-        symbol: symbol.into(),
-        interval: Interval::H1,
-        open_time: T0 + hour * H,
-        high: close,
-        low: close,
-        close,
-        profile: "p".into(),
-        action,
-        confidence: 0.8,
-        contributions: Vec::new(),
-        missing: Vec::new(),
-        trigger: Trigger::Complete,
-        reasoning: "test".into(),
-        stop_loss: None,
-        take_profit: None,
-    }
+    tradeflow_testkit::flat_decision("p", symbol, T0 + hour * H, action, close)
 }
 
 /// A paper account without fees or slippage, so that PnL is plain arithmetic.

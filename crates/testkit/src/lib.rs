@@ -143,3 +143,32 @@ pub async fn envelopes(bus: &Bus, stream: &str) -> Vec<Envelope> {
     }
     out
 }
+
+/// A decision of `profile` on an hourly candle of `symbol` opening at `open_time`, the bar
+/// flat at `close` (high = low = close), confidence 0.8, no exits: what risk tests start from.
+pub fn flat_decision(
+    profile: &str,
+    symbol: &str,
+    open_time: i64,
+    action: tradeflow_core::signal::Action,
+    close: f64,
+) -> tradeflow_core::decision::Decision {
+    tradeflow_core::decision::Decision {
+        candle_id: format!("csv:{symbol}:1h:{open_time}"),
+        symbol: symbol.into(),
+        interval: tradeflow_core::market::Interval::H1,
+        open_time,
+        high: close,
+        low: close,
+        close,
+        profile: profile.into(),
+        action,
+        confidence: 0.8,
+        contributions: Vec::new(),
+        missing: Vec::new(),
+        trigger: tradeflow_core::decision::Trigger::Complete,
+        reasoning: "test".into(),
+        stop_loss: None,
+        take_profit: None,
+    }
+}
