@@ -147,6 +147,8 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
     for t in tasks {
         t.await.context("pipeline task")??;
     }
+    // The control follower too, before the embedded Redis goes away under it.
+    shutdown.cancel();
     print_health(&bus).await?;
     print_store(&store, &accounts).await
 }
