@@ -5,7 +5,7 @@
 use serde::Serialize;
 use tradeflow_bus::{DecodeError, Envelope};
 use tradeflow_core::Payload;
-use tradeflow_core::control::ControlCommand;
+use tradeflow_core::control::{AuditRecord, ControlCommand};
 use tradeflow_core::decision::{Decision, LateSignal};
 use tradeflow_core::execution::{AccountUpdate, Fill, PositionUpdate};
 use tradeflow_core::market::{Candle, CandleRefused};
@@ -299,6 +299,19 @@ pub fn rows_of(env: &Envelope) -> Result<Vec<Row>, DecodeError> {
                     time: c.issued_at,
                 }),
             ]
+        }
+        AuditRecord::KIND => {
+            let a: AuditRecord = env.open()?;
+            vec![Row::Audit(AuditLogRow {
+                id: a.id,
+                actor: a.actor,
+                action: a.action,
+                resource: a.resource,
+                ip: a.ip,
+                status: a.status,
+                details: a.details,
+                time: a.time,
+            })]
         }
         other => {
             return Err(DecodeError::UnexpectedKind {

@@ -24,6 +24,7 @@ pub mod keys;
 pub mod metrics;
 pub mod producer;
 pub mod reply;
+pub mod tap;
 pub mod topology;
 
 pub use connection::Bus;

@@ -42,6 +42,8 @@ struct FileConfig {
     #[serde(default)]
     bus: BusSection,
     ingest: Option<crate::worker::IngestArgs>,
+    /// `[edge]`: parsed and validated by tradeflow-edge.
+    edge: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -67,6 +69,8 @@ pub struct Settings {
     pub topology_source: String,
     /// `[ingest]` of the config file.
     pub ingest: Option<crate::worker::IngestArgs>,
+    /// `[edge]` of the config file, with its environment overrides.
+    pub edge: tradeflow_edge::EdgeConfig,
 }
 
 impl Settings {
@@ -119,9 +123,16 @@ impl Settings {
                 None
             }
         };
-        match topology {
-            Some(topology) if problems.is_empty() => {
-                Ok(Self { redis_url, topology, topology_source, ingest: file.ingest })
+        let edge = match tradeflow_edge::EdgeConfig::from_toml(file.edge) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                problems.extend(e.problems);
+                None
+            }
+        };
+        match (topology, edge) {
+            (Some(topology), Some(edge)) if problems.is_empty() => {
+                Ok(Self { redis_url, topology, topology_source, ingest: file.ingest, edge })
             }
             _ => bail!("configuration has {} problem(s):\n{}", problems.len(), problems.join("\n")),
         }

@@ -3,6 +3,7 @@
 mod bench;
 mod commands;
 mod config;
+mod edge;
 mod indicators;
 mod stages;
 mod up;
@@ -61,6 +62,13 @@ enum Command {
         #[command(subcommand)]
         command: commands::ctl::CtlCommand,
     },
+    /// The HTTP edge alone: REST, WebSocket, stream health and DLQ APIs over a running pipeline.
+    Edge(edge::EdgeArgs),
+    /// Hash a password or an API key for the `[edge]` configuration (reads stdin).
+    Auth {
+        #[command(subcommand)]
+        command: edge::AuthCommand,
+    },
     /// Run one pipeline stage as a worker process (any number of them).
     Worker {
         #[command(subcommand)]
@@ -98,6 +106,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Indicators(args) = &cli.command {
         return indicators::run(args);
     }
+    if let Command::Auth { command } = cli.command {
+        return edge::run_auth(command);
+    }
     let settings = Settings::load(cli.config.as_deref(), cli.redis_url, cli.streams.as_deref())?;
     match cli.command {
         Command::Streams { command } => commands::streams::run(&settings, command).await,
@@ -107,6 +118,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Indicators(args) => indicators::run(&args),
         Command::Worker { command } => worker::run(&settings, command).await,
         Command::Ctl { command } => commands::ctl::run(&settings, command).await,
+        Command::Edge(args) => edge::run(&settings, args).await,
+        Command::Auth { .. } => Ok(()),
     }
 }
 

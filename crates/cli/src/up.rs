@@ -4,7 +4,8 @@
 //!
 //! It runs all six stages: ingestion (CSV replay, the bundled demo feed by default), inference,
 //! the ensemble, risk, the paper executor and the audit writer (SQLite `<data-dir>/tradeflow.db`
-//! unless DATABASE_URL names another store). The edge joins with its issue.
+//! unless DATABASE_URL names another store), and the HTTP edge on `--listen` (default
+//! 127.0.0.1:8080; `--no-edge` leaves it out) with an `admin` user.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -53,6 +54,13 @@ pub struct UpArgs {
     /// Serve Prometheus metrics on this address.
     #[arg(long)]
     metrics_listen: Option<std::net::SocketAddr>,
+    /// The edge's address (default `[edge] listen`, env TRADEFLOW_EDGE_LISTEN, else
+    /// 127.0.0.1:8080; port 0 picks a free one and prints it).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Run without the HTTP edge.
+    #[arg(long)]
+    no_edge: bool,
 }
 
 pub async fn run(settings: &Settings, args: UpArgs) -> anyhow::Result<()> {
@@ -119,7 +127,31 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
         accounts: accounts.clone(),
         store: store.clone(),
     };
-    let tasks = stages::spawn_pipeline(&bus, &registry, &bus_metrics, spec, control, &stages)?;
+    let tasks = stages::spawn_pipeline(&bus, &registry, &bus_metrics, spec, control.clone(), &stages)?;
+    let edge = if args.no_edge {
+        None
+    } else {
+        let config = settings.edge.clone();
+        let listen = args.listen.unwrap_or_else(|| config.listen_addr());
+        let parts = crate::edge::EdgeParts {
+            bus: bus.clone(),
+            registry: registry.clone(),
+            store: Some(store.clone()),
+            pipeline: tradeflow_edge::Pipeline {
+                profiles: worker::load_profiles(args.profiles.as_deref())?,
+                accounts: accounts.clone().into(),
+                accounts_path: args.accounts.clone(),
+                models: args.models.clone(),
+                llm_config: args.llm_config.clone(),
+            },
+            control,
+            secret: Some(crate::edge::secret_for_up(&config, &args.data_dir)?),
+            extra_users: vec![crate::edge::admin_for_up(&args.data_dir).await?],
+        };
+        let (addr, task) = crate::edge::start(config, listen, parts, shutdown.clone()).await?;
+        println!("edge: http://{addr}/api/v1 (docs http://{addr}/docs)");
+        Some(task)
+    };
 
     let (config, mut stage) = worker::ingest_setup(&args.replays, Interval::H1, Pace::Fast, 1, &[])?;
     let producer = Producer::new(bus.clone(), "ingest").with_metrics(bus_metrics);
@@ -147,8 +179,11 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
     for t in tasks {
         t.await.context("pipeline task")??;
     }
-    // The control follower too, before the embedded Redis goes away under it.
+    // The control follower and the edge too, before the embedded Redis goes away under them.
     shutdown.cancel();
+    if let Some(edge) = edge {
+        edge.await.context("edge task")??;
+    }
     print_health(&bus).await?;
     print_store(&store, &accounts).await
 }

@@ -165,7 +165,16 @@ async fn up_runs_ingest_and_inference_until_drained() {
     std::fs::write(&small, demo.lines().take(301).collect::<Vec<_>>().join("\n")).unwrap();
     let out = tradeflow(
         None,
-        &["up", "--exit-when-drained", "--data-dir", dir.path().to_str().unwrap(), "--replay", small.to_str().unwrap()],
+        &[
+            "up",
+            "--exit-when-drained",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--replay",
+            small.to_str().unwrap(),
+        ],
     )
     .await;
     let text = stdout(&out);

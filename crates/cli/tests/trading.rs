@@ -187,7 +187,16 @@ async fn up_and_a_fleet_with_a_sigkill_store_the_same_rows() {
     let up = tradeflow(
         &redis,
         one.path(),
-        &["up", "--exit-when-drained", "--models", MODELS, "--replay", &format!("BTCUSD={DEMO}")],
+        &[
+            "up",
+            "--exit-when-drained",
+            "--listen",
+            "127.0.0.1:0",
+            "--models",
+            MODELS,
+            "--replay",
+            &format!("BTCUSD={DEMO}"),
+        ],
     )
     .stdout(Stdio::piped())
     .output()

@@ -157,3 +157,33 @@ mod tests {
         assert_ne!(a.id, b.id, "two commands in the same millisecond get different ids");
     }
 }
+
+/// A record for the audit log: who did what to which resource, from where, with what outcome.
+/// The edge sends one for every mutating call (and every refused one) on `audit.events`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Unique (`audit:<time>:<request id>`).
+    pub id: String,
+    pub actor: String,
+    /// e.g. `dlq_replay`, `account_create`, `login`.
+    pub action: String,
+    /// e.g. `/api/v1/streams/md.candles/dlq/replay`.
+    pub resource: String,
+    pub ip: Option<String>,
+    /// `ok`, `refused`, `failed`.
+    pub status: String,
+    /// JSON text.
+    pub details: String,
+    pub time: i64,
+}
+
+impl AuditRecord {
+    pub fn message_id(&self) -> MessageId {
+        MessageId::from_parts(&[&self.id])
+    }
+}
+
+impl Payload for AuditRecord {
+    const KIND: &'static str = "audit_record";
+    const VERSION: u16 = 1;
+}

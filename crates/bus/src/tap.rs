@@ -1,0 +1,142 @@
+//! A tap: plain XREAD over every partition of some streams, outside any consumer group.
+//!
+//! For readers that must see everything and take nothing away from the workers: the control
+//! follower (every worker learns every command) and the edge (prices, positions and events
+//! for REST and WebSocket clients). A tap never acks, never claims and never dead-letters; an
+//! entry it cannot decode is skipped and counted, the groups' own consumers deal with it.
+
+use std::time::Duration;
+
+use redis::Value;
+use redis::aio::MultiplexedConnection;
+
+use crate::connection::Bus;
+use crate::envelope::{ENVELOPE_FIELD, Envelope};
+use crate::error::{BusError, RedisContext};
+use crate::reply::{self, EntryId, RawEntry};
+
+/// Where a tap starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum From {
+    /// The first entry still in each partition.
+    Start,
+    /// After the last entry present when the tap is opened (only what comes next).
+    Now,
+}
+
+/// One decoded entry.
+#[derive(Debug, Clone)]
+pub struct Tapped {
+    /// Logical stream name (`md.candles`).
+    pub stream: String,
+    pub partition: u32,
+    pub entry_id: String,
+    pub envelope: Envelope,
+}
+
+pub struct Tap {
+    bus: Bus,
+    /// (stream, partition, key, last id read)
+    cursors: Vec<(String, u32, String, EntryId)>,
+    block: Duration,
+    count: usize,
+    conn: Option<MultiplexedConnection>,
+    /// Entries skipped because they could not be decoded.
+    pub undecodable: u64,
+}
+
+impl Tap {
+    /// Opens a tap on `streams` (logical names). Unknown names are an error.
+    pub async fn open(bus: &Bus, streams: &[&str], from: From, block: Duration) -> Result<Tap, BusError> {
+        let mut cursors = Vec::new();
+        for s in streams {
+            let spec = bus.topology().stream(s)?;
+            for p in 0..spec.partitions {
+                cursors.push((s.to_string(), p, bus.keys().partition(s, p), EntryId::ZERO));
+            }
+        }
+        let mut tap = Tap { bus: bus.clone(), cursors, block, count: 1000, conn: None, undecodable: 0 };
+        if from == From::Now {
+            // "$" would be resolved anew by every XREAD and lose what arrives between two
+            // calls: start from each partition's last id instead.
+            let mut pipe = redis::pipe();
+            for (_, _, key, _) in &tap.cursors {
+                pipe.cmd("XREVRANGE").arg(key).arg("+").arg("-").arg("COUNT").arg(1);
+            }
+            let mut conn = bus.conn();
+            let replies: Vec<Value> = pipe.query_async(&mut conn).await.op("XREVRANGE")?;
+            for (cursor, v) in tap.cursors.iter_mut().zip(replies) {
+                if let Some(last) = reply::entries("XREVRANGE", &v)?.into_iter().next() {
+                    cursor.3 = last.id;
+                }
+            }
+        }
+        Ok(tap)
+    }
+
+    /// The next entries (waits up to the block time; empty when nothing came). A failed read
+    /// drops the connection so the next call reconnects; the cursors stay, nothing is skipped.
+    pub async fn next(&mut self) -> Result<Vec<Tapped>, BusError> {
+        if self.conn.is_none() {
+            self.conn = Some(self.bus.blocking_connection(self.block).await?);
+        }
+        let Some(conn) = self.conn.as_mut() else { return Ok(Vec::new()) };
+        let mut cmd = redis::cmd("XREAD");
+        cmd.arg("COUNT").arg(self.count).arg("BLOCK").arg(self.block.as_millis() as u64).arg("STREAMS");
+        for (_, _, key, _) in &self.cursors {
+            cmd.arg(key);
+        }
+        for (_, _, _, id) in &self.cursors {
+            cmd.arg(id.to_string());
+        }
+        let v: Value = match cmd.query_async(conn).await.op("XREAD") {
+            Ok(v) => v,
+            Err(e) => {
+                self.conn = None;
+                return Err(e);
+            }
+        };
+        let mut out = Vec::new();
+        for (key, entries) in per_stream(&v)? {
+            let Some(i) = self.cursors.iter().position(|c| c.2 == key) else { continue };
+            for entry in entries {
+                let cursor = &mut self.cursors[i];
+                cursor.3 = cursor.3.max(entry.id);
+                match entry.field(ENVELOPE_FIELD).map(Envelope::decode) {
+                    Some(Ok(envelope)) => out.push(Tapped {
+                        stream: cursor.0.clone(),
+                        partition: cursor.1,
+                        entry_id: entry.id.to_string(),
+                        envelope,
+                    }),
+                    _ => self.undecodable += 1,
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// XREAD over several streams: `nil` or `[[key, [entries]], ...]`.
+pub(crate) fn per_stream(v: &Value) -> Result<Vec<(String, Vec<RawEntry>)>, BusError> {
+    let bad = |reason: &str| BusError::Reply { op: "XREAD", reason: reason.into() };
+    let streams = match v {
+        Value::Nil => return Ok(Vec::new()),
+        Value::Array(a) => a,
+        _ => return Err(bad("expected an array of streams")),
+    };
+    let mut out = Vec::with_capacity(streams.len());
+    for s in streams {
+        let Value::Array(kv) = s else { return Err(bad("stream item is not an array")) };
+        let (Some(k), Some(list)) = (kv.first(), kv.get(1)) else {
+            return Err(bad("stream item lacks key or entries"));
+        };
+        let key = match k {
+            Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+            Value::SimpleString(s) => s.clone(),
+            _ => return Err(bad("stream key is not a string")),
+        };
+        out.push((key, reply::entries("XREAD", list)?));
+    }
+    Ok(out)
+}

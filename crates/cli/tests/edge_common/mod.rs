@@ -1,0 +1,335 @@
+//! A running pipeline with its edge, for the edge's integration tests: `tradeflow up` over a
+//! private redis-server and SQLite, two symbols (the first `CANDLES` demo bars as BTCUSD and
+//! ETHUSD), two profiles, two paper accounts, users of every role, the edge on a free port.
+//! `start` returns once every stage and the audit writer have drained.
+
+#![allow(dead_code)]
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tradeflow_bus::{Bus, Topology};
+use tradeflow_testkit::TestRedis;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tradeflow");
+pub const STREAMS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../streams.toml");
+pub const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../demo/btcusd_1h.csv");
+/// Bars per symbol.
+pub const CANDLES: usize = 600;
+pub const SYMBOLS: [&str; 2] = ["BTCUSD", "ETHUSD"];
+pub const ADMIN_PASSWORD: &str = "admin-pass-1";
+pub const TRADER: (&str, &str) = ("ops", "ops-pass-1");
+pub const VIEWER: (&str, &str) = ("watcher", "watch-pass-1");
+pub const API_KEY: &str = "grafana-key-0123456789";
+
+pub const PROFILES: &str = r#"
+[[profile]]
+name = "technical"
+models = { technical = 1.0 }
+method = "confidence_weighted_mean"
+
+[[profile]]
+name = "committee"
+models = { rsi = 1.0, macd = 1.0, technical = 2.0 }
+method = "weighted_vote"
+"#;
+
+pub const ACCOUNTS: &str = r#"
+[[account]]
+id = "alpha"
+name = "Alpha"
+profile = "technical"
+starting_balance = 10000.0
+
+[[account]]
+id = "beta"
+name = "Beta"
+profile = "committee"
+starting_balance = 5000.0
+leverage = 3.0
+allow_short = false
+trailing_stop_pct = 0.03
+"#;
+
+/// Knobs of the edge under test.
+#[derive(Clone)]
+pub struct Options {
+    pub anonymous_read: bool,
+    pub read_per_minute: u32,
+    pub write_per_minute: u32,
+    pub auth_per_minute: u32,
+    pub ws_client_queue: usize,
+    pub body_limit_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            anonymous_read: false,
+            read_per_minute: 100_000,
+            write_per_minute: 10_000,
+            auth_per_minute: 1_000,
+            ws_client_queue: 256,
+            body_limit_bytes: 65_536,
+        }
+    }
+}
+
+pub struct Edge {
+    pub redis: TestRedis,
+    pub dir: tempfile::TempDir,
+    pub child: tokio::process::Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    pub client: reqwest::Client,
+    pub bus: Bus,
+    pub admin: String,
+    pub trader: String,
+    pub viewer: String,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// Asserts the status; returns the body.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        self.body
+    }
+
+    /// Asserts an error in the one format, with `status` and `code`.
+    #[track_caller]
+    pub fn expect_error(self, status: u16, code: &str) -> Value {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(self.body["error"]["code"], code, "body: {}", self.body);
+        assert!(self.body["error"]["message"].is_string(), "body: {}", self.body);
+        assert!(self.body.get("request_id").is_some_and(|r| r.is_string()), "body: {}", self.body);
+        self.body
+    }
+}
+
+fn write_inputs(dir: &std::path::Path, options: &Options) {
+    let demo = std::fs::read_to_string(DEMO).unwrap();
+    let head: Vec<&str> = demo.lines().take(CANDLES + 1).collect();
+    std::fs::write(dir.join("bars.csv"), head.join("\n") + "\n").unwrap();
+    std::fs::write(dir.join("profiles.toml"), PROFILES).unwrap();
+    std::fs::write(dir.join("accounts.toml"), ACCOUNTS).unwrap();
+    let hash = |p: &str| tradeflow_edge::auth::hash_password(p).unwrap();
+    let config = format!(
+        r#"
+[edge]
+anonymous_read = {anon}
+body_limit_bytes = {body}
+[edge.rate_limit]
+read_per_minute = {read}
+write_per_minute = {write}
+auth_per_minute = {auth}
+[edge.ws]
+client_queue = {queue}
+status_interval_s = 1
+heartbeat_s = 5
+[[edge.user]]
+name = "{trader}"
+password_hash = "{trader_hash}"
+role = "trader"
+[[edge.user]]
+name = "{viewer}"
+password_hash = "{viewer_hash}"
+role = "viewer"
+[[edge.api_key]]
+name = "grafana"
+key_sha256 = "{key}"
+role = "viewer"
+"#,
+        anon = options.anonymous_read,
+        body = options.body_limit_bytes,
+        read = options.read_per_minute,
+        write = options.write_per_minute,
+        auth = options.auth_per_minute,
+        queue = options.ws_client_queue,
+        trader = TRADER.0,
+        trader_hash = hash(TRADER.1),
+        viewer = VIEWER.0,
+        viewer_hash = hash(VIEWER.1),
+        key = tradeflow_edge::auth::api_key_digest(API_KEY),
+    );
+    std::fs::write(dir.join("tradeflow.toml"), config).unwrap();
+}
+
+impl Edge {
+    pub async fn start() -> Edge {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Edge {
+        let redis = TestRedis::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        write_inputs(dir.path(), &options);
+        let bars = dir.path().join("bars.csv");
+        let mut child = tokio::process::Command::new(BIN)
+            .args(["--config", dir.path().join("tradeflow.toml").to_str().unwrap()])
+            .args(["up", "--listen", "127.0.0.1:0", "--models", "rsi,macd,technical"])
+            .args(["--data-dir", dir.path().to_str().unwrap()])
+            .args(["--replay", &format!("BTCUSD={}", bars.display())])
+            .args(["--replay", &format!("ETHUSD={}", bars.display())])
+            .env("REDIS_URL", redis.url())
+            .env("TRADEFLOW_STREAMS", STREAMS)
+            .env("TRADEFLOW_PROFILES", dir.path().join("profiles.toml"))
+            .env("TRADEFLOW_ACCOUNTS", dir.path().join("accounts.toml"))
+            .env("TRADEFLOW_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("TRADEFLOW_JWT_SECRET", "test-secret-0123456789abcdef0123456789abcdef")
+            .env_remove("DATABASE_URL")
+            .env_remove("TRADEFLOW_EDGE_LISTEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                println!("[up] {line}");
+                let _ = tx.send(line);
+            }
+        });
+        let base = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = rx.recv().await {
+                if let Some(rest) = line.strip_prefix("edge: http://") {
+                    let addr = rest.split('/').next().unwrap();
+                    return format!("http://{addr}");
+                }
+            }
+            panic!("tradeflow up ended before its edge started");
+        })
+        .await
+        .expect("the edge did not start within 60 s");
+        let topology = Topology::load(STREAMS).unwrap();
+        let bus = redis.bus(topology).await;
+        tradeflow_net::tls::install_ring_provider();
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        let mut edge = Edge {
+            redis,
+            dir,
+            child,
+            base,
+            client,
+            bus,
+            admin: String::new(),
+            trader: String::new(),
+            viewer: String::new(),
+        };
+        edge.wait_drained().await;
+        edge.admin = edge.login("admin", ADMIN_PASSWORD).await;
+        edge.trader = edge.login(TRADER.0, TRADER.1).await;
+        edge.viewer = edge.login(VIEWER.0, VIEWER.1).await;
+        edge
+    }
+
+    /// Waits until every stage and the audit writer have nothing left, and the store holds
+    /// every candle.
+    pub async fn wait_drained(&self) {
+        let started = Instant::now();
+        let groups = [
+            ("md.candles", "inference"),
+            ("inf.signals", "ensemble"),
+            ("ens.decisions", "risk"),
+            ("risk.orders", "exec"),
+            ("md.candles", "audit"),
+            ("inf.signals", "audit"),
+            ("ens.decisions", "audit"),
+            ("risk.orders", "audit"),
+            ("exec.fills", "audit"),
+            ("audit.events", "audit"),
+        ];
+        loop {
+            let mut all = tradeflow_bus::inspect::stream_length(&self.bus, "md.candles").await.unwrap()
+                >= (CANDLES * SYMBOLS.len()) as u64;
+            for (s, g) in groups {
+                all &= tradeflow_bus::inspect::drained(&self.bus, s, g).await.unwrap();
+            }
+            if all {
+                // The tap and the audit writer's last flush.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                return;
+            }
+            assert!(started.elapsed() < Duration::from_secs(120), "the pipeline did not drain within 120 s");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn login(&self, user: &str, password: &str) -> String {
+        let r = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(serde_json::json!({ "username": user, "password": password })),
+            )
+            .await;
+        let body = r.expect(200);
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let body =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        Reply { status, headers, body }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.call(reqwest::Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        self.call(reqwest::Method::POST, path, token, body).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Reply {
+        self.call(reqwest::Method::DELETE, path, token, None).await
+    }
+
+    /// The audit store `up` writes (SQLite in the temp dir).
+    pub async fn store(&self) -> tradeflow_audit::AuditStore {
+        let url = format!("sqlite://{}", self.dir.path().join("tradeflow.db").display());
+        tradeflow_audit::AuditStore::connect(&url).await.unwrap()
+    }
+
+    /// Asserts 401 without a token and 403 with a role below `least` (for a mutating route).
+    pub async fn check_roles(&self, method: reqwest::Method, path: &str, body: Option<Value>, least: &str) {
+        self.call(method.clone(), path, None, body.clone()).await.expect_error(401, "unauthorized");
+        self.call(method.clone(), path, Some("not.a.token"), body.clone()).await.expect_error(401, "unauthorized");
+        if least != "viewer" {
+            self.call(method.clone(), path, Some(&self.viewer), body.clone()).await.expect_error(403, "forbidden");
+        }
+        if least == "admin" {
+            self.call(method, path, Some(&self.trader), body).await.expect_error(403, "forbidden");
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The edge's foundation against a running pipeline: probes, metrics, login and roles, the
+//! error format, request ids, rate-limit headers, the OpenAPI document and the Swagger UI.
+
+mod edge_common;
+
+use edge_common::{API_KEY, Edge};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_auth_errors_and_docs() {
+    let edge = Edge::start().await;
+
+    // Probes: no credentials needed, never rate-limited.
+    let h = edge.get("/health", None).await.expect(200);
+    assert_eq!(h["status"], "ok");
+    let r = edge.get("/ready", None).await.expect(200);
+    assert_eq!(r["redis"]["ok"], true);
+    assert_eq!(r["database"]["ok"], true);
+    let m = edge.client.get(edge.url("/metrics")).send().await.unwrap();
+    assert_eq!(m.status(), 200);
+    let text = m.text().await.unwrap();
+    for name in ["tradeflow_edge_requests_total", "tradeflow_bus_acked_total", "tradeflow_edge_ws_clients"] {
+        assert!(text.contains(name), "{name} missing from /metrics");
+    }
+
+    // Login: wrong password and unknown user get the same 401; malformed bodies 4xx.
+    let bad = edge.post("/api/v1/auth/login", None, Some(json!({"username": "admin", "password": "nope"}))).await;
+    let bad = bad.expect_error(401, "unauthorized");
+    let unknown = edge.post("/api/v1/auth/login", None, Some(json!({"username": "ghost", "password": "nope"}))).await;
+    assert_eq!(unknown.expect_error(401, "unauthorized")["error"]["message"], bad["error"]["message"]);
+    edge.post("/api/v1/auth/login", None, Some(json!({"username": "admin"}))).await.expect_error(422, "invalid_body");
+    edge.post("/api/v1/auth/login", None, Some(json!({"username": 5, "password": "x"})))
+        .await
+        .expect_error(422, "invalid_body");
+    let raw = edge
+        .client
+        .post(edge.url("/api/v1/auth/login"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 400);
+
+    // Who am I, by token and by API key; bad credentials are 401 even where reads are open.
+    assert_eq!(edge.get("/api/v1/auth/me", Some(&edge.admin)).await.expect(200)["role"], "admin");
+    assert_eq!(edge.get("/api/v1/auth/me", Some(&edge.trader)).await.expect(200)["role"], "trader");
+    let by_key = edge.client.get(edge.url("/api/v1/auth/me")).header("x-api-key", API_KEY).send().await.unwrap();
+    assert_eq!(by_key.json::<serde_json::Value>().await.unwrap()["subject"], "key:grafana");
+    edge.get("/api/v1/auth/me", None).await.expect_error(401, "unauthorized");
+    edge.get("/api/v1/auth/me", Some("x.y.z")).await.expect_error(401, "unauthorized");
+
+    // Unknown routes and methods in the error format; request ids echoed.
+    edge.get("/api/v1/nope", Some(&edge.admin)).await.expect_error(404, "not_found");
+    edge.call(reqwest::Method::PUT, "/health", None, None).await.expect_error(405, "method_not_allowed");
+    let tagged = edge.client.get(edge.url("/api/v1/nope")).header("x-request-id", "abc-123").send().await.unwrap();
+    assert_eq!(tagged.headers()["x-request-id"], "abc-123");
+    assert_eq!(tagged.json::<serde_json::Value>().await.unwrap()["request_id"], "abc-123");
+
+    // Rate-limit headers on limited routes, none on probes.
+    let r = edge.get("/api/v1/auth/me", Some(&edge.viewer)).await;
+    for h in ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"] {
+        assert!(r.headers.contains_key(h), "{h} missing");
+    }
+    assert!(!edge.get("/health", None).await.headers.contains_key("x-ratelimit-limit"));
+
+    // The OpenAPI document and the offline Swagger UI.
+    let doc = edge.get("/openapi.json", None).await.expect(200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for p in ["/health", "/ready", "/metrics", "/ws", "/ws/stats", "/api/v1/auth/login", "/api/v1/scheduler/status"] {
+        assert!(doc["paths"].get(p).is_some(), "{p} missing from /openapi.json");
+    }
+    let ui = edge.client.get(edge.url("/docs/")).send().await.unwrap();
+    assert_eq!(ui.status(), 200);
+    assert!(ui.text().await.unwrap().contains("swagger"), "the Swagger UI page");
+
+    // Logins are audited with actor and IP.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let store = edge.store().await;
+    let rows = store.rows(tradeflow_audit::Table::Audit, 1000, 0).await.unwrap();
+    let logins: Vec<_> = rows
+        .iter()
+        .filter_map(|r| match r {
+            tradeflow_audit::Row::Audit(a) if a.action == "login" => Some(a),
+            _ => None,
+        })
+        .collect();
+    assert!(logins.iter().any(|a| a.actor == "admin" && a.status == "ok" && a.ip.as_deref() == Some("127.0.0.1")));
+    assert!(logins.iter().any(|a| a.actor == "ghost" && a.status == "refused"));
+}

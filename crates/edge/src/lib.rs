@@ -1,0 +1,211 @@
+//! tradeflow's HTTP edge: a thin axum service over the pipeline.
+//!
+//! It reads state from Redis (stream health, dead letters, fleet heartbeats, a tap of the
+//! pipeline's streams folded into [`live::Live`]) and from the SQL audit store, and acts only
+//! by sending messages: operator commands on `ctl.commands`, dead-letter replays, manual paper
+//! orders as decisions. No stage logic lives here.
+//!
+//! - [`config`]: the `[edge]` configuration; [`auth`]: users, API keys, JWT, roles;
+//!   [`ratelimit`]: per-class limits; [`error`]: the one error format; [`request_id`]: ids and
+//!   the access log;
+//! - [`live`]: the live view; [`hub`]: WebSocket fan-out; [`routes`]: the handlers, one module
+//!   per area, each contributing its routes and their OpenAPI description.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod hub;
+pub mod live;
+pub mod ratelimit;
+pub mod request_id;
+pub mod routes;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::{info, warn};
+use tradeflow_bus::tap::{From, Tap};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use config::EdgeConfig;
+pub use state::{AppState, EdgeMetrics, Pipeline};
+
+/// Streams the edge taps (prices, signals, decisions, orders, fills, alerts, commands).
+pub const TAPPED: [&str; 7] =
+    ["md.candles", "inf.signals", "ens.decisions", "risk.orders", "exec.fills", "sys.events", "ctl.commands"];
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "tradeflow edge", description = "REST and WebSocket API of the tradeflow pipeline. Errors: `{\"error\": {\"code\", \"message\", \"details\"}, \"request_id\"}`."),
+    modifiers(&Security),
+    components(schemas(error::ErrorBody, error::ErrorDetail))
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+        components
+            .add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
+    }
+}
+
+/// The router and its OpenAPI document, before layers.
+pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let api = routes::api_v1();
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", api).merge(routes::root()).split_for_parts()
+}
+
+/// The whole service: routes, `/openapi.json`, `/docs`, and the layers.
+pub fn app(state: AppState) -> Router {
+    let (router, doc) = routes();
+    let cors = cors_layer(&state.config);
+    let limits = ratelimit::RateLimits::new(&state.config.rate_limit);
+    let cleanup = limits.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            cleanup.forget_idle();
+        }
+    });
+    let body_limit = state.config.body_limit_bytes;
+    let router = router
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .fallback(|| async { error::ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(limits, ratelimit::limit))
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .with_state(state);
+    let router = match cors {
+        Some(c) => router.layer(c),
+        None => router,
+    };
+    router.layer(middleware::from_fn(error::envelope_errors)).layer(middleware::from_fn(request_id::tag_requests))
+}
+
+fn cors_layer(config: &EdgeConfig) -> Option<CorsLayer> {
+    if config.cors_origins.is_empty() {
+        return None;
+    }
+    let origin = if config.cors_origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(config.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(origin)
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::HeaderName::from_static("x-api-key")])
+            .expose_headers([
+                header::HeaderName::from_static("x-request-id"),
+                header::HeaderName::from_static("x-ratelimit-limit"),
+                header::HeaderName::from_static("x-ratelimit-remaining"),
+                header::HeaderName::from_static("x-ratelimit-reset"),
+                header::RETRY_AFTER,
+            ])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+/// Middleware: request count and duration per route template.
+async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let route = route.as_deref().unwrap_or("unmatched");
+    state.metrics.requests.with_label_values(&[route, method.as_str(), response.status().as_str()]).inc();
+    state.metrics.request_seconds.with_label_values(&[route]).observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Follows the pipeline's streams into the live view and the WebSocket hub until `stop`.
+pub async fn run_tap(state: AppState, stop: CancellationToken) {
+    let streams: Vec<&str> = TAPPED.iter().copied().filter(|s| state.bus.topology().stream(s).is_ok()).collect();
+    let mut tap = loop {
+        match Tap::open(&state.bus, &streams, From::Now, Duration::from_millis(250)).await {
+            Ok(t) => break t,
+            Err(e) => {
+                warn!(error = %e, "edge tap cannot start; retrying");
+                tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
+            }
+        }
+    };
+    loop {
+        let batch = tokio::select! { _ = stop.cancelled() => return, b = tap.next() => b };
+        match batch {
+            Ok(batch) => {
+                for t in &batch {
+                    state.live.apply(&t.envelope);
+                    if let Some(e) = hub::Event::from_tapped(t) {
+                        state.hub.publish(e);
+                    }
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "edge tap read failed; reconnecting");
+                tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
+            }
+        }
+    }
+}
+
+/// Publishes `status_update` to WebSocket clients every `ws.status_interval_s` until `stop`.
+pub async fn run_status(state: AppState, stop: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(state.config.ws.status_interval_s));
+    loop {
+        tokio::select! { _ = stop.cancelled() => return, _ = every.tick() => {} }
+        let status = routes::control::status_snapshot(&state);
+        let body = serde_json::json!({
+            "type": "status_update",
+            "channel": "status",
+            "symbol": null,
+            "time": tradeflow_core::time::now_ms(),
+            "data": status,
+        });
+        if let Some(e) = hub::Event::new("status", None, &body) {
+            state.hub.publish(e);
+        }
+    }
+}
+
+/// Seeds the live view from the store, starts the tap and the status publisher, and serves
+/// on `listener` until `stop` (then finishes the requests in flight).
+pub async fn serve(state: AppState, listener: TcpListener, stop: CancellationToken) -> std::io::Result<()> {
+    if let Err(e) = routes::seed(&state).await {
+        warn!(error = %e, "the live view could not be seeded from the store; it fills as messages arrive");
+    }
+    tokio::spawn(run_tap(state.clone(), stop.clone()));
+    tokio::spawn(run_status(state.clone(), stop.clone()));
+    let addr = listener.local_addr()?;
+    info!(%addr, "edge listening");
+    eprintln!("edge: http://{addr} (docs http://{addr}/docs)");
+    let app = app(state);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+}
+
+/// Shared handles, for building an [`AppState`].
+pub type Shared<T> = Arc<T>;

@@ -1,0 +1,85 @@
+//! `POST /auth/login` (user name and password → JWT) and `GET /auth/me`.
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::{Identity, Role, Viewer};
+use crate::error::{ApiError, Json};
+use crate::state::{AppState, RequestMeta};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(login)).routes(routes!(me))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    pub access_token: String,
+    /// Always `bearer`.
+    pub token_type: &'static str,
+    /// Epoch seconds.
+    pub expires_at: u64,
+    pub expires_in: u64,
+    pub role: Role,
+    pub username: String,
+}
+
+/// Logs in: a JWT for `Authorization: Bearer`. Wrong user or password: 401 (the same answer
+/// for both). Attempts are rate-limited per address (the `auth` class) and audited.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest, responses(
+    (status = 200, body = LoginResponse),
+    (status = 401, body = crate::error::ErrorBody),
+    (status = 422, body = crate::error::ErrorBody),
+    (status = 429, body = crate::error::ErrorBody),
+))]
+async fn login(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    Json(body): Json<LoginRequest>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    if body.username.is_empty() || body.username.len() > 64 || body.password.len() > 1024 {
+        return Err(ApiError::unprocessable("invalid_body", "username: 1 to 64 characters; password: at most 1024")
+            .with_details(json!({ "fields": ["username", "password"] })));
+    }
+    let auth = state.auth.clone();
+    let (user, password) = (body.username.clone(), body.password);
+    // argon2 is deliberately slow: keep it off the async workers.
+    let who = tokio::task::spawn_blocking(move || auth.check_password(&user, &password))
+        .await
+        .map_err(|e| ApiError::unavailable("password check", e))?;
+    let attempted = Identity { subject: body.username.clone(), role: Role::Viewer };
+    let caller = meta.caller(attempted);
+    let Some(who) = who else {
+        state.audit(&caller, "login", "/api/v1/auth/login", "refused", json!({ "reason": "bad credentials" })).await?;
+        return Err(ApiError::unauthorized("wrong user name or password"));
+    };
+    let (token, expires_at) = state.auth.issue(&who)?;
+    state.audit(&caller, "login", "/api/v1/auth/login", "ok", json!({ "role": who.role })).await?;
+    Ok(Json(LoginResponse {
+        access_token: token,
+        token_type: "bearer",
+        expires_at,
+        expires_in: state.auth.token_ttl_s,
+        role: who.role,
+        username: who.subject,
+    }))
+}
+
+/// Who the credentials say the caller is.
+#[utoipa::path(get, path = "/auth/me", tag = "auth", security(("bearer" = []), ("api_key" = [])), responses(
+    (status = 200, body = Identity),
+    (status = 401, body = crate::error::ErrorBody),
+))]
+async fn me(Viewer(who): Viewer) -> Json<Identity> {
+    Json(who)
+}

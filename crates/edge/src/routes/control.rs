@@ -1,0 +1,335 @@
+//! Operator control: the scheduler (analysis cycles, pause, resume) and the emergency stop.
+//!
+//! Pause, resume and emergency stop are commands on `ctl.commands`, obeyed by every worker;
+//! the answer waits (up to 2 s) until this process's own follower has seen the command, so a
+//! `GET /scheduler/status` right after says what was asked. A trigger runs one analysis cycle
+//! in the edge (the configured models over each tracked symbol's latest candles, the same
+//! code the inference stage runs), broadcasts its results on the WebSocket and records a
+//! `trigger` command; a second trigger while a cycle runs is refused with 409.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tradeflow_core::control::{Command, ControlState};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::{Admin, Trader, Viewer};
+use crate::error::{ApiError, Json};
+use crate::state::{AppState, Caller, RequestMeta};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(status))
+        .routes(routes!(stats))
+        .routes(routes!(next_run))
+        .routes(routes!(trigger))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+        .routes(routes!(stop_all))
+}
+
+/// One analysis cycle's record.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Cycle {
+    pub id: String,
+    pub symbol: Option<String>,
+    pub actor: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    /// Symbols analysed and signals produced.
+    pub symbols: usize,
+    pub signals: usize,
+    pub error: Option<String>,
+}
+
+/// Analysis cycles run by the edge.
+#[derive(Debug, Default)]
+pub struct Scheduler {
+    inner: Mutex<SchedulerInner>,
+}
+
+#[derive(Debug, Default)]
+struct SchedulerInner {
+    running: Option<Cycle>,
+    last: Option<Cycle>,
+    cycles: u64,
+    failures: u64,
+    total_ms: u64,
+}
+
+impl Scheduler {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SchedulerInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SchedulerStatus {
+    pub paused: bool,
+    /// Id of the emergency stop in force.
+    pub emergency: Option<String>,
+    pub running: Option<Cycle>,
+    pub last_cycle: Option<Cycle>,
+    /// The last `trigger` command seen on ctl.commands (id, symbol).
+    pub last_trigger: Option<String>,
+    pub commands_applied: u64,
+}
+
+fn status_of(state: &AppState) -> SchedulerStatus {
+    let c: ControlState = state.control.borrow().clone();
+    let s = state.scheduler.lock();
+    SchedulerStatus {
+        paused: c.paused,
+        emergency: c.emergency,
+        running: s.running.clone(),
+        last_cycle: s.last.clone(),
+        last_trigger: c.last_trigger.map(|(id, _)| id),
+        commands_applied: c.applied,
+    }
+}
+
+/// What `status_update` WebSocket events carry.
+pub fn status_snapshot(state: &AppState) -> Value {
+    let c = state.control.borrow().clone();
+    let accounts = state.live.accounts();
+    let equity: f64 = accounts.values().map(|a| a.equity).sum();
+    let (events, last_event_at) = state.live.activity();
+    json!({
+        "paused": c.paused,
+        "emergency": c.emergency,
+        "accounts": accounts.len(),
+        "total_equity": equity,
+        "open_positions": state.live.positions(None).len(),
+        "symbols": state.live.prices().len(),
+        "events_seen": events,
+        "last_event_at": last_event_at,
+        "ws_clients": state.hub.client_count(),
+        "uptime_s": state.started_at.elapsed().as_secs(),
+    })
+}
+
+/// Pause state, emergency stop, the running and the last analysis cycle.
+#[utoipa::path(get, path = "/scheduler/status", tag = "control", security(("bearer" = []), ("api_key" = [])), responses(
+    (status = 200, body = SchedulerStatus), (status = 401, body = crate::error::ErrorBody)))]
+async fn status(State(state): State<AppState>, _who: Viewer) -> Json<SchedulerStatus> {
+    Json(status_of(&state))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SchedulerStats {
+    pub cycles: u64,
+    pub failures: u64,
+    pub mean_cycle_ms: f64,
+    pub commands_applied: u64,
+}
+
+/// Cycle counts and durations.
+#[utoipa::path(get, path = "/scheduler/stats", tag = "control", security(("bearer" = []), ("api_key" = [])), responses(
+    (status = 200, body = SchedulerStats), (status = 401, body = crate::error::ErrorBody)))]
+async fn stats(State(state): State<AppState>, _who: Viewer) -> Json<SchedulerStats> {
+    let applied = state.control.borrow().applied;
+    let s = state.scheduler.lock();
+    Json(SchedulerStats {
+        cycles: s.cycles,
+        failures: s.failures,
+        mean_cycle_ms: if s.cycles == 0 { 0.0 } else { s.total_ms as f64 / s.cycles as f64 },
+        commands_applied: applied,
+    })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NextRun {
+    /// Per tracked series, when its next bar closes (epoch ms): the pipeline analyses on
+    /// every closed bar.
+    pub series: Vec<NextBar>,
+    /// The soonest of them.
+    pub next_run_at: Option<i64>,
+    pub paused: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NextBar {
+    pub symbol: String,
+    pub interval: String,
+    pub last_open_time: i64,
+    pub next_close_at: i64,
+}
+
+/// When the next analysis happens: the next bar close of each tracked series.
+#[utoipa::path(get, path = "/scheduler/next-run", tag = "control", security(("bearer" = []), ("api_key" = [])), responses(
+    (status = 200, body = NextRun), (status = 401, body = crate::error::ErrorBody)))]
+async fn next_run(State(state): State<AppState>, _who: Viewer) -> Json<NextRun> {
+    let series: Vec<NextBar> = state
+        .live
+        .prices()
+        .into_iter()
+        .filter_map(|p| {
+            let step = p.interval.parse::<tradeflow_core::market::Interval>().ok()?.millis();
+            // The latest bar closed at open_time + step; the next one closes a step later.
+            Some(NextBar {
+                next_close_at: p.open_time + 2 * step,
+                symbol: p.symbol,
+                interval: p.interval,
+                last_open_time: p.open_time,
+            })
+        })
+        .collect();
+    let next_run_at = series.iter().map(|s| s.next_close_at).min();
+    Json(NextRun { series, next_run_at, paused: state.control.borrow().paused })
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerRequest {
+    /// One tracked symbol; absent: every tracked symbol.
+    pub symbol: Option<String>,
+}
+
+/// Runs one analysis cycle now (409 while one runs; 404 for a symbol that is not tracked).
+#[utoipa::path(post, path = "/scheduler/trigger", tag = "control", security(("bearer" = []), ("api_key" = [])),
+    request_body(content = Option<TriggerRequest>, description = "optional"),
+    responses(
+        (status = 202, body = Cycle),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+async fn trigger(
+    State(state): State<AppState>,
+    Trader(who): Trader,
+    meta: RequestMeta,
+    body: Option<Json<TriggerRequest>>,
+) -> Result<(StatusCode, Json<Cycle>), ApiError> {
+    let symbol = body.and_then(|Json(b)| b.symbol);
+    if let Some(s) = &symbol
+        && state.live.price(s).is_none()
+    {
+        return Err(ApiError::not_found("symbol", s));
+    }
+    let caller = meta.caller(who);
+    let cycle = {
+        let mut s = state.scheduler.lock();
+        if let Some(running) = &s.running {
+            return Err(ApiError::conflict(format!("analysis cycle {} is running", running.id))
+                .with_details(json!({ "running": running.id })));
+        }
+        let cycle = Cycle {
+            id: format!("cycle-{}", caller.request_id),
+            symbol: symbol.clone(),
+            actor: caller.identity.subject.clone(),
+            started_at: tradeflow_core::time::now_ms(),
+            finished_at: None,
+            symbols: 0,
+            signals: 0,
+            error: None,
+        };
+        s.running = Some(cycle.clone());
+        cycle
+    };
+    if let Err(e) = state.command(&caller, Command::Trigger { symbol: symbol.clone() }).await {
+        state.scheduler.lock().running = None;
+        return Err(e);
+    }
+    let task_state = state.clone();
+    let mut record = cycle.clone();
+    tokio::spawn(async move {
+        let outcome = crate::routes::ai::run_cycle(&task_state, record.symbol.as_deref()).await;
+        record.finished_at = Some(tradeflow_core::time::now_ms());
+        match outcome {
+            Ok((symbols, signals)) => {
+                record.symbols = symbols;
+                record.signals = signals;
+            }
+            Err(e) => record.error = Some(e.message),
+        }
+        let mut s = task_state.scheduler.lock();
+        s.cycles += 1;
+        if record.error.is_some() {
+            s.failures += 1;
+        }
+        s.total_ms += record.finished_at.unwrap_or(record.started_at).saturating_sub(record.started_at) as u64;
+        s.running = None;
+        s.last = Some(record);
+    });
+    Ok((StatusCode::ACCEPTED, Json(cycle)))
+}
+
+/// Sends `command` and waits until this process's follower has applied it.
+async fn send_and_wait(state: &AppState, caller: &Caller, command: Command) -> Result<(), ApiError> {
+    let c = state.command(caller, command).await?;
+    let mut rx = state.control.clone();
+    let seen = |s: &ControlState| match &c.command {
+        Command::Pause => s.paused,
+        Command::Resume => !s.paused,
+        Command::EmergencyStop { .. } => s.emergency.as_deref() == Some(c.id.as_str()),
+        _ => true,
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), rx.wait_for(seen)).await;
+    Ok(())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ack {
+    pub ok: bool,
+    pub message: String,
+}
+
+/// Pauses trading: no new decisions and no new orders (400 when already paused).
+#[utoipa::path(post, path = "/scheduler/pause", tag = "control", security(("bearer" = []), ("api_key" = [])), responses(
+    (status = 200, body = Ack), (status = 400, body = crate::error::ErrorBody),
+    (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+async fn pause(State(state): State<AppState>, Trader(who): Trader, meta: RequestMeta) -> Result<Json<Ack>, ApiError> {
+    if state.control.borrow().paused {
+        return Err(ApiError::bad_request("already_paused", "trading is already paused"));
+    }
+    send_and_wait(&state, &meta.caller(who), Command::Pause).await?;
+    Ok(Json(Ack { ok: true, message: "paused: no new decisions or orders until resumed".into() }))
+}
+
+/// Resumes trading (400 when not paused).
+#[utoipa::path(post, path = "/scheduler/resume", tag = "control", security(("bearer" = []), ("api_key" = [])), responses(
+    (status = 200, body = Ack), (status = 400, body = crate::error::ErrorBody),
+    (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+async fn resume(State(state): State<AppState>, Trader(who): Trader, meta: RequestMeta) -> Result<Json<Ack>, ApiError> {
+    if !state.control.borrow().paused {
+        return Err(ApiError::bad_request("not_paused", "trading is not paused"));
+    }
+    send_and_wait(&state, &meta.caller(who), Command::Resume).await?;
+    Ok(Json(Ack { ok: true, message: "resumed".into() }))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StopAllRequest {
+    /// Also close every open position at the next price (default false).
+    #[serde(default)]
+    pub close_positions: bool,
+}
+
+/// Emergency stop: halts every account (admin). `tradeflow ctl clear-emergency` lifts it.
+#[utoipa::path(post, path = "/emergency/stop-all", tag = "control", security(("bearer" = []), ("api_key" = [])),
+    request_body(content = Option<StopAllRequest>, description = "optional"),
+    responses(
+        (status = 200, body = Ack),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+async fn stop_all(
+    State(state): State<AppState>,
+    Admin(who): Admin,
+    meta: RequestMeta,
+    body: Option<Json<StopAllRequest>>,
+) -> Result<Json<Ack>, ApiError> {
+    let close_positions = body.map(|Json(b)| b.close_positions).unwrap_or(false);
+    send_and_wait(&state, &meta.caller(who), Command::EmergencyStop { close_positions }).await?;
+    Ok(Json(Ack {
+        ok: true,
+        message: if close_positions {
+            "every account halted; open positions are being closed".into()
+        } else {
+            "every account halted".into()
+        },
+    }))
+}
