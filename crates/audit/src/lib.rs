@@ -11,6 +11,7 @@
 mod bench;
 mod error;
 pub mod mapping;
+pub mod query;
 mod rows;
 mod store;
 pub mod worker;

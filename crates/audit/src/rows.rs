@@ -18,6 +18,7 @@ pub(crate) enum Val<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     Int,
+    OptInt,
     Float,
     Text,
     OptFloat,
@@ -28,6 +29,7 @@ pub(crate) enum Kind {
 #[derive(Debug, Clone)]
 pub(crate) enum Cell {
     Int(i64),
+    OptInt(Option<i64>),
     Float(f64),
     Text(String),
     OptFloat(Option<f64>),

@@ -227,6 +227,26 @@ impl AuditStore {
     }
 }
 
+impl AuditStore {
+    /// Runs a read query for the query modules. `sql` uses PostgreSQL's placeholders (`$1`,
+    /// `$2`, ...); on SQLite they become `?1`, `?2`, ..., which SQLite binds by number, so one
+    /// text serves both. `what` names the table (or view) in errors.
+    pub(crate) async fn select(
+        &self,
+        what: &'static str,
+        sql: &str,
+        binds: &[Val<'_>],
+        kinds: &[Kind],
+    ) -> Result<Vec<Vec<Cell>>, AuditError> {
+        let sql = match self.backend {
+            Backend::Sqlite(_) => sql.replace('$', "?"),
+            Backend::Postgres(_) => sql.to_string(),
+        };
+        on_pool!(self, pool => fetch_cells(pool, &sql, binds, kinds).await)
+            .map_err(|source| AuditError::Read { table: what, source })
+    }
+}
+
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -424,6 +444,7 @@ where
     for<'q> f64: Encode<'q, DB> + Type<DB> + Decode<'q, DB>,
     for<'q> String: Type<DB> + Decode<'q, DB>,
     for<'q> Option<f64>: Encode<'q, DB> + Type<DB> + Decode<'q, DB>,
+    for<'q> Option<i64>: Type<DB> + Decode<'q, DB>,
     for<'q> Option<String>: Type<DB> + Decode<'q, DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
@@ -450,6 +471,7 @@ where
                 .map(|(i, kind)| {
                     Ok(match kind {
                         Kind::Int => Cell::Int(row.try_get(i)?),
+                        Kind::OptInt => Cell::OptInt(row.try_get(i)?),
                         Kind::Float => Cell::Float(row.try_get(i)?),
                         Kind::Text => Cell::Text(row.try_get(i)?),
                         Kind::OptFloat => Cell::OptFloat(row.try_get(i)?),

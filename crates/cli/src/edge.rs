@@ -56,6 +56,8 @@ pub async fn start(
         pipeline: Arc::new(parts.pipeline),
         control: parts.control,
         scheduler: Arc::default(),
+        ai: Arc::default(),
+        monitor: Arc::default(),
         started_at: Instant::now(),
     };
     let listener =

@@ -87,6 +87,10 @@ pub struct AppState {
     pub pipeline: Arc<Pipeline>,
     pub control: watch::Receiver<ControlState>,
     pub scheduler: Arc<crate::routes::control::Scheduler>,
+    /// State of the AI routes (analysis cache, ...).
+    pub ai: Arc<crate::routes::ai::AiState>,
+    /// State of the monitoring routes (stream rate samples, ...).
+    pub monitor: Arc<crate::routes::monitoring::MonitorState>,
     pub started_at: Instant,
 }
 

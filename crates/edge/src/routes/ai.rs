@@ -12,3 +12,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub async fn run_cycle(_state: &AppState, _symbol: Option<&str>) -> Result<(usize, usize), crate::error::ApiError> {
     Ok((0, 0))
 }
+
+/// State of the AI routes.
+#[derive(Debug, Default)]
+pub struct AiState {}
