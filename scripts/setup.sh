@@ -15,6 +15,8 @@ pg_initdb() {
   return 1
 }
 pg_initdb >/dev/null || need+=(postgresql)
+# wrk: the edge's HTTP benchmark (a second process on loopback).
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]} from Debian"
@@ -45,6 +47,13 @@ read -r major minor <<<"$version"
 if [ "$major" -lt 7 ]; then
   echo "setup: redis-server $major.$minor is too old; tradeflow needs Redis 7.0 or newer" >&2
   exit 1
+fi
+
+# The OpenAPI 3 validator the edge's tests run over /openapi.json (PyPI).
+if ! python3 -c 'import openapi_spec_validator' >/dev/null 2>&1; then
+  echo "setup: installing openapi-spec-validator from PyPI"
+  python3 -m pip install -q --disable-pip-version-check openapi-spec-validator \
+    || { echo "setup: pip install openapi-spec-validator failed" >&2; exit 1; }
 fi
 
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install Rust (rustup) first" >&2; exit 1; }

@@ -74,6 +74,14 @@ impl Tap {
         Ok(tap)
     }
 
+    /// At most this many entries per partition and read (default 1000). A reader that hands
+    /// each entry to bounded queues (the edge's WebSocket clients) keeps its bursts below
+    /// their size with a smaller count.
+    pub fn with_count(mut self, count: usize) -> Tap {
+        self.count = count.max(1);
+        self
+    }
+
     /// The next entries (waits up to the block time; empty when nothing came). A failed read
     /// drops the connection so the next call reconnects; the cursors stay, nothing is skipped.
     pub async fn next(&mut self) -> Result<Vec<Tapped>, BusError> {

@@ -72,7 +72,36 @@ impl Modify for Security {
 /// The router and its OpenAPI document, before layers.
 pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let api = routes::api_v1();
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", api).merge(routes::root()).split_for_parts()
+    let (router, mut doc) =
+        OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", api).merge(routes::root()).split_for_parts();
+    unique_operation_ids(&mut doc);
+    (router, doc)
+}
+
+/// Operation ids from method and path (`get_api_v1_streams_name_dlq_stats`): handler names
+/// repeat across modules (`stats`, `status`), and OpenAPI wants the ids unique.
+fn unique_operation_ids(doc: &mut utoipa::openapi::OpenApi) {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let slug: String = path
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .collect::<String>()
+            .split('_')
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("_");
+        for (method, op) in [
+            ("get", item.get.as_mut()),
+            ("post", item.post.as_mut()),
+            ("put", item.put.as_mut()),
+            ("patch", item.patch.as_mut()),
+            ("delete", item.delete.as_mut()),
+        ] {
+            if let Some(op) = op {
+                op.operation_id = Some(format!("{method}_{slug}"));
+            }
+        }
+    }
 }
 
 /// The whole service: routes, `/openapi.json`, `/docs`, and the layers.
@@ -145,7 +174,9 @@ pub async fn run_tap(state: AppState, stop: CancellationToken) {
     let streams: Vec<&str> = TAPPED.iter().copied().filter(|s| state.bus.topology().stream(s).is_ok()).collect();
     let mut tap = loop {
         match Tap::open(&state.bus, &streams, From::Now, Duration::from_millis(250)).await {
-            Ok(t) => break t,
+            // A burst per read well below a client's queue, so that only a client that stays
+            // behind is dropped, not one that met a burst.
+            Ok(t) => break t.with_count((state.config.ws.client_queue / 4).clamp(1, 1000)),
             Err(e) => {
                 warn!(error = %e, "edge tap cannot start; retrying");
                 tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(1)) => {} }

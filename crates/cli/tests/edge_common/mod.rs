@@ -79,10 +79,11 @@ impl Default for Options {
     }
 }
 
+/// Fields drop in order: `up` goes before its Redis.
 pub struct Edge {
+    pub child: tokio::process::Child,
     pub redis: TestRedis,
     pub dir: tempfile::TempDir,
-    pub child: tokio::process::Child,
     /// `http://127.0.0.1:PORT`
     pub base: String,
     pub client: reqwest::Client,
