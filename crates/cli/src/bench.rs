@@ -32,6 +32,25 @@ use tradeflow_audit::worker::{AUDITED, GROUP};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// WebSocket fan-out of a running edge (`tradeflow up`): clients on /ws, alerts published
+    /// on sys.events at a steady rate, publish → receive latency per delivery.
+    Ws {
+        #[arg(long)]
+        json: bool,
+        /// The edge, e.g. ws://127.0.0.1:8080
+        #[arg(long, default_value = "ws://127.0.0.1:8080")]
+        url: String,
+        /// A JWT (viewer or above), env TRADEFLOW_TOKEN.
+        #[arg(long, env = "TRADEFLOW_TOKEN")]
+        token: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        /// Events per second.
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// Bus throughput: 1 and 8 partitions, 1 and 3 consumers.
     Bus {
         /// Print one JSON object instead of a table.
@@ -161,6 +180,20 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
     }
     match cmd {
         BenchCommand::Bus { json, messages, payload_bytes } => bus(settings, json, messages, payload_bytes).await,
+        BenchCommand::Ws { json, url, token, clients, rate, seconds } => {
+            let r = crate::bench_ws::run(settings, &url, token.as_deref(), clients, rate, seconds).await?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "websocket fan-out: {} of {} clients, {} events/s for {} s: {} of {} deliveries ({:.0}/s), \
+                     publish → receive p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; {} clients dropped as slow",
+                    r.connected, r.clients, r.rate_per_s, r.seconds, r.delivered, r.expected, r.deliveries_per_s,
+                    r.p50_ms, r.p99_ms, r.max_ms, r.dropped
+                );
+            }
+            Ok(())
+        }
         BenchCommand::Inference { json, symbols, models } => inference(settings, json, symbols, &models).await,
         BenchCommand::Pipeline { json, candles, rate, latency_seconds } => {
             pipeline(settings, json, candles, rate, latency_seconds).await

@@ -1,6 +1,7 @@
 //! `tradeflow`: the command line of the tradeflow pipeline.
 
 mod bench;
+mod bench_ws;
 mod commands;
 mod config;
 mod edge;
