@@ -124,3 +124,42 @@ async fn probes_auth_errors_and_docs() {
     assert!(logins.iter().any(|a| a.actor == "admin" && a.status == "ok" && a.ip.as_deref() == Some("127.0.0.1")));
     assert!(logins.iter().any(|a| a.actor == "ghost" && a.status == "refused"));
 }
+
+/// `tradeflow edge` refuses to start without a signing secret (outside --dev) and reports
+/// every problem of a broken `[edge]` at once.
+#[tokio::test]
+async fn start_up_refusals() {
+    let redis = tradeflow_testkit::TestRedis::start().await;
+    let run = |args: Vec<String>, env: Vec<(&'static str, String)>| {
+        let mut cmd = std::process::Command::new(edge_common::BIN);
+        cmd.args(args)
+            .env("REDIS_URL", redis.url())
+            .env("TRADEFLOW_STREAMS", edge_common::STREAMS)
+            .env_remove("TRADEFLOW_JWT_SECRET")
+            .env_remove("TRADEFLOW_CONFIG")
+            .stdin(std::process::Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(vec!["edge".into(), "--listen".into(), "127.0.0.1:0".into()], vec![]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("TRADEFLOW_JWT_SECRET") && err.contains("--dev"), "{err}");
+    let out = run(
+        vec!["edge".into(), "--listen".into(), "127.0.0.1:0".into()],
+        vec![("TRADEFLOW_JWT_SECRET", "short".into())],
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("too short"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[edge]\nlisten = \"nowhere\"\ntoken_ttl_s = 1\n[edge.rate_limit]\nauth_per_minute = 0\n").unwrap();
+    let out = run(vec!["--config".into(), config.display().to_string(), "edge".into(), "--dev".into()], vec![]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in ["edge.listen", "edge.token_ttl_s", "edge.rate_limit.auth_per_minute"] {
+        assert!(err.contains(needle), "{needle} missing from: {err}");
+    }
+}
