@@ -57,6 +57,8 @@ pub struct Scheduler {
 #[derive(Debug, Default)]
 struct SchedulerInner {
     running: Option<Cycle>,
+    /// The id of the last trigger this edge sent itself (its follower must not run it again).
+    own_trigger: Option<String>,
     last: Option<Cycle>,
     cycles: u64,
     failures: u64,
@@ -211,33 +213,43 @@ async fn trigger(
         return Err(ApiError::not_found("symbol", s));
     }
     let caller = meta.caller(who);
-    let cycle = {
-        let mut s = state.scheduler.lock();
-        if let Some(running) = &s.running {
-            return Err(ApiError::conflict(format!("analysis cycle {} is running", running.id))
-                .with_details(json!({ "running": running.id })));
+    let cycle = begin_cycle(&state, format!("cycle-{}", caller.request_id), symbol.clone(), &caller.identity.subject)?;
+    match state.command(&caller, Command::Trigger { symbol }).await {
+        Ok(c) => state.scheduler.lock().own_trigger = Some(c.id),
+        Err(e) => {
+            state.scheduler.lock().running = None;
+            return Err(e);
         }
-        let cycle = Cycle {
-            id: format!("cycle-{}", caller.request_id),
-            symbol: symbol.clone(),
-            actor: caller.identity.subject.clone(),
-            started_at: tradeflow_core::time::now_ms(),
-            finished_at: None,
-            symbols: 0,
-            signals: 0,
-            error: None,
-        };
-        s.running = Some(cycle.clone());
-        cycle
-    };
-    if let Err(e) = state.command(&caller, Command::Trigger { symbol: symbol.clone() }).await {
-        state.scheduler.lock().running = None;
-        return Err(e);
     }
-    let task_state = state.clone();
-    let mut record = cycle.clone();
+    spawn_cycle(state, cycle.clone());
+    Ok((StatusCode::ACCEPTED, Json(cycle)))
+}
+
+/// Marks a cycle as running, or refuses with 409 when one is.
+fn begin_cycle(state: &AppState, id: String, symbol: Option<String>, actor: &str) -> Result<Cycle, ApiError> {
+    let mut s = state.scheduler.lock();
+    if let Some(running) = &s.running {
+        return Err(ApiError::conflict(format!("analysis cycle {} is running", running.id))
+            .with_details(json!({ "running": running.id })));
+    }
+    let cycle = Cycle {
+        id,
+        symbol,
+        actor: actor.to_string(),
+        started_at: tradeflow_core::time::now_ms(),
+        finished_at: None,
+        symbols: 0,
+        signals: 0,
+        error: None,
+    };
+    s.running = Some(cycle.clone());
+    Ok(cycle)
+}
+
+/// Runs a begun cycle in the background and records its outcome.
+fn spawn_cycle(state: AppState, mut record: Cycle) {
     tokio::spawn(async move {
-        let outcome = crate::routes::ai::run_cycle(&task_state, record.symbol.as_deref()).await;
+        let outcome = crate::routes::ai::run_cycle(&state, record.symbol.as_deref()).await;
         record.finished_at = Some(tradeflow_core::time::now_ms());
         match outcome {
             Ok((symbols, signals)) => {
@@ -246,7 +258,7 @@ async fn trigger(
             }
             Err(e) => record.error = Some(e.message),
         }
-        let mut s = task_state.scheduler.lock();
+        let mut s = state.scheduler.lock();
         s.cycles += 1;
         if record.error.is_some() {
             s.failures += 1;
@@ -255,7 +267,30 @@ async fn trigger(
         s.running = None;
         s.last = Some(record);
     });
-    Ok((StatusCode::ACCEPTED, Json(cycle)))
+}
+
+/// Acts on `trigger` commands sent by others (`tradeflow ctl trigger [SYMBOL]`, another
+/// edge): each new one runs a cycle here, unless one is running (then it is skipped and
+/// logged: the running cycle covers it). Until `stop`.
+pub async fn follow_triggers(state: AppState, stop: tokio_util::sync::CancellationToken) {
+    let mut rx = state.control.clone();
+    // Triggers from before this process started are history, not requests.
+    let mut seen = rx.borrow_and_update().last_trigger.clone().map(|(id, _)| id);
+    loop {
+        tokio::select! { _ = stop.cancelled() => return, r = rx.changed() => if r.is_err() { return } }
+        let Some((id, symbol)) = rx.borrow_and_update().last_trigger.clone() else { continue };
+        if seen.as_deref() == Some(id.as_str()) {
+            continue;
+        }
+        seen = Some(id.clone());
+        if state.scheduler.lock().own_trigger.as_deref() == Some(id.as_str()) {
+            continue;
+        }
+        match begin_cycle(&state, format!("cycle-{id}"), symbol, "ctl.commands") {
+            Ok(cycle) => spawn_cycle(state.clone(), cycle),
+            Err(e) => tracing::info!(trigger = %id, reason = %e, "trigger skipped"),
+        }
+    }
 }
 
 /// Sends `command` and waits until this process's follower has applied it.
