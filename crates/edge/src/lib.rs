@@ -230,6 +230,7 @@ pub async fn serve(state: AppState, listener: TcpListener, stop: CancellationTok
     tokio::spawn(run_tap(state.clone(), stop.clone()));
     tokio::spawn(run_status(state.clone(), stop.clone()));
     tokio::spawn(routes::monitoring::run_background(state.clone(), stop.clone()));
+    tokio::spawn(routes::control::follow_triggers(state.clone(), stop.clone()));
     let addr = listener.local_addr()?;
     info!(%addr, "edge listening");
     eprintln!("edge: http://{addr} (docs http://{addr}/docs)");
