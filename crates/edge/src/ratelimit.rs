@@ -1,6 +1,6 @@
 //! Rate limits per route class and client address (GCRA, the `governor` crate).
 //!
-//! Classes: `auth` (`/api/v1/auth/*`: slows password guessing), `write` (any method but
+//! Classes: `auth` (`POST /api/v1/auth/login`: slows password guessing), `write` (any method but
 //! GET/HEAD/OPTIONS) and `read` (the rest). Probes (`/health`, `/ready`, `/metrics`) are
 //! never limited: an orchestrator must always be able to look. Every limited response carries
 //! `X-RateLimit-Limit` (per minute), `X-RateLimit-Remaining` (what may be sent at once now)
@@ -90,7 +90,7 @@ pub fn classify(method: &Method, path: &str) -> Option<Class> {
     if matches!(path, "/health" | "/ready" | "/metrics") {
         return None;
     }
-    if path.starts_with("/api/v1/auth/") {
+    if path == "/api/v1/auth/login" {
         return Some(Class::Auth);
     }
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) { Some(Class::Read) } else { Some(Class::Write) }
@@ -140,6 +140,7 @@ mod tests {
         assert_eq!(classify(&Method::GET, "/metrics"), None);
         assert_eq!(classify(&Method::POST, "/api/v1/auth/login"), Some(Class::Auth));
         assert_eq!(classify(&Method::GET, "/api/v1/streams"), Some(Class::Read));
+        assert_eq!(classify(&Method::GET, "/api/v1/auth/me"), Some(Class::Read));
         assert_eq!(classify(&Method::DELETE, "/api/v1/streams/x/dlq"), Some(Class::Write));
     }
 
