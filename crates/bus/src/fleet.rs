@@ -62,6 +62,30 @@ end
 return n
 "#;
 
+/// KEYS: a fleet's member set. Returns the members whose expiry (score) is after Redis's own
+/// clock. Read-only.
+const LIVE_LUA: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. string.format('%d', now), '+inf')
+"#;
+
+/// The live members of the fleet consuming `stream` with `group`: those whose heartbeat has
+/// not expired by Redis server time (a member killed without leaving stays listed in the set
+/// until a survivor's heartbeat drops it, but is not live once its expiry has passed).
+/// Sorted by name. Read-only: it never changes the set.
+pub async fn live_members(bus: &Bus, stream: &str, group: &str) -> Result<Vec<String>, BusError> {
+    bus.stream_group(stream, group)?;
+    let v: Value =
+        eval(LIVE_LUA, &[bus.keys().members(stream, group)]).query_async(&mut bus.conn()).await.op("fleet members")?;
+    let mut members = reply::as_array("fleet members", &v)?
+        .iter()
+        .map(|m| reply::as_string("fleet members", m))
+        .collect::<Result<Vec<_>, _>>()?;
+    members.sort();
+    Ok(members)
+}
+
 /// The partitions `member` should own among `members` (any order; sorted here).
 pub fn assignment(members: &[String], member: &str, partitions: u32) -> Vec<u32> {
     let mut sorted: Vec<&String> = members.iter().collect();

@@ -229,3 +229,53 @@ pub async fn drained(bus: &Bus, stream: &str, group: &str) -> Result<bool, BusEr
             .all(|g| g.pending == 0 && (g.lag == Some(0) || (p.last_id.is_some() && g.last_delivered_id == p.last_id)))
     }))
 }
+
+/// Counters of one stream over all partitions, for rate sampling.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StreamCounters {
+    /// Entries in the partitions now.
+    pub length: u64,
+    /// Entries ever added to the partitions (XINFO STREAM `entries-added`, trimmed ones
+    /// included); the length on a Redis older than 7, which does not report it.
+    pub entries_added: u64,
+}
+
+/// [`StreamCounters`] of `stream`: one pipelined XINFO STREAM per partition; a partition that
+/// does not exist yet counts as empty.
+pub async fn stream_counters(bus: &Bus, stream: &str) -> Result<StreamCounters, BusError> {
+    let spec = bus.topology().stream(stream)?;
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    for p in 0..spec.partitions {
+        pipe.cmd("XINFO").arg("STREAM").arg(bus.keys().partition(stream, p));
+    }
+    let mut conn = bus.conn();
+    let replies: Vec<Value> = pipe.query_async(&mut conn).await.op("XINFO STREAM")?;
+    let mut out = StreamCounters::default();
+    for info in &replies {
+        if matches!(info, Value::ServerError(_)) {
+            continue;
+        }
+        let f = flat_map("XINFO STREAM", info)?;
+        let length = field(&f, "length").map(|v| as_int("XINFO STREAM", v)).transpose()?.unwrap_or(0).max(0) as u64;
+        let added = match field(&f, "entries-added") {
+            Some(v) => as_int("XINFO STREAM", v)?.max(0) as u64,
+            None => length,
+        };
+        out.length += length;
+        out.entries_added += added;
+    }
+    Ok(out)
+}
+
+/// Dead letters of `stream` over all partitions (one pipelined XLEN per DLQ partition).
+pub async fn dlq_length(bus: &Bus, stream: &str) -> Result<u64, BusError> {
+    let spec = bus.topology().stream(stream)?;
+    let mut pipe = redis::pipe();
+    for p in 0..spec.partitions {
+        pipe.cmd("XLEN").arg(bus.keys().dlq(stream, p));
+    }
+    let mut conn = bus.conn();
+    let lens: Vec<u64> = pipe.query_async(&mut conn).await.op("XLEN")?;
+    Ok(lens.iter().sum())
+}
