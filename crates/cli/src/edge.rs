@@ -63,7 +63,8 @@ pub async fn start(
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("edge: cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
-    let task = tokio::spawn(async move { tradeflow_edge::serve(state, listener, stop).await.context("edge") });
+    let server = tradeflow_edge::start(state, listener, stop).await?;
+    let task = tokio::spawn(async move { server.await.context("edge") });
     Ok((addr, task))
 }
 

@@ -127,6 +127,12 @@ impl From<tradeflow_bus::BusError> for ApiError {
             B::UnknownStream { name, known } => ApiError::not_found("stream", &name)
                 .with_details(json!({ "resource": "stream", "name": name, "known": known })),
             B::DeadLetterNotFound { stream, id } => ApiError::not_found("dead letter", &format!("{stream} {id}")),
+            B::UnknownGroup { stream, group, known } => ApiError::not_found("group", &format!("{stream}/{group}"))
+                .with_details(json!({ "resource": "group", "stream": stream, "name": group, "known": known })),
+            B::NoSuchPartition { stream, partition, partitions } => {
+                ApiError::not_found("partition", &format!("{stream}/{partition}"))
+                    .with_details(json!({ "resource": "partition", "stream": stream, "partition": partition, "partitions": partitions }))
+            }
             B::Invalid(reason) => ApiError::bad_request("invalid_request", reason),
             other => ApiError::unavailable("redis", other),
         }

@@ -169,20 +169,24 @@ async fn track(State(state): State<AppState>, request: Request, next: Next) -> R
     response
 }
 
-/// Follows the pipeline's streams into the live view and the WebSocket hub until `stop`.
-pub async fn run_tap(state: AppState, stop: CancellationToken) {
+/// Opens the tap on the pipeline's streams (retrying until Redis answers or `stop`).
+pub async fn open_tap(state: &AppState, stop: &CancellationToken) -> Option<Tap> {
     let streams: Vec<&str> = TAPPED.iter().copied().filter(|s| state.bus.topology().stream(s).is_ok()).collect();
-    let mut tap = loop {
+    loop {
         match Tap::open(&state.bus, &streams, From::Now, Duration::from_millis(250)).await {
             // A burst per read well below a client's queue, so that only a client that stays
             // behind is dropped, not one that met a burst.
-            Ok(t) => break t.with_count((state.config.ws.client_queue / 4).clamp(1, 1000)),
+            Ok(t) => return Some(t.with_count((state.config.ws.client_queue / 4).clamp(1, 1000))),
             Err(e) => {
                 warn!(error = %e, "edge tap cannot start; retrying");
-                tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
+                tokio::select! { _ = stop.cancelled() => return None, _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
             }
         }
-    };
+    }
+}
+
+/// Follows the pipeline's streams into the live view and the WebSocket hub until `stop`.
+pub async fn run_tap(state: AppState, mut tap: Tap, stop: CancellationToken) {
     loop {
         let batch = tokio::select! { _ = stop.cancelled() => return, b = tap.next() => b };
         match batch {
@@ -221,23 +225,35 @@ pub async fn run_status(state: AppState, stop: CancellationToken) {
     }
 }
 
-/// Seeds the live view from the store, starts the tap and the status publisher, and serves
-/// on `listener` until `stop` (then finishes the requests in flight).
-pub async fn serve(state: AppState, listener: TcpListener, stop: CancellationToken) -> std::io::Result<()> {
+/// Opens the tap, seeds the live view from the store, starts the tap's reader, the status
+/// publisher and the background tasks, and returns the server: it serves on `listener` until
+/// `stop` (then finishes the requests in flight). The tap is open when this returns, so a
+/// caller that starts feeding the pipeline afterwards loses nothing to the live view.
+pub async fn start(
+    state: AppState,
+    listener: TcpListener,
+    stop: CancellationToken,
+) -> std::io::Result<impl std::future::Future<Output = std::io::Result<()>> + Send + 'static> {
+    // The tap's start is fixed before the seed reads the store, so that nothing falls between
+    // the two (a message seen by both is folded twice, which the live view allows).
+    let tap = open_tap(&state, &stop).await;
     if let Err(e) = routes::seed(&state).await {
         warn!(error = %e, "the live view could not be seeded from the store; it fills as messages arrive");
     }
-    tokio::spawn(run_tap(state.clone(), stop.clone()));
+    if let Some(tap) = tap {
+        tokio::spawn(run_tap(state.clone(), tap, stop.clone()));
+    }
     tokio::spawn(run_status(state.clone(), stop.clone()));
     tokio::spawn(routes::monitoring::run_background(state.clone(), stop.clone()));
     tokio::spawn(routes::control::follow_triggers(state.clone(), stop.clone()));
     let addr = listener.local_addr()?;
     info!(%addr, "edge listening");
-    eprintln!("edge: http://{addr} (docs http://{addr}/docs)");
     let app = app(state);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
+    Ok(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+    })
 }
 
 /// Shared handles, for building an [`AppState`].
