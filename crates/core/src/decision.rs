@@ -29,6 +29,10 @@ pub enum Trigger {
     Quorum,
     /// The deadline passed; decided on what had arrived.
     Deadline,
+    /// An operator's manual paper order (the edge's `POST /paper/orders` and position
+    /// close), not an ensemble vote. Risk treats it like any decision, except that a manual
+    /// `hold` closes the position in the symbol (and does nothing when there is none).
+    Manual,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tradeflow_core::control::ControlState;
-use tradeflow_core::decision::Decision;
+use tradeflow_core::decision::{Decision, Trigger};
 use tradeflow_core::execution::ExecEvent;
 use tradeflow_core::order::{
     AccountAlert, BarMark, Direction, Intent, Mark, OrderIntent, OrderType, RefusalReason, Rejection, RiskMessage,
@@ -329,6 +329,10 @@ fn step(cfg: &AccountConfig, st: &mut AccountState, d: &Decision, bar: &BarMark,
         })
     };
     let message = match (wanted, position) {
+        // A manual hold is an operator's close: it closes, and never opens.
+        (None, Some((have, quantity))) if d.trigger == Trigger::Manual => {
+            RiskMessage::Order(order(cfg, d, &id, seq, bar, Intent::Close, have, quantity))
+        }
         (None, _) => mark(),
         (Some(w), Some((have, _))) if w == have => mark(),
         // The decision turned against the position: close it (exits are never refused).
@@ -505,5 +509,41 @@ fn size(cfg: &AccountConfig, equity: f64, price: f64, stop: Option<f64>, target:
             let k = confidence - (1.0 - confidence) / b;
             if k <= 0.0 { 0.0 } else { k.min(cap) * equity / price }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tradeflow_core::signal::Action;
+
+    use super::*;
+
+    fn decision(hour: i64, action: Action, trigger: Trigger) -> Decision {
+        Decision { trigger, ..tradeflow_testkit::flat_decision("p", "BTC", hour * 3_600_000, action, 100.0) }
+    }
+
+    #[test]
+    fn a_manual_hold_closes_and_never_opens() {
+        let mut stage = RiskStage::new(Arc::new(vec![AccountConfig::paper("a", "p", 1000.0)]));
+        let control = ControlState::default();
+        // Flat: a manual hold sends nothing (no position to close, nothing opened).
+        assert!(stage.on_decision(&decision(1, Action::Hold, Trigger::Manual), &control).messages.is_empty());
+        let open = stage.on_decision(&decision(2, Action::Long, Trigger::Manual), &control);
+        assert!(matches!(&open.messages[..], [RiskMessage::Order(o)] if o.intent == Intent::Open));
+        // An ensemble hold keeps the position (a mark); a manual hold closes it.
+        let hold = stage.on_decision(&decision(3, Action::Hold, Trigger::Complete), &control);
+        assert!(matches!(&hold.messages[..], [RiskMessage::Mark(_)]));
+        let close = stage.on_decision(&decision(4, Action::Hold, Trigger::Manual), &control);
+        match &close.messages[..] {
+            [RiskMessage::Order(o)] => {
+                assert_eq!(
+                    (o.intent, o.direction, o.side),
+                    (Intent::Close, Direction::Long, o.direction.closing_side())
+                );
+            }
+            other => panic!("expected a close, got {other:?}"),
+        }
+        assert_eq!(stage.view("a").unwrap().open_positions, 0);
+        assert!(stage.on_decision(&decision(5, Action::Hold, Trigger::Manual), &control).messages.is_empty());
     }
 }
