@@ -188,8 +188,17 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
                 println!(
                     "websocket fan-out: {} of {} clients, {} events/s for {} s: {} of {} deliveries ({:.0}/s), \
                      publish → receive p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; {} clients dropped as slow",
-                    r.connected, r.clients, r.rate_per_s, r.seconds, r.delivered, r.expected, r.deliveries_per_s,
-                    r.p50_ms, r.p99_ms, r.max_ms, r.dropped
+                    r.connected,
+                    r.clients,
+                    r.rate_per_s,
+                    r.seconds,
+                    r.delivered,
+                    r.expected,
+                    r.deliveries_per_s,
+                    r.p50_ms,
+                    r.p99_ms,
+                    r.max_ms,
+                    r.dropped
                 );
             }
             Ok(())

@@ -193,7 +193,8 @@ pub async fn run(settings: &Settings, args: EdgeArgs) -> anyhow::Result<()> {
         secret,
         extra_users: Vec::new(),
     };
-    let (_, task) = start(config, listen, parts, stop).await?;
+    let (addr, task) = start(config, listen, parts, stop).await?;
+    println!("edge: http://{addr}/api/v1 (docs http://{addr}/docs)");
     task.await.context("edge task")?
 }
 

@@ -90,7 +90,9 @@ async fn scheduler_and_emergency_stop() {
     edge.post("/api/v1/emergency/stop-all", Some(&edge.admin), Some(json!({"close_positions": "yes"})))
         .await
         .expect_error(422, "invalid_body");
-    edge.post("/api/v1/emergency/stop-all", Some(&edge.admin), Some(json!({"close_positions": true}))).await.expect(200);
+    edge.post("/api/v1/emergency/stop-all", Some(&edge.admin), Some(json!({"close_positions": true})))
+        .await
+        .expect(200);
     let status = edge.get("/api/v1/scheduler/status", Some(&edge.viewer)).await.expect(200);
     assert!(status["emergency"].is_string(), "{status}");
 

@@ -92,7 +92,8 @@ async fn probes_auth_errors_and_docs() {
     // `utoipa_axum::routes!`, which documents them.)
     let mut operations = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
-        let concrete = path.split('/').map(|seg| if seg.starts_with('{') { "zz" } else { seg }).collect::<Vec<_>>().join("/");
+        let concrete =
+            path.split('/').map(|seg| if seg.starts_with('{') { "zz" } else { seg }).collect::<Vec<_>>().join("/");
         for method in item.as_object().unwrap().keys() {
             let Ok(m) = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()) else { continue };
             if path == "/ws" {
@@ -155,7 +156,8 @@ async fn start_up_refusals() {
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bad.toml");
-    std::fs::write(&config, "[edge]\nlisten = \"nowhere\"\ntoken_ttl_s = 1\n[edge.rate_limit]\nauth_per_minute = 0\n").unwrap();
+    std::fs::write(&config, "[edge]\nlisten = \"nowhere\"\ntoken_ttl_s = 1\n[edge.rate_limit]\nauth_per_minute = 0\n")
+        .unwrap();
     let out = run(vec!["--config".into(), config.display().to_string(), "edge".into(), "--dev".into()], vec![]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

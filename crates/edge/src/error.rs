@@ -129,10 +129,13 @@ impl From<tradeflow_bus::BusError> for ApiError {
             B::DeadLetterNotFound { stream, id } => ApiError::not_found("dead letter", &format!("{stream} {id}")),
             B::UnknownGroup { stream, group, known } => ApiError::not_found("group", &format!("{stream}/{group}"))
                 .with_details(json!({ "resource": "group", "stream": stream, "name": group, "known": known })),
-            B::NoSuchPartition { stream, partition, partitions } => {
-                ApiError::not_found("partition", &format!("{stream}/{partition}"))
-                    .with_details(json!({ "resource": "partition", "stream": stream, "partition": partition, "partitions": partitions }))
-            }
+            B::NoSuchPartition { stream, partition, partitions } => ApiError::not_found(
+                "partition",
+                &format!("{stream}/{partition}"),
+            )
+            .with_details(
+                json!({ "resource": "partition", "stream": stream, "partition": partition, "partitions": partitions }),
+            ),
             B::Invalid(reason) => ApiError::bad_request("invalid_request", reason),
             other => ApiError::unavailable("redis", other),
         }
