@@ -48,4 +48,8 @@ for route in /api/v1/trading/status /api/v1/market/prices; do
   wrk -t2 -c64 -d"${secs}s" --latency -H "Authorization: Bearer $token" "$base$route"
 done
 echo "== tradeflow bench ws: $clients clients, $rate events/s"
+( sleep 6; for pid in $(pgrep -x tradeflow); do
+    a=$(awk '{print $14+$15}' /proc/$pid/stat); sleep 2; b=$(awk '{print $14+$15}' /proc/$pid/stat)
+    echo "cpu of $pid ($(tr '\0' ' ' </proc/$pid/cmdline | cut -c1-60)): $(( (b - a) / 2 ))% of one core"
+  done ) &
 REDIS_URL=$redis "$bin" bench ws --url "${base/http:/ws:}" --token "$token" --clients "$clients" --rate "$rate" --seconds 10
