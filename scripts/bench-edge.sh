@@ -52,4 +52,5 @@ echo "== tradeflow bench ws: $clients clients, $rate events/s"
     a=$(awk '{print $14+$15}' /proc/$pid/stat); sleep 2; b=$(awk '{print $14+$15}' /proc/$pid/stat)
     echo "cpu of $pid ($(tr '\0' ' ' </proc/$pid/cmdline | cut -c1-60)): $(( (b - a) / 2 ))% of one core"
   done ) &
+[ -z "${PERF_EDGE:-}" ] || ( sleep 5; perf record -F 499 -g -o "$PERF_EDGE" -p "$up" -- sleep 4 >/dev/null 2>&1 ) &
 REDIS_URL=$redis "$bin" bench ws --url "${base/http:/ws:}" --token "$token" --clients "$clients" --rate "$rate" --seconds 10

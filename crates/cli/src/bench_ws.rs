@@ -38,7 +38,12 @@ const MARKER: &str = "bench-ws";
 
 /// Latencies (ms) of the bench events one client received, and whether it was dropped.
 async fn client(url: String, stop: tokio_util::sync::CancellationToken) -> anyhow::Result<(Vec<u32>, bool)> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.with_context(|| format!("connect {url}"))?;
+    // A small read buffer: tungstenite zeroes the whole buffer on reads (128 KiB by default),
+    // which would make this process, not the edge, what is measured.
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096);
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(&url, Some(config), false)
+        .await
+        .with_context(|| format!("connect {url}"))?;
     let mut lat = Vec::new();
     loop {
         let msg = tokio::select! { _ = stop.cancelled() => break, m = ws.next() => m };

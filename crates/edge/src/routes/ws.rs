@@ -58,6 +58,10 @@ async fn ws(
         return Err(ApiError::unavailable("websocket", format!("{} clients connected", state.hub.client_count())));
     }
     let hub = state.hub.clone();
+    // Clients send a few small requests; tungstenite zeroes its whole read buffer (128 KiB by
+    // default) on reads, which was 43 % of the edge's CPU when fanning out to 1,000 clients.
+    // Messages larger than the buffer still arrive whole (it grows); the limit is separate.
+    let upgrade = upgrade.read_buffer_size(4096).max_message_size(64 << 10).max_frame_size(64 << 10);
     Ok(upgrade.on_upgrade(move |socket| hub.serve(socket)))
 }
 
