@@ -155,24 +155,40 @@ impl Hub {
 
     /// Hands `event` to every client that wants it; drops the ones that cannot keep up.
     pub fn publish(&self, event: Event) {
-        self.counters.events_total.fetch_add(1, Ordering::Relaxed);
-        let event = Arc::new(event);
+        self.publish_all(vec![event]);
+    }
+
+    /// Hands a batch of events to every client that wants them, client by client: a client's
+    /// share of the batch lands in its queue at once, so its task wakes once and writes it in
+    /// one flush, instead of once per event.
+    pub fn publish_all(&self, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        self.counters.events_total.fetch_add(events.len() as u64, Ordering::Relaxed);
+        let events: Vec<Arc<Event>> = events.into_iter().map(Arc::new).collect();
         let mut gone = Vec::new();
         let mut delivered = 0;
         {
             let clients = self.clients.read().unwrap_or_else(|p| p.into_inner());
-            for (id, slot) in clients.iter() {
-                let wants = slot.subs.read().map(|s| s.wants(&event)).unwrap_or(false);
-                if !wants {
-                    continue;
-                }
-                match slot.tx.try_send(event.clone()) {
-                    Ok(()) => delivered += 1,
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        slot.slow.store(true, Ordering::Relaxed);
-                        gone.push(*id);
+            'clients: for (id, slot) in clients.iter() {
+                let Ok(subs) = slot.subs.read() else { continue };
+                for event in &events {
+                    if !subs.wants(event) {
+                        continue;
                     }
-                    Err(mpsc::error::TrySendError::Closed(_)) => gone.push(*id),
+                    match slot.tx.try_send(event.clone()) {
+                        Ok(()) => delivered += 1,
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            slot.slow.store(true, Ordering::Relaxed);
+                            gone.push(*id);
+                            continue 'clients;
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => {
+                            gone.push(*id);
+                            continue 'clients;
+                        }
+                    }
                 }
             }
         }

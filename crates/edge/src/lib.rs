@@ -191,12 +191,12 @@ pub async fn run_tap(state: AppState, mut tap: Tap, stop: CancellationToken) {
         let batch = tokio::select! { _ = stop.cancelled() => return, b = tap.next() => b };
         match batch {
             Ok(batch) => {
+                let mut events = Vec::with_capacity(batch.len());
                 for t in &batch {
                     state.live.apply(&t.envelope);
-                    if let Some(e) = hub::Event::from_tapped(t) {
-                        state.hub.publish(e);
-                    }
+                    events.extend(hub::Event::from_tapped(t));
                 }
+                state.hub.publish_all(events);
             }
             Err(e) => {
                 warn!(error = %e, "edge tap read failed; reconnecting");
