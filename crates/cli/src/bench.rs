@@ -599,7 +599,8 @@ async fn start_pipeline(url: &str, tag: &str) -> anyhow::Result<PipelineRun> {
     let models: Vec<String> = BENCH_MODELS.iter().map(|m| m.to_string()).collect();
     let stop = CancellationToken::new();
     let (_tx, control) = tokio::sync::watch::channel(tradeflow_core::control::ControlState::default());
-    let spec = crate::stages::PipelineSpec { models: &models, llm_config: None, profiles, accounts, store };
+    let spec =
+        crate::stages::PipelineSpec { models: &models, llm_config: None, profiles, accounts, store, reload_from: None };
     let tasks = crate::stages::spawn_pipeline(&bus, &registry, &bus_metrics, spec, control, &stop)?;
     Ok(PipelineRun { bus, stop, tasks, _dir: dir })
 }

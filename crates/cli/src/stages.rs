@@ -2,7 +2,7 @@
 //! (accounts, the control-state follower). Used by `tradeflow worker <stage>`, `tradeflow up`
 //! and the pipeline benchmark, so each stage is wired in one place.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -160,6 +160,9 @@ pub struct PipelineSpec<'a> {
     pub profiles: Vec<Profile>,
     pub accounts: Vec<AccountConfig>,
     pub store: Arc<AuditStore>,
+    /// `Some((profiles file, accounts file))`: ensemble, risk and execution re-read these
+    /// files on `reload` (as their workers do); `None`: they run with the given ones.
+    pub reload_from: Option<(Option<PathBuf>, Option<PathBuf>)>,
 }
 
 /// Inference, ensemble, risk, execution and audit as tasks of this process, until `stop`.
@@ -179,16 +182,38 @@ pub fn spawn_pipeline(
         tokio::spawn(async move { c.run(stop).await.map_err(anyhow::Error::from) })
     }
     let inference = crate::worker::inference_consumer(bus, registry, bus_metrics, spec.models, spec.llm_config, None)?;
-    let ensemble = crate::worker::ensemble_consumer(
-        bus,
-        tradeflow_ensemble::worker::EnsembleMetrics::register(registry)?,
-        bus_metrics,
-        spec.profiles,
-        None,
-    )?;
-    let risk = risk_consumer(bus, RiskMetrics::register(registry)?, bus_metrics, &spec.accounts, control, None)?;
-    let exec = exec_consumer(bus, ExecMetrics::register(registry)?, bus_metrics, &spec.accounts, None)?;
-    let mut tasks = vec![task(inference, stop), task(ensemble, stop), task(risk, stop), task(exec, stop)];
+    let ensemble_metrics = tradeflow_ensemble::worker::EnsembleMetrics::register(registry)?;
+    let risk_metrics = RiskMetrics::register(registry)?;
+    let exec_metrics = ExecMetrics::register(registry)?;
+    let mut tasks = vec![task(inference, stop)];
+    match spec.reload_from {
+        None => {
+            let ensemble = crate::worker::ensemble_consumer(bus, ensemble_metrics, bus_metrics, spec.profiles, None)?;
+            let risk = risk_consumer(bus, risk_metrics, bus_metrics, &spec.accounts, control, None)?;
+            let exec = exec_consumer(bus, exec_metrics, bus_metrics, &spec.accounts, None)?;
+            tasks.extend([task(ensemble, stop), task(risk, stop), task(exec, stop)]);
+        }
+        Some((profiles_path, accounts_path)) => {
+            // Each stage re-reads the files itself on `reload`, like its worker process.
+            let load = move || -> anyhow::Result<(Vec<Profile>, Vec<AccountConfig>)> {
+                let profiles = crate::worker::load_profiles(profiles_path.as_deref())?;
+                let accounts = load_accounts(accounts_path.as_deref(), &profiles)?;
+                Ok((profiles, accounts))
+            };
+            let (b, m, bm, l) = (bus.clone(), ensemble_metrics, bus_metrics.clone(), load.clone());
+            let build = move || crate::worker::ensemble_consumer(&b, m.clone(), &bm, l()?.0, None);
+            let (c, st) = (control.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move { run_reloadable("ensemble", build, c, st).await }));
+            let (b, m, bm, l, ctl) = (bus.clone(), risk_metrics, bus_metrics.clone(), load.clone(), control.clone());
+            let build = move || risk_consumer(&b, m.clone(), &bm, &l()?.1, ctl.clone(), None);
+            let (c, st) = (control.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move { run_reloadable("risk", build, c, st).await }));
+            let (b, m, bm, l) = (bus.clone(), exec_metrics, bus_metrics.clone(), load);
+            let build = move || exec_consumer(&b, m.clone(), &bm, &l()?.1, None);
+            let (c, st) = (control, stop.clone());
+            tasks.push(tokio::spawn(async move { run_reloadable("exec", build, c, st).await }));
+        }
+    }
     let (bus, registry, bus_metrics, store, stop) =
         (bus.clone(), registry.clone(), bus_metrics.clone(), spec.store, stop.clone());
     tasks.push(tokio::spawn(async move { run_audit(&bus, &registry, &bus_metrics, store, None, stop).await }));

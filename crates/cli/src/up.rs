@@ -126,6 +126,7 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
         profiles,
         accounts: accounts.clone(),
         store: store.clone(),
+        reload_from: Some((args.profiles.clone(), args.accounts.clone())),
     };
     let tasks = stages::spawn_pipeline(&bus, &registry, &bus_metrics, spec, control.clone(), &stages)?;
     let edge = if args.no_edge {

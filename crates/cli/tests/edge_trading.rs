@@ -597,6 +597,27 @@ async fn trading_analytics_and_audit() {
     assert_eq!(n, 1, "one decision for one request id");
     assert!(closes >= 2);
 
+    // ---- `tradeflow up` re-reads the accounts file on reload: alpha without shorts has a
+    // new short refused by the risk stage running inside `up`.
+    edge.call(Method::PATCH, "/api/v1/trading/accounts/alpha", t, Some(json!({"allow_short": false})))
+        .await
+        .expect(200);
+    let started = Instant::now();
+    for attempt in 0.. {
+        let sell = json!({"account": "alpha", "symbol": "ETHUSD", "side": "sell"});
+        let (code, r) = order_with_id(&edge, &format!("reload-probe-{attempt}"), sell).await;
+        assert_eq!(code, 202, "{r}");
+        if r["reason"] == "shorting_disabled" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "risk under `up` did not reload: {r}");
+        if r["status"] == "filled" {
+            // Before the reload landed: close the short and ask again.
+            edge.post("/api/v1/paper/positions/alpha/ETHUSD/close", t, None).await.expect(202);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
     // ---- The audit log: every change with actor and IP, refusals too.
     let row = wait_audited(&store, "account_create", "/api/v1/trading/accounts", "ok").await;
     assert_eq!((row.actor.as_str(), row.ip.as_deref()), (TRADER.0, Some("127.0.0.1")));
