@@ -214,7 +214,7 @@ async fn streams_dead_letters_and_monitoring() {
     let sys = edge.get("/api/v1/health/streams", viewer).await.expect(200);
     assert_eq!(sys["total_streams"], 8);
     assert_eq!(sys["total_partitions"], 8 * 6 + 1 + 1);
-    assert_eq!(sys["total_groups"], 14);
+    assert_eq!(sys["total_groups"], 13);
     assert_eq!(sys["dlq_messages"], 0);
     assert!(sys["total_length"].as_u64().unwrap() >= 1200);
     assert_eq!(sys["streams"].as_array().unwrap().len(), 8);
