@@ -53,4 +53,5 @@ echo "== tradeflow bench ws: $clients clients, $rate events/s"
     echo "cpu of $pid ($(tr '\0' ' ' </proc/$pid/cmdline | cut -c1-60)): $(( (b - a) / 2 ))% of one core"
   done ) &
 [ -z "${PERF_EDGE:-}" ] || ( sleep 5; perf record -F 499 -g -o "$PERF_EDGE" -p "$up" -- sleep 4 >/dev/null 2>&1 ) &
+[ -z "${PERF_CLIENT:-}" ] || ( sleep 5; perf record -F 499 -g -o "$PERF_CLIENT" -p "$(pgrep -f 'tradeflow bench ws')" -- sleep 4 >/dev/null 2>&1 ) &
 REDIS_URL=$redis "$bin" bench ws --url "${base/http:/ws:}" --token "$token" --clients "$clients" --rate "$rate" --seconds 10
