@@ -447,7 +447,7 @@ async fn xadd_ceiling(url: &str, addr: &str, payload_bytes: usize) -> anyhow::Re
         .output()
         .await
         .context("cannot run redis-benchmark (Debian package redis-tools)")?;
-    let client = redis::Client::open(url)?;
+    let client = tradeflow_bus::connection::client(url)?;
     let mut conn = client.get_multiplexed_async_connection().await?;
     let _: i64 = redis::cmd("DEL").arg(&key).query_async(&mut conn).await?;
     if !out.status.success() {

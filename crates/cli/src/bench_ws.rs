@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use futures_util::StreamExt;
 use serde::Serialize;
-use tokio_tungstenite::tungstenite::Message;
 use tradeflow_bus::Producer;
 use tradeflow_core::MessageId;
 use tradeflow_core::order::AccountAlert;
@@ -37,69 +36,56 @@ pub struct WsReport {
 const MARKER: &str = "bench-ws";
 
 /// Latencies (ms) of the bench events one client received, and whether it was dropped.
-async fn client(url: String, stop: tokio_util::sync::CancellationToken) -> anyhow::Result<(Vec<u32>, bool)> {
-    // A small read buffer: tungstenite zeroes the whole buffer on reads (128 KiB by default),
-    // which would make this process, not the edge, what is measured.
-    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096);
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(&url, Some(config), false)
+async fn client(
+    url: String,
+    expected: usize,
+    stop: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<(Vec<u32>, bool)> {
+    let (mut ws, _) = tokio_websockets::ClientBuilder::new()
+        .uri(&url)
+        .with_context(|| format!("parse {url}"))?
+        .connect()
         .await
         .with_context(|| format!("connect {url}"))?;
-    let mut lat = Vec::new();
+    // Sized up front: grown by doubling, the 1,000 clients' vectors were all reallocated in the
+    // same instant (they receive the same events), a stall of this process that the benchmark
+    // then reported as a 200 ms fan-out tail.
+    let mut lat = Vec::with_capacity(expected);
+    // Built once: building a finder per frame was the top entry of this process's profile.
+    let marker = memchr::memmem::Finder::new(MARKER);
+    let time_key = memchr::memmem::Finder::new("\"time\":");
     // Created once: a fresh `cancelled()` per message showed up in profiles of this process.
     let cancelled = stop.cancelled();
     tokio::pin!(cancelled);
     loop {
-        let msg = tokio::select! { _ = &mut cancelled => break, m = ws.next() => m };
+        // Biased to the socket: the stop future is polled only when no frame is ready, i.e.
+        // once per burst, not once per frame.
+        let msg = tokio::select! { biased; m = ws.next() => m, _ = &mut cancelled => break };
         let Some(Ok(msg)) = msg else { break };
-        match msg {
-            Message::Text(t) => {
-                let b = t.as_bytes();
-                if memchr::memmem::find(b, MARKER.as_bytes()).is_none() {
-                    continue;
-                }
-                // The alert's own `time` (set at publish), read without parsing the frame:
-                // this process must not be the bottleneck of what it measures.
-                if let Some(i) = memchr::memmem::find(b, b"\"time\":") {
-                    let sent = b[i + 7..]
-                        .iter()
-                        .take_while(|c| c.is_ascii_digit())
-                        .fold(0i64, |n, c| n * 10 + i64::from(c - b'0'));
-                    lat.push((now_ms() - sent).max(0) as u32);
-                }
-            }
-            Message::Close(c) => return Ok((lat, c.is_some_and(|c| u16::from(c.code) == 1013))),
-            _ => {}
+        if let Some((code, _)) = msg.as_close() {
+            return Ok((lat, u16::from(code) == 1013));
+        }
+        let Some(text) = msg.as_text() else { continue };
+        let b = text.as_bytes();
+        if marker.find(b).is_none() {
+            continue;
+        }
+        // The alert's own `time` (set at publish), read without parsing the frame: this
+        // process must not be the bottleneck of what it measures.
+        if let Some(i) = time_key.find(b) {
+            let sent =
+                b[i + 7..].iter().take_while(|c| c.is_ascii_digit()).fold(0i64, |n, c| n * 10 + i64::from(c - b'0'));
+            lat.push((now_ms() - sent).max(0) as u32);
         }
     }
     Ok((lat, false))
 }
 
-pub async fn run(
-    settings: &Settings,
-    url: &str,
-    token: Option<&str>,
-    clients: usize,
-    rate: u64,
-    seconds: u64,
-) -> anyhow::Result<WsReport> {
+/// Publishes `total` bench alerts on `sys.events` at `rate` per second, in 10 ms slices, each
+/// stamped with the time it is sent; returns how many were published.
+async fn publish(settings: &Settings, rate: u64, total: u64) -> anyhow::Result<u64> {
     let bus = crate::connect(settings).await?;
     let producer = Producer::new(bus, "bench");
-    let ws_url = match token {
-        Some(t) => format!("{}/ws?token={t}", url.trim_end_matches('/')),
-        None => format!("{}/ws", url.trim_end_matches('/')),
-    };
-    let stop = tokio_util::sync::CancellationToken::new();
-    let mut tasks = Vec::with_capacity(clients);
-    for i in 0..clients {
-        tasks.push(tokio::spawn(client(ws_url.clone(), stop.clone())));
-        if i % 100 == 99 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-
-    // Publish in 10 ms slices at the steady rate.
-    let total = rate * seconds;
     let started = Instant::now();
     let mut published = 0u64;
     let mut tick = tokio::time::interval(Duration::from_millis(10));
@@ -124,6 +110,48 @@ pub async fn run(
             producer.send(&batch).await?;
         }
     }
+    Ok(published)
+}
+
+pub async fn run(
+    settings: &Settings,
+    url: &str,
+    token: Option<&str>,
+    clients: usize,
+    rate: u64,
+    seconds: u64,
+) -> anyhow::Result<WsReport> {
+    let ws_url = match token {
+        Some(t) => format!("{}/ws?token={t}", url.trim_end_matches('/')),
+        None => format!("{}/ws", url.trim_end_matches('/')),
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut tasks = Vec::with_capacity(clients);
+    for i in 0..clients {
+        tasks.push(tokio::spawn(client(ws_url.clone(), (rate * seconds) as usize, stop.clone())));
+        if i % 100 == 99 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // The publisher runs on its own thread and runtime, so that its XADDs (written by the Redis
+    // connection's driver task) leave when they are stamped, not after whatever the 1,000
+    // client tasks of this process's runtime have queued: that wait would count as fan-out.
+    let total = rate * seconds;
+    let publisher = {
+        let settings = settings.clone();
+        std::thread::Builder::new().name("bench-ws-publisher".into()).spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("the publisher's runtime")?
+                .block_on(publish(&settings, rate, total))
+        })?
+    };
+    let published = tokio::task::spawn_blocking(move || publisher.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the publisher thread panicked"))??;
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.cancel();
     let mut all = Vec::new();

@@ -1,9 +1,11 @@
 //! WebSocket fan-out.
 //!
-//! An event is serialised once and handed to every subscribed client's bounded queue with a
-//! non-blocking `try_send`. A client whose queue is full has fallen behind: it is dropped with
-//! a close frame saying why, and nobody else waits for it. Each client's task writes what its
-//! queue holds in one flush, so a burst costs one socket write, not one per event.
+//! An event is serialised once. A batch of events (what one read of the tap brought) is handed
+//! to every client that wants any of it as one shared, reference-counted slice: one queue push
+//! per client per batch, not one per event. Each client's queue is bounded in events: a client
+//! with more than `client_queue` events handed over and not yet written has fallen behind, and
+//! is dropped with a close frame saying why; nobody else waits for it. Each client's task writes
+//! everything queued in one flush, so a burst costs one socket write, not one per event.
 //!
 //! Protocol (JSON text frames):
 //! - server → client: `welcome {client_id, channels, subscriptions}`, `subscribed`/`unsubscribed
@@ -17,7 +19,7 @@
 //! A new client is subscribed to `status` and `alerts`.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -103,8 +105,15 @@ impl Subs {
     }
 }
 
+/// What a client is handed: a published batch, shared by every client, and how many of its
+/// events the client wanted when it was published (what its queue depth went up by).
+type Share = (Arc<[Event]>, usize);
+
 struct Slot {
-    tx: mpsc::Sender<Arc<Event>>,
+    /// Unbounded as a channel; bounded by `queued`, which counts events, not batches.
+    tx: mpsc::UnboundedSender<Share>,
+    /// Events handed to the client and not yet written to its socket.
+    queued: Arc<AtomicUsize>,
     subs: Arc<RwLock<Subs>>,
     slow: Arc<AtomicBool>,
 }
@@ -158,37 +167,35 @@ impl Hub {
         self.publish_all(vec![event]);
     }
 
-    /// Hands a batch of events to every client that wants them, client by client: a client's
-    /// share of the batch lands in its queue at once, so its task wakes once and writes it in
-    /// one flush, instead of once per event.
+    /// Hands a batch of events to every client that wants any of them: the batch is shared,
+    /// each such client gets one queue push and wakes once to write its share in one flush.
     pub fn publish_all(&self, events: Vec<Event>) {
         if events.is_empty() {
             return;
         }
         self.counters.events_total.fetch_add(events.len() as u64, Ordering::Relaxed);
-        let events: Vec<Arc<Event>> = events.into_iter().map(Arc::new).collect();
+        let batch: Arc<[Event]> = events.into();
+        let limit = self.config.client_queue;
         let mut gone = Vec::new();
         let mut delivered = 0;
         {
             let clients = self.clients.read().unwrap_or_else(|p| p.into_inner());
-            'clients: for (id, slot) in clients.iter() {
-                let Ok(subs) = slot.subs.read() else { continue };
-                for event in &events {
-                    if !subs.wants(event) {
-                        continue;
-                    }
-                    match slot.tx.try_send(event.clone()) {
-                        Ok(()) => delivered += 1,
-                        Err(mpsc::error::TrySendError::Full(_)) => {
-                            slot.slow.store(true, Ordering::Relaxed);
-                            gone.push(*id);
-                            continue 'clients;
-                        }
-                        Err(mpsc::error::TrySendError::Closed(_)) => {
-                            gone.push(*id);
-                            continue 'clients;
-                        }
-                    }
+            for (id, slot) in clients.iter() {
+                let wanted = {
+                    let Ok(subs) = slot.subs.read() else { continue };
+                    batch.iter().filter(|e| subs.wants(e)).count()
+                };
+                if wanted == 0 {
+                    continue;
+                }
+                if slot.queued.fetch_add(wanted, Ordering::Relaxed) + wanted > limit {
+                    slot.slow.store(true, Ordering::Relaxed);
+                    gone.push(*id);
+                    continue;
+                }
+                match slot.tx.send((batch.clone(), wanted)) {
+                    Ok(()) => delivered += wanted as u64,
+                    Err(_) => gone.push(*id),
                 }
             }
         }
@@ -247,7 +254,8 @@ impl Hub {
     pub async fn serve(self: Arc<Hub>, mut socket: WebSocket) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let client_id = format!("c{id}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        let (tx, mut rx) = mpsc::channel::<Arc<Event>>(self.config.client_queue);
+        let (tx, mut rx) = mpsc::unbounded_channel::<Share>();
+        let queued = Arc::new(AtomicUsize::new(0));
         let subs = Arc::new(RwLock::new(Subs {
             channels: channel_bit("status").unwrap_or(0) | channel_bit("alerts").unwrap_or(0),
             symbols: BTreeSet::new(),
@@ -256,7 +264,7 @@ impl Hub {
         self.clients
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id, Slot { tx, subs: subs.clone(), slow: slow.clone() });
+            .insert(id, Slot { tx, queued: queued.clone(), subs: subs.clone(), slow: slow.clone() });
         self.counters.connected_total.fetch_add(1, Ordering::Relaxed);
 
         let welcome = json!({
@@ -267,7 +275,7 @@ impl Hub {
             "heartbeat_s": self.config.heartbeat_s,
             "time": tradeflow_core::time::now_ms(),
         });
-        let reason = self.run_client(&mut socket, &mut rx, &subs, &slow, welcome).await;
+        let reason = self.run_client(&mut socket, &mut rx, &queued, &subs, &slow, welcome).await;
         self.clients.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
         self.counters.disconnected_total.fetch_add(1, Ordering::Relaxed);
         if let Some((code, why)) = reason {
@@ -284,7 +292,8 @@ impl Hub {
     async fn run_client(
         &self,
         socket: &mut WebSocket,
-        rx: &mut mpsc::Receiver<Arc<Event>>,
+        rx: &mut mpsc::UnboundedReceiver<Share>,
+        queued: &AtomicUsize,
         subs: &RwLock<Subs>,
         slow: &AtomicBool,
         welcome: Value,
@@ -295,27 +304,39 @@ impl Hub {
         let beat = Duration::from_secs(self.config.heartbeat_s);
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
         let mut last_heard = Instant::now();
+        // Reused across wakes: the frames of one flush.
+        let mut frames: Vec<Utf8Bytes> = Vec::new();
         loop {
             tokio::select! {
-                event = rx.recv() => {
-                    let Some(event) = event else {
+                share = rx.recv() => {
+                    let Some(mut share) = share else {
                         return if slow.load(Ordering::Relaxed) {
                             Some((CLOSE_SLOW, format!("client too slow: more than {} events queued", self.config.client_queue)))
                         } else {
                             None
                         };
                     };
-                    if socket.feed(Message::Text(event.text.clone())).await.is_err() {
-                        return None;
+                    // Everything already queued goes out in the same flush. The subscription
+                    // is read again here: an unsubscribe takes effect at once.
+                    {
+                        let s = subs.read().unwrap_or_else(|p| p.into_inner());
+                        loop {
+                            let (batch, wanted) = share;
+                            frames.extend(batch.iter().filter(|e| s.wants(e)).map(|e| e.text.clone()));
+                            queued.fetch_sub(wanted, Ordering::Relaxed);
+                            if frames.len() >= 256 {
+                                break;
+                            }
+                            match rx.try_recv() {
+                                Ok(more) => share = more,
+                                Err(_) => break,
+                            }
+                        }
                     }
-                    // Everything already queued goes out in the same flush.
-                    let mut n = 1;
-                    while n < 256 {
-                        let Ok(more) = rx.try_recv() else { break };
-                        if socket.feed(Message::Text(more.text.clone())).await.is_err() {
+                    for text in frames.drain(..) {
+                        if socket.feed(Message::Text(text)).await.is_err() {
                             return None;
                         }
-                        n += 1;
                     }
                     if futures_util::SinkExt::flush(socket).await.is_err() {
                         return None;
@@ -445,17 +466,25 @@ mod tests {
     fn a_full_queue_drops_only_that_client() {
         let hub = Hub::new(WsConfig { client_queue: 2, ..WsConfig::default() });
         let mut receivers = Vec::new();
+        let mut depths = Vec::new();
         for id in 0..2u64 {
-            let (tx, rx) = mpsc::channel(2);
+            let (tx, rx) = mpsc::unbounded_channel();
             let subs =
                 Arc::new(RwLock::new(Subs { channels: channel_bit("prices").unwrap(), symbols: BTreeSet::new() }));
-            hub.clients.write().unwrap().insert(id, Slot { tx, subs, slow: Arc::new(AtomicBool::new(false)) });
+            let queued = Arc::new(AtomicUsize::new(0));
+            depths.push(queued.clone());
+            hub.clients.write().unwrap().insert(id, Slot { tx, queued, subs, slow: Arc::new(AtomicBool::new(false)) });
             receivers.push(rx);
         }
         let mut fast = receivers.pop().unwrap();
+        let fast_depth = depths.pop().unwrap();
         for i in 0..5 {
             hub.publish(Event::new("prices", None, &json!({ "i": i })).unwrap());
-            while fast.try_recv().is_ok() {}
+            // Only a prices event reaches a prices subscriber's queue.
+            hub.publish(Event::new("fills", None, &json!({ "i": i })).unwrap());
+            while let Ok((_, wanted)) = fast.try_recv() {
+                fast_depth.fetch_sub(wanted, Ordering::Relaxed);
+            }
         }
         assert_eq!(hub.client_count(), 1, "the stalled client is dropped, the other stays");
         assert_eq!(hub.stats().dropped_slow_total, 1);

@@ -249,6 +249,13 @@ pub async fn start(
     let addr = listener.local_addr()?;
     info!(%addr, "edge listening");
     let app = app(state);
+    // TCP_NODELAY on every connection: a WebSocket client gets many small writes in a row, and
+    // with Nagle's algorithm on each waited for the previous one's delayed ACK (up to 40 ms).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     Ok(async move {
         axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move { stop.cancelled().await })
