@@ -147,7 +147,7 @@ impl Payload for AccountUpdate {
 }
 
 /// Any message of `exec.fills`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ExecEvent {
     Fill(Fill),
     Position(PositionUpdate),

@@ -7,15 +7,26 @@
 //! book's accounting — margin, realised PnL, fees at the account's taker rate — so exchange
 //! accounts emit the same Fill, PositionUpdate and AccountUpdate messages as paper ones.
 //!
-//! Stops and take-profits are not placed on the exchange (left out for now): exits come from
-//! decisions. Leverage is set once per symbol before its first order.
+//! Stops, take profits and trailing stops rest on the exchange: after an entry fills, the
+//! position's protection is placed as reduce-only STOP_MARKET, TAKE_PROFIT_MARKET and
+//! TRAILING_STOP_MARKET orders (mark price), so it holds while this process is down. Their ids
+//! derive from the entry's order id (`<order id>:sl`, `:tp`, `:ts`), so placing is idempotent
+//! like any order. On each message of the account for that symbol, the desk first asks Binance
+//! about them: one that has filled is booked as the exit it was (at its average price, with
+//! its reason) and its siblings are cancelled. A close or reduce cancels the protection before
+//! sending its market order; a reduce places it again for what is left. Placing protection
+//! never fails the message that opened the position (the fill is already real): what could not
+//! be placed is retried on the account's next message for the symbol, and an exchange refusal
+//! is logged as an error. Leverage is set once per symbol before its first order.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
+use tracing::{error, warn};
+use tradeflow_core::execution::{ExecEvent, FillReason};
 use tradeflow_core::order::{Intent, OrderIntent, RiskMessage, Side};
 
-use crate::binance::{FuturesClient, FuturesError, NewOrder, OrderSide};
+use crate::binance::{FuturesClient, FuturesError, NewOrder, OrderAck, OrderSide};
 use crate::paper::{PaperBook, PaperConfig};
 use crate::stage::ExecOutput;
 
@@ -51,6 +62,85 @@ pub struct DeskState {
     seqs: BTreeMap<String, u64>,
     /// (account, symbol) pairs whose leverage is set.
     leverage_set: BTreeSet<(String, String)>,
+    /// Protection of each open position: account → symbol → its orders on the exchange.
+    #[serde(default)]
+    protective: BTreeMap<String, BTreeMap<String, Vec<Protective>>>,
+    /// Events booked by a message that then failed (an exit found on the exchange before the
+    /// order that followed could not be placed): sent with the account's next message.
+    #[serde(default)]
+    unsent: Vec<ExecEvent>,
+}
+
+/// What a protective order does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProtectiveKind {
+    StopLoss,
+    TakeProfit,
+    TrailingStop,
+}
+
+impl ProtectiveKind {
+    fn reason(self) -> FillReason {
+        match self {
+            Self::StopLoss => FillReason::StopLoss,
+            Self::TakeProfit => FillReason::TakeProfit,
+            Self::TrailingStop => FillReason::TrailingStop,
+        }
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Self::StopLoss => "sl",
+            Self::TakeProfit => "tp",
+            Self::TrailingStop => "ts",
+        }
+    }
+}
+
+/// A reduce-only order protecting a position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Protective {
+    pub kind: ProtectiveKind,
+    /// Our id of it (`<order id>:sl`…), sent as `newClientOrderId` through `client_order_id`.
+    pub id: String,
+    /// The closing side.
+    pub side: Side,
+    pub quantity: f64,
+    /// Stop or target price; for a trailing stop, the callback in percent (1 = 1 %).
+    pub level: f64,
+    /// Whether Binance has it; an unplaced one is placed on the account's next message.
+    pub placed: bool,
+}
+
+impl Protective {
+    fn request(&self, symbol: &str) -> NewOrder {
+        let side = exchange_side(self.side);
+        match self.kind {
+            ProtectiveKind::StopLoss => NewOrder::stop_market(symbol, side, self.quantity, self.level, &self.id),
+            ProtectiveKind::TakeProfit => {
+                NewOrder::take_profit_market(symbol, side, self.quantity, self.level, &self.id)
+            }
+            ProtectiveKind::TrailingStop => {
+                NewOrder::trailing_stop_market(symbol, side, self.quantity, self.level, &self.id)
+            }
+        }
+    }
+}
+
+impl DeskState {
+    /// The protection of `account`'s `symbol` position.
+    pub fn protection(&self, account: &str, symbol: &str) -> &[Protective] {
+        self.protective.get(account).and_then(|m| m.get(symbol)).map_or(&[], Vec::as_slice)
+    }
+
+    fn set_protection(&mut self, account: &str, symbol: &str, list: Vec<Protective>) {
+        let m = self.protective.entry(account.to_string()).or_default();
+        if list.is_empty() {
+            m.remove(symbol);
+        } else {
+            m.insert(symbol.to_string(), list);
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -81,53 +171,259 @@ impl ExchangeDesk {
         if msg.seq() <= last {
             return Ok(ExecOutput { events: Vec::new(), duplicate: true });
         }
-        let RiskMessage::Order(order) = msg else {
-            // Marks and rejections ask nothing of the exchange.
-            self.state.seqs.insert(account, msg.seq());
-            return Ok(ExecOutput::default());
-        };
-        let symbol = order.bar.symbol.clone();
-        if !self.state.leverage_set.contains(&(account.clone(), symbol.clone())) {
-            cfg.client.set_leverage(&symbol, cfg.leverage).await.map_err(classify)?;
-            self.state.leverage_set.insert((account.clone(), symbol.clone()));
+        let mut events = std::mem::take(&mut self.state.unsent);
+        match handle(cfg, &mut self.state, msg, &mut events).await {
+            Ok(()) => {
+                self.state.seqs.insert(account, msg.seq());
+                Ok(ExecOutput { events, duplicate: false })
+            }
+            Err(e) => {
+                self.state.unsent = events;
+                Err(e)
+            }
         }
-        let side = match order.side {
-            Side::Buy => OrderSide::Buy,
-            Side::Sell => OrderSide::Sell,
-        };
-        let mut request = NewOrder::market(&symbol, side, order.quantity, &order.id);
-        if order.intent != Intent::Open {
-            request = request.reduce_only();
+    }
+}
+
+/// One message of an exchange account; what it books goes to `events`.
+async fn handle(
+    cfg: &ExchangeAccount,
+    state: &mut DeskState,
+    msg: &RiskMessage,
+    events: &mut Vec<ExecEvent>,
+) -> Result<(), ExchangeError> {
+    let account = cfg.id.as_str();
+    let bar = msg.bar();
+    let symbol = bar.symbol.as_str();
+    // What the exchange did on its own since the last message: a protective order that fired.
+    reconcile(cfg, state, symbol, msg.seq(), events).await?;
+    let RiskMessage::Order(order) = msg else {
+        // Marks and rejections ask nothing more of the exchange.
+        ensure_protection(cfg, state, symbol).await;
+        return Ok(());
+    };
+    if !state.leverage_set.contains(&(account.to_string(), symbol.to_string())) {
+        cfg.client.set_leverage(symbol, cfg.leverage).await.map_err(classify)?;
+        state.leverage_set.insert((account.to_string(), symbol.to_string()));
+    }
+    let held = |state: &DeskState| state.books.get(account).and_then(|b| b.position(symbol)).is_some();
+    let previous: Vec<Protective> = state.protection(account, symbol).to_vec();
+    if order.intent != Intent::Open {
+        if !held(state) {
+            // Nothing to close here (a stop closed it, or it never opened): a reduce-only order
+            // would only be refused.
+            return Ok(());
         }
-        let ack = cfg.client.place_order(&request).await.map_err(classify)?;
-        if ack.executed_qty <= 0.0 {
-            return Err(ExchangeError::Retry(format!(
-                "order {} is {:?} with nothing executed yet; looked up again on retry",
-                order.id, ack.status
-            )));
+        // Protection off first, so that it cannot fire on a position being closed.
+        if cancel_protection(cfg, state, symbol, order.seq, events).await? {
+            return Ok(());
         }
-        let price = ack.avg_price.filter(|p| *p > 0.0).or_else(|| ack.cum_quote.map(|q| q / ack.executed_qty));
-        let price = price.unwrap_or(order.bar.close);
-        let booked = OrderIntent {
-            quantity: ack.executed_qty,
-            bar: tradeflow_core::order::BarMark { close: price, ..order.bar.clone() },
-            stop_loss: None,
-            take_profit: None,
-            trailing_stop_pct: None,
-            ..order.clone()
+    }
+    let side = exchange_side(order.side);
+    let mut request = NewOrder::market(symbol, side, order.quantity, &order.id);
+    if order.intent != Intent::Open {
+        request = request.reduce_only();
+    }
+    let ack = cfg.client.place_order(&request).await.map_err(classify)?;
+    if ack.executed_qty <= 0.0 {
+        return Err(ExchangeError::Retry(format!(
+            "order {} is {:?} with nothing executed yet; looked up again on retry",
+            order.id, ack.status
+        )));
+    }
+    let price = fill_price(&ack).unwrap_or(order.bar.close);
+    let booked = OrderIntent {
+        quantity: ack.executed_qty,
+        bar: tradeflow_core::order::BarMark { close: price, ..order.bar.clone() },
+        stop_loss: None,
+        take_profit: None,
+        trailing_stop_pct: None,
+        ..order.clone()
+    };
+    let book = state.books.entry(account.to_string()).or_insert_with(|| {
+        let config = PaperConfig {
+            taker_fee: cfg.taker_fee,
+            maker_fee: cfg.taker_fee,
+            slippage_bps: 0.0,
+            maintenance_margin_rate: 0.0,
         };
-        let book = self.state.books.entry(account.clone()).or_insert_with(|| {
-            let config = PaperConfig {
-                taker_fee: cfg.taker_fee,
-                maker_fee: cfg.taker_fee,
-                slippage_bps: 0.0,
-                maintenance_margin_rate: 0.0,
-            };
-            PaperBook::new(&account, cfg.starting_balance, config)
-        });
-        let events = book.execute(&booked);
-        self.state.seqs.insert(account, msg.seq());
-        Ok(ExecOutput { events, duplicate: false })
+        PaperBook::new(account, cfg.starting_balance, config)
+    });
+    events.extend(book.execute(&booked));
+
+    // Protection for what is open now. Adding to a position replaces its protection (the old
+    // orders cover the old quantity); a reduce keeps the levels for what is left.
+    let Some(position) = book.position(symbol).cloned() else {
+        state.set_protection(account, symbol, Vec::new());
+        return Ok(());
+    };
+    let levels: Vec<(ProtectiveKind, f64)> = if order.intent == Intent::Open {
+        [
+            (ProtectiveKind::StopLoss, order.stop_loss),
+            (ProtectiveKind::TakeProfit, order.take_profit),
+            (ProtectiveKind::TrailingStop, order.trailing_stop_pct.map(|f| f * 100.0)),
+        ]
+        .into_iter()
+        .filter_map(|(k, level)| level.map(|l| (k, l)))
+        .collect()
+    } else {
+        previous.iter().map(|p| (p.kind, p.level)).collect()
+    };
+    if order.intent == Intent::Open
+        && !previous.is_empty()
+        && cancel_protection(cfg, state, symbol, order.seq, events).await?
+    {
+        return Ok(());
+    }
+    let list = levels
+        .into_iter()
+        .map(|(kind, level)| Protective {
+            kind,
+            id: format!("{}:{}", order.id, kind.suffix()),
+            side: position.direction.closing_side(),
+            quantity: position.quantity,
+            level,
+            placed: false,
+        })
+        .collect();
+    state.set_protection(account, symbol, list);
+    ensure_protection(cfg, state, symbol).await;
+    Ok(())
+}
+
+/// Books a protective order of `symbol` that filled on the exchange, and cancels the others.
+/// Every order is asked about before anything changes, so a failed request changes nothing.
+async fn reconcile(
+    cfg: &ExchangeAccount,
+    state: &mut DeskState,
+    symbol: &str,
+    seq: u64,
+    events: &mut Vec<ExecEvent>,
+) -> Result<(), ExchangeError> {
+    let account = cfg.id.as_str();
+    let list = state.protection(account, symbol).to_vec();
+    let mut answers = Vec::new();
+    for p in list.iter().filter(|p| p.placed) {
+        match cfg.client.query_order(symbol, &p.id).await {
+            Ok(ack) => answers.push((p, Some(ack))),
+            Err(FuturesError::OrderNotFound { .. }) => answers.push((p, None)),
+            Err(e) => return Err(classify(e)),
+        }
+    }
+    if let Some((fired, ack)) =
+        answers.iter().find_map(|(p, a)| a.as_ref().filter(|a| a.executed_qty > 0.0).map(|a| (*p, a)))
+    {
+        book_exit(cfg, state, symbol, seq, fired, ack, events);
+        for (other, _) in answers.iter().filter(|(p, _)| p.id != fired.id) {
+            if let Err(e) = cfg.client.cancel_order(symbol, &other.id).await {
+                warn!(account, symbol, order = %other.id, error = %e, "cannot cancel the rest of a position's protection; it is reduce-only and has no position left to act on");
+            }
+        }
+        state.set_protection(account, symbol, Vec::new());
+        return Ok(());
+    }
+    // Cancelled or expired by someone else: the position is unprotected on that side.
+    let gone: Vec<&str> = answers
+        .iter()
+        .filter(|(_, a)| a.as_ref().is_none_or(|a| !a.status.is_open()))
+        .map(|(p, _)| p.id.as_str())
+        .collect();
+    if !gone.is_empty() {
+        error!(account, symbol, orders = ?gone, "protective orders are no longer on the exchange (cancelled or expired there)");
+        let gone: Vec<String> = gone.into_iter().map(str::to_string).collect();
+        let kept = list.iter().filter(|p| !gone.contains(&p.id)).cloned().collect();
+        state.set_protection(account, symbol, kept);
+    }
+    Ok(())
+}
+
+/// Cancels the protection of `symbol`. Returns true when one of its orders had filled in the
+/// meantime (booked here): the position is closed already.
+async fn cancel_protection(
+    cfg: &ExchangeAccount,
+    state: &mut DeskState,
+    symbol: &str,
+    seq: u64,
+    events: &mut Vec<ExecEvent>,
+) -> Result<bool, ExchangeError> {
+    let account = cfg.id.as_str();
+    let list = state.protection(account, symbol).to_vec();
+    for p in list.iter().filter(|p| p.placed) {
+        if cfg.client.cancel_order(symbol, &p.id).await.map_err(classify)?.is_some() {
+            continue;
+        }
+        // Not open any more: it may have just fired.
+        match cfg.client.query_order(symbol, &p.id).await {
+            Ok(ack) if ack.executed_qty > 0.0 => {
+                book_exit(cfg, state, symbol, seq, p, &ack, events);
+                for other in list.iter().filter(|o| o.id != p.id && o.placed) {
+                    if let Err(e) = cfg.client.cancel_order(symbol, &other.id).await {
+                        warn!(account, symbol, order = %other.id, error = %e, "cannot cancel the rest of a position's protection");
+                    }
+                }
+                state.set_protection(account, symbol, Vec::new());
+                return Ok(true);
+            }
+            Ok(_) | Err(FuturesError::OrderNotFound { .. }) => {}
+            Err(e) => return Err(classify(e)),
+        }
+    }
+    state.set_protection(account, symbol, Vec::new());
+    Ok(false)
+}
+
+/// Places what of the protection of `symbol` Binance does not have yet. Never fails: a
+/// transient failure leaves it for the next message, a refusal is logged and dropped.
+async fn ensure_protection(cfg: &ExchangeAccount, state: &mut DeskState, symbol: &str) {
+    let account = cfg.id.as_str();
+    let mut list = state.protection(account, symbol).to_vec();
+    if list.iter().all(|p| p.placed) {
+        return;
+    }
+    let mut refused = Vec::new();
+    for p in list.iter_mut().filter(|p| !p.placed) {
+        match cfg.client.place_order(&p.request(symbol)).await.map_err(classify) {
+            Ok(_) => p.placed = true,
+            Err(ExchangeError::Retry(e)) => {
+                warn!(account, symbol, order = %p.id, error = %e, "protective order not placed yet; retried on the next message");
+            }
+            Err(ExchangeError::Refused(e)) => {
+                error!(account, symbol, order = %p.id, error = %e, "Binance refused a protective order: the position has no {:?} on the exchange", p.kind);
+                refused.push(p.id.clone());
+            }
+        }
+    }
+    list.retain(|p| !refused.contains(&p.id));
+    state.set_protection(account, symbol, list);
+}
+
+/// Books the exit a protective order made on the exchange.
+fn book_exit(
+    cfg: &ExchangeAccount,
+    state: &mut DeskState,
+    symbol: &str,
+    seq: u64,
+    p: &Protective,
+    ack: &OrderAck,
+    events: &mut Vec<ExecEvent>,
+) {
+    let Some(book) = state.books.get_mut(&cfg.id) else { return };
+    let price = fill_price(ack).or_else(|| book.position(symbol).map(|pos| pos.mark_price)).unwrap_or(f64::NAN);
+    events.extend(book.close_at(&p.id, seq, ack.update_time, symbol, ack.executed_qty, price, p.kind.reason()));
+}
+
+/// The average fill price Binance reports (or cumQuote / executed when it leaves avgPrice out).
+fn fill_price(ack: &OrderAck) -> Option<f64> {
+    ack.avg_price
+        .filter(|p| *p > 0.0)
+        .or_else(|| ack.cum_quote.map(|q| q / ack.executed_qty))
+        .filter(|p| p.is_finite() && *p > 0.0)
+}
+
+fn exchange_side(side: Side) -> OrderSide {
+    match side {
+        Side::Buy => OrderSide::Buy,
+        Side::Sell => OrderSide::Sell,
     }
 }
 

@@ -57,6 +57,9 @@ const ORDER: &str = "/fapi/v1/order";
 const LEVERAGE: &str = "/fapi/v1/leverage";
 const MARGIN_TYPE: &str = "/fapi/v1/marginType";
 
+/// Binance's "Unknown order sent.": a cancel of an order that is not open (any more).
+const UNKNOWN_ORDER: i64 = -2011;
+
 /// Binance's "No need to change margin type.": the symbol already has the margin type asked for.
 const NO_NEED_TO_CHANGE_MARGIN_TYPE: i64 = -4046;
 
@@ -175,6 +178,18 @@ impl FuturesClient {
         let params = query_params(symbol, client_order_id)?;
         let body = self.call(Method::GET, ORDER, &params).await?;
         OrderAck::from_json(&body)
+    }
+
+    /// `DELETE /fapi/v1/order` by client order id. `Ok(None)` when Binance has no open order
+    /// with that id (-2011 "Unknown order sent." or -2013): it was filled, cancelled or never
+    /// placed; query it to know which. Cancelling twice is therefore harmless, and so is a retry.
+    pub async fn cancel_order(&self, symbol: &str, client_order_id: &str) -> Result<Option<OrderAck>, FuturesError> {
+        let params = query_params(symbol, client_order_id)?;
+        match self.call(Method::DELETE, ORDER, &params).await {
+            Ok(body) => OrderAck::from_json(&body).map(Some),
+            Err(FuturesError::OrderNotFound { .. }) | Err(FuturesError::Api { code: UNKNOWN_ORDER, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// `POST /fapi/v1/order` (`newOrderRespType=RESULT`), idempotent by the order's client id:

@@ -144,6 +144,28 @@ impl PaperBook {
         batch.finish(self)
     }
 
+    /// Closes up to `quantity` of the `symbol` position at `price` as a taker, for `reason`: an
+    /// exit that happened elsewhere (an exchange's stop order), booked with this book's
+    /// accounting. `cause_id` names the fills (`<cause_id>#1`) and their order. Nothing happens
+    /// without a position. Does not look at or set the last seq.
+    #[allow(clippy::too_many_arguments)]
+    pub fn close_at(
+        &mut self,
+        cause_id: &str,
+        seq: u64,
+        time: i64,
+        symbol: &str,
+        quantity: f64,
+        price: f64,
+        reason: FillReason,
+    ) -> Vec<ExecEvent> {
+        let mut batch = Batch::new(cause_id, seq, time);
+        if quantity > 0.0 && price.is_finite() && price > 0.0 {
+            self.close(&mut batch, symbol, quantity, price, Liquidity::Taker, reason, cause_id);
+        }
+        batch.finish(self)
+    }
+
     pub fn account(&self) -> &str {
         &self.account
     }
