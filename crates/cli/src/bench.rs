@@ -565,6 +565,11 @@ pub struct PipelineReport {
     /// Candle in → risk message out, every candle × account (more samples than fills).
     order_p50_ms: f64,
     order_p99_ms: f64,
+    /// Candle in → signal out (inference), and → decision out (ensemble).
+    signal_p50_ms: f64,
+    signal_p99_ms: f64,
+    decision_p50_ms: f64,
+    decision_p99_ms: f64,
     /// `tradeflow_audit::bench_write` into a fresh SQLite file.
     audit_rows_per_s: f64,
     models: usize,
@@ -759,15 +764,18 @@ async fn pipeline(
             fills.push((t - c) as f64);
         }
     }
-    let mut orders = Vec::new();
-    for (_, id, t) in run.produced("risk.orders").await? {
-        if let Some(c) = candles_in.get(candle_of(&id)) {
-            orders.push((t - c) as f64);
-        }
-    }
+    // Candle in → each message of `stream` for that candle: where along the path the time goes.
+    let since_candle = |produced: Vec<(String, String, i64)>| {
+        let mut v: Vec<f64> =
+            produced.iter().filter_map(|(_, id, t)| candles_in.get(candle_of(id)).map(|c| (t - c) as f64)).collect();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let signals = since_candle(run.produced("inf.signals").await?);
+    let decisions = since_candle(run.produced("ens.decisions").await?);
+    let orders = since_candle(run.produced("risk.orders").await?);
     run.finish().await?;
     fills.sort_by(f64::total_cmp);
-    orders.sort_by(f64::total_cmp);
 
     let dir = tempfile::Builder::new().prefix("tradeflow-bench-audit-").tempdir()?;
     let audit =
@@ -784,6 +792,10 @@ async fn pipeline(
         rate_per_s: rate,
         order_p50_ms: percentile(&orders, 0.5),
         order_p99_ms: percentile(&orders, 0.99),
+        signal_p50_ms: percentile(&signals, 0.5),
+        signal_p99_ms: percentile(&signals, 0.99),
+        decision_p50_ms: percentile(&decisions, 0.5),
+        decision_p99_ms: percentile(&decisions, 0.99),
         audit_rows_per_s: audit,
         models: BENCH_MODELS.len(),
         profiles: 2,
@@ -802,6 +814,10 @@ async fn pipeline(
             report.latency_samples,
             report.order_p50_ms,
             report.order_p99_ms
+        );
+        eprintln!(
+            "  by hop, from the candle: signal p50 {:.1} / p99 {:.1} ms, decision p50 {:.1} / p99 {:.1} ms",
+            report.signal_p50_ms, report.signal_p99_ms, report.decision_p50_ms, report.decision_p99_ms
         );
         eprintln!("audit: {audit:.0} rows/s into SQLite (batches of 2,000)");
     }
