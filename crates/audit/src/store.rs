@@ -64,6 +64,10 @@ macro_rules! on_pool {
 pub struct AuditStore {
     backend: Backend,
     url: String,
+    /// SQLite takes one writer at a time; the others would wait in its busy handler, which
+    /// sleeps in steps of up to 100 ms on a connection thread. Queueing writers here instead
+    /// hands the lock over the moment a transaction ends.
+    sqlite_writer: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for AuditStore {
@@ -134,7 +138,7 @@ impl AuditStore {
         } else {
             return Err(bad_url("expected sqlite:... or postgres://...".into()));
         };
-        Ok(AuditStore { backend, url: shown })
+        Ok(AuditStore { backend, url: shown, sqlite_writer: tokio::sync::Mutex::new(()) })
     }
 
     /// The url it is connected to, password redacted.
@@ -157,13 +161,16 @@ impl AuditStore {
 
     /// Stores `rows` in one transaction; rows whose id is already in their table are skipped.
     /// On any error nothing of the batch is stored.
-    pub async fn write(&self, rows: &[Row]) -> Result<WriteReport, AuditError> {
+    /// Takes rows by reference (a slice, a `Vec`, or rows gathered from several messages), so a
+    /// caller never copies them to write them.
+    pub async fn write<'r>(&self, rows: impl IntoIterator<Item = &'r Row>) -> Result<WriteReport, AuditError> {
+        let rows: Vec<&Row> = rows.into_iter().collect();
         if rows.is_empty() {
             return Ok(WriteReport::default());
         }
-        check_finite(rows)?;
+        check_finite(&rows)?;
         let mut groups: Vec<Vec<&Row>> = vec![Vec::new(); Table::ALL.len()];
-        for row in rows {
+        for row in &rows {
             groups[row.table().index()].push(row);
         }
         // Same lock order in every transaction: concurrent writers of overlapping batches
@@ -173,7 +180,10 @@ impl AuditStore {
         }
         let recorded_at = now_ms();
         let inserted = match &self.backend {
-            Backend::Sqlite(pool) => write_groups_sqlite(pool, &groups, recorded_at).await,
+            Backend::Sqlite(pool) => {
+                let _one_writer = self.sqlite_writer.lock().await;
+                write_groups_sqlite(pool, &groups, recorded_at).await
+            }
             Backend::Postgres(pool) => write_groups_postgres(pool, &groups, recorded_at).await,
         }?;
         Ok(WriteReport { inserted, duplicates: rows.len() as u64 - inserted })
@@ -277,7 +287,7 @@ fn now_ms() -> i64 {
 }
 
 /// Refuses the batch if a NOT NULL float column holds NaN or an infinity.
-fn check_finite(rows: &[Row]) -> Result<(), AuditError> {
+fn check_finite(rows: &[&Row]) -> Result<(), AuditError> {
     for row in rows {
         let mut bad = None;
         row.visit(&mut |column, v| {

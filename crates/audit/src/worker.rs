@@ -10,7 +10,7 @@ use tradeflow_bus::{DecodeError, Delivery, Envelope, Handler, HandlerFactory, Ou
 
 use crate::error::AuditError;
 use crate::mapping::rows_of;
-use crate::rows::Row;
+use crate::rows::{Row, Table};
 use crate::store::AuditStore;
 
 /// The streams the audit worker reads, each with its `audit` group.
@@ -62,16 +62,22 @@ impl Handler for AuditHandler {
     }
 
     async fn handle_batch(&mut self, batch: &[Delivery<Vec<Row>>]) -> Vec<Outcome> {
-        let rows: Vec<Row> = batch.iter().flat_map(|d| d.msg.iter().cloned()).collect();
-        if rows.is_empty() {
+        let rows = || batch.iter().flat_map(|d| d.msg.iter());
+        if rows().next().is_none() {
             return vec![Outcome::Done; batch.len()];
         }
         let started = Instant::now();
-        match self.store.write(&rows).await {
+        match self.store.write(rows()).await {
             Ok(report) => {
                 self.metrics.write_seconds.observe(started.elapsed().as_secs_f64());
-                for r in &rows {
-                    self.metrics.rows.with_label_values(&[r.table().name()]).inc();
+                let mut per_table = [0u64; Table::ALL.len()];
+                for r in rows() {
+                    per_table[r.table().index()] += 1;
+                }
+                for (table, n) in Table::ALL.iter().zip(per_table) {
+                    if n > 0 {
+                        self.metrics.rows.with_label_values(&[table.name()]).inc_by(n);
+                    }
                 }
                 self.metrics.duplicates.inc_by(report.duplicates);
                 vec![Outcome::Done; batch.len()]

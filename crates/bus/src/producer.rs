@@ -82,32 +82,14 @@ impl Producer {
             let mut pipe = redis::pipe();
             pipe.atomic();
             for m in chunk {
-                let spec = self.bus.topology().stream(&m.stream)?;
-                if m.partition >= spec.partitions {
-                    return Err(BusError::NoSuchPartition {
-                        stream: m.stream.clone(),
-                        partition: m.partition,
-                        partitions: spec.partitions,
-                    });
-                }
-                pipe.cmd("XADD")
-                    .arg(self.bus.keys().partition(&spec.name, m.partition))
-                    .arg("MAXLEN")
-                    .arg("~")
-                    .arg(spec.maxlen)
-                    .arg("*")
-                    .arg(ENVELOPE_FIELD)
-                    .arg(&m.bytes);
+                add_xadd(&mut pipe, &self.bus, m)?;
             }
             let replies: Vec<Value> = pipe.query_async(&mut conn).await.op("XADD")?;
             for r in &replies {
                 ids.push(crate::reply::as_string("XADD", r)?);
             }
             if let Some(m) = &self.metrics {
-                // One label lookup per run of same-stream messages, not per message.
-                for run in chunk.chunk_by(|a, b| a.stream == b.stream) {
-                    m.produced.with_label_values(&[run[0].stream.as_str()]).inc_by(run.len() as u64);
-                }
+                count_produced(m, chunk);
             }
         }
         Ok(ids)
@@ -125,5 +107,33 @@ impl Producer {
         let out = self.prepare(stream, id, key, causation, payload)?;
         let mut ids = self.send(std::slice::from_ref(&out)).await?;
         ids.pop().ok_or(BusError::Reply { op: "XADD", reason: "no entry id returned".into() })
+    }
+}
+
+/// Appends the XADD of `m` (MAXLEN ~ of its stream) to `pipe`.
+pub(crate) fn add_xadd(pipe: &mut redis::Pipeline, bus: &Bus, m: &Outgoing) -> Result<(), BusError> {
+    let spec = bus.topology().stream(&m.stream)?;
+    if m.partition >= spec.partitions {
+        return Err(BusError::NoSuchPartition {
+            stream: m.stream.clone(),
+            partition: m.partition,
+            partitions: spec.partitions,
+        });
+    }
+    pipe.cmd("XADD")
+        .arg(bus.keys().partition(&spec.name, m.partition))
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(spec.maxlen)
+        .arg("*")
+        .arg(ENVELOPE_FIELD)
+        .arg(&m.bytes);
+    Ok(())
+}
+
+/// Counts sent messages by stream: one label lookup per run of same-stream messages.
+pub(crate) fn count_produced(metrics: &BusMetrics, sent: &[Outgoing]) {
+    for run in sent.chunk_by(|a, b| a.stream == b.stream) {
+        metrics.produced.with_label_values(&[run[0].stream.as_str()]).inc_by(run.len() as u64);
     }
 }

@@ -19,6 +19,19 @@ pub struct Topology {
     pub fleet: FleetSpec,
     /// Streams by logical name (`md.candles`, ...).
     pub streams: BTreeMap<String, StreamSpec>,
+    /// Policy of consumer groups that `[groups.<name>]` sets; a group not listed takes
+    /// [`GroupSpec::default`].
+    pub groups: BTreeMap<String, GroupSpec>,
+}
+
+/// How the consumers of one group read, on every stream the group consumes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupSpec {
+    /// After a read that did not fill `read_count`, wait this long before reading again, so
+    /// that entries accumulate into larger batches: fewer reads, acknowledgements and (for the
+    /// audit writer) transactions, at the cost of this much delay. Zero (the default): read
+    /// again at once, blocking until an entry arrives — what a stage on the trading path wants.
+    pub linger: Duration,
 }
 
 /// How the members of a fleet find each other and share partitions.
@@ -142,7 +155,8 @@ impl Default for Defaults {
     }
 }
 
-const TOP_KEYS: &[&str] = &["namespace", "fleet", "defaults", "streams"];
+const TOP_KEYS: &[&str] = &["namespace", "fleet", "defaults", "streams", "groups"];
+const GROUP_KEYS: &[&str] = &["linger_ms"];
 const FLEET_KEYS: &[&str] = &["heartbeat_ms", "lease_ttl_ms"];
 const POLICY_KEYS: &[&str] = &[
     "partitions",
@@ -190,6 +204,11 @@ impl Topology {
         }
         self.namespace = namespace.to_string();
         Ok(self)
+    }
+
+    /// The policy of consumer group `name` (the defaults when `[groups]` does not list it).
+    pub fn group(&self, name: &str) -> GroupSpec {
+        self.groups.get(name).cloned().unwrap_or_default()
     }
 
     /// The stream of that logical name, or an error naming the streams that exist.
@@ -321,7 +340,31 @@ impl Reader {
                 }
             }
         }
-        Topology { namespace, fleet, streams }
+        let groups = self.group_specs(table, &streams);
+        Topology { namespace, fleet, streams, groups }
+    }
+
+    /// `[groups.<name>]`: each must name a group some stream lists.
+    fn group_specs(&mut self, table: &Table, streams: &BTreeMap<String, StreamSpec>) -> BTreeMap<String, GroupSpec> {
+        let mut out = BTreeMap::new();
+        let Some(t) = self.sub_table(table, "groups", "groups") else {
+            return out;
+        };
+        for (name, value) in t {
+            let path = format!("groups.{}", quoted(name));
+            if !streams.values().any(|s| s.groups.contains(name)) {
+                self.problem(&path, format!("no stream lists group {name:?} in its groups"));
+            }
+            match value {
+                Value::Table(gt) => {
+                    self.unknown_keys(&path, gt, &[GROUP_KEYS]);
+                    let linger_ms = self.int(gt, "linger_ms", &format!("{path}.linger_ms"), 0, 10_000, 0);
+                    out.insert(name.clone(), GroupSpec { linger: Duration::from_millis(linger_ms) });
+                }
+                other => self.problem(path, format!("expected a table, got {}", type_name(other))),
+            }
+        }
+        out
     }
 
     fn fleet(&mut self, table: &Table) -> FleetSpec {
@@ -475,6 +518,26 @@ mod tests {
         assert_eq!(s.backoff_after(1), Duration::from_millis(200));
         assert_eq!(s.backoff_after(2), Duration::from_millis(400));
         assert_eq!(s.backoff_after(30), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn group_policy_is_read_and_checked() {
+        let text = format!("{MINIMAL}\n[groups.g]\nlinger_ms = 100\n");
+        let t = Topology::parse(&text, "t").unwrap();
+        assert_eq!(t.group("g").linger, Duration::from_millis(100));
+        assert_eq!(t.group("other").linger, Duration::ZERO);
+
+        let bad = format!("{MINIMAL}\n[groups.g]\nlinger_ms = 20000\nspeed = 1\n[groups.nobody]\n");
+        let problems: Vec<String> =
+            Topology::parse(&bad, "t").unwrap_err().problems().iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            problems,
+            [
+                "groups.\"g\".speed: unknown key; expected one of: linger_ms",
+                "groups.\"g\".linger_ms: must be at most 10000, got 20000",
+                "groups.\"nobody\": no stream lists group \"nobody\" in its groups",
+            ]
+        );
     }
 
     #[test]

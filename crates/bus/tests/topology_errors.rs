@@ -29,7 +29,7 @@ fn zero_partitions_is_named_with_its_key_path() {
 fn every_problem_of_a_file_is_reported_at_once() {
     let got = problems("many_problems.toml");
     let expected = [
-        r#"colour: unknown key; expected one of: namespace, fleet, defaults, streams"#,
+        r#"colour: unknown key; expected one of: namespace, fleet, defaults, streams, groups"#,
         r#"namespace: "has space" contains ' '; use only letters, digits, '.', '_' and '-'"#,
         r#"fleet.lease_ttl_ms: must be at least twice fleet.heartbeat_ms (1000), got 1500; a lease would expire between two renewals"#,
         r#"defaults.max_deliveries: must be at least 1, got 0"#,

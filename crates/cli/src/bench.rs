@@ -586,9 +586,10 @@ struct PipelineRun {
 }
 
 /// All stages in this process on a fresh namespace, audit into a fresh SQLite file.
-async fn start_pipeline(url: &str, tag: &str) -> anyhow::Result<PipelineRun> {
+async fn start_pipeline(settings: &Settings, url: &str, tag: &str) -> anyhow::Result<PipelineRun> {
     let ns = format!("bench{tag}{}", std::process::id());
-    let topology = Topology::parse(crate::config::BUILTIN_STREAMS, "built-in streams.toml")?.with_namespace(&ns)?;
+    // The operator's streams.toml (partitions, COUNT, lingers), on a namespace of its own.
+    let topology = settings.topology.clone().with_namespace(&ns)?;
     let bus = Bus::connect(url, topology).await?;
     bus.init().await?;
     let dir = tempfile::Builder::new().prefix("tradeflow-bench-").tempdir()?;
@@ -733,7 +734,7 @@ async fn pipeline(
     let symbols = candles.div_ceil(per_feed).max(1) as u32;
 
     // Throughput: everything as fast as it goes, clock from the first candle until drained.
-    let run = start_pipeline(&url, "t").await?;
+    let run = start_pipeline(settings, &url, "t").await?;
     let started = Instant::now();
     let loaded = run.replay(symbols, tradeflow_ingest::replay::Pace::Fast, None).await?;
     let replayed = started.elapsed().as_secs_f64();
@@ -750,7 +751,7 @@ async fn pipeline(
     }
 
     // Latency: a steady rate over 8 symbols.
-    let run = start_pipeline(&url, "l").await?;
+    let run = start_pipeline(settings, &url, "l").await?;
     let n = (rate * latency_seconds) as u64;
     run.replay(8, tradeflow_ingest::replay::Pace::Rate(rate), Some(n)).await?;
     run.wait_drained(Instant::now(), Duration::from_secs(600)).await?;

@@ -5,9 +5,9 @@
 //! state in the risk partition of that profile, so every decision they trade must reach it, in
 //! order.
 //!
-//! Decisions (and late-signal records) of a batch go out in one pipelined send before the
-//! batch is acknowledged; the join state is checkpointed with that acknowledgement. If the send
-//! fails, the state goes back to what it was and the batch is retried.
+//! Decisions (and late-signal records) of a batch go out in the runner's MULTI/EXEC that
+//! acknowledges the batch and checkpoints the join state: all of it or none. If that fails the
+//! partition restarts from its checkpoint and the batch is handled again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +56,8 @@ impl EnsembleMetrics {
 pub struct EnsembleHandler {
     stage: EnsembleStage,
     producer: Producer,
+    /// Decisions and late-signal records for the runner to send with the acknowledgement.
+    outbox: Vec<Outgoing>,
     metrics: EnsembleMetrics,
     tick: Duration,
 }
@@ -108,14 +110,11 @@ impl Handler for EnsembleHandler {
             late.extend(o.late);
         }
         let mut out = Vec::with_capacity(decisions.len() + late.len());
-        let sent = match self.prepare(&decisions, &late, &mut out) {
-            Ok(()) => self.producer.send(&out).await.map(|_| ()).map_err(|e| e.to_string()),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = sent {
+        if let Err(e) = self.prepare(&decisions, &late, &mut out) {
             self.stage = before;
-            return batch.iter().map(|_| Outcome::Retry(format!("publishing decisions: {e}"))).collect();
+            return batch.iter().map(|_| Outcome::Retry(format!("encoding decisions: {e}"))).collect();
         }
+        self.outbox.append(&mut out);
         self.count(&decisions, &late);
         vec![Outcome::Done; batch.len()]
     }
@@ -134,6 +133,10 @@ impl Handler for EnsembleHandler {
         Some(self.tick)
     }
 
+    fn take_outbox(&mut self) -> Vec<Outgoing> {
+        std::mem::take(&mut self.outbox)
+    }
+
     async fn tick(&mut self) -> Tick {
         if self.stage.next_deadline().is_none_or(|d| d > now_ms()) {
             return Tick::Unchanged;
@@ -141,16 +144,13 @@ impl Handler for EnsembleHandler {
         let before = self.stage.clone();
         let decisions = self.stage.on_tick(now_ms());
         let mut out = Vec::new();
-        let sent = match self.prepare(&decisions, &[], &mut out) {
-            Ok(()) => self.producer.send(&out).await.map(|_| ()).map_err(|e| e.to_string()),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = sent {
+        if let Err(e) = self.prepare(&decisions, &[], &mut out) {
             // Decided again at the next tick.
-            warn!(error = %e, "publishing deadline decisions failed");
+            warn!(error = %e, "encoding deadline decisions failed");
             self.stage = before;
             return Tick::Unchanged;
         }
+        self.outbox.append(&mut out);
         self.count(&decisions, &[]);
         Tick::Changed
     }
@@ -173,6 +173,12 @@ impl HandlerFactory for EnsembleFactory {
             Some(bytes) => EnsembleStage::restore(self.profiles.clone(), bytes)?,
             None => EnsembleStage::new(self.profiles.clone()),
         };
-        Ok(EnsembleHandler { stage, producer: self.producer.clone(), metrics: self.metrics.clone(), tick: self.tick })
+        Ok(EnsembleHandler {
+            stage,
+            producer: self.producer.clone(),
+            outbox: Vec::new(),
+            metrics: self.metrics.clone(),
+            tick: self.tick,
+        })
     }
 }

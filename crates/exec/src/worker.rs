@@ -1,6 +1,7 @@
 //! The execution worker's bus handler: `risk.orders` of one partition in, `exec.fills` out
-//! (key = account). The books are checkpointed with each batch's acknowledgement; if the send
-//! fails they go back to what they were and the batch is retried.
+//! (key = account). A batch's events go out in the runner's MULTI/EXEC that acknowledges it and
+//! checkpoints the books; if that fails the partition restarts from its checkpoint and the
+//! batch is handled again (the desk finds its exchange orders by client id).
 
 use prometheus::{CounterVec, IntCounterVec, Opts, Registry};
 use tracing::error;
@@ -73,6 +74,8 @@ pub struct ExecHandler {
     stage: ExecStage,
     desk: ExchangeDesk,
     producer: Producer,
+    /// Fills, positions and account updates for the runner to send with the acknowledgement.
+    outbox: Vec<Outgoing>,
     metrics: ExecMetrics,
 }
 
@@ -133,15 +136,11 @@ impl Handler for ExecHandler {
             }
         }
         let mut out = Vec::with_capacity(events.len());
-        let sent = match self.prepare(&events, &mut out) {
-            Ok(()) if out.is_empty() => Ok(()),
-            Ok(()) => self.producer.send(&out).await.map(|_| ()).map_err(|e| e.to_string()),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = sent {
+        if let Err(e) = self.prepare(&events, &mut out) {
             (self.stage, self.desk.state) = before;
-            return batch.iter().map(|_| Outcome::Retry(format!("publishing fills: {e}"))).collect();
+            return batch.iter().map(|_| Outcome::Retry(format!("encoding fills: {e}"))).collect();
         }
+        self.outbox.append(&mut out);
         for e in &events {
             if let ExecEvent::Fill(f) = e {
                 self.metrics.fills.with_label_values(&[f.account.as_str(), f.reason.as_str()]).inc();
@@ -152,6 +151,10 @@ impl Handler for ExecHandler {
             self.metrics.duplicates.with_label_values(&[a.as_str()]).inc();
         }
         outcomes
+    }
+
+    fn take_outbox(&mut self) -> Vec<Outgoing> {
+        std::mem::take(&mut self.outbox)
     }
 
     fn snapshot(&self) -> Option<Vec<u8>> {
@@ -189,7 +192,13 @@ impl HandlerFactory for ExecFactory {
             None => (ExecStage::new(&self.accounts), DeskState::default()),
         };
         let desk = ExchangeDesk::new(self.exchange.clone(), desk);
-        Ok(ExecHandler { stage, desk, producer: self.producer.clone(), metrics: self.metrics.clone() })
+        Ok(ExecHandler {
+            stage,
+            desk,
+            producer: self.producer.clone(),
+            outbox: Vec::new(),
+            metrics: self.metrics.clone(),
+        })
     }
 }
 

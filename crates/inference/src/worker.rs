@@ -3,18 +3,17 @@
 //! Per batch: the stage gives each candle's rule signals and context; then every LLM analyst
 //! reads every context of the batch at once, each analysis ending by its analyst's timeout (an
 //! analyst that fails or is slow gives an error signal, so the partition never waits longer
-//! than the slowest timeout). Signals of a batch go out in one pipelined send, candle by
-//! candle (rule models, then analysts), before the batch is acknowledged; the stage state is
-//! checkpointed with that acknowledgement. If the send fails, the state goes back to what it
-//! was before the batch and the batch is retried, so no candle is counted twice (the analysts'
-//! answers come from their cache then).
+//! than the slowest timeout). Signals of a batch go out candle by candle (rule models, then
+//! analysts) in the runner's MULTI/EXEC that acknowledges the batch and checkpoints the stage
+//! state. If that fails the partition restarts from its checkpoint and the batch is handled
+//! again, so no candle is counted twice (the analysts' answers come from their cache then).
 
 use std::sync::Arc;
 
 use prometheus::{IntCounterVec, Opts, Registry};
 use tracing::{debug, error};
 use tradeflow_bus::envelope::DecodeError;
-use tradeflow_bus::{Delivery, Envelope, Handler, HandlerFactory, Outcome, Producer};
+use tradeflow_bus::{Delivery, Envelope, Handler, HandlerFactory, Outcome, Outgoing, Producer};
 use tradeflow_core::MessageId;
 use tradeflow_core::market::Candle;
 use tradeflow_core::signal::SignalStatus;
@@ -63,6 +62,8 @@ impl InferenceMetrics {
 pub struct InferenceHandler {
     stage: InferenceStage,
     producer: Producer,
+    /// Signals for the runner to send with the batch's acknowledgement.
+    outbox: Vec<Outgoing>,
     metrics: InferenceMetrics,
 }
 
@@ -121,10 +122,7 @@ impl Handler for InferenceHandler {
                 counted.push((s.model, s.action, s.status != SignalStatus::Ok));
             }
         }
-        if let Err(e) = self.producer.send(&out).await {
-            self.stage = before;
-            return batch.iter().map(|_| Outcome::Retry(format!("publishing signals: {e}"))).collect();
-        }
+        self.outbox.append(&mut out);
         for (model, action, error) in counted {
             self.metrics.signals.with_label_values(&[model.as_str(), action.as_str()]).inc();
             if error {
@@ -143,6 +141,10 @@ impl Handler for InferenceHandler {
             }
         }
     }
+
+    fn take_outbox(&mut self) -> Vec<Outgoing> {
+        std::mem::take(&mut self.outbox)
+    }
 }
 
 /// Makes the handler of each partition, restoring its checkpoint.
@@ -160,6 +162,11 @@ impl HandlerFactory for InferenceFactory {
             Some(bytes) => InferenceStage::restore(self.config.clone(), bytes)?,
             None => InferenceStage::new(self.config.clone()),
         };
-        Ok(InferenceHandler { stage, producer: self.producer.clone(), metrics: self.metrics.clone() })
+        Ok(InferenceHandler {
+            stage,
+            producer: self.producer.clone(),
+            outbox: Vec::new(),
+            metrics: self.metrics.clone(),
+        })
     }
 }

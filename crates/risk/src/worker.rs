@@ -1,10 +1,10 @@
 //! The risk worker's bus handler: decisions of one `ens.decisions` partition in; intents,
 //! rejections and marks to `risk.orders` (key = account); account alerts to `audit.events`.
 //!
-//! Everything a batch produces goes out in one pipelined send before the batch is
-//! acknowledged, and the account states are checkpointed with that acknowledgement. If the send
-//! fails the state goes back to what it was, so a retry sends the same messages with the same
-//! sequence numbers (and the executor ignores numbers it has applied).
+//! Everything a batch produces goes out in the runner's MULTI/EXEC that acknowledges the batch
+//! and checkpoints the account states: all of it or none. If that fails the partition restarts
+//! from its checkpoint, so the batch sends the same messages with the same sequence numbers
+//! again (and the executor ignores numbers it has applied).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,12 +62,15 @@ impl RiskMetrics {
 pub struct RiskHandler {
     stage: RiskStage,
     producer: Producer,
+    /// Risk messages and alerts for the runner to send with the acknowledgement.
+    outbox: Vec<Outgoing>,
     metrics: RiskMetrics,
     control: watch::Receiver<ControlState>,
 }
 
 impl RiskHandler {
-    async fn publish(&self, out: &RiskOutput) -> Result<(), String> {
+    /// Encodes a batch's (or tick's) output into the outbox; nothing is added on an error.
+    fn publish(&mut self, out: &RiskOutput) -> Result<(), String> {
         let mut batch: Vec<Outgoing> = Vec::with_capacity(out.messages.len() + out.alerts.len());
         for m in &out.messages {
             let id = MessageId::new(m.id()).map_err(|e| format!("message id {:?}: {e}", m.id()))?;
@@ -82,10 +85,8 @@ impl RiskHandler {
             let id = MessageId::new(a.id.clone()).map_err(|e| format!("alert id {:?}: {e}", a.id))?;
             batch.push(self.producer.prepare(AUDIT, &id, &a.account, None, a).map_err(|e| e.to_string())?);
         }
-        if batch.is_empty() {
-            return Ok(());
-        }
-        self.producer.send(&batch).await.map(|_| ()).map_err(|e| e.to_string())
+        self.outbox.append(&mut batch);
+        Ok(())
     }
 
     fn count(&self, out: &RiskOutput) {
@@ -127,9 +128,9 @@ impl Handler for RiskHandler {
             out.messages.extend(o.messages);
             out.alerts.extend(o.alerts);
         }
-        if let Err(e) = self.publish(&out).await {
+        if let Err(e) = self.publish(&out) {
             self.stage = before;
-            return batch.iter().map(|_| Outcome::Retry(format!("publishing risk messages: {e}"))).collect();
+            return batch.iter().map(|_| Outcome::Retry(format!("encoding risk messages: {e}"))).collect();
         }
         self.count(&out);
         vec![Outcome::Done; batch.len()]
@@ -149,6 +150,10 @@ impl Handler for RiskHandler {
         Some(Duration::from_millis(250))
     }
 
+    fn take_outbox(&mut self) -> Vec<Outgoing> {
+        std::mem::take(&mut self.outbox)
+    }
+
     /// Operator commands act between decisions too: an emergency stop closes positions now.
     async fn tick(&mut self) -> Tick {
         let control = self.control.borrow().clone();
@@ -157,8 +162,8 @@ impl Handler for RiskHandler {
         if out.messages.is_empty() && out.alerts.is_empty() {
             return Tick::Unchanged;
         }
-        if let Err(e) = self.publish(&out).await {
-            error!(error = %e, "publishing control actions failed; retried at the next tick");
+        if let Err(e) = self.publish(&out) {
+            error!(error = %e, "encoding control actions failed; retried at the next tick");
             self.stage = before;
             return Tick::Unchanged;
         }
@@ -192,6 +197,7 @@ impl HandlerFactory for RiskFactory {
         Ok(RiskHandler {
             stage,
             producer: self.producer.clone(),
+            outbox: Vec::new(),
             metrics: self.metrics.clone(),
             control: self.control.clone(),
         })

@@ -3,6 +3,7 @@
 use std::future::Future;
 
 use crate::envelope::{DecodeError, Envelope};
+use crate::producer::Outgoing;
 use crate::reply::EntryId;
 
 /// One decoded message handed to a handler.
@@ -61,6 +62,17 @@ pub trait Handler: Send + Sync + 'static {
         None
     }
 
+    /// What the batch (or tick) just run produced, for the runner to send in the same
+    /// MULTI/EXEC as the batch's acknowledgements, dead letters and checkpoint: the outputs
+    /// exist if and only if their causes are acknowledged, and a hop costs one round trip
+    /// fewer than a send of its own. Only outputs of messages whose outcome is
+    /// [`Outcome::Done`] (or rejected) may be in it. If that round trip fails the partition
+    /// restarts from its last checkpoint, so in-memory state never runs ahead of what was sent.
+    /// The default (nothing) suits handlers that produce nothing or send on their own.
+    fn take_outbox(&mut self) -> Vec<Outgoing> {
+        Vec::new()
+    }
+
     /// How often [`Handler::tick`] runs while the partition is owned; `None` (the default):
     /// never. For work driven by time rather than messages (e.g. join deadlines).
     fn tick_interval(&self) -> Option<std::time::Duration> {
@@ -68,7 +80,8 @@ pub trait Handler: Send + Sync + 'static {
     }
 
     /// Time-driven work. Return [`Tick::Changed`] when the state changed, so that the runner
-    /// checkpoints it (with no ack); outputs are the handler's to send, as in `handle_batch`.
+    /// checkpoints it (with no ack), sending what [`Handler::take_outbox`] holds in the same
+    /// MULTI/EXEC.
     fn tick(&mut self) -> impl Future<Output = Tick> + Send {
         async { Tick::Unchanged }
     }

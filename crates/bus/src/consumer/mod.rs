@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     pub(crate) consumer: String,
     pub(crate) service: String,
     pub(crate) metrics: BusMetrics,
+    /// The group's `linger_ms` (see [`crate::topology::GroupSpec::linger`]).
+    pub(crate) linger: Duration,
 }
 
 /// A default member name: service, host, process id and a random suffix, so two processes on
@@ -68,7 +70,9 @@ impl<F: HandlerFactory> Consumer<F> {
     /// A consumer of `stream` for `group`, signing dead letters as `service`.
     pub fn new(bus: Bus, stream: &str, group: &str, service: &str, factory: F) -> Result<Self, BusError> {
         let spec = bus.stream_group(stream, group)?.clone();
+        let linger = bus.topology().group(group).linger;
         let shared = Shared {
+            linger,
             bus,
             spec,
             group: group.to_string(),

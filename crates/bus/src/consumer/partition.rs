@@ -4,7 +4,9 @@
 //! 1. take over every entry pending in the group (XAUTOCLAIM min-idle 0 JUSTID): the lease
 //!    says no one else may be handling them, and JUSTID leaves their delivery counts alone;
 //! 2. re-read this consumer's pending entries from `0`, in order, with their delivery counts;
-//! 3. read new entries with `>`, COUNT-batched, blocking on a connection of its own.
+//! 3. read new entries with `>`, COUNT-batched, blocking on a connection of its own; a group
+//!    with a `linger_ms` waits that long after a read that did not fill COUNT, so that entries
+//!    accumulate (the audit writer: larger transactions, fewer round trips).
 //!
 //! Between reads it retries parked failures whose backoff has passed (XCLAIM by id, which
 //! counts the delivery) and claims entries left idle longer than `claim_idle` under *other*
@@ -12,8 +14,9 @@
 //! handled right now or parked for a retry, and claiming them would hand the same entry to
 //! this process twice (the XAUTOCLAIM duplicate trap).
 //!
-//! Everything one batch decided (acks, the checkpoint, dead-letter moves) goes to Redis in one
-//! MULTI on keys of the partition's hash tag: one round trip, all or nothing.
+//! Everything one batch decided (the handler's outputs, acks, the checkpoint, dead-letter moves)
+//! goes to Redis in one MULTI: one round trip, all or nothing. A message's outputs therefore
+//! exist exactly when it is acknowledged.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -31,6 +34,7 @@ use crate::checkpoint::Checkpoint;
 use crate::dlq::{DeadLetterDraft, DeadLetterReason, add_move};
 use crate::envelope::{DecodeError, ENVELOPE_FIELD, Envelope};
 use crate::error::{BusError, RedisContext};
+use crate::producer::{Outgoing, add_xadd, count_produced};
 use crate::reply::{self, EntryId, RawEntry};
 
 /// A failed entry waiting for its retry.
@@ -109,9 +113,25 @@ impl<H: Handler> PartitionWorker<H> {
                 block = block.min(due.saturating_duration_since(Instant::now())).max(Duration::from_millis(1));
             }
             let entries = self.read(">", Some(block)).await?;
+            let full = entries.len() >= self.sh.spec.read_count;
             // Entries read are ours now: handle them even if a stop arrived meanwhile.
             if !entries.is_empty() {
                 self.process(entries, None).await?;
+            }
+            if !full && !self.sh.linger.is_zero() {
+                // Let entries accumulate, but never past a retry or tick that falls due.
+                let until = self
+                    .parked
+                    .values()
+                    .map(|p| p.due)
+                    .chain(self.next_tick)
+                    .fold(tokio::time::Instant::now() + self.sh.linger, |until, due| {
+                        until.min(tokio::time::Instant::from_std(due))
+                    });
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = tokio::time::sleep_until(until) => {}
+                }
             }
         }
         Ok(())
@@ -124,19 +144,26 @@ impl<H: Handler> PartitionWorker<H> {
             return Ok(());
         }
         self.next_tick = Some(Instant::now() + interval);
-        if self.handler.tick().await == Tick::Changed
-            && let Some(state) = self.handler.snapshot()
-        {
+        if self.handler.tick().await == Tick::Unchanged {
+            return Ok(());
+        }
+        let outbox = self.handler.take_outbox();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for m in &outbox {
+            add_xadd(&mut pipe, &self.sh.bus, m)?;
+            pipe.ignore();
+        }
+        if let Some(state) = self.handler.snapshot() {
             let last_id = self.last_acked.map(|id| id.to_string()).unwrap_or_default();
             let ckpt = Checkpoint { last_id, at: now_ms(), state };
-            let mut conn = self.sh.bus.conn();
-            let _: () = redis::cmd("SET")
-                .arg(&self.ckpt_key)
-                .arg(ckpt.encode()?)
-                .query_async(&mut conn)
-                .await
-                .op("SET checkpoint")?;
+            pipe.cmd("SET").arg(&self.ckpt_key).arg(ckpt.encode()?).ignore();
+        } else if outbox.is_empty() {
+            return Ok(());
         }
+        let mut conn = self.sh.bus.conn();
+        let _: () = pipe.query_async(&mut conn).await.op("tick outputs and checkpoint")?;
+        count_produced(&self.sh.metrics, &outbox);
         Ok(())
     }
 
@@ -429,7 +456,8 @@ impl<H: Handler> PartitionWorker<H> {
             }
         }
 
-        self.settle(&entries, &acks, &dead).await?;
+        let outbox = self.handler.take_outbox();
+        self.settle(&entries, &acks, &dead, &outbox).await?;
         if trimmed > 0 {
             self.sh.metrics.trimmed.with_label_values(&labels).inc_by(trimmed);
             warn!(partition = self.p, trimmed, "acknowledged pending entries whose body was trimmed");
@@ -442,13 +470,25 @@ impl<H: Handler> PartitionWorker<H> {
         Ok(())
     }
 
-    /// One atomic round trip: checkpoint + XACK + dead-letter moves.
-    async fn settle(&mut self, entries: &[RawEntry], acks: &[EntryId], dead: &[Dead]) -> Result<(), BusError> {
-        if acks.is_empty() && dead.is_empty() {
+    /// One atomic round trip: the handler's outputs + checkpoint + XACK + dead-letter moves.
+    async fn settle(
+        &mut self,
+        entries: &[RawEntry],
+        acks: &[EntryId],
+        dead: &[Dead],
+        outbox: &[Outgoing],
+    ) -> Result<(), BusError> {
+        if acks.is_empty() && dead.is_empty() && outbox.is_empty() {
             return Ok(());
         }
         let mut pipe = redis::pipe();
         pipe.atomic();
+        // Outputs first: they live on other streams' hash tags, so this MULTI is single-node
+        // only (as the producer's batches are); the bus does not run on Redis Cluster.
+        for m in outbox {
+            add_xadd(&mut pipe, &self.sh.bus, m)?;
+            pipe.ignore();
+        }
         if !acks.is_empty() {
             if let Some(state) = self.handler.snapshot() {
                 let last_id =
@@ -481,6 +521,7 @@ impl<H: Handler> PartitionWorker<H> {
         }
         let mut conn = self.sh.bus.conn();
         let _: () = pipe.query_async(&mut conn).await.op("settle batch")?;
+        count_produced(&self.sh.metrics, outbox);
         if let Some(max) = acks.iter().max() {
             self.last_acked = self.last_acked.max(Some(*max));
         }
