@@ -11,6 +11,7 @@
 mod bench;
 mod error;
 pub mod mapping;
+mod priority;
 pub mod query;
 mod rows;
 mod store;

@@ -17,6 +17,8 @@ use crate::rows::{Cell, FillRow, Kind, Row, Table, Val};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
+/// Name prefix of the threads on which SQLite runs (sqlx gives each connection one).
+pub(crate) const SQLITE_THREAD: &str = "tf-sqlite-";
 /// Bind parameters one SQLite statement may carry (SQLITE_MAX_VARIABLE_NUMBER since 3.32).
 pub const SQLITE_MAX_PARAMS: usize = 32_766;
 /// Bind parameters one PostgreSQL statement may carry (the protocol counts them in 16 bits).
@@ -95,8 +97,14 @@ impl AuditStore {
             options = options
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(5));
-            let mut pool = SqlitePoolOptions::new().acquire_timeout(CONNECT_TIMEOUT);
+                .busy_timeout(Duration::from_secs(5))
+                .thread_name(|id| format!("{SQLITE_THREAD}{id}"));
+            let mut pool = SqlitePoolOptions::new().acquire_timeout(CONNECT_TIMEOUT).after_connect(|_, _| {
+                Box::pin(async {
+                    crate::priority::lower_threads_named(SQLITE_THREAD);
+                    Ok(())
+                })
+            });
             if memory {
                 // Every connection would see its own database otherwise, and the database
                 // is gone when its last connection closes.

@@ -580,6 +580,7 @@ pub struct PipelineReport {
 
 struct PipelineRun {
     bus: Bus,
+    registry: prometheus::Registry,
     stop: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -608,7 +609,7 @@ async fn start_pipeline(settings: &Settings, url: &str, tag: &str) -> anyhow::Re
     let spec =
         crate::stages::PipelineSpec { models: &models, llm_config: None, profiles, accounts, store, reload_from: None };
     let tasks = crate::stages::spawn_pipeline(&bus, &registry, &bus_metrics, spec, control, &stop)?;
-    Ok(PipelineRun { bus, stop, tasks, _dir: dir })
+    Ok(PipelineRun { bus, registry, stop, tasks, _dir: dir })
 }
 
 impl PipelineRun {
@@ -683,6 +684,38 @@ impl PipelineRun {
             }
         }
         Ok(())
+    }
+
+    /// Per stream/group: batches handled, mean entries per batch, mean handler time per batch
+    /// (from the bus metrics), to see where a hop's time goes.
+    fn batches(&self) -> Vec<String> {
+        let families = self.registry.gather();
+        let label = |m: &prometheus::proto::Metric, name: &str| {
+            m.get_label().iter().find(|l| l.name() == name).map(|l| l.value().to_string()).unwrap_or_default()
+        };
+        let mut read = std::collections::HashMap::new();
+        for f in families.iter().filter(|f| f.name() == "tradeflow_bus_read_total") {
+            for m in f.get_metric() {
+                read.insert((label(m, "stream"), label(m, "group")), m.get_counter().get_value());
+            }
+        }
+        let mut out = Vec::new();
+        for f in families.iter().filter(|f| f.name() == "tradeflow_bus_handle_seconds") {
+            for m in f.get_metric() {
+                let h = m.get_histogram();
+                let (stream, group) = (label(m, "stream"), label(m, "group"));
+                let n = h.get_sample_count().max(1) as f64;
+                let entries = read.get(&(stream.clone(), group.clone())).copied().unwrap_or(0.0);
+                out.push(format!(
+                    "{stream}/{group} {} batches × {:.1} entries, {:.3} ms each",
+                    h.get_sample_count(),
+                    entries / n,
+                    h.get_sample_sum() * 1000.0 / n
+                ));
+            }
+        }
+        out.sort();
+        out
     }
 
     async fn stream_len(&self, stream: &str) -> anyhow::Result<u64> {
@@ -775,6 +808,7 @@ async fn pipeline(
     let signals = since_candle(run.produced("inf.signals").await?);
     let decisions = since_candle(run.produced("ens.decisions").await?);
     let orders = since_candle(run.produced("risk.orders").await?);
+    let batches = run.batches();
     run.finish().await?;
     fills.sort_by(f64::total_cmp);
 
@@ -820,6 +854,7 @@ async fn pipeline(
             "  by hop, from the candle: signal p50 {:.1} / p99 {:.1} ms, decision p50 {:.1} / p99 {:.1} ms",
             report.signal_p50_ms, report.signal_p99_ms, report.decision_p50_ms, report.decision_p99_ms
         );
+        eprintln!("  batches at {rate:.0} candles/s: {}", batches.join("; "));
         eprintln!("audit: {audit:.0} rows/s into SQLite (batches of 2,000)");
     }
     Ok(())
