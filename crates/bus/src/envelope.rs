@@ -97,17 +97,24 @@ impl Envelope {
 
     /// Decodes stream-entry bytes. Any bytes at all: never panics.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        // Read the layout version first so a future layout gets a precise refusal rather than
-        // a confusing field error.
-        #[derive(Deserialize)]
-        struct Head {
-            ev: u8,
+        let unsupported = |got| DecodeError::UnsupportedEnvelope { got, supported: ENVELOPE_VERSION };
+        match rmp_serde::from_slice::<Envelope>(bytes) {
+            Ok(env) if env.ev == ENVELOPE_VERSION => Ok(env),
+            Ok(env) => Err(unsupported(env.ev)),
+            Err(e) => {
+                // A future layout may not decode as this one: if the bytes carry another
+                // layout version, say so rather than give a confusing field error. (Only
+                // failures pay for this second look.)
+                #[derive(Deserialize)]
+                struct Head {
+                    ev: u8,
+                }
+                match rmp_serde::from_slice::<Head>(bytes) {
+                    Ok(head) if head.ev != ENVELOPE_VERSION => Err(unsupported(head.ev)),
+                    _ => Err(DecodeError::Malformed { reason: e.to_string() }),
+                }
+            }
         }
-        let head: Head = rmp_serde::from_slice(bytes).map_err(|e| DecodeError::Malformed { reason: e.to_string() })?;
-        if head.ev != ENVELOPE_VERSION {
-            return Err(DecodeError::UnsupportedEnvelope { got: head.ev, supported: ENVELOPE_VERSION });
-        }
-        rmp_serde::from_slice(bytes).map_err(|e| DecodeError::Malformed { reason: e.to_string() })
     }
 
     /// Decodes the payload as `T`, refusing another kind or an unknown schema version.
@@ -185,6 +192,14 @@ mod tests {
             Envelope::decode(&bytes),
             Err(DecodeError::UnsupportedEnvelope { got: 9, supported: ENVELOPE_VERSION })
         );
+    }
+
+    #[test]
+    fn another_layout_is_named_even_when_it_does_not_decode_as_this_one() {
+        let future = rmp_serde::to_vec_named(&serde_json::json!({"ev": 2, "parts": [1, 2]})).unwrap();
+        assert_eq!(Envelope::decode(&future), Err(DecodeError::UnsupportedEnvelope { got: 2, supported: 1 }));
+        let broken = rmp_serde::to_vec_named(&serde_json::json!({"ev": 1, "type": "tick"})).unwrap();
+        assert!(matches!(Envelope::decode(&broken), Err(DecodeError::Malformed { .. })));
     }
 
     #[test]

@@ -92,23 +92,28 @@ pub(crate) fn entry_id(op: &'static str, v: &Value) -> Result<EntryId, BusError>
     EntryId::parse(&s).ok_or_else(|| bad(op, format!("{s:?} is not a stream entry id")))
 }
 
-/// `[id, [f1, v1, ...] | nil]`
-pub(crate) fn entry(op: &'static str, v: &Value) -> Result<RawEntry, BusError> {
-    let parts = as_array(op, v)?;
-    let [id, body] = parts else {
-        return Err(bad(op, format!("entry has {} parts, expected 2", parts.len())));
+/// `[id, [f1, v1, ...] | nil]`, taken apart without copying the field values.
+fn into_entry(op: &'static str, v: Value) -> Result<RawEntry, BusError> {
+    let parts = into_array(op, v)?;
+    let Ok::<[Value; 2], _>([id, body]) = parts.try_into() else {
+        return Err(bad(op, "entry does not have 2 parts (id and fields)"));
     };
-    let id = entry_id(op, id)?;
+    let id = entry_id(op, &id)?;
     let fields = match body {
         Value::Nil => None,
         body => {
-            let flat = as_array(op, body)?;
+            let flat = into_array(op, body)?;
             if flat.len() % 2 != 0 {
                 return Err(bad(op, "entry has an odd number of field items"));
             }
             let mut fields = Vec::with_capacity(flat.len() / 2);
-            for pair in flat.chunks_exact(2) {
-                fields.push((as_string(op, &pair[0])?, as_bytes(op, &pair[1])?.to_vec()));
+            let mut items = flat.into_iter();
+            while let (Some(name), Some(value)) = (items.next(), items.next()) {
+                let value = match value {
+                    Value::BulkString(b) => b,
+                    other => as_bytes(op, &other)?.to_vec(),
+                };
+                fields.push((as_string(op, &name)?, value));
             }
             Some(fields)
         }
@@ -116,23 +121,33 @@ pub(crate) fn entry(op: &'static str, v: &Value) -> Result<RawEntry, BusError> {
     Ok(RawEntry { id, fields })
 }
 
+fn into_array(op: &'static str, v: Value) -> Result<Vec<Value>, BusError> {
+    match v {
+        Value::Array(a) | Value::Set(a) => Ok(a),
+        Value::Nil => Ok(Vec::new()),
+        other => Err(bad(op, format!("expected an array, got {other:?}"))),
+    }
+}
+
+/// A list of entries (XRANGE, XCLAIM, ...), moved out of the reply: the read paths use this.
+pub(crate) fn into_entries(op: &'static str, v: Value) -> Result<Vec<RawEntry>, BusError> {
+    into_array(op, v)?.into_iter().map(|e| into_entry(op, e)).collect()
+}
+
+/// A list of entries from a borrowed reply (inspection paths; it copies the reply).
 pub fn entries(op: &'static str, v: &Value) -> Result<Vec<RawEntry>, BusError> {
-    as_array(op, v)?.iter().map(|e| entry(op, e)).collect()
+    into_entries(op, v.clone())
 }
 
 /// XREADGROUP/XREAD on one stream: `nil` or `[[key, [entries]]]`.
-pub(crate) fn xread_one(v: &Value) -> Result<Vec<RawEntry>, BusError> {
+pub(crate) fn xread_one(v: Value) -> Result<Vec<RawEntry>, BusError> {
     const OP: &str = "XREADGROUP";
-    let streams = as_array(OP, v)?;
-    match streams.first() {
+    match into_array(OP, v)?.into_iter().next() {
         None => Ok(Vec::new()),
-        Some(s) => {
-            let kv = as_array(OP, s)?;
-            let Some(list) = kv.get(1) else {
-                return Err(bad(OP, "stream reply lacks its entries"));
-            };
-            entries(OP, list)
-        }
+        Some(s) => match into_array(OP, s)?.into_iter().nth(1) {
+            None => Err(bad(OP, "stream reply lacks its entries")),
+            Some(list) => into_entries(OP, list),
+        },
     }
 }
 
@@ -234,16 +249,17 @@ mod tests {
                 Value::Array(vec![bs("2-0"), Value::Array(vec![bs("e"), bs("xyz")])]),
             ]),
         ])]);
-        let e = xread_one(&v).unwrap();
+        let e = xread_one(v).unwrap();
         assert_eq!(e[0].fields, None);
         assert_eq!(e[1].field("e"), Some(&b"xyz"[..]));
-        assert_eq!(xread_one(&Value::Nil).unwrap(), vec![]);
+        assert_eq!(xread_one(Value::Nil).unwrap(), vec![]);
     }
 
     #[test]
     fn odd_shapes_are_errors_not_panics() {
-        assert!(xread_one(&Value::Int(3)).is_err());
-        assert!(entry("t", &Value::Array(vec![bs("1-0")])).is_err());
+        assert!(xread_one(Value::Int(3)).is_err());
+        assert!(into_entry("t", Value::Array(vec![bs("1-0")])).is_err());
+        assert!(into_entry("t", Value::Array(vec![bs("1-0"), Value::Array(vec![bs("e")])])).is_err());
         assert!(xpending_rows(&Value::Array(vec![Value::Array(vec![bs("1-0")])])).is_err());
     }
 }

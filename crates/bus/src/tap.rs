@@ -105,7 +105,7 @@ impl Tap {
             }
         };
         let mut out = Vec::new();
-        for (key, entries) in per_stream(&v)? {
+        for (key, entries) in per_stream(v)? {
             let Some(i) = self.cursors.iter().position(|c| c.2 == key) else { continue };
             for entry in entries {
                 let cursor = &mut self.cursors[i];
@@ -126,7 +126,7 @@ impl Tap {
 }
 
 /// XREAD over several streams: `nil` or `[[key, [entries]], ...]`.
-pub(crate) fn per_stream(v: &Value) -> Result<Vec<(String, Vec<RawEntry>)>, BusError> {
+pub(crate) fn per_stream(v: Value) -> Result<Vec<(String, Vec<RawEntry>)>, BusError> {
     let bad = |reason: &str| BusError::Reply { op: "XREAD", reason: reason.into() };
     let streams = match v {
         Value::Nil => return Ok(Vec::new()),
@@ -136,15 +136,16 @@ pub(crate) fn per_stream(v: &Value) -> Result<Vec<(String, Vec<RawEntry>)>, BusE
     let mut out = Vec::with_capacity(streams.len());
     for s in streams {
         let Value::Array(kv) = s else { return Err(bad("stream item is not an array")) };
-        let (Some(k), Some(list)) = (kv.first(), kv.get(1)) else {
+        let mut kv = kv.into_iter();
+        let (Some(k), Some(list)) = (kv.next(), kv.next()) else {
             return Err(bad("stream item lacks key or entries"));
         };
         let key = match k {
-            Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-            Value::SimpleString(s) => s.clone(),
+            Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+            Value::SimpleString(s) => s,
             _ => return Err(bad("stream key is not a string")),
         };
-        out.push((key, reply::entries("XREAD", list)?));
+        out.push((key, reply::into_entries("XREAD", list)?));
     }
     Ok(out)
 }

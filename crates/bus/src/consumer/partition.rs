@@ -240,7 +240,7 @@ impl<H: Handler> PartitionWorker<H> {
         }
         cmd.arg("STREAMS").arg(&self.key).arg(id);
         match cmd.query_async::<Value>(reader).await {
-            Ok(v) => reply::xread_one(&v),
+            Ok(v) => reply::xread_one(v),
             Err(e) => {
                 // A group deleted under us is recreated (e.g. `streams init` was not run, or an
                 // operator reset it); anything else drops the connection and surfaces.
@@ -289,7 +289,7 @@ impl<H: Handler> PartitionWorker<H> {
         }
         let mut conn = self.sh.bus.conn();
         let v: Value = cmd.query_async(&mut conn).await.op("XCLAIM")?;
-        let entries = reply::entries("XCLAIM", &v)?;
+        let entries = reply::into_entries("XCLAIM", v)?;
         for (id, _) in &due {
             self.parked.remove(id);
         }
@@ -344,7 +344,7 @@ impl<H: Handler> PartitionWorker<H> {
                 cmd.arg(r.id.to_string());
             }
             let v: Value = cmd.query_async(&mut conn).await.op("XCLAIM")?;
-            let entries = reply::entries("XCLAIM", &v)?;
+            let entries = reply::into_entries("XCLAIM", v)?;
             self.sh.metrics.claimed.with_label_values(&self.labels()).inc_by(entries.len() as u64);
             warn!(partition = self.p, from = %consumer, count = entries.len(), "claimed idle entries");
             let counts: HashMap<EntryId, u32> = rows.iter().map(|r| (r.id, r.deliveries + 1)).collect();
