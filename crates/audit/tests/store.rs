@@ -415,6 +415,53 @@ async fn large_batch(url: &str) {
     store.close().await;
 }
 
+/// Many writers at once (the audit worker's partitions): on SQLite their batches share
+/// transactions on the one writer thread. Each batch still gets its own exact report, and a
+/// batch that fails (into a dropped table) fails alone while those it shared a transaction
+/// with are written.
+async fn concurrent_writers(url: &str) {
+    let store = std::sync::Arc::new(connect(url).await);
+    // 24 batches of 500 signals; batch k overlaps batch k - 1 by 250 ids.
+    let signals = sample_signals("conc/", 250 * 25);
+    let batch = |k: usize| signals[k * 250..k * 250 + 500].to_vec();
+    let mut tasks = tokio::task::JoinSet::new();
+    for k in 0..24 {
+        let (store, rows) = (store.clone(), batch(k));
+        tasks.spawn(async move { (rows.len() as u64, write(&store, &rows).await) });
+    }
+    let mut inserted = 0;
+    while let Some(done) = tasks.join_next().await {
+        let (given, report) = done.expect("writer task");
+        assert_eq!(report.inserted + report.duplicates, given, "{report:?}");
+        inserted += report.inserted;
+    }
+    assert_eq!(inserted, 250 * 25, "each distinct row is counted as inserted exactly once");
+    assert_eq!(store.count(Table::Signal).await.expect("count"), 250 * 25);
+
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::AnyConnection::connect(url).await.expect("side connection");
+        sqlx::query("DROP TABLE audit_log").execute(&mut conn).await.expect("drop audit_log");
+        conn.close().await.expect("close");
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for k in 0..16 {
+        let store = store.clone();
+        let rows = if k == 7 { every_table("doomed") } else { sample_signals(&format!("more{k}/"), 100) };
+        tasks.spawn(async move { (k, store.write(&rows).await) });
+    }
+    while let Some(done) = tasks.join_next().await {
+        match done.expect("writer task") {
+            (7, Err(AuditError::Insert { table: "audit_log", .. })) => {}
+            (7, other) => panic!("a batch into a dropped table: {other:?}"),
+            (k, Ok(report)) => assert_eq!(report, WriteReport { inserted: 100, duplicates: 0 }, "batch {k}"),
+            (k, Err(e)) => panic!("batch {k} failed with the doomed one: {e}"),
+        }
+    }
+    assert_eq!(store.count(Table::Signal).await.expect("count"), 250 * 25 + 15 * 100);
+    assert_eq!(store.count(Table::Candle).await.expect("count"), 0, "nothing of the doomed batch is stored");
+}
+
 /// Connect errors name the url, never the password.
 async fn connect_errors(url_of_db: impl Fn(&str) -> String) {
     for (url, shown) in [
@@ -481,6 +528,20 @@ async fn sqlite_large_batch() {
 async fn postgres_large_batch() {
     let pg = TestPostgres::start();
     large_batch(&pg.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_concurrent_writers() {
+    sqlx::any::install_default_drivers();
+    let dir = temp_dir();
+    concurrent_writers(&sqlite_url(&dir)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_concurrent_writers() {
+    sqlx::any::install_default_drivers();
+    let pg = TestPostgres::start();
+    concurrent_writers(&pg.url()).await;
 }
 
 #[tokio::test]
