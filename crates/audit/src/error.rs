@@ -40,9 +40,6 @@ pub enum AuditError {
         #[source]
         source: sqlx::Error,
     },
-    /// The SQLite writer thread could not start, or stopped.
-    #[error("audit store: sqlite writer: {0}")]
-    Writer(String),
     /// A stored row does not have the shape of its table (the schema was changed by hand).
     #[error("audit store: read {table}: row {id} does not match the schema")]
     Shape { table: &'static str, id: String },

@@ -16,7 +16,6 @@ pub mod query;
 mod rows;
 mod store;
 pub mod worker;
-mod writer;
 
 pub use bench::{BenchReport, bench_rows, bench_write, sample_fills, sample_signals};
 pub use error::{AuditError, redact_url};

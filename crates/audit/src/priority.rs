@@ -29,16 +29,6 @@ pub(crate) fn lower_threads_named(prefix: &str) {
     let _ = prefix;
 }
 
-/// Lowers the calling thread (a thread of ours that does the writer's work).
-pub(crate) fn lower_this_thread() {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: gettid takes no arguments and cannot fail.
-        let tid = unsafe { libc::gettid() };
-        set_nice(tid as libc::id_t);
-    }
-}
-
 /// `who`: a thread id.
 #[cfg(target_os = "linux")]
 fn set_nice(who: libc::id_t) {

@@ -1,6 +1,5 @@
 //! The store: a pool on SQLite or PostgreSQL, one schema, batched idempotent writes.
 
-use std::borrow::Borrow;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,7 +14,6 @@ use sqlx::{
 
 use crate::error::{AuditError, redact_url};
 use crate::rows::{Cell, FillRow, Kind, Row, Table, Val};
-use crate::writer::SqliteWriter;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
@@ -25,13 +23,6 @@ pub(crate) const SQLITE_THREAD: &str = "tf-sqlite-";
 pub const SQLITE_MAX_PARAMS: usize = 32_766;
 /// Bind parameters one PostgreSQL statement may carry (the protocol counts them in 16 bits).
 pub const POSTGRES_MAX_PARAMS: usize = 65_535;
-
-/// WAL pages (4 KiB) after which a commit checkpoints the WAL into the database file. Each
-/// checkpoint syncs the file; at SQLite's default of 1,000 pages the audit writer, committing
-/// tens of MB a second while catching up, spent about a tenth of its time in those syncs.
-/// 10,000 pages (about 40 MB of WAL) cut the time the pipeline's audit group took to drain
-/// by about 8 %.
-const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
 
 /// Rows per INSERT below a full chunk. A batch is cut into full chunks (as many rows as the
 /// parameter limit allows) and then these sizes, so that each table has at most a handful of
@@ -48,8 +39,7 @@ pub struct WriteReport {
 }
 
 enum Backend {
-    /// The pool serves reads; writes go through the one writer thread.
-    Sqlite(Pool<Sqlite>, SqliteWriter),
+    Sqlite(Pool<Sqlite>),
     Postgres(Pool<Postgres>),
 }
 
@@ -57,7 +47,7 @@ enum Backend {
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match &$store.backend {
-            Backend::Sqlite($pool, _) => $body,
+            Backend::Sqlite($pool) => $body,
             Backend::Postgres($pool) => $body,
         }
     };
@@ -76,6 +66,10 @@ macro_rules! on_pool {
 pub struct AuditStore {
     backend: Backend,
     url: String,
+    /// SQLite takes one writer at a time; the others would wait in its busy handler, which
+    /// sleeps in steps of up to 100 ms on a connection thread. Queueing writers here instead
+    /// hands the lock over the moment a transaction ends.
+    sqlite_writer: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for AuditStore {
@@ -104,7 +98,6 @@ impl AuditStore {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(5))
-                .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
                 .thread_name(|id| format!("{SQLITE_THREAD}{id}"));
             let mut pool = SqlitePoolOptions::new().acquire_timeout(CONNECT_TIMEOUT).after_connect(|_, _| {
                 Box::pin(async {
@@ -138,8 +131,7 @@ impl AuditStore {
                 .await
                 .map_err(|source| AuditError::Connect { url: shown.clone(), source })?;
             migrate_sqlite(&pool, &shown).await?;
-            let writer = SqliteWriter::start(pool.clone())?;
-            Backend::Sqlite(pool, writer)
+            Backend::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url).map_err(|e| bad_url(e.to_string()))?;
             probe::<sqlx::PgConnection>(&options, &shown).await?;
@@ -154,7 +146,7 @@ impl AuditStore {
         } else {
             return Err(bad_url("expected sqlite:... or postgres://...".into()));
         };
-        Ok(AuditStore { backend, url: shown })
+        Ok(AuditStore { backend, url: shown, sqlite_writer: tokio::sync::Mutex::new(()) })
     }
 
     /// The url it is connected to, password redacted.
@@ -165,7 +157,7 @@ impl AuditStore {
     /// `"sqlite"` or `"postgres"`.
     pub fn backend(&self) -> &'static str {
         match self.backend {
-            Backend::Sqlite(..) => "sqlite",
+            Backend::Sqlite(_) => "sqlite",
             Backend::Postgres(_) => "postgres",
         }
     }
@@ -194,18 +186,13 @@ impl AuditStore {
         for group in &mut groups {
             group.sort_by(|a, b| a.id().cmp(b.id())); // stable: of two rows with one id, the first given wins
         }
+        let recorded_at = now_ms();
         let inserted = match &self.backend {
-            // SQLite takes one writer at a time; the others would wait in its busy handler,
-            // which sleeps in steps of up to 100 ms on a connection thread. Every batch goes to
-            // one writer thread instead, which commits whatever queued meanwhile together. The
-            // rows are copied for it: that costs less than the writer would otherwise wait for
-            // this task's runtime thread on each round trip of the transaction.
-            Backend::Sqlite(_, writer) => {
-                writer.write(groups.iter().map(|g| g.iter().map(|r| (*r).clone()).collect()).collect()).await
+            Backend::Sqlite(pool) => {
+                let _one_writer = self.sqlite_writer.lock().await;
+                write_groups_sqlite(pool, &groups, recorded_at).await
             }
-            Backend::Postgres(pool) => {
-                write_groups_postgres(pool, &[groups.as_slice()], now_ms()).await.map(|n| n.iter().sum())
-            }
+            Backend::Postgres(pool) => write_groups_postgres(pool, &groups, recorded_at).await,
         }?;
         Ok(WriteReport { inserted, duplicates: rows.len() as u64 - inserted })
     }
@@ -270,7 +257,7 @@ impl AuditStore {
         kinds: &[Kind],
     ) -> Result<Vec<Vec<Cell>>, AuditError> {
         let sql = match self.backend {
-            Backend::Sqlite(..) => sql.replace('$', "?"),
+            Backend::Sqlite(_) => sql.replace('$', "?"),
             Backend::Postgres(_) => sql.to_string(),
         };
         on_pool!(self, pool => fetch_cells(pool, &sql, binds, kinds).await)
@@ -303,7 +290,7 @@ fn to_row(table: Table, cells: Vec<Cell>) -> Result<Row, AuditError> {
     Row::from_cells(table, cells).ok_or(AuditError::Shape { table: table.name(), id })
 }
 
-pub(crate) fn now_ms() -> i64 {
+fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
@@ -413,56 +400,48 @@ fn fills_sql<DB: Db>(_: &Pool<DB>) -> String {
 /// borrowed binds cannot be executed inside the function that owns it.)
 macro_rules! write_groups_for {
     ($name:ident, $db:ty) => {
-        /// Inserts every batch (each the rows of `Table::ALL[i]` in `batch[i]`) in one
-        /// transaction, each batch by statements of its own; returns the rows each inserted.
-        pub(crate) async fn $name<R: Borrow<Row>>(
-            pool: &Pool<$db>,
-            batches: &[&[Vec<R>]],
-            recorded_at: i64,
-        ) -> Result<Vec<u64>, AuditError> {
+        /// Inserts every group (rows of `Table::ALL[i]` in `groups[i]`) in one transaction;
+        /// returns the rows inserted.
+        async fn $name(pool: &Pool<$db>, groups: &[Vec<&Row>], recorded_at: i64) -> Result<u64, AuditError> {
             let mut tx = pool
                 .begin_with(<$db as Db>::BEGIN)
                 .await
                 .map_err(|source| AuditError::Transaction { what: "begin", source })?;
-            let mut counts = Vec::with_capacity(batches.len());
-            for groups in batches {
-                let mut inserted = 0;
-                for (table, rows) in Table::ALL.iter().zip(groups.iter()) {
-                    if rows.is_empty() {
-                        continue;
-                    }
-                    let head = format!("INSERT INTO {} ({}, recorded_at) ", table.name(), quoted_columns(*table));
-                    let max_rows = <$db as Db>::MAX_PARAMS / (table.columns().len() + 1);
-                    let mut rest: &[R] = rows;
-                    for size in chunk_sizes(rows.len(), max_rows) {
-                        let (chunk, tail) = rest.split_at(size);
-                        rest = tail;
-                        let mut query = QueryBuilder::<$db>::new(&head);
-                        query.push_values(chunk.iter(), |mut b, row| {
-                            row.borrow().visit(&mut |_, v| {
-                                match v {
-                                    Val::Int(x) => b.push_bind(x),
-                                    Val::Float(x) => b.push_bind(x),
-                                    Val::Text(x) => b.push_bind(x),
-                                    Val::OptFloat(x) => b.push_bind(x.filter(|x| x.is_finite())),
-                                    Val::OptText(x) => b.push_bind(x),
-                                };
-                            });
-                            b.push_bind(recorded_at);
-                        });
-                        query.push(" ON CONFLICT (id) DO NOTHING");
-                        let result = query
-                            .build()
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(|source| AuditError::Insert { table: table.name(), source })?;
-                        inserted += <$db as Db>::rows_affected(&result);
-                    }
+            let mut inserted = 0;
+            for (table, rows) in Table::ALL.iter().zip(groups) {
+                if rows.is_empty() {
+                    continue;
                 }
-                counts.push(inserted);
+                let head = format!("INSERT INTO {} ({}, recorded_at) ", table.name(), quoted_columns(*table));
+                let max_rows = <$db as Db>::MAX_PARAMS / (table.columns().len() + 1);
+                let mut rest: &[&Row] = rows;
+                for size in chunk_sizes(rows.len(), max_rows) {
+                    let (chunk, tail) = rest.split_at(size);
+                    rest = tail;
+                    let mut query = QueryBuilder::<$db>::new(&head);
+                    query.push_values(chunk.iter().copied(), |mut b, row| {
+                        row.visit(&mut |_, v| {
+                            match v {
+                                Val::Int(x) => b.push_bind(x),
+                                Val::Float(x) => b.push_bind(x),
+                                Val::Text(x) => b.push_bind(x),
+                                Val::OptFloat(x) => b.push_bind(x.filter(|x| x.is_finite())),
+                                Val::OptText(x) => b.push_bind(x),
+                            };
+                        });
+                        b.push_bind(recorded_at);
+                    });
+                    query.push(" ON CONFLICT (id) DO NOTHING");
+                    let result = query
+                        .build()
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|source| AuditError::Insert { table: table.name(), source })?;
+                    inserted += <$db as Db>::rows_affected(&result);
+                }
             }
             tx.commit().await.map_err(|source| AuditError::Transaction { what: "commit", source })?;
-            Ok(counts)
+            Ok(inserted)
         }
     };
 }

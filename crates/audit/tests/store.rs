@@ -415,10 +415,9 @@ async fn large_batch(url: &str) {
     store.close().await;
 }
 
-/// Many writers at once (the audit worker's partitions): on SQLite their batches share
-/// transactions on the one writer thread. Each batch still gets its own exact report, and a
-/// batch that fails (into a dropped table) fails alone while those it shared a transaction
-/// with are written.
+/// Many writers at once (the audit worker's partitions, queued for SQLite's one write lock):
+/// each batch gets its own exact report, and a batch that fails (into a dropped table) fails
+/// alone while the batches written beside it are stored.
 async fn concurrent_writers(url: &str) {
     let store = std::sync::Arc::new(connect(url).await);
     // 24 batches of 500 signals; batch k overlaps batch k - 1 by 250 ids.
