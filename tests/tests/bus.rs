@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use tradeflow_bus::dlq::{Dlq, ReplaySelector};
 use tradeflow_bus::envelope::ENVELOPE_FIELD;
 use tradeflow_bus::inspect;
+use tradeflow_bus::pack;
 use tradeflow_bus::{Bus, BusMetrics, Consumer, Envelope, Producer};
 use tradeflow_testkit::{TestRedis, test_topology};
 use tradeflow_tests::*;
@@ -130,7 +131,7 @@ async fn poison_goes_to_the_dlq_with_every_field_and_does_not_hold_up_the_rest()
     }
     let errors: Vec<&str> = letters.iter().map(|d| d.error.as_str()).collect();
     assert!(errors.iter().any(|e| e.contains("not valid MessagePack")), "{errors:?}");
-    assert!(errors.iter().any(|e| e.contains("no `e` field")), "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains("no `e` or `p` field")), "{errors:?}");
     assert!(errors.iter().any(|e| e.contains("schema version 99")), "{errors:?}");
     let poison = letters.iter().find(|d| d.dead_letter_reason == "max_deliveries").unwrap();
     assert_eq!(poison.final_retry_count, 3);
@@ -175,6 +176,83 @@ async fn poison_goes_to_the_dlq_with_every_field_and_does_not_hold_up_the_rest()
     assert_eq!(dlq.stats(STREAM).await.unwrap().total, 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_packed_entry_is_handled_retried_and_dead_lettered_message_by_message() {
+    let redis = TestRedis::start().await;
+    let bus = redis.bus(test_topology(1, 3)).await;
+    let sink = Sink::connect(&redis.url()).await.unwrap();
+    let producer = Producer::new(bus.clone(), "test");
+    let key = bus.keys().partition(STREAM, 0);
+    let url = redis.url();
+    let msg = |k: &str, seq| TestMsg { key: k.into(), seq, pad: String::new() };
+
+    // One send: a0..a4, the poison p0, a5..a9 bound for the one partition travel in one entry.
+    let mut batch = Vec::new();
+    for seq in 0..10 {
+        if seq == 5 {
+            batch.push(producer.prepare(STREAM, &msg_id("p", 0), "p", None, &msg("p", 0)).unwrap());
+        }
+        batch.push(producer.prepare(STREAM, &msg_id("a", seq), "a", None, &msg("a", seq)).unwrap());
+    }
+    let ids = producer.send(&batch).await.unwrap();
+    assert!(ids.iter().all(|id| *id == ids[0]), "one entry carries the batch: {ids:?}");
+    assert_eq!(bus_len(&url, &key).await, 1);
+    // A hand-made pack with an undecodable message between two good ones.
+    let good = |seq| Envelope::wrap(&msg_id("b", seq), "b", None, "test", &msg("b", seq)).unwrap().encode().unwrap();
+    let (b0, b1) = (good(0), good(1));
+    let packed = pack::encode([b0.as_slice(), b"\xc1garbage", b1.as_slice()]);
+    raw(&url, redis::cmd("XADD").arg(&key).arg("*").arg(pack::PACK_FIELD).arg(packed)).await.unwrap();
+    // And a pack that is not one.
+    raw(&url, redis::cmd("XADD").arg(&key).arg("*").arg(pack::PACK_FIELD).arg(&[1u8, 9, 0, 0, 0][..])).await.unwrap();
+
+    let metrics = BusMetrics::unregistered();
+    let b = Behaviour { member: "m1".into(), fail_key: Some("p".into()), log_attempts: true, ..Default::default() };
+    let (stop, task) = start(&bus, &sink, b, metrics.clone());
+    assert_eq!(sink.wait_seen(12, Duration::from_secs(20)).await.unwrap(), 12);
+    let dlq = Dlq::new(&bus);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while dlq.stats(STREAM).await.unwrap().total < 3 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    task.await.unwrap();
+
+    // The poison was attempted max_deliveries times, its neighbours once each.
+    let attempts = sink.attempts().await.unwrap();
+    assert_eq!(attempts.iter().filter(|a| a.starts_with("p:")).count(), 3, "{attempts:?}");
+    for seq in 0..10 {
+        let tries: Vec<&String> = attempts.iter().filter(|a| a.starts_with(&format!("a:{seq}:"))).collect();
+        assert_eq!(tries, vec![&format!("a:{seq}:1")], "a{seq} is handled once, not with every retry of p0");
+    }
+    assert_eq!(sink.duplicates().await.unwrap(), 0);
+    assert_in_order(&sink, &["a".to_string()], 10).await.unwrap();
+    assert_eq!(metrics.acked.with_label_values(&[STREAM, GROUP]).get(), 12, "messages, not entries");
+    assert_eq!(total_pending(&bus).await, 0, "every entry is acknowledged once all of its messages are settled");
+
+    // Each dead message is a dead letter of its own, with its own bytes; the broken pack moves whole.
+    let letters = dlq.list(STREAM, 100).await.unwrap();
+    assert_eq!(letters.len(), 3, "{letters:?}");
+    let poison = letters.iter().find(|d| d.dead_letter_reason == "max_deliveries").unwrap();
+    assert_eq!(poison.message_id, msg_id("p", 0).to_string());
+    assert_eq!(poison.payload.as_ref().unwrap()["key"], "p");
+    let garbage = letters.iter().find(|d| d.error.contains("not valid MessagePack")).unwrap();
+    assert_eq!(garbage.payload_bytes, 8);
+    let broken = letters.iter().find(|d| d.error.contains("pack is malformed")).unwrap();
+    assert!(broken.error.contains("message 0 claims 9 bytes"), "{}", broken.error);
+    assert!(broken.payload.is_none(), "an unreadable pack has no single payload to replay");
+
+    // The poison alone goes back, as a plain entry, and is handled this time.
+    let before = bus_len(&url, &key).await;
+    dlq.replay(STREAM, &ReplaySelector::Id(poison.id.clone())).await.unwrap();
+    assert_eq!(bus_len(&url, &key).await, before + 1);
+    let (stop, task) =
+        start(&bus, &sink, Behaviour { member: "m2".into(), ..Default::default() }, BusMetrics::unregistered());
+    assert_eq!(sink.wait_seen(13, Duration::from_secs(20)).await.unwrap(), 13);
+    stop.cancel();
+    task.await.unwrap();
+    assert_eq!(sink.duplicates().await.unwrap(), 0);
+}
+
 async fn bus_len(url: &str, key: &str) -> i64 {
     match raw(url, redis::cmd("XLEN").arg(key)).await.unwrap() {
         Value::Int(n) => n,
@@ -189,12 +267,14 @@ async fn pending_entries_whose_body_was_trimmed_are_acked_and_counted() {
     let sink = Sink::connect(&redis.url()).await.unwrap();
     produce(&Producer::new(bus.clone(), "test"), &keys(1), 5).await.unwrap();
     let key = bus.keys().partition(STREAM, 0);
+    let entries = bus_len(&redis.url(), &key).await as u64;
+    assert_eq!(entries, 1, "one send to one partition is one packed entry");
     // A consumer that read them and vanished, then the stream was trimmed under them.
     raw(&redis.url(), redis::cmd("XREADGROUP").arg("GROUP").arg(GROUP).arg("ghost").arg("STREAMS").arg(&key).arg(">"))
         .await
         .unwrap();
     raw(&redis.url(), redis::cmd("XTRIM").arg(&key).arg("MAXLEN").arg(0)).await.unwrap();
-    assert_eq!(total_pending(&bus).await, 5);
+    assert_eq!(total_pending(&bus).await, entries);
 
     let metrics = BusMetrics::unregistered();
     let (stop, task) = start(&bus, &sink, Behaviour { member: "m1".into(), ..Default::default() }, metrics.clone());
@@ -205,7 +285,7 @@ async fn pending_entries_whose_body_was_trimmed_are_acked_and_counted() {
     stop.cancel();
     task.await.unwrap();
     assert_eq!(total_pending(&bus).await, 0);
-    assert_eq!(metrics.trimmed.with_label_values(&[STREAM, GROUP]).get(), 5);
+    assert_eq!(metrics.trimmed.with_label_values(&[STREAM, GROUP]).get(), entries);
     assert_eq!(sink.seen().await.unwrap(), 0, "nothing to handle: the bodies are gone");
 }
 
@@ -285,8 +365,16 @@ async fn entries_left_idle_under_another_consumer_are_claimed_and_handled_once()
     let redis = TestRedis::start().await;
     let bus = redis.bus(test_topology(1, 5)).await;
     let sink = Sink::connect(&redis.url()).await.unwrap();
-    let ks = keys(2);
-    produce(&Producer::new(bus.clone(), "test"), &ks, 10).await.unwrap();
+    let producer = Producer::new(bus.clone(), "test");
+    // One publish per message: one entry each (a send of them all would be one packed entry).
+    for seq in 0..10 {
+        for k in keys(2) {
+            producer
+                .publish(STREAM, &msg_id(&k, seq), &k, None, &TestMsg { key: k.clone(), seq, pad: String::new() })
+                .await
+                .unwrap();
+        }
+    }
     let metrics = BusMetrics::unregistered();
     let (stop, task) = start(&bus, &sink, Behaviour { member: "m1".into(), ..Default::default() }, metrics.clone());
     assert_eq!(sink.wait_seen(20, Duration::from_secs(10)).await.unwrap(), 20);

@@ -36,10 +36,12 @@ impl DeadLetterReason {
     }
 }
 
-/// KEYS: source partition, its DLQ. ARGV: group, DLQ maxlen, source entry id, then the DLQ
-/// entry's field/value pairs. Adds to the DLQ and acks in the source, atomically.
+/// KEYS: source partition, its DLQ. ARGV: group, DLQ maxlen, source entry id to acknowledge
+/// (empty: none, for one message of a pack whose other messages are not all settled), then the
+/// DLQ entry's field/value pairs. Adds to the DLQ and acks in the source, atomically.
 const MOVE_LUA: &str = r#"
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 4))
+if ARGV[3] == '' then return 0 end
 return redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 "#;
 
@@ -70,6 +72,10 @@ pub(crate) struct DeadLetterDraft<'a> {
     pub group: &'a str,
     pub service: &'a str,
     pub entry: &'a RawEntry,
+    /// The one message of the entry that is dead-lettered (its envelope bytes; the entry is
+    /// acknowledged with the batch once all its messages are settled). `None`: the whole entry,
+    /// unreadable as messages, is moved and acknowledged by the move.
+    pub message: Option<&'a [u8]>,
     pub message_id: Option<&'a str>,
     /// Handler attempts made (0 for decode errors).
     pub attempts: u32,
@@ -87,7 +93,7 @@ pub(crate) fn add_move(pipe: &mut redis::Pipeline, bus: &Bus, d: &DeadLetterDraf
         .arg(keys.dlq(d.stream, d.partition))
         .arg(d.group)
         .arg(dlq_maxlen)
-        .arg(d.entry.id.to_string())
+        .arg(if d.message.is_some() { String::new() } else { d.entry.id.to_string() })
         .arg("dead_letter_reason")
         .arg(d.reason.as_str())
         .arg("error")
@@ -108,7 +114,7 @@ pub(crate) fn add_move(pipe: &mut redis::Pipeline, bus: &Bus, d: &DeadLetterDraf
         .arg(d.service)
         .arg("final_retry_count")
         .arg(d.attempts);
-    if let Some(payload) = d.entry.field(ENVELOPE_FIELD) {
+    if let Some(payload) = d.message.or_else(|| d.entry.field(ENVELOPE_FIELD)) {
         inv.arg("payload").arg(payload);
     } else {
         inv.arg("original_fields").arg(d.entry.field_names());

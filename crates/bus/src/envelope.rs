@@ -1,7 +1,7 @@
 //! The envelope every bus message travels in, and its MessagePack codec.
 //!
 //! A stream entry has one field, [`ENVELOPE_FIELD`], holding the MessagePack-encoded
-//! [`Envelope`]; the payload inside is itself MessagePack of a [`Payload`] type. The envelope
+//! [`Envelope`] (or [`crate::pack::PACK_FIELD`], holding several); the payload inside is itself MessagePack of a [`Payload`] type. The envelope
 //! names the payload's kind and schema version so a consumer refuses what it does not know
 //! (DESIGN invariant 5) instead of decoding it by luck. Decoding never panics: every failure is a
 //! [`DecodeError`] with the reason, which the consumer turns into a `decode_error` dead letter.
@@ -45,6 +45,8 @@ pub struct Envelope {
 pub enum DecodeError {
     #[error("entry has no `{field}` field (fields present: [{present}])")]
     MissingField { field: &'static str, present: String },
+    #[error("pack is malformed: {reason}")]
+    MalformedPack { reason: String },
     #[error("envelope is not valid MessagePack: {reason}")]
     Malformed { reason: String },
     #[error("envelope layout version {got} is not supported (this build reads {supported})")]

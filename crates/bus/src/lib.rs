@@ -1,7 +1,7 @@
 //! tradeflow's message bus on Redis Streams.
 //!
 //! - [`topology`]: `streams.toml`, validated with every problem reported at once;
-//! - [`envelope`]: the MessagePack envelope and its codec;
+//! - [`envelope`]: the MessagePack envelope and its codec; [`pack`]: several in one entry;
 //! - [`producer`]: pipelined, batched XADD onto partitions ([`keys::partition_of`]);
 //! - [`consumer`]: consumer groups, fleets with partition leases, retries, dead letters,
 //!   checkpoints and graceful shutdown;
@@ -22,6 +22,7 @@ pub mod fleet;
 pub mod inspect;
 pub mod keys;
 pub mod metrics;
+pub mod pack;
 pub mod producer;
 pub mod reply;
 pub mod tap;

@@ -51,14 +51,14 @@ impl BusMetrics {
             produced: counter("tradeflow_bus_produced_total", "Messages added to a stream.", &["stream"])?,
             read: counter(
                 "tradeflow_bus_read_total",
-                "Entries delivered to a consumer (new, pending or claimed).",
+                "Messages delivered to a consumer (new, pending or claimed); a packed entry counts its messages.",
                 sg,
             )?,
-            acked: counter("tradeflow_bus_acked_total", "Entries acknowledged after successful handling.", sg)?,
+            acked: counter("tradeflow_bus_acked_total", "Messages handled successfully and acknowledged.", sg)?,
             retried: counter("tradeflow_bus_retried_total", "Handler failures that were scheduled for a retry.", sg)?,
             dead_lettered: counter(
                 "tradeflow_bus_dead_lettered_total",
-                "Entries moved to the dead-letter stream, by reason.",
+                "Messages (or undecodable entries) moved to the dead-letter stream, by reason.",
                 &["stream", "group", "reason"],
             )?,
             trimmed: counter(

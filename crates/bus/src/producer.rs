@@ -1,4 +1,6 @@
-//! Producing: envelopes onto partitions with pipelined, batched XADD ... MAXLEN ~.
+//! Producing: envelopes onto partitions with pipelined, batched XADD ... MAXLEN ~. Messages
+//! of one batch bound for the same partition share an entry, up to the stream's `pack_max`
+//! (see [`crate::pack`]).
 
 use redis::Value;
 use tradeflow_core::{MessageId, Payload};
@@ -8,6 +10,7 @@ use crate::envelope::{ENVELOPE_FIELD, Envelope};
 use crate::error::{BusError, RedisContext};
 use crate::keys::partition_of;
 use crate::metrics::BusMetrics;
+use crate::pack::{self, PACK_FIELD};
 
 /// Commands per pipeline: large enough to amortise the round trip, small enough that one
 /// reply does not hold a big buffer.
@@ -69,7 +72,8 @@ impl Producer {
         })
     }
 
-    /// Sends a batch in pipelined round trips, in order. Returns the stream entry ids.
+    /// Sends a batch in pipelined round trips, in order per partition. Returns, per message,
+    /// the id of the stream entry that carries it (messages packed together share one).
     pub async fn send(&self, batch: &[Outgoing]) -> Result<Vec<String>, BusError> {
         let mut ids = Vec::with_capacity(batch.len());
         let mut conn = self.bus.conn();
@@ -81,13 +85,22 @@ impl Producer {
             // candles/s, with no measurable cost in throughput.
             let mut pipe = redis::pipe();
             pipe.atomic();
-            for m in chunk {
-                add_xadd(&mut pipe, &self.bus, m)?;
-            }
+            let entries = add_xadds(&mut pipe, &self.bus, chunk, false)?;
             let replies: Vec<Value> = pipe.query_async(&mut conn).await.op("XADD")?;
-            for r in &replies {
-                ids.push(crate::reply::as_string("XADD", r)?);
+            if replies.len() != entries.len() {
+                return Err(BusError::Reply {
+                    op: "XADD",
+                    reason: format!("{} replies for {} entries", replies.len(), entries.len()),
+                });
             }
+            let mut chunk_ids = vec![String::new(); chunk.len()];
+            for (r, members) in replies.iter().zip(&entries) {
+                let id = crate::reply::as_string("XADD", r)?;
+                for &i in members {
+                    chunk_ids[i].clone_from(&id);
+                }
+            }
+            ids.extend(chunk_ids);
             if let Some(m) = &self.metrics {
                 count_produced(m, chunk);
             }
@@ -110,25 +123,48 @@ impl Producer {
     }
 }
 
-/// Appends the XADD of `m` (MAXLEN ~ of its stream) to `pipe`.
-pub(crate) fn add_xadd(pipe: &mut redis::Pipeline, bus: &Bus, m: &Outgoing) -> Result<(), BusError> {
-    let spec = bus.topology().stream(&m.stream)?;
-    if m.partition >= spec.partitions {
-        return Err(BusError::NoSuchPartition {
-            stream: m.stream.clone(),
-            partition: m.partition,
-            partitions: spec.partitions,
-        });
+/// Appends the XADDs (MAXLEN ~ of their streams) that carry `msgs` to `pipe`: the messages
+/// bound for one partition, in their order, packed up to the stream's `pack_max` per entry.
+/// Returns, per XADD appended, the indices in `msgs` of the messages it carries. With
+/// `ignore`, each XADD's reply is dropped from the pipeline's result.
+pub(crate) fn add_xadds(
+    pipe: &mut redis::Pipeline,
+    bus: &Bus,
+    msgs: &[Outgoing],
+    ignore: bool,
+) -> Result<Vec<Vec<usize>>, BusError> {
+    // Partitions in order of first appearance; order across partitions carries no meaning.
+    let mut by_partition: Vec<((&str, u32), Vec<usize>)> = Vec::new();
+    for (i, m) in msgs.iter().enumerate() {
+        match by_partition.iter_mut().find(|((s, p), _)| *s == m.stream && *p == m.partition) {
+            Some((_, members)) => members.push(i),
+            None => by_partition.push(((m.stream.as_str(), m.partition), vec![i])),
+        }
     }
-    pipe.cmd("XADD")
-        .arg(bus.keys().partition(&spec.name, m.partition))
-        .arg("MAXLEN")
-        .arg("~")
-        .arg(spec.maxlen)
-        .arg("*")
-        .arg(ENVELOPE_FIELD)
-        .arg(&m.bytes);
-    Ok(())
+    let mut entries = Vec::new();
+    for ((stream, partition), members) in by_partition {
+        let spec = bus.topology().stream(stream)?;
+        if partition >= spec.partitions {
+            return Err(BusError::NoSuchPartition {
+                stream: stream.to_string(),
+                partition,
+                partitions: spec.partitions,
+            });
+        }
+        let key = bus.keys().partition(&spec.name, partition);
+        for members in members.chunks(spec.pack_max.max(1)) {
+            let cmd = pipe.cmd("XADD").arg(&key).arg("MAXLEN").arg("~").arg(spec.maxlen).arg("*");
+            match members {
+                [one] => cmd.arg(ENVELOPE_FIELD).arg(&msgs[*one].bytes),
+                _ => cmd.arg(PACK_FIELD).arg(pack::encode(members.iter().map(|&i| msgs[i].bytes.as_slice()))),
+            };
+            if ignore {
+                pipe.ignore();
+            }
+            entries.push(members.to_vec());
+        }
+    }
+    Ok(entries)
 }
 
 /// Counts sent messages by stream: one label lookup per run of same-stream messages.

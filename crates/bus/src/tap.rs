@@ -11,8 +11,9 @@ use redis::Value;
 use redis::aio::MultiplexedConnection;
 
 use crate::connection::Bus;
-use crate::envelope::{ENVELOPE_FIELD, Envelope};
+use crate::envelope::Envelope;
 use crate::error::{BusError, RedisContext};
+use crate::pack;
 use crate::reply::{self, EntryId, RawEntry};
 
 /// Where a tap starts.
@@ -110,14 +111,20 @@ impl Tap {
             for entry in entries {
                 let cursor = &mut self.cursors[i];
                 cursor.3 = cursor.3.max(entry.id);
-                match entry.field(ENVELOPE_FIELD).map(Envelope::decode) {
-                    Some(Ok(envelope)) => out.push(Tapped {
-                        stream: cursor.0.clone(),
-                        partition: cursor.1,
-                        entry_id: entry.id.to_string(),
-                        envelope,
-                    }),
-                    _ => self.undecodable += 1,
+                let Ok(messages) = pack::messages(&entry) else {
+                    self.undecodable += 1;
+                    continue;
+                };
+                for bytes in messages {
+                    match Envelope::decode(bytes) {
+                        Ok(envelope) => out.push(Tapped {
+                            stream: cursor.0.clone(),
+                            partition: cursor.1,
+                            entry_id: entry.id.to_string(),
+                            envelope,
+                        }),
+                        Err(_) => self.undecodable += 1,
+                    }
                 }
             }
         }

@@ -67,6 +67,8 @@ pub struct StreamSpec {
     pub read_count: usize,
     /// XREADGROUP BLOCK.
     pub block: Duration,
+    /// Most messages packed into one entry (see [`crate::pack`]); 1 turns packing off.
+    pub pack_max: usize,
 }
 
 impl StreamSpec {
@@ -137,6 +139,7 @@ struct Defaults {
     dlq_maxlen: u64,
     read_count: u64,
     block_ms: u64,
+    pack_max: u64,
 }
 
 impl Default for Defaults {
@@ -151,6 +154,7 @@ impl Default for Defaults {
             dlq_maxlen: 100_000,
             read_count: 512,
             block_ms: 1_000,
+            pack_max: 64,
         }
     }
 }
@@ -168,6 +172,7 @@ const POLICY_KEYS: &[&str] = &[
     "dlq_maxlen",
     "read_count",
     "block_ms",
+    "pack_max",
 ];
 const STREAM_ONLY_KEYS: &[&str] = &["description", "key", "groups"];
 
@@ -422,6 +427,7 @@ impl Reader {
             dlq_maxlen: self.int(t, "dlq_maxlen", &p("dlq_maxlen"), 1, i64::MAX as u64, base.dlq_maxlen),
             read_count: self.int(t, "read_count", &p("read_count"), 1, 10_000, base.read_count),
             block_ms: self.int(t, "block_ms", &p("block_ms"), 1, 60_000, base.block_ms),
+            pack_max: self.int(t, "pack_max", &p("pack_max"), 1, 10_000, base.pack_max),
         };
         if d.retry_backoff_max_ms < d.retry_backoff_ms {
             self.problem(
@@ -458,6 +464,7 @@ impl Reader {
             dlq_maxlen: d.dlq_maxlen,
             read_count: d.read_count as usize,
             block: Duration::from_millis(d.block_ms),
+            pack_max: d.pack_max as usize,
         }
     }
 

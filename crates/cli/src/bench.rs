@@ -62,6 +62,10 @@ pub enum BenchCommand {
         /// Payload size in bytes.
         #[arg(long, default_value_t = 200)]
         payload_bytes: usize,
+        /// Messages per stream entry at most (streams.toml `pack_max`); 1: one entry each,
+        /// comparable with the redis-benchmark XADD ceiling.
+        #[arg(long, default_value_t = 64)]
+        pack_max: u32,
     },
     /// Inference stage through Redis: candles/s from md.candles to inf.signals with the rule
     /// models, the demo feed replayed as 8 symbols (spread over partitions).
@@ -166,6 +170,7 @@ struct Report {
     redis_xadd_ceiling_per_s: Option<f64>,
     redis_xadd_ceiling_note: String,
     payload_bytes: usize,
+    pack_max: u32,
     cores: usize,
     redis: String,
     scenarios: Vec<Scenario>,
@@ -179,7 +184,9 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
         eprintln!("warning: this is a debug build; benchmark figures need `cargo run --release`");
     }
     match cmd {
-        BenchCommand::Bus { json, messages, payload_bytes } => bus(settings, json, messages, payload_bytes).await,
+        BenchCommand::Bus { json, messages, payload_bytes, pack_max } => {
+            bus(settings, json, messages, payload_bytes, pack_max).await
+        }
         BenchCommand::Ws { json, url, token, clients, rate, seconds } => {
             let r = crate::bench_ws::run(settings, &url, token.as_deref(), clients, rate, seconds).await?;
             if json {
@@ -274,11 +281,17 @@ async fn bench_redis(settings: &Settings) -> anyhow::Result<(String, String, Opt
     })
 }
 
-async fn bus(settings: &Settings, json: bool, messages: u64, payload_bytes: usize) -> anyhow::Result<()> {
+async fn bus(
+    settings: &Settings,
+    json: bool,
+    messages: u64,
+    payload_bytes: usize,
+    pack_max: u32,
+) -> anyhow::Result<()> {
     let (url, port, _server) = bench_redis(settings).await?;
     let mut scenarios = Vec::new();
     for (i, (partitions, consumers)) in [(1u32, 1u32), (1, 3), (8, 1), (8, 3)].into_iter().enumerate() {
-        let s = scenario(&url, i, partitions, consumers, messages, payload_bytes).await?;
+        let s = scenario(&url, i, partitions, consumers, messages, payload_bytes, pack_max).await?;
         if !json {
             eprintln!(
                 "{partitions} partition(s), {consumers} consumer(s): {:>9.0} msg/s end to end ({:.2} s; producer alone {:.0}/s)",
@@ -302,6 +315,7 @@ async fn bus(settings: &Settings, json: bool, messages: u64, payload_bytes: usiz
         redis_xadd_ceiling_per_s: ceiling,
         redis_xadd_ceiling_note: note,
         payload_bytes,
+        pack_max,
         cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         redis: url.clone(),
         scenarios,
@@ -318,7 +332,7 @@ async fn bus(settings: &Settings, json: bool, messages: u64, payload_bytes: usiz
     Ok(())
 }
 
-fn topology(ns: &str, partitions: u32, messages: u64) -> anyhow::Result<Topology> {
+fn topology(ns: &str, partitions: u32, messages: u64, pack_max: u32) -> anyhow::Result<Topology> {
     let text = format!(
         r#"
 namespace = "{ns}"
@@ -333,6 +347,7 @@ partitions = {partitions}
 maxlen = {maxlen}
 read_count = 1000
 block_ms = 100
+pack_max = {pack_max}
 "#,
         maxlen = messages * 2
     );
@@ -346,9 +361,10 @@ async fn scenario(
     consumers: u32,
     messages: u64,
     payload_bytes: usize,
+    pack_max: u32,
 ) -> anyhow::Result<Scenario> {
     let ns = format!("bench{}x{index}", std::process::id());
-    let bus = Bus::connect(url, topology(&ns, partitions, messages)?).await?;
+    let bus = Bus::connect(url, topology(&ns, partitions, messages, pack_max)?).await?;
     bus.init().await?;
     let count = Arc::new(AtomicU64::new(0));
     let stop = CancellationToken::new();
@@ -734,9 +750,10 @@ impl PipelineRun {
                 .query_async(&mut conn)
                 .await?;
             for e in tradeflow_bus::reply::entries("XRANGE", &v)? {
-                let Some(bytes) = e.field(tradeflow_bus::envelope::ENVELOPE_FIELD) else { continue };
-                let env = Envelope::decode(bytes)?;
-                out.push((env.kind, env.id, env.produced_at));
+                for bytes in tradeflow_bus::pack::messages(&e)? {
+                    let env = Envelope::decode(bytes)?;
+                    out.push((env.kind, env.id, env.produced_at));
+                }
             }
         }
         Ok(out)

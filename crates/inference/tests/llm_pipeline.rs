@@ -13,7 +13,7 @@ use axum::http::Response;
 use prometheus::Registry;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-use tradeflow_bus::envelope::ENVELOPE_FIELD;
+use tradeflow_bus::pack;
 use tradeflow_bus::{Bus, Consumer, Envelope, Producer, Topology, reply};
 use tradeflow_core::market::{Bar, Candle, Interval};
 use tradeflow_core::signal::{ModelKind, Signal, SignalStatus};
@@ -51,7 +51,9 @@ async fn signals(bus: &Bus) -> Vec<Signal> {
         let key = bus.keys().partition("inf.signals", p);
         let v: redis::Value = redis::cmd("XRANGE").arg(&key).arg("-").arg("+").query_async(&mut conn).await.unwrap();
         for e in reply::entries("XRANGE", &v).unwrap() {
-            out.push(Envelope::decode(e.field(ENVELOPE_FIELD).unwrap()).unwrap().open().unwrap());
+            for bytes in pack::messages(&e).unwrap() {
+                out.push(Envelope::decode(bytes).unwrap().open().unwrap());
+            }
         }
     }
     out

@@ -6,7 +6,7 @@ pub mod postgres;
 use std::path::Path;
 
 use tradeflow_bus::embedded::{EmbeddedError, EmbeddedOptions, RedisServer};
-use tradeflow_bus::envelope::ENVELOPE_FIELD;
+use tradeflow_bus::pack;
 use tradeflow_bus::{Bus, Envelope, Topology, reply};
 
 /// An isolated redis-server for one test; removed with its data when dropped.
@@ -130,9 +130,15 @@ pub async fn envelopes(bus: &Bus, stream: &str) -> Vec<Envelope> {
                 Err(e) => panic!("{e}"),
             };
             for e in &page {
-                match e.field(ENVELOPE_FIELD).map(Envelope::decode) {
-                    Some(Ok(env)) => out.push(env),
-                    other => panic!("{key} {}: not an envelope: {other:?}", e.id),
+                let messages = match pack::messages(e) {
+                    Ok(m) => m,
+                    Err(err) => panic!("{key} {}: {err}", e.id),
+                };
+                for bytes in messages {
+                    match Envelope::decode(bytes) {
+                        Ok(env) => out.push(env),
+                        Err(err) => panic!("{key} {}: not an envelope: {err}", e.id),
+                    }
                 }
             }
             match page.last() {

@@ -32,25 +32,43 @@ use super::Shared;
 use super::handler::{Delivery, Handler, Outcome, Tick};
 use crate::checkpoint::Checkpoint;
 use crate::dlq::{DeadLetterDraft, DeadLetterReason, add_move};
-use crate::envelope::{DecodeError, ENVELOPE_FIELD, Envelope};
+use crate::envelope::Envelope;
 use crate::error::{BusError, RedisContext};
-use crate::producer::{Outgoing, add_xadd, count_produced};
+use crate::pack;
+use crate::producer::{Outgoing, add_xadds, count_produced};
 use crate::reply::{self, EntryId, RawEntry};
 
 /// A failed entry waiting for its retry.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Parked {
     deliveries: u32,
     due: Instant,
+    /// Per message of the entry (one, or a pack's): handled or dead-lettered already, so the
+    /// retry skips it. Kept in memory only: after a restart the whole entry is handled again,
+    /// which the stages' idempotence on message ids absorbs (at-least-once delivery).
+    settled: Vec<bool>,
 }
 
 /// A dead letter decided during a batch.
-struct Dead {
+struct Dead<'e> {
+    /// Index of the entry in the batch.
     index: usize,
+    /// The one message dead-lettered, when the entry decoded into messages; `None`: the entry
+    /// itself is unreadable and moves whole (acknowledged by its move).
+    message: Option<&'e [u8]>,
     reason: DeadLetterReason,
     error: String,
     attempts: u32,
     message_id: Option<String>,
+}
+
+/// What became of one entry's messages during a batch.
+struct EntryState {
+    deliveries: u32,
+    /// Per message: handled or dead-lettered.
+    settled: Vec<bool>,
+    /// The entry moves to the DLQ whole.
+    dead: bool,
 }
 
 pub(crate) struct PartitionWorker<H: Handler> {
@@ -150,10 +168,7 @@ impl<H: Handler> PartitionWorker<H> {
         let outbox = self.handler.take_outbox();
         let mut pipe = redis::pipe();
         pipe.atomic();
-        for m in &outbox {
-            add_xadd(&mut pipe, &self.sh.bus, m)?;
-            pipe.ignore();
-        }
+        add_xadds(&mut pipe, &self.sh.bus, &outbox, true)?;
         if let Some(state) = self.handler.snapshot() {
             let last_id = self.last_acked.map(|id| id.to_string()).unwrap_or_default();
             let ckpt = Checkpoint { last_id, at: now_ms(), state };
@@ -279,6 +294,7 @@ impl<H: Handler> PartitionWorker<H> {
             .take(self.sh.spec.read_count)
             .map(|(id, p)| (*id, p.deliveries + 1))
             .collect();
+        let mut settled = HashMap::with_capacity(due.len());
         if due.is_empty() {
             return Ok(());
         }
@@ -291,7 +307,9 @@ impl<H: Handler> PartitionWorker<H> {
         let v: Value = cmd.query_async(&mut conn).await.op("XCLAIM")?;
         let entries = reply::into_entries("XCLAIM", v)?;
         for (id, _) in &due {
-            self.parked.remove(id);
+            if let Some(p) = self.parked.remove(id) {
+                settled.insert(*id, p.settled);
+            }
         }
         if entries.len() < due.len() {
             // Redis 7 drops deleted entries from the PEL instead of returning them.
@@ -300,7 +318,7 @@ impl<H: Handler> PartitionWorker<H> {
             debug!(partition = self.p, gone, "parked entries no longer in the stream");
         }
         let counts: HashMap<EntryId, u32> = due.into_iter().collect();
-        self.process(entries, Some(&counts)).await
+        self.process_resumed(entries, Some(&counts), settled).await
     }
 
     /// Claims entries idle past `claim_idle` under other consumers, and refreshes the
@@ -360,61 +378,112 @@ impl<H: Handler> PartitionWorker<H> {
         entries: Vec<RawEntry>,
         counts: Option<&HashMap<EntryId, u32>>,
     ) -> Result<(), BusError> {
+        self.process_resumed(entries, counts, HashMap::new()).await
+    }
+
+    /// [`Self::process`], skipping the messages `settled` marks as done in retried entries.
+    ///
+    /// Each entry carries one message or a pack of them. Every message is decoded, handled,
+    /// retried and dead-lettered on its own; the entry is acknowledged once all of its messages
+    /// are settled, and parked for a retry of the others while any of them failed.
+    async fn process_resumed(
+        &mut self,
+        entries: Vec<RawEntry>,
+        counts: Option<&HashMap<EntryId, u32>>,
+        mut settled: HashMap<EntryId, Vec<bool>>,
+    ) -> Result<(), BusError> {
         if entries.is_empty() {
             return Ok(());
         }
         let sh = self.sh.clone();
         let spec = &sh.spec;
         let labels = [spec.name.as_str(), sh.group.as_str()];
-        self.sh.metrics.read.with_label_values(&labels).inc_by(entries.len() as u64);
-        let mut acks: Vec<EntryId> = Vec::with_capacity(entries.len());
-        let mut dead: Vec<Dead> = Vec::new();
+        let mut states: Vec<EntryState> = Vec::with_capacity(entries.len());
+        let mut dead: Vec<Dead<'_>> = Vec::new();
         let mut batch: Vec<Delivery<H::Msg>> = Vec::with_capacity(entries.len());
-        let mut batch_index: Vec<usize> = Vec::with_capacity(entries.len());
+        // Per delivery: (entry index, message index in the entry, the message's bytes).
+        let mut slots: Vec<(usize, usize, &[u8])> = Vec::with_capacity(entries.len());
         let mut trimmed = 0u64;
+        let mut read = 0u64;
 
         for (index, e) in entries.iter().enumerate() {
             let deliveries = counts.and_then(|c| c.get(&e.id).copied()).unwrap_or(1);
+            let mut st = EntryState { deliveries, settled: Vec::new(), dead: false };
             if e.fields.is_none() {
                 trimmed += 1;
-                acks.push(e.id);
+                states.push(st);
                 continue;
             }
-            let decoded = match e.field(ENVELOPE_FIELD) {
-                None => Err((None, DecodeError::MissingField { field: ENVELOPE_FIELD, present: e.field_names() })),
-                Some(bytes) => match Envelope::decode(bytes) {
+            let messages = match pack::messages(e) {
+                Ok(m) => m,
+                Err(err) => {
+                    read += 1;
+                    st.dead = true;
+                    states.push(st);
+                    dead.push(Dead {
+                        index,
+                        message: None,
+                        reason: DeadLetterReason::DecodeError,
+                        error: err.to_string(),
+                        attempts: 0,
+                        message_id: None,
+                    });
+                    continue;
+                }
+            };
+            st.settled = settled
+                .remove(&e.id)
+                .filter(|s| s.len() == messages.len())
+                .unwrap_or_else(|| vec![false; messages.len()]);
+            for (sub, bytes) in messages.into_iter().enumerate() {
+                if st.settled[sub] {
+                    continue;
+                }
+                read += 1;
+                let decoded = match Envelope::decode(bytes) {
                     Err(err) => Err((None, err)),
                     Ok(env) => match self.handler.decode(&env) {
                         Ok(msg) => Ok((env, msg)),
                         Err(err) => Err((Some(env.id), err)),
                     },
-                },
-            };
-            match decoded {
-                Err((message_id, err)) => dead.push(Dead {
-                    index,
-                    reason: DeadLetterReason::DecodeError,
-                    error: err.to_string(),
-                    attempts: 0,
-                    message_id,
-                }),
-                Ok((env, _)) if deliveries > spec.max_deliveries => dead.push(Dead {
-                    index,
-                    reason: DeadLetterReason::MaxDeliveries,
-                    error: format!(
-                        "delivered {deliveries} times without completing (max_deliveries = {}); the workers that took it may have crashed on it",
-                        spec.max_deliveries
-                    ),
-                    attempts: deliveries - 1,
-                    message_id: Some(env.id),
-                }),
-                Ok((envelope, msg)) => {
-                    batch_index.push(index);
-                    batch.push(Delivery { entry_id: e.id, partition: self.p, deliveries, envelope, msg });
+                };
+                match decoded {
+                    Err((message_id, err)) => {
+                        st.settled[sub] = true;
+                        dead.push(Dead {
+                            index,
+                            message: Some(bytes),
+                            reason: DeadLetterReason::DecodeError,
+                            error: err.to_string(),
+                            attempts: 0,
+                            message_id,
+                        });
+                    }
+                    Ok((env, _)) if deliveries > spec.max_deliveries => {
+                        st.settled[sub] = true;
+                        dead.push(Dead {
+                            index,
+                            message: Some(bytes),
+                            reason: DeadLetterReason::MaxDeliveries,
+                            error: format!(
+                                "delivered {deliveries} times without completing (max_deliveries = {}); the workers that took it may have crashed on it",
+                                spec.max_deliveries
+                            ),
+                            attempts: deliveries - 1,
+                            message_id: Some(env.id),
+                        });
+                    }
+                    Ok((envelope, msg)) => {
+                        slots.push((index, sub, bytes));
+                        batch.push(Delivery { entry_id: e.id, partition: self.p, deliveries, envelope, msg });
+                    }
                 }
             }
+            states.push(st);
         }
+        self.sh.metrics.read.with_label_values(&labels).inc_by(read);
 
+        let mut done = 0u64;
         if !batch.is_empty() {
             let started = Instant::now();
             let span = info_span!("handle", stream = %spec.name, group = %self.sh.group, partition = self.p,
@@ -426,33 +495,46 @@ impl<H: Handler> PartitionWorker<H> {
                 warn!(partition = self.p, "{err}");
                 outcomes.resize(batch.len(), Outcome::Retry(err));
             }
-            let now = Instant::now();
-            for ((d, outcome), index) in batch.iter().zip(outcomes).zip(&batch_index) {
-                match outcome {
-                    Outcome::Done => acks.push(d.entry_id),
-                    Outcome::Retry(error) if d.deliveries >= spec.max_deliveries => dead.push(Dead {
-                        index: *index,
-                        reason: DeadLetterReason::MaxDeliveries,
-                        error,
-                        attempts: d.deliveries,
-                        message_id: Some(d.envelope.id.clone()),
-                    }),
+            for ((d, outcome), &(index, sub, bytes)) in batch.iter().zip(outcomes).zip(&slots) {
+                let to_dlq = match outcome {
+                    Outcome::Done => None,
+                    Outcome::Retry(error) if d.deliveries >= spec.max_deliveries => {
+                        Some((DeadLetterReason::MaxDeliveries, error))
+                    }
                     Outcome::Retry(error) => {
                         debug!(partition = self.p, id = %d.envelope.id, deliveries = d.deliveries, %error, "handler failed; retry parked");
                         self.sh.metrics.retried.with_label_values(&labels).inc();
-                        self.parked.insert(
-                            d.entry_id,
-                            Parked { deliveries: d.deliveries, due: now + spec.backoff_after(d.deliveries) },
-                        );
+                        continue;
                     }
-                    Outcome::Reject(error) => dead.push(Dead {
-                        index: *index,
-                        reason: DeadLetterReason::Rejected,
+                    Outcome::Reject(error) => Some((DeadLetterReason::Rejected, error)),
+                };
+                states[index].settled[sub] = true;
+                match to_dlq {
+                    None => done += 1,
+                    Some((reason, error)) => dead.push(Dead {
+                        index,
+                        message: Some(bytes),
+                        reason,
                         error,
                         attempts: d.deliveries,
                         message_id: Some(d.envelope.id.clone()),
                     }),
                 }
+            }
+        }
+
+        // Settled entries are acknowledged; the others wait for a retry of what failed.
+        let now = Instant::now();
+        let mut acks: Vec<EntryId> = Vec::with_capacity(entries.len());
+        for (e, st) in entries.iter().zip(states) {
+            if st.dead {
+                continue;
+            }
+            if st.settled.iter().all(|&s| s) {
+                acks.push(e.id);
+            } else {
+                let due = now + spec.backoff_after(st.deliveries);
+                self.parked.insert(e.id, Parked { deliveries: st.deliveries, due, settled: st.settled });
             }
         }
 
@@ -462,10 +544,11 @@ impl<H: Handler> PartitionWorker<H> {
             self.sh.metrics.trimmed.with_label_values(&labels).inc_by(trimmed);
             warn!(partition = self.p, trimmed, "acknowledged pending entries whose body was trimmed");
         }
-        self.sh.metrics.acked.with_label_values(&labels).inc_by((acks.len() as u64).saturating_sub(trimmed));
+        self.sh.metrics.acked.with_label_values(&labels).inc_by(done);
         for d in &dead {
             self.sh.metrics.dead_lettered.with_label_values(&[labels[0], labels[1], d.reason.as_str()]).inc();
-            warn!(partition = self.p, entry = %entries[d.index].id, reason = d.reason.as_str(), error = %d.error, "dead-lettered");
+            warn!(partition = self.p, entry = %entries[d.index].id, message = d.message_id.as_deref().unwrap_or(""),
+                reason = d.reason.as_str(), error = %d.error, "dead-lettered");
         }
         Ok(())
     }
@@ -475,7 +558,7 @@ impl<H: Handler> PartitionWorker<H> {
         &mut self,
         entries: &[RawEntry],
         acks: &[EntryId],
-        dead: &[Dead],
+        dead: &[Dead<'_>],
         outbox: &[Outgoing],
     ) -> Result<(), BusError> {
         if acks.is_empty() && dead.is_empty() && outbox.is_empty() {
@@ -485,10 +568,7 @@ impl<H: Handler> PartitionWorker<H> {
         pipe.atomic();
         // Outputs first: they live on other streams' hash tags, so this MULTI is single-node
         // only (as the producer's batches are); the bus does not run on Redis Cluster.
-        for m in outbox {
-            add_xadd(&mut pipe, &self.sh.bus, m)?;
-            pipe.ignore();
-        }
+        add_xadds(&mut pipe, &self.sh.bus, outbox, true)?;
         if !acks.is_empty() {
             if let Some(state) = self.handler.snapshot() {
                 let last_id =
@@ -512,12 +592,18 @@ impl<H: Handler> PartitionWorker<H> {
                 group: &self.sh.group,
                 service: &self.sh.service,
                 entry: &entries[d.index],
+                message: d.message,
                 message_id: d.message_id.as_deref(),
                 attempts: d.attempts,
             };
             add_move(&mut pipe, &self.sh.bus, &draft, self.sh.spec.dlq_maxlen);
             pipe.ignore();
-            self.parked.remove(&entries[d.index].id);
+            if d.message.is_none() {
+                self.parked.remove(&entries[d.index].id);
+            }
+        }
+        for id in acks {
+            self.parked.remove(id);
         }
         let mut conn = self.sh.bus.conn();
         let _: () = pipe.query_async(&mut conn).await.op("settle batch")?;

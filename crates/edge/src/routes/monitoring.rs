@@ -458,9 +458,22 @@ fn from_event(e: AlertEvent) -> Alert {
 
 const SYS: &str = "sys.events";
 
-/// The alert an entry of sys.events carries, if it is one.
-fn from_sys_entry(partition: u32, e: &RawEntry) -> Option<Alert> {
-    let env = Envelope::decode(e.field(tradeflow_bus::envelope::ENVELOPE_FIELD)?).ok()?;
+/// The alerts an entry of sys.events carries. Id `sys.events:<partition>/<entry id>`, with
+/// `.<index>` appended for the messages of a packed entry.
+fn from_sys_entry(partition: u32, e: &RawEntry) -> Vec<Alert> {
+    let messages = tradeflow_bus::pack::messages(e).unwrap_or_default();
+    let packed = messages.len() > 1;
+    let mut out = Vec::new();
+    for (i, bytes) in messages.into_iter().enumerate() {
+        let id = if packed { format!("{SYS}:{partition}/{}.{i}", e.id) } else { format!("{SYS}:{partition}/{}", e.id) };
+        out.extend(alert_of(id, bytes));
+    }
+    out
+}
+
+/// The alert one message of sys.events is, if it is one.
+fn alert_of(id: String, bytes: &[u8]) -> Option<Alert> {
+    let env = Envelope::decode(bytes).ok()?;
     let payload = env.payload_json();
     let text = |k: &str| payload.get(k).and_then(Value::as_str).map(str::to_string);
     let severity = match text("severity").map(|s| s.to_ascii_lowercase()) {
@@ -470,7 +483,7 @@ fn from_sys_entry(partition: u32, e: &RawEntry) -> Option<Alert> {
         None => return None,
     };
     let mut a = bare(
-        format!("{SYS}:{partition}/{}", e.id),
+        id,
         SYS,
         text("kind").unwrap_or_else(|| env.kind.clone()),
         text("service").unwrap_or_else(|| env.producer.clone()),
@@ -502,11 +515,7 @@ async fn sys_alerts(state: &AppState, severity: Option<&str>) -> Result<Vec<Aler
             .await
             .map_err(redis_err("XREVRANGE"))?;
         for e in reply::entries("XREVRANGE", &v)? {
-            if let Some(a) = from_sys_entry(p, &e)
-                && severity.is_none_or(|s| a.severity == s)
-            {
-                out.push(a);
-            }
+            out.extend(from_sys_entry(p, &e).into_iter().filter(|a| severity.is_none_or(|s| a.severity == s)));
         }
     }
     out.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.id.cmp(&a.id)));
@@ -535,6 +544,7 @@ fn parse_state(raw: Option<String>) -> Option<AlertState> {
 async fn find_alert(state: &AppState, id: &str) -> Result<Option<(Alert, Option<String>)>, ApiError> {
     let alert = if let Some(rest) = id.strip_prefix(&format!("{SYS}:")) {
         let Some((p, entry)) = rest.split_once('/') else { return Ok(None) };
+        let entry = entry.split_once('.').map_or(entry, |(entry, _)| entry);
         let (Ok(p), Some(entry)) = (p.parse::<u32>(), EntryId::parse(entry)) else { return Ok(None) };
         let Ok(spec) = state.bus.topology().stream(SYS) else { return Ok(None) };
         if p >= spec.partitions {
@@ -548,7 +558,8 @@ async fn find_alert(state: &AppState, id: &str) -> Result<Option<(Alert, Option<
             .query_async(&mut conn)
             .await
             .map_err(redis_err("XRANGE"))?;
-        reply::entries("XRANGE", &v)?.first().and_then(|e| from_sys_entry(p, e))
+        let found = reply::entries("XRANGE", &v)?.first().map(|e| from_sys_entry(p, e)).unwrap_or_default();
+        found.into_iter().find(|a| a.id == id)
     } else {
         state.store()?.alert_event(id).await?.map(from_event)
     };

@@ -266,6 +266,8 @@ pub struct StreamConfig {
     pub dlq_maxlen: u64,
     pub read_count: usize,
     pub block_ms: u64,
+    /// Most messages packed into one stream entry (1: no packing).
+    pub pack_max: usize,
     /// Redis keys of the partitions, in partition order.
     pub redis_keys: Vec<String>,
     /// Redis keys of the dead-letter partitions.
@@ -303,6 +305,7 @@ async fn stream_config(
         dlq_maxlen: s.dlq_maxlen,
         read_count: s.read_count,
         block_ms: ms(s.block),
+        pack_max: s.pack_max,
         redis_keys: keys.partitions(s),
         dlq_keys: (0..s.partitions).map(|p| keys.dlq(&s.name, p)).collect(),
         fleet_heartbeat_ms: ms(fleet.heartbeat),
