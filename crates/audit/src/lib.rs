@@ -14,6 +14,7 @@ pub mod mapping;
 mod priority;
 pub mod query;
 mod rows;
+mod scratch;
 mod store;
 pub mod worker;
 
@@ -23,4 +24,5 @@ pub use rows::{
     AuditLogRow, BalanceRow, CandleRow, DecisionRow, FillRow, OrderRow, PositionRow, RejectionRow, Row, SignalRow,
     SystemEventRow, Table, TradingLogRow,
 };
+pub use scratch::ScratchDatabase;
 pub use store::{AuditStore, POSTGRES_MAX_PARAMS, SQLITE_MAX_PARAMS, WriteReport};

@@ -14,7 +14,8 @@ pub struct StreamHealth {
     pub stream: String,
     pub description: String,
     pub partitions: Vec<PartitionHealth>,
-    /// Sums over partitions.
+    /// Sums over partitions. `length` counts stream entries: a packed entry holds several
+    /// messages (see [`crate::pack`]).
     pub length: u64,
     pub dlq_length: u64,
     pub pending: u64,

@@ -75,9 +75,9 @@ impl Tap {
         Ok(tap)
     }
 
-    /// At most this many entries per partition and read (default 1000). A reader that hands
-    /// each entry to bounded queues (the edge's WebSocket clients) keeps its bursts below
-    /// their size with a smaller count.
+    /// At most this many messages per partition and read (default 1000; one packed entry
+    /// more than that still goes whole). A reader that hands each message to bounded queues
+    /// (the edge's WebSocket clients) keeps its bursts below their size with a smaller count.
     pub fn with_count(mut self, count: usize) -> Tap {
         self.count = count.max(1);
         self
@@ -108,10 +108,20 @@ impl Tap {
         let mut out = Vec::new();
         for (key, entries) in per_stream(v)? {
             let Some(i) = self.cursors.iter().position(|c| c.2 == key) else { continue };
-            for entry in entries {
+            // `count` bounds messages, not entries: a pack holds several. Entries past the
+            // budget are left for the next read (the cursor stops before them); the first entry
+            // always goes, whatever its size.
+            let mut budget = self.count;
+            for (n, entry) in entries.into_iter().enumerate() {
+                let messages = pack::messages(&entry);
+                let size = messages.as_ref().map_or(1, Vec::len);
+                if n > 0 && size > budget {
+                    break;
+                }
+                budget = budget.saturating_sub(size);
                 let cursor = &mut self.cursors[i];
                 cursor.3 = cursor.3.max(entry.id);
-                let Ok(messages) = pack::messages(&entry) else {
+                let Ok(messages) = messages else {
                     self.undecodable += 1;
                     continue;
                 };

@@ -94,6 +94,10 @@ pub enum BenchCommand {
         /// Length of the latency run.
         #[arg(long, default_value_t = 20.0)]
         latency_seconds: f64,
+        /// Audit into PostgreSQL instead of SQLite: a server URL (postgres://user@host:port);
+        /// each run creates a database of its own there and drops it afterwards.
+        #[arg(long, value_name = "URL")]
+        audit_url: Option<String>,
     },
     /// Indicator set: ns per candle over the BTC/USD 1h candles.
     Indicators {
@@ -211,8 +215,8 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
             Ok(())
         }
         BenchCommand::Inference { json, symbols, models } => inference(settings, json, symbols, &models).await,
-        BenchCommand::Pipeline { json, candles, rate, latency_seconds } => {
-            pipeline(settings, json, candles, rate, latency_seconds).await
+        BenchCommand::Pipeline { json, candles, rate, latency_seconds, audit_url } => {
+            pipeline(settings, json, candles, rate, latency_seconds, audit_url.as_deref()).await
         }
         BenchCommand::Indicators { json, csv, min_seconds } => {
             indicators(&csv.unwrap_or_else(crate::config::demo_feed), json, min_seconds)
@@ -497,7 +501,8 @@ async fn inference(settings: &Settings, json: bool, symbols: u32, models: &[Stri
     let topology = Topology::parse(crate::config::BUILTIN_STREAMS, "built-in streams.toml")?.with_namespace(&ns)?;
     let bus = Bus::connect(&url, topology).await?;
     bus.init().await?;
-    let producer = Producer::new(bus.clone(), "bench");
+    let sent = tradeflow_bus::BusMetrics::unregistered();
+    let producer = Producer::new(bus.clone(), "bench").with_metrics(sent.clone());
     let registry = prometheus::Registry::new();
     let config = demo_symbols(symbols, Pace::Fast);
     let mut stage = tradeflow_ingest::IngestStage::default();
@@ -516,7 +521,8 @@ async fn inference(settings: &Settings, json: bool, symbols: u32, models: &[Stri
     let started = Instant::now();
     let task = tokio::spawn(consumer.run(stop.clone()));
     loop {
-        let n = tradeflow_bus::inspect::stream_length(&bus, "inf.signals").await?;
+        // Messages sent, not stream entries: signals travel packed.
+        let n = sent.produced.with_label_values(&["inf.signals"]).get();
         if n >= expected {
             break;
         }
@@ -572,6 +578,10 @@ pub struct PipelineReport {
     candles_per_s: f64,
     candles: u64,
     seconds: f64,
+    /// The trading path alone: candles / time until every group but the audit's had drained.
+    trading_candles_per_s: f64,
+    /// Where the audit wrote: `sqlite` (a fresh file) or `postgres` (a fresh database).
+    audit_backend: &'static str,
     /// Candle in (ingest XADD) → fill out (exec XADD), at a steady `rate_per_s`.
     p50_ms: f64,
     p99_ms: f64,
@@ -586,7 +596,7 @@ pub struct PipelineReport {
     signal_p99_ms: f64,
     decision_p50_ms: f64,
     decision_p99_ms: f64,
-    /// `tradeflow_audit::bench_write` into a fresh SQLite file.
+    /// `tradeflow_audit::bench_write` into a fresh SQLite file (or PostgreSQL database).
     audit_rows_per_s: f64,
     models: usize,
     profiles: usize,
@@ -599,18 +609,56 @@ struct PipelineRun {
     registry: prometheus::Registry,
     stop: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    _dir: tempfile::TempDir,
+    audit: AuditTarget,
 }
 
-/// All stages in this process on a fresh namespace, audit into a fresh SQLite file.
-async fn start_pipeline(settings: &Settings, url: &str, tag: &str) -> anyhow::Result<PipelineRun> {
+/// Where a bench run's audit rows go: a fresh SQLite file, or a fresh PostgreSQL database.
+struct AuditTarget {
+    url: String,
+    _dir: tempfile::TempDir,
+    scratch: Option<tradeflow_audit::ScratchDatabase>,
+}
+
+impl AuditTarget {
+    async fn create(server: Option<&str>, tag: &str) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("tradeflow-bench-").tempdir()?;
+        match server {
+            None => Ok(Self {
+                url: format!("sqlite://{}", dir.path().join("audit.db").display()),
+                _dir: dir,
+                scratch: None,
+            }),
+            Some(server) => {
+                let name = format!("tradeflow_bench_{tag}_{}", std::process::id());
+                let scratch = tradeflow_audit::ScratchDatabase::create(server, &name).await?;
+                Ok(Self { url: scratch.url.clone(), _dir: dir, scratch: Some(scratch) })
+            }
+        }
+    }
+
+    async fn remove(self) -> anyhow::Result<()> {
+        if let Some(s) = self.scratch {
+            s.drop_now().await?;
+        }
+        Ok(())
+    }
+}
+
+/// All stages in this process on a fresh namespace, audit into a fresh SQLite file (or a
+/// fresh PostgreSQL database on `audit_server`).
+async fn start_pipeline(
+    settings: &Settings,
+    url: &str,
+    tag: &str,
+    audit_server: Option<&str>,
+) -> anyhow::Result<PipelineRun> {
     let ns = format!("bench{tag}{}", std::process::id());
     // The operator's streams.toml (partitions, COUNT, lingers), on a namespace of its own.
     let topology = settings.topology.clone().with_namespace(&ns)?;
     let bus = Bus::connect(url, topology).await?;
     bus.init().await?;
-    let dir = tempfile::Builder::new().prefix("tradeflow-bench-").tempdir()?;
-    let store = crate::stages::audit_store(&format!("sqlite://{}", dir.path().join("audit.db").display())).await?;
+    let audit = AuditTarget::create(audit_server, tag).await?;
+    let store = crate::stages::audit_store(&audit.url).await?;
     let profiles =
         tradeflow_ensemble::profile::parse_profiles(BENCH_PROFILES).map_err(|p| anyhow::anyhow!(p.join("; ")))?;
     let accounts: Vec<_> = profiles
@@ -625,7 +673,7 @@ async fn start_pipeline(settings: &Settings, url: &str, tag: &str) -> anyhow::Re
     let spec =
         crate::stages::PipelineSpec { models: &models, llm_config: None, profiles, accounts, store, reload_from: None };
     let tasks = crate::stages::spawn_pipeline(&bus, &registry, &bus_metrics, spec, control, &stop)?;
-    Ok(PipelineRun { bus, registry, stop, tasks, _dir: dir })
+    Ok(PipelineRun { bus, registry, stop, tasks, audit })
 }
 
 impl PipelineRun {
@@ -638,7 +686,8 @@ impl PipelineRun {
         use tradeflow_ingest::replay::{IngestMetrics, replay};
         let config = demo_symbols(symbols, pace);
         let mut stage = tradeflow_ingest::IngestStage::default();
-        let producer = Producer::new(self.bus.clone(), "ingest");
+        let sent = tradeflow_bus::BusMetrics::unregistered();
+        let producer = Producer::new(self.bus.clone(), "ingest").with_metrics(sent.clone());
         let stop = CancellationToken::new();
         let registry = prometheus::Registry::new();
         let metrics = IngestMetrics::register(&registry)?;
@@ -647,7 +696,8 @@ impl PipelineRun {
             None => run.await?,
             Some(n) => {
                 let watcher = async {
-                    while self.stream_len("md.candles").await.unwrap_or(u64::MAX) < n {
+                    // Messages sent, not stream entries: candles travel packed.
+                    while sent.produced.with_label_values(&["md.candles"]).get() < n {
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                     stop.cancel();
@@ -699,7 +749,7 @@ impl PipelineRun {
                 }
             }
         }
-        Ok(())
+        self.audit.remove().await
     }
 
     /// Per stream/group: batches handled, mean entries per batch, mean handler time per batch
@@ -732,10 +782,6 @@ impl PipelineRun {
         }
         out.sort();
         out
-    }
-
-    async fn stream_len(&self, stream: &str) -> anyhow::Result<u64> {
-        Ok(tradeflow_bus::inspect::stream_length(&self.bus, stream).await?)
     }
 
     /// produced_at of every envelope of `stream`, by message id.
@@ -778,18 +824,22 @@ async fn pipeline(
     candles: u64,
     rate: f64,
     latency_seconds: f64,
+    audit_server: Option<&str>,
 ) -> anyhow::Result<()> {
     let (url, _port, _server) = bench_redis(settings).await?;
+    let backend = if audit_server.is_some() { "postgres" } else { "sqlite" };
     let per_feed = 20_111u64;
     let symbols = candles.div_ceil(per_feed).max(1) as u32;
 
     // Throughput: everything as fast as it goes, clock from the first candle until drained.
-    let run = start_pipeline(settings, &url, "t").await?;
+    let run = start_pipeline(settings, &url, "t", audit_server).await?;
     let started = Instant::now();
     let loaded = run.replay(symbols, tradeflow_ingest::replay::Pace::Fast, None).await?;
     let replayed = started.elapsed().as_secs_f64();
     let stages = run.wait_drained(started, Duration::from_secs(3600)).await?;
     let seconds = started.elapsed().as_secs_f64();
+    let trading_seconds =
+        stages.iter().filter(|(g, _)| !g.ends_with(&format!("/{GROUP}"))).map(|(_, t)| *t).fold(0.0, f64::max);
     run.finish().await?;
     if !json {
         eprintln!(
@@ -798,10 +848,14 @@ async fn pipeline(
         );
         let drained: Vec<String> = stages.iter().map(|(g, t)| format!("{g} {t:.1} s")).collect();
         eprintln!("  replayed in {replayed:.1} s; drained: {}", drained.join(", "));
+        eprintln!(
+            "  trading path (every group but the audit's drained): {:.0} candles/s; audit into {backend}",
+            loaded as f64 / trading_seconds
+        );
     }
 
     // Latency: a steady rate over 8 symbols.
-    let run = start_pipeline(settings, &url, "l").await?;
+    let run = start_pipeline(settings, &url, "l", audit_server).await?;
     let n = (rate * latency_seconds) as u64;
     run.replay(8, tradeflow_ingest::replay::Pace::Rate(rate), Some(n)).await?;
     run.wait_drained(Instant::now(), Duration::from_secs(600)).await?;
@@ -829,14 +883,15 @@ async fn pipeline(
     run.finish().await?;
     fills.sort_by(f64::total_cmp);
 
-    let dir = tempfile::Builder::new().prefix("tradeflow-bench-audit-").tempdir()?;
-    let audit =
-        tradeflow_audit::bench_write(&format!("sqlite://{}", dir.path().join("a.db").display()), 200_000, 2_000)
-            .await?;
+    let target = AuditTarget::create(audit_server, "w").await?;
+    let audit = tradeflow_audit::bench_write(&target.url, 200_000, 2_000).await?;
+    target.remove().await?;
     let report = PipelineReport {
         candles_per_s: loaded as f64 / seconds,
         candles: loaded,
         seconds,
+        trading_candles_per_s: loaded as f64 / trading_seconds,
+        audit_backend: backend,
         p50_ms: percentile(&fills, 0.5),
         p99_ms: percentile(&fills, 0.99),
         max_ms: fills.last().copied().unwrap_or(f64::NAN),
@@ -872,7 +927,7 @@ async fn pipeline(
             report.signal_p50_ms, report.signal_p99_ms, report.decision_p50_ms, report.decision_p99_ms
         );
         eprintln!("  batches at {rate:.0} candles/s: {}", batches.join("; "));
-        eprintln!("audit: {audit:.0} rows/s into SQLite (batches of 2,000)");
+        eprintln!("audit: {audit:.0} rows/s into {backend} (batches of 2,000)");
     }
     Ok(())
 }

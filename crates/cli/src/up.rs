@@ -95,7 +95,7 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
         bus.topology().streams.len()
     );
     if args.once {
-        return print_health(&bus).await;
+        return print_health(&bus, &BusMetrics::unregistered()).await;
     }
     let shutdown = CancellationToken::new();
     worker::spawn_signal_handler(shutdown.clone())?;
@@ -155,7 +155,7 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
     };
 
     let (config, mut stage) = worker::ingest_setup(&args.replays, Interval::H1, Pace::Fast, 1, &[])?;
-    let producer = Producer::new(bus.clone(), "ingest").with_metrics(bus_metrics);
+    let producer = Producer::new(bus.clone(), "ingest").with_metrics(bus_metrics.clone());
     let report = replay(&producer, &mut stage, &config, &IngestMetrics::register(&registry)?, &shutdown).await?;
     println!("{}", worker::ingest_summary(&report));
 
@@ -185,19 +185,22 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
     if let Some(edge) = edge {
         edge.await.context("edge task")??;
     }
-    print_health(&bus).await?;
+    print_health(&bus, &bus_metrics).await?;
     print_store(&store, &accounts).await
 }
 
-async fn print_health(bus: &Bus) -> anyhow::Result<()> {
-    println!("{:<14} {:>5} {:>9} {:>8} {:>6}  groups", "stream", "parts", "length", "pending", "dlq");
+/// Per stream: entries in Redis (a pack holds several messages), the messages this run sent,
+/// entries pending, dead letters, groups.
+async fn print_health(bus: &Bus, metrics: &BusMetrics) -> anyhow::Result<()> {
+    println!("{:<14} {:>5} {:>9} {:>9} {:>8} {:>6}  groups", "stream", "parts", "entries", "sent", "pending", "dlq");
     for s in inspect::health(bus).await? {
         let groups = s.partitions.first().map(|p| p.groups.iter().map(|g| g.group.clone()).collect::<Vec<_>>());
         println!(
-            "{:<14} {:>5} {:>9} {:>8} {:>6}  {}",
+            "{:<14} {:>5} {:>9} {:>9} {:>8} {:>6}  {}",
             s.stream,
             s.partitions.len(),
             s.length,
+            metrics.produced.with_label_values(&[s.stream.as_str()]).get(),
             s.pending,
             s.dlq_length,
             groups.unwrap_or_default().join(",")

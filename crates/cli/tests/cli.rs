@@ -181,12 +181,14 @@ async fn up_runs_ingest_and_inference_until_drained() {
     assert!(text.contains("ingest: 300 candles (0 aggregated), 0 refused"), "{text}");
     let signals = text.lines().find(|l| l.starts_with("inf.signals")).unwrap();
     let cols: Vec<&str> = signals.split_whitespace().collect();
-    assert_eq!(cols[2], "300", "one technical signal per candle: {signals}");
+    // Columns: stream, partitions, entries, messages sent, pending, dlq, groups.
+    assert_eq!(cols[3], "300", "one technical signal per candle: {signals}");
+    assert!(cols[2].parse::<u32>().unwrap() < 300, "signals travel packed: {signals}");
     let candles = text.lines().find(|l| l.starts_with("md.candles")).unwrap();
-    assert_eq!(candles.split_whitespace().nth(2), Some("300"), "{candles}");
+    assert_eq!(candles.split_whitespace().nth(3), Some("300"), "{candles}");
     let decisions = text.lines().find(|l| l.starts_with("ens.decisions")).unwrap();
     assert_eq!(
-        decisions.split_whitespace().nth(2),
+        decisions.split_whitespace().nth(3),
         Some("300"),
         "one decision of the default profile per candle: {decisions}"
     );
@@ -222,7 +224,10 @@ async fn synthetic_ingest_publishes_every_bar_of_every_symbol() {
     let health: Value =
         serde_json::from_str(&stdout(&tradeflow(Some(&redis), &["streams", "health", "--json"]).await)).unwrap();
     let candles = health.as_array().unwrap().iter().find(|s| s["stream"] == "md.candles").unwrap();
-    assert_eq!(candles["length"], 1000);
+    let entries = candles["length"].as_u64().unwrap();
+    assert!((1..1000).contains(&entries), "the candles travel in packed entries: {entries}");
+    let bus = redis.bus(tradeflow_bus::Topology::load(STREAMS).unwrap()).await;
+    assert_eq!(tradeflow_testkit::envelopes(&bus, "md.candles").await.len(), 1000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,7 +25,7 @@ fn tradeflow(redis: &TestRedis, args: &[&str]) -> tokio::process::Command {
 }
 
 async fn stream_len(bus: &Bus, stream: &str) -> u64 {
-    tradeflow_bus::inspect::stream_length(bus, stream).await.unwrap()
+    tradeflow_testkit::message_count(bus, stream).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -176,7 +176,7 @@ async fn all_drained(bus: &Bus) -> bool {
 }
 
 async fn stream_len(bus: &Bus, stream: &str) -> u64 {
-    inspect::stream_length(bus, stream).await.unwrap()
+    tradeflow_testkit::message_count(bus, stream).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -103,12 +103,29 @@ read_count = 100
 /// Every envelope of `stream`, partition by partition, each in stream order. Panics on anything
 /// that is not a decodable envelope: in a test that is a failure.
 pub async fn envelopes(bus: &Bus, stream: &str) -> Vec<Envelope> {
+    let mut out = Vec::new();
+    for_each_message(bus, stream, |key, id, bytes| match Envelope::decode(bytes) {
+        Ok(env) => out.push(env),
+        Err(err) => panic!("{key} {id}: not an envelope: {err}"),
+    })
+    .await;
+    out
+}
+
+/// How many messages `stream` holds (a packed entry counts its messages; `XLEN` counts entries).
+pub async fn message_count(bus: &Bus, stream: &str) -> u64 {
+    let mut n = 0;
+    for_each_message(bus, stream, |_, _, _| n += 1).await;
+    n
+}
+
+/// Visits the bytes of every message of `stream`, partition by partition, in stream order.
+async fn for_each_message(bus: &Bus, stream: &str, mut visit: impl FnMut(&str, &str, &[u8])) {
     let partitions = match bus.topology().stream(stream) {
         Ok(spec) => spec.partitions,
         Err(e) => panic!("{e}"),
     };
     let mut conn = bus.conn();
-    let mut out = Vec::new();
     for p in 0..partitions {
         let key = bus.keys().partition(stream, p);
         let mut start = "-".to_string();
@@ -130,15 +147,10 @@ pub async fn envelopes(bus: &Bus, stream: &str) -> Vec<Envelope> {
                 Err(e) => panic!("{e}"),
             };
             for e in &page {
-                let messages = match pack::messages(e) {
-                    Ok(m) => m,
-                    Err(err) => panic!("{key} {}: {err}", e.id),
-                };
-                for bytes in messages {
-                    match Envelope::decode(bytes) {
-                        Ok(env) => out.push(env),
-                        Err(err) => panic!("{key} {}: not an envelope: {err}", e.id),
-                    }
+                let id = e.id.to_string();
+                match pack::messages(e) {
+                    Ok(messages) => messages.into_iter().for_each(|bytes| visit(&key, &id, bytes)),
+                    Err(err) => panic!("{key} {id}: {err}"),
                 }
             }
             match page.last() {
@@ -147,7 +159,6 @@ pub async fn envelopes(bus: &Bus, stream: &str) -> Vec<Envelope> {
             }
         }
     }
-    out
 }
 
 /// A decision of `profile` on an hourly candle of `symbol` opening at `open_time`, the bar

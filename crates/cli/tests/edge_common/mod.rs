@@ -255,8 +255,8 @@ impl Edge {
             ("audit.events", "audit"),
         ];
         loop {
-            let mut all = tradeflow_bus::inspect::stream_length(&self.bus, "md.candles").await.unwrap()
-                >= (CANDLES * SYMBOLS.len()) as u64;
+            let mut all =
+                tradeflow_testkit::message_count(&self.bus, "md.candles").await >= (CANDLES * SYMBOLS.len()) as u64;
             for (s, g) in groups {
                 all &= tradeflow_bus::inspect::drained(&self.bus, s, g).await.unwrap();
             }
