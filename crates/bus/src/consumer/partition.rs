@@ -386,11 +386,38 @@ impl<H: Handler> PartitionWorker<H> {
     /// Each entry carries one message or a pack of them. Every message is decoded, handled,
     /// retried and dead-lettered on its own; the entry is acknowledged once all of its messages
     /// are settled, and parked for a retry of the others while any of them failed.
+    ///
+    /// A read of `read_count` packed entries can hold far more messages than that; they are
+    /// handled in batches of at most `read_count` messages (an entry is never split), each
+    /// settled on its own, so a batch stays as large as before packing: what a crash hands
+    /// back, and how long outputs wait for their batch, do not grow with the pack size.
     async fn process_resumed(
         &mut self,
         entries: Vec<RawEntry>,
         counts: Option<&HashMap<EntryId, u32>>,
         mut settled: HashMap<EntryId, Vec<bool>>,
+    ) -> Result<(), BusError> {
+        let limit = self.sh.spec.read_count.max(1);
+        let mut batch = Vec::new();
+        let mut size = 0;
+        for e in entries {
+            let n = pack::messages(&e).map_or(1, |m| m.len());
+            if !batch.is_empty() && size + n > limit {
+                self.process_batch(std::mem::take(&mut batch), counts, &mut settled).await?;
+                size = 0;
+            }
+            size += n;
+            batch.push(e);
+        }
+        self.process_batch(batch, counts, &mut settled).await
+    }
+
+    /// One batch of [`Self::process_resumed`].
+    async fn process_batch(
+        &mut self,
+        entries: Vec<RawEntry>,
+        counts: Option<&HashMap<EntryId, u32>>,
+        settled: &mut HashMap<EntryId, Vec<bool>>,
     ) -> Result<(), BusError> {
         if entries.is_empty() {
             return Ok(());
