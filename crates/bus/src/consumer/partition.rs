@@ -83,6 +83,8 @@ pub(crate) struct PartitionWorker<H: Handler> {
     next_tick: Option<Instant>,
     /// Highest entry id acknowledged by this worker, for checkpoints written by ticks.
     last_acked: Option<EntryId>,
+    /// The partition's stop (shutdown or hand-over), checked between the batches of a read.
+    stop: CancellationToken,
 }
 
 impl<H: Handler> PartitionWorker<H> {
@@ -101,12 +103,14 @@ impl<H: Handler> PartitionWorker<H> {
             next_scan: Instant::now(),
             next_tick,
             last_acked: None,
+            stop: CancellationToken::new(),
         }
     }
 
     /// Runs until `stop` is cancelled (then returns after the batch in hand is acked) or a
     /// Redis error ends it (the caller restores from the checkpoint and starts again).
     pub(crate) async fn run(mut self, stop: &CancellationToken) -> Result<(), BusError> {
+        self.stop = stop.clone();
         self.take_over().await?;
         let mut after = EntryId::ZERO;
         while !stop.is_cancelled() {
@@ -390,7 +394,9 @@ impl<H: Handler> PartitionWorker<H> {
     /// A read of `read_count` packed entries can hold far more messages than that; they are
     /// handled in batches of at most `read_count` messages (an entry is never split), each
     /// settled on its own, so a batch stays as large as before packing: what a crash hands
-    /// back, and how long outputs wait for their batch, do not grow with the pack size.
+    /// back, and how long outputs wait for their batch, do not grow with the pack size. On a
+    /// stop (shutdown, hand-over) between two batches the rest of the read stays pending: the
+    /// next owner claims it first thing, so a hand-over waits for one batch, not one read.
     async fn process_resumed(
         &mut self,
         entries: Vec<RawEntry>,
@@ -405,6 +411,9 @@ impl<H: Handler> PartitionWorker<H> {
             if !batch.is_empty() && size + n > limit {
                 self.process_batch(std::mem::take(&mut batch), counts, &mut settled).await?;
                 size = 0;
+                if self.stop.is_cancelled() {
+                    return Ok(());
+                }
             }
             size += n;
             batch.push(e);
