@@ -35,6 +35,23 @@ fn start(
     (stop, task)
 }
 
+/// Runs a consumer whose handler always fails key `p` until `seen` messages were handled and
+/// `dead` letters written (or 20 s), then stops it; returns its metrics.
+async fn run_with_poison(bus: &Bus, sink: &Sink, seen: u64, dead: u64) -> BusMetrics {
+    let metrics = BusMetrics::unregistered();
+    let b = Behaviour { member: "m1".into(), fail_key: Some("p".into()), log_attempts: true, ..Default::default() };
+    let (stop, task) = start(bus, sink, b, metrics.clone());
+    assert_eq!(sink.wait_seen(seen, Duration::from_secs(20)).await.unwrap(), seen);
+    let dlq = Dlq::new(bus);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while dlq.stats(STREAM).await.unwrap().total < dead && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    task.await.unwrap();
+    metrics
+}
+
 async fn total_pending(bus: &Bus) -> u64 {
     inspect::stream_health(bus, STREAM).await.unwrap().pending
 }
@@ -101,17 +118,8 @@ async fn poison_goes_to_the_dlq_with_every_field_and_does_not_hold_up_the_rest()
             .unwrap();
     }
 
-    let metrics = BusMetrics::unregistered();
-    let b = Behaviour { member: "m1".into(), fail_key: Some("p".into()), log_attempts: true, ..Default::default() };
-    let (stop, task) = start(&bus, &sink, b, metrics.clone());
-    assert_eq!(sink.wait_seen(21, Duration::from_secs(20)).await.unwrap(), 21);
+    let metrics = run_with_poison(&bus, &sink, 21, 4).await;
     let dlq = Dlq::new(&bus);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while dlq.stats(STREAM).await.unwrap().total < 4 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    stop.cancel();
-    task.await.unwrap();
 
     let stats = dlq.stats(STREAM).await.unwrap();
     assert_eq!(stats.total, 4, "{stats:?}");
@@ -205,17 +213,8 @@ async fn a_packed_entry_is_handled_retried_and_dead_lettered_message_by_message(
     // And a pack that is not one.
     raw(&url, redis::cmd("XADD").arg(&key).arg("*").arg(pack::PACK_FIELD).arg(&[1u8, 9, 0, 0, 0][..])).await.unwrap();
 
-    let metrics = BusMetrics::unregistered();
-    let b = Behaviour { member: "m1".into(), fail_key: Some("p".into()), log_attempts: true, ..Default::default() };
-    let (stop, task) = start(&bus, &sink, b, metrics.clone());
-    assert_eq!(sink.wait_seen(12, Duration::from_secs(20)).await.unwrap(), 12);
+    let metrics = run_with_poison(&bus, &sink, 12, 3).await;
     let dlq = Dlq::new(&bus);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while dlq.stats(STREAM).await.unwrap().total < 3 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    stop.cancel();
-    task.await.unwrap();
 
     // The poison was attempted max_deliveries times, its neighbours once each.
     let attempts = sink.attempts().await.unwrap();
