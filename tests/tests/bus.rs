@@ -472,3 +472,83 @@ async fn ticks_run_without_messages_and_their_state_is_checkpointed() {
     let second = ticks(bus.clone()).await;
     assert!(second >= first + 3, "{first} then {second}");
 }
+
+/// Records the size of every batch it is handed.
+struct BatchSizes(Arc<std::sync::Mutex<Vec<usize>>>);
+
+impl tradeflow_bus::Handler for BatchSizes {
+    type Msg = ();
+
+    fn decode(&self, _: &Envelope) -> Result<(), tradeflow_bus::DecodeError> {
+        Ok(())
+    }
+
+    async fn handle(&mut self, _: &tradeflow_bus::Delivery<()>) -> tradeflow_bus::Outcome {
+        tradeflow_bus::Outcome::Done
+    }
+
+    async fn handle_batch(&mut self, batch: &[tradeflow_bus::Delivery<()>]) -> Vec<tradeflow_bus::Outcome> {
+        self.0.lock().unwrap().push(batch.len());
+        vec![tradeflow_bus::Outcome::Done; batch.len()]
+    }
+}
+
+struct BatchSizesFactory(Arc<std::sync::Mutex<Vec<usize>>>);
+
+impl tradeflow_bus::HandlerFactory for BatchSizesFactory {
+    type Handler = BatchSizes;
+
+    fn create(&self, _: u32, _: Option<&[u8]>) -> Result<BatchSizes, String> {
+        Ok(BatchSizes(self.0.clone()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handler_batches_hold_at_most_read_count_or_the_groups_batch_max_messages_and_never_split_a_pack() {
+    let topology = tradeflow_bus::Topology::parse(
+        r#"
+namespace = "t"
+[streams."test.events"]
+description = "test events"
+key = "key"
+groups = ["small", "large"]
+partitions = 1
+read_count = 40
+pack_max = 5
+block_ms = 100
+[groups.small]
+batch_max = 12
+[groups.large]
+batch_max = 1000
+"#,
+        "test",
+    )
+    .unwrap();
+    let redis = TestRedis::start().await;
+    let bus = redis.bus(topology).await;
+    // Sent before any consumer reads: 60 packed entries of 5 messages wait in the partition.
+    produce(&Producer::new(bus.clone(), "test"), &keys(1), 300).await.unwrap();
+
+    let mut sizes = Vec::new();
+    for group in ["small", "large"] {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let consumer = Consumer::new(bus.clone(), STREAM, group, "bus-test", BatchSizesFactory(seen.clone())).unwrap();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn({
+            let stop = stop.clone();
+            async move { consumer.run(stop).await.unwrap() }
+        });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while seen.lock().unwrap().iter().sum::<usize>() < 300 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.cancel();
+        task.await.unwrap();
+        sizes.push(seen.lock().unwrap().clone());
+    }
+    // batch_max 12 with packs of 5: two packs per batch, a third would pass 12.
+    assert_eq!(sizes[0], vec![10; 30], "group small");
+    // batch_max 1000: a read of 40 entries (200 messages) is one batch.
+    assert_eq!(sizes[1], vec![200, 100], "group large");
+    assert_eq!(total_pending(&bus).await, 0);
+}

@@ -32,6 +32,10 @@ pub struct GroupSpec {
     /// audit writer) transactions, at the cost of this much delay. Zero (the default): read
     /// again at once, blocking until an entry arrives — what a stage on the trading path wants.
     pub linger: Duration,
+    /// Most messages one handler batch holds (a pack is never split); `None` (the default):
+    /// the stream's `read_count`. A stage on the trading path wants small batches (its outputs
+    /// wait for their batch); the audit writer wants large ones (one transaction each).
+    pub batch_max: Option<usize>,
 }
 
 /// How the members of a fleet find each other and share partitions.
@@ -160,7 +164,7 @@ impl Default for Defaults {
 }
 
 const TOP_KEYS: &[&str] = &["namespace", "fleet", "defaults", "streams", "groups"];
-const GROUP_KEYS: &[&str] = &["linger_ms"];
+const GROUP_KEYS: &[&str] = &["linger_ms", "batch_max"];
 const FLEET_KEYS: &[&str] = &["heartbeat_ms", "lease_ttl_ms"];
 const POLICY_KEYS: &[&str] = &[
     "partitions",
@@ -364,7 +368,10 @@ impl Reader {
                 Value::Table(gt) => {
                     self.unknown_keys(&path, gt, &[GROUP_KEYS]);
                     let linger_ms = self.int(gt, "linger_ms", &format!("{path}.linger_ms"), 0, 10_000, 0);
-                    out.insert(name.clone(), GroupSpec { linger: Duration::from_millis(linger_ms) });
+                    let batch_max = gt
+                        .contains_key("batch_max")
+                        .then(|| self.int(gt, "batch_max", &format!("{path}.batch_max"), 1, 1_000_000, 0) as usize);
+                    out.insert(name.clone(), GroupSpec { linger: Duration::from_millis(linger_ms), batch_max });
                 }
                 other => self.problem(path, format!("expected a table, got {}", type_name(other))),
             }
@@ -529,19 +536,22 @@ mod tests {
 
     #[test]
     fn group_policy_is_read_and_checked() {
-        let text = format!("{MINIMAL}\n[groups.g]\nlinger_ms = 100\n");
+        let text = format!("{MINIMAL}\n[groups.g]\nlinger_ms = 100\nbatch_max = 4096\n");
         let t = Topology::parse(&text, "t").unwrap();
         assert_eq!(t.group("g").linger, Duration::from_millis(100));
+        assert_eq!(t.group("g").batch_max, Some(4096));
         assert_eq!(t.group("other").linger, Duration::ZERO);
+        assert_eq!(t.group("other").batch_max, None);
 
-        let bad = format!("{MINIMAL}\n[groups.g]\nlinger_ms = 20000\nspeed = 1\n[groups.nobody]\n");
+        let bad = format!("{MINIMAL}\n[groups.g]\nlinger_ms = 20000\nbatch_max = 0\nspeed = 1\n[groups.nobody]\n");
         let problems: Vec<String> =
             Topology::parse(&bad, "t").unwrap_err().problems().iter().map(|p| p.to_string()).collect();
         assert_eq!(
             problems,
             [
-                "groups.\"g\".speed: unknown key; expected one of: linger_ms",
+                "groups.\"g\".speed: unknown key; expected one of: linger_ms, batch_max",
                 "groups.\"g\".linger_ms: must be at most 10000, got 20000",
+                "groups.\"g\".batch_max: must be at least 1, got 0",
                 "groups.\"nobody\": no stream lists group \"nobody\" in its groups",
             ]
         );

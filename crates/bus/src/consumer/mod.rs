@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: BusMetrics,
     /// The group's `linger_ms` (see [`crate::topology::GroupSpec::linger`]).
     pub(crate) linger: Duration,
+    /// Most messages per handler batch: the group's `batch_max`, else the stream's `read_count`.
+    pub(crate) batch_max: usize,
 }
 
 /// A default member name: service, host, process id and a random suffix, so two processes on
@@ -70,9 +72,11 @@ impl<F: HandlerFactory> Consumer<F> {
     /// A consumer of `stream` for `group`, signing dead letters as `service`.
     pub fn new(bus: Bus, stream: &str, group: &str, service: &str, factory: F) -> Result<Self, BusError> {
         let spec = bus.stream_group(stream, group)?.clone();
-        let linger = bus.topology().group(group).linger;
+        let group_spec = bus.topology().group(group);
+        let (linger, batch_max) = (group_spec.linger, group_spec.batch_max.unwrap_or(spec.read_count).max(1));
         let shared = Shared {
             linger,
+            batch_max,
             bus,
             spec,
             group: group.to_string(),

@@ -392,7 +392,8 @@ impl<H: Handler> PartitionWorker<H> {
     /// are settled, and parked for a retry of the others while any of them failed.
     ///
     /// A read of `read_count` packed entries can hold far more messages than that; they are
-    /// handled in batches of at most `read_count` messages (an entry is never split), each
+    /// handled in batches of at most `batch_max` messages (the group's, else `read_count`; an
+    /// entry is never split), each
     /// settled on its own, so a batch stays as large as before packing: what a crash hands
     /// back, and how long outputs wait for their batch, do not grow with the pack size. On a
     /// stop (shutdown, hand-over) between two batches the rest of the read stays pending: the
@@ -403,7 +404,7 @@ impl<H: Handler> PartitionWorker<H> {
         counts: Option<&HashMap<EntryId, u32>>,
         mut settled: HashMap<EntryId, Vec<bool>>,
     ) -> Result<(), BusError> {
-        let limit = self.sh.spec.read_count.max(1);
+        let limit = self.sh.batch_max;
         let mut batch = Vec::new();
         let mut size = 0;
         for e in entries {
