@@ -178,6 +178,13 @@ async fn streams_dead_letters_and_monitoring() {
     assert_eq!(config["redis_keys"][3], "tf:{md.candles:3}");
     assert_eq!(config["dlq_keys"][3], "tf:{md.candles:3}:dlq");
     assert_eq!(config["fleet_lease_ttl_ms"], 5000);
+    assert_eq!(
+        config["group_settings"],
+        json!([
+            {"group": "inference", "linger_ms": 0, "batch_max": 512},
+            {"group": "audit", "linger_ms": 100, "batch_max": 8192},
+        ])
+    );
     let ctl = edge.get("/api/v1/streams/ctl.commands/config", viewer).await.expect(200);
     assert_eq!(ctl["partitions"], 1);
 

@@ -268,12 +268,24 @@ pub struct StreamConfig {
     pub block_ms: u64,
     /// Most messages packed into one stream entry (1: no packing).
     pub pack_max: usize,
+    /// How each group of `groups` reads this stream (`[groups.<name>]`), in the same order.
+    pub group_settings: Vec<GroupSettings>,
     /// Redis keys of the partitions, in partition order.
     pub redis_keys: Vec<String>,
     /// Redis keys of the dead-letter partitions.
     pub dlq_keys: Vec<String>,
     pub fleet_heartbeat_ms: u64,
     pub fleet_lease_ttl_ms: u64,
+}
+
+/// How one consumer group reads (streams.toml `[groups.<name>]`, defaults applied).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupSettings {
+    pub group: String,
+    /// Wait after a read that did not fill `read_count` (0: read again at once).
+    pub linger_ms: u64,
+    /// Most messages per handler batch: the group's `batch_max`, else the stream's `read_count`.
+    pub batch_max: usize,
 }
 
 /// A stream's configuration from `streams.toml` (404 for an unknown stream).
@@ -306,6 +318,18 @@ async fn stream_config(
         read_count: s.read_count,
         block_ms: ms(s.block),
         pack_max: s.pack_max,
+        group_settings: s
+            .groups
+            .iter()
+            .map(|g| {
+                let spec = state.bus.topology().group(g);
+                GroupSettings {
+                    group: g.clone(),
+                    linger_ms: ms(spec.linger),
+                    batch_max: spec.batch_max.unwrap_or(s.read_count),
+                }
+            })
+            .collect(),
         redis_keys: keys.partitions(s),
         dlq_keys: (0..s.partitions).map(|p| keys.dlq(&s.name, p)).collect(),
         fleet_heartbeat_ms: ms(fleet.heartbeat),
