@@ -25,4 +25,4 @@ pub use rows::{
     SystemEventRow, Table, TradingLogRow,
 };
 pub use scratch::ScratchDatabase;
-pub use store::{AuditStore, POSTGRES_MAX_PARAMS, SQLITE_MAX_PARAMS, WriteReport};
+pub use store::{AuditStore, POSTGRES_MAX_PARAMS, SQLITE_MAX_PARAMS, SQLITE_PAGE_SIZE, WriteReport};

@@ -19,6 +19,12 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// Name prefix of the threads on which SQLite runs (sqlx gives each connection one).
 pub(crate) const SQLITE_THREAD: &str = "tf-sqlite-";
+/// Page size of a SQLite file the store creates (an existing file keeps its own: in WAL mode
+/// it cannot change). The default 4 KiB holds only two or three signal rows (about 1.4 KB
+/// each, mostly JSON) and splits B-tree pages constantly; copying 3 million rows of a demo run
+/// into a fresh file with this schema went at 125,000 rows/s with 32 KiB pages against 56,000
+/// with 4 KiB (108,000 with 16 KiB, 123,000 with 64 KiB).
+pub const SQLITE_PAGE_SIZE: u32 = 32_768;
 /// Bind parameters one SQLite statement may carry (SQLITE_MAX_VARIABLE_NUMBER since 3.32).
 pub const SQLITE_MAX_PARAMS: usize = 32_766;
 /// Bind parameters one PostgreSQL statement may carry (the protocol counts them in 16 bits).
@@ -82,7 +88,8 @@ impl AuditStore {
     /// Connects and applies the migrations.
     ///
     /// `url`: `sqlite://path/to/file.db` or `sqlite:path` (the file and its directory are
-    /// created if missing; WAL, synchronous=NORMAL, busy_timeout 5 s), `sqlite::memory:` (one
+    /// created if missing, with [`SQLITE_PAGE_SIZE`] pages; WAL, synchronous=NORMAL,
+    /// busy_timeout 5 s), `sqlite::memory:` (one
     /// connection, lives as long as the store), or `postgres://user:password@host:port/db`
     /// (`postgresql://` too).
     pub async fn connect(url: &str) -> Result<AuditStore, AuditError> {
@@ -95,6 +102,7 @@ impl AuditStore {
                 options = options.create_if_missing(true);
             }
             options = options
+                .page_size(SQLITE_PAGE_SIZE)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(5))

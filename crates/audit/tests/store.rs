@@ -580,6 +580,47 @@ async fn sqlite_file_is_created_and_reopened() {
     store.close().await;
 }
 
+/// The page size a SQLite file's header records (bytes 16–17, big-endian; 1 means 65,536).
+fn page_size_of(path: &std::path::Path) -> u32 {
+    let header = std::fs::read(path).expect("read the database file");
+    match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        n => u32::from(n),
+    }
+}
+
+#[tokio::test]
+async fn sqlite_new_files_get_large_pages_and_old_files_keep_theirs() {
+    let dir = temp_dir();
+    let new = dir.path().join("new.db");
+    let store = connect(&format!("sqlite://{}", new.display())).await;
+    write(&store, &every_table("pages")).await;
+    store.close().await;
+    assert_eq!(page_size_of(&new), tradeflow_audit::SQLITE_PAGE_SIZE);
+
+    // A file made earlier with SQLite's default 4 KiB pages (and already in WAL mode) opens,
+    // migrates and takes writes as before; its page size stays.
+    let old = dir.path().join("old.db");
+    {
+        use sqlx::ConnectOptions;
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&old)
+            .create_if_missing(true)
+            .page_size(4096)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+        let mut conn = options.connect().await.expect("create a 4 KiB-page file");
+        sqlx::query("CREATE TABLE earlier (x INTEGER)").execute(&mut conn).await.expect("create a table");
+        sqlx::Connection::close(conn).await.expect("close");
+    }
+    assert_eq!(page_size_of(&old), 4096);
+    let store = connect(&format!("sqlite://{}", old.display())).await;
+    let batch = every_table("old");
+    write(&store, &batch).await;
+    assert_eq!(everything(&store).await, by_table(&batch));
+    store.close().await;
+    assert_eq!(page_size_of(&old), 4096);
+}
+
 #[tokio::test]
 async fn sqlite_in_memory() {
     let store = connect("sqlite::memory:").await;
