@@ -54,9 +54,14 @@ fn binary() -> String {
 
 impl RedisServer {
     /// Starts the server and waits until it answers PING.
-    pub async fn start(opts: EmbeddedOptions) -> Result<Self, EmbeddedError> {
-        std::fs::create_dir_all(&opts.dir)
-            .map_err(|e| EmbeddedError::Dir { dir: opts.dir.display().to_string(), reason: e.to_string() })?;
+    pub async fn start(mut opts: EmbeddedOptions) -> Result<Self, EmbeddedError> {
+        let bad_dir =
+            |e: std::io::Error| EmbeddedError::Dir { dir: opts.dir.display().to_string(), reason: e.to_string() };
+        std::fs::create_dir_all(&opts.dir).map_err(bad_dir)?;
+        // redis-server changes into `--dir` before it opens `--logfile`: a relative data
+        // directory (`up`'s default `./data`) would send it looking for `data/redis/redis.log`
+        // under `data/redis` and make it exit at start-up.
+        opts.dir = opts.dir.canonicalize().map_err(bad_dir)?;
         // A port picked by `free_port` can be taken by someone else before redis binds it:
         // try a few.
         let mut last = None;
@@ -183,5 +188,25 @@ impl Drop for RedisServer {
         if let Some(child) = self.child.as_mut() {
             let _ = child.start_kill();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn starts_with_a_relative_data_directory() {
+        // Under the current directory (the crate's, in `cargo test`), named relatively.
+        let base = tempfile::Builder::new().prefix(".embedded-test-").tempdir_in(".").expect("temp dir");
+        let name = base.path().file_name().expect("a name").to_owned();
+        let relative = Path::new(&name).join("redis");
+        assert!(relative.is_relative());
+        let mut server = RedisServer::start(EmbeddedOptions { dir: relative.clone(), port: None, appendonly: true })
+            .await
+            .unwrap_or_else(|e| panic!("start with --dir {}: {e}", relative.display()));
+        assert!(server.dir().is_absolute(), "{}", server.dir().display());
+        assert!(server.log_path().is_file(), "{} was written", server.log_path().display());
+        server.stop().await;
     }
 }
