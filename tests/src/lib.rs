@@ -10,7 +10,7 @@ use std::time::Duration;
 use redis::Value;
 use serde::{Deserialize, Serialize};
 use tradeflow_bus::envelope::DecodeError;
-use tradeflow_bus::{Delivery, Envelope, Handler, HandlerFactory, Outcome, Producer};
+use tradeflow_bus::{Delivery, EnvelopeRef, Handler, HandlerFactory, Outcome, Producer};
 use tradeflow_core::{MessageId, Payload};
 
 pub const STREAM: &str = "test.events";
@@ -204,7 +204,7 @@ pub struct SinkHandler {
 impl Handler for SinkHandler {
     type Msg = TestMsg;
 
-    fn decode(&self, envelope: &Envelope) -> Result<TestMsg, DecodeError> {
+    fn decode(&self, envelope: &EnvelopeRef<'_>) -> Result<TestMsg, DecodeError> {
         envelope.open::<TestMsg>()
     }
 

@@ -9,7 +9,7 @@ use tradeflow_bus::dlq::{Dlq, ReplaySelector};
 use tradeflow_bus::envelope::ENVELOPE_FIELD;
 use tradeflow_bus::inspect;
 use tradeflow_bus::pack;
-use tradeflow_bus::{Bus, BusMetrics, Consumer, Envelope, Producer};
+use tradeflow_bus::{Bus, BusMetrics, Consumer, Envelope, EnvelopeRef, Producer};
 use tradeflow_testkit::{TestRedis, test_topology};
 use tradeflow_tests::*;
 
@@ -416,7 +416,7 @@ struct Ticker {
 
 impl tradeflow_bus::Handler for Ticker {
     type Msg = ();
-    fn decode(&self, _env: &Envelope) -> Result<(), tradeflow_bus::DecodeError> {
+    fn decode(&self, _env: &EnvelopeRef<'_>) -> Result<(), tradeflow_bus::DecodeError> {
         Ok(())
     }
     async fn handle(&mut self, _d: &tradeflow_bus::Delivery<()>) -> tradeflow_bus::Outcome {
@@ -479,7 +479,7 @@ struct BatchSizes(Arc<std::sync::Mutex<Vec<usize>>>);
 impl tradeflow_bus::Handler for BatchSizes {
     type Msg = ();
 
-    fn decode(&self, _: &Envelope) -> Result<(), tradeflow_bus::DecodeError> {
+    fn decode(&self, _: &EnvelopeRef<'_>) -> Result<(), tradeflow_bus::DecodeError> {
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 //! system events) get the message id with a suffix, so a redelivery maps to the same rows.
 
 use serde::Serialize;
-use tradeflow_bus::{DecodeError, Envelope};
+use tradeflow_bus::{DecodeError, EnvelopeRef};
 use tradeflow_core::Payload;
 use tradeflow_core::control::{AuditRecord, ControlCommand};
 use tradeflow_core::decision::{Decision, LateSignal};
@@ -31,10 +31,10 @@ fn model_kind(k: ModelKind) -> &'static str {
 
 /// The rows of one message. Kinds the store does not keep (marks) give none; unknown kinds
 /// are an error (the message goes to the DLQ with the reason, never silently dropped).
-pub fn rows_of(env: &Envelope) -> Result<Vec<Row>, DecodeError> {
-    let service = env.producer.clone();
+pub fn rows_of(env: &EnvelopeRef<'_>) -> Result<Vec<Row>, DecodeError> {
+    let service = env.producer.to_string();
     let t = env.produced_at;
-    Ok(match env.kind.as_str() {
+    Ok(match env.kind {
         Candle::KIND => {
             let c: Candle = env.open()?;
             vec![Row::Candle(CandleRow {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
-use tradeflow_bus::{DecodeError, Delivery, Envelope, Handler, HandlerFactory, Outcome};
+use tradeflow_bus::{DecodeError, Delivery, EnvelopeRef, Handler, HandlerFactory, Outcome};
 
 use crate::error::AuditError;
 use crate::mapping::rows_of;
@@ -52,7 +52,7 @@ pub struct AuditHandler {
 impl Handler for AuditHandler {
     type Msg = Vec<Row>;
 
-    fn decode(&self, envelope: &Envelope) -> Result<Vec<Row>, DecodeError> {
+    fn decode(&self, envelope: &EnvelopeRef<'_>) -> Result<Vec<Row>, DecodeError> {
         rows_of(envelope)
     }
 

@@ -30,7 +30,7 @@ pub mod topology;
 
 pub use connection::Bus;
 pub use consumer::{Consumer, Delivery, Handler, HandlerFactory, Outcome, Tick};
-pub use envelope::{DecodeError, Envelope};
+pub use envelope::{DecodeError, Envelope, EnvelopeHead, EnvelopeRef};
 pub use error::BusError;
 pub use metrics::BusMetrics;
 pub use producer::{Outgoing, Producer};

@@ -23,8 +23,17 @@ pub const PACK_FIELD: &str = "p";
 pub const PACK_VERSION: u8 = 1;
 
 /// Packs encoded envelopes into one field value.
-pub fn encode<'a>(envelopes: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
-    let mut out = vec![PACK_VERSION];
+pub fn encode<'a, I>(envelopes: I) -> Vec<u8>
+where
+    I: IntoIterator<Item = &'a [u8]>,
+    I::IntoIter: Clone,
+{
+    let envelopes = envelopes.into_iter();
+    // Sized up front: packs run to hundreds of KiB, and growing by doubling copied each one
+    // several times.
+    let len = 1 + envelopes.clone().map(|e| 4 + e.len()).sum::<usize>();
+    let mut out = Vec::with_capacity(len);
+    out.push(PACK_VERSION);
     for e in envelopes {
         // An envelope over 4 GiB cannot exist: Redis caps a string at 512 MB.
         out.extend_from_slice(&(e.len() as u32).to_le_bytes());

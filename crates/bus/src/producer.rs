@@ -57,8 +57,13 @@ impl Producer {
         causation: Option<&MessageId>,
         payload: &T,
     ) -> Result<Outgoing, BusError> {
-        let env = Envelope::wrap(id, key, causation, &self.service, payload)?;
-        self.prepare_envelope(stream, &env)
+        let spec = self.bus.topology().stream(stream)?;
+        Ok(Outgoing {
+            stream: spec.name.clone(),
+            partition: partition_of(key, spec.partitions),
+            id: id.to_string(),
+            bytes: Envelope::encode_new(id, key, causation, &self.service, payload)?,
+        })
     }
 
     /// Routes an already built envelope (replays, tests, tools).

@@ -22,7 +22,9 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tradeflow_bus::embedded::{EmbeddedOptions, RedisServer};
 use tradeflow_bus::envelope::DecodeError;
-use tradeflow_bus::{Bus, Consumer, Delivery, Envelope, Handler, HandlerFactory, Outcome, Producer, Topology};
+use tradeflow_bus::{
+    Bus, Consumer, Delivery, Envelope, EnvelopeRef, Handler, HandlerFactory, Outcome, Producer, Topology,
+};
 use tradeflow_core::candle_csv::CandleReader;
 use tradeflow_core::{MessageId, Payload};
 use tradeflow_indicators::{Bar, IndicatorSet, Next, Reset};
@@ -131,7 +133,7 @@ struct Counter(Arc<AtomicU64>);
 impl Handler for Counter {
     type Msg = BenchMsg;
 
-    fn decode(&self, envelope: &Envelope) -> Result<BenchMsg, DecodeError> {
+    fn decode(&self, envelope: &EnvelopeRef<'_>) -> Result<BenchMsg, DecodeError> {
         envelope.open()
     }
 

@@ -3,7 +3,7 @@
 use std::process::Output;
 
 use serde_json::Value;
-use tradeflow_bus::Envelope;
+use tradeflow_bus::EnvelopeRef;
 use tradeflow_bus::envelope::ENVELOPE_FIELD;
 use tradeflow_testkit::TestRedis;
 
@@ -252,8 +252,8 @@ struct Nothing;
 struct NothingHandler;
 impl tradeflow_bus::Handler for NothingHandler {
     type Msg = ();
-    fn decode(&self, env: &Envelope) -> Result<(), tradeflow_bus::DecodeError> {
-        Err(tradeflow_bus::DecodeError::UnexpectedKind { expected: "none".into(), got: env.kind.clone() })
+    fn decode(&self, env: &EnvelopeRef<'_>) -> Result<(), tradeflow_bus::DecodeError> {
+        Err(tradeflow_bus::DecodeError::UnexpectedKind { expected: "none".into(), got: env.kind.to_string() })
     }
     async fn handle(&mut self, _d: &tradeflow_bus::Delivery<()>) -> tradeflow_bus::Outcome {
         tradeflow_bus::Outcome::Done

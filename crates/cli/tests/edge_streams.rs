@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tradeflow_bus::envelope::ENVELOPE_FIELD;
-use tradeflow_bus::{Envelope, Producer};
+use tradeflow_bus::{EnvelopeRef, Producer};
 use tradeflow_core::ids::MessageId;
 use tradeflow_core::order::AccountAlert;
 use tradeflow_core::payload::Payload;
@@ -48,7 +48,7 @@ struct Accept;
 struct AcceptHandler;
 impl tradeflow_bus::Handler for AcceptHandler {
     type Msg = ();
-    fn decode(&self, _env: &Envelope) -> Result<(), tradeflow_bus::DecodeError> {
+    fn decode(&self, _env: &EnvelopeRef<'_>) -> Result<(), tradeflow_bus::DecodeError> {
         Ok(())
     }
     async fn handle(&mut self, _d: &tradeflow_bus::Delivery<()>) -> tradeflow_bus::Outcome {

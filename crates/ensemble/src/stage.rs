@@ -16,7 +16,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tradeflow_core::decision::{Contribution, Decision, LateSignal, Trigger};
 use tradeflow_core::market::Interval;
-use tradeflow_core::signal::{Action, Signal, SignalStatus};
+use tradeflow_core::signal::{Action, Signal, SignalStatus, SignalVote};
 
 use crate::combine::{Vote, combine};
 use crate::profile::Profile;
@@ -115,11 +115,22 @@ impl EnsembleStage {
             .min()
     }
 
+    /// [`EnsembleStage::on_signal_vote`] with a whole signal (tests, tools).
     pub fn on_signal(&mut self, signal: &Signal, now_ms: i64) -> Output {
+        self.on_signal_vote(&SignalVote::from(signal), now_ms)
+    }
+
+    /// Takes one model's answer for a candle: joins it, and decides every profile whose
+    /// models are all in or whose quorum is reached.
+    pub fn on_signal_vote(&mut self, signal: &SignalVote, now_ms: i64) -> Output {
         let mut out = Output::default();
-        let series = format!("{}:{}", signal.symbol, signal.interval);
+        // The series key is built only for a candle not yet pending: most signals join one.
         if !self.state.pending.contains_key(&signal.candle_id)
-            && self.state.watermark.get(&series).is_some_and(|w| signal.open_time <= *w)
+            && self
+                .state
+                .watermark
+                .get(&format!("{}:{}", signal.symbol, signal.interval))
+                .is_some_and(|w| signal.open_time <= *w)
         {
             out.late.push(LateSignal {
                 signal_id: signal.id().to_string(),

@@ -15,10 +15,10 @@ use std::time::Duration;
 use prometheus::{IntCounterVec, Opts, Registry};
 use tracing::{error, warn};
 use tradeflow_bus::envelope::DecodeError;
-use tradeflow_bus::{Delivery, Envelope, Handler, HandlerFactory, Outcome, Outgoing, Producer, Tick};
+use tradeflow_bus::{Delivery, EnvelopeRef, Handler, HandlerFactory, Outcome, Outgoing, Producer, Tick};
 use tradeflow_core::MessageId;
 use tradeflow_core::decision::{Decision, LateSignal};
-use tradeflow_core::signal::Signal;
+use tradeflow_core::signal::SignalVote;
 use tradeflow_core::time::now_ms;
 
 use crate::profile::Profile;
@@ -89,23 +89,23 @@ impl EnsembleHandler {
 }
 
 impl Handler for EnsembleHandler {
-    type Msg = Signal;
+    type Msg = SignalVote;
 
-    fn decode(&self, envelope: &Envelope) -> Result<Signal, DecodeError> {
-        envelope.open::<Signal>()
+    fn decode(&self, envelope: &EnvelopeRef<'_>) -> Result<SignalVote, DecodeError> {
+        envelope.open::<SignalVote>()
     }
 
-    async fn handle(&mut self, delivery: &Delivery<Signal>) -> Outcome {
+    async fn handle(&mut self, delivery: &Delivery<SignalVote>) -> Outcome {
         let mut outcomes = self.handle_batch(std::slice::from_ref(delivery)).await;
         outcomes.pop().unwrap_or(Outcome::Retry("no outcome".into()))
     }
 
-    async fn handle_batch(&mut self, batch: &[Delivery<Signal>]) -> Vec<Outcome> {
+    async fn handle_batch(&mut self, batch: &[Delivery<SignalVote>]) -> Vec<Outcome> {
         let before = self.stage.clone();
         let now = now_ms();
         let (mut decisions, mut late) = (Vec::new(), Vec::new());
         for d in batch {
-            let o = self.stage.on_signal(&d.msg, now);
+            let o = self.stage.on_signal_vote(&d.msg, now);
             decisions.extend(o.decisions);
             late.extend(o.late);
         }

@@ -4,10 +4,13 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+use tradeflow_bus::{Envelope, EnvelopeRef};
 use tradeflow_core::candle_csv::CandleReader;
 use tradeflow_core::decision::Trigger;
 use tradeflow_core::market::{Candle, Interval};
-use tradeflow_core::signal::{Action, Level, MarketCondition, ModelKind, Phase, Signal, SignalStatus, Trend};
+use tradeflow_core::signal::{
+    Action, Level, MarketCondition, ModelKind, Phase, Signal, SignalStatus, SignalVote, Trend,
+};
 use tradeflow_ensemble::profile::parse_profiles;
 use tradeflow_ensemble::{EnsembleStage, Method, Profile};
 use tradeflow_inference::{InferenceStage, StageConfig};
@@ -189,5 +192,29 @@ method = "confidence_weighted_mean"
         for a in [Action::Long, Action::Short, Action::Hold] {
             assert!(actions.get(&(p.to_string(), a)).copied().unwrap_or(0) > 0, "{p} never says {a:?}: {actions:?}");
         }
+    }
+}
+
+/// The ensemble worker decodes a signal's bytes as a [`SignalVote`]: every field the stage reads must
+/// come through as in the signal, whatever else the signal carries.
+#[test]
+fn a_signal_on_the_bus_opens_as_the_vote_the_stage_takes() {
+    let mut full = signal(1_700_000_000_000, "rsi", Action::Short, 0.73);
+    full.scores = BTreeMap::from([("rsi".to_string(), 0.73), ("trend".to_string(), 0.4)]);
+    full.features = BTreeMap::from([("rsi_14".to_string(), 71.2), ("close".to_string(), 100.0)]);
+    full.reasoning = "RSI 71.2 above 70: overbought".into();
+    full.stop_loss = Some(103.5);
+    full.take_profit = Some(94.0);
+    let mut failed = signal(1_700_000_000_000, "claude", Action::Hold, 0.0);
+    failed.status = SignalStatus::Error { reason: "timed out after 5000 ms".into() };
+    for s in [full, failed] {
+        let bytes = Envelope::wrap(&s.id(), &s.symbol, None, "inference", &s).unwrap().encode().unwrap();
+        let vote: SignalVote = EnvelopeRef::decode(&bytes).unwrap().open().unwrap();
+        assert_eq!(vote, SignalVote::from(&s));
+        assert_eq!(vote.id(), s.id());
+        // A signal of an unknown schema version is refused as a vote too.
+        let mut env = Envelope::decode(&bytes).unwrap();
+        env.v += 1;
+        assert!(env.as_ref().open::<SignalVote>().is_err());
     }
 }

@@ -6,7 +6,7 @@
 use prometheus::{CounterVec, IntCounterVec, Opts, Registry};
 use tracing::error;
 use tradeflow_bus::envelope::DecodeError;
-use tradeflow_bus::{Delivery, Envelope, Handler, HandlerFactory, Outcome, Outgoing, Producer};
+use tradeflow_bus::{Delivery, EnvelopeRef, Handler, HandlerFactory, Outcome, Outgoing, Producer};
 use tradeflow_core::MessageId;
 use tradeflow_core::Payload;
 use tradeflow_core::execution::ExecEvent;
@@ -26,8 +26,8 @@ struct Checkpoint {
 pub const FILLS: &str = "exec.fills";
 
 /// Decodes any message of `risk.orders`.
-pub fn decode_risk_message(envelope: &Envelope) -> Result<RiskMessage, DecodeError> {
-    match envelope.kind.as_str() {
+pub fn decode_risk_message(envelope: &EnvelopeRef<'_>) -> Result<RiskMessage, DecodeError> {
+    match envelope.kind {
         OrderIntent::KIND => envelope.open::<OrderIntent>().map(RiskMessage::Order),
         Rejection::KIND => envelope.open::<Rejection>().map(RiskMessage::Rejected),
         Mark::KIND => envelope.open::<Mark>().map(RiskMessage::Mark),
@@ -97,7 +97,7 @@ impl ExecHandler {
 impl Handler for ExecHandler {
     type Msg = RiskMessage;
 
-    fn decode(&self, envelope: &Envelope) -> Result<RiskMessage, DecodeError> {
+    fn decode(&self, envelope: &EnvelopeRef<'_>) -> Result<RiskMessage, DecodeError> {
         decode_risk_message(envelope)
     }
 

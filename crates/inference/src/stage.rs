@@ -291,6 +291,8 @@ impl InferenceStage {
         state.last = Some((bar.close(), row));
 
         let p = &self.config.rules;
+        // Formatted once: it was formatted again for each model's signal.
+        let candle_id = candle.id().into_string();
         let mut out = Vec::with_capacity(self.config.models.len());
         for model in &self.config.models {
             let started = Instant::now();
@@ -316,7 +318,7 @@ impl InferenceStage {
             };
             let (stop_loss, take_profit) = exits(action, bar.close(), &row);
             out.push(Signal {
-                candle_id: candle.id().to_string(),
+                candle_id: candle_id.clone(),
                 symbol: candle.symbol.clone(),
                 interval: candle.interval,
                 open_time: bar.open_time(),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use prometheus::{IntCounterVec, Opts, Registry};
 use tracing::{debug, error};
 use tradeflow_bus::envelope::DecodeError;
-use tradeflow_bus::{Delivery, Envelope, Handler, HandlerFactory, Outcome, Outgoing, Producer};
+use tradeflow_bus::{Delivery, EnvelopeRef, Handler, HandlerFactory, Outcome, Outgoing, Producer};
 use tradeflow_core::MessageId;
 use tradeflow_core::market::Candle;
 use tradeflow_core::signal::SignalStatus;
@@ -70,7 +70,7 @@ pub struct InferenceHandler {
 impl Handler for InferenceHandler {
     type Msg = Candle;
 
-    fn decode(&self, envelope: &Envelope) -> Result<Candle, DecodeError> {
+    fn decode(&self, envelope: &EnvelopeRef<'_>) -> Result<Candle, DecodeError> {
         envelope.open::<Candle>()
     }
 

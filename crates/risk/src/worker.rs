@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tracing::error;
 use tradeflow_bus::envelope::DecodeError;
 use tradeflow_bus::keys::partition_of;
-use tradeflow_bus::{Delivery, Envelope, Handler, HandlerFactory, Outcome, Outgoing, Producer, Tick};
+use tradeflow_bus::{Delivery, EnvelopeRef, Handler, HandlerFactory, Outcome, Outgoing, Producer, Tick};
 use tradeflow_core::MessageId;
 use tradeflow_core::control::ControlState;
 use tradeflow_core::decision::Decision;
@@ -110,7 +110,7 @@ impl RiskHandler {
 impl Handler for RiskHandler {
     type Msg = Decision;
 
-    fn decode(&self, envelope: &Envelope) -> Result<Decision, DecodeError> {
+    fn decode(&self, envelope: &EnvelopeRef<'_>) -> Result<Decision, DecodeError> {
         envelope.open::<Decision>()
     }
 

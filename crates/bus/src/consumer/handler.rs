@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use crate::envelope::{DecodeError, Envelope};
+use crate::envelope::{DecodeError, EnvelopeHead, EnvelopeRef};
 use crate::producer::Outgoing;
 use crate::reply::EntryId;
 
@@ -14,7 +14,8 @@ pub struct Delivery<M> {
     pub partition: u32,
     /// 1 on first delivery; counts redeliveries, claims and retries.
     pub deliveries: u32,
-    pub envelope: Envelope,
+    /// The envelope's fields; its payload is `msg`.
+    pub envelope: EnvelopeHead,
     pub msg: M,
 }
 
@@ -38,8 +39,9 @@ pub trait Handler: Send + Sync + 'static {
     type Msg: Send + Sync + 'static;
 
     /// Turns an envelope into the stage's message type. An error sends the entry to the DLQ
-    /// at once with reason `decode_error`; nothing is retried.
-    fn decode(&self, envelope: &Envelope) -> Result<Self::Msg, DecodeError>;
+    /// at once with reason `decode_error`; nothing is retried. The envelope is borrowed from
+    /// the Redis reply: [`EnvelopeRef::open`] decodes the payload without copying it first.
+    fn decode(&self, envelope: &EnvelopeRef<'_>) -> Result<Self::Msg, DecodeError>;
 
     /// Handles one message.
     fn handle(&mut self, delivery: &Delivery<Self::Msg>) -> impl Future<Output = Outcome> + Send;

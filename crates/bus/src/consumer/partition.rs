@@ -32,7 +32,7 @@ use super::Shared;
 use super::handler::{Delivery, Handler, Outcome, Tick};
 use crate::checkpoint::Checkpoint;
 use crate::dlq::{DeadLetterDraft, DeadLetterReason, add_move};
-use crate::envelope::Envelope;
+use crate::envelope::EnvelopeRef;
 use crate::error::{BusError, RedisContext};
 use crate::pack;
 use crate::producer::{Outgoing, add_xadds, count_produced};
@@ -477,11 +477,11 @@ impl<H: Handler> PartitionWorker<H> {
                     continue;
                 }
                 read += 1;
-                let decoded = match Envelope::decode(bytes) {
+                let decoded = match EnvelopeRef::decode(bytes) {
                     Err(err) => Err((None, err)),
                     Ok(env) => match self.handler.decode(&env) {
                         Ok(msg) => Ok((env, msg)),
-                        Err(err) => Err((Some(env.id), err)),
+                        Err(err) => Err((Some(env.id.to_string()), err)),
                     },
                 };
                 match decoded {
@@ -507,11 +507,12 @@ impl<H: Handler> PartitionWorker<H> {
                                 spec.max_deliveries
                             ),
                             attempts: deliveries - 1,
-                            message_id: Some(env.id),
+                            message_id: Some(env.id.to_string()),
                         });
                     }
                     Ok((envelope, msg)) => {
                         slots.push((index, sub, bytes));
+                        let envelope = envelope.head();
                         batch.push(Delivery { entry_id: e.id, partition: self.p, deliveries, envelope, msg });
                     }
                 }
