@@ -70,24 +70,27 @@ pub fn rows_of(env: &EnvelopeRef<'_>) -> Result<Vec<Row>, DecodeError> {
             })]
         }
         Signal::KIND => {
+            // Signals and decisions are seven of a candle's ten rows: their strings are moved
+            // into the row, not copied.
             let s: Signal = env.open()?;
-            let (status, error) = match &s.status {
+            let id = s.id().into_string();
+            let (status, error) = match s.status {
                 SignalStatus::Ok => ("ok", None),
-                SignalStatus::Error { reason } => ("error", Some(reason.clone())),
+                SignalStatus::Error { reason } => ("error", Some(reason)),
             };
             vec![Row::Signal(SignalRow {
-                id: s.id().into_string(),
-                candle_id: s.candle_id.clone(),
-                symbol: s.symbol.clone(),
+                id,
+                candle_id: s.candle_id,
+                symbol: s.symbol,
                 interval: s.interval.as_str().into(),
                 open_time: s.open_time,
-                model: s.model.clone(),
+                model: s.model,
                 model_kind: model_kind(s.model_kind).into(),
                 action: s.action.as_str().into(),
                 confidence: s.confidence,
                 status: status.into(),
                 error,
-                reasoning: s.reasoning.clone(),
+                reasoning: s.reasoning,
                 scores: json(&s.scores),
                 features: json(&s.features),
                 market: json(&s.market),
@@ -112,17 +115,17 @@ pub fn rows_of(env: &EnvelopeRef<'_>) -> Result<Vec<Row>, DecodeError> {
             let d: Decision = env.open()?;
             vec![Row::Decision(DecisionRow {
                 id: d.id().into_string(),
-                candle_id: d.candle_id.clone(),
-                symbol: d.symbol.clone(),
-                interval: d.interval.as_str().into(),
-                open_time: d.open_time,
-                profile: d.profile.clone(),
-                action: d.action.as_str().into(),
-                confidence: d.confidence,
                 trigger: format!("{:?}", d.trigger).to_lowercase(),
                 missing: json(&d.missing),
                 contributions: json(&d.contributions),
-                reasoning: d.reasoning.clone(),
+                candle_id: d.candle_id,
+                symbol: d.symbol,
+                interval: d.interval.as_str().into(),
+                open_time: d.open_time,
+                profile: d.profile,
+                action: d.action.as_str().into(),
+                confidence: d.confidence,
+                reasoning: d.reasoning,
                 stop_loss: d.stop_loss,
                 take_profit: d.take_profit,
             })]
