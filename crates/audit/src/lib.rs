@@ -9,6 +9,7 @@
 //! table, id and column in the error) in NOT NULL ones.
 
 mod bench;
+mod checkpoint;
 mod error;
 pub mod mapping;
 mod priority;
@@ -19,6 +20,7 @@ mod store;
 pub mod worker;
 
 pub use bench::{BenchReport, bench_rows, bench_write, sample_fills, sample_signals};
+pub use checkpoint::WRITER_BACKSTOP_PAGES;
 pub use error::{AuditError, redact_url};
 pub use rows::{
     AuditLogRow, BalanceRow, CandleRow, DecisionRow, FillRow, OrderRow, PositionRow, RejectionRow, Row, SignalRow,

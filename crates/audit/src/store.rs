@@ -12,6 +12,7 @@ use sqlx::{
     ColumnIndex, Connection, Database, Decode, Encode, Executor, IntoArguments, Pool, QueryBuilder, Row as _, Type,
 };
 
+use crate::checkpoint::{Checkpointer, WRITER_BACKSTOP_PAGES};
 use crate::error::{AuditError, redact_url};
 use crate::rows::{Cell, FillRow, Kind, Row, Table, Val};
 
@@ -76,6 +77,8 @@ pub struct AuditStore {
     /// sleeps in steps of up to 100 ms on a connection thread. Queueing writers here instead
     /// hands the lock over the moment a transaction ends.
     sqlite_writer: tokio::sync::Mutex<()>,
+    /// Checkpoints a SQLite file's log beside the writer (none in memory or on PostgreSQL).
+    checkpointer: Option<Checkpointer>,
 }
 
 impl std::fmt::Debug for AuditStore {
@@ -89,12 +92,14 @@ impl AuditStore {
     ///
     /// `url`: `sqlite://path/to/file.db` or `sqlite:path` (the file and its directory are
     /// created if missing, with [`SQLITE_PAGE_SIZE`] pages; WAL, synchronous=NORMAL,
-    /// busy_timeout 5 s), `sqlite::memory:` (one
+    /// busy_timeout 5 s; the log is checkpointed on a connection of its own, see
+    /// `checkpoint.rs`), `sqlite::memory:` (one
     /// connection, lives as long as the store), or `postgres://user:password@host:port/db`
     /// (`postgresql://` too).
     pub async fn connect(url: &str) -> Result<AuditStore, AuditError> {
         let shown = redact_url(url);
         let bad_url = |reason: String| AuditError::Url { url: shown.clone(), reason };
+        let mut checkpointer = None;
         let backend = if url.starts_with("sqlite:") {
             let mut options = SqliteConnectOptions::from_str(url).map_err(|e| bad_url(e.to_string()))?;
             let memory = url.contains(":memory:") || url.contains("mode=memory");
@@ -133,12 +138,20 @@ impl AuditStore {
             }
             if !memory {
                 probe::<sqlx::SqliteConnection>(&options, &shown).await?;
+                options = options.pragma("wal_autocheckpoint", WRITER_BACKSTOP_PAGES.to_string());
             }
             let pool = pool
-                .connect_with(options)
+                .connect_with(options.clone())
                 .await
                 .map_err(|source| AuditError::Connect { url: shown.clone(), source })?;
             migrate_sqlite(&pool, &shown).await?;
+            if !memory {
+                checkpointer = Some(
+                    Checkpointer::start(&options)
+                        .await
+                        .map_err(|source| AuditError::Connect { url: shown.clone(), source })?,
+                );
+            }
             Backend::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url).map_err(|e| bad_url(e.to_string()))?;
@@ -154,7 +167,7 @@ impl AuditStore {
         } else {
             return Err(bad_url("expected sqlite:... or postgres://...".into()));
         };
-        Ok(AuditStore { backend, url: shown, sqlite_writer: tokio::sync::Mutex::new(()) })
+        Ok(AuditStore { backend, url: shown, sqlite_writer: tokio::sync::Mutex::new(()), checkpointer })
     }
 
     /// The url it is connected to, password redacted.
@@ -172,6 +185,9 @@ impl AuditStore {
 
     /// Closes every connection (waits for them to be returned).
     pub async fn close(&self) {
+        if let Some(c) = &self.checkpointer {
+            c.stop();
+        }
         on_pool!(self, pool => pool.close().await)
     }
 
@@ -198,7 +214,11 @@ impl AuditStore {
         let inserted = match &self.backend {
             Backend::Sqlite(pool) => {
                 let _one_writer = self.sqlite_writer.lock().await;
-                write_groups_sqlite(pool, &groups, recorded_at).await
+                let inserted = write_groups_sqlite(pool, &groups, recorded_at).await;
+                if let (Ok(_), Some(c)) = (&inserted, &self.checkpointer) {
+                    c.committed();
+                }
+                inserted
             }
             Backend::Postgres(pool) => write_groups_postgres(pool, &groups, recorded_at).await,
         }?;
