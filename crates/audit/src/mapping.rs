@@ -32,7 +32,8 @@ fn model_kind(k: ModelKind) -> &'static str {
 /// The rows of one message. Kinds the store does not keep (marks) give none; unknown kinds
 /// are an error (the message goes to the DLQ with the reason, never silently dropped).
 pub fn rows_of(env: &EnvelopeRef<'_>) -> Result<Vec<Row>, DecodeError> {
-    let service = env.producer.to_string();
+    // Only system events name the producer: no copy of it for the other nine rows in ten.
+    let service = || env.producer.to_string();
     let t = env.produced_at;
     Ok(match env.kind {
         Candle::KIND => {
@@ -55,7 +56,7 @@ pub fn rows_of(env: &EnvelopeRef<'_>) -> Result<Vec<Row>, DecodeError> {
             vec![Row::SystemEvent(SystemEventRow {
                 id: r.id().into_string(),
                 kind: "candle_refused".into(),
-                service,
+                service: service(),
                 severity: "warning".into(),
                 message: format!(
                     "{} {} {}: {} ({})",
@@ -104,7 +105,7 @@ pub fn rows_of(env: &EnvelopeRef<'_>) -> Result<Vec<Row>, DecodeError> {
             vec![Row::SystemEvent(SystemEventRow {
                 id: l.id().into_string(),
                 kind: "signal_late".into(),
-                service,
+                service: service(),
                 severity: "info".into(),
                 message: format!("signal {} came after its candle was decided", l.signal_id),
                 details: json(&l),
@@ -271,7 +272,7 @@ pub fn rows_of(env: &EnvelopeRef<'_>) -> Result<Vec<Row>, DecodeError> {
                 Row::SystemEvent(SystemEventRow {
                     id: a.id.clone(),
                     kind: a.kind.clone(),
-                    service,
+                    service: service(),
                     severity: if a.kind == "reset" { "info".into() } else { "warning".into() },
                     message: format!("{}: {}", a.account, a.message),
                     details: json(&a),
@@ -295,7 +296,7 @@ pub fn rows_of(env: &EnvelopeRef<'_>) -> Result<Vec<Row>, DecodeError> {
                 Row::SystemEvent(SystemEventRow {
                     id: format!("{}/event", c.id),
                     kind: "control_command".into(),
-                    service,
+                    service: service(),
                     severity: "info".into(),
                     message: format!("{} by {}", c.command.name(), c.actor),
                     details: json(&c.command),

@@ -274,15 +274,20 @@ fn indicators(csv: &Path, json: bool, min_seconds: f64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The Redis a benchmark runs on: REDIS_URL, else a private redis-server (AOF off) that lives
-/// as long as the returned handle. Returns (url, host:port, handle).
-async fn bench_redis(settings: &Settings) -> anyhow::Result<(String, String, Option<RedisServer>)> {
+/// The Redis a benchmark runs on: REDIS_URL, else a private redis-server (AOF off) in a
+/// temporary directory; both live as long as the returned handle (the server is killed before
+/// its directory is removed). Returns (url, host:port, handle).
+async fn bench_redis(
+    settings: &Settings,
+) -> anyhow::Result<(String, String, Option<(RedisServer, tempfile::TempDir)>)> {
     Ok(match &settings.redis_url {
         Some(u) => (u.clone(), redis::Client::open(u.as_str())?.get_connection_info().addr().to_string(), None),
         None => {
-            let dir = std::env::temp_dir().join(format!("tradeflow-bench-{}", std::process::id()));
-            let s = RedisServer::start(EmbeddedOptions { dir, port: None, appendonly: false }).await?;
-            (s.url(), s.port().to_string(), Some(s))
+            let dir = tempfile::Builder::new().prefix("tradeflow-bench-redis-").tempdir()?;
+            let s =
+                RedisServer::start(EmbeddedOptions { dir: dir.path().to_path_buf(), port: None, appendonly: false })
+                    .await?;
+            (s.url(), s.port().to_string(), Some((s, dir)))
         }
     })
 }
