@@ -12,6 +12,13 @@ pub enum AuditError {
         #[source]
         source: sqlx::Error,
     },
+    /// The SQLite file writer (a thread with its own connection) could not start.
+    #[error("audit store: open the writer of {url}: {source}")]
+    Writer {
+        url: String,
+        #[source]
+        source: DbError,
+    },
     #[error("audit store: migrate {url}: {source}")]
     Migrate {
         url: String,
@@ -25,14 +32,14 @@ pub enum AuditError {
     Insert {
         table: &'static str,
         #[source]
-        source: sqlx::Error,
+        source: DbError,
     },
     /// Begin or commit of the write transaction failed; nothing of the batch was written.
     #[error("audit store: {what} transaction: {source}")]
     Transaction {
         what: &'static str,
         #[source]
-        source: sqlx::Error,
+        source: DbError,
     },
     #[error("audit store: read {table}: {source}")]
     Read {
@@ -43,6 +50,19 @@ pub enum AuditError {
     /// A stored row does not have the shape of its table (the schema was changed by hand).
     #[error("audit store: read {table}: row {id} does not match the schema")]
     Shape { table: &'static str, id: String },
+}
+
+/// An error of the driver a write went through: sqlx (PostgreSQL, in-memory SQLite, and the
+/// server side of scratch databases) or rusqlite (the SQLite file writer).
+#[derive(Debug, Error)]
+pub enum DbError {
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    /// The SQLite writer thread could not start, or is closed.
+    #[error("{0}")]
+    Writer(String),
 }
 
 /// `url` with any password replaced by `***`: the one in `user:password@` and a `password=`

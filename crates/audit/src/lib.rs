@@ -16,15 +16,18 @@ mod priority;
 pub mod query;
 mod rows;
 mod scratch;
+mod sqlite_writer;
 mod store;
 pub mod worker;
 
 pub use bench::{BenchReport, bench_rows, bench_write, sample_fills, sample_signals};
 pub use checkpoint::WRITER_BACKSTOP_PAGES;
-pub use error::{AuditError, redact_url};
+pub use error::{AuditError, DbError, redact_url};
+pub use priority::{AUDIT_NICE, lower_current_thread};
 pub use rows::{
     AuditLogRow, BalanceRow, CandleRow, DecisionRow, FillRow, OrderRow, PositionRow, RejectionRow, Row, SignalRow,
     SystemEventRow, Table, TradingLogRow,
 };
 pub use scratch::ScratchDatabase;
+pub use sqlite_writer::SharedRows;
 pub use store::{AuditStore, POSTGRES_MAX_PARAMS, SQLITE_MAX_PARAMS, SQLITE_PAGE_SIZE, WriteReport};

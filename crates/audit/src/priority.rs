@@ -29,6 +29,18 @@ pub(crate) fn lower_threads_named(prefix: &str) {
     let _ = prefix;
 }
 
+/// Lowers the calling thread (for the threads of a runtime that runs only the audit writer).
+pub fn lower_current_thread() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid has no arguments and cannot fail.
+        let tid = unsafe { libc::gettid() };
+        if let Ok(tid) = libc::id_t::try_from(tid) {
+            set_nice(tid);
+        }
+    }
+}
+
 /// `who`: a thread id.
 #[cfg(target_os = "linux")]
 fn set_nice(who: libc::id_t) {

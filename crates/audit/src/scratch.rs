@@ -35,7 +35,7 @@ impl ScratchDatabase {
         let mut conn = server.connect().await.map_err(|source| AuditError::Connect { url: shown.clone(), source })?;
         conn.execute(format!("CREATE DATABASE \"{name}\"").as_str())
             .await
-            .map_err(|source| AuditError::Transaction { what: "create database", source })?;
+            .map_err(|source| AuditError::Transaction { what: "create database", source: source.into() })?;
         let _ = conn.close().await;
         Ok(Self { server, shown, name: name.to_string(), url })
     }
@@ -46,7 +46,7 @@ impl ScratchDatabase {
             self.server.connect().await.map_err(|source| AuditError::Connect { url: self.shown.clone(), source })?;
         conn.execute(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name).as_str())
             .await
-            .map_err(|source| AuditError::Transaction { what: "drop database", source })?;
+            .map_err(|source| AuditError::Transaction { what: "drop database", source: source.into() })?;
         let _ = conn.close().await;
         Ok(())
     }

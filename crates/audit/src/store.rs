@@ -1,6 +1,7 @@
 //! The store: a pool on SQLite or PostgreSQL, one schema, batched idempotent writes.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::migrate::Migrator;
@@ -15,6 +16,7 @@ use sqlx::{
 use crate::checkpoint::{Checkpointer, WRITER_BACKSTOP_PAGES};
 use crate::error::{AuditError, redact_url};
 use crate::rows::{Cell, FillRow, Kind, Row, Table, Val};
+use crate::sqlite_writer::{SharedRows, SqliteWriter};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
@@ -79,6 +81,8 @@ pub struct AuditStore {
     sqlite_writer: tokio::sync::Mutex<()>,
     /// Checkpoints a SQLite file's log beside the writer (none in memory or on PostgreSQL).
     checkpointer: Option<Checkpointer>,
+    /// Writes into a SQLite file (in memory and on PostgreSQL, the pool writes).
+    file_writer: Option<SqliteWriter>,
 }
 
 impl std::fmt::Debug for AuditStore {
@@ -99,7 +103,7 @@ impl AuditStore {
     pub async fn connect(url: &str) -> Result<AuditStore, AuditError> {
         let shown = redact_url(url);
         let bad_url = |reason: String| AuditError::Url { url: shown.clone(), reason };
-        let mut checkpointer = None;
+        let (mut checkpointer, mut file_writer) = (None, None);
         let backend = if url.starts_with("sqlite:") {
             let mut options = SqliteConnectOptions::from_str(url).map_err(|e| bad_url(e.to_string()))?;
             let memory = url.contains(":memory:") || url.contains("mode=memory");
@@ -146,6 +150,12 @@ impl AuditStore {
                 .map_err(|source| AuditError::Connect { url: shown.clone(), source })?;
             migrate_sqlite(&pool, &shown).await?;
             if !memory {
+                let writer_thread = format!("{SQLITE_THREAD}writer");
+                file_writer = Some(
+                    SqliteWriter::start(options.get_filename(), writer_thread)
+                        .await
+                        .map_err(|e| AuditError::Writer { url: shown.clone(), source: e })?,
+                );
                 checkpointer = Some(
                     Checkpointer::start(&options)
                         .await
@@ -167,7 +177,7 @@ impl AuditStore {
         } else {
             return Err(bad_url("expected sqlite:... or postgres://...".into()));
         };
-        Ok(AuditStore { backend, url: shown, sqlite_writer: tokio::sync::Mutex::new(()), checkpointer })
+        Ok(AuditStore { backend, url: shown, sqlite_writer: tokio::sync::Mutex::new(()), checkpointer, file_writer })
     }
 
     /// The url it is connected to, password redacted.
@@ -188,14 +198,45 @@ impl AuditStore {
         if let Some(c) = &self.checkpointer {
             c.stop();
         }
+        if let Some(w) = &self.file_writer {
+            w.close().await;
+        }
         on_pool!(self, pool => pool.close().await)
     }
 
     /// Stores `rows` in one transaction; rows whose id is already in their table are skipped.
     /// On any error nothing of the batch is stored.
-    /// Takes rows by reference (a slice, a `Vec`, or rows gathered from several messages), so a
-    /// caller never copies them to write them.
+    /// Takes rows by reference (a slice, a `Vec`, or rows gathered from several messages). A
+    /// SQLite file store copies them once to hand them to its writer thread; the audit worker
+    /// uses [`write_shared`](Self::write_shared), which does not.
     pub async fn write<'r>(&self, rows: impl IntoIterator<Item = &'r Row>) -> Result<WriteReport, AuditError> {
+        if self.file_writer.is_some() {
+            let rows: Vec<Row> = rows.into_iter().cloned().collect();
+            return self.write_shared(&[Arc::new(rows)]).await;
+        }
+        self.write_through_pool(rows).await
+    }
+
+    /// [`write`](Self::write) for rows shared with their messages (each message's rows behind
+    /// an `Arc`): one transaction for all of `batches`, no row copied.
+    pub async fn write_shared(&self, batches: &[SharedRows]) -> Result<WriteReport, AuditError> {
+        let Some(writer) = &self.file_writer else {
+            return self.write_through_pool(batches.iter().flat_map(|b| b.iter())).await;
+        };
+        let given: Vec<&Row> = batches.iter().flat_map(|b| b.iter()).collect();
+        if given.is_empty() {
+            return Ok(WriteReport::default());
+        }
+        check_finite(&given)?;
+        let given = given.len() as u64;
+        let inserted = writer.write(batches.to_vec(), now_ms()).await?;
+        if let Some(c) = &self.checkpointer {
+            c.committed();
+        }
+        Ok(WriteReport { inserted, duplicates: given - inserted })
+    }
+
+    async fn write_through_pool<'r>(&self, rows: impl IntoIterator<Item = &'r Row>) -> Result<WriteReport, AuditError> {
         let rows: Vec<&Row> = rows.into_iter().collect();
         if rows.is_empty() {
             return Ok(WriteReport::default());
@@ -214,11 +255,7 @@ impl AuditStore {
         let inserted = match &self.backend {
             Backend::Sqlite(pool) => {
                 let _one_writer = self.sqlite_writer.lock().await;
-                let inserted = write_groups_sqlite(pool, &groups, recorded_at).await;
-                if let (Ok(_), Some(c)) = (&inserted, &self.checkpointer) {
-                    c.committed();
-                }
-                inserted
+                write_groups_sqlite(pool, &groups, recorded_at).await
             }
             Backend::Postgres(pool) => write_groups_postgres(pool, &groups, recorded_at).await,
         }?;
@@ -434,7 +471,7 @@ macro_rules! write_groups_for {
             let mut tx = pool
                 .begin_with(<$db as Db>::BEGIN)
                 .await
-                .map_err(|source| AuditError::Transaction { what: "begin", source })?;
+                .map_err(|source| AuditError::Transaction { what: "begin", source: source.into() })?;
             let mut inserted = 0;
             for (table, rows) in Table::ALL.iter().zip(groups) {
                 if rows.is_empty() {
@@ -464,11 +501,11 @@ macro_rules! write_groups_for {
                         .build()
                         .execute(&mut *tx)
                         .await
-                        .map_err(|source| AuditError::Insert { table: table.name(), source })?;
+                        .map_err(|source| AuditError::Insert { table: table.name(), source: source.into() })?;
                     inserted += <$db as Db>::rows_affected(&result);
                 }
             }
-            tx.commit().await.map_err(|source| AuditError::Transaction { what: "commit", source })?;
+            tx.commit().await.map_err(|source| AuditError::Transaction { what: "commit", source: source.into() })?;
             Ok(inserted)
         }
     };

@@ -10,7 +10,8 @@ use tradeflow_bus::{DecodeError, Delivery, EnvelopeRef, Handler, HandlerFactory,
 
 use crate::error::AuditError;
 use crate::mapping::rows_of;
-use crate::rows::{Row, Table};
+use crate::rows::Table;
+use crate::sqlite_writer::SharedRows;
 use crate::store::AuditStore;
 
 /// The streams the audit worker reads, each with its `audit` group.
@@ -50,24 +51,26 @@ pub struct AuditHandler {
 }
 
 impl Handler for AuditHandler {
-    type Msg = Vec<Row>;
+    /// Shared, so that the store's writer thread reads the rows where they are.
+    type Msg = SharedRows;
 
-    fn decode(&self, envelope: &EnvelopeRef<'_>) -> Result<Vec<Row>, DecodeError> {
-        rows_of(envelope)
+    fn decode(&self, envelope: &EnvelopeRef<'_>) -> Result<SharedRows, DecodeError> {
+        rows_of(envelope).map(std::sync::Arc::new)
     }
 
-    async fn handle(&mut self, delivery: &Delivery<Vec<Row>>) -> Outcome {
+    async fn handle(&mut self, delivery: &Delivery<SharedRows>) -> Outcome {
         let mut outcomes = self.handle_batch(std::slice::from_ref(delivery)).await;
         outcomes.pop().unwrap_or(Outcome::Retry("no outcome".into()))
     }
 
-    async fn handle_batch(&mut self, batch: &[Delivery<Vec<Row>>]) -> Vec<Outcome> {
+    async fn handle_batch(&mut self, batch: &[Delivery<SharedRows>]) -> Vec<Outcome> {
         let rows = || batch.iter().flat_map(|d| d.msg.iter());
         if rows().next().is_none() {
             return vec![Outcome::Done; batch.len()];
         }
         let started = Instant::now();
-        match self.store.write(rows()).await {
+        let shared: Vec<SharedRows> = batch.iter().map(|d| d.msg.clone()).collect();
+        match self.store.write_shared(&shared).await {
             Ok(report) => {
                 self.metrics.write_seconds.observe(started.elapsed().as_secs_f64());
                 let mut per_table = [0u64; Table::ALL.len()];
@@ -87,7 +90,7 @@ impl Handler for AuditHandler {
             Err(e) if batch.len() > 1 && is_row_error(&e) => {
                 let mut out = Vec::with_capacity(batch.len());
                 for d in batch {
-                    out.push(match self.store.write(&d.msg).await {
+                    out.push(match self.store.write_shared(std::slice::from_ref(&d.msg)).await {
                         Ok(_) => Outcome::Done,
                         Err(e) if is_row_error(&e) => Outcome::Reject(e.to_string()),
                         Err(e) => Outcome::Retry(e.to_string()),
