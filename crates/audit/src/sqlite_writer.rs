@@ -122,7 +122,19 @@ fn run(mut conn: Connection, inbox: mpsc::Receiver<Command>) {
     while let Ok(command) = inbox.recv() {
         match command {
             Command::Write { batches, recorded_at, reply } => {
-                let _ = reply.send(write(&mut conn, &inserts, &batches, recorded_at));
+                // A panic must not take the thread (and with it every later write) down: the
+                // transaction rolls back as it unwinds and this batch is retried like any
+                // failed one.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    write(&mut conn, &inserts, &batches, recorded_at)
+                }))
+                .unwrap_or_else(|_| {
+                    Err(AuditError::Transaction {
+                        what: "write",
+                        source: DbError::Writer("the SQLite writer panicked; the batch was rolled back".into()),
+                    })
+                });
+                let _ = reply.send(result);
             }
             Command::Close { reply } => {
                 drop(conn);

@@ -649,3 +649,23 @@ async fn bench_write_rates() {
         }
     }
 }
+
+/// A SQLite file store writes through its writer thread, shared rows and borrowed rows alike,
+/// with the same reports; once closed, a write is refused at once with a reason, never left
+/// waiting.
+#[tokio::test]
+async fn sqlite_shared_writes_then_close() {
+    let dir = temp_dir();
+    let store = connect(&sqlite_url(&dir)).await;
+    let rows = std::sync::Arc::new(sample_signals("shared/", 300));
+    let twice = [rows.clone(), rows.clone()];
+    let report = store.write_shared(&twice).await.expect("shared write");
+    assert_eq!(report, WriteReport { inserted: 300, duplicates: 300 });
+    assert_eq!(write(&store, &rows).await, WriteReport { inserted: 0, duplicates: 300 });
+    assert_eq!(store.count(Table::Signal).await.expect("count"), 300);
+    store.close().await;
+    match tokio::time::timeout(std::time::Duration::from_secs(5), store.write_shared(&twice)).await {
+        Ok(Err(e @ AuditError::Transaction { .. })) => assert!(e.to_string().contains("closed"), "{e}"),
+        other => panic!("write after close: {other:?}"),
+    }
+}
