@@ -5,6 +5,7 @@
 //! - [`producer`]: pipelined, batched XADD onto partitions ([`keys::partition_of`]);
 //! - [`consumer`]: consumer groups, fleets with partition leases, retries, dead letters,
 //!   checkpoints and graceful shutdown;
+//! - [`retention`]: trimming what every group has acknowledged;
 //! - [`dlq`], [`inspect`]: what operators look at and act on;
 //! - [`embedded`]: a private redis-server child for `tradeflow up` and tests.
 //!
@@ -25,6 +26,7 @@ pub mod metrics;
 pub mod pack;
 pub mod producer;
 pub mod reply;
+pub mod retention;
 pub mod tap;
 pub mod topology;
 

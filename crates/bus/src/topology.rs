@@ -73,6 +73,12 @@ pub struct StreamSpec {
     pub block: Duration,
     /// Most messages packed into one entry (see [`crate::pack`]); 1 turns packing off.
     pub pack_max: usize,
+    /// Trim entries that every group of the stream has acknowledged (see [`crate::retention`]),
+    /// so that a partition holds its backlog rather than `maxlen` entries of history.
+    pub trim_acked: bool,
+    /// How long an acknowledged entry stays anyway, for readers without a group (the edge's
+    /// live feed, which reads with plain XREAD).
+    pub trim_grace: Duration,
 }
 
 impl StreamSpec {
@@ -144,6 +150,8 @@ struct Defaults {
     read_count: u64,
     block_ms: u64,
     pack_max: u64,
+    trim_acked: bool,
+    trim_grace_ms: u64,
 }
 
 impl Default for Defaults {
@@ -159,6 +167,8 @@ impl Default for Defaults {
             read_count: 512,
             block_ms: 1_000,
             pack_max: 64,
+            trim_acked: true,
+            trim_grace_ms: 10_000,
         }
     }
 }
@@ -177,6 +187,8 @@ const POLICY_KEYS: &[&str] = &[
     "read_count",
     "block_ms",
     "pack_max",
+    "trim_acked",
+    "trim_grace_ms",
 ];
 const STREAM_ONLY_KEYS: &[&str] = &["description", "key", "groups"];
 
@@ -295,6 +307,17 @@ impl Reader {
             }
             Some(other) => {
                 self.problem(path, format!("expected an integer, got {}", type_name(other)));
+                default
+            }
+        }
+    }
+
+    fn bool(&mut self, table: &Table, key: &str, path: &str, default: bool) -> bool {
+        match table.get(key) {
+            None => default,
+            Some(Value::Boolean(b)) => *b,
+            Some(other) => {
+                self.problem(path, format!("expected true or false, got {}", type_name(other)));
                 default
             }
         }
@@ -435,6 +458,8 @@ impl Reader {
             read_count: self.int(t, "read_count", &p("read_count"), 1, 10_000, base.read_count),
             block_ms: self.int(t, "block_ms", &p("block_ms"), 1, 60_000, base.block_ms),
             pack_max: self.int(t, "pack_max", &p("pack_max"), 1, 10_000, base.pack_max),
+            trim_acked: self.bool(t, "trim_acked", &p("trim_acked"), base.trim_acked),
+            trim_grace_ms: self.int(t, "trim_grace_ms", &p("trim_grace_ms"), 0, 86_400_000, base.trim_grace_ms),
         };
         if d.retry_backoff_max_ms < d.retry_backoff_ms {
             self.problem(
@@ -472,6 +497,8 @@ impl Reader {
             read_count: d.read_count as usize,
             block: Duration::from_millis(d.block_ms),
             pack_max: d.pack_max as usize,
+            trim_acked: d.trim_acked,
+            trim_grace: Duration::from_millis(d.trim_grace_ms),
         }
     }
 
@@ -555,6 +582,19 @@ mod tests {
                 "groups.\"nobody\": no stream lists group \"nobody\" in its groups",
             ]
         );
+    }
+
+    #[test]
+    fn trim_acked_defaults_on_and_is_checked() {
+        let t = Topology::parse(MINIMAL, "t").unwrap();
+        assert!(t.streams["test.events"].trim_acked);
+        assert_eq!(t.streams["test.events"].trim_grace, Duration::from_secs(10));
+        let off = format!("[defaults]\ntrim_acked = false\n{MINIMAL}");
+        assert!(!Topology::parse(&off, "t").unwrap().streams["test.events"].trim_acked);
+        let bad = format!("{MINIMAL}trim_acked = \"yes\"\n");
+        let problems: Vec<String> =
+            Topology::parse(&bad, "t").unwrap_err().problems().iter().map(|p| p.to_string()).collect();
+        assert_eq!(problems, ["streams.\"test.events\".trim_acked: expected true or false, got a string"]);
     }
 
     #[test]

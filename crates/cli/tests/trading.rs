@@ -55,7 +55,7 @@ fn tradeflow(redis: &TestRedis, dir: &std::path::Path, args: &[&str]) -> tokio::
     let mut cmd = tokio::process::Command::new(BIN);
     cmd.args(args)
         .env("REDIS_URL", redis.url())
-        .env("TRADEFLOW_STREAMS", STREAMS)
+        .env("TRADEFLOW_STREAMS", dir.join("streams.toml"))
         .env("TRADEFLOW_PROFILES", dir.join("profiles.toml"))
         .env("TRADEFLOW_ACCOUNTS", dir.join("accounts.toml"))
         .env("DATABASE_URL", format!("sqlite://{}", dir.join("tradeflow.db").display()))
@@ -71,6 +71,13 @@ fn setup() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("profiles.toml"), PROFILES).unwrap();
     std::fs::write(dir.path().join("accounts.toml"), ACCOUNTS).unwrap();
+    // The project's topology, except that exec.fills keeps what the audit writer acknowledged:
+    // the test counts its messages against the store's rows after the run.
+    let streams = std::fs::read_to_string(STREAMS).unwrap();
+    let fills = "[streams.\"exec.fills\"]\n";
+    assert!(streams.contains(fills), "streams.toml has no exec.fills section");
+    std::fs::write(dir.path().join("streams.toml"), streams.replace(fills, &format!("{fills}trim_acked = false\n")))
+        .unwrap();
     dir
 }
 

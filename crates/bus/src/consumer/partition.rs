@@ -38,6 +38,9 @@ use crate::pack;
 use crate::producer::{Outgoing, add_xadds, count_produced};
 use crate::reply::{self, EntryId, RawEntry};
 
+/// Least time between two trims of acknowledged entries by one partition worker.
+const TRIM_EVERY: Duration = Duration::from_secs(1);
+
 /// A failed entry waiting for its retry.
 #[derive(Debug, Clone)]
 struct Parked {
@@ -81,6 +84,10 @@ pub(crate) struct PartitionWorker<H: Handler> {
     parked: BTreeMap<EntryId, Parked>,
     next_scan: Instant,
     next_tick: Option<Instant>,
+    /// When to trim what every group has acknowledged next (streams with `trim_acked`).
+    next_trim: Instant,
+    /// The last trim failed (logged once until one succeeds again).
+    trim_failing: bool,
     /// Highest entry id acknowledged by this worker, for checkpoints written by ticks.
     last_acked: Option<EntryId>,
     /// The partition's stop (shutdown or hand-over), checked between the batches of a read.
@@ -102,6 +109,8 @@ impl<H: Handler> PartitionWorker<H> {
             parked: BTreeMap::new(),
             next_scan: Instant::now(),
             next_tick,
+            next_trim: Instant::now(),
+            trim_failing: false,
             last_acked: None,
             stop: CancellationToken::new(),
         }
@@ -130,6 +139,7 @@ impl<H: Handler> PartitionWorker<H> {
                 self.next_scan = Instant::now() + (self.sh.spec.claim_idle / 2).min(Duration::from_secs(5));
             }
             self.tick_if_due().await?;
+            self.trim_if_due().await;
             let mut block = self.sh.spec.block;
             if let Some(due) = self.parked.values().map(|p| p.due).chain(self.next_tick).min() {
                 block = block.min(due.saturating_duration_since(Instant::now())).max(Duration::from_millis(1));
@@ -184,6 +194,34 @@ impl<H: Handler> PartitionWorker<H> {
         let _: () = pipe.query_async(&mut conn).await.op("tick outputs and checkpoint")?;
         count_produced(&self.sh.metrics, &outbox);
         Ok(())
+    }
+
+    /// Trims the partition below the oldest entry any group still needs, at most once per
+    /// [`TRIM_EVERY`] (at once again after a pass that hit its limit). Every group's worker does it; whichever runs first after the slowest
+    /// group acknowledges frees the memory. A failure only delays the trim: Redis keeps the
+    /// entries, and `MAXLEN` still bounds them.
+    async fn trim_if_due(&mut self) {
+        if !self.sh.spec.trim_acked || Instant::now() < self.next_trim {
+            return;
+        }
+        self.next_trim = Instant::now() + TRIM_EVERY;
+        match crate::retention::trim_acked(&self.sh.bus, &self.sh.spec.name, self.p).await {
+            Ok(t) => {
+                self.trim_failing = false;
+                if let crate::retention::Trimmed::Entries(n @ 1..) = t {
+                    self.sh.metrics.acked_trimmed.with_label_values(&[self.sh.spec.name.as_str()]).inc_by(n);
+                    if n >= crate::retention::TRIM_LIMIT {
+                        // More to release: the next pass runs after the next read.
+                        self.next_trim = Instant::now();
+                    }
+                }
+            }
+            Err(e) if !self.trim_failing => {
+                self.trim_failing = true;
+                warn!(partition = self.p, error = %e, "could not trim acknowledged entries; will retry");
+            }
+            Err(_) => {}
+        }
     }
 
     fn labels(&self) -> [&str; 2] {

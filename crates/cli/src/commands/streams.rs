@@ -36,6 +36,8 @@ struct StreamRow {
     retry_backoff_max_ms: u64,
     claim_idle_ms: u64,
     dlq_maxlen: u64,
+    /// Entries every group has acknowledged are trimmed (streams.toml `trim_acked`).
+    trim_acked: bool,
     redis_keys: Vec<String>,
     dlq_keys: Vec<String>,
 }
@@ -71,6 +73,7 @@ pub async fn run(settings: &Settings, cmd: StreamsCommand) -> anyhow::Result<()>
                     retry_backoff_max_ms: s.retry_backoff_max.as_millis() as u64,
                     claim_idle_ms: s.claim_idle.as_millis() as u64,
                     dlq_maxlen: s.dlq_maxlen,
+                    trim_acked: s.trim_acked,
                     redis_keys: keys.partitions(s),
                     dlq_keys: (0..s.partitions).map(|p| keys.dlq(&s.name, p)).collect(),
                 })
@@ -80,16 +83,18 @@ pub async fn run(settings: &Settings, cmd: StreamsCommand) -> anyhow::Result<()>
             }
             println!("topology: {} (namespace {:?})", settings.topology_source, settings.topology.namespace);
             println!(
-                "{:<14} {:>5} {:>9} {:>6} {:<20} {:<10} description",
-                "stream", "parts", "maxlen", "tries", "groups", "key"
+                "{:<14} {:>5} {:>9} {:>6} {:<5} {:<20} {:<10} description",
+                "stream", "parts", "maxlen", "tries", "trim", "groups", "key"
             );
             for r in rows {
                 println!(
-                    "{:<14} {:>5} {:>9} {:>6} {:<20} {:<10} {}",
+                    "{:<14} {:>5} {:>9} {:>6} {:<5} {:<20} {:<10} {}",
                     r.name,
                     r.partitions,
                     r.maxlen,
                     r.max_deliveries,
+                    // "acked": trimmed once every group acknowledged; "max": at maxlen only.
+                    if r.trim_acked { "acked" } else { "max" },
                     r.groups.join(","),
                     r.key,
                     r.description

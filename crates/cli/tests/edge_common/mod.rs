@@ -254,9 +254,11 @@ impl Edge {
             ("exec.fills", "audit"),
             ("audit.events", "audit"),
         ];
+        // Counted in the store: md.candles keeps only what a group still needs (trim_acked).
+        let store = self.store().await;
         loop {
             let mut all =
-                tradeflow_testkit::message_count(&self.bus, "md.candles").await >= (CANDLES * SYMBOLS.len()) as u64;
+                store.count(tradeflow_audit::Table::Candle).await.unwrap() >= (CANDLES * SYMBOLS.len()) as i64;
             for (s, g) in groups {
                 all &= tradeflow_bus::inspect::drained(&self.bus, s, g).await.unwrap();
             }

@@ -268,6 +268,10 @@ pub struct StreamConfig {
     pub block_ms: u64,
     /// Most messages packed into one stream entry (1: no packing).
     pub pack_max: usize,
+    /// Entries every group has acknowledged are trimmed (the partition holds its backlog).
+    pub trim_acked: bool,
+    /// How long acknowledged entries stay anyway, for readers without a group.
+    pub trim_grace_ms: u64,
     /// How each group of `groups` reads this stream (`[groups.<name>]`), in the same order.
     pub group_settings: Vec<GroupSettings>,
     /// Redis keys of the partitions, in partition order.
@@ -318,6 +322,8 @@ async fn stream_config(
         read_count: s.read_count,
         block_ms: ms(s.block),
         pack_max: s.pack_max,
+        trim_acked: s.trim_acked,
+        trim_grace_ms: ms(s.trim_grace),
         group_settings: s
             .groups
             .iter()
