@@ -651,6 +651,15 @@ impl AuditTarget {
     }
 }
 
+/// What the streams keep once every group has acknowledged it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// As streams.toml says (`trim_acked`).
+    AsConfigured,
+    /// Everything: the run reads every message's `produced_at` back from the streams.
+    Everything,
+}
+
 /// All stages in this process on a fresh namespace, audit into a fresh SQLite file (or a
 /// fresh PostgreSQL database on `audit_server`).
 async fn start_pipeline(
@@ -658,10 +667,16 @@ async fn start_pipeline(
     url: &str,
     tag: &str,
     audit_server: Option<&str>,
+    keep: Keep,
 ) -> anyhow::Result<PipelineRun> {
     let ns = format!("bench{tag}{}", std::process::id());
     // The operator's streams.toml (partitions, COUNT, lingers), on a namespace of its own.
-    let topology = settings.topology.clone().with_namespace(&ns)?;
+    let mut topology = settings.topology.clone().with_namespace(&ns)?;
+    if keep == Keep::Everything {
+        for s in topology.streams.values_mut() {
+            s.trim_acked = false;
+        }
+    }
     let bus = Bus::connect(url, topology).await?;
     bus.init().await?;
     let audit = AuditTarget::create(audit_server, tag).await?;
@@ -839,7 +854,7 @@ async fn pipeline(
     let symbols = candles.div_ceil(per_feed).max(1) as u32;
 
     // Throughput: everything as fast as it goes, clock from the first candle until drained.
-    let run = start_pipeline(settings, &url, "t", audit_server).await?;
+    let run = start_pipeline(settings, &url, "t", audit_server, Keep::AsConfigured).await?;
     let started = Instant::now();
     let loaded = run.replay(symbols, tradeflow_ingest::replay::Pace::Fast, None).await?;
     let replayed = started.elapsed().as_secs_f64();
@@ -862,7 +877,8 @@ async fn pipeline(
     }
 
     // Latency: a steady rate over 8 symbols.
-    let run = start_pipeline(settings, &url, "l", audit_server).await?;
+    // Keeps every message: the samples are read back from the streams afterwards.
+    let run = start_pipeline(settings, &url, "l", audit_server, Keep::Everything).await?;
     let n = (rate * latency_seconds) as u64;
     run.replay(8, tradeflow_ingest::replay::Pace::Rate(rate), Some(n)).await?;
     run.wait_drained(Instant::now(), Duration::from_secs(600)).await?;
