@@ -203,47 +203,44 @@ async fn a_consumer_trims_its_stream_down_to_the_last_entry_of_each_partition() 
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_pass_releases_at_most_its_limit() {
+/// A fresh Redis whose one partition holds `n` entries that groups a, b and c have all read and
+/// acknowledged, trimmed after `grace_ms`. Returns the server (keep it alive), the bus and the key.
+async fn acked_by_all(n: usize, grace_ms: u64) -> (TestRedis, Bus, String) {
     let redis = TestRedis::start().await;
     let url = redis.url();
     one_entry_per_node(&url).await;
-    let bus = redis.bus(three_groups(0)).await;
+    let bus = redis.bus(three_groups(grace_ms)).await;
     let key = bus.keys().partition(STREAM, 0);
     let mut pipe = redis::pipe();
-    for i in 0..2500 {
+    for i in 0..n {
         pipe.cmd("XADD").arg(&key).arg("*").arg("n").arg(i).ignore();
     }
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let () = pipe.query_async(&mut conn).await.unwrap();
     for g in ["a", "b", "c"] {
-        read_and_ack(&url, &key, g, 2500, 2500).await;
+        read_and_ack(&url, &key, g, n, n).await;
     }
+    (redis, bus, key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_pass_releases_at_most_its_limit() {
+    let (redis, bus, key) = acked_by_all(2500, 0).await;
     let limit = tradeflow_bus::retention::TRIM_LIMIT;
     assert_eq!(trim_acked(&bus, STREAM, 0).await.unwrap(), Trimmed::Entries(limit));
     assert_eq!(trim_acked(&bus, STREAM, 0).await.unwrap(), Trimmed::Entries(limit));
     assert_eq!(trim_acked(&bus, STREAM, 0).await.unwrap(), Trimmed::Entries(2499 - 2 * limit));
-    assert_eq!(ids(&url, &key).await.len(), 1);
+    assert_eq!(ids(&redis.url(), &key).await.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_entries_stay_for_the_grace_period() {
-    let redis = TestRedis::start().await;
-    let url = redis.url();
-    one_entry_per_node(&url).await;
-    let bus = redis.bus(three_groups(1500)).await;
-    let key = bus.keys().partition(STREAM, 0);
-    for i in 0..10 {
-        raw(&url, redis::cmd("XADD").arg(&key).arg("*").arg("n").arg(i)).await.unwrap();
-    }
-    for g in ["a", "b", "c"] {
-        read_and_ack(&url, &key, g, 10, 10).await;
-    }
+    let (redis, bus, key) = acked_by_all(10, 1500).await;
     // Acknowledged by all, but younger than the grace: a reader without a group (the edge's
     // live feed) may not have read them yet.
     assert_eq!(trim_acked(&bus, STREAM, 0).await.unwrap(), Trimmed::Entries(0));
     tokio::time::sleep(Duration::from_millis(1600)).await;
     assert_eq!(trim_acked(&bus, STREAM, 0).await.unwrap(), Trimmed::Entries(9));
-    assert_eq!(ids(&url, &key).await.len(), 1);
+    assert_eq!(ids(&redis.url(), &key).await.len(), 1);
 }
