@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tradeflow_audit::{Row, SignalRow, Table};
 
-const REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/reference/talib_btcusd_1h.csv");
+const REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/reference/talib_btcusd_1h.csv");
 const HOUR: i64 = 3_600_000;
 const MODELS: [&str; 3] = ["rsi", "macd", "technical"];
 

@@ -1,4 +1,4 @@
-//! `tradeflow indicators` end to end: the binary on the shared daily candles, every cell
+//! `tradeflow indicators` end to end: the binary on the daily candles of `tests/data`, every cell
 //! against TA-Lib's, and precise errors on malformed input.
 
 #[path = "../../indicators/tests/support/reference.rs"]
@@ -6,7 +6,7 @@ mod reference;
 
 use std::process::{Command, Output};
 
-use reference::{ColumnStats, Table, compare_row, shared_data};
+use reference::{ColumnStats, Table, compare_row, market, test_data};
 use tradeflow_indicators::COLUMNS;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tradeflow");
@@ -27,13 +27,13 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn every_cell_of_the_daily_file_matches_talib() {
-    let market = shared_data("market/btcusd_1d.csv");
+    let market = market("1d");
     let out = stdout(&tradeflow(&["indicators", "--csv", market.to_str().unwrap()]));
     let ours = Table::parse("tradeflow indicators output", &out).unwrap_or_else(|e| panic!("{e}"));
     let expected_header: Vec<&str> = ["timestamp"].into_iter().chain(COLUMNS).collect();
     assert_eq!(ours.header, expected_header);
 
-    let reference = Table::read(&shared_data("reference/talib_btcusd_1d.csv")).unwrap_or_else(|e| panic!("{e}"));
+    let reference = Table::read(&test_data("reference/talib_btcusd_1d.csv")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ours.rows.len(), reference.rows.len(), "one output row per candle");
     // The reference has `close` before the indicators.
     let first = reference.column(COLUMNS[0]).unwrap();
@@ -48,7 +48,7 @@ fn every_cell_of_the_daily_file_matches_talib() {
 
 #[test]
 fn out_writes_the_same_as_standard_output() {
-    let market = shared_data("market/btcusd_1d.csv");
+    let market = market("1d");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("indicators.csv");
     let printed = stdout(&tradeflow(&["indicators", "--csv", market.to_str().unwrap()]));

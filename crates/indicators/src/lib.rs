@@ -3,7 +3,7 @@
 //! Every indicator takes one value or one bar at a time through the `ta` crate's [`Next`] trait
 //! and returns `None` for exactly the rows where TA-Lib returns NaN (its "lookback"), so a
 //! live stream and a batch run over the same candles agree row by row. The rules (seeds,
-//! smoothing, edge cases) are those of `shared/data/CONVENTIONS.md`; where `ta` already follows
+//! smoothing, edge cases) are those of `tests/data/CONVENTIONS.md`; where `ta` already follows
 //! them (SMA, true range, OBV) its implementation is used, elsewhere the indicator is written
 //! here because `ta` seeds or smooths differently, or (Bollinger Bands) drifts on long streams.
 //! See each module.

@@ -1,5 +1,5 @@
 //! The indicator set as a stage uses it: warm-up rows, flat and zero-volume markets, refusal of
-//! out-of-order candles, reset, and checkpoint round trips. No shared data needed.
+//! out-of-order candles, reset, and checkpoint round trips. No reference files needed.
 
 use tradeflow_indicators::{Bar, COLUMNS, IndicatorError, IndicatorRow, IndicatorSet, Next, Reset};
 

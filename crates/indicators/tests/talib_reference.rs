@@ -1,4 +1,4 @@
-//! Every row and every column of the shared TA-Lib reference files: empty exactly where ours
+//! Every row and every column of the TA-Lib reference files in `tests/data`: empty exactly where ours
 //! is `None` (warm-up), otherwise within 1e-9 relative (see `support/reference.rs`).
 
 mod support;
@@ -6,20 +6,20 @@ mod support;
 use std::fs::File;
 use std::io::BufReader;
 
-use support::reference::{ColumnStats, Table, compare_row, report, shared_data};
+use support::reference::{ColumnStats, Table, compare_row, market, report, test_data};
 use tradeflow_core::candle_csv::CandleReader;
 use tradeflow_indicators::{Bar, COLUMNS, IndicatorSet, Next};
 
-fn bars(relative: &str) -> Vec<Bar> {
-    let path = shared_data(relative);
+fn bars(interval: &str) -> Vec<Bar> {
+    let path = market(interval);
     let file = File::open(&path).unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
     let reader = CandleReader::new(BufReader::new(file)).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     reader.bars().collect::<Result<_, _>>().unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn check(interval: &str) {
-    let candles = bars(&format!("market/btcusd_{interval}.csv"));
-    let path = shared_data(&format!("reference/talib_btcusd_{interval}.csv"));
+    let candles = bars(interval);
+    let path = test_data(&format!("reference/talib_btcusd_{interval}.csv"));
     let reference = Table::read(&path).unwrap_or_else(|e| panic!("{e}"));
     let expected_header: Vec<&str> = ["timestamp", "close"].into_iter().chain(COLUMNS).collect();
     assert_eq!(reference.header, expected_header, "{}: unexpected columns", path.display());
@@ -56,7 +56,7 @@ fn matches_talib_on_btcusd_1d() {
 /// window. (ta's Bollinger, whose error grows with the stream, fails this for σ.)
 #[test]
 fn running_sums_do_not_drift_over_half_a_million_candles() {
-    let base = bars("market/btcusd_1h.csv");
+    let base = bars("1h");
     let span = base.last().map_or(0, |c| c.open_time()) - base[0].open_time() + 3_600_000;
     let mut set = IndicatorSet::new();
     let mut closes = Vec::new();

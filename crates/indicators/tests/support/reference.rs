@@ -1,5 +1,6 @@
-//! The shared TA-Lib reference files and the comparison rule, for the indicators' tests and
-//! the CLI's (which includes this file with `#[path]`, so both check by the same rule).
+//! The TA-Lib reference files committed under `tests/data` and the comparison rule, for the
+//! indicators' tests and the CLI's (which includes this file with `#[path]`, so both check by
+//! the same rule).
 //!
 //! Plain `split(',')` parsing: the files have no quoting. Errors name the file, the line and
 //! the column instead of panicking half-way through a 20,000-row file.
@@ -11,16 +12,26 @@ use std::path::PathBuf;
 /// |ours − TA-Lib| ≤ TOLERANCE · max(1, |TA-Lib|).
 pub const TOLERANCE: f64 = 1e-9;
 
-/// A file of `../shared/data` (beside the repository, as CI clones it), or a panic that says
-/// where it was looked for.
-pub fn shared_data(relative: &str) -> PathBuf {
-    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data")).join(relative);
-    assert!(
-        path.is_file(),
-        "shared data file {} is missing: these tests need the `shared` directory beside the repository \
-         (…/shared/data/market and …/shared/data/reference)",
-        path.display()
-    );
+/// The repository's root: both crates that include this file sit two levels below it.
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+/// A file of the repository's `tests/data` (see its README.md), or a panic that says where it
+/// was looked for.
+pub fn test_data(relative: &str) -> PathBuf {
+    existing(PathBuf::from(ROOT).join("tests/data").join(relative))
+}
+
+/// The candles a reference file was computed from: `1h` is the bundled demo feed (byte for byte
+/// the file TA-Lib was run on, so it is not kept twice), `1d` is in `tests/data/market`.
+pub fn market(interval: &str) -> PathBuf {
+    match interval {
+        "1h" => existing(PathBuf::from(ROOT).join("demo/btcusd_1h.csv")),
+        other => test_data(&format!("market/btcusd_{other}.csv")),
+    }
+}
+
+fn existing(path: PathBuf) -> PathBuf {
+    assert!(path.is_file(), "test data file {} is missing from the repository", path.display());
     path
 }
 
