@@ -41,6 +41,10 @@ pub struct Decision {
     pub symbol: String,
     pub interval: Interval,
     pub open_time: i64,
+    /// The candle's open (from its signals); `None` when they did not carry it (older
+    /// signals, manual decisions).
+    #[serde(default)]
+    pub open: Option<f64>,
     pub high: f64,
     pub low: f64,
     pub close: f64,

@@ -118,6 +118,10 @@ pub struct BarMark {
     pub open_time: i64,
     /// When the bar closed; the time of everything that happens on it.
     pub close_time: i64,
+    /// The bar's open: where a paper book with `fill_at = "next_open"` fills the market orders
+    /// held from the symbol's previous bar. `None` in messages from before it was carried.
+    #[serde(default)]
+    pub open: Option<f64>,
     pub high: f64,
     pub low: f64,
     pub close: f64,
@@ -148,6 +152,21 @@ pub struct OrderIntent {
     pub trailing_stop_pct: Option<f64>,
     /// Why, in words: the decision's summary or the command.
     pub reason: String,
+    /// Set when the book sizes the order itself at fill time (`quantity` is then risk's
+    /// estimate at the decision bar's close, on which its checks ran). Absent in older
+    /// messages: `quantity` is the size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fill_sizing: Option<FillSizing>,
+}
+
+/// How a book sizes an order at fill time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FillSizing {
+    /// As much as the account's available margin buys at the fill price, fees included:
+    /// quantity = available margin × leverage / (price × (1 + taker fee × leverage)), floored
+    /// to the book's lot step (backtesting.py's `buy()` with no size, at leverage 1).
+    AllIn,
 }
 
 impl OrderIntent {

@@ -97,6 +97,10 @@ pub struct Signal {
     pub interval: Interval,
     /// Open time of the candle.
     pub open_time: i64,
+    /// The candle's open, so that a paper book filling at the next bar's open
+    /// (`fill_at = "next_open"`) has it. `None` in signals from before it was carried.
+    #[serde(default)]
+    pub open: Option<f64>,
     /// The candle's high and low, so that later stages (paper stops, liquidation) see the
     /// whole bar.
     pub high: f64,
@@ -142,6 +146,8 @@ pub struct SignalVote {
     pub symbol: String,
     pub interval: Interval,
     pub open_time: i64,
+    #[serde(default)]
+    pub open: Option<f64>,
     pub high: f64,
     pub low: f64,
     pub close: f64,
@@ -172,6 +178,7 @@ impl From<&Signal> for SignalVote {
             symbol: s.symbol.clone(),
             interval: s.interval,
             open_time: s.open_time,
+            open: s.open,
             high: s.high,
             low: s.low,
             close: s.close,

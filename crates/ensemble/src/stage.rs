@@ -37,6 +37,9 @@ struct Join {
     symbol: String,
     interval: Interval,
     open_time: i64,
+    /// The candle's open, from its first signal (absent from older checkpoints).
+    #[serde(default)]
+    open: Option<f64>,
     high: f64,
     low: f64,
     close: f64,
@@ -144,6 +147,7 @@ impl EnsembleStage {
             symbol: signal.symbol.clone(),
             interval: signal.interval,
             open_time: signal.open_time,
+            open: signal.open,
             high: signal.high,
             low: signal.low,
             close: signal.close,
@@ -282,6 +286,7 @@ fn decide(candle_id: &str, join: &mut Join, profile: &Profile, trigger: Trigger)
         symbol: join.symbol.clone(),
         interval: join.interval,
         open_time: join.open_time,
+        open: join.open,
         high: join.high,
         low: join.low,
         close: join.close,

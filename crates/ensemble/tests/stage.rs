@@ -32,6 +32,7 @@ fn signal(open_time: i64, model: &str, action: Action, confidence: f64) -> Signa
         symbol: "BTC".into(),
         interval: Interval::H1,
         open_time,
+        open: Some(100.0),
         high: 101.0,
         low: 99.0,
         close: 100.0,

@@ -238,6 +238,8 @@ async fn handle(
         stop_loss: None,
         take_profit: None,
         trailing_stop_pct: None,
+        // The exchange filled what it filled: the book must not size it again.
+        fill_sizing: None,
         ..order.clone()
     };
     let book = state.books.entry(account.to_string()).or_insert_with(|| {
@@ -246,6 +248,7 @@ async fn handle(
             maker_fee: cfg.taker_fee,
             slippage_bps: 0.0,
             maintenance_margin_rate: 0.0,
+            ..PaperConfig::default()
         };
         PaperBook::new(account, cfg.starting_balance, config)
     });

@@ -156,7 +156,15 @@ fn desk(url: &str) -> ExchangeDesk {
 }
 
 fn bar() -> BarMark {
-    BarMark { symbol: "BTCUSDT".into(), open_time: 0, close_time: 3_600_000, high: 102.0, low: 99.0, close: 100.0 }
+    BarMark {
+        symbol: "BTCUSDT".into(),
+        open_time: 0,
+        close_time: 3_600_000,
+        open: None,
+        high: 102.0,
+        low: 99.0,
+        close: 100.0,
+    }
 }
 
 fn order(seq: u64, intent: Intent) -> RiskMessage {
@@ -178,6 +186,7 @@ fn order(seq: u64, intent: Intent) -> RiskMessage {
         take_profit: None,
         trailing_stop_pct: None,
         reason: "test".into(),
+        fill_sizing: None,
     })
 }
 

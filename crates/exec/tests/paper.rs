@@ -24,7 +24,7 @@ fn book() -> PaperBook {
 
 /// Bar `n` of SYM: closes at `n` minutes.
 fn bar(n: i64, high: f64, low: f64, close: f64) -> BarMark {
-    BarMark { symbol: SYM.into(), open_time: (n - 1) * 60_000, close_time: n * 60_000, high, low, close }
+    BarMark { symbol: SYM.into(), open_time: (n - 1) * 60_000, close_time: n * 60_000, open: None, high, low, close }
 }
 
 fn order(seq: u64, bar: BarMark, intent: Intent, direction: Direction, quantity: f64) -> OrderIntent {
@@ -49,6 +49,7 @@ fn order(seq: u64, bar: BarMark, intent: Intent, direction: Direction, quantity:
         take_profit: None,
         trailing_stop_pct: None,
         reason: "test".into(),
+        fill_sizing: None,
     }
 }
 
@@ -527,6 +528,7 @@ fn serde_round_trip_gives_an_equal_book() {
         symbol: "ETHUSDT".into(),
         open_time: 0,
         close_time: 60_000,
+        open: None,
         high: 2010.0,
         low: 1990.0,
         close: 2000.0,
@@ -549,7 +551,13 @@ fn serde_round_trip_gives_an_equal_book() {
 #[test]
 fn config_validation_lists_every_bad_field() {
     assert_eq!(PaperConfig::default().validate(), Ok(()));
-    let bad = PaperConfig { taker_fee: 0.02, maker_fee: -0.001, slippage_bps: 501.0, maintenance_margin_rate: 0.5 };
+    let bad = PaperConfig {
+        taker_fee: 0.02,
+        maker_fee: -0.001,
+        slippage_bps: 501.0,
+        maintenance_margin_rate: 0.5,
+        ..PaperConfig::default()
+    };
     let problems = bad.validate().unwrap_err();
     assert_eq!(problems.len(), 4, "{problems:?}");
     for (p, field) in problems.iter().zip(["taker_fee", "maker_fee", "slippage_bps", "maintenance_margin_rate"]) {
@@ -557,7 +565,13 @@ fn config_validation_lists_every_bad_field() {
     }
     let nan = PaperConfig { slippage_bps: f64::NAN, ..PaperConfig::default() };
     assert_eq!(nan.validate().unwrap_err().len(), 1);
-    let edges = PaperConfig { taker_fee: 0.01, maker_fee: 0.0, slippage_bps: 500.0, maintenance_margin_rate: 0.0 };
+    let edges = PaperConfig {
+        taker_fee: 0.01,
+        maker_fee: 0.0,
+        slippage_bps: 500.0,
+        maintenance_margin_rate: 0.0,
+        ..PaperConfig::default()
+    };
     assert_eq!(edges.validate(), Ok(()));
 }
 
@@ -625,6 +639,7 @@ fn build(msgs: &[Msg]) -> Vec<RiskMessage> {
             symbol: symbols[*s].into(),
             open_time: seq as i64 * 60_000 - 60_000,
             close_time: seq as i64 * 60_000,
+            open: Some(open),
             high: open.max(close) * (1.0 + up),
             low: open.min(close) * (1.0 - down),
             close,

@@ -4,6 +4,8 @@
 //!   resistance, volatility, volume);
 //! - [`rules`]: the rule strategies (RSI, MACD, Bollinger Bands, volume, stochastic) and their
 //!   composite;
+//! - [`sma_cross`]: the SMA crossover model (backtesting.py's reference strategy), with its
+//!   streaming per-series state;
 //! - [`stage`]: the pure state machine (indicator state per series, rule models, signals, and
 //!   the context the LLM analysts read);
 //! - [`llm`]: LLM analysts (OpenAI-compatible and Anthropic), one signal each per candle;
@@ -12,6 +14,7 @@
 pub mod condition;
 pub mod llm;
 pub mod rules;
+pub mod sma_cross;
 pub mod stage;
 pub mod worker;
 

@@ -6,6 +6,8 @@ use tradeflow_core::market::Bar;
 use tradeflow_core::signal::Action;
 use tradeflow_indicators::IndicatorRow;
 
+use crate::sma_cross::SmaCrossParams;
+
 /// The rule strategies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -48,6 +50,8 @@ pub struct RuleParams {
     pub volume_spike: f64,
     pub stoch_oversold: f64,
     pub stoch_overbought: f64,
+    /// The `sma_cross` model's SMA lengths (`[rules.sma_cross] fast = 10, slow = 20`).
+    pub sma_cross: SmaCrossParams,
 }
 
 impl Default for RuleParams {
@@ -59,6 +63,7 @@ impl Default for RuleParams {
             volume_spike: 2.0,
             stoch_oversold: 20.0,
             stoch_overbought: 80.0,
+            sma_cross: SmaCrossParams::default(),
         }
     }
 }
@@ -82,6 +87,7 @@ impl RuleParams {
         if !(self.volume_spike > 1.0 && self.volume_spike.is_finite()) {
             problems.push(format!("volume_spike must be above 1, got {}", self.volume_spike));
         }
+        problems.extend(self.sma_cross.validate());
         problems
     }
 }
@@ -100,7 +106,7 @@ impl Verdict {
         Self { action: Action::Hold, score: 0.0, reasoning, features }
     }
 
-    fn warming(what: &str) -> Self {
+    pub(crate) fn warming(what: &str) -> Self {
         Self::hold(format!("warming up: {what} has no value yet"), Vec::new())
     }
 }

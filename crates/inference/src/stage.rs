@@ -14,6 +14,7 @@ use tradeflow_indicators::{COLUMNS, IndicatorRow, IndicatorSet, Next};
 use crate::condition::{ConditionParams, RecentRange, assess};
 use crate::llm::Analyst;
 use crate::rules::{Previous, RuleParams, Strategy, Verdict, evaluate, vote};
+use crate::sma_cross::SmaCross;
 
 /// A model the stage runs on every candle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,13 +23,30 @@ pub enum ModelSpec {
     Rule(Strategy),
     /// All rule strategies voting together (`technical`), with each one's score.
     Technical,
+    /// The SMA crossover (`sma_cross`, parameters `[rules.sma_cross]`): long on a cross up,
+    /// short on a cross down, hold otherwise; see [`crate::sma_cross`]. Not part of
+    /// `technical`.
+    SmaCross,
 }
 
 impl ModelSpec {
+    /// Every rule model name, for messages.
+    pub const NAMES: &'static str = "rsi, macd, bollinger, volume, stochastic, technical, sma_cross";
+
     pub fn name(&self) -> &'static str {
         match self {
             Self::Rule(s) => s.name(),
             Self::Technical => "technical",
+            Self::SmaCross => "sma_cross",
+        }
+    }
+
+    /// The rule model of this name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "technical" => Some(Self::Technical),
+            "sma_cross" => Some(Self::SmaCross),
+            n => Strategy::parse(n).map(Self::Rule),
         }
     }
 }
@@ -63,16 +81,10 @@ impl StageConfig {
         let mut models = Vec::new();
         let mut problems = Vec::new();
         for name in names {
-            let spec = match name.as_str() {
-                "technical" => Some(ModelSpec::Technical),
-                n => Strategy::parse(n).map(ModelSpec::Rule),
-            };
-            match spec {
+            match ModelSpec::parse(name) {
                 Some(s) if models.contains(&s) => problems.push(format!("model {name:?} is listed twice")),
                 Some(s) => models.push(s),
-                None => problems.push(format!(
-                    "unknown model {name:?}; expected one of rsi, macd, bollinger, volume, stochastic, technical"
-                )),
+                None => problems.push(format!("unknown model {name:?}; expected one of {}", ModelSpec::NAMES)),
             }
         }
         if models.is_empty() && problems.is_empty() {
@@ -130,6 +142,7 @@ pub struct ModelContext {
     pub symbol: String,
     pub interval: Interval,
     pub open_time: i64,
+    pub open: f64,
     pub high: f64,
     pub low: f64,
     pub close: f64,
@@ -188,11 +201,20 @@ struct SeriesState {
     prev: Previous,
     /// The last candle's close and indicators, for the other intervals' contexts.
     last: Option<(f64, IndicatorRow)>,
+    /// The `sma_cross` window, kept only when that model runs (absent from older checkpoints).
+    #[serde(default)]
+    sma_cross: Option<SmaCross>,
 }
 
 impl Default for SeriesState {
     fn default() -> Self {
-        Self { indicators: IndicatorSet::new(), range: RecentRange::default(), prev: Previous::default(), last: None }
+        Self {
+            indicators: IndicatorSet::new(),
+            range: RecentRange::default(),
+            prev: Previous::default(),
+            last: None,
+            sma_cross: None,
+        }
     }
 }
 
@@ -265,6 +287,7 @@ impl InferenceStage {
             symbol: candle.symbol.clone(),
             interval: candle.interval,
             open_time: candle.bar.open_time(),
+            open: candle.bar.open(),
             high: candle.bar.high(),
             low: candle.bar.low(),
             close: candle.bar.close(),
@@ -289,8 +312,13 @@ impl InferenceStage {
         let prev = state.prev;
         state.prev = Previous { macd_hist: row.macd_hist_12_26_9 };
         state.last = Some((bar.close(), row));
-
         let p = &self.config.rules;
+        let sma_cross = self
+            .config
+            .models
+            .contains(&ModelSpec::SmaCross)
+            .then(|| state.sma_cross.get_or_insert_with(SmaCross::default).next(bar.close(), &p.sma_cross));
+
         // Formatted once: it was formatted again for each model's signal.
         let candle_id = candle.id().into_string();
         let mut out = Vec::with_capacity(self.config.models.len());
@@ -315,13 +343,22 @@ impl InferenceStage {
                     let features = verdicts.iter().flat_map(|(_, v)| v.features.iter().copied()).collect::<Vec<_>>();
                     (action, confidence, scores, reasoning, to_map(&features))
                 }
+                ModelSpec::SmaCross => {
+                    // Always computed above when this model is configured.
+                    let v = sma_cross.clone().unwrap_or_else(|| Verdict::warming("sma_cross"));
+                    let scores = BTreeMap::from([(model.name().to_string(), v.score)]);
+                    (v.action, v.score, scores, v.reasoning, to_map(&v.features))
+                }
             };
-            let (stop_loss, take_profit) = exits(action, bar.close(), &row);
+            // The crossover leaves on the opposite cross: no suggested exits.
+            let (stop_loss, take_profit) =
+                if *model == ModelSpec::SmaCross { (None, None) } else { exits(action, bar.close(), &row) };
             out.push(Signal {
                 candle_id: candle_id.clone(),
                 symbol: candle.symbol.clone(),
                 interval: candle.interval,
                 open_time: bar.open_time(),
+                open: Some(bar.open()),
                 high: bar.high(),
                 low: bar.low(),
                 close: bar.close(),

@@ -34,6 +34,14 @@ pub enum Sizing {
     /// decision's confidence and b the take-profit / stop distance ratio (or `payoff` when the
     /// decision has no exits). A non-positive Kelly fraction sizes nothing.
     Kelly { cap: f64, payoff: f64 },
+    /// Everything the account has (`sizing = { method = "all_in" }`): the book sizes the
+    /// entry when it fills, to what the available margin buys at the fill price with the taker
+    /// fee, floored to the paper `lot_step` (see `PaperBook::all_in_quantity`). Risk runs its
+    /// checks on the same computation at the decision bar's close. With `paper = { taker_fee =
+    /// 0.001, slippage_bps = 0.0, fill_at = "next_open", lot_step = 1e-8 }`, leverage 1 and no
+    /// shorts this is backtesting.py's `buy()` with `commission=0.001` on a fractional unit
+    /// of 1e-8.
+    AllIn,
 }
 
 impl Default for Sizing {
@@ -259,6 +267,11 @@ impl AccountConfig {
                 p.push(format!("{path}.binance: only for executor \"binance_futures\" (this account is paper)"))
             }
             _ => {}
+        }
+        if self.executor != ExecutorKind::Paper && self.paper.fill_at != tradeflow_exec::paper::FillAt::Close {
+            p.push(format!(
+                "{path}.paper.fill_at: \"next_open\" is for paper accounts (an exchange fills when it fills)"
+            ));
         }
         if let Err(problems) = self.paper.validate() {
             p.extend(problems.into_iter().map(|e| format!("{path}.paper.{e}")));

@@ -24,6 +24,7 @@ use tradeflow_core::signal::Action;
 use tradeflow_exec::paper::PaperBook;
 
 use crate::account::{AccountConfig, Sizing};
+use tradeflow_core::order::FillSizing;
 
 const DAY_MS: i64 = 86_400_000;
 const SNAPSHOT_VERSION: u16 = 1;
@@ -168,6 +169,7 @@ impl RiskStage {
             symbol: d.symbol.clone(),
             open_time: d.open_time,
             close_time: d.open_time + d.interval.millis(),
+            open: d.open,
             high: d.high,
             low: d.low,
             close: d.close,
@@ -231,6 +233,7 @@ fn apply_control(cfg: &AccountConfig, st: &mut AccountState, control: &ControlSt
                     take_profit: None,
                     trailing_stop_pct: None,
                     reason: format!("emergency stop {stop}"),
+                    fill_sizing: None,
                 };
                 let events = st.book.execute(&order);
                 record_results(cfg, st, &events, order.bar.close_time, &mut out);
@@ -303,6 +306,9 @@ fn step(cfg: &AccountConfig, st: &mut AccountState, d: &Decision, bar: &BarMark,
     let id = d.id().child(&cfg.id).into_string();
     st.seq += 1;
     let seq = st.seq;
+    // Whether the executor's book needs this bar whatever is decided: the shadow's mark below
+    // may fill a held order or stop a position out, and the executor must see the same bar.
+    let had_business = st.book.has_business(&bar.symbol);
     // The bar first: stops, take-profits and liquidations happen before the decision is acted on.
     let events = st.book.mark(&id, seq, bar);
     st.last_bars.insert(bar.symbol.clone(), bar.clone());
@@ -356,10 +362,11 @@ fn step(cfg: &AccountConfig, st: &mut AccountState, d: &Decision, bar: &BarMark,
         let events = st.book.execute(o);
         record_results(cfg, st, &events, bar.close_time, &mut out);
     }
-    // A mark only matters to a book with something in the symbol (a position to check stops
-    // and liquidation against, a resting limit order): otherwise it is not sent, and the seq it
-    // would have taken goes to the next message. The executor's book is the same either way.
-    let idle = st.book.position(&bar.symbol).is_none() && st.book.pending_order(&bar.symbol).is_none();
+    // A mark only matters to a book with something in the symbol before or after the bar (a
+    // position to check stops and liquidation against, a resting limit order, a market order
+    // held for this open): otherwise it is not sent, and the seq it would have taken goes to
+    // the next message. The executor's book is the same either way.
+    let idle = !had_business && !st.book.has_business(&bar.symbol);
     if matches!(message, RiskMessage::Mark(_)) && idle {
         st.seq -= 1;
         return out;
@@ -398,6 +405,7 @@ fn order(
         take_profit: if opening { valid_target(direction, bar.close, d.take_profit) } else { None },
         trailing_stop_pct: if opening { cfg.trailing_stop_pct } else { None },
         reason: format!("{} {} ({:.2}): {}", d.profile, d.action.as_str(), d.confidence, d.reasoning),
+        fill_sizing: (opening && cfg.sizing == Sizing::AllIn).then_some(FillSizing::AllIn),
     }
 }
 
@@ -457,7 +465,18 @@ fn check_entry(
     if open >= r.max_open_positions {
         return Err(RefusalReason::MaxOpenPositions { open, max: r.max_open_positions });
     }
-    let quantity = size(cfg, equity, price, stop, valid_target(direction, price, d.take_profit), d.confidence);
+    let quantity = match cfg.sizing {
+        // An estimate at this close: the book sizes the order again at its fill price.
+        Sizing::AllIn => st.book.all_in_quantity(price, cfg.leverage),
+        _ => cfg.paper.floor_to_lot(size(
+            cfg,
+            equity,
+            price,
+            stop,
+            valid_target(direction, price, d.take_profit),
+            d.confidence,
+        )),
+    };
     let notional = quantity * price;
     if !(quantity.is_finite() && quantity > 0.0) || notional < r.min_notional {
         return Err(RefusalReason::SizeTooSmall { quantity: if quantity.is_finite() { quantity } else { 0.0 } });
@@ -509,6 +528,8 @@ fn size(cfg: &AccountConfig, equity: f64, price: f64, stop: Option<f64>, target:
             let k = confidence - (1.0 - confidence) / b;
             if k <= 0.0 { 0.0 } else { k.min(cap) * equity / price }
         }
+        // Sized by the book (check_entry does not come here for it).
+        Sizing::AllIn => 0.0,
     }
 }
 

@@ -175,6 +175,7 @@ pub fn flat_decision(
         symbol: symbol.into(),
         interval: tradeflow_core::market::Interval::H1,
         open_time,
+        open: Some(close),
         high: close,
         low: close,
         close,

@@ -102,7 +102,7 @@ pub(crate) struct Engine {
 }
 
 fn is_rule_model(name: &str) -> bool {
-    name == "technical" || Strategy::parse(name).is_some()
+    ModelSpec::parse(name).is_some()
 }
 
 impl Engine {

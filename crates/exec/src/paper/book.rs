@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use tradeflow_core::execution::{
     AccountUpdate, ExecEvent, Fill, FillReason, Liquidity, PositionStatus, PositionUpdate,
 };
-use tradeflow_core::order::{BarMark, Direction, Intent, OrderIntent, OrderType, RiskMessage, Side};
+use tradeflow_core::order::{BarMark, Direction, FillSizing, Intent, OrderIntent, OrderType, RiskMessage, Side};
 
-use super::config::PaperConfig;
+use super::config::{FillAt, PaperConfig};
 
 /// An open position (linear, isolated margin).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +89,10 @@ pub struct PaperBook {
     positions: BTreeMap<String, Position>,
     /// Resting limit orders, one per symbol.
     pending: BTreeMap<String, OrderIntent>,
+    /// Market orders held for the open of the symbol's next bar (`fill_at = "next_open"`), in
+    /// the order they came.
+    #[serde(default)]
+    held: BTreeMap<String, Vec<OrderIntent>>,
     /// Close time of the last bar marked or executed on, per symbol.
     last_bar: BTreeMap<String, i64>,
 }
@@ -104,6 +108,7 @@ impl PaperBook {
             last_seq: 0,
             positions: BTreeMap::new(),
             pending: BTreeMap::new(),
+            held: BTreeMap::new(),
             last_bar: BTreeMap::new(),
         }
     }
@@ -233,6 +238,36 @@ impl PaperBook {
         self.pending.values()
     }
 
+    /// The market orders of a symbol held for the open of its next bar (`fill_at =
+    /// "next_open"`), in the order they fill.
+    pub fn held_orders(&self, symbol: &str) -> &[OrderIntent] {
+        self.held.get(symbol).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether the book has anything in `symbol` that its next bar acts on: a position, a
+    /// resting limit order or a held market order.
+    pub fn has_business(&self, symbol: &str) -> bool {
+        self.positions.contains_key(symbol) || self.pending.contains_key(symbol) || self.held.contains_key(symbol)
+    }
+
+    /// The all-in quantity at `price` ([`FillSizing::AllIn`]): what the available margin buys
+    /// at `leverage`, the taker fee included, floored to the lot step:
+    /// available × leverage / (price × (1 + taker fee × leverage)). At leverage 1 on a flat
+    /// account that is equity / (price × (1 + fee)), backtesting.py's all-in `buy()`. Without
+    /// a lot step it is shrunk by a relative 1e-12, so that rounding never makes it ask for
+    /// more margin than there is. 0 when nothing can be bought.
+    pub fn all_in_quantity(&self, price: f64, leverage: f64) -> f64 {
+        let available = self.available_margin();
+        if !(price.is_finite() && price > 0.0 && leverage.is_finite() && leverage > 0.0 && available > 0.0) {
+            return 0.0;
+        }
+        let quantity = available * leverage / (price * (1.0 + self.config.taker_fee * leverage));
+        match self.config.lot_step {
+            Some(_) => self.config.floor_to_lot(quantity),
+            None => quantity * (1.0 - 1e-12),
+        }
+    }
+
     pub fn last_seq(&self) -> u64 {
         self.last_seq
     }
@@ -260,6 +295,20 @@ impl PaperBook {
             return;
         }
         self.last_bar.insert(symbol.to_string(), bar.close_time);
+
+        // 0. Market orders held for this open (`fill_at = "next_open"`), timed at the open.
+        if let Some(orders) = self.held.remove(symbol) {
+            for order in &orders {
+                let (reference, time) = match bar.open {
+                    Some(open) if open.is_finite() && open > 0.0 => (open, bar.open_time),
+                    _ => (order.bar.close, order.bar.close_time),
+                };
+                batch.time = time;
+                let price = self.slipped(order_side(order), reference);
+                self.fill_order(batch, order, price, Liquidity::Taker, reference, &order.id);
+            }
+            batch.time = bar.close_time;
+        }
 
         // 1. The resting limit order (placed on an earlier bar).
         if let Some(order) = self.pending.get(symbol) {
@@ -339,6 +388,10 @@ impl PaperBook {
             self.pending.insert(bar.symbol.clone(), order.clone());
             return;
         }
+        if self.config.fill_at == FillAt::NextOpen {
+            self.held.entry(bar.symbol.clone()).or_default().push(order.clone());
+            return;
+        }
         let price = self.slipped(order_side(order), bar.close);
         let cause = batch.cause;
         self.fill_order(batch, order, price, Liquidity::Taker, bar.close, cause);
@@ -373,8 +426,11 @@ impl PaperBook {
                     let emergency = order.reason.get(..9).is_some_and(|s| s.eq_ignore_ascii_case("emergency"));
                     (p.quantity, if emergency { FillReason::EmergencyClose } else { FillReason::Exit })
                 } else {
-                    (order.quantity.min(p.quantity), FillReason::Exit)
+                    (self.config.floor_to_lot(order.quantity).min(p.quantity), FillReason::Exit)
                 };
+                if quantity <= 0.0 {
+                    return;
+                }
                 self.close(batch, symbol, quantity, price, liquidity, reason, order_id);
                 if let Some(p) = self.positions.get_mut(symbol) {
                     p.mark_price = mark;
@@ -395,7 +451,13 @@ impl PaperBook {
     ) {
         let symbol = order.bar.symbol.as_str();
         let direction = order.direction;
-        let quantity = order.quantity;
+        let quantity = match order.fill_sizing {
+            Some(FillSizing::AllIn) => self.all_in_quantity(price, order.leverage),
+            None => self.config.floor_to_lot(order.quantity),
+        };
+        if !(quantity.is_finite() && quantity > 0.0) {
+            return;
+        }
         let fee = quantity * price * self.fee_rate(liquidity);
         self.fees += fee;
         let mmr = self.config.maintenance_margin_rate;
@@ -681,7 +743,8 @@ mod tests {
 
     #[test]
     fn invalid_orders_are_ignored() {
-        let bar = BarMark { symbol: "X".into(), open_time: 0, close_time: 1, high: 1.0, low: 1.0, close: 1.0 };
+        let bar =
+            BarMark { symbol: "X".into(), open_time: 0, close_time: 1, open: None, high: 1.0, low: 1.0, close: 1.0 };
         let mut o = OrderIntent {
             id: "o".into(),
             decision_id: "d".into(),
@@ -699,6 +762,7 @@ mod tests {
             take_profit: None,
             trailing_stop_pct: None,
             reason: String::new(),
+            fill_sizing: None,
         };
         assert!(is_valid(&o));
         o.leverage = 0.0;

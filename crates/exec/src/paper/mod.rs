@@ -43,4 +43,4 @@ mod book;
 mod config;
 
 pub use book::{Applied, PaperBook, Position};
-pub use config::PaperConfig;
+pub use config::{FillAt, PaperConfig};

@@ -212,6 +212,7 @@ impl Analyst {
             symbol: ctx.symbol.clone(),
             interval: ctx.interval,
             open_time: ctx.open_time,
+            open: Some(ctx.open),
             high: ctx.high,
             low: ctx.low,
             close: ctx.close,
