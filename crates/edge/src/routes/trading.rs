@@ -701,35 +701,25 @@ async fn delete_account(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TradingSwitch {
     pub account: String,
-    /// What was asked.
     pub trading_enabled: bool,
     /// Id of the `set_trading` command.
     pub command: String,
-    /// Whether this process's control follower applied it within the wait (2 s). `false`
-    /// (answered 202): sent, not confirmed; the account view says when it is.
-    pub applied: bool,
 }
 
 async fn switch(state: &AppState, caller: &Caller, id: &str, enabled: bool) -> Result<TradingSwitch, ApiError> {
     find_account(state, id)?;
-    // Answer once this process's follower has applied it, so a read right after agrees; or
-    // say that it has not.
-    let (command, applied) = crate::routes::control::send_and_wait(
-        state,
-        caller,
-        Command::SetTrading { account: id.to_string(), enabled },
-        |s| s.trading.get(id) == Some(&enabled),
-    )
-    .await?;
-    Ok(TradingSwitch { account: id.to_string(), trading_enabled: enabled, command, applied })
+    let c = state.command(caller, Command::SetTrading { account: id.to_string(), enabled }).await?;
+    // Answer once this process's follower has seen it, so a read right after agrees.
+    let mut rx = state.control.clone();
+    let _ = tokio::time::timeout(Duration::from_secs(2), rx.wait_for(|s| s.trading.get(id) == Some(&enabled))).await;
+    Ok(TradingSwitch { account: id.to_string(), trading_enabled: enabled, command: c.id })
 }
 
 /// Lets an account open positions again (trader): a `set_trading` command.
 #[utoipa::path(post, path = "/trading/accounts/{id}/enable", tag = "trading", security(("bearer" = []), ("api_key" = [])),
     params(("id" = String, Path, description = "account id")),
     responses(
-        (status = 200, body = TradingSwitch, description = "applied"),
-        (status = 202, body = TradingSwitch, description = "sent, not seen applied within 2 s (`applied: false`)"),
+        (status = 200, body = TradingSwitch),
         (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)))]
 async fn enable_account(
@@ -737,14 +727,11 @@ async fn enable_account(
     Trader(who): Trader,
     meta: RequestMeta,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<TradingSwitch>), ApiError> {
+) -> Result<Json<TradingSwitch>, ApiError> {
     let caller = meta.caller(who);
-    let outcome = switch(&state, &caller, &id, true)
-        .await
-        .map(|s| (s, json!({ "account": id, "enabled": true })));
+    let outcome = switch(&state, &caller, &id, true).await.map(|s| (s, json!({ "account": id, "enabled": true })));
     let resource = format!("/api/v1/trading/accounts/{id}/enable");
-    let s = audited(&state, &caller, "account_enable", &resource, outcome).await?;
-    Ok((crate::routes::control::command_status(s.applied), Json(s)))
+    Ok(Json(audited(&state, &caller, "account_enable", &resource, outcome).await?))
 }
 
 /// Stops an account from opening positions (trader): entries are refused with
@@ -752,8 +739,7 @@ async fn enable_account(
 #[utoipa::path(post, path = "/trading/accounts/{id}/disable", tag = "trading", security(("bearer" = []), ("api_key" = [])),
     params(("id" = String, Path, description = "account id")),
     responses(
-        (status = 200, body = TradingSwitch, description = "applied"),
-        (status = 202, body = TradingSwitch, description = "sent, not seen applied within 2 s (`applied: false`)"),
+        (status = 200, body = TradingSwitch),
         (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)))]
 async fn disable_account(
@@ -761,14 +747,11 @@ async fn disable_account(
     Trader(who): Trader,
     meta: RequestMeta,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<TradingSwitch>), ApiError> {
+) -> Result<Json<TradingSwitch>, ApiError> {
     let caller = meta.caller(who);
-    let outcome = switch(&state, &caller, &id, false)
-        .await
-        .map(|s| (s, json!({ "account": id, "enabled": false })));
+    let outcome = switch(&state, &caller, &id, false).await.map(|s| (s, json!({ "account": id, "enabled": false })));
     let resource = format!("/api/v1/trading/accounts/{id}/disable");
-    let s = audited(&state, &caller, "account_disable", &resource, outcome).await?;
-    Ok((crate::routes::control::command_status(s.applied), Json(s)))
+    Ok(Json(audited(&state, &caller, "account_disable", &resource, outcome).await?))
 }
 
 // ---------------------------------------------------------------------------------------------
