@@ -1,5 +1,6 @@
 //! `tradeflow`: the command line of the tradeflow pipeline.
 
+mod backtest;
 mod bench;
 mod bench_ws;
 mod commands;
@@ -70,6 +71,8 @@ enum Command {
         #[command(subcommand)]
         command: edge::AuthCommand,
     },
+    /// Backtest: the live stages over candle files, in process, on the candles' clock.
+    Backtest(backtest::BacktestArgs),
     /// Run one pipeline stage as a worker process (any number of them).
     Worker {
         #[command(subcommand)]
@@ -107,6 +110,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Indicators(args) = &cli.command {
         return indicators::run(args);
     }
+    if let Command::Backtest(args) = &cli.command {
+        return backtest::run(args);
+    }
     if let Command::Auth { command } = cli.command {
         return edge::run_auth(command);
     }
@@ -120,7 +126,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker { command } => worker::run(&settings, command).await,
         Command::Ctl { command } => commands::ctl::run(&settings, command).await,
         Command::Edge(args) => edge::run(&settings, args).await,
-        Command::Auth { .. } => Ok(()),
+        Command::Auth { .. } | Command::Backtest(_) => Ok(()),
     }
 }
 

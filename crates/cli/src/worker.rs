@@ -406,12 +406,10 @@ pub(crate) fn inference_consumer(
 
 /// The rule models and the LLM analysts, every problem reported at once.
 fn inference_config(models: &[String], llm_config: Option<&Path>, registry: &Registry) -> anyhow::Result<StageConfig> {
-    let config =
-        StageConfig::with_models(models).map_err(|problems| anyhow::anyhow!("--models: {}", problems.join("; ")))?;
-    let Some(path) = llm_config else { return Ok(config) };
+    let Some(path) = llm_config else { return crate::backtest::rule_config(models, None) };
     let llm = LlmConfig::load(path)
         .map_err(|problems| anyhow::anyhow!("--llm-config {}:\n  {}", path.display(), problems.join("\n  ")))?;
-    let config = StageConfig { rules: llm.rules.clone(), condition: llm.condition.clone(), ..config };
+    let config = crate::backtest::rule_config(models, Some(&llm))?;
     if llm.analysts.is_empty() {
         return Ok(config);
     }
@@ -447,7 +445,7 @@ fn binance_config(args: &IngestArgs) -> anyhow::Result<BinanceConfig> {
 }
 
 /// `[SYMBOL=]FILE`.
-fn feed(spec: &str, interval: Interval) -> anyhow::Result<CsvFeed> {
+pub(crate) fn feed(spec: &str, interval: Interval) -> anyhow::Result<CsvFeed> {
     let (symbol, path) = match spec.split_once('=') {
         Some((s, p)) => (s.to_string(), PathBuf::from(p)),
         None => {
@@ -467,7 +465,7 @@ fn feed(spec: &str, interval: Interval) -> anyhow::Result<CsvFeed> {
 }
 
 /// `FROM:TO`.
-fn pair(spec: &str) -> anyhow::Result<(Interval, Interval)> {
+pub(crate) fn pair(spec: &str) -> anyhow::Result<(Interval, Interval)> {
     let (from, to) =
         spec.split_once(':').with_context(|| format!("--aggregate {spec}: expected FROM:TO, e.g. 1h:4h"))?;
     Ok((

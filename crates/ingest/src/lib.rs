@@ -3,6 +3,8 @@
 //! - [`stage::IngestStage`]: the state machine a runner drives: validation, order and
 //!   duplicate checks per series ([`gate`]), higher intervals built from lower ones
 //!   ([`aggregate`]);
+//! - [`timeline`]: several candle files merged by bar time, the order replays and backtests
+//!   both use;
 //! - sources: [`replay`] (real candle files, read with `tradeflow_core::candle_csv`),
 //!   [`binance`] (spot klines: REST backfill and the live WebSocket stream),
 //!   [`synthetic`] (seeded random walks).
@@ -13,5 +15,6 @@ pub mod gate;
 pub mod replay;
 pub mod stage;
 pub mod synthetic;
+pub mod timeline;
 
 pub use stage::{IngestEvent, IngestStage, RawBar};

@@ -1,28 +1,20 @@
 //! The CSV replay runner: drives [`IngestStage`] over candle files and publishes what it emits
 //! (candles to `md.candles`, refusals to `audit.events`) in pipelined batches.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use prometheus::{IntCounterVec, Opts, Registry};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use tradeflow_bus::{BusError, Outgoing, Producer};
-use tradeflow_core::market::Interval;
 
 use crate::stage::{IngestEvent, IngestStage, RawBar};
-use tradeflow_core::candle_csv::{CandleReader, CsvError};
+use crate::timeline::{FeedError, Timeline};
 
 pub const CANDLES: &str = "md.candles";
 pub const AUDIT: &str = "audit.events";
 
-/// One file to replay.
-#[derive(Debug, Clone)]
-pub struct CsvFeed {
-    pub path: PathBuf,
-    pub symbol: String,
-    pub interval: Interval,
-}
+pub use crate::timeline::CsvFeed;
 
 /// How fast bars are published.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -80,12 +72,8 @@ pub struct ReplayReport {
 pub enum ReplayError {
     #[error("pace: {0}")]
     Pace(String),
-    #[error("{path}: {source}")]
-    Csv {
-        path: String,
-        #[source]
-        source: CsvError,
-    },
+    #[error(transparent)]
+    Csv(#[from] FeedError),
     #[error(transparent)]
     Bus(#[from] BusError),
 }
@@ -129,40 +117,12 @@ pub async fn replay(
     {
         return Err(ReplayError::Pace(format!("{x} must be a positive number")));
     }
-    let mut files = Vec::new();
-    for feed in &config.feeds {
-        let rows = read_rows(&feed.path)?;
-        info!(path = %feed.path.display(), symbol = %feed.symbol, rows = rows.len(), "replaying");
-        files.push(rows);
+    let timeline = Timeline::load(&config.feeds)?;
+    for (f, feed) in config.feeds.iter().enumerate() {
+        info!(path = %feed.path.display(), symbol = %feed.symbol, rows = timeline.rows(f).len(), "replaying");
     }
-    // One timeline of (time, feed, row): a merge by bar time that keeps each file's own order
-    // (so a bar going backwards in a file is still seen as such). An unreadable row keeps the
-    // time of the row before it.
-    let mut timed: Vec<Vec<(i64, &Result<RawBar, String>)>> = Vec::new();
-    let (mut first, mut last) = (i64::MAX, i64::MIN);
-    for (f, rows) in files.iter().enumerate() {
-        let mut t = i64::MIN;
-        let mut file = Vec::with_capacity(rows.len());
-        for row in rows {
-            if let Ok(raw) = row {
-                t = raw.open_time;
-                first = first.min(t);
-                last = last.max(t + config.feeds[f].interval.millis());
-            }
-            file.push((t, row));
-        }
-        timed.push(file);
-    }
-    let mut timeline: Vec<(i64, usize, &Result<RawBar, String>)> = Vec::new();
-    let mut next = vec![0usize; timed.len()];
-    while let Some(f) =
-        (0..timed.len()).filter(|f| next[*f] < timed[*f].len()).min_by_key(|f| (timed[*f][next[*f]].0, *f))
-    {
-        let (t, row) = timed[f][next[f]];
-        timeline.push((t, f, row));
-        next[f] += 1;
-    }
-    let span = if first <= last { last - first } else { 0 };
+    let first = timeline.first_time().unwrap_or(0);
+    let span = timeline.span_ms();
 
     let mut report = ReplayReport::default();
     let started = Instant::now();
@@ -170,12 +130,12 @@ pub async fn replay(
     let mut n = 0u64;
     for pass in 0..config.passes.max(1) {
         let shift = span * i64::from(pass);
-        for (t, f, row) in &timeline {
+        for (t, f, row) in timeline.iter() {
             if shutdown.is_cancelled() {
                 flush(producer, &mut batch).await?;
                 return Ok(report);
             }
-            let feed = &config.feeds[*f];
+            let feed = &config.feeds[f];
             let events = match row {
                 Ok(raw) => {
                     let due = match config.pace {
@@ -211,24 +171,6 @@ pub async fn replay(
     }
     flush(producer, &mut batch).await?;
     Ok(report)
-}
-
-/// Every row of a candle file; a row that cannot be read is its error text, naming the file,
-/// line and column, and does not stop the rows after it.
-fn read_rows(path: &std::path::Path) -> Result<Vec<Result<RawBar, String>>, ReplayError> {
-    let name = path.display().to_string();
-    let file_error = |source| ReplayError::Csv { path: name.clone(), source };
-    let file = std::fs::File::open(path).map_err(|e| file_error(CsvError::Io { line: 0, source: e }))?;
-    let reader = CandleReader::new(std::io::BufReader::new(file)).map_err(file_error)?;
-    let mut rows = Vec::new();
-    for row in reader {
-        match row {
-            // An unreadable file (not a bad line) ends the replay.
-            Err(e @ CsvError::Io { .. }) => return Err(file_error(e)),
-            row => rows.push(row.map_err(|e| format!("{name}: {e}"))),
-        }
-    }
-    Ok(rows)
 }
 
 pub(crate) fn route(

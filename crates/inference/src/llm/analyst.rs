@@ -203,32 +203,8 @@ impl Analyst {
         features: BTreeMap<String, f64>,
         started: Instant,
     ) -> Signal {
-        let (action, confidence, reasoning, stop_loss, take_profit, status) = match result {
-            Ok(a) => (a.action, a.confidence, a.reasoning, a.stop_loss, a.take_profit, SignalStatus::Ok),
-            Err(reason) => (Action::Hold, 0.0, String::new(), None, None, SignalStatus::Error { reason }),
-        };
-        Signal {
-            candle_id: ctx.candle_id.clone(),
-            symbol: ctx.symbol.clone(),
-            interval: ctx.interval,
-            open_time: ctx.open_time,
-            open: Some(ctx.open),
-            high: ctx.high,
-            low: ctx.low,
-            close: ctx.close,
-            model: self.config.name.clone(),
-            model_kind: ModelKind::Llm,
-            action,
-            confidence,
-            scores: BTreeMap::from([("llm".to_string(), confidence)]),
-            reasoning,
-            features,
-            market: ctx.market.clone(),
-            stop_loss,
-            take_profit,
-            latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            status,
-        }
+        let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        llm_signal(&self.config.name, ctx, result, features, latency_us)
     }
 
     fn timed_out(&self) -> String {
@@ -485,6 +461,49 @@ impl Analyst {
             }
         }
         cache.insert(candle_id.to_string(), (now + self.cache_ttl, answer.clone()));
+    }
+}
+
+/// The signal of an analyst that was not asked about `ctx` (`Error` with `reason`, latency 0):
+/// backtests never call an LLM, and their output must not depend on the clock. Needs only the
+/// analyst's name, so a backtest runs with an `--llm-config` whose keys are not set.
+pub fn not_asked(model: &str, ctx: &ModelContext, reason: &str) -> Signal {
+    llm_signal(model, ctx, Err(reason.to_string()), BTreeMap::new(), 0)
+}
+
+/// The signal of LLM analyst `model` about `ctx`: the answer, or `Error` with the reason.
+fn llm_signal(
+    model: &str,
+    ctx: &ModelContext,
+    result: Result<Answer, String>,
+    features: BTreeMap<String, f64>,
+    latency_us: u64,
+) -> Signal {
+    let (action, confidence, reasoning, stop_loss, take_profit, status) = match result {
+        Ok(a) => (a.action, a.confidence, a.reasoning, a.stop_loss, a.take_profit, SignalStatus::Ok),
+        Err(reason) => (Action::Hold, 0.0, String::new(), None, None, SignalStatus::Error { reason }),
+    };
+    Signal {
+        candle_id: ctx.candle_id.clone(),
+        symbol: ctx.symbol.clone(),
+        interval: ctx.interval,
+        open_time: ctx.open_time,
+        open: Some(ctx.open),
+        high: ctx.high,
+        low: ctx.low,
+        close: ctx.close,
+        model: model.to_string(),
+        model_kind: ModelKind::Llm,
+        action,
+        confidence,
+        scores: BTreeMap::from([("llm".to_string(), confidence)]),
+        reasoning,
+        features,
+        market: ctx.market.clone(),
+        stop_loss,
+        take_profit,
+        latency_us,
+        status,
     }
 }
 

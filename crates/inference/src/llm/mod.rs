@@ -16,7 +16,7 @@ pub mod metrics;
 pub mod prompt;
 pub mod wire;
 
-pub use analyst::{Analyst, run_analysts};
+pub use analyst::{Analyst, not_asked, run_analysts};
 pub use answer::{Answer, parse_answer};
 pub use config::{AnalystConfig, ApiKey, Dialect, LlmConfig, Price};
 pub use metrics::{LlmMetrics, RequestOutcome};

@@ -1,0 +1,197 @@
+//! The engine: the live stages, chained in one thread on the candles' own clock.
+//!
+//! Each input row goes through the whole chain before the next one is read:
+//! `IngestStage::on_bar` → for each candle `InferenceStage::on_candle` (plus a `not analysed`
+//! signal per LLM analyst) → `EnsembleStage::on_signal` → `RiskStage::on_decision` →
+//! `ExecStage::on_message`. These are the very structs the workers run; the engine only moves
+//! their outputs along, as the bus does, so a backtest's decisions, orders and fills are the
+//! live pipeline's.
+//!
+//! Order across symbols: the rows of several files are merged by bar open time (ties to the
+//! file listed first; [`tradeflow_ingest::timeline`]), the order `worker ingest --replay` and
+//! `up` publish them in. Live, signals of different symbols may reach the ensemble in another
+//! order when they travel on different partitions; a live run gives the same results as the
+//! backtest when `md.candles` and `inf.signals` have one partition each (docs/backtest.md).
+//!
+//! The ensemble's clock is the candle's close time. A profile that waits on a model that never
+//! answers decides at its deadline: live that is wall-clock time after the first signal, here
+//! the first candle whose close time is past it (and the end of the run).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tradeflow_core::control::ControlState;
+use tradeflow_core::decision::Decision;
+use tradeflow_core::market::{Candle, CandleRefused};
+use tradeflow_core::signal::Signal;
+use tradeflow_ensemble::{EnsembleStage, Profile};
+use tradeflow_exec::paper::PaperBook;
+use tradeflow_exec::stage::{ExecAccount, ExecStage};
+use tradeflow_inference::llm::not_asked;
+use tradeflow_inference::stage::{InferenceStage, StageConfig};
+use tradeflow_ingest::timeline::{CsvFeed, Row, Timeline};
+use tradeflow_ingest::{IngestEvent, IngestStage};
+use tradeflow_risk::AccountConfig;
+use tradeflow_risk::stage::RiskStage;
+
+use crate::error::BacktestError;
+use crate::sink::Sink;
+
+/// Why an LLM analyst's signals are `not analysed` in a backtest.
+pub const NOT_ANALYSED: &str = "not analysed: backtests do not call LLM analysts";
+
+/// Source name in candle ids, as `worker ingest --replay` names it, so that a backtest's ids
+/// are the live run's.
+pub const SOURCE: &str = "csv";
+
+/// What a backtest runs: the same configuration the workers take.
+#[derive(Debug, Clone)]
+pub struct BacktestConfig {
+    pub feeds: Vec<CsvFeed>,
+    /// Aggregations `(from, to)`, as `worker ingest --aggregate`.
+    pub aggregate: Vec<(tradeflow_core::market::Interval, tradeflow_core::market::Interval)>,
+    /// Rule models and their parameters (`--models`, the `[rules]` of `--llm-config`).
+    pub inference: StageConfig,
+    /// Names of the LLM analysts of `--llm-config`: each gives a `not analysed` signal.
+    pub analysts: Vec<String>,
+    pub profiles: Vec<Profile>,
+    /// Every account is run on the paper book (an exchange account's fills are simulated).
+    pub accounts: Vec<AccountConfig>,
+    /// Stop at the first row that is not a candle, naming it.
+    pub strict: bool,
+}
+
+/// The stages of one run.
+pub struct Engine {
+    ingest: IngestStage,
+    inference: InferenceStage,
+    analysts: Vec<String>,
+    ensemble: EnsembleStage,
+    risk: RiskStage,
+    exec: ExecStage,
+    control: ControlState,
+    strict: bool,
+}
+
+impl Engine {
+    pub fn new(config: &BacktestConfig) -> Result<Self, BacktestError> {
+        let ingest = IngestStage::new(&config.aggregate).map_err(|errors| {
+            BacktestError::Config(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+        })?;
+        let exec_accounts: Vec<ExecAccount> = config
+            .accounts
+            .iter()
+            .map(|a| ExecAccount { id: a.id.clone(), starting_balance: a.starting_balance, paper: a.paper.clone() })
+            .collect();
+        Ok(Self {
+            ingest,
+            inference: InferenceStage::new(Arc::new(config.inference.clone())),
+            analysts: config.analysts.clone(),
+            ensemble: EnsembleStage::new(Arc::new(config.profiles.clone())),
+            risk: RiskStage::new(Arc::new(config.accounts.clone())),
+            exec: ExecStage::new(&exec_accounts),
+            control: ControlState::default(),
+            strict: config.strict,
+        })
+    }
+
+    /// Every row of `timeline`, then the deadlines still pending at the end.
+    pub fn run(&mut self, timeline: &Timeline, feeds: &[CsvFeed], sink: &mut impl Sink) -> Result<(), BacktestError> {
+        for (time, f, row) in timeline.iter() {
+            let feed = &feeds[f];
+            self.row(feed, row, sink)?;
+            sink.after_row(time, f, row, self);
+        }
+        let decisions = self.ensemble.on_tick(i64::MAX);
+        self.decide(decisions, sink)
+    }
+
+    /// One input row through the whole chain.
+    pub fn row(&mut self, feed: &CsvFeed, row: &Row, sink: &mut impl Sink) -> Result<(), BacktestError> {
+        let events = match row {
+            Ok(raw) => self.ingest.on_bar(SOURCE, &feed.symbol, feed.interval, *raw),
+            Err(e) => vec![self.ingest.malformed(SOURCE, &feed.symbol, feed.interval, e.clone())],
+        };
+        for event in events {
+            match event {
+                IngestEvent::Candle(c) => self.candle(&c, sink)?,
+                IngestEvent::Refused(r) => self.refused(r, sink)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn refused(&mut self, r: CandleRefused, sink: &mut impl Sink) -> Result<(), BacktestError> {
+        if self.strict {
+            return Err(BacktestError::Refused {
+                symbol: r.symbol.clone(),
+                open_time: r.open_time,
+                kind: r.kind.as_str().into(),
+                reason: r.reason.clone(),
+            });
+        }
+        sink.refused(r);
+        Ok(())
+    }
+
+    fn candle(&mut self, candle: &Candle, sink: &mut impl Sink) -> Result<(), BacktestError> {
+        let now = candle.bar.open_time() + candle.interval.millis();
+        // Deadlines that passed before this candle closed come first, as they would live.
+        let due = self.ensemble.on_tick(now);
+        self.decide(due, sink)?;
+        sink.candle(candle);
+        let signals: Vec<Signal> = if self.analysts.is_empty() {
+            match self.inference.on_candle(candle) {
+                Ok(s) => s,
+                Err(_) => return Ok(()),
+            }
+        } else {
+            match self.inference.on_candle_with_context(candle) {
+                Ok(mut inferred) => {
+                    let ctx = &inferred.context;
+                    inferred.signals.extend(self.analysts.iter().map(|a| not_asked(a, ctx, NOT_ANALYSED)));
+                    inferred.signals
+                }
+                Err(_) => return Ok(()),
+            }
+        };
+        for s in &signals {
+            sink.signal(s);
+            let out = self.ensemble.on_signal(s, now);
+            self.decide(out.decisions, sink)?;
+        }
+        Ok(())
+    }
+
+    fn decide(&mut self, decisions: Vec<Decision>, sink: &mut impl Sink) -> Result<(), BacktestError> {
+        for d in decisions {
+            sink.decision(&d);
+            let out = self.risk.on_decision(&d, &self.control);
+            for m in &out.messages {
+                sink.risk_message(m);
+                let applied = self.exec.on_message(m).map_err(|e| BacktestError::Exec(e.to_string()))?;
+                for e in &applied.events {
+                    sink.exec_event(e);
+                }
+            }
+            for a in &out.alerts {
+                sink.alert(a);
+            }
+        }
+        Ok(())
+    }
+
+    /// The executor's book of `account` (none before its first message).
+    pub fn book(&self, account: &str) -> Option<&PaperBook> {
+        self.exec.book(account)
+    }
+
+    /// Equity of every account now: the executor's book, or the starting balance before it
+    /// has one.
+    pub fn equities(&self, accounts: &[AccountConfig]) -> BTreeMap<String, f64> {
+        accounts
+            .iter()
+            .map(|a| (a.id.clone(), self.exec.book(&a.id).map_or(a.starting_balance, PaperBook::equity)))
+            .collect()
+    }
+}
