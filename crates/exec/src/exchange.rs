@@ -7,17 +7,33 @@
 //! book's accounting — margin, realised PnL, fees at the account's taker rate — so exchange
 //! accounts emit the same Fill, PositionUpdate and AccountUpdate messages as paper ones.
 //!
+//! # Protection
 //! Stops, take profits and trailing stops rest on the exchange: after an entry fills, the
-//! position's protection is placed as reduce-only STOP_MARKET, TAKE_PROFIT_MARKET and
-//! TRAILING_STOP_MARKET orders (mark price), so it holds while this process is down. Their ids
-//! derive from the entry's order id (`<order id>:sl`, `:tp`, `:ts`), so placing is idempotent
-//! like any order. On each message of the account for that symbol, the desk first asks Binance
-//! about them: one that has filled is booked as the exit it was (at its average price, with
-//! its reason) and its siblings are cancelled. A close or reduce cancels the protection before
-//! sending its market order; a reduce places it again for what is left. Placing protection
-//! never fails the message that opened the position (the fill is already real): what could not
-//! be placed is retried on the account's next message for the symbol, and an exchange refusal
-//! is logged as an error. Leverage is set once per symbol before its first order.
+//! position's protection is placed as reduce-only conditional orders — STOP_MARKET,
+//! TAKE_PROFIT_MARKET and TRAILING_STOP_MARKET on the mark price — through Binance's Algo Order
+//! API (`POST /fapi/v1/algoOrder`, `algoType=CONDITIONAL`; Binance refuses these types on
+//! `/fapi/v1/order` with -4120 since 2025-12-09, see [`crate::binance::algo`]), so it holds
+//! while this process is down. Their `clientAlgoId`s derive from the entry's order id
+//! (`<order id>:sl`, `:tp`, `:ts`, through `client_order_id`). Binance keeps a `clientAlgoId`
+//! unique among open orders only, so placing is check-first: within a call the client looks
+//! the order up before any re-POST, and an order whose earlier attempt ended without a known
+//! outcome (a timeout) is looked up by its `clientAlgoId` before it is posted again on a later
+//! message ([`FuturesClient::resume_algo_order`]). A retry never places a second one.
+//!
+//! On each message of the account for that symbol the desk first asks Binance about them
+//! (`GET /fapi/v1/openAlgoOrders` for the symbol, then `GET /fapi/v1/algoOrder` for any that is
+//! no longer open). One that fired became an ordinary MARKET order (`actualOrderId`): that
+//! order is read (`GET /fapi/v1/order` by `orderId`) and, once final, its fill is booked as the
+//! exit it was (at its average price, with its reason, fill id `<protective id>#1`); its
+//! siblings are cancelled (`DELETE /fapi/v1/algoOrder`) and the protection is dropped from the
+//! desk's state in the same step, which is what books the fill once. While a fired order's
+//! ordinary order is not there yet (`TRIGGERING`) or not final, the message is retried rather
+//! than guessed at. A close or reduce cancels the protection before sending its market order
+//! (a protective order found fired in between is booked instead); a reduce places it again for
+//! what is left. Placing protection never fails the message that opened the position (the
+//! fill is already real): what could not be placed is retried on the account's next message
+//! for the symbol, and an exchange refusal is logged as an error. Leverage is set once per
+//! symbol before its first order.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,7 +42,9 @@ use tracing::{error, warn};
 use tradeflow_core::execution::{ExecEvent, FillReason};
 use tradeflow_core::order::{Intent, OrderIntent, RiskMessage, Side};
 
-use crate::binance::{FuturesClient, FuturesError, NewOrder, OrderAck, OrderSide};
+use crate::binance::{
+    AlgoOrderAck, FuturesClient, FuturesError, NewAlgoOrder, NewOrder, OrderAck, OrderSide, client_order_id,
+};
 use crate::paper::{PaperBook, PaperConfig};
 use crate::stage::ExecOutput;
 
@@ -110,21 +128,66 @@ pub struct Protective {
     pub level: f64,
     /// Whether Binance has it; an unplaced one is placed on the account's next message.
     pub placed: bool,
+    /// Whether a placement was tried: one that ended without a known outcome may have placed
+    /// it, so the next try looks it up by its `clientAlgoId` before posting.
+    #[serde(default)]
+    pub attempted: bool,
 }
 
 impl Protective {
-    fn request(&self, symbol: &str) -> NewOrder {
+    fn request(&self, symbol: &str) -> NewAlgoOrder {
         let side = exchange_side(self.side);
         match self.kind {
-            ProtectiveKind::StopLoss => NewOrder::stop_market(symbol, side, self.quantity, self.level, &self.id),
+            ProtectiveKind::StopLoss => NewAlgoOrder::stop_market(symbol, side, self.quantity, self.level, &self.id),
             ProtectiveKind::TakeProfit => {
-                NewOrder::take_profit_market(symbol, side, self.quantity, self.level, &self.id)
+                NewAlgoOrder::take_profit_market(symbol, side, self.quantity, self.level, &self.id)
             }
             ProtectiveKind::TrailingStop => {
-                NewOrder::trailing_stop_market(symbol, side, self.quantity, self.level, &self.id)
+                NewAlgoOrder::trailing_stop_market(symbol, side, self.quantity, self.level, &self.id)
             }
         }
     }
+}
+
+/// Where a placed protective order stands on the exchange.
+enum Standing {
+    /// Waiting for its trigger.
+    Resting,
+    /// Fired; its ordinary order is final and executed this (quantity > 0).
+    Filled(OrderAck),
+    /// Cancelled, expired or rejected on the exchange, or fired without a fill, or unknown.
+    Gone,
+}
+
+/// What an algo order's state means for the position; a fired one whose ordinary order does
+/// not exist yet or is not final is a retry (its fill will be known shortly).
+async fn standing(
+    cfg: &ExchangeAccount,
+    symbol: &str,
+    p: &Protective,
+    algo: Option<&AlgoOrderAck>,
+) -> Result<Standing, ExchangeError> {
+    let Some(algo) = algo else { return Ok(Standing::Gone) };
+    if algo.status.is_waiting() {
+        return Ok(Standing::Resting);
+    }
+    if !algo.status.has_fired() {
+        return Ok(Standing::Gone);
+    }
+    let Some(order_id) = algo.actual_order_id else {
+        return Err(ExchangeError::Retry(format!(
+            "protective order {} fired ({:?}); its order is not in the matching engine yet",
+            p.id, algo.status
+        )));
+    };
+    let ack = cfg.client.query_order_by_id(symbol, order_id).await.map_err(classify)?;
+    if ack.status.is_open() {
+        return Err(ExchangeError::Retry(format!(
+            "protective order {} fired; its order {order_id} is {:?}, booked once final",
+            p.id, ack.status
+        )));
+    }
+    Ok(if ack.executed_qty > 0.0 { Standing::Filled(ack) } else { Standing::Gone })
 }
 
 impl DeskState {
@@ -287,6 +350,7 @@ async fn handle(
             quantity: position.quantity,
             level,
             placed: false,
+            attempted: false,
         })
         .collect();
     state.set_protection(account, symbol, list);
@@ -305,39 +369,52 @@ async fn reconcile(
 ) -> Result<(), ExchangeError> {
     let account = cfg.id.as_str();
     let list = state.protection(account, symbol).to_vec();
+    if !list.iter().any(|p| p.placed) {
+        return Ok(());
+    }
+    // One request for the usual case (all still open); one more per order that is not.
+    let open = cfg.client.open_algo_orders(symbol).await.map_err(classify)?;
     let mut answers = Vec::new();
     for p in list.iter().filter(|p| p.placed) {
-        match cfg.client.query_order(symbol, &p.id).await {
-            Ok(ack) => answers.push((p, Some(ack))),
-            Err(FuturesError::OrderNotFound { .. }) => answers.push((p, None)),
-            Err(e) => return Err(classify(e)),
-        }
+        let sent = client_order_id(&p.id);
+        let algo = match open.iter().find(|a| a.client_algo_id == sent) {
+            Some(a) => Some(a.clone()),
+            None => match cfg.client.query_algo_order(&p.id).await {
+                Ok(a) => Some(a),
+                Err(FuturesError::OrderNotFound { .. }) => None,
+                Err(e) => return Err(classify(e)),
+            },
+        };
+        answers.push((p, standing(cfg, symbol, p, algo.as_ref()).await?));
     }
     if let Some((fired, ack)) =
-        answers.iter().find_map(|(p, a)| a.as_ref().filter(|a| a.executed_qty > 0.0).map(|a| (*p, a)))
+        answers.iter().find_map(|(p, s)| if let Standing::Filled(a) = s { Some((*p, a)) } else { None })
     {
         book_exit(cfg, state, symbol, seq, fired, ack, events);
-        for (other, _) in answers.iter().filter(|(p, _)| p.id != fired.id) {
-            if let Err(e) = cfg.client.cancel_order(symbol, &other.id).await {
-                warn!(account, symbol, order = %other.id, error = %e, "cannot cancel the rest of a position's protection; it is reduce-only and has no position left to act on");
-            }
-        }
+        cancel_rest(cfg, symbol, &list, &fired.id).await;
         state.set_protection(account, symbol, Vec::new());
         return Ok(());
     }
     // Cancelled or expired by someone else: the position is unprotected on that side.
-    let gone: Vec<&str> = answers
-        .iter()
-        .filter(|(_, a)| a.as_ref().is_none_or(|a| !a.status.is_open()))
-        .map(|(p, _)| p.id.as_str())
-        .collect();
+    let gone: Vec<&str> =
+        answers.iter().filter(|(_, s)| matches!(s, Standing::Gone)).map(|(p, _)| p.id.as_str()).collect();
     if !gone.is_empty() {
-        error!(account, symbol, orders = ?gone, "protective orders are no longer on the exchange (cancelled or expired there)");
+        error!(account, symbol, orders = ?gone, "protective orders are no longer on the exchange (cancelled, expired or rejected there)");
         let gone: Vec<String> = gone.into_iter().map(str::to_string).collect();
         let kept = list.iter().filter(|p| !gone.contains(&p.id)).cloned().collect();
         state.set_protection(account, symbol, kept);
     }
     Ok(())
+}
+
+/// Cancels the protective orders of `list` other than `fired` (best effort: they are
+/// reduce-only and have no position left to act on).
+async fn cancel_rest(cfg: &ExchangeAccount, symbol: &str, list: &[Protective], fired: &str) {
+    for other in list.iter().filter(|o| o.id != fired && o.placed) {
+        if let Err(e) = cfg.client.cancel_algo_order(&other.id).await {
+            warn!(account = %cfg.id, symbol, order = %other.id, error = %e, "cannot cancel the rest of a position's protection; it is reduce-only and has no position left to act on");
+        }
+    }
 }
 
 /// Cancels the protection of `symbol`. Returns true when one of its orders had filled in the
@@ -352,23 +429,20 @@ async fn cancel_protection(
     let account = cfg.id.as_str();
     let list = state.protection(account, symbol).to_vec();
     for p in list.iter().filter(|p| p.placed) {
-        if cfg.client.cancel_order(symbol, &p.id).await.map_err(classify)?.is_some() {
+        if cfg.client.cancel_algo_order(&p.id).await.map_err(classify)?.is_some() {
             continue;
         }
         // Not open any more: it may have just fired.
-        match cfg.client.query_order(symbol, &p.id).await {
-            Ok(ack) if ack.executed_qty > 0.0 => {
-                book_exit(cfg, state, symbol, seq, p, &ack, events);
-                for other in list.iter().filter(|o| o.id != p.id && o.placed) {
-                    if let Err(e) = cfg.client.cancel_order(symbol, &other.id).await {
-                        warn!(account, symbol, order = %other.id, error = %e, "cannot cancel the rest of a position's protection");
-                    }
-                }
-                state.set_protection(account, symbol, Vec::new());
-                return Ok(true);
-            }
-            Ok(_) | Err(FuturesError::OrderNotFound { .. }) => {}
+        let algo = match cfg.client.query_algo_order(&p.id).await {
+            Ok(a) => Some(a),
+            Err(FuturesError::OrderNotFound { .. }) => None,
             Err(e) => return Err(classify(e)),
+        };
+        if let Standing::Filled(ack) = standing(cfg, symbol, p, algo.as_ref()).await? {
+            book_exit(cfg, state, symbol, seq, p, &ack, events);
+            cancel_rest(cfg, symbol, &list, &p.id).await;
+            state.set_protection(account, symbol, Vec::new());
+            return Ok(true);
         }
     }
     state.set_protection(account, symbol, Vec::new());
@@ -385,10 +459,17 @@ async fn ensure_protection(cfg: &ExchangeAccount, state: &mut DeskState, symbol:
     }
     let mut refused = Vec::new();
     for p in list.iter_mut().filter(|p| !p.placed) {
-        match cfg.client.place_order(&p.request(symbol)).await.map_err(classify) {
+        let request = p.request(symbol);
+        let placed = if p.attempted {
+            cfg.client.resume_algo_order(&request).await
+        } else {
+            cfg.client.place_algo_order(&request).await
+        };
+        p.attempted = true;
+        match placed.map_err(classify) {
             Ok(_) => p.placed = true,
             Err(ExchangeError::Retry(e)) => {
-                warn!(account, symbol, order = %p.id, error = %e, "protective order not placed yet; retried on the next message");
+                warn!(account, symbol, order = %p.id, error = %e, "protective order not placed yet; looked up, then placed if absent, on the next message");
             }
             Err(ExchangeError::Refused(e)) => {
                 error!(account, symbol, order = %p.id, error = %e, "Binance refused a protective order: the position has no {:?} on the exchange", p.kind);

@@ -1,6 +1,14 @@
 //! Exchange accounts through the execution desk against a local fake of Binance USDⓈ-M
 //! futures: the fill is booked at the exchange's average price, a redelivered intent places
 //! no second order, marks ask nothing of the exchange, and a refusal says why.
+//!
+//! The fake follows Binance as documented on 2026-12-06 (derivatives change log of
+//! 2025-11-06, effective 2025-12-09; "New Algo Order", "Query Algo Order", "Cancel Algo Order",
+//! "Current All Algo Open Orders"): `POST /fapi/v1/order` takes MARKET and LIMIT only and
+//! answers a conditional type with -4120; stops, take profits and trailing stops live at
+//! `/fapi/v1/algoOrder` (`clientAlgoId` unique among open algo orders, -4116 otherwise), are
+//! listed by `/fapi/v1/openAlgoOrders`, and when the mark price crosses their trigger
+//! ([`Fake::mark`]) become an ordinary MARKET order (`actualOrderId`) that fills.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -9,128 +17,321 @@ use std::time::Duration;
 use axum::extract::{RawQuery, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use serde_json::json;
 use tradeflow_core::execution::{ExecEvent, FillReason};
 use tradeflow_core::order::{BarMark, Direction, Intent, Mark, OrderIntent, OrderType, RiskMessage, Side};
 use tradeflow_exec::binance::{Credentials, FuturesClient, FuturesConfig};
 use tradeflow_exec::exchange::{DeskState, ExchangeAccount, ExchangeDesk, ExchangeError};
 
+const CONDITIONAL: [&str; 5] = ["STOP_MARKET", "TAKE_PROFIT_MARKET", "STOP", "TAKE_PROFIT", "TRAILING_STOP_MARKET"];
+
+/// An ordinary order (`/fapi/v1/order`).
 #[derive(Debug, Clone)]
 struct FakeOrder {
+    order_id: i64,
     qty: String,
-    kind: String,
     side: String,
     status: &'static str,
     reduce_only: bool,
-    stop_price: Option<String>,
+    avg_price: String,
+}
+
+/// A conditional order in the Algo Service (`/fapi/v1/algoOrder`).
+#[derive(Debug, Clone)]
+struct FakeAlgo {
+    algo_id: i64,
+    kind: String,
+    side: String,
+    qty: String,
+    status: &'static str,
+    reduce_only: bool,
+    working_type: Option<String>,
+    trigger_price: Option<String>,
     callback_rate: Option<String>,
-    avg_price: &'static str,
+    /// A trailing stop's best mark price since placing.
+    extreme: Option<f64>,
+    actual_order_id: Option<i64>,
 }
 
 #[derive(Default)]
 struct Fake {
     /// clientOrderId → the order.
     orders: BTreeMap<String, FakeOrder>,
+    /// clientAlgoId → every algo order placed with it, oldest first (Binance lets an id be
+    /// reused once the first is no longer open).
+    algos: BTreeMap<String, Vec<FakeAlgo>>,
+    next_id: i64,
+    /// `POST /fapi/v1/order` requests, conditional ones included.
     posts: usize,
+    /// `POST /fapi/v1/algoOrder` requests.
+    algo_posts: usize,
+    /// `DELETE /fapi/v1/algoOrder` requests.
     deletes: usize,
     requests: usize,
+    /// Every answer sent with -4120.
+    refused_4120: usize,
     /// Answer every order with this Binance error.
     refuse: Option<(i64, &'static str)>,
-    /// Refuse protective (non-MARKET) orders with this Binance error.
+    /// Refuse algo orders with this Binance error.
     refuse_protective: Option<(i64, &'static str)>,
-    /// Answer protective orders with 503 (nothing placed).
+    /// Answer algo orders with 503 (nothing placed).
     protective_503: bool,
+    /// Place the next algo order, then answer only after this long.
+    stall_algo_post: Option<Duration>,
+    /// The mark price moves here just before the next algo cancel arrives (a race).
+    mark_before_cancel: Option<f64>,
 }
 
 impl Fake {
-    /// The exchange fires a resting order: it fills at `avg_price`.
-    fn fire(&mut self, cid: &str, avg_price: &'static str) {
-        let o = self.orders.get_mut(cid).expect("a resting order");
-        assert_eq!(o.status, "NEW");
-        o.status = "FILLED";
-        o.avg_price = avg_price;
+    fn id(&mut self) -> i64 {
+        self.next_id += 1;
+        1000 + self.next_id
     }
 
-    fn resting(&self) -> Vec<(String, FakeOrder)> {
-        self.orders.iter().filter(|(_, o)| o.status == "NEW").map(|(k, o)| (k.clone(), o.clone())).collect()
+    fn algo(&self, cid: &str) -> Option<&FakeAlgo> {
+        self.algos.get(cid).and_then(|v| v.last())
+    }
+
+    /// The mark price moves to `mark`: every waiting algo order it crosses triggers and its
+    /// MARKET order fills at `mark`. Returns the clientAlgoIds that triggered.
+    fn mark(&mut self, mark: f64) -> Vec<String> {
+        let mut fired = Vec::new();
+        for (cid, list) in &mut self.algos {
+            let Some(a) = list.last_mut().filter(|a| a.status == "NEW") else { continue };
+            let trigger = a.trigger_price.as_deref().and_then(|t| t.parse::<f64>().ok());
+            let sell = a.side == "SELL";
+            let crossed = match (a.kind.as_str(), trigger) {
+                ("STOP_MARKET", Some(t)) => {
+                    if sell {
+                        mark <= t
+                    } else {
+                        mark >= t
+                    }
+                }
+                ("TAKE_PROFIT_MARKET", Some(t)) => {
+                    if sell {
+                        mark >= t
+                    } else {
+                        mark <= t
+                    }
+                }
+                ("TRAILING_STOP_MARKET", None) => {
+                    let rate = a.callback_rate.as_deref().and_then(|r| r.parse::<f64>().ok()).unwrap_or(1.0) / 100.0;
+                    let best = a.extreme.map_or(mark, |e| if sell { e.max(mark) } else { e.min(mark) });
+                    a.extreme = Some(best);
+                    if sell { mark <= best * (1.0 - rate) } else { mark >= best * (1.0 + rate) }
+                }
+                _ => false,
+            };
+            if crossed {
+                fired.push(cid.clone());
+            }
+        }
+        for cid in &fired {
+            self.fill_algo(cid, &format!("{mark:.2}"));
+        }
+        fired
+    }
+
+    /// The algo order `cid` triggers without the fake checking the price: it goes TRIGGERING
+    /// (no ordinary order yet).
+    fn start_trigger(&mut self, cid: &str) {
+        let a = self.algos.get_mut(cid).and_then(|v| v.last_mut()).expect("an algo order");
+        assert_eq!(a.status, "NEW");
+        a.status = "TRIGGERING";
+    }
+
+    /// The algo order `cid` (NEW or TRIGGERING) becomes an ordinary MARKET order filled at
+    /// `avg_price`; the algo order is FINISHED.
+    fn fill_algo(&mut self, cid: &str, avg_price: &str) {
+        let order_id = self.id();
+        let a = self.algos.get_mut(cid).and_then(|v| v.last_mut()).expect("an algo order");
+        assert!(a.status == "NEW" || a.status == "TRIGGERING", "{}", a.status);
+        a.status = "FINISHED";
+        a.actual_order_id = Some(order_id);
+        let order = FakeOrder {
+            order_id,
+            qty: a.qty.clone(),
+            side: a.side.clone(),
+            status: "FILLED",
+            reduce_only: a.reduce_only,
+            avg_price: avg_price.to_string(),
+        };
+        // Binance names the triggered order itself; the desk reads it by orderId.
+        self.orders.insert(format!("autoclose-{order_id}"), order);
+    }
+
+    /// Algo orders waiting for their trigger.
+    fn resting(&self) -> Vec<(String, FakeAlgo)> {
+        self.algos
+            .iter()
+            .filter_map(|(k, v)| v.last().filter(|a| a.status == "NEW").map(|a| (k.clone(), a.clone())))
+            .collect()
+    }
+
+    fn algos_with(&self, cid: &str) -> usize {
+        self.algos.get(cid).map_or(0, Vec::len)
     }
 }
 
 fn order_json(id: &str, symbol: &str, o: &FakeOrder) -> serde_json::Value {
     let filled = o.status == "FILLED";
-    serde_json::json!({
-        "orderId": 7, "clientOrderId": id, "symbol": symbol, "status": o.status, "side": o.side, "type": o.kind,
-        "executedQty": if filled { o.qty.as_str() } else { "0" }, "avgPrice": if filled { o.avg_price } else { "0" },
-        "updateTime": 5
+    json!({
+        "orderId": o.order_id, "clientOrderId": id, "symbol": symbol, "status": o.status, "side": o.side,
+        "type": "MARKET", "executedQty": if filled { o.qty.as_str() } else { "0" },
+        "avgPrice": if filled { o.avg_price.as_str() } else { "0" }, "updateTime": 5
+    })
+}
+
+/// The fields of Binance's New/Query Algo Order answers that a client may read.
+fn algo_json(cid: &str, symbol: &str, a: &FakeAlgo) -> serde_json::Value {
+    json!({
+        "algoId": a.algo_id, "clientAlgoId": cid, "algoType": "CONDITIONAL", "orderType": a.kind,
+        "symbol": symbol, "side": a.side, "positionSide": "BOTH", "timeInForce": "GTC", "quantity": a.qty,
+        "algoStatus": a.status, "actualOrderId": a.actual_order_id.map(|i| i.to_string()).unwrap_or_default(),
+        "triggerPrice": a.trigger_price.clone().unwrap_or_else(|| "0.000".into()),
+        "callbackRate": a.callback_rate.clone().unwrap_or_default(),
+        "workingType": a.working_type.clone().unwrap_or_else(|| "CONTRACT_PRICE".into()),
+        "reduceOnly": a.reduce_only, "closePosition": false, "priceProtect": false,
+        "createTime": 1, "updateTime": 5, "triggerTime": 0, "goodTillDate": 0
     })
 }
 
 fn binance_error(code: i64, msg: &str) -> Response {
-    (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"code": code, "msg": msg}))).into_response()
+    (StatusCode::BAD_REQUEST, axum::Json(json!({"code": code, "msg": msg}))).into_response()
+}
+
+fn conditional_refused(f: &mut Fake) -> Response {
+    f.refused_4120 += 1;
+    binance_error(-4120, "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead.")
 }
 
 async fn handle(State(fake): State<Arc<Mutex<Fake>>>, method: Method, uri: Uri, RawQuery(q): RawQuery) -> Response {
     let params: BTreeMap<String, String> =
         form_urlencoded::parse(q.unwrap_or_default().as_bytes()).into_owned().collect();
-    let mut f = fake.lock().unwrap();
-    f.requests += 1;
+    let (response, stall) = {
+        let mut f = fake.lock().unwrap();
+        f.requests += 1;
+        answer(&mut f, &method, uri.path(), &params)
+    };
+    if let Some(stall) = stall {
+        tokio::time::sleep(stall).await;
+    }
+    response
+}
+
+fn answer(
+    f: &mut Fake,
+    method: &Method,
+    path: &str,
+    params: &BTreeMap<String, String>,
+) -> (Response, Option<Duration>) {
     let symbol = params.get("symbol").cloned().unwrap_or_default();
-    match (method, uri.path()) {
+    let response = match (method.clone(), path) {
         (Method::POST, "/fapi/v1/leverage") => {
-            let body = serde_json::json!({"leverage": params["leverage"].parse::<i64>().unwrap(), "maxNotionalValue": "1000000", "symbol": symbol});
+            let body = json!({"leverage": params["leverage"].parse::<i64>().unwrap(), "maxNotionalValue": "1000000", "symbol": symbol});
             axum::Json(body).into_response()
         }
         (Method::POST, "/fapi/v1/order") => {
             f.posts += 1;
             let kind = params["type"].clone();
+            if CONDITIONAL.contains(&kind.as_str()) {
+                return (conditional_refused(f), None);
+            }
             if let Some((code, msg)) = f.refuse {
-                return binance_error(code, msg);
-            }
-            if kind != "MARKET"
-                && let Some((code, msg)) = f.refuse_protective
-            {
-                return binance_error(code, msg);
-            }
-            if kind != "MARKET" && f.protective_503 {
-                return (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable.").into_response();
+                return (binance_error(code, msg), None);
             }
             let id = params["newClientOrderId"].clone();
             if f.orders.get(&id).is_some_and(|o| o.status == "NEW") {
-                return binance_error(-4116, "ClientOrderId is duplicated.");
+                return (binance_error(-4116, "ClientOrderId is duplicated."), None);
             }
             let order = FakeOrder {
+                order_id: f.id(),
                 qty: params["quantity"].clone(),
-                kind: kind.clone(),
                 side: params["side"].clone(),
-                status: if kind == "MARKET" { "FILLED" } else { "NEW" },
+                status: "FILLED",
                 reduce_only: params.get("reduceOnly").is_some_and(|v| v == "true"),
-                stop_price: params.get("stopPrice").cloned(),
-                callback_rate: params.get("callbackRate").cloned(),
-                avg_price: "101.50",
+                avg_price: "101.50".into(),
             };
             f.orders.insert(id.clone(), order.clone());
             axum::Json(order_json(&id, &symbol, &order)).into_response()
         }
         (Method::GET, "/fapi/v1/order") => {
-            let id = params["origClientOrderId"].clone();
-            match f.orders.get(&id) {
-                Some(o) => axum::Json(order_json(&id, &symbol, o)).into_response(),
+            let found = match (params.get("orderId"), params.get("origClientOrderId")) {
+                (Some(oid), _) => f.orders.iter().find(|(_, o)| o.order_id.to_string() == *oid),
+                (None, Some(cid)) => f.orders.get_key_value(cid),
+                (None, None) => None,
+            };
+            match found {
+                Some((id, o)) => axum::Json(order_json(id, &symbol, o)).into_response(),
                 None => binance_error(-2013, "Order does not exist."),
             }
         }
-        (Method::DELETE, "/fapi/v1/order") => {
+        (Method::POST, "/fapi/v1/algoOrder") => {
+            f.algo_posts += 1;
+            if let Some((code, msg)) = f.refuse.or(f.refuse_protective) {
+                return (binance_error(code, msg), None);
+            }
+            if f.protective_503 {
+                return ((StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable.").into_response(), None);
+            }
+            let kind = params.get("type").cloned().unwrap_or_default();
+            if params.get("algoType").map(String::as_str) != Some("CONDITIONAL")
+                || !CONDITIONAL.contains(&kind.as_str())
+            {
+                return (binance_error(-1116, "Invalid orderType."), None);
+            }
+            let id = params["clientAlgoId"].clone();
+            if f.algo(&id).is_some_and(|a| a.status == "NEW") {
+                return (binance_error(-4116, "ClientOrderId is duplicated."), None);
+            }
+            let algo = FakeAlgo {
+                algo_id: f.id(),
+                kind,
+                side: params["side"].clone(),
+                qty: params["quantity"].clone(),
+                status: "NEW",
+                reduce_only: params.get("reduceOnly").is_some_and(|v| v == "true"),
+                working_type: params.get("workingType").cloned(),
+                trigger_price: params.get("triggerPrice").cloned(),
+                callback_rate: params.get("callbackRate").cloned(),
+                extreme: None,
+                actual_order_id: None,
+            };
+            f.algos.entry(id.clone()).or_default().push(algo.clone());
+            let stall = f.stall_algo_post.take();
+            return (axum::Json(algo_json(&id, &symbol, &algo)).into_response(), stall);
+        }
+        (Method::GET, "/fapi/v1/algoOrder") => {
+            let id = params.get("clientAlgoId").cloned().unwrap_or_default();
+            match f.algo(&id) {
+                // The real answer carries the symbol; the request has none.
+                Some(a) => axum::Json(algo_json(&id, "BTCUSDT", a)).into_response(),
+                None => binance_error(-2013, "Order does not exist."),
+            }
+        }
+        (Method::DELETE, "/fapi/v1/algoOrder") => {
             f.deletes += 1;
-            let id = params["origClientOrderId"].clone();
-            match f.orders.get_mut(&id) {
-                Some(o) if o.status == "NEW" => {
-                    o.status = "CANCELED";
-                    let o = o.clone();
-                    axum::Json(order_json(&id, &symbol, &o)).into_response()
+            if let Some(mark) = f.mark_before_cancel.take() {
+                f.mark(mark);
+            }
+            let id = params.get("clientAlgoId").cloned().unwrap_or_default();
+            match f.algos.get_mut(&id).and_then(|v| v.last_mut()) {
+                Some(a) if a.status == "NEW" => {
+                    a.status = "CANCELED";
+                    axum::Json(json!({"algoId": a.algo_id, "clientAlgoId": id, "code": "200", "msg": "success"}))
+                        .into_response()
                 }
                 _ => binance_error(-2011, "Unknown order sent."),
             }
         }
+        (Method::GET, "/fapi/v1/openAlgoOrders") => {
+            let open: Vec<_> = f.resting().iter().map(|(id, a)| algo_json(id, &symbol, a)).collect();
+            axum::Json(serde_json::Value::Array(open)).into_response()
+        }
         _ => StatusCode::NOT_FOUND.into_response(),
-    }
+    };
+    (response, None)
 }
 
 async fn fake() -> (String, Arc<Mutex<Fake>>) {
@@ -143,12 +344,15 @@ async fn fake() -> (String, Arc<Mutex<Fake>>) {
 }
 
 fn desk(url: &str) -> ExchangeDesk {
-    let config = FuturesConfig {
+    desk_with(FuturesConfig {
         base_url: Some(url.into()),
         timeout: Duration::from_secs(2),
         backoff_initial: Duration::from_millis(10),
         ..FuturesConfig::default()
-    };
+    })
+}
+
+fn desk_with(config: FuturesConfig) -> ExchangeDesk {
     let client = FuturesClient::with_credentials(&config, Credentials::new("key", "secret")).unwrap();
     let account =
         ExchangeAccount { id: "live".into(), starting_balance: 1_000.0, leverage: 2, taker_fee: 0.0004, client };
@@ -206,7 +410,8 @@ async fn fills_at_the_exchange_price_once() {
     let again = desk.on_message(&order(1, Intent::Open)).await.unwrap();
     assert!(again.duplicate && again.events.is_empty());
     assert_eq!(state.lock().unwrap().posts, posts);
-    // A mark asks the exchange only about the position's stop (one GET), and books nothing.
+    // A mark asks the exchange only about the position's stop (one GET of the symbol's open
+    // algo orders), and books nothing.
     let requests = state.lock().unwrap().requests;
     let mark =
         RiskMessage::Mark(Mark { id: "m".into(), decision_id: "d".into(), account: "live".into(), seq: 2, bar: bar() });
@@ -221,8 +426,9 @@ async fn fills_at_the_exchange_price_once() {
             .any(|e| matches!(e, ExecEvent::Fill(f) if f.reason == FillReason::Exit && f.realized_pnl == 0.0))
     );
     let f = state.lock().unwrap();
-    // Entry, its stop, the close; the stop cancelled.
-    assert_eq!((f.posts, f.orders.len(), f.deletes), (3, 3, 1));
+    // Entry and close on /fapi/v1/order, the stop on /fapi/v1/algoOrder, cancelled by the close.
+    assert_eq!((f.posts, f.orders.len(), f.algo_posts, f.deletes, f.refused_4120), (2, 2, 1, 1, 0));
+    assert_eq!(f.algo("csv:BTCUSDT:1h:1/p/live:sl").unwrap().status, "CANCELED");
     assert!(f.resting().is_empty(), "nothing left resting: {:?}", f.resting());
     assert!(f.orders["csv:BTCUSDT:1h:3/p/live"].reduce_only);
     let book = desk.book("live").unwrap();
@@ -253,20 +459,28 @@ async fn protection_rests_on_the_exchange_and_a_fired_stop_is_booked() {
         let (sl_id, sl) = by_kind("STOP_MARKET");
         assert_eq!(sl_id, "csv:BTCUSDT:1h:1/p/live:sl");
         assert_eq!(
-            (sl.side.as_str(), sl.qty.as_str(), sl.stop_price.as_deref(), sl.reduce_only),
+            (sl.side.as_str(), sl.qty.as_str(), sl.trigger_price.as_deref(), sl.reduce_only),
             ("SELL", "2", Some("95"), true)
         );
+        assert_eq!(sl.working_type.as_deref(), Some("MARK_PRICE"));
         let (_, tp) = by_kind("TAKE_PROFIT_MARKET");
-        assert_eq!((tp.side.as_str(), tp.stop_price.as_deref()), ("SELL", Some("110")));
+        assert_eq!((tp.side.as_str(), tp.trigger_price.as_deref()), ("SELL", Some("110")));
         let (_, ts) = by_kind("TRAILING_STOP_MARKET");
         assert_eq!((ts.side.as_str(), ts.callback_rate.as_deref()), ("SELL", Some("2")));
+        // Nothing conditional went to /fapi/v1/order: the entry alone.
+        assert_eq!((f.posts, f.algo_posts, f.refused_4120), (1, 3, 0));
     }
     assert!(desk.state.protection("live", "BTCUSDT").iter().all(|p| p.placed));
     // Nothing fired: a mark books nothing.
     assert!(desk.on_message(&mark(2)).await.unwrap().events.is_empty());
 
-    // The stop fires on the exchange at 94.90 while nobody watches; the next message books it.
-    state.lock().unwrap().fire("csv:BTCUSDT:1h:1/p/live:sl", "94.90");
+    // The mark price falls to 94.90 while nobody watches: the stop triggers (the trailing stop,
+    // 2 % under its best mark, too: the fake fires both; the desk books one, the first it
+    // finds, and the position is closed by it).
+    let fired = state.lock().unwrap().mark(100.0);
+    assert!(fired.is_empty(), "{fired:?}");
+    let fired = state.lock().unwrap().mark(94.9);
+    assert_eq!(fired, ["csv:BTCUSDT:1h:1/p/live:sl", "csv:BTCUSDT:1h:1/p/live:ts"]);
     let out = desk.on_message(&mark(3)).await.unwrap();
     let fills: Vec<_> =
         out.events.iter().filter_map(|e| if let ExecEvent::Fill(f) = e { Some(f) } else { None }).collect();
@@ -282,10 +496,15 @@ async fn protection_rests_on_the_exchange_and_a_fired_stop_is_booked() {
     assert!((book.balance() - (1_000.0 - 13.2 - fees)).abs() < 1e-9, "{}", book.balance());
     // Its siblings are cancelled; nothing rests.
     assert!(state.lock().unwrap().resting().is_empty());
+    assert_eq!(state.lock().unwrap().algo("csv:BTCUSDT:1h:1/p/live:tp").unwrap().status, "CANCELED");
     assert!(desk.state.protection("live", "BTCUSDT").is_empty());
+    // Booked once: the next message asks nothing more and books nothing.
+    let requests = state.lock().unwrap().requests;
+    assert!(desk.on_message(&mark(4)).await.unwrap().events.is_empty());
+    assert_eq!(state.lock().unwrap().requests, requests);
     // A close decided afterwards finds no position: nothing is sent.
     let posts = state.lock().unwrap().posts;
-    let out = desk.on_message(&order(4, Intent::Close)).await.unwrap();
+    let out = desk.on_message(&order(5, Intent::Close)).await.unwrap();
     assert!(out.events.is_empty());
     assert_eq!(state.lock().unwrap().posts, posts);
 }
@@ -302,8 +521,8 @@ async fn a_reduce_moves_the_protection_to_what_is_left() {
     assert_eq!(resting.len(), 1, "{resting:?}");
     let (id, sl) = &resting[0];
     assert_eq!(id, "csv:BTCUSDT:1h:2/p/live:sl");
-    assert_eq!((sl.kind.as_str(), sl.qty.as_str(), sl.stop_price.as_deref()), ("STOP_MARKET", "1.5", Some("95")));
-    assert_eq!(f.orders["csv:BTCUSDT:1h:1/p/live:sl"].status, "CANCELED");
+    assert_eq!((sl.kind.as_str(), sl.qty.as_str(), sl.trigger_price.as_deref()), ("STOP_MARKET", "1.5", Some("95")));
+    assert_eq!(f.algo("csv:BTCUSDT:1h:1/p/live:sl").unwrap().status, "CANCELED");
 }
 
 #[tokio::test]
@@ -348,4 +567,106 @@ async fn a_refusal_names_the_binance_reason_and_is_not_retried() {
         other => panic!("expected a refusal, got {other:?}"),
     }
     assert_eq!(state.lock().unwrap().posts, 1);
+}
+
+#[tokio::test]
+async fn a_stop_that_fired_before_a_close_is_booked_instead_of_closing_again() {
+    let (url, state) = fake().await;
+    let mut desk = desk(&url);
+    desk.on_message(&with_protection(1, Some(95.0), None, None)).await.unwrap();
+    state.lock().unwrap().mark(94.0);
+    // The close first asks about the position's protection: the stop is no longer open, it
+    // fired and its order filled at 94.00. That exit is booked; no close is sent.
+    let out = desk.on_message(&order(2, Intent::Close)).await.unwrap();
+    let fills: Vec<_> =
+        out.events.iter().filter_map(|e| if let ExecEvent::Fill(f) = e { Some(f) } else { None }).collect();
+    assert_eq!(fills.len(), 1, "{:?}", out.events);
+    assert_eq!((fills[0].reason, fills[0].price), (FillReason::StopLoss, 94.0));
+    let f = state.lock().unwrap();
+    assert_eq!((f.posts, f.deletes), (1, 0));
+    assert!(desk.book("live").unwrap().position("BTCUSDT").is_none());
+}
+
+#[tokio::test]
+async fn a_stop_that_fires_while_a_close_cancels_it_is_booked_instead() {
+    let (url, state) = fake().await;
+    let mut desk = desk(&url);
+    desk.on_message(&with_protection(1, Some(95.0), Some(110.0), None)).await.unwrap();
+    // The stop fires between the close's look at the protection and its cancel: the cancel
+    // answers -2011, the look-up finds it fired and filled at 94.80. That exit is booked, the
+    // take profit cancelled, and no close is sent.
+    state.lock().unwrap().mark_before_cancel = Some(94.8);
+    let out = desk.on_message(&order(2, Intent::Close)).await.unwrap();
+    let fills: Vec<_> =
+        out.events.iter().filter_map(|e| if let ExecEvent::Fill(f) = e { Some(f) } else { None }).collect();
+    assert_eq!(fills.len(), 1, "{:?}", out.events);
+    assert_eq!((fills[0].reason, fills[0].price), (FillReason::StopLoss, 94.8));
+    let f = state.lock().unwrap();
+    assert_eq!(f.posts, 1, "no close sent");
+    assert_eq!(f.algo("csv:BTCUSDT:1h:1/p/live:tp").unwrap().status, "CANCELED");
+    assert!(f.resting().is_empty());
+    assert!(desk.book("live").unwrap().position("BTCUSDT").is_none());
+}
+
+#[tokio::test]
+async fn a_stop_still_triggering_is_a_retry_then_booked_once() {
+    let (url, state) = fake().await;
+    let mut desk = desk(&url);
+    desk.on_message(&with_protection(1, Some(95.0), None, None)).await.unwrap();
+    let sl = "csv:BTCUSDT:1h:1/p/live:sl";
+    // Triggered, not in the matching engine yet: the fill is not known, so the message waits.
+    state.lock().unwrap().start_trigger(sl);
+    match desk.on_message(&mark(2)).await {
+        Err(ExchangeError::Retry(e)) => assert!(e.contains("not in the matching engine yet"), "{e}"),
+        other => panic!("expected a retry, got {other:?}"),
+    }
+    assert!(desk.book("live").unwrap().position("BTCUSDT").is_some());
+    // Its MARKET order fills; the retried message books it, once.
+    state.lock().unwrap().fill_algo(sl, "94.50");
+    let out = desk.on_message(&mark(2)).await.unwrap();
+    let fills: Vec<_> =
+        out.events.iter().filter_map(|e| if let ExecEvent::Fill(f) = e { Some(f) } else { None }).collect();
+    assert_eq!(fills.len(), 1, "{:?}", out.events);
+    assert_eq!((fills[0].reason, fills[0].price, fills[0].quantity), (FillReason::StopLoss, 94.5, 2.0));
+    assert!(desk.on_message(&mark(3)).await.unwrap().events.is_empty());
+    assert!(desk.on_message(&order(4, Intent::Close)).await.unwrap().events.is_empty());
+    assert_eq!(state.lock().unwrap().posts, 1);
+}
+
+#[tokio::test]
+async fn a_stop_whose_placing_timed_out_is_looked_up_not_placed_twice() {
+    let (url, state) = fake().await;
+    let mut desk = desk_with(FuturesConfig {
+        base_url: Some(url.clone()),
+        timeout: Duration::from_millis(300),
+        max_retries: 0,
+        backoff_initial: Duration::from_millis(10),
+        ..FuturesConfig::default()
+    });
+    // Binance places the stop but its answer comes after the client gave up: the outcome is
+    // unknown and the desk keeps the stop as not placed.
+    state.lock().unwrap().stall_algo_post = Some(Duration::from_secs(1));
+    desk.on_message(&with_protection(1, Some(95.0), None, None)).await.unwrap();
+    let listed = desk.state.protection("live", "BTCUSDT").to_vec();
+    assert_eq!((listed.len(), listed[0].placed, listed[0].attempted), (1, false, true));
+    let sl = "csv:BTCUSDT:1h:1/p/live:sl";
+    assert_eq!(state.lock().unwrap().algos_with(sl), 1);
+    // It fires before the next message: no longer open, so Binance would take its clientAlgoId
+    // again. The next message looks it up first and finds it instead of placing a second one…
+    state.lock().unwrap().mark(94.0);
+    desk.on_message(&mark(2)).await.unwrap();
+    assert!(desk.state.protection("live", "BTCUSDT").iter().all(|p| p.placed));
+    {
+        let f = state.lock().unwrap();
+        assert_eq!((f.algos_with(sl), f.algo_posts), (1, 1));
+    }
+    // …and the one after books its fill.
+    let out = desk.on_message(&mark(3)).await.unwrap();
+    assert!(
+        out.events
+            .iter()
+            .any(|e| matches!(e, ExecEvent::Fill(f) if f.reason == FillReason::StopLoss && f.price == 94.0))
+    );
+    assert!(desk.book("live").unwrap().position("BTCUSDT").is_none());
+    assert_eq!(state.lock().unwrap().algos_with(sl), 1);
 }

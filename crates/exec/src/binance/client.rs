@@ -58,7 +58,7 @@ const LEVERAGE: &str = "/fapi/v1/leverage";
 const MARGIN_TYPE: &str = "/fapi/v1/marginType";
 
 /// Binance's "Unknown order sent.": a cancel of an order that is not open (any more).
-const UNKNOWN_ORDER: i64 = -2011;
+pub(super) const UNKNOWN_ORDER: i64 = -2011;
 
 /// Binance's "No need to change margin type.": the symbol already has the margin type asked for.
 const NO_NEED_TO_CHANGE_MARGIN_TYPE: i64 = -4046;
@@ -171,6 +171,14 @@ impl FuturesClient {
         }
     }
 
+    /// `GET /fapi/v1/order` by Binance's order id: how the order a triggered algo order became
+    /// is read (its `actualOrderId`).
+    pub async fn query_order_by_id(&self, symbol: &str, order_id: i64) -> Result<OrderAck, FuturesError> {
+        let params = [("symbol", normalize_symbol(symbol)?), ("orderId", order_id.to_string())];
+        let body = self.call(Method::GET, ORDER, &params).await?;
+        OrderAck::from_json(&body)
+    }
+
     /// `GET /fapi/v1/order` by client order id. `client_order_id` may be the caller's id or the
     /// id sent (they map to the same, see [`client_order_id`]). An unknown order is
     /// [`FuturesError::OrderNotFound`].
@@ -200,32 +208,49 @@ impl FuturesClient {
         let cid = client_order_id(&order.client_order_id);
         let params = order.params(&cid)?;
         let lookup = query_params(&order.symbol, &cid)?;
+        let body = self.place_idempotent(ORDER, &params, ORDER, &lookup, &cid, false).await?;
+        OrderAck::from_json(&body)
+    }
+
+    /// The check-first placement loop shared by plain and algo orders: POST `params` to `post`;
+    /// after a failure that may have placed it, GET `lookup` from `get` first and POST again only
+    /// on -2013 (does not exist); a duplicate refusal fetches the existing one. `look_first`: a
+    /// previous call's outcome is unknown, so look before the first POST too.
+    pub(super) async fn place_idempotent(
+        &self,
+        post: &str,
+        params: &[(&str, String)],
+        get: &str,
+        lookup: &[(&str, String)],
+        id: &str,
+        look_first: bool,
+    ) -> Result<Value, FuturesError> {
         let mut failures = 0u32;
         // Set after a failure that may have placed the order: look before posting again.
-        let mut check_first = false;
+        let mut check_first = look_first;
         loop {
             if check_first {
-                match self.attempt(Method::GET, ORDER, &lookup).await {
-                    Attempt::Done(body) => return OrderAck::from_json(&body),
+                match self.attempt(Method::GET, get, lookup).await {
+                    Attempt::Done(body) => return Ok(body),
                     Attempt::Fail(FuturesError::OrderNotFound { .. }) => {
-                        debug!(client_order_id = %cid, "order not at Binance; posting it again");
+                        debug!(client_id = %id, path = post, "order not at Binance; posting it");
                     }
                     Attempt::Fail(e) => return Err(e),
                     Attempt::Retry { error, wait, .. } => {
-                        self.after_failure(&mut failures, error, wait, "GET", ORDER).await?;
+                        self.after_failure(&mut failures, error, wait, "GET", get).await?;
                         continue;
                     }
                 }
             }
-            match self.attempt(Method::POST, ORDER, &params).await {
-                Attempt::Done(body) => return OrderAck::from_json(&body),
+            match self.attempt(Method::POST, post, params).await {
+                Attempt::Done(body) => return Ok(body),
                 Attempt::Fail(FuturesError::DuplicateClientOrderId { .. }) => {
-                    debug!(client_order_id = %cid, "Binance has an open order with this client id; fetching it");
-                    return self.query_order(&order.symbol, &cid).await;
+                    debug!(client_id = %id, path = post, "Binance has an open order with this client id; fetching it");
+                    return self.call(Method::GET, get, lookup).await;
                 }
                 Attempt::Fail(e) => return Err(e),
                 Attempt::Retry { error, wait, not_sent } => {
-                    self.after_failure(&mut failures, error, wait, "POST", ORDER).await?;
+                    self.after_failure(&mut failures, error, wait, "POST", post).await?;
                     check_first = !not_sent;
                 }
             }
@@ -234,7 +259,12 @@ impl FuturesClient {
 
     /// A signed request with retries, for requests that may be repeated as they are (GET, and
     /// the setting POSTs, which set the same value again).
-    async fn call(&self, method: Method, path: &str, params: &[(&str, String)]) -> Result<Value, FuturesError> {
+    pub(super) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        params: &[(&str, String)],
+    ) -> Result<Value, FuturesError> {
         let mut failures = 0u32;
         loop {
             match self.attempt(method.clone(), path, params).await {

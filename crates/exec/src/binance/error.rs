@@ -88,6 +88,14 @@ pub enum FuturesError {
     #[error("duplicate client order id ({code}: {msg}): an open order already uses it")]
     DuplicateClientOrderId { code: i64, msg: String },
 
+    /// -4120 (`STOP_ORDER_SWITCH_ALGO`): a conditional type sent to `POST /fapi/v1/order`.
+    #[error(
+        "conditional order sent to the plain order endpoint (-4120: {msg}): since 2025-12-09 Binance takes \
+         STOP_MARKET, TAKE_PROFIT_MARKET, STOP, TAKE_PROFIT and TRAILING_STOP_MARKET only through the Algo Order \
+         API (POST /fapi/v1/algoOrder)"
+    )]
+    ConditionalNeedsAlgoApi { msg: String },
+
     /// HTTP 429 (request rate or weight limit) or 418 (IP banned after ignoring 429s).
     #[error("rate limited by Binance (HTTP {status}{}): {msg}", retry_after_text(*.retry_after))]
     RateLimited { status: u16, retry_after: Option<Duration>, msg: String },
@@ -138,6 +146,7 @@ impl FuturesError {
             -4028 => Self::InvalidLeverage { msg },
             -2013 => Self::OrderNotFound { msg },
             -4116 => Self::DuplicateClientOrderId { code, msg },
+            -4120 => Self::ConditionalNeedsAlgoApi { msg },
             // -2010 is "NEW_ORDER_REJECTED" in general; only its duplicate flavour is one.
             -2010 if msg.to_ascii_lowercase().contains("duplicate") => Self::DuplicateClientOrderId { code, msg },
             _ if status == 429 || status == 418 => Self::RateLimited { status, retry_after: None, msg },
@@ -180,6 +189,7 @@ impl FuturesError {
             Self::InvalidSymbol { .. } => -1121,
             Self::InvalidLeverage { .. } => -4028,
             Self::OrderNotFound { .. } => -2013,
+            Self::ConditionalNeedsAlgoApi { .. } => -4120,
             _ => return None,
         })
     }
@@ -215,7 +225,7 @@ mod tests {
 
     #[test]
     fn codes_map_to_typed_reasons() {
-        let cases: [(i64, Is); 13] = [
+        let cases: [(i64, Is); 14] = [
             (-1021, |e| matches!(e, FuturesError::ClockSkew { .. })),
             (-1022, |e| matches!(e, FuturesError::InvalidSignature { .. })),
             (-2014, |e| matches!(e, FuturesError::InvalidApiKey { code: -2014, .. })),
@@ -229,6 +239,7 @@ mod tests {
             (-4028, |e| matches!(e, FuturesError::InvalidLeverage { .. })),
             (-2013, |e| matches!(e, FuturesError::OrderNotFound { .. })),
             (-4116, |e| matches!(e, FuturesError::DuplicateClientOrderId { code: -4116, .. })),
+            (-4120, |e| matches!(e, FuturesError::ConditionalNeedsAlgoApi { .. })),
         ];
         for (code, is) in cases {
             let e = FuturesError::from_response(400, &body(code, "m"), None);
@@ -255,6 +266,16 @@ mod tests {
             None,
         );
         assert!(e.to_string().contains("synchronise the clock"), "{e}");
+        let e = FuturesError::from_response(
+            400,
+            &body(
+                -4120,
+                "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead.",
+            ),
+            None,
+        );
+        assert!(e.to_string().contains("only through the Algo Order API (POST /fapi/v1/algoOrder)"), "{e}");
+        assert!(!e.outcome_unknown());
         let e = FuturesError::from_response(400, &body(-9999, "Something new."), None);
         assert_eq!(e.to_string(), "Binance refused the request (HTTP 400, code -9999): Something new.");
     }

@@ -33,19 +33,15 @@ impl fmt::Display for OrderSide {
     }
 }
 
-/// The order types this client places.
+/// The order types this client places through `POST /fapi/v1/order`. Conditional types
+/// (stops, take profits, trailing stops) go through the Algo Order API instead: see
+/// [`super::NewAlgoOrder`]; Binance refuses them here with -4120 since 2025-12-09.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OrderType {
     /// Fills at once against the book.
     Market,
     /// Rests at `price`, good till cancelled (`timeInForce=GTC`).
     Limit,
-    /// A stop loss: a MARKET order once the mark price crosses `stopPrice`.
-    StopMarket,
-    /// A take profit: a MARKET order once the mark price crosses `stopPrice` the other way.
-    TakeProfitMarket,
-    /// A MARKET order once the mark price retraces `callbackRate` % from its best since placing.
-    TrailingStopMarket,
 }
 
 impl OrderType {
@@ -53,9 +49,6 @@ impl OrderType {
         match self {
             Self::Market => "MARKET",
             Self::Limit => "LIMIT",
-            Self::StopMarket => "STOP_MARKET",
-            Self::TakeProfitMarket => "TAKE_PROFIT_MARKET",
-            Self::TrailingStopMarket => "TRAILING_STOP_MARKET",
         }
     }
 }
@@ -100,11 +93,6 @@ pub struct NewOrder {
     pub quantity: f64,
     /// LIMIT orders only (required there), rounded to the symbol's tickSize.
     pub price: Option<f64>,
-    /// STOP_MARKET and TAKE_PROFIT_MARKET only (required there): the trigger, on the mark price.
-    pub stop_price: Option<f64>,
-    /// TRAILING_STOP_MARKET only (required there): the retracement that triggers it, in percent
-    /// (1 = 1 %); Binance takes 0.1 to 10.
-    pub callback_rate: Option<f64>,
     /// Sent as `reduceOnly=true` when set; omitted otherwise.
     pub reduce_only: bool,
     /// The caller's id of this order; sent as `newClientOrderId` through
@@ -120,8 +108,6 @@ impl NewOrder {
             order_type: OrderType::Market,
             quantity,
             price: None,
-            stop_price: None,
-            callback_rate: None,
             reduce_only: false,
             client_order_id: client_order_id.to_string(),
         }
@@ -132,46 +118,6 @@ impl NewOrder {
             order_type: OrderType::Limit,
             price: Some(price),
             ..Self::market(symbol, side, quantity, client_order_id)
-        }
-    }
-
-    /// A reduce-only STOP_MARKET of `quantity`, triggered when the mark price crosses `stop`.
-    pub fn stop_market(symbol: &str, side: OrderSide, quantity: f64, stop: f64, client_order_id: &str) -> Self {
-        Self {
-            order_type: OrderType::StopMarket,
-            stop_price: Some(stop),
-            ..Self::market(symbol, side, quantity, client_order_id).reduce_only()
-        }
-    }
-
-    /// A reduce-only TAKE_PROFIT_MARKET of `quantity`, triggered when the mark price crosses
-    /// `target`.
-    pub fn take_profit_market(
-        symbol: &str,
-        side: OrderSide,
-        quantity: f64,
-        target: f64,
-        client_order_id: &str,
-    ) -> Self {
-        Self {
-            order_type: OrderType::TakeProfitMarket,
-            stop_price: Some(target),
-            ..Self::market(symbol, side, quantity, client_order_id).reduce_only()
-        }
-    }
-
-    /// A reduce-only TRAILING_STOP_MARKET of `quantity` with a callback of `rate_pct` percent.
-    pub fn trailing_stop_market(
-        symbol: &str,
-        side: OrderSide,
-        quantity: f64,
-        rate_pct: f64,
-        client_order_id: &str,
-    ) -> Self {
-        Self {
-            order_type: OrderType::TrailingStopMarket,
-            callback_rate: Some(rate_pct),
-            ..Self::market(symbol, side, quantity, client_order_id).reduce_only()
         }
     }
 
@@ -205,58 +151,13 @@ impl NewOrder {
             (OrderType::Limit, None) => {
                 return Err(FuturesError::InvalidRequest("price: a LIMIT order needs one".into()));
             }
-            (
-                OrderType::Market | OrderType::StopMarket | OrderType::TakeProfitMarket | OrderType::TrailingStopMarket,
-                None,
-            ) => {}
+            (OrderType::Market, None) => {}
             (_, Some(_)) => {
                 return Err(FuturesError::InvalidRequest(format!(
                     "price: only LIMIT orders take one, this is {}",
                     self.order_type
                 )));
             }
-        }
-        match (self.order_type, self.stop_price) {
-            (OrderType::StopMarket | OrderType::TakeProfitMarket, Some(stop)) if stop.is_finite() && stop > 0.0 => {
-                params.push(("stopPrice", decimal(stop)));
-                params.push(("workingType", "MARK_PRICE".to_string()));
-            }
-            (OrderType::StopMarket | OrderType::TakeProfitMarket, Some(stop)) => {
-                return Err(FuturesError::InvalidRequest(format!("stopPrice: {stop} is not a positive number")));
-            }
-            (OrderType::StopMarket | OrderType::TakeProfitMarket, None) => {
-                return Err(FuturesError::InvalidRequest(format!("stopPrice: a {} order needs one", self.order_type)));
-            }
-            (_, Some(_)) => {
-                return Err(FuturesError::InvalidRequest(format!(
-                    "stopPrice: only STOP_MARKET and TAKE_PROFIT_MARKET orders take one, this is {}",
-                    self.order_type
-                )));
-            }
-            (_, None) => {}
-        }
-        match (self.order_type, self.callback_rate) {
-            (OrderType::TrailingStopMarket, Some(rate)) if (0.1..=10.0).contains(&rate) => {
-                params.push(("callbackRate", decimal((rate * 10.0).round() / 10.0)));
-                params.push(("workingType", "MARK_PRICE".to_string()));
-            }
-            (OrderType::TrailingStopMarket, Some(rate)) => {
-                return Err(FuturesError::InvalidRequest(format!(
-                    "callbackRate: {rate} % is outside what Binance takes (0.1 to 10)"
-                )));
-            }
-            (OrderType::TrailingStopMarket, None) => {
-                return Err(FuturesError::InvalidRequest(
-                    "callbackRate: a TRAILING_STOP_MARKET order needs one".into(),
-                ));
-            }
-            (_, Some(_)) => {
-                return Err(FuturesError::InvalidRequest(format!(
-                    "callbackRate: only TRAILING_STOP_MARKET orders take one, this is {}",
-                    self.order_type
-                )));
-            }
-            (_, None) => {}
         }
         if self.reduce_only {
             params.push(("reduceOnly", "true".to_string()));
@@ -280,7 +181,7 @@ pub(crate) fn normalize_symbol(symbol: &str) -> Result<String, FuturesError> {
 }
 
 /// `x` as a plain decimal (Rust's `Display` for `f64`: shortest round-trip, no exponent).
-fn decimal(x: f64) -> String {
+pub(crate) fn decimal(x: f64) -> String {
     format!("{x}")
 }
 
@@ -340,11 +241,7 @@ impl OrderAck {
         if !v.is_object() {
             return Err(decode("body", format!("not a JSON object: {}", clip(&v.to_string()))));
         }
-        let side = match str_field(v, "side")? {
-            "BUY" => OrderSide::Buy,
-            "SELL" => OrderSide::Sell,
-            other => return Err(decode("side", format!("{:?} is neither BUY nor SELL", clip(other)))),
-        };
+        let side = side_field(v, "side")?;
         Ok(Self {
             order_id: int_field(v, "orderId")?,
             client_order_id: str_field(v, "clientOrderId")?.to_string(),
@@ -359,7 +256,7 @@ impl OrderAck {
     }
 }
 
-fn decode(field: &str, reason: String) -> FuturesError {
+pub(crate) fn decode(field: &str, reason: String) -> FuturesError {
     FuturesError::Decode { field: field.to_string(), reason }
 }
 
@@ -370,9 +267,18 @@ fn field<'a>(v: &'a Value, name: &str) -> Result<&'a Value, FuturesError> {
     }
 }
 
-fn str_field<'a>(v: &'a Value, name: &str) -> Result<&'a str, FuturesError> {
+pub(crate) fn str_field<'a>(v: &'a Value, name: &str) -> Result<&'a str, FuturesError> {
     let x = field(v, name)?;
     x.as_str().ok_or_else(|| decode(name, format!("not a string: {}", clip(&x.to_string()))))
+}
+
+/// `BUY` or `SELL`.
+pub(crate) fn side_field(v: &Value, name: &str) -> Result<OrderSide, FuturesError> {
+    match str_field(v, name)? {
+        "BUY" => Ok(OrderSide::Buy),
+        "SELL" => Ok(OrderSide::Sell),
+        other => Err(decode(name, format!("{:?} is neither BUY nor SELL", clip(other)))),
+    }
 }
 
 /// An integer sent as a JSON number or a string of digits.
@@ -387,7 +293,7 @@ pub(crate) fn int_field(v: &Value, name: &str) -> Result<i64, FuturesError> {
 }
 
 /// A finite decimal sent as a string (`"0.100"`) or a JSON number.
-fn num_field(v: &Value, name: &str) -> Result<f64, FuturesError> {
+pub(crate) fn num_field(v: &Value, name: &str) -> Result<f64, FuturesError> {
     let x = field(v, name)?;
     match x {
         Value::Number(n) => n.as_f64(),
@@ -399,7 +305,7 @@ fn num_field(v: &Value, name: &str) -> Result<f64, FuturesError> {
 }
 
 /// Like [`num_field`], `None` when the field is absent or null.
-fn opt_num_field(v: &Value, name: &str) -> Result<Option<f64>, FuturesError> {
+pub(crate) fn opt_num_field(v: &Value, name: &str) -> Result<Option<f64>, FuturesError> {
     match v.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(_) => num_field(v, name).map(Some),
@@ -495,42 +401,6 @@ mod tests {
         ];
         for o in bad {
             assert!(matches!(o.params("c"), Err(FuturesError::InvalidRequest(_))), "{o:?}");
-        }
-    }
-
-    #[test]
-    fn protective_order_params() {
-        let text = |o: NewOrder| {
-            o.params("cid").unwrap().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
-        };
-        assert_eq!(
-            text(NewOrder::stop_market("BTCUSDT", OrderSide::Sell, 0.002, 48000.5, "x")),
-            "symbol=BTCUSDT&side=SELL&type=STOP_MARKET&quantity=0.002&stopPrice=48000.5&workingType=MARK_PRICE\
-             &reduceOnly=true&newClientOrderId=cid&newOrderRespType=RESULT"
-        );
-        assert_eq!(
-            text(NewOrder::take_profit_market("BTCUSDT", OrderSide::Buy, 1.0, 40000.0, "x")),
-            "symbol=BTCUSDT&side=BUY&type=TAKE_PROFIT_MARKET&quantity=1&stopPrice=40000&workingType=MARK_PRICE\
-             &reduceOnly=true&newClientOrderId=cid&newOrderRespType=RESULT"
-        );
-        assert_eq!(
-            text(NewOrder::trailing_stop_market("BTCUSDT", OrderSide::Sell, 1.0, 2.04, "x")),
-            "symbol=BTCUSDT&side=SELL&type=TRAILING_STOP_MARKET&quantity=1&callbackRate=2&workingType=MARK_PRICE\
-             &reduceOnly=true&newClientOrderId=cid&newOrderRespType=RESULT"
-        );
-        let bad = [
-            NewOrder { stop_price: None, ..NewOrder::stop_market("BTCUSDT", OrderSide::Sell, 1.0, 1.0, "x") },
-            NewOrder::stop_market("BTCUSDT", OrderSide::Sell, 1.0, 0.0, "x"),
-            NewOrder::take_profit_market("BTCUSDT", OrderSide::Sell, 1.0, f64::INFINITY, "x"),
-            NewOrder::trailing_stop_market("BTCUSDT", OrderSide::Sell, 1.0, 0.05, "x"),
-            NewOrder::trailing_stop_market("BTCUSDT", OrderSide::Sell, 1.0, 12.0, "x"),
-            NewOrder { stop_price: Some(1.0), ..NewOrder::market("BTCUSDT", OrderSide::Buy, 1.0, "x") },
-            NewOrder { callback_rate: Some(1.0), ..NewOrder::market("BTCUSDT", OrderSide::Buy, 1.0, "x") },
-            NewOrder { price: Some(1.0), ..NewOrder::stop_market("BTCUSDT", OrderSide::Sell, 1.0, 1.0, "x") },
-        ];
-        for o in bad {
-            let e = o.params("c").unwrap_err();
-            assert!(matches!(e, FuturesError::InvalidRequest(_)), "{o:?}: {e:?}");
         }
     }
 }
