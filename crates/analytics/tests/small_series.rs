@@ -400,6 +400,52 @@ fn a_dip_on_the_last_bar_only() {
 }
 
 #[test]
+fn weekly_bars_compound_52_times_a_year() {
+    // Eight Sunday bars from 2024-01-07: the bar period is 7 days, so the equity is resampled
+    // to weeks ending on Sunday (one bar each) and compounded 52 times a year.
+    let oc = [
+        (100.0, 100.0),
+        (100.0, 104.0),
+        (104.0, 98.0),
+        (98.0, 107.0),
+        (107.0, 111.0),
+        (111.0, 109.0),
+        (109.0, 115.0),
+        (115.0, 112.0),
+    ];
+    let b = bars(&(0..8).map(|i| JAN_1 + 6 * DAY + i * 7 * DAY).collect::<Vec<_>>(), &oc);
+    let t = [trade(&b, Side::Long, 30.0, 2, 5, 0.001), trade(&b, Side::Long, 20.0, 6, 7, 0.001)];
+    let (equity, s) = stats(&b, &t);
+    let bt_equity = [10000.0, 10000.0, 9816.88, 10086.88, 10206.88, 10203.55, 10321.37, 10319.07];
+    assert_equity(&equity, &bt_equity);
+    let r: Vec<f64> = bt_equity.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
+    let g = (10319.07f64 / 10000.0).powf(1.0 / 7.0) - 1.0;
+    let annual = (1.0 + g).powf(52.0) - 1.0;
+    same("return ann", s.return_ann_pct, annual * 100.0, 26.278630509964085);
+    let mean = r.iter().sum::<f64>() / 7.0;
+    let var = r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 6.0;
+    let vol = ((var + (1.0 + g).powi(2)).powf(52.0) - (1.0 + g).powf(104.0)).sqrt();
+    same("volatility", s.volatility_ann_pct, vol * 100.0, 12.958493163542967);
+    same("sharpe", s.sharpe_ratio, annual / vol, 2.0279078885418245);
+    let downside = (r.iter().map(|x| x.min(0.0).powi(2)).sum::<f64>() / 7.0).sqrt();
+    same("sortino", s.sortino_ratio, annual / (downside * 52f64.sqrt()), 5.263967971302476);
+    // 49 days = 49 / 365.25 years.
+    same("cagr", s.cagr_pct, ((10319.07f64 / 10000.0).powf(365.25 / 49.0) - 1.0) * 100.0, 26.379850347662593);
+    // Deepest drawdown: bar 2, 1 − 9816.88 / 10000 (the dips at bars 5 and 7 are shallower).
+    same("max dd", s.max_drawdown_pct, -(1.0 - 9816.88 / 10000.0) * 100.0, -1.8312000000000106);
+    same("calmar", s.calmar_ratio, annual / (1.0 - 9816.88 / 10000.0), 14.350497220382227);
+    // Peaks at bars 0, 1, 3, 4, 6: periods 1 → 3 (0.018312) and 4 → 6 (1 − 10203.55 / 10206.88),
+    // both 14 days; the dip at the last bar (6 → 7) is one bar long, no period.
+    let avg = -(0.018312 + (1.0 - 10203.55 / 10206.88)) / 2.0 * 100.0;
+    same("avg dd", s.avg_drawdown_pct, avg, -0.9319125264527495);
+    assert_eq!((s.max_drawdown_duration, s.avg_drawdown_duration), (span(14 * DAY), span(14 * DAY)));
+    assert_eq!((s.max_trade_duration, s.avg_trade_duration), (span(21 * DAY), span(14 * DAY)));
+    // Two winners: SQN = √2 × mean / sample std of (203.55, 115.52).
+    let sd = (203.55f64 - 115.52).abs() / 2f64.sqrt();
+    same("sqn", s.sqn, 2f64.sqrt() * (203.55 + 115.52) / 2.0 / sd, 3.6245598091559694);
+}
+
+#[test]
 fn bad_inputs_are_refused() {
     let b = week();
     let equity = vec![CASH; 6];
