@@ -92,6 +92,7 @@ async fn serve(State(state): State<FakeState>, uri: Uri, headers: HeaderMap, bod
         all.len() - 1
     };
     let r = (state.script)(&seen, n);
+    // A slow provider, simulated (the timeout tests); not a synchronisation.
     tokio::time::sleep(r.delay).await;
     let mut response = Response::builder().status(r.status).header("content-type", "application/json");
     for (k, v) in r.headers {
@@ -316,7 +317,7 @@ async fn a_429_moves_to_the_backup_key_and_rests_the_limited_one_until_retry_aft
     .await;
     let (gpt, metrics, _registry) =
         analyst(config("gpt", Dialect::OpenAi, &server.url, &[("PRIMARY", "sk-primary"), ("BACKUP", "sk-backup")]));
-    let ctx = contexts("BTCUSDT", 3);
+    let ctx = contexts("BTCUSDT", 4);
 
     assert_eq!(gpt.analyse(&ctx[0]).await.status, SignalStatus::Ok);
     assert_eq!(server.keys(), ["sk-primary", "sk-backup"], "the backup at once");
@@ -324,8 +325,19 @@ async fn a_429_moves_to_the_backup_key_and_rests_the_limited_one_until_retry_aft
     assert_eq!(server.keys(), ["sk-primary", "sk-backup", "sk-backup"], "the limited key rests");
     assert_eq!((requests(&metrics, "gpt", "rate_limited"), requests(&metrics, "gpt", "ok")), (1, 2));
 
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    // The rest is kept on tokio's clock: move it instead of sleeping through the second. The
+    // clock runs again (`resume`) before each request, so that the HTTP timeouts are not
+    // auto-advanced while the fake answers.
+    let skip = |by: Duration| async move {
+        tokio::time::pause();
+        tokio::time::advance(by).await;
+        tokio::time::resume();
+    };
+    skip(Duration::from_millis(500)).await;
     assert_eq!(gpt.analyse(&ctx[2]).await.status, SignalStatus::Ok);
+    assert_eq!(server.keys().last().map(String::as_str), Some("sk-backup"), "still resting before its Retry-After");
+    skip(Duration::from_millis(600)).await;
+    assert_eq!(gpt.analyse(&ctx[3]).await.status, SignalStatus::Ok);
     assert_eq!(server.keys().last().map(String::as_str), Some("sk-primary"), "back to the primary after its reset");
 }
 
