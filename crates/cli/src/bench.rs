@@ -87,7 +87,8 @@ pub enum BenchCommand {
     Pipeline {
         #[arg(long)]
         json: bool,
-        /// Candles for the throughput run (the demo feed as ⌈N / 20,111⌉ symbols).
+        /// Candles for the throughput run (the demo feed as ⌈N / 20,111⌉ symbols; below 20,111,
+        /// its first N candles as one symbol).
         #[arg(long, default_value_t = 1_000_000)]
         candles: u64,
         /// Candles per second for the latency run.
@@ -100,6 +101,9 @@ pub enum BenchCommand {
         /// each run creates a database of its own there and drops it afterwards.
         #[arg(long, value_name = "URL")]
         audit_url: Option<String>,
+        /// Rows the audit writer's own benchmark writes (in batches of 2,000).
+        #[arg(long, default_value_t = 200_000)]
+        audit_rows: usize,
     },
     /// Indicator set: ns per candle over the BTC/USD 1h candles.
     Indicators {
@@ -189,6 +193,19 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("warning: this is a debug build; benchmark figures need `cargo run --release`");
     }
+    // On SIGINT/SIGTERM the benchmark is dropped where it stands: its private redis-server is
+    // killed and its temporary directories are removed (by their handles' Drop), which a
+    // process ended by the default signal action would not do.
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    tokio::select! {
+        r = bench(settings, cmd) => r,
+        _ = term.recv() => bail!("benchmark stopped by SIGTERM"),
+        _ = tokio::signal::ctrl_c() => bail!("benchmark interrupted (SIGINT)"),
+    }
+}
+
+async fn bench(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Bus { json, messages, payload_bytes, pack_max } => {
             bus(settings, json, messages, payload_bytes, pack_max).await
@@ -217,8 +234,9 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
             Ok(())
         }
         BenchCommand::Inference { json, symbols, models } => inference(settings, json, symbols, &models).await,
-        BenchCommand::Pipeline { json, candles, rate, latency_seconds, audit_url } => {
-            pipeline(settings, json, candles, rate, latency_seconds, audit_url.as_deref()).await
+        BenchCommand::Pipeline { json, candles, rate, latency_seconds, audit_url, audit_rows } => {
+            let run = PipelineArgs { candles, rate, latency_seconds, audit_server: audit_url.as_deref(), audit_rows };
+            pipeline(settings, json, run).await
         }
         BenchCommand::Indicators { json, csv, min_seconds } => {
             indicators(&csv.unwrap_or_else(crate::config::demo_feed), json, min_seconds)
@@ -492,12 +510,16 @@ struct InferenceReport {
     candles_per_s: f64,
     signals_per_s: f64,
     candles: u64,
+    /// Signals sent (counted by the runner as it commits them with each batch's acknowledgement).
+    signals: u64,
+    /// Candles the stage could not handle (none in a sound run).
+    dead_lettered: u64,
     models: usize,
     seconds: f64,
 }
 
 /// Pre-loads md.candles (untimed), then times one in-process inference consumer from start
-/// until every signal is in inf.signals.
+/// until every candle is acknowledged (its signals are committed with the acknowledgement).
 async fn inference(settings: &Settings, json: bool, symbols: u32, models: &[String]) -> anyhow::Result<()> {
     use tradeflow_inference::StageConfig;
     use tradeflow_inference::worker::{InferenceFactory, InferenceMetrics};
@@ -511,7 +533,7 @@ async fn inference(settings: &Settings, json: bool, symbols: u32, models: &[Stri
     let sent = tradeflow_bus::BusMetrics::unregistered();
     let producer = Producer::new(bus.clone(), "bench").with_metrics(sent.clone());
     let registry = prometheus::Registry::new();
-    let config = demo_symbols(symbols, Pace::Fast);
+    let config = demo_symbols(&crate::config::demo_feed(), symbols, Pace::Fast);
     let mut stage = tradeflow_ingest::IngestStage::default();
     let loaded =
         replay(&producer, &mut stage, &config, &IngestMetrics::register(&registry)?, &CancellationToken::new()).await?;
@@ -523,24 +545,54 @@ async fn inference(settings: &Settings, json: bool, symbols: u32, models: &[Stri
         producer: producer.clone(),
         metrics: InferenceMetrics::register(&registry)?,
     };
-    let consumer = Consumer::new(bus.clone(), "md.candles", "inference", "bench", factory)?;
+    // The signals go out in the runner's MULTI/EXEC with each batch's acknowledgement, and the
+    // runner counts them on the consumer's metrics, not on `producer`'s: the run is over once
+    // every candle is acknowledged (or dead-lettered), whatever the streams keep (trim_acked).
+    let counted = tradeflow_bus::BusMetrics::unregistered();
+    let consumer =
+        Consumer::new(bus.clone(), "md.candles", "inference", "bench", factory)?.with_metrics(counted.clone());
     let stop = CancellationToken::new();
     let started = Instant::now();
     let task = tokio::spawn(consumer.run(stop.clone()));
+    let settled = || {
+        let acked = counted.acked.with_label_values(&["md.candles", "inference"]).get();
+        // Every reason: this consumer is the only one counted here.
+        let dead: u64 = prometheus::core::Collector::collect(&counted.dead_lettered)
+            .iter()
+            .flat_map(|f| f.get_metric())
+            .map(|m| m.get_counter().get_value() as u64)
+            .sum();
+        (acked, dead)
+    };
+    // No progress for this long means the run is stuck: say so instead of waiting on.
+    let stall = Duration::from_secs(60);
+    let (mut last, mut moved) = (0, Instant::now());
     loop {
-        // Messages sent, not stream entries: signals travel packed.
-        let n = sent.produced.with_label_values(&["inf.signals"]).get();
-        if n >= expected {
+        let (acked, dead) = settled();
+        if acked + dead >= loaded.candles {
             break;
         }
-        if started.elapsed() > Duration::from_secs(600) {
-            bail!("only {n} of {expected} signals after 600 s");
+        if task.is_finished() {
+            bail!("the inference consumer stopped after {acked} of {} candles", loaded.candles);
+        }
+        if acked + dead != last {
+            (last, moved) = (acked + dead, Instant::now());
+        } else if moved.elapsed() > stall {
+            bail!("only {acked} of {} candles acknowledged, none in the last {} s", loaded.candles, stall.as_secs());
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let elapsed = started.elapsed().as_secs_f64();
     stop.cancel();
     task.await??;
+    let (_, dead) = settled();
+    let signals = counted.produced.with_label_values(&["inf.signals"]).get();
+    if dead > 0 || signals != expected {
+        eprintln!(
+            "warning: {dead} candles dead-lettered; {signals} signals sent, {expected} expected ({} candles × {models} models)",
+            loaded.candles
+        );
+    }
     let mut conn = bus.conn();
     for stream in ["md.candles", "inf.signals", "audit.events"] {
         for p in 0..bus.topology().stream(stream)?.partitions {
@@ -549,8 +601,10 @@ async fn inference(settings: &Settings, json: bool, symbols: u32, models: &[Stri
     }
     let report = InferenceReport {
         candles_per_s: loaded.candles as f64 / elapsed,
-        signals_per_s: expected as f64 / elapsed,
+        signals_per_s: signals as f64 / elapsed,
         candles: loaded.candles,
+        signals,
+        dead_lettered: dead,
         models,
         seconds: elapsed,
     };
@@ -701,12 +755,13 @@ async fn start_pipeline(
 impl PipelineRun {
     async fn replay(
         &self,
+        feed: &Path,
         symbols: u32,
         pace: tradeflow_ingest::replay::Pace,
         limit: Option<u64>,
     ) -> anyhow::Result<u64> {
         use tradeflow_ingest::replay::{IngestMetrics, replay};
-        let config = demo_symbols(symbols, pace);
+        let config = demo_symbols(feed, symbols, pace);
         let mut stage = tradeflow_ingest::IngestStage::default();
         let sent = tradeflow_bus::BusMetrics::unregistered();
         let producer = Producer::new(self.bus.clone(), "ingest").with_metrics(sent.clone());
@@ -840,23 +895,29 @@ fn candle_of(id: &str) -> &str {
     id.split('/').next().unwrap_or(id)
 }
 
-async fn pipeline(
-    settings: &Settings,
-    json: bool,
+/// What `bench pipeline` runs.
+struct PipelineArgs<'a> {
     candles: u64,
     rate: f64,
     latency_seconds: f64,
-    audit_server: Option<&str>,
-) -> anyhow::Result<()> {
+    audit_server: Option<&'a str>,
+    audit_rows: usize,
+}
+
+async fn pipeline(settings: &Settings, json: bool, args: PipelineArgs<'_>) -> anyhow::Result<()> {
+    let PipelineArgs { candles, rate, latency_seconds, audit_server, audit_rows } = args;
     let (url, _port, _server) = bench_redis(settings).await?;
     let backend = if audit_server.is_some() { "postgres" } else { "sqlite" };
     let per_feed = 20_111u64;
     let symbols = candles.div_ceil(per_feed).max(1) as u32;
+    // Fewer candles than one feed holds (a quick or smoke run): a copy of the feed's first N.
+    let head = if candles < per_feed { Some(demo_head(candles)?) } else { None };
+    let feed = head.as_ref().map_or_else(crate::config::demo_feed, |(_, path)| path.clone());
 
     // Throughput: everything as fast as it goes, clock from the first candle until drained.
     let run = start_pipeline(settings, &url, "t", audit_server, Keep::AsConfigured).await?;
     let started = Instant::now();
-    let loaded = run.replay(symbols, tradeflow_ingest::replay::Pace::Fast, None).await?;
+    let loaded = run.replay(&feed, symbols, tradeflow_ingest::replay::Pace::Fast, None).await?;
     let replayed = started.elapsed().as_secs_f64();
     let stages = run.wait_drained(started, Duration::from_secs(3600)).await?;
     let seconds = started.elapsed().as_secs_f64();
@@ -880,7 +941,7 @@ async fn pipeline(
     // Keeps every message: the samples are read back from the streams afterwards.
     let run = start_pipeline(settings, &url, "l", audit_server, Keep::Everything).await?;
     let n = (rate * latency_seconds) as u64;
-    run.replay(8, tradeflow_ingest::replay::Pace::Rate(rate), Some(n)).await?;
+    run.replay(&crate::config::demo_feed(), 8, tradeflow_ingest::replay::Pace::Rate(rate), Some(n)).await?;
     run.wait_drained(Instant::now(), Duration::from_secs(600)).await?;
     let candles_in: std::collections::HashMap<String, i64> =
         run.produced("md.candles").await?.into_iter().map(|(_, id, t)| (id, t)).collect();
@@ -907,7 +968,7 @@ async fn pipeline(
     fills.sort_by(f64::total_cmp);
 
     let target = AuditTarget::create(audit_server, "w").await?;
-    let audit = tradeflow_audit::bench_write(&target.url, 200_000, 2_000).await?;
+    let audit = tradeflow_audit::bench_write(&target.url, audit_rows, 2_000).await?;
     target.remove().await?;
     let report = PipelineReport {
         candles_per_s: loaded as f64 / seconds,
@@ -955,14 +1016,30 @@ async fn pipeline(
     Ok(())
 }
 
-/// The demo feed replayed as `symbols` symbols SYM0, SYM1, … (source `bench`).
-fn demo_symbols(symbols: u32, pace: tradeflow_ingest::replay::Pace) -> tradeflow_ingest::replay::ReplayConfig {
+/// A candle file (the demo feed) replayed as `symbols` symbols SYM0, SYM1, … (source `bench`).
+fn demo_symbols(
+    feed: &Path,
+    symbols: u32,
+    pace: tradeflow_ingest::replay::Pace,
+) -> tradeflow_ingest::replay::ReplayConfig {
     let feeds = (0..symbols)
         .map(|i| tradeflow_ingest::replay::CsvFeed {
-            path: crate::config::demo_feed(),
+            path: feed.to_path_buf(),
             symbol: format!("SYM{i}"),
             interval: tradeflow_core::market::Interval::H1,
         })
         .collect();
     tradeflow_ingest::replay::ReplayConfig { feeds, pace, passes: 1, source: "bench".into() }
+}
+
+/// The demo feed's header and first `candles` rows, in a file of a temporary directory (removed
+/// when the returned handle drops).
+fn demo_head(candles: u64) -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
+    let demo = crate::config::demo_feed();
+    let text = std::fs::read_to_string(&demo).with_context(|| format!("cannot read {}", demo.display()))?;
+    let head: String = text.lines().take(candles as usize + 1).flat_map(|l| [l, "\n"]).collect();
+    let dir = tempfile::Builder::new().prefix("tradeflow-bench-feed-").tempdir()?;
+    let path = dir.path().join("candles.csv");
+    std::fs::write(&path, head).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok((dir, path))
 }
