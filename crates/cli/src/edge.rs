@@ -15,6 +15,7 @@ use tradeflow_audit::AuditStore;
 use tradeflow_bus::{Bus, Producer};
 use tradeflow_core::control::ControlState;
 use tradeflow_edge::auth::{Auth, Role, hash_password};
+use tradeflow_edge::secret;
 use tradeflow_edge::{AppState, EdgeConfig, EdgeMetrics, Pipeline};
 
 use crate::config::Settings;
@@ -86,29 +87,36 @@ pub fn secret_for_up(config: &EdgeConfig, data_dir: &Path) -> anyhow::Result<Vec
         return Ok(s.trim().as_bytes().to_vec());
     }
     std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
-    let secret = format!("{}{}", uuid_hex(), uuid_hex());
+    let secret = secret::jwt_secret()?;
     write_private(&path, &secret)?;
     Ok(secret.into_bytes())
 }
 
-fn uuid_hex() -> String {
-    format!("{:032x}", fastrand::u128(..))
-}
-
+/// Writes `text` to `path`, readable and writable by the owner only (mode 0600, also when the
+/// file was there before with a wider mode).
 fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut o = std::fs::OpenOptions::new();
     o.write(true).create(true).truncate(true);
     #[cfg(unix)]
     o.mode(0o600);
     let mut f = o.open(path).with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot restrict {}", path.display()))?;
     f.write_all(text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// Where `tradeflow up` puts the admin password it generates.
+pub const ADMIN_PASSWORD_FILE: &str = "edge-admin.password";
+
 /// The `admin` user of `tradeflow up`: password from `TRADEFLOW_ADMIN_PASSWORD`; else the
-/// hash kept in `<data-dir>/edge-admin.hash`; else a generated password, printed this once.
+/// hash kept in `<data-dir>/edge-admin.hash`; else a generated password (from the OS
+/// generator), written to `<data-dir>/edge-admin.password` (mode 0600) whose path, never the
+/// password, is printed: output and logs are collected and kept (journald, CI, docker logs),
+/// a file only its owner can read is not.
 pub async fn admin_for_up(data_dir: &Path) -> anyhow::Result<(String, String, Role)> {
     let path = data_dir.join("edge-admin.hash");
     let hash = match std::env::var("TRADEFLOW_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()) {
@@ -116,12 +124,15 @@ pub async fn admin_for_up(data_dir: &Path) -> anyhow::Result<(String, String, Ro
         None => match std::fs::read_to_string(&path).ok().filter(|h| h.starts_with("$argon2")) {
             Some(h) => h.trim().to_string(),
             None => {
-                let password = format!("{:024x}", fastrand::u128(..) >> 32);
+                let password = secret::password()?;
                 let hash = blocking_hash(password.clone()).await?;
                 std::fs::create_dir_all(data_dir)?;
+                let password_file = data_dir.join(ADMIN_PASSWORD_FILE);
+                write_private(&password_file, &format!("{password}\n"))?;
                 write_private(&path, &hash)?;
                 println!(
-                    "edge: user admin, password {password} (printed once; set TRADEFLOW_ADMIN_PASSWORD to choose it)"
+                    "edge: user admin, generated password in {} (mode 0600; delete it once read, or set TRADEFLOW_ADMIN_PASSWORD to choose it)",
+                    password_file.display()
                 );
                 hash
             }
@@ -204,9 +215,17 @@ pub enum AuthCommand {
     HashPassword,
     /// Reads an API key on stdin, prints its SHA-256 for `[[edge.api_key]] key_sha256`.
     HashApiKey,
+    /// Makes a new API key (from the OS generator): prints the key, then its SHA-256.
+    NewApiKey,
 }
 
 pub fn run_auth(command: AuthCommand) -> anyhow::Result<()> {
+    if let AuthCommand::NewApiKey = command {
+        let key = secret::api_key()?;
+        println!("key        {key}");
+        println!("key_sha256 {}", tradeflow_edge::auth::api_key_digest(&key));
+        return Ok(());
+    }
     let mut line = String::new();
     std::io::stdin().read_line(&mut line).context("cannot read stdin")?;
     let secret = line.trim_end_matches(['\r', '\n']);
@@ -214,6 +233,7 @@ pub fn run_auth(command: AuthCommand) -> anyhow::Result<()> {
     match command {
         AuthCommand::HashPassword => println!("{}", hash_password(secret).map_err(|e| anyhow::anyhow!(e))?),
         AuthCommand::HashApiKey => println!("{}", tradeflow_edge::auth::api_key_digest(secret)),
+        AuthCommand::NewApiKey => {}
     }
     Ok(())
 }

@@ -64,7 +64,7 @@ pub struct ControlCommand {
 
 impl ControlCommand {
     pub fn new(command: Command, actor: impl Into<String>, ip: Option<String>, issued_at: i64) -> Self {
-        let id = format!("ctl:{issued_at}:{:08x}", fastrand_u32(issued_at));
+        let id = format!("ctl:{issued_at}:{:016x}", unique_suffix(issued_at));
         Self { id, command, actor: actor.into(), ip, issued_at }
     }
 
@@ -73,13 +73,17 @@ impl ControlCommand {
     }
 }
 
-/// A cheap per-process-unique suffix; command ids need uniqueness, not secrecy.
-fn fastrand_u32(seed: i64) -> u32 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mixed = (seed as u64 ^ (std::process::id() as u64) << 32).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (mixed >> 32) as u32 ^ n.wrapping_mul(0x85EB_CA6B)
+/// 64 bits from the operating system's generator: ids from processes on different machines
+/// (same process id, same millisecond) must not collide, and the answers of the edge hand them
+/// out, so they are not guessable either. Should the generator fail, a per-process counter
+/// mixed with the time and process id keeps them unique within the machine.
+fn unique_suffix(issued_at: i64) -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    getrandom::u64().unwrap_or_else(|_| {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        (issued_at as u64 ^ (std::process::id() as u64) << 40).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ n
+    })
 }
 
 impl Payload for ControlCommand {

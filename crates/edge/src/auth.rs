@@ -2,7 +2,9 @@
 //!
 //! - Users (config `[[edge.user]]`, plus the `admin` that `tradeflow up` creates) log in with
 //!   `POST /api/v1/auth/login` and get an HS256 JWT with an expiry; argon2 password hashes.
-//! - Machines send `X-API-Key`; the config holds only the key's SHA-256.
+//! - Machines send `X-API-Key`; the config holds only the key's SHA-256, and a presented key's
+//!   digest is compared with every configured one in constant time ([`crate::secret::equal`]).
+//!   Password hashes are checked by argon2, whose final comparison is constant-time too.
 //! - Roles are ordered viewer < trader < admin. A route names the least role it needs through
 //!   its extractor ([`Viewer`], [`Trader`], [`Admin`]). No credentials: 401 (or an anonymous
 //!   viewer on read routes when `anonymous_read` is on); bad or expired credentials: 401; a
@@ -77,8 +79,8 @@ struct User {
 /// Users, API keys and the token keys.
 pub struct Auth {
     users: HashMap<String, User>,
-    /// sha-256 of the key → (name, role).
-    api_keys: HashMap<[u8; 32], (String, Role)>,
+    /// (sha-256 of the key, name, role).
+    api_keys: Vec<([u8; 32], String, Role)>,
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -107,12 +109,15 @@ pub enum AuthSetupError {
     ShortSecret { env: String },
     #[error("cannot hash the password of {user}: {reason}")]
     Hash { user: String, reason: String },
+    #[error(transparent)]
+    Random(#[from] crate::secret::SecretError),
 }
 
-/// Hashes a password into an argon2id PHC string (default parameters, random salt).
+/// Hashes a password into an argon2id PHC string (default parameters, a 16-byte salt from the
+/// operating system's generator).
 pub fn hash_password(password: &str) -> Result<String, String> {
-    let salt =
-        argon2::password_hash::SaltString::encode_b64(uuid::Uuid::new_v4().as_bytes()).map_err(|e| e.to_string())?;
+    let salt = crate::secret::bytes::<16>().map_err(|e| e.to_string())?;
+    let salt = argon2::password_hash::SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
     Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
 }
 
@@ -132,12 +137,7 @@ impl Auth {
         let secret = match secret {
             Some(s) if s.len() < 32 => return Err(AuthSetupError::ShortSecret { env: config.jwt_secret_env.clone() }),
             Some(s) => s,
-            None if config.dev => {
-                let mut s = Vec::with_capacity(32);
-                s.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
-                s.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
-                s
-            }
+            None if config.dev => crate::secret::jwt_secret()?.into_bytes(),
             None => return Err(AuthSetupError::MissingSecret { env: config.jwt_secret_env.clone() }),
         };
         let mut users: HashMap<String, User> = config
@@ -153,10 +153,10 @@ impl Auth {
             .iter()
             .filter_map(|k| {
                 let bytes: [u8; 32] = hex::decode(&k.key_sha256).ok()?.try_into().ok()?;
-                Some((bytes, (k.name.clone(), k.role)))
+                Some((bytes, k.name.clone(), k.role))
             })
             .collect();
-        let decoy = hash_password(&uuid::Uuid::new_v4().to_string())
+        let decoy = hash_password(&crate::secret::password()?)
             .map_err(|reason| AuthSetupError::Hash { user: "<decoy>".into(), reason })?;
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 5;
@@ -171,6 +171,11 @@ impl Auth {
             anonymous_read: config.anonymous_read,
             decoy,
         })
+    }
+
+    /// Whether `name` is a user (configured, or made by `tradeflow up`).
+    pub fn has_user(&self, name: &str) -> bool {
+        self.users.contains_key(name)
     }
 
     /// Checks a password (blocking: argon2 takes tens of milliseconds by design).
@@ -211,8 +216,16 @@ impl Auth {
 
     fn verify_key(&self, key: &str) -> Result<Identity, ApiError> {
         let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-        match self.api_keys.get(&digest) {
-            Some((name, role)) => Ok(Identity { subject: format!("key:{name}"), role: *role }),
+        // Every configured digest is compared, each in constant time, with no early exit: the
+        // answer's timing says nothing about which key, or how much of one, matched.
+        let mut found = None;
+        for (known, name, role) in &self.api_keys {
+            if crate::secret::equal(known, &digest) {
+                found = Some((name, *role));
+            }
+        }
+        match found {
+            Some((name, role)) => Ok(Identity { subject: format!("key:{name}"), role }),
             None => Err(ApiError::unauthorized("unknown API key")),
         }
     }

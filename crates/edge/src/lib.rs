@@ -7,7 +7,7 @@
 //!
 //! - [`config`]: the `[edge]` configuration; [`auth`]: users, API keys, JWT, roles;
 //!   [`ratelimit`]: per-class limits; [`error`]: the one error format; [`request_id`]: ids and
-//!   the access log;
+//!   the access log; [`secret`]: secrets from the OS generator, constant-time comparison;
 //! - [`live`]: the live view; [`hub`]: WebSocket fan-out; [`routes`]: the handlers, one module
 //!   per area, each contributing its routes and their OpenAPI description.
 
@@ -19,6 +19,7 @@ pub mod live;
 pub mod ratelimit;
 pub mod request_id;
 pub mod routes;
+pub mod secret;
 pub mod state;
 
 use std::net::SocketAddr;

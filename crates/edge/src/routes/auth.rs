@@ -11,6 +11,9 @@ use crate::auth::{Identity, Role, Viewer};
 use crate::error::{ApiError, Json};
 use crate::state::{AppState, RequestMeta};
 
+/// The audit log's actor for a login under a name that is no user.
+pub const UNKNOWN_USER: &str = "<unknown user>";
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(login)).routes(routes!(me))
 }
@@ -57,10 +60,14 @@ async fn login(
     let who = tokio::task::spawn_blocking(move || auth.check_password(&user, &password))
         .await
         .map_err(|e| ApiError::unavailable("password check", e))?;
-    let attempted = Identity { subject: body.username.clone(), role: Role::Viewer };
-    let caller = meta.caller(attempted);
+    // A name that is no user is not written down: people type their password into the user
+    // name field, and the audit log is read by every admin.
+    let known = state.auth.has_user(&body.username);
+    let subject = if known { body.username.clone() } else { UNKNOWN_USER.to_string() };
+    let caller = meta.caller(Identity { subject, role: Role::Viewer });
     let Some(who) = who else {
-        state.audit(&caller, "login", "/api/v1/auth/login", "refused", json!({ "reason": "bad credentials" })).await?;
+        let reason = if known { "wrong password" } else { "unknown user name (not recorded)" };
+        state.audit(&caller, "login", "/api/v1/auth/login", "refused", json!({ "reason": reason })).await?;
         return Err(ApiError::unauthorized("wrong user name or password"));
     };
     let (token, expires_at) = state.auth.issue(&who)?;
