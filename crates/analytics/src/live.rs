@@ -14,7 +14,8 @@
 //! - **max drawdown** = the largest fall from a running peak of the series, as a fraction of
 //!   that peak (0.12 = 12 %);
 //! - **annualised return** = (last equity / starting balance)^(1 / years) − 1, years as above;
-//!   **Calmar** = annualised return / max drawdown.
+//!   **Calmar** = annualised return / max drawdown;
+//! - **weight** of an account = its equity / the book's; **leverage** = gross exposure / equity.
 //!
 //! A figure that is undefined (too few points, a zero deviation or drawdown) is `None`.
 //! These are per-update figures of a live book; a backtest's statistics are [`crate::Stats`].
@@ -109,6 +110,12 @@ pub fn profit_factor(gross_profit: f64, gross_loss: f64) -> Option<f64> {
 /// `sum / count`; `None` when `count` is 0 (average win, average loss).
 pub fn average(sum: f64, count: i64) -> Option<f64> {
     (count > 0).then(|| sum / count as f64)
+}
+
+/// `part / total`, 0 when the total is not positive: an account's share of the book's equity,
+/// and the book's leverage (gross exposure / total equity) in `/analytics/portfolio`.
+pub fn share(part: f64, total: f64) -> f64 {
+    if total > 0.0 { part / total } else { 0.0 }
 }
 
 /// The leaderboard's order: higher ROI first, ties by account id.
@@ -260,6 +267,10 @@ mod tests {
         assert_eq!(profit_factor(300.0, 0.0), None);
         assert_eq!(average(300.0, 3), Some(100.0));
         assert_eq!(average(0.0, 0), None);
+        // The portfolio route: 2,500 of 10,000 equity; 15,000 gross exposure on it → 1.5.
+        assert_eq!(share(2_500.0, 10_000.0), 0.25);
+        assert_eq!(share(15_000.0, 10_000.0), 1.5);
+        assert_eq!(share(5.0, 0.0), 0.0);
         let mut rows = [(0.1, "b"), (0.2, "c"), (0.1, "a"), (-0.5, "d")];
         rows.sort_by(|x, y| by_roi(*x, *y));
         assert_eq!(rows.map(|r| r.1), ["c", "a", "b", "d"]);
