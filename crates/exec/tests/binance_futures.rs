@@ -1,4 +1,5 @@
-//! The Binance futures client against a local fake of `/fapi/v1/{order,leverage,marginType}`.
+//! The Binance futures client against a local fake of `/fapi/v1/{order,leverage,marginType}`
+//! and of the Algo Order API (`/fapi/v1/algoOrder`, `/fapi/v1/openAlgoOrders`).
 //!
 //! The fake checks what Binance checks: the `X-MBX-APIKEY` header, the HMAC-SHA256 signature over
 //! the raw query (less `&signature=…`) plus the raw body, computed here independently of the
@@ -6,6 +7,16 @@
 //! Binance refuses a client order id only while an order with it is open: a blind re-POST of a
 //! filled MARKET order would make a second order, which the tests would see. Knobs make it fail
 //! on purpose (503s, a stall after accepting, 429s, lost lookups).
+//!
+//! Conditional orders follow Binance's documentation as read on 2026-12-06 (derivatives change
+//! log of 2025-11-06, effective 2025-12-09; "New Algo Order", "Query Algo Order", "Cancel Algo
+//! Order", "Current All Algo Open Orders"): `POST /fapi/v1/order` answers STOP_MARKET,
+//! TAKE_PROFIT_MARKET, STOP, TAKE_PROFIT and TRAILING_STOP_MARKET with -4120; the algo
+//! endpoints take exactly their documented parameters (anything else is -1104, so the tests see
+//! a wrong request shape), keep `clientAlgoId` unique among open algo orders (-4116, Binance's
+//! duplicate client id code: the page names none), answer an unknown one with -2013 on GET and
+//! -2011 on DELETE, and [`Fake::trigger`] turns an algo order into a filled MARKET order
+//! (`actualOrderId`), after which its id is free again, as on Binance.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -21,8 +32,8 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tradeflow_exec::binance::{
-    Credentials, FuturesClient, FuturesConfig, FuturesError, MarginType, NewOrder, OrderAck, OrderSide, OrderStatus,
-    client_order_id, sign,
+    AlgoStatus, Credentials, FuturesClient, FuturesConfig, FuturesError, MarginType, NewAlgoOrder, NewOrder, OrderAck,
+    OrderSide, OrderStatus, client_order_id, sign,
 };
 
 const API_KEY: &str = "test-api-key-0123456789";
@@ -41,9 +52,22 @@ struct FakeOrder {
     price: f64,
 }
 
+#[derive(Debug, Clone)]
+struct FakeAlgo {
+    algo_id: i64,
+    client_algo_id: String,
+    symbol: String,
+    side: String,
+    kind: String,
+    qty: String,
+    status: &'static str,
+    actual_order_id: Option<i64>,
+}
+
 #[derive(Default)]
 struct Fake {
     orders: Mutex<Vec<FakeOrder>>,
+    algos: Mutex<Vec<FakeAlgo>>,
     leverage: Mutex<HashMap<String, u32>>,
     margin_type: Mutex<HashMap<String, String>>,
     /// (method, path) → requests received (signed or not).
@@ -61,6 +85,10 @@ struct Fake {
     lookups_lost: AtomicU32,
     /// Leave avgPrice and cumQuote out of order answers.
     omit_avg_price: std::sync::atomic::AtomicBool,
+    /// Place the next algo order, then answer only after this many ms.
+    stall_after_algo_ms: AtomicU32,
+    /// Answer this many algo lookups with -2013 although the order exists (still in flight).
+    algo_lookups_lost: AtomicU32,
 }
 
 impl Fake {
@@ -71,6 +99,83 @@ impl Fake {
     fn orders_with(&self, cid: &str) -> usize {
         self.orders.lock().unwrap().iter().filter(|o| o.client_order_id == cid).count()
     }
+
+    fn algos_with(&self, cid: &str) -> usize {
+        self.algos.lock().unwrap().iter().filter(|a| a.client_algo_id == cid).count()
+    }
+
+    /// The last algo order with `cid` triggers: a MARKET order fills at [`BTC_PRICE`] and the
+    /// algo order is FINISHED. Returns the MARKET order's id.
+    fn trigger(&self, cid: &str) -> i64 {
+        let mut algos = self.algos.lock().unwrap();
+        let a = algos.iter_mut().rev().find(|a| a.client_algo_id == cid).expect("an algo order");
+        assert_eq!(a.status, "NEW");
+        let mut orders = self.orders.lock().unwrap();
+        let order_id = 1000 + orders.len() as i64;
+        orders.push(FakeOrder {
+            order_id,
+            client_order_id: format!("autoclose-{order_id}"),
+            symbol: a.symbol.clone(),
+            side: a.side.clone(),
+            status: "FILLED",
+            qty: a.qty.parse().unwrap(),
+            price: BTC_PRICE,
+        });
+        a.status = "FINISHED";
+        a.actual_order_id = Some(order_id);
+        order_id
+    }
+}
+
+/// The parameters each algo endpoint documents (besides recvWindow, timestamp, signature).
+const NEW_ALGO_PARAMS: [&str; 20] = [
+    "algoType",
+    "symbol",
+    "side",
+    "positionSide",
+    "type",
+    "timeInForce",
+    "quantity",
+    "price",
+    "triggerPrice",
+    "workingType",
+    "priceMatch",
+    "closePosition",
+    "priceProtect",
+    "reduceOnly",
+    "activatePrice",
+    "callbackRate",
+    "clientAlgoId",
+    "newOrderRespType",
+    "selfTradePreventionMode",
+    "goodTillDate",
+];
+const ALGO_ID_PARAMS: [&str; 2] = ["algoId", "clientAlgoId"];
+const OPEN_ALGO_PARAMS: [&str; 3] = ["algoType", "symbol", "algoId"];
+const CONDITIONAL: [&str; 5] = ["STOP_MARKET", "TAKE_PROFIT_MARKET", "STOP", "TAKE_PROFIT", "TRAILING_STOP_MARKET"];
+
+/// -1104 for a parameter the endpoint does not document.
+fn unread(p: &HashMap<String, String>, documented: &[&str]) -> Option<Response> {
+    let extra: Vec<&str> = p
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !documented.contains(k) && !["recvWindow", "timestamp"].contains(k))
+        .collect();
+    (!extra.is_empty())
+        .then(|| error(StatusCode::BAD_REQUEST, -1104, &format!("Not all sent parameters were read: {extra:?}")))
+}
+
+fn algo_json(a: &FakeAlgo) -> Value {
+    json!({
+        "algoId": a.algo_id, "clientAlgoId": a.client_algo_id, "algoType": "CONDITIONAL", "orderType": a.kind,
+        "symbol": a.symbol, "side": a.side, "positionSide": "BOTH", "timeInForce": "GTC", "quantity": a.qty,
+        "algoStatus": a.status, "actualOrderId": a.actual_order_id.map(|i| i.to_string()).unwrap_or_default(),
+        "actualPrice": if a.actual_order_id.is_some() { format!("{BTC_PRICE:.5}") } else { "0.00000".into() },
+        "triggerPrice": "48000.000", "price": "0.000", "workingType": "MARK_PRICE", "priceMatch": "NONE",
+        "closePosition": false, "priceProtect": false, "reduceOnly": true,
+        "createTime": 1_750_485_492_076_i64, "updateTime": 1_750_485_492_076_i64 + a.algo_id, "triggerTime": 0,
+        "goodTillDate": 0,
+    })
 }
 
 fn now_ms() -> i64 {
@@ -140,19 +245,65 @@ async fn handle(State(fake): State<Arc<Fake>>, method: Method, uri: Uri, headers
         return error(StatusCode::BAD_REQUEST, -1021, "Timestamp for this request is outside of the recvWindow.");
     }
     let symbol = p.get("symbol").cloned().unwrap_or_default();
-    if symbol != "BTCUSDT" && symbol != "ETHUSDT" {
+    // Looking up or cancelling an algo order takes no symbol.
+    let symbol_free = path == "/fapi/v1/algoOrder" && method != Method::POST;
+    if !symbol_free && symbol != "BTCUSDT" && symbol != "ETHUSDT" {
         return error(StatusCode::BAD_REQUEST, -1121, "Invalid symbol.");
     }
 
     match (method.as_str(), path.as_str()) {
         ("POST", "/fapi/v1/order") => place(&fake, &p, &symbol).await,
+        ("POST", "/fapi/v1/algoOrder") => place_algo(&fake, &p, &symbol).await,
+        ("GET" | "DELETE", "/fapi/v1/algoOrder") => {
+            if let Some(refused) = unread(&p, &ALGO_ID_PARAMS) {
+                return refused;
+            }
+            let cid = p.get("clientAlgoId").cloned().unwrap_or_default();
+            let mut algos = fake.algos.lock().unwrap();
+            let found = algos.iter_mut().rev().find(|a| a.client_algo_id == cid);
+            if method == Method::GET {
+                if fake.algo_lookups_lost.load(Ordering::SeqCst) > 0 {
+                    fake.algo_lookups_lost.fetch_sub(1, Ordering::SeqCst);
+                    return error(StatusCode::BAD_REQUEST, -2013, "Order does not exist.");
+                }
+                return match found {
+                    Some(a) => json_response(StatusCode::OK, algo_json(a)),
+                    None => error(StatusCode::BAD_REQUEST, -2013, "Order does not exist."),
+                };
+            }
+            match found {
+                Some(a) if a.status == "NEW" => {
+                    a.status = "CANCELED";
+                    let body = json!({ "algoId": a.algo_id, "clientAlgoId": a.client_algo_id, "code": "200", "msg": "success" });
+                    json_response(StatusCode::OK, body)
+                }
+                _ => error(StatusCode::BAD_REQUEST, -2011, "Unknown order sent."),
+            }
+        }
+        ("GET", "/fapi/v1/openAlgoOrders") => {
+            if let Some(refused) = unread(&p, &OPEN_ALGO_PARAMS) {
+                return refused;
+            }
+            let algos = fake.algos.lock().unwrap();
+            let open: Vec<Value> =
+                algos.iter().filter(|a| a.status == "NEW" && a.symbol == symbol).map(algo_json).collect();
+            json_response(StatusCode::OK, Value::Array(open))
+        }
         ("GET", "/fapi/v1/order") => {
             let cid = p.get("origClientOrderId").cloned().unwrap_or_default();
             if fake.lookups_lost.load(Ordering::SeqCst) > 0 {
                 fake.lookups_lost.fetch_sub(1, Ordering::SeqCst);
                 return error(StatusCode::BAD_REQUEST, -2013, "Order does not exist.");
             }
-            let found = fake.orders.lock().unwrap().iter().rev().find(|o| o.client_order_id == cid).cloned();
+            let by_id = p.get("orderId").and_then(|i| i.parse::<i64>().ok());
+            let found = fake
+                .orders
+                .lock()
+                .unwrap()
+                .iter()
+                .rev()
+                .find(|o| by_id.map_or(o.client_order_id == cid, |id| o.order_id == id))
+                .cloned();
             match found {
                 Some(o) => json_response(StatusCode::OK, order_json(&o, fake.omit_avg_price.load(Ordering::SeqCst))),
                 None => error(StatusCode::BAD_REQUEST, -2013, "Order does not exist."),
@@ -185,7 +336,57 @@ async fn handle(State(fake): State<Arc<Fake>>, method: Method, uri: Uri, headers
     }
 }
 
+async fn place_algo(fake: &Fake, p: &HashMap<String, String>, symbol: &str) -> Response {
+    if let Some(refused) = unread(p, &NEW_ALGO_PARAMS) {
+        return refused;
+    }
+    let kind = p.get("type").cloned().unwrap_or_default();
+    if p.get("algoType").map(String::as_str) != Some("CONDITIONAL") || !CONDITIONAL.contains(&kind.as_str()) {
+        return error(StatusCode::BAD_REQUEST, -1116, "Invalid orderType.");
+    }
+    let trailing = kind == "TRAILING_STOP_MARKET";
+    if trailing != p.contains_key("callbackRate") || trailing == p.contains_key("triggerPrice") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            -1102,
+            "Mandatory parameter 'triggerPrice' or 'callbackRate' was not sent, was empty/null, or malformed.",
+        );
+    }
+    let cid = p.get("clientAlgoId").cloned().unwrap_or_default();
+    let algo = {
+        let mut algos = fake.algos.lock().unwrap();
+        // Like newClientOrderId: unique among open orders only.
+        if algos.iter().any(|a| a.client_algo_id == cid && a.status == "NEW") {
+            return error(StatusCode::BAD_REQUEST, -4116, "ClientOrderId is duplicated.");
+        }
+        let algo = FakeAlgo {
+            algo_id: 2_000_000 + algos.len() as i64,
+            client_algo_id: cid,
+            symbol: symbol.to_string(),
+            side: p.get("side").cloned().unwrap_or_default(),
+            kind,
+            qty: p.get("quantity").cloned().unwrap_or_default(),
+            status: "NEW",
+            actual_order_id: None,
+        };
+        algos.push(algo.clone());
+        algo
+    };
+    let stall = fake.stall_after_algo_ms.swap(0, Ordering::SeqCst);
+    if stall > 0 {
+        tokio::time::sleep(Duration::from_millis(u64::from(stall))).await;
+    }
+    json_response(StatusCode::OK, algo_json(&algo))
+}
+
 async fn place(fake: &Fake, p: &HashMap<String, String>, symbol: &str) -> Response {
+    if p.get("type").is_some_and(|t| CONDITIONAL.contains(&t.as_str())) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            -4120,
+            "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead.",
+        );
+    }
     if fake.posts_503.load(Ordering::SeqCst) > 0 {
         fake.posts_503.fetch_sub(1, Ordering::SeqCst);
         return (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable.").into_response();
@@ -565,4 +766,147 @@ fn keys_come_from_the_environment_by_name() {
     assert_eq!(problems.len(), 2, "{problems:?}");
     let testnet = FuturesConfig { testnet: true, ..FuturesConfig::default() };
     assert_eq!(testnet.effective_base_url(), "https://testnet.binancefuture.com");
+}
+
+/// A reduce-only stop for 0.01 BTC; `id` is the caller's id (sent through `client_order_id`).
+fn btc_stop(id: &str) -> NewAlgoOrder {
+    NewAlgoOrder::stop_market("BTCUSDT", OrderSide::Sell, 0.01, 48_000.0, id)
+}
+
+#[tokio::test]
+async fn the_order_endpoint_refuses_conditional_types_with_4120() {
+    let (fake, base) = start_fake().await;
+    // What this client sent before 2025-12-09, signed and sent by hand (NewOrder can no longer
+    // express it): Binance refuses it with -4120, typed with a reason that says where to go.
+    let unsigned = format!(
+        "symbol=BTCUSDT&side=SELL&type=STOP_MARKET&quantity=0.01&stopPrice=48000&workingType=MARK_PRICE\
+         &reduceOnly=true&newClientOrderId=old-sl&newOrderRespType=RESULT&recvWindow=5000&timestamp={}",
+        now_ms()
+    );
+    let url = format!("{base}/fapi/v1/order?{unsigned}&signature={}", sign(SECRET, &unsigned, ""));
+    let response = reqwest::Client::new().post(url).header("X-MBX-APIKEY", API_KEY).send().await.unwrap();
+    let status = response.status().as_u16();
+    let e = FuturesError::from_response(status, &response.text().await.unwrap(), None);
+    assert!(matches!(e, FuturesError::ConditionalNeedsAlgoApi { .. }), "{e:?}");
+    assert_eq!(e.code(), Some(-4120));
+    assert!(e.to_string().contains("Algo Order API (POST /fapi/v1/algoOrder)"), "{e}");
+    assert_eq!(fake.orders.lock().unwrap().len(), 0);
+    assert_eq!(fake.algos.lock().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn an_algo_order_is_placed_looked_up_listed_and_cancelled() {
+    let (fake, base) = start_fake().await;
+    let c = client(&base);
+    // A caller id too long for Binance goes out hashed, like a client order id.
+    let id = "csv:BTCUSDT:1h:2024-06-01T12:00:00Z/profile-a/live:sl";
+    let sent = client_order_id(id);
+    let ack = c.place_algo_order(&btc_stop(id)).await.unwrap();
+    assert_eq!((ack.client_algo_id.as_str(), ack.status.clone()), (sent.as_str(), AlgoStatus::New));
+    assert_eq!((ack.symbol.as_str(), ack.side, ack.order_type.as_str()), ("BTCUSDT", OrderSide::Sell, "STOP_MARKET"));
+    assert_eq!((ack.quantity, ack.actual_order_id), (Some(0.01), None));
+    assert_eq!((fake.hits("POST", "/fapi/v1/algoOrder"), fake.hits("POST", "/fapi/v1/order")), (1, 0));
+    // Looked up by the caller's id or the one sent.
+    assert_eq!(c.query_algo_order(id).await.unwrap(), ack);
+    assert_eq!(c.query_algo_order(&sent).await.unwrap().algo_id, ack.algo_id);
+    let open = c.open_algo_orders("btcusdt").await.unwrap();
+    assert_eq!(open.iter().map(|a| a.algo_id).collect::<Vec<_>>(), [ack.algo_id]);
+    assert!(c.open_algo_orders("ETHUSDT").await.unwrap().is_empty());
+    // Cancelled once; a second cancel is harmless.
+    assert_eq!(c.cancel_algo_order(id).await.unwrap(), Some(ack.algo_id));
+    assert_eq!(c.cancel_algo_order(id).await.unwrap(), None);
+    assert_eq!(c.query_algo_order(id).await.unwrap().status, AlgoStatus::Canceled);
+    assert!(c.open_algo_orders("BTCUSDT").await.unwrap().is_empty());
+    // Unknown ids.
+    let e = c.query_algo_order("never-placed").await.unwrap_err();
+    assert!(matches!(e, FuturesError::OrderNotFound { .. }), "{e:?}");
+    assert_eq!(c.cancel_algo_order("never-placed").await.unwrap(), None);
+    assert_eq!(fake.algos_with(&sent), 1);
+}
+
+#[tokio::test]
+async fn a_triggered_algo_order_leads_to_its_fill() {
+    let (fake, base) = start_fake().await;
+    let c = client(&base);
+    c.place_algo_order(&btc_stop("fire-sl")).await.unwrap();
+    let order_id = fake.trigger("fire-sl");
+    let algo = c.query_algo_order("fire-sl").await.unwrap();
+    assert_eq!((algo.status.clone(), algo.actual_order_id), (AlgoStatus::Finished, Some(order_id)));
+    assert!(algo.status.has_fired() && !algo.status.is_waiting());
+    let fill = c.query_order_by_id("BTCUSDT", order_id).await.unwrap();
+    assert_eq!(
+        (fill.status, fill.side, fill.executed_qty, fill.avg_price),
+        (OrderStatus::Filled, OrderSide::Sell, 0.01, Some(BTC_PRICE))
+    );
+    // No longer open: cancelling finds nothing.
+    assert_eq!(c.cancel_algo_order("fire-sl").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn an_algo_post_that_times_out_after_placing_is_found_not_placed_again() {
+    let (fake, base) = start_fake().await;
+    fake.stall_after_algo_ms.store(2000, Ordering::SeqCst); // the client gives up after 500 ms
+    let ack = client(&base).place_algo_order(&btc_stop("stall-sl")).await.unwrap();
+    assert_eq!((ack.client_algo_id.as_str(), ack.status), ("stall-sl", AlgoStatus::New));
+    // One POST, then a lookup by clientAlgoId that found it.
+    assert_eq!(fake.hits("POST", "/fapi/v1/algoOrder"), 1);
+    assert_eq!(fake.hits("GET", "/fapi/v1/algoOrder"), 1);
+    assert_eq!(fake.algos_with("stall-sl"), 1);
+}
+
+#[tokio::test]
+async fn a_retry_after_an_unknown_outcome_never_places_a_second_algo_order() {
+    let (fake, base) = start_fake().await;
+    // The first call times out with no retries left: Binance has the order, the caller does
+    // not know it.
+    fake.stall_after_algo_ms.store(2000, Ordering::SeqCst);
+    let once = FuturesConfig { max_retries: 0, ..config(&base) };
+    let c0 = FuturesClient::with_credentials(&once, Credentials::new(API_KEY, SECRET)).unwrap();
+    let e = c0.place_algo_order(&btc_stop("lost-sl")).await.unwrap_err();
+    assert!(e.outcome_unknown(), "{e:?}");
+    assert_clean(&e, &fake);
+    // It fires meanwhile, so its clientAlgoId is free again at Binance.
+    let order_id = fake.trigger("lost-sl");
+    // The retry looks first and finds it: no second order.
+    let ack = client(&base).resume_algo_order(&btc_stop("lost-sl")).await.unwrap();
+    assert_eq!((ack.status, ack.actual_order_id), (AlgoStatus::Finished, Some(order_id)));
+    assert_eq!(fake.hits("POST", "/fapi/v1/algoOrder"), 1);
+    assert_eq!(fake.algos_with("lost-sl"), 1);
+    // What a blind re-POST would have done (why the retry looks first): a second order.
+    client(&base).place_algo_order(&btc_stop("lost-sl")).await.unwrap();
+    assert_eq!(fake.algos_with("lost-sl"), 2);
+    // A resume of an order never placed places it.
+    let ack = client(&base).resume_algo_order(&btc_stop("fresh-sl")).await.unwrap();
+    assert_eq!(ack.status, AlgoStatus::New);
+    assert_eq!(fake.algos_with("fresh-sl"), 1);
+}
+
+#[tokio::test]
+async fn an_algo_repost_refused_as_duplicate_returns_the_existing_one() {
+    let (fake, base) = start_fake().await;
+    // The POST places it but the answer is lost; the lookup misses it (in flight); the re-POST
+    // is refused as a duplicate and the client fetches the one that exists.
+    fake.stall_after_algo_ms.store(2000, Ordering::SeqCst);
+    fake.algo_lookups_lost.store(1, Ordering::SeqCst);
+    let ack = client(&base).place_algo_order(&btc_stop("dup-sl")).await.unwrap();
+    assert_eq!((ack.client_algo_id.as_str(), ack.status), ("dup-sl", AlgoStatus::New));
+    assert_eq!(fake.hits("POST", "/fapi/v1/algoOrder"), 2);
+    assert_eq!(fake.hits("GET", "/fapi/v1/algoOrder"), 2);
+    assert_eq!(fake.algos_with("dup-sl"), 1);
+}
+
+#[tokio::test]
+async fn algo_request_shapes_are_what_binance_documents() {
+    let (fake, base) = start_fake().await;
+    let c = client(&base);
+    // The fake refuses any parameter the endpoint does not document (-1104): these pass.
+    c.place_algo_order(&NewAlgoOrder::take_profit_market("BTCUSDT", OrderSide::Sell, 0.01, 60_000.0, "tp"))
+        .await
+        .unwrap();
+    c.place_algo_order(&NewAlgoOrder::trailing_stop_market("ETHUSDT", OrderSide::Buy, 0.5, 1.5, "ts")).await.unwrap();
+    assert_eq!(fake.algos.lock().unwrap().len(), 2);
+    // Refused locally: nothing sent.
+    let wide = NewAlgoOrder::trailing_stop_market("BTCUSDT", OrderSide::Sell, 0.01, 25.0, "ts2");
+    assert!(matches!(c.place_algo_order(&wide).await.unwrap_err(), FuturesError::InvalidRequest(_)));
+    assert_eq!(fake.hits("POST", "/fapi/v1/algoOrder"), 2);
 }
