@@ -567,4 +567,97 @@ mod tests {
         assert_eq!(stage.view("a").unwrap().open_positions, 0);
         assert!(stage.on_decision(&decision(5, Action::Hold, Trigger::Manual), &control).messages.is_empty());
     }
+
+    /// backtesting.py's account: all in, next-open fills, units of 1e-8, commission 0.001.
+    fn all_in_account() -> AccountConfig {
+        let mut a = AccountConfig::paper("a", "p", 10_000.0);
+        a.sizing = Sizing::AllIn;
+        a.allow_short = false;
+        a.paper = tradeflow_exec::paper::PaperConfig {
+            taker_fee: 0.001,
+            slippage_bps: 0.0,
+            fill_at: tradeflow_exec::paper::FillAt::NextOpen,
+            lot_step: Some(1e-8),
+            ..Default::default()
+        };
+        a
+    }
+
+    fn bar_decision(hour: i64, action: Action, open: f64, close: f64) -> Decision {
+        Decision {
+            open: Some(open),
+            high: open.max(close),
+            low: open.min(close),
+            ..tradeflow_testkit::flat_decision("p", "BTC", hour * 3_600_000, action, close)
+        }
+    }
+
+    #[test]
+    fn all_in_next_open_marks_reach_the_executor_and_both_books_agree() {
+        let accounts = Arc::new(vec![all_in_account()]);
+        let mut stage = RiskStage::new(accounts.clone());
+        let control = ControlState::default();
+        let mut exec = PaperBook::new("a", 10_000.0, accounts[0].paper.clone());
+        let mut sent = Vec::new();
+        let steps = [
+            (1, Action::Long, 99.0, 100.0),   // entry decided: held
+            (2, Action::Hold, 101.0, 103.0),  // fills at 101 on this bar: the mark must be sent
+            (3, Action::Short, 104.0, 102.0), // exit decided (long-only: a close)
+            (4, Action::Hold, 101.5, 100.0),  // fills at 101.5: the mark must be sent
+            (5, Action::Hold, 100.0, 100.0),  // idle: nothing sent
+        ];
+        for (hour, action, open, close) in steps {
+            let out = stage.on_decision(&bar_decision(hour, action, open, close), &control);
+            for m in &out.messages {
+                exec.apply(m);
+            }
+            sent.push(out.messages);
+        }
+        match &sent[0][..] {
+            [RiskMessage::Order(o)] => {
+                assert_eq!((o.intent, o.fill_sizing), (Intent::Open, Some(FillSizing::AllIn)));
+                // Risk's estimate at the decision close: 10,000 / (100 × 1.001), floored to 1e-8.
+                assert_eq!(o.quantity, 99.900_099_9);
+            }
+            other => panic!("expected the entry, got {other:?}"),
+        }
+        assert!(matches!(&sent[1][..], [RiskMessage::Mark(m)] if m.seq == 2), "{:?}", sent[1]);
+        assert!(matches!(&sent[2][..], [RiskMessage::Order(o)] if o.intent == Intent::Close), "{:?}", sent[2]);
+        assert!(matches!(&sent[3][..], [RiskMessage::Mark(m)] if m.seq == 4), "{:?}", sent[3]);
+        assert!(sent[4].is_empty(), "{:?}", sent[4]);
+        let shadow = stage.book("a").unwrap();
+        assert_eq!(shadow.balance(), exec.balance());
+        assert_eq!(shadow.open_positions(), 0);
+        // Sized at the fill: 10,000 / (101 × 1.001) → 98.90 (not the estimate), sold at 101.5.
+        let q = (10_000.0_f64 / (101.0 * 1.001) / 1e-8).floor() * 1e-8;
+        let want = 10_000.0 + q * 0.5 - q * 101.0 * 0.001 - q * 101.5 * 0.001;
+        assert!((exec.balance() - want).abs() < 1e-9, "{} vs {want}", exec.balance());
+    }
+
+    #[test]
+    fn all_in_and_next_open_parse_and_next_open_is_for_paper_accounts() {
+        let text = r#"
+[[account]]
+id = "bt"
+profile = "p"
+starting_balance = 10000.0
+allow_short = false
+sizing = { method = "all_in" }
+paper = { taker_fee = 0.001, slippage_bps = 0.0, fill_at = "next_open", lot_step = 1e-8 }
+"#;
+        let a = crate::account::parse_accounts(text, &["p"]).unwrap();
+        assert_eq!(a[0].sizing, Sizing::AllIn);
+        assert_eq!(a[0].paper.fill_at, tradeflow_exec::paper::FillAt::NextOpen);
+        assert_eq!(a[0].paper.lot_step, Some(1e-8));
+        let mut live = a[0].clone();
+        live.executor = crate::account::ExecutorKind::BinanceFutures;
+        live.binance = Some(crate::account::BinanceAccount {
+            testnet: true,
+            base_url: None,
+            api_key_env: "K".into(),
+            secret_env: "S".into(),
+        });
+        let problems = live.validate("account[0]");
+        assert!(problems.iter().any(|p| p.starts_with("account[0].paper.fill_at:")), "{problems:?}");
+    }
 }

@@ -296,18 +296,17 @@ impl PaperBook {
         }
         self.last_bar.insert(symbol.to_string(), bar.close_time);
 
-        // 0. Market orders held for this open (`fill_at = "next_open"`), timed at the open.
+        // 0. Market orders held for this open (`fill_at = "next_open"`). Like everything that
+        // happens on a bar, their fills carry its close time.
         if let Some(orders) = self.held.remove(symbol) {
             for order in &orders {
-                let (reference, time) = match bar.open {
-                    Some(open) if open.is_finite() && open > 0.0 => (open, bar.open_time),
-                    _ => (order.bar.close, order.bar.close_time),
+                let reference = match bar.open {
+                    Some(open) if open.is_finite() && open > 0.0 => open,
+                    _ => order.bar.close,
                 };
-                batch.time = time;
                 let price = self.slipped(order_side(order), reference);
                 self.fill_order(batch, order, price, Liquidity::Taker, reference, &order.id);
             }
-            batch.time = bar.close_time;
         }
 
         // 1. The resting limit order (placed on an earlier bar).

@@ -11,10 +11,11 @@ pub enum FillAt {
     Close,
     /// At the open of the symbol's next bar: the order (entry or exit) is held and fills when
     /// that bar is marked, before the bar's resting limit order, stops and take-profits are
-    /// checked, with slippage and the taker fee, timed at the bar's open. This is
-    /// backtesting.py's convention (`trade_on_close=False`): a strategy sees a bar's close and
-    /// its order executes at the next open. A bar that does not carry its open (messages from
-    /// before it was carried) fills the held orders at the close of the bar they were decided on.
+    /// checked, with slippage and the taker fee; like everything that happens on a bar, the
+    /// fill carries the bar's close time. This is backtesting.py's convention
+    /// (`trade_on_close=False`): a strategy sees a bar's close and its order executes at the
+    /// next open. A bar that does not carry its open (messages from before it was carried)
+    /// fills the held orders at the close of the bar they were decided on.
     NextOpen,
 }
 

@@ -11,6 +11,8 @@
 //!
 //! For the bar's symbol only, in this order:
 //!
+//! 0. with `fill_at = "next_open"`, the market orders held from the symbol's previous bar fill
+//!    at this bar's open (with slippage, taker fee), in the order they came;
 //! 1. the symbol's resting limit order fills if the bar traded through it (buy: low ≤ limit,
 //!    sell: high ≥ limit), at the limit price, maker fee, no slippage;
 //! 2. if a position is open, exits are checked against the bar's range, worst first:
@@ -28,7 +30,10 @@
 //!
 //! # What an order does ([`PaperBook::execute`])
 //!
-//! Market orders fill at the bar's close with slippage against the account, taker fee. Limit
+//! Market orders fill at the bar's close with slippage against the account, taker fee (or, with
+//! `fill_at = "next_open"`, are held for the open of the symbol's next bar). With a `lot_step`
+//! every quantity filled is floored to whole steps; an order with `fill_sizing = all_in` is
+//! sized when it fills, to what the available margin buys ([`PaperBook::all_in_quantity`]). Limit
 //! orders rest (one per symbol, a new limit order replaces the resting one) and fill on a later
 //! bar. `Open` opens, adds to a position of the same direction (average entry, margins add) or
 //! closes a position of the other direction then opens; `Close` closes the position, `Reduce`
