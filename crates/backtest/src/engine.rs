@@ -44,6 +44,26 @@ pub const NOT_ANALYSED: &str = "not analysed: backtests do not call LLM analysts
 /// are the live run's.
 pub const SOURCE: &str = "csv";
 
+/// A row ingestion refused, and where it is.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub path: String,
+    pub line: usize,
+    pub refused: CandleRefused,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = &self.refused;
+        // A malformed row's reason already names the file, line and column.
+        if r.reason.starts_with(&self.path) {
+            write!(f, "{} ({}): {}", r.symbol, r.kind.as_str(), r.reason)
+        } else {
+            write!(f, "{}: line {}: {} ({}): {}", self.path, self.line, r.symbol, r.kind.as_str(), r.reason)
+        }
+    }
+}
+
 /// What a backtest runs: the same configuration the workers take.
 #[derive(Debug, Clone)]
 pub struct BacktestConfig {
@@ -59,6 +79,10 @@ pub struct BacktestConfig {
     pub accounts: Vec<AccountConfig>,
     /// Stop at the first row that is not a candle, naming it.
     pub strict: bool,
+    /// Only rows whose bar opens in `[from, to)` (epoch ms); the indicators start cold at
+    /// `from`.
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
 }
 
 /// The stages of one run.
@@ -71,6 +95,7 @@ pub struct Engine {
     exec: ExecStage,
     control: ControlState,
     strict: bool,
+    range: (i64, i64),
 }
 
 impl Engine {
@@ -92,22 +117,27 @@ impl Engine {
             exec: ExecStage::new(&exec_accounts),
             control: ControlState::default(),
             strict: config.strict,
+            range: (config.from_ms.unwrap_or(i64::MIN), config.to_ms.unwrap_or(i64::MAX)),
         })
     }
 
-    /// Every row of `timeline`, then the deadlines still pending at the end.
+    /// Every row of `timeline` in the date range, then the deadlines still pending at the end.
     pub fn run(&mut self, timeline: &Timeline, feeds: &[CsvFeed], sink: &mut impl Sink) -> Result<(), BacktestError> {
-        for (time, f, row) in timeline.iter() {
-            let feed = &feeds[f];
-            self.row(feed, row, sink)?;
-            sink.after_row(time, f, row, self);
+        let (from, to) = self.range;
+        for step in timeline.iter() {
+            if step.time < from || step.time >= to {
+                continue;
+            }
+            let feed = &feeds[step.feed];
+            self.row(feed, step.row, step.line, sink)?;
+            sink.after_row(step.time, step.feed, step.row, self);
         }
         let decisions = self.ensemble.on_tick(i64::MAX);
         self.decide(decisions, sink)
     }
 
-    /// One input row through the whole chain.
-    pub fn row(&mut self, feed: &CsvFeed, row: &Row, sink: &mut impl Sink) -> Result<(), BacktestError> {
+    /// One input row (line `line` of `feed`'s file) through the whole chain.
+    pub fn row(&mut self, feed: &CsvFeed, row: &Row, line: usize, sink: &mut impl Sink) -> Result<(), BacktestError> {
         let events = match row {
             Ok(raw) => self.ingest.on_bar(SOURCE, &feed.symbol, feed.interval, *raw),
             Err(e) => vec![self.ingest.malformed(SOURCE, &feed.symbol, feed.interval, e.clone())],
@@ -115,22 +145,24 @@ impl Engine {
         for event in events {
             match event {
                 IngestEvent::Candle(c) => self.candle(&c, sink)?,
-                IngestEvent::Refused(r) => self.refused(r, sink)?,
+                IngestEvent::Refused(r) => self.refused(r, feed, line, sink)?,
             }
         }
         Ok(())
     }
 
-    fn refused(&mut self, r: CandleRefused, sink: &mut impl Sink) -> Result<(), BacktestError> {
+    fn refused(
+        &mut self,
+        r: CandleRefused,
+        feed: &CsvFeed,
+        line: usize,
+        sink: &mut impl Sink,
+    ) -> Result<(), BacktestError> {
+        let at = Refusal { path: feed.path.display().to_string(), line, refused: r };
         if self.strict {
-            return Err(BacktestError::Refused {
-                symbol: r.symbol.clone(),
-                open_time: r.open_time,
-                kind: r.kind.as_str().into(),
-                reason: r.reason.clone(),
-            });
+            return Err(BacktestError::Refused(Box::new(at)));
         }
-        sink.refused(r);
+        sink.refused(at);
         Ok(())
     }
 

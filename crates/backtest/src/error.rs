@@ -2,6 +2,8 @@
 
 use tradeflow_ingest::timeline::FeedError;
 
+use crate::engine::Refusal;
+
 #[derive(Debug, thiserror::Error)]
 pub enum BacktestError {
     #[error("configuration: {0}")]
@@ -9,8 +11,8 @@ pub enum BacktestError {
     #[error(transparent)]
     Feed(#[from] FeedError),
     /// `--strict`: the first row that is not a candle stops the run.
-    #[error("{symbol} bar at {}: refused ({kind}): {reason}", open_time.map_or("an unreadable row".to_string(), |t| t.to_string()))]
-    Refused { symbol: String, open_time: Option<i64>, kind: String, reason: String },
+    #[error("--strict: {0}")]
+    Refused(Box<Refusal>),
     /// The executor refused a message of risk: the stages disagree, which is a bug.
     #[error("the executor refused a message of risk: {0}")]
     Exec(String),

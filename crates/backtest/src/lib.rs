@@ -11,12 +11,13 @@
 
 pub mod engine;
 pub mod error;
+pub mod hyperopt;
 pub mod records;
 pub mod report;
 pub mod sink;
 pub mod tape;
 
-pub use engine::{BacktestConfig, Engine};
+pub use engine::{BacktestConfig, Engine, Refusal};
 pub use error::BacktestError;
 pub use records::Records;
 pub use report::{AccountReport, Report, ReportOptions, backtest};

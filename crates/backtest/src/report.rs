@@ -50,9 +50,9 @@ pub struct AccountReport {
 pub struct Report {
     pub accounts: Vec<AccountReport>,
     pub candles: u64,
-    /// Rows refused by ingestion (malformed, invalid, out of order), each also reported on
-    /// stderr by the CLI.
-    pub refused: u64,
+    /// Rows refused by ingestion (malformed, invalid, out of order), each with its file, line
+    /// and reason.
+    pub refused: Vec<String>,
     pub signals: u64,
     pub decisions: u64,
     /// What a reader must know about how this run differs from a live one.
@@ -69,19 +69,30 @@ pub struct ReportOptions {
 
 /// Runs `config` and builds the report.
 pub fn backtest(config: &BacktestConfig, options: &ReportOptions) -> Result<Report, BacktestError> {
+    let Some(feed) = config.feeds.first() else {
+        return Err(BacktestError::Config("no input file".into()));
+    };
     let timeline = Timeline::load(&config.feeds)?;
-    let mut tape = Tape::new(&config.accounts);
+    let mut tape = Tape::for_series(&config.accounts, &feed.symbol, feed.interval);
     let mut engine = Engine::new(config)?;
     engine.run(&timeline, &config.feeds, &mut tape)?;
     if tape.candles == 0 {
+        let within = |t: Option<i64>| t.map_or("…".to_string(), |t| t.to_string());
         return Err(BacktestError::Empty(if timeline.is_empty() {
             ": the files have no rows".into()
+        } else if config.from_ms.is_some() || config.to_ms.is_some() {
+            format!(
+                " from {} to {} (epoch ms; the files' bars open from {} to {})",
+                within(config.from_ms),
+                within(config.to_ms),
+                within(timeline.first_time()),
+                within(timeline.first_time().map(|t| t + timeline.span_ms()))
+            )
         } else {
             format!(": all {} rows were refused", timeline.len())
         }));
     }
-    let feed = &config.feeds[0];
-    let bars = SymbolBars::new(timeline.rows(0), feed.interval.millis());
+    let bars = SymbolBars::new(timeline.rows(0), feed.interval.millis(), &tape.accepted);
     let accounts =
         config.accounts.iter().map(|a| account_report(a, &engine, &tape, &bars, &feed.symbol, options)).collect();
     let mut notes = Vec::new();
@@ -100,7 +111,7 @@ pub fn backtest(config: &BacktestConfig, options: &ReportOptions) -> Result<Repo
     Ok(Report {
         accounts,
         candles: tape.candles,
-        refused: tape.refused,
+        refused: tape.refused.iter().map(ToString::to_string).collect(),
         signals: tape.signals,
         decisions: tape.decisions,
         notes,
@@ -162,7 +173,7 @@ fn account_report(
         symbol: symbol.into(),
         stats,
         stats_error,
-        trades,
+        trades: bars.to_rows(&trades),
         equity,
         final_balance: book.map_or(a.starting_balance, |b| b.balance()),
         final_equity: book.map_or(a.starting_balance, |b| b.equity()),

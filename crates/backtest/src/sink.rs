@@ -4,17 +4,17 @@
 
 use tradeflow_core::decision::Decision;
 use tradeflow_core::execution::ExecEvent;
-use tradeflow_core::market::{Candle, CandleRefused};
+use tradeflow_core::market::Candle;
 use tradeflow_core::order::{AccountAlert, RiskMessage};
 use tradeflow_core::signal::Signal;
 use tradeflow_ingest::timeline::Row;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Refusal};
 
 /// Receives every message of a run, in the order the stages produced them.
 pub trait Sink {
     fn candle(&mut self, _candle: &Candle) {}
-    fn refused(&mut self, _refused: CandleRefused) {}
+    fn refused(&mut self, _refused: Refusal) {}
     fn signal(&mut self, _signal: &Signal) {}
     fn decision(&mut self, _decision: &Decision) {}
     fn risk_message(&mut self, _message: &RiskMessage) {}
@@ -30,7 +30,7 @@ impl<A: Sink, B: Sink> Sink for (A, B) {
         self.0.candle(candle);
         self.1.candle(candle);
     }
-    fn refused(&mut self, refused: CandleRefused) {
+    fn refused(&mut self, refused: Refusal) {
         self.0.refused(refused.clone());
         self.1.refused(refused);
     }

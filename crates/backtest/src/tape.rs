@@ -1,7 +1,7 @@
 //! The results sink: per account its fills, counts and equity per bar time, and what they add up
 //! to (round-trip trades) once the run is over.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use tradeflow_analytics::{Bar, ExitReason, Fill as Leg, Side, Trade};
 use tradeflow_core::execution::{ExecEvent, Fill, FillReason};
@@ -9,7 +9,7 @@ use tradeflow_core::order::{Direction, RiskMessage};
 use tradeflow_ingest::timeline::Row;
 use tradeflow_risk::AccountConfig;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Refusal};
 use crate::sink::Sink;
 
 /// One account's raw results.
@@ -27,31 +27,50 @@ pub struct Tape {
     accounts: Vec<AccountConfig>,
     pub tapes: BTreeMap<String, AccountTape>,
     pub candles: u64,
-    pub refused: u64,
+    /// Rows ingestion refused, with where they are.
+    pub refused: Vec<Refusal>,
     pub signals: u64,
     pub decisions: u64,
+    /// The series the statistics are about (symbol, interval) and the open times of its
+    /// candles: rows ingestion refused or the date range left out are not bars of the run.
+    series: Option<(String, tradeflow_core::market::Interval)>,
+    pub accepted: HashSet<i64>,
 }
 
 impl Tape {
+    /// Also keeps the open times of `series`' candles.
+    pub fn for_series(accounts: &[AccountConfig], symbol: &str, interval: tradeflow_core::market::Interval) -> Self {
+        Self { series: Some((symbol.to_string(), interval)), ..Self::new(accounts) }
+    }
+
     pub fn new(accounts: &[AccountConfig]) -> Self {
         Self {
             accounts: accounts.to_vec(),
             tapes: accounts.iter().map(|a| (a.id.clone(), AccountTape::default())).collect(),
             candles: 0,
-            refused: 0,
+            refused: Vec::new(),
             signals: 0,
             decisions: 0,
+            series: None,
+            accepted: HashSet::new(),
         }
     }
 }
 
 impl Sink for Tape {
-    fn candle(&mut self, _candle: &tradeflow_core::market::Candle) {
+    fn candle(&mut self, candle: &tradeflow_core::market::Candle) {
         self.candles += 1;
+        if let Some((symbol, interval)) = &self.series
+            && !candle.aggregated
+            && candle.interval == *interval
+            && candle.symbol == *symbol
+        {
+            self.accepted.insert(candle.bar.open_time());
+        }
     }
 
-    fn refused(&mut self, _refused: tradeflow_core::market::CandleRefused) {
-        self.refused += 1;
+    fn refused(&mut self, refused: Refusal) {
+        self.refused.push(refused);
     }
 
     fn signal(&mut self, _signal: &tradeflow_core::signal::Signal) {
@@ -102,10 +121,15 @@ pub struct SymbolBars {
 }
 
 impl SymbolBars {
-    pub fn new(rows: &[Row], interval_ms: i64) -> Self {
+    /// The rows of a file that became candles (`accepted`: their open times).
+    pub fn new(rows: &[Row], interval_ms: i64, accepted: &HashSet<i64>) -> Self {
         let mut s = Self::default();
+        let mut seen = HashSet::new();
         for (i, row) in rows.iter().enumerate() {
-            if let Ok(raw) = row {
+            if let Ok(raw) = row
+                && accepted.contains(&raw.open_time)
+                && seen.insert(raw.open_time)
+            {
                 s.by_close.insert(raw.open_time + interval_ms, s.bars.len());
                 s.bars.push(Bar {
                     time_ms: raw.open_time,
@@ -118,6 +142,12 @@ impl SymbolBars {
             }
         }
         s
+    }
+
+    /// `trades` with their bars as rows of the input file instead of indices into `bars`.
+    pub fn to_rows(&self, trades: &[Trade]) -> Vec<Trade> {
+        let row = |i: usize| self.rows.get(i).copied().unwrap_or(i);
+        trades.iter().map(|t| Trade { entry_bar: row(t.entry_bar), exit_bar: row(t.exit_bar), ..t.clone() }).collect()
     }
 
     /// Index into `bars` of the bar that closed at `close_time` (a fill's time).
@@ -133,7 +163,8 @@ struct Open {
     leg: Leg,
 }
 
-/// Round trips of one account's fills of `symbol`, in exit order. A partial exit closes part of
+/// Round trips of one account's fills of `symbol`, in exit order, their bars indices into
+/// `bars.bars` (see [`SymbolBars::to_rows`]). A partial exit closes part of
 /// the entry (its entry commission shared in proportion); trades still open are closed at the
 /// last bar's open with reason `End` when `finalize` (backtesting.py's `finalize_trades`).
 pub fn trades(fills: &[Fill], symbol: &str, bars: &SymbolBars, commission_rate: f64, finalize: bool) -> Vec<Trade> {
@@ -141,7 +172,7 @@ pub fn trades(fills: &[Fill], symbol: &str, bars: &SymbolBars, commission_rate: 
     let mut open: Vec<Open> = Vec::new();
     for f in fills.iter().filter(|f| f.symbol == symbol) {
         let Some(bar) = bars.at_close(f.time) else { continue };
-        let leg = |commission| Leg { bar: bars.rows[bar], time_ms: bars.bars[bar].time_ms, price: f.price, commission };
+        let leg = |commission| Leg { bar, time_ms: bars.bars[bar].time_ms, price: f.price, commission };
         if f.reason == FillReason::Entry {
             let side = match f.direction {
                 Direction::Long => Side::Long,
@@ -168,7 +199,7 @@ pub fn trades(fills: &[Fill], symbol: &str, bars: &SymbolBars, commission_rate: 
         }
     }
     if finalize && let Some(last) = bars.bars.last() {
-        let row = bars.rows[bars.bars.len() - 1];
+        let row = bars.bars.len() - 1;
         for o in open {
             let exit = Leg {
                 bar: row,

@@ -61,6 +61,13 @@ pub struct BacktestArgs {
     /// Print the configuration files a preset stands for, and exit.
     #[arg(long, requires = "strategy")]
     show_config: bool,
+    /// Only bars opening at or after this time: `YYYY-MM-DD` (UTC midnight) or epoch ms. The
+    /// indicators start cold there.
+    #[arg(long, value_parser = parse_time)]
+    from: Option<i64>,
+    /// Only bars opening before this time: `YYYY-MM-DD` (UTC midnight) or epoch ms.
+    #[arg(long, value_parser = parse_time)]
+    to: Option<i64>,
     /// Stop at the first row that is not a candle (naming its line and field) instead of
     /// reporting it and going on.
     #[arg(long)]
@@ -153,6 +160,10 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let report = backtest(&config, &options)?;
     let elapsed = started.elapsed();
+    // Every refused row on stderr, with its file and line, so that a bad file can be fixed.
+    for r in &report.refused {
+        eprintln!("refused: {r}");
+    }
     if let Some(dir) = &args.out {
         write_out(dir, &report)?;
     }
@@ -194,7 +205,47 @@ fn config(args: &BacktestArgs, preset: Option<&Preset>) -> anyhow::Result<Backte
         }
         None => crate::stages::load_accounts(args.accounts.as_deref(), &profiles)?,
     };
-    Ok(BacktestConfig { feeds, aggregate, inference, analysts, profiles, accounts, strict: args.strict })
+    if let (Some(f), Some(t)) = (args.from, args.to)
+        && f >= t
+    {
+        bail!("--from {f} is not before --to {t}: the date range is empty");
+    }
+    Ok(BacktestConfig {
+        feeds,
+        aggregate,
+        inference,
+        analysts,
+        profiles,
+        accounts,
+        strict: args.strict,
+        from_ms: args.from,
+        to_ms: args.to,
+    })
+}
+
+/// `YYYY-MM-DD` (UTC midnight) or epoch milliseconds.
+fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    let bad = || format!("{s:?}: expected YYYY-MM-DD (UTC) or epoch milliseconds");
+    let parts: Vec<&str> = s.split('-').collect();
+    let [y, m, d] = parts[..] else { return Err(bad()) };
+    let (y, m, d) = (
+        y.parse::<i64>().map_err(|_| bad())?,
+        m.parse::<i64>().map_err(|_| bad())?,
+        d.parse::<i64>().map_err(|_| bad())?,
+    );
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return Err(bad());
+    }
+    // Days from 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Ok((era * 146_097 + doe - 719_468) * 86_400_000)
 }
 
 fn parsed_llm(text: &str, what: &str) -> anyhow::Result<LlmConfig> {
@@ -216,7 +267,7 @@ fn print_summary(report: &Report, elapsed: std::time::Duration) {
     println!(
         "backtest: {} candles ({} rows refused), {} signals, {} decisions in {:.2} s",
         report.candles,
-        report.refused,
+        report.refused.len(),
         report.signals,
         report.decisions,
         elapsed.as_secs_f64()
@@ -297,6 +348,36 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// For `tradeflow hyperopt`, which takes the same input flags (it flattens [`BacktestArgs`]).
+impl BacktestArgs {
+    /// The configuration these flags stand for, its report options, and the text of the
+    /// `--llm-config` (or the preset's) it came from.
+    pub(crate) fn base(&self) -> anyhow::Result<(BacktestConfig, ReportOptions, Option<String>)> {
+        let preset = match &self.strategy {
+            Some(name) => Some(preset(name, &self.params, self.cash, self.commission)?),
+            None => None,
+        };
+        let config = config(self, preset.as_ref())?;
+        let options = ReportOptions { first_trading_bar: preset.as_ref().map_or(0, |p| p.first_trading_bar) };
+        let llm_text = match (&preset, &self.llm_config) {
+            (Some(p), _) => Some(p.llm_config.clone()),
+            (None, Some(path)) => {
+                Some(std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?)
+            }
+            (None, None) => None,
+        };
+        Ok((config, options, llm_text))
+    }
+
+    pub(crate) fn json(&self) -> bool {
+        self.json
+    }
+
+    pub(crate) fn out(&self) -> Option<&Path> {
+        self.out.as_deref()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,6 +392,17 @@ mod tests {
             .to_string();
         for part in ["--param fast", "\"speed\"", "fast, slow", "NAME=VALUE", "--cash"] {
             assert!(e.contains(part), "{part} missing from {e}");
+        }
+    }
+
+    #[test]
+    fn times_are_dates_or_milliseconds() {
+        assert_eq!(parse_time("1970-01-01"), Ok(0));
+        assert_eq!(parse_time("2017-07-01"), Ok(1_498_867_200_000));
+        assert_eq!(parse_time("2020-03-01"), Ok(1_583_020_800_000));
+        assert_eq!(parse_time("1499079600000"), Ok(1_499_079_600_000));
+        for bad in ["2017-13-01", "2017/07/01", "yesterday", "2017-07"] {
+            assert!(parse_time(bad).unwrap_err().contains("YYYY-MM-DD"), "{bad}");
         }
     }
 

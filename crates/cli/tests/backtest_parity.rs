@@ -106,6 +106,8 @@ async fn the_demo_feed_gives_the_same_rows_live_and_in_a_backtest() {
         accounts: vec![AccountConfig::paper("paper-technical", "technical", 10_000.0)],
         profiles,
         strict: false,
+        from_ms: None,
+        to_ms: None,
     };
     assert_same(&live, &backtest(&config));
 }
@@ -185,6 +187,8 @@ async fn two_symbols_two_profiles_and_two_accounts_give_the_same_rows_live_and_i
         profiles,
         accounts,
         strict: false,
+        from_ms: None,
+        to_ms: None,
     };
     let bt = backtest(&config);
     assert_same(&live, &bt);

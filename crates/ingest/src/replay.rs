@@ -130,7 +130,8 @@ pub async fn replay(
     let mut n = 0u64;
     for pass in 0..config.passes.max(1) {
         let shift = span * i64::from(pass);
-        for (t, f, row) in timeline.iter() {
+        for step in timeline.iter() {
+            let (t, f, row) = (step.time, step.feed, step.row);
             if shutdown.is_cancelled() {
                 flush(producer, &mut batch).await?;
                 return Ok(report);

@@ -36,6 +36,8 @@ pub type Row = Result<RawBar, String>;
 #[derive(Debug, Clone)]
 pub struct Timeline {
     rows: Vec<Vec<Row>>,
+    /// Line number in its file (1-based, the header is line 1) of each row.
+    lines: Vec<Vec<usize>>,
     /// (time, feed, row index) in visiting order.
     order: Vec<(i64, usize, usize)>,
     /// First bar open time and last bar close time over every feed (`None` with no bar).
@@ -45,12 +47,18 @@ pub struct Timeline {
 impl Timeline {
     /// Reads every feed (a bad line becomes an error row; an unreadable file is an error).
     pub fn load(feeds: &[CsvFeed]) -> Result<Self, FeedError> {
-        let rows = feeds.iter().map(|f| read_rows(&f.path)).collect::<Result<Vec<_>, _>>()?;
+        let (mut rows, mut lines) = (Vec::new(), Vec::new());
+        for f in feeds {
+            let (l, r): (Vec<usize>, Vec<Row>) = read_rows(&f.path)?.into_iter().unzip();
+            rows.push(r);
+            lines.push(l);
+        }
         let intervals: Vec<Interval> = feeds.iter().map(|f| f.interval).collect();
-        Ok(Self::merge(rows, &intervals))
+        Ok(Self { lines, ..Self::merge(rows, &intervals) })
     }
 
-    /// Merges rows already read, one list per feed, with each feed's interval.
+    /// Merges rows already read, one list per feed, with each feed's interval (row `i` counts
+    /// as line `i + 2`).
     pub fn merge(rows: Vec<Vec<Row>>, intervals: &[Interval]) -> Self {
         let (mut first, mut last) = (i64::MAX, i64::MIN);
         let mut timed: Vec<Vec<i64>> = Vec::with_capacity(rows.len());
@@ -77,12 +85,18 @@ impl Timeline {
             next[f] += 1;
         }
         let span = (first <= last).then_some((first, last));
-        Self { rows, order, span }
+        let lines = rows.iter().map(|r| (0..r.len()).map(|i| i + 2).collect()).collect();
+        Self { rows, lines, order, span }
     }
 
-    /// `(time, feed index, row)` in visiting order.
-    pub fn iter(&self) -> impl Iterator<Item = (i64, usize, &Row)> + '_ {
-        self.order.iter().map(|&(t, f, i)| (t, f, &self.rows[f][i]))
+    /// The rows in visiting order.
+    pub fn iter(&self) -> impl Iterator<Item = Step<'_>> + '_ {
+        self.order.iter().map(|&(time, feed, i)| Step {
+            time,
+            feed,
+            line: self.lines[feed][i],
+            row: &self.rows[feed][i],
+        })
     }
 
     /// Number of rows over every feed.
@@ -111,19 +125,32 @@ impl Timeline {
     }
 }
 
-/// Every row of a candle file; a row that cannot be read is its error text, naming the file,
-/// line and column, and does not stop the rows after it.
-pub fn read_rows(path: &Path) -> Result<Vec<Row>, FeedError> {
+/// One row of the timeline.
+#[derive(Debug, Clone, Copy)]
+pub struct Step<'a> {
+    /// Bar open time (an unreadable row has the time of the row before it).
+    pub time: i64,
+    /// Index of its feed.
+    pub feed: usize,
+    /// Line in its file (1-based; the header is line 1).
+    pub line: usize,
+    pub row: &'a Row,
+}
+
+/// Every row of a candle file with its line number; a row that cannot be read is its error
+/// text, naming the file, line and column, and does not stop the rows after it.
+pub fn read_rows(path: &Path) -> Result<Vec<(usize, Row)>, FeedError> {
     let name = path.display().to_string();
     let file_error = |source| FeedError { path: name.clone(), source };
     let file = std::fs::File::open(path).map_err(|e| file_error(CsvError::Io { line: 0, source: e }))?;
     let reader = CandleReader::new(std::io::BufReader::new(file)).map_err(file_error)?;
     let mut rows = Vec::new();
-    for row in reader {
+    let mut reader = reader;
+    while let Some(row) = reader.next() {
         match row {
             // An unreadable file (not a bad line) ends the replay.
             Err(e @ CsvError::Io { .. }) => return Err(file_error(e)),
-            row => rows.push(row.map_err(|e| format!("{name}: {e}"))),
+            row => rows.push((reader.line(), row.map_err(|e| format!("{name}: {e}")))),
         }
     }
     Ok(rows)
@@ -142,7 +169,7 @@ mod tests {
         let a = vec![bar(0), bar(2), Err("bad".into()), bar(1)];
         let b = vec![bar(0), bar(1), bar(3)];
         let t = Timeline::merge(vec![a, b], &[Interval::H1, Interval::H1]);
-        let seen: Vec<(i64, usize)> = t.iter().map(|(t, f, _)| (t, f)).collect();
+        let seen: Vec<(i64, usize)> = t.iter().map(|s| (s.time, s.feed)).collect();
         // a's bad row keeps the time of the row before it (2); a's backwards bar (1) stays
         // after it, so the stage sees it go backwards.
         assert_eq!(seen, vec![(0, 0), (0, 1), (1, 1), (2, 0), (2, 0), (1, 0), (3, 1)]);
