@@ -24,6 +24,10 @@
 //! (Binance refuses those before they reach its matching engine) after its wait, and a connection
 //! that could not be made at all.
 //!
+//! The same loop places conditional orders through the Algo Order API, keyed by `clientAlgoId`
+//! (see [`super::algo`]); [`FuturesClient::resume_algo_order`] looks before the first POST too,
+//! for a caller whose earlier call ended without a known outcome.
+//!
 //! Binance keeps client order ids unique among *open* orders only; the check-first rule is what
 //! keeps a filled MARKET order from being placed twice. One race remains, inherent to the API: an
 //! order still in flight inside Binance when the check runs (Binance answered 5xx/-1007 "execution
