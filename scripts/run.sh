@@ -6,4 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# TRADEFLOW_BIN: a tradeflow binary already built (the smoke tests pass theirs), no release build.
+[ -z "${TRADEFLOW_BIN:-}" ] || exec "$TRADEFLOW_BIN" up "$@"
 exec cargo run --release -q -p tradeflow -- up "$@"

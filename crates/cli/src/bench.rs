@@ -215,9 +215,10 @@ async fn bench(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
+                let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
                 println!(
                     "websocket fan-out: {} of {} clients, {} events/s for {} s: {} of {} deliveries ({:.0}/s), \
-                     publish → receive p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; {} clients dropped as slow",
+                     publish → receive p50 {} ms, p99 {} ms, max {} ms; {} clients dropped as slow",
                     r.connected,
                     r.clients,
                     r.rate_per_s,
@@ -225,9 +226,9 @@ async fn bench(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
                     r.delivered,
                     r.expected,
                     r.deliveries_per_s,
-                    r.p50_ms,
-                    r.p99_ms,
-                    r.max_ms,
+                    ms(r.p50_ms),
+                    ms(r.p99_ms),
+                    ms(r.max_ms),
                     r.dropped
                 );
             }

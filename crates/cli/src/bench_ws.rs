@@ -26,9 +26,10 @@ pub struct WsReport {
     pub expected: u64,
     pub delivered: u64,
     pub deliveries_per_s: f64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub max_ms: f64,
+    /// Publish → receive; null when nothing was delivered (nothing measured).
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub max_ms: Option<f64>,
     /// Clients the edge dropped for being slow.
     pub dropped: usize,
 }
@@ -156,15 +157,26 @@ pub async fn run(
     stop.cancel();
     let mut all = Vec::new();
     let (mut connected, mut dropped) = (0, 0);
+    let mut failure = None;
     for t in tasks {
-        if let Ok(Ok((lat, was_dropped))) = t.await {
-            connected += 1;
-            dropped += was_dropped as usize;
-            all.extend(lat);
+        match t.await {
+            Ok(Ok((lat, was_dropped))) => {
+                connected += 1;
+                dropped += was_dropped as usize;
+                all.extend(lat);
+            }
+            Ok(Err(e)) => failure = failure.or(Some(e)),
+            Err(e) => failure = failure.or(Some(anyhow::Error::new(e).context("a client task failed"))),
         }
     }
+    // No client at all measures nothing: say why rather than report zeros.
+    if connected == 0
+        && let Some(e) = failure
+    {
+        return Err(e.context(format!("none of the {clients} clients connected")));
+    }
     all.sort_unstable();
-    let q = |p: f64| all.get(((all.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0) as f64;
+    let q = |p: f64| (!all.is_empty()).then(|| all[((all.len() as f64 - 1.0) * p).round() as usize] as f64);
     Ok(WsReport {
         clients,
         connected,
@@ -176,7 +188,7 @@ pub async fn run(
         deliveries_per_s: all.len() as f64 / seconds as f64,
         p50_ms: q(0.5),
         p99_ms: q(0.99),
-        max_ms: all.last().copied().unwrap_or(0) as f64,
+        max_ms: all.last().map(|&m| m as f64),
         dropped,
     })
 }

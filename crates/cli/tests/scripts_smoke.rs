@@ -1,0 +1,105 @@
+//! Smoke tests of the scripts the README documents, at small sizes, with this test build's
+//! binary (TRADEFLOW_BIN) instead of the release build they make by default:
+//! `scripts/setup.sh`, `scripts/run.sh` (then `scripts/sqlite-ceiling/run.sh` on the audit
+//! store it wrote) and `scripts/bench-edge.sh`. `scripts/test.sh` runs this suite, so it is
+//! not run from inside it.
+
+mod smoke_common;
+
+use std::time::Duration;
+
+use smoke_common::{BIN, root, run};
+
+const LIMIT: Duration = Duration::from_secs(240);
+
+/// The first `n` candles of the demo feed, as a CSV file in `dir`.
+fn demo_head(dir: &std::path::Path, n: usize) -> std::path::PathBuf {
+    let demo = std::fs::read_to_string(root().join("demo/btcusd_1h.csv")).unwrap();
+    let path = dir.join("candles.csv");
+    std::fs::write(&path, demo.lines().take(n + 1).collect::<Vec<_>>().join("\n") + "\n").unwrap();
+    path
+}
+
+fn script(path: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(root().join(path));
+    cmd.env_remove("REDIS_URL").env_remove("TRADEFLOW_CONFIG").env_remove("TRADEFLOW_STREAMS");
+    cmd
+}
+
+#[test]
+fn setup_sh_finds_everything_installed() {
+    let done = run(&mut script("scripts/setup.sh"), LIMIT);
+    done.success();
+    assert!(done.stdout.contains(" ready"), "stdout: {}", done.stdout);
+}
+
+/// `scripts/run.sh` over 300 demo candles until drained, then SQLite's own insert rate
+/// (`scripts/sqlite-ceiling/run.sh`, built with -O0 here) over the audit store it wrote.
+#[test]
+fn run_sh_drains_and_sqlite_ceiling_measures_its_audit_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = demo_head(tmp.path(), 300);
+    let data = tmp.path().join("data");
+    let done = run(
+        script("scripts/run.sh").env("TRADEFLOW_BIN", BIN).arg("--data-dir").arg(&data).args([
+            "--replay",
+            &format!("BTCUSD={}", feed.display()),
+            "--exit-when-drained",
+            "--no-edge",
+        ]),
+        LIMIT,
+    );
+    done.success();
+    assert!(done.stdout.contains("ingest: 300 candles"), "stdout: {}", done.stdout);
+    assert!(done.stdout.contains("audit store: candles 300, signals 300"), "stdout: {}", done.stdout);
+
+    let db = data.join("tradeflow.db");
+    let done = run(
+        script("scripts/sqlite-ceiling/run.sh")
+            .env("TMPDIR", tmp.path())
+            .env("CEILING_OPT", "-O0")
+            .arg(&db)
+            .args(["2", "512"]),
+        LIMIT,
+    );
+    done.success();
+    // One line with the secondary indexes, one without: "N rows (...): ... R rows/s, C us cpu/row".
+    let lines: Vec<&str> = done.stdout.lines().filter(|l| l.contains(" rows/s")).collect();
+    assert_eq!(lines.len(), 2, "stdout: {}", done.stdout);
+    for (line, indexes) in lines.iter().zip(["indexes 1", "indexes 0"]) {
+        assert!(line.contains(indexes), "{line}");
+        let rate: f64 = line.split(" rows/s").next().unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(rate > 0.0, "{line}");
+        let rows: u64 = line.split(' ').next().unwrap().parse().unwrap();
+        assert!(rows > 600, "2 copies of the audit rows of 300 candles: {line}");
+    }
+}
+
+/// `scripts/bench-edge.sh 1 2 20 1` over 300 candles: wrk on both routes, then `bench ws`.
+#[test]
+fn bench_edge_sh_prints_wrk_and_websocket_figures() {
+    let done = run(
+        script("scripts/bench-edge.sh")
+            .env("TRADEFLOW_BIN", BIN)
+            .env("BENCH_EDGE_CANDLES", "300")
+            .args(["1", "2", "20", "1"]),
+        LIMIT,
+    );
+    done.success();
+    let out = &done.stdout;
+    for route in ["/api/v1/trading/status", "/api/v1/market/prices"] {
+        assert!(out.contains(&format!("-d1s {route}")), "stdout: {out}");
+    }
+    let rates: Vec<f64> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("Requests/sec:"))
+        .map(|v| v.trim().parse().expect("wrk's rate"))
+        .collect();
+    assert_eq!(rates.len(), 2, "stdout: {out}");
+    assert!(rates.iter().all(|&r| r > 0.0), "stdout: {out}");
+    assert_eq!(out.matches("status 200").count(), 2, "stdout: {out}");
+    assert!(
+        out.contains("websocket fan-out: 2 of 2 clients, 20 events/s for 1 s: 40 of 40 deliveries"),
+        "stdout: {out}"
+    );
+}
