@@ -211,8 +211,15 @@ fn apply_control(cfg: &AccountConfig, st: &mut AccountState, control: &ControlSt
         st.applied_emergency = Some(stop.clone());
         let mut closed = 0;
         if control.close_positions {
-            let open: Vec<(String, Direction, f64)> =
+            let mut open: Vec<(String, Direction, f64)> =
                 st.book.positions().map(|p| (p.symbol.clone(), p.direction, p.quantity)).collect();
+            // An entry held for the next open (`fill_at = "next_open"`) is a position from then
+            // on: its close is queued behind it, so the account ends up flat there too.
+            for o in st.book.all_held_orders().filter(|o| o.intent == Intent::Open) {
+                if !open.iter().any(|(s, _, _)| *s == o.bar.symbol) {
+                    open.push((o.bar.symbol.clone(), o.direction, o.quantity));
+                }
+            }
             for (symbol, direction, quantity) in open {
                 let Some(bar) = st.last_bars.get(&symbol).cloned() else { continue };
                 st.seq += 1;
@@ -632,6 +639,35 @@ mod tests {
         let q = (10_000.0_f64 / (101.0 * 1.001) / 1e-8).floor() * 1e-8;
         let want = 10_000.0 + q * 0.5 - q * 101.0 * 0.001 - q * 101.5 * 0.001;
         assert!((exec.balance() - want).abs() < 1e-9, "{} vs {want}", exec.balance());
+    }
+
+    #[test]
+    fn an_emergency_close_also_closes_an_entry_held_for_the_next_open() {
+        let accounts = Arc::new(vec![all_in_account()]);
+        let mut stage = RiskStage::new(accounts.clone());
+        let mut exec = PaperBook::new("a", 10_000.0, accounts[0].paper.clone());
+        let mut control = ControlState::default();
+        for m in &stage.on_decision(&bar_decision(1, Action::Long, 99.0, 100.0), &control).messages {
+            exec.apply(m);
+        }
+        assert_eq!(stage.book("a").unwrap().held_orders("BTC").len(), 1, "the entry waits for the next open");
+        control.emergency = Some("stop-1".into());
+        control.close_positions = true;
+        let out = stage.on_control(&control, 2 * 3_600_000);
+        match &out.messages[..] {
+            [RiskMessage::Order(o)] => assert_eq!((o.intent, o.direction), (Intent::Close, Direction::Long)),
+            other => panic!("expected one emergency close, got {other:?}"),
+        }
+        for m in &out.messages {
+            exec.apply(m);
+        }
+        // The next bar fills the entry at its open, then the close behind it: flat.
+        for m in &stage.on_decision(&bar_decision(2, Action::Hold, 101.0, 102.0), &control).messages {
+            exec.apply(m);
+        }
+        assert_eq!(stage.book("a").unwrap().open_positions(), 0);
+        assert_eq!(exec.open_positions(), 0);
+        assert_eq!(exec.balance(), stage.book("a").unwrap().balance());
     }
 
     #[test]

@@ -244,6 +244,11 @@ impl PaperBook {
         self.held.get(symbol).map_or(&[], Vec::as_slice)
     }
 
+    /// Every held market order, by symbol.
+    pub fn all_held_orders(&self) -> impl Iterator<Item = &OrderIntent> {
+        self.held.values().flatten()
+    }
+
     /// Whether the book has anything in `symbol` that its next bar acts on: a position, a
     /// resting limit order or a held market order.
     pub fn has_business(&self, symbol: &str) -> bool {
