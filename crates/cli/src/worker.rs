@@ -244,7 +244,8 @@ where
 #[derive(Args)]
 pub struct InferenceArgs {
     /// Models to run, comma-separated: rsi, macd, bollinger, volume, stochastic (one rule
-    /// each), technical (all five voting, with each one's score).
+    /// each), technical (all five voting, with each one's score), sma_cross (the SMA
+    /// crossover, `[rules.sma_cross]`).
     #[arg(long, value_delimiter = ',', default_value = "technical")]
     models: Vec<String>,
     /// Inference configuration (TOML): `[rules]` strategy parameters, `[condition]`
