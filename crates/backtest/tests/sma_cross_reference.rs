@@ -114,6 +114,8 @@ fn sma_cross_10_20_reproduces_backtesting_py_trade_for_trade() {
         profiles,
         accounts,
         strict: true,
+        from_ms: None,
+        to_ms: None,
     };
     let report = backtest(&config, &ReportOptions { first_trading_bar: 20 }).expect("the run");
     let ours = &report.accounts[0].trades;
