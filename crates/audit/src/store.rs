@@ -273,6 +273,14 @@ impl AuditStore {
         }
     }
 
+    /// Whether the database answers: `SELECT 1` on a pooled connection (no table is read), for
+    /// readiness probes.
+    pub async fn ping(&self) -> Result<(), AuditError> {
+        on_pool!(self, pool => fetch_cells(pool, "SELECT 1", &[], &[Kind::Int]).await)
+            .map(|_| ())
+            .map_err(|source| AuditError::Read { table: "SELECT 1", source })
+    }
+
     /// Every id in `table`, in byte order.
     pub async fn ids(&self, table: Table) -> Result<Vec<String>, AuditError> {
         let sql = on_pool!(self, pool => ids_sql(pool, table));

@@ -59,6 +59,7 @@ pub async fn start(
         scheduler: Arc::default(),
         ai: Arc::default(),
         monitor: Arc::default(),
+        serving: Arc::default(),
         started_at: Instant::now(),
     };
     let listener =

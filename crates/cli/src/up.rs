@@ -129,7 +129,12 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
         reload_from: Some((args.profiles.clone(), args.accounts.clone())),
     };
     let tasks = stages::spawn_pipeline(&bus, &registry, &bus_metrics, spec, control.clone(), &stages)?;
+    let mut usage_publisher = None;
     let edge = if args.no_edge {
+        // With no edge here to publish it, this process's LLM usage for the others' statistics.
+        let (r, b) = (registry.clone(), bus.clone());
+        usage_publisher =
+            Some(tokio::spawn(tradeflow_edge::llm_usage::run_publisher(b, move || r.gather(), shutdown.clone())));
         None
     } else {
         let config = settings.edge.clone();
@@ -184,6 +189,10 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
     shutdown.cancel();
     if let Some(edge) = edge {
         edge.await.context("edge task")??;
+    }
+    if let Some(p) = usage_publisher {
+        // Its last publication, before the embedded Redis stops.
+        let _ = p.await;
     }
     print_health(&bus, &bus_metrics).await?;
     print_store(&store, &accounts).await

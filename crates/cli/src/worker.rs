@@ -303,6 +303,9 @@ pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> 
         }
         WorkerCommand::Inference(args) => {
             serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
+            // Its LLM usage, for the cost statistics of every edge.
+            let (r, b, stop) = (registry.clone(), bus.clone(), shutdown.clone());
+            let publisher = tokio::spawn(tradeflow_edge::llm_usage::run_publisher(b, move || r.gather(), stop.clone()));
             let consumer = inference_consumer(
                 &bus,
                 &registry,
@@ -312,6 +315,9 @@ pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> 
                 args.member_name,
             )?;
             consumer.run(shutdown).await?;
+            // Its last counters, published once it stopped.
+            stop.cancel();
+            let _ = publisher.await;
             Ok(())
         }
         WorkerCommand::Ensemble(args) => {

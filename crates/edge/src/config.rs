@@ -13,6 +13,7 @@
 //! read_per_minute = 6000
 //! write_per_minute = 120
 //! auth_per_minute = 10
+//! probe_per_minute = 600           # /health, /ready, /metrics (never authenticated)
 //! [edge.ws]
 //! client_queue = 256               # events buffered per client; a client that falls behind is dropped
 //! status_interval_s = 5
@@ -64,6 +65,9 @@ pub struct RateLimitConfig {
     pub read_per_minute: u32,
     pub write_per_minute: u32,
     pub auth_per_minute: u32,
+    /// `/health`, `/ready`, `/metrics`: unauthenticated, so limited per address too (an
+    /// orchestrator probing every second and Prometheus scraping use a few per minute).
+    pub probe_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -112,7 +116,7 @@ impl Default for EdgeConfig {
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
-        RateLimitConfig { read_per_minute: 6000, write_per_minute: 120, auth_per_minute: 10 }
+        RateLimitConfig { read_per_minute: 6000, write_per_minute: 120, auth_per_minute: 10, probe_per_minute: 600 }
     }
 }
 
@@ -174,6 +178,7 @@ impl EdgeConfig {
             ("read_per_minute", self.rate_limit.read_per_minute),
             ("write_per_minute", self.rate_limit.write_per_minute),
             ("auth_per_minute", self.rate_limit.auth_per_minute),
+            ("probe_per_minute", self.rate_limit.probe_per_minute),
         ] {
             if v == 0 {
                 p.push(format!("edge.rate_limit.{name}: must be at least 1"));

@@ -8,7 +8,8 @@
 //! - [`config`]: the `[edge]` configuration; [`auth`]: users, API keys, JWT, roles;
 //!   [`ratelimit`]: per-class limits; [`error`]: the one error format; [`request_id`]: ids and
 //!   the access log; [`secret`]: secrets from the OS generator, constant-time comparison;
-//! - [`live`]: the live view; [`hub`]: WebSocket fan-out; [`routes`]: the handlers, one module
+//! - [`live`]: the live view; [`hub`]: WebSocket fan-out; [`llm_usage`]: every process's LLM
+//!   spending, through Redis; [`routes`]: the handlers, one module
 //!   per area, each contributing its routes and their OpenAPI description.
 
 pub mod auth;
@@ -16,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod hub;
 pub mod live;
+pub mod llm_usage;
 pub mod ratelimit;
 pub mod request_id;
 pub mod routes;
@@ -241,12 +243,18 @@ pub async fn start(
     if let Err(e) = routes::seed(&state).await {
         warn!(error = %e, "the live view could not be seeded from the store; it fills as messages arrive");
     }
+    let serving = &state.serving;
+    serving.set_stop(stop.clone());
     if let Some(tap) = tap {
-        tokio::spawn(run_tap(state.clone(), tap, stop.clone()));
+        serving.watch("tap", tokio::spawn(run_tap(state.clone(), tap, stop.clone())));
     }
-    tokio::spawn(run_status(state.clone(), stop.clone()));
-    tokio::spawn(routes::monitoring::run_background(state.clone(), stop.clone()));
-    tokio::spawn(routes::control::follow_triggers(state.clone(), stop.clone()));
+    serving.watch("status publisher", tokio::spawn(run_status(state.clone(), stop.clone())));
+    serving.watch("monitor", tokio::spawn(routes::monitoring::run_background(state.clone(), stop.clone())));
+    serving.watch("trigger follower", tokio::spawn(routes::control::follow_triggers(state.clone(), stop.clone())));
+    // This process's LLM usage (the pipeline's under `tradeflow up`, the edge's own analyses),
+    // for the cost statistics of every edge.
+    let (st, bus) = (state.clone(), state.bus.clone());
+    let usage = tokio::spawn(llm_usage::run_publisher(bus, move || st.ai.llm_families(&st), stop.clone()));
     let addr = listener.local_addr()?;
     info!(%addr, "edge listening");
     let app = app(state);
@@ -258,9 +266,12 @@ pub async fn start(
         }
     });
     Ok(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
+            .await;
+        // The LLM usage's last publication (it runs once more when stopped).
+        let _ = usage.await;
+        served
     })
 }
 

@@ -1,11 +1,13 @@
 //! Rate limits per route class and client address (GCRA, the `governor` crate).
 //!
 //! Classes: `auth` (`POST /api/v1/auth/login`: slows password guessing), `write` (any method but
-//! GET/HEAD/OPTIONS) and `read` (the rest). Probes (`/health`, `/ready`, `/metrics`) are
-//! never limited: an orchestrator must always be able to look. Every limited response carries
-//! `X-RateLimit-Limit` (per minute), `X-RateLimit-Remaining` (what may be sent at once now)
-//! and `X-RateLimit-Reset` (seconds until the allowance is whole again); a refusal is 429 with
-//! `Retry-After` in the error format.
+//! GET/HEAD/OPTIONS), `read` (the rest) and `probe` (`/health`, `/ready`, `/metrics`: they need
+//! no credentials, so an allowance of their own per address keeps them from being a free way
+//! to load Redis and the database; the default, 600 a minute, is far above what an
+//! orchestrator and Prometheus send). Every limited API response carries `X-RateLimit-Limit`
+//! (per minute), `X-RateLimit-Remaining` (what may be sent at once now) and
+//! `X-RateLimit-Reset` (seconds until the allowance is whole again); probe answers carry them
+//! only when refused. A refusal is 429 with `Retry-After` in the error format.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -32,6 +34,7 @@ pub enum Class {
     Read,
     Write,
     Auth,
+    Probe,
 }
 
 struct Limiter {
@@ -56,6 +59,7 @@ pub struct RateLimits {
     read: Limiter,
     write: Limiter,
     auth: Limiter,
+    probe: Limiter,
     clock: DefaultClock,
 }
 
@@ -65,6 +69,7 @@ impl RateLimits {
             read: Limiter::new(config.read_per_minute),
             write: Limiter::new(config.write_per_minute),
             auth: Limiter::new(config.auth_per_minute),
+            probe: Limiter::new(config.probe_per_minute),
             clock: DefaultClock::default(),
         })
     }
@@ -74,26 +79,27 @@ impl RateLimits {
             Class::Read => &self.read,
             Class::Write => &self.write,
             Class::Auth => &self.auth,
+            Class::Probe => &self.probe,
         }
     }
 
     /// Forgets callers whose allowance is whole again (keeps memory bounded).
     pub fn forget_idle(&self) {
-        for l in [&self.read, &self.write, &self.auth] {
+        for l in [&self.read, &self.write, &self.auth, &self.probe] {
             l.keyed.retain_recent();
             l.keyed.shrink_to_fit();
         }
     }
 }
 
-pub fn classify(method: &Method, path: &str) -> Option<Class> {
+pub fn classify(method: &Method, path: &str) -> Class {
     if matches!(path, "/health" | "/ready" | "/metrics") {
-        return None;
+        return Class::Probe;
     }
     if path == "/api/v1/auth/login" {
-        return Some(Class::Auth);
+        return Class::Auth;
     }
-    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) { Some(Class::Read) } else { Some(Class::Write) }
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) { Class::Read } else { Class::Write }
 }
 
 fn set(response: &mut Response, name: &'static str, value: u64) {
@@ -102,9 +108,7 @@ fn set(response: &mut Response, name: &'static str, value: u64) {
 
 /// Middleware: checks the caller's allowance for the route class.
 pub async fn limit(State(limits): State<Arc<RateLimits>>, request: Request, next: Next) -> Response {
-    let Some(class) = classify(request.method(), request.uri().path()) else {
-        return next.run(request).await;
-    };
+    let class = classify(request.method(), request.uri().path());
     let ip = request.extensions().get::<ClientIp>().map(|c| c.0).unwrap_or(IpAddr::from([127, 0, 0, 1]));
     let limiter = limits.limiter(class);
     match limiter.keyed.check_key(&ip) {
@@ -113,6 +117,9 @@ pub async fn limit(State(limits): State<Arc<RateLimits>>, request: Request, next
             let used = (limiter.per_minute as u64).saturating_sub(remaining);
             let reset = (used as f64 * limiter.replenish_s()).ceil() as u64;
             let mut response = next.run(request).await;
+            if class == Class::Probe {
+                return response;
+            }
             set(&mut response, "x-ratelimit-limit", limiter.per_minute as u64);
             set(&mut response, "x-ratelimit-remaining", remaining);
             set(&mut response, "x-ratelimit-reset", reset);
@@ -136,17 +143,23 @@ mod tests {
 
     #[test]
     fn classes() {
-        assert_eq!(classify(&Method::GET, "/health"), None);
-        assert_eq!(classify(&Method::GET, "/metrics"), None);
-        assert_eq!(classify(&Method::POST, "/api/v1/auth/login"), Some(Class::Auth));
-        assert_eq!(classify(&Method::GET, "/api/v1/streams"), Some(Class::Read));
-        assert_eq!(classify(&Method::GET, "/api/v1/auth/me"), Some(Class::Read));
-        assert_eq!(classify(&Method::DELETE, "/api/v1/streams/x/dlq"), Some(Class::Write));
+        assert_eq!(classify(&Method::GET, "/health"), Class::Probe);
+        assert_eq!(classify(&Method::GET, "/ready"), Class::Probe);
+        assert_eq!(classify(&Method::GET, "/metrics"), Class::Probe);
+        assert_eq!(classify(&Method::POST, "/api/v1/auth/login"), Class::Auth);
+        assert_eq!(classify(&Method::GET, "/api/v1/streams"), Class::Read);
+        assert_eq!(classify(&Method::GET, "/api/v1/auth/me"), Class::Read);
+        assert_eq!(classify(&Method::DELETE, "/api/v1/streams/x/dlq"), Class::Write);
     }
 
     #[test]
     fn allowance_runs_out_per_address() {
-        let limits = RateLimits::new(&RateLimitConfig { read_per_minute: 3, write_per_minute: 1, auth_per_minute: 1 });
+        let limits = RateLimits::new(&RateLimitConfig {
+            read_per_minute: 3,
+            write_per_minute: 1,
+            auth_per_minute: 1,
+            probe_per_minute: 2,
+        });
         let a = IpAddr::from([10, 0, 0, 1]);
         let b = IpAddr::from([10, 0, 0, 2]);
         let l = limits.limiter(Class::Read);
@@ -155,5 +168,8 @@ mod tests {
         assert!(l.keyed.check_key(&a).is_err());
         assert!(l.keyed.check_key(&b).is_ok(), "another address has its own allowance");
         assert!(limits.limiter(Class::Write).keyed.check_key(&a).is_ok(), "classes are separate");
+        let probe = limits.limiter(Class::Probe);
+        assert!(probe.keyed.check_key(&a).is_ok() && probe.keyed.check_key(&a).is_ok());
+        assert!(probe.keyed.check_key(&a).is_err(), "probes have an allowance too");
     }
 }

@@ -91,6 +91,8 @@ pub struct AppState {
     pub ai: Arc<crate::routes::ai::AiState>,
     /// State of the monitoring routes (stream rate samples, ...).
     pub monitor: Arc<crate::routes::monitoring::MonitorState>,
+    /// What `/health` checks: the stop token and the background tasks.
+    pub serving: Arc<crate::routes::health::Serving>,
     pub started_at: Instant,
 }
 

@@ -23,9 +23,9 @@
 //! - `POST /ai/market-condition`, `POST /ai/strategy-recommendations` (trader: they compute):
 //!   the market condition at the last bar; each rule strategy's verdict there, ranked by how
 //!   well it suits that condition (see [`suitability`]).
-//! - `GET /ai/cost/statistics`: LLM requests, tokens and cost from the `tradeflow_llm_*`
-//!   metrics of this process (the pipeline's analysts under `tradeflow up`, and the edge's
-//!   own); zeros when no analyst is configured.
+//! - `GET /ai/cost/statistics`: LLM requests, tokens and cost summed over every process that
+//!   runs analysts (each publishes its `tradeflow_llm_*` counters to Redis, see
+//!   [`crate::llm_usage`]; this process's are read live); zeros when none ever ran.
 //! - `GET /ai/history?days&limit`: stored analyses and the pipeline's recent signals.
 //! - `GET /ai/storage/stats`, `POST /ai/storage/clear` (admin).
 //! - `GET /models`: every configured model with what the edge saw of it on the tap. A model is
@@ -1374,76 +1374,97 @@ pub struct AnalystCost {
     pub mean_request_seconds: Option<f64>,
 }
 
+/// One process's share.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProcessCost {
+    /// `host:pid:start`.
+    pub process: String,
+    /// This edge's own process (its counters read live).
+    pub this_process: bool,
+    /// When its counters were published (epoch ms; now for this process).
+    pub updated_at: i64,
+    pub cost_usd: f64,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CostStatistics {
+    /// Whether this edge's inference configuration has LLM analysts (the workers' may).
     pub llm_configured: bool,
     /// The configured models (rule models cost nothing).
     pub models: Vec<String>,
+    /// Summed over every process.
     pub analysts: Vec<AnalystCost>,
     pub total_requests: u64,
     pub total_input_tokens: u64,
     pub total_output_tokens: u64,
     pub total_cost_usd: f64,
+    /// Every process that ran analysts, with its cost.
+    pub processes: Vec<ProcessCost>,
     /// Where the numbers come from.
     pub source: &'static str,
 }
 
-fn label<'a>(m: &'a prometheus::proto::Metric, name: &str) -> &'a str {
-    m.get_label().iter().find(|l| l.name() == name).map(|l| l.value()).unwrap_or("")
+impl AiState {
+    /// This process's `tradeflow_llm_*` metric families: the process registry's (the
+    /// pipeline's analysts under `tradeflow up`) and those of the edge's own analysts.
+    pub fn llm_families(&self, state: &AppState) -> Vec<prometheus::proto::MetricFamily> {
+        let mut families = state.registry.gather();
+        if let Some(Ok(engine)) = self.engine.get()
+            && let Some(r) = &engine.private_registry
+        {
+            families.extend(r.gather());
+        }
+        families.retain(|f| f.name().starts_with("tradeflow_llm_"));
+        families
+    }
 }
 
-/// LLM requests, tokens and cost since the process started, per analyst.
+/// LLM requests, tokens and cost per analyst, summed over every process that runs analysts
+/// (`worker inference`, `tradeflow up`, the edges): each publishes its counters to Redis every
+/// 5 s (see `llm_usage`); this process's own are read live. 503 when Redis cannot be read:
+/// a total without the workers would pass for the whole.
 #[utoipa::path(get, path = "/ai/cost/statistics", tag = "ai", security(("bearer" = []), ("api_key" = [])), responses(
     (status = 200, body = CostStatistics), (status = 401, body = crate::error::ErrorBody),
     (status = 503, body = crate::error::ErrorBody)))]
 async fn cost_statistics(State(state): State<AppState>, _who: Viewer) -> Result<Json<CostStatistics>, ApiError> {
+    use crate::llm_usage::{self, AnalystUsage, ProcessUsage};
     let engine = state.ai.engine(&state)?;
-    let mut by: BTreeMap<String, AnalystCost> = engine
-        .analyst_names()
-        .into_iter()
-        .map(|n| (n.to_string(), AnalystCost { analyst: n.into(), ..AnalystCost::default() }))
-        .collect();
-    let mut families = state.registry.gather();
-    if let Some(r) = &engine.private_registry {
-        families.extend(r.gather());
-    }
-    let mut seconds: HashMap<String, f64> = HashMap::new();
-    for family in &families {
-        let name = family.name();
-        if !name.starts_with("tradeflow_llm_") {
+    let own = ProcessUsage {
+        process: llm_usage::process_id().into(),
+        updated_at: tradeflow_core::time::now_ms(),
+        analysts: llm_usage::collect(&state.ai.llm_families(&state)),
+    };
+    let mut usages = llm_usage::read_all(&state.bus).await.map_err(|e| ApiError::unavailable("redis", e))?;
+    usages.retain(|u| u.process != own.process);
+    let mut by: BTreeMap<String, AnalystUsage> =
+        engine.analyst_names().into_iter().map(|n| (n.to_string(), AnalystUsage::default())).collect();
+    let mut processes = Vec::new();
+    for (u, this_process) in usages.iter().map(|u| (u, false)).chain(std::iter::once((&own, true))) {
+        for (name, a) in &u.analysts {
+            by.entry(name.clone()).or_default().add(a);
+        }
+        if this_process && u.analysts.is_empty() {
             continue;
         }
-        for m in family.get_metric() {
-            let analyst = label(m, "analyst").to_string();
-            let a = by
-                .entry(analyst.clone())
-                .or_insert_with(|| AnalystCost { analyst: analyst.clone(), ..AnalystCost::default() });
-            match name {
-                "tradeflow_llm_requests_total" => {
-                    *a.requests.entry(label(m, "outcome").into()).or_default() += m.get_counter().get_value() as u64;
-                }
-                "tradeflow_llm_tokens_total" => match label(m, "kind") {
-                    "input" => a.input_tokens += m.get_counter().get_value() as u64,
-                    "output" => a.output_tokens += m.get_counter().get_value() as u64,
-                    _ => {}
-                },
-                "tradeflow_llm_cost_usd_total" => a.cost_usd += m.get_counter().get_value(),
-                "tradeflow_llm_request_seconds" => {
-                    a.http_requests += m.get_histogram().get_sample_count();
-                    *seconds.entry(analyst).or_default() += m.get_histogram().get_sample_sum();
-                }
-                _ => {}
-            }
-        }
+        processes.push(ProcessCost {
+            process: u.process.clone(),
+            this_process,
+            updated_at: u.updated_at,
+            cost_usd: u.cost_usd(),
+        });
     }
-    for (analyst, sum) in seconds {
-        if let Some(a) = by.get_mut(&analyst)
-            && a.http_requests > 0
-        {
-            a.mean_request_seconds = Some(sum / a.http_requests as f64);
-        }
-    }
-    let analysts: Vec<AnalystCost> = by.into_values().collect();
+    let analysts: Vec<AnalystCost> = by
+        .into_iter()
+        .map(|(analyst, a)| AnalystCost {
+            mean_request_seconds: (a.http_requests > 0).then(|| a.request_seconds_sum / a.http_requests as f64),
+            analyst,
+            requests: a.requests,
+            input_tokens: a.input_tokens,
+            output_tokens: a.output_tokens,
+            cost_usd: a.cost_usd,
+            http_requests: a.http_requests,
+        })
+        .collect();
     Ok(Json(CostStatistics {
         llm_configured: !engine.config.analysts.is_empty(),
         models: engine.names(),
@@ -1452,8 +1473,9 @@ async fn cost_statistics(State(state): State<AppState>, _who: Viewer) -> Result<
         total_output_tokens: analysts.iter().map(|a| a.output_tokens).sum(),
         total_cost_usd: analysts.iter().map(|a| a.cost_usd).sum(),
         analysts,
-        source: "the tradeflow_llm_* metrics of this process since it started (the pipeline's analysts under \
-                 `tradeflow up`, and the edge's own on-demand analyses)",
+        processes,
+        source: "the tradeflow_llm_* counters of every process that runs analysts (worker inference, tradeflow up, \
+                 the edges), published to Redis every 5 s; this process's read live",
     }))
 }
 

@@ -19,7 +19,10 @@
 //! - **annualised return** = (last equity / starting balance)^(1 / years) − 1, years as above
 //!   (it says little over a span of days); **Calmar** = annualised return / max drawdown.
 //!
-//! A figure that is undefined (too few points, a zero deviation or drawdown) is `null`.
+//! A figure that is undefined (too few points, a zero deviation or drawdown) is `null`; so is
+//! one that was not measured (an account risk has sent no update for: its balance, equity
+//! and PnL are unknown, not its starting balance), and `source` says where each account's
+//! figures come from.
 
 use std::collections::BTreeMap;
 
@@ -36,6 +39,18 @@ use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(performance)).routes(routes!(risk)).routes(routes!(portfolio))
+}
+
+/// `source` of figures from risk's latest account update (the live view).
+pub const MEASURED: &str = "account_update";
+/// `source` of figures from the store's balance rows.
+pub const FROM_HISTORY: &str = "balance_history";
+/// `source` when nothing was measured: the figures are `null`.
+pub const NOT_MEASURED: &str = "none";
+
+/// [`MEASURED`] or [`NOT_MEASURED`].
+pub fn source(measured: bool) -> &'static str {
+    if measured { MEASURED } else { NOT_MEASURED }
 }
 
 /// Milliseconds in a 365-day year.
@@ -115,15 +130,17 @@ pub fn roi(start: f64, equity: f64) -> f64 {
 pub struct RiskFigures {
     pub account: String,
     pub starting_balance: f64,
-    /// Equity of the latest balance row (the starting balance when there is none).
-    pub equity: f64,
+    /// Equity of the latest balance row; `null` when there is none (not measured).
+    pub equity: Option<f64>,
+    /// `balance_history`, or `none` without a balance row.
+    pub source: &'static str,
     /// Balance rows in the series.
     pub updates: usize,
     /// Times of the first and last row (epoch ms).
     pub first_update_at: Option<i64>,
     pub last_update_at: Option<i64>,
-    /// ROI: (equity − starting balance) / starting balance.
-    pub total_return: f64,
+    /// ROI: (equity − starting balance) / starting balance; `null` without a balance row.
+    pub total_return: Option<f64>,
     pub annualized_return: Option<f64>,
     /// Sample standard deviation of the per-update returns.
     pub volatility: Option<f64>,
@@ -146,7 +163,7 @@ pub fn risk_figures(account: &str, starting_balance: f64, points: &[EquityPoint]
     series.push(starting_balance);
     series.extend(points.iter().map(|p| p.equity));
     let r = returns(&series);
-    let equity = *series.last().unwrap_or(&starting_balance);
+    let equity = points.last().map(|p| p.equity);
     let (first, last) = (points.first().map(|p| p.time), points.last().map(|p| p.time));
     let years = match (first, last) {
         (Some(a), Some(b)) if b > a => Some((b - a) as f64 / YEAR_MS),
@@ -156,15 +173,16 @@ pub fn risk_figures(account: &str, starting_balance: f64, points: &[EquityPoint]
     let (s, so) = (sharpe(&r), sortino(&r));
     let scale = |x: Option<f64>| Some(x? * per_year?.sqrt()).and_then(finite);
     let dd = max_drawdown(&series);
-    let annual = years.and_then(|y| annualised_return(starting_balance, equity, y));
+    let annual = years.and_then(|y| annualised_return(starting_balance, equity?, y));
     RiskFigures {
         account: account.into(),
         starting_balance,
         equity,
+        source: if points.is_empty() { NOT_MEASURED } else { FROM_HISTORY },
         updates: points.len(),
         first_update_at: first,
         last_update_at: last,
-        total_return: roi(starting_balance, equity),
+        total_return: equity.map(|e| roi(starting_balance, e)),
         annualized_return: annual,
         volatility: sample_std(&r),
         sharpe: s,
@@ -210,15 +228,18 @@ fn selected(state: &AppState, account: Option<&str>) -> Result<Vec<(String, f64)
 pub struct Performance {
     pub account: String,
     pub starting_balance: f64,
-    pub balance: f64,
-    pub equity: f64,
+    /// From risk's latest account update; `null` before the first (`source: none`).
+    pub balance: Option<f64>,
+    pub equity: Option<f64>,
     /// equity − starting balance.
-    pub pnl: f64,
+    pub pnl: Option<f64>,
     /// (equity − starting balance) / starting balance.
-    pub roi: f64,
-    pub realized_pnl: f64,
-    pub unrealized_pnl: f64,
-    pub fees: f64,
+    pub roi: Option<f64>,
+    pub realized_pnl: Option<f64>,
+    pub unrealized_pnl: Option<f64>,
+    pub fees: Option<f64>,
+    /// `account_update` or `none`.
+    pub source: &'static str,
     pub fills: i64,
     /// Fills that closed or reduced a position.
     pub closing_trades: i64,
@@ -240,9 +261,12 @@ pub struct Performance {
 pub struct PerformanceReport {
     pub items: Vec<Performance>,
     pub total_starting_balance: f64,
-    pub total_equity: f64,
-    pub total_pnl: f64,
-    pub roi: f64,
+    /// `null` when an account is not measured (see `unmeasured_accounts`).
+    pub total_equity: Option<f64>,
+    pub total_pnl: Option<f64>,
+    pub roi: Option<f64>,
+    /// Accounts with no update from risk yet.
+    pub unmeasured_accounts: Vec<String>,
 }
 
 pub fn win_rate(stats: Option<&FillStats>) -> Option<f64> {
@@ -270,18 +294,19 @@ async fn performance(
         .map(|(id, start)| {
             let s = stats.get(&id);
             let a = live.get(&id);
-            let equity = a.map_or(start, |a| a.equity);
+            let equity = a.map(|a| a.equity);
             let gross_profit = s.map_or(0.0, |s| s.gross_profit);
             let gross_loss = s.map_or(0.0, |s| s.gross_loss);
             Performance {
                 starting_balance: start,
-                balance: a.map_or(start, |a| a.balance),
+                balance: a.map(|a| a.balance),
                 equity,
-                pnl: equity - start,
-                roi: roi(start, equity),
-                realized_pnl: a.map_or(0.0, |a| a.realized_pnl),
-                unrealized_pnl: a.map_or(0.0, |a| a.unrealized_pnl),
-                fees: a.map_or(0.0, |a| a.fees),
+                pnl: equity.map(|e| e - start),
+                roi: equity.map(|e| roi(start, e)),
+                realized_pnl: a.map(|a| a.realized_pnl),
+                unrealized_pnl: a.map(|a| a.unrealized_pnl),
+                fees: a.map(|a| a.fees),
+                source: source(a.is_some()),
                 fills: s.map_or(0, |s| s.fills),
                 closing_trades: s.map_or(0, |s| s.closing),
                 wins: s.map_or(0, |s| s.wins),
@@ -299,12 +324,13 @@ async fn performance(
         })
         .collect();
     let total_starting_balance: f64 = items.iter().map(|p| p.starting_balance).sum();
-    let total_equity: f64 = items.iter().map(|p| p.equity).sum();
+    let total_equity: Option<f64> = items.iter().map(|p| p.equity).sum();
     Ok(Json(PerformanceReport {
         total_starting_balance,
         total_equity,
-        total_pnl: total_equity - total_starting_balance,
-        roi: roi(total_starting_balance, total_equity),
+        total_pnl: total_equity.map(|e| e - total_starting_balance),
+        roi: total_equity.map(|e| roi(total_starting_balance, e)),
+        unmeasured_accounts: items.iter().filter(|p| p.equity.is_none()).map(|p| p.account.clone()).collect(),
         items,
     }))
 }
@@ -339,10 +365,13 @@ async fn risk(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Allocation {
     pub account: String,
-    pub equity: f64,
-    /// Share of the total equity.
-    pub weight: f64,
-    pub open_positions: u32,
+    /// `null` before risk's first update of the account (`source: none`).
+    pub equity: Option<f64>,
+    /// Share of the total equity; `null` when an equity is not measured.
+    pub weight: Option<f64>,
+    pub open_positions: Option<u32>,
+    /// `account_update` or `none`.
+    pub source: &'static str,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -361,20 +390,24 @@ pub struct Exposure {
 pub struct Portfolio {
     pub accounts: usize,
     pub total_starting_balance: f64,
-    pub total_balance: f64,
-    pub total_equity: f64,
-    pub unrealized_pnl: f64,
-    pub realized_pnl: f64,
-    pub fees: f64,
-    pub margin_used: f64,
+    /// Sums over the accounts from risk's latest updates; `null` when an account has none
+    /// (see `unmeasured_accounts`): a sum that leaves one out would pass for the whole.
+    pub total_balance: Option<f64>,
+    pub total_equity: Option<f64>,
+    pub unrealized_pnl: Option<f64>,
+    pub realized_pnl: Option<f64>,
+    pub fees: Option<f64>,
+    pub margin_used: Option<f64>,
     /// (equity − starting balance) / starting balance, over every account.
-    pub roi: f64,
+    pub roi: Option<f64>,
+    /// Accounts with no update from risk yet.
+    pub unmeasured_accounts: Vec<String>,
     pub open_positions: usize,
     /// Σ |notional| and Σ signed notional of the open positions.
     pub gross_exposure: f64,
     pub net_exposure: f64,
-    /// gross exposure / total equity.
-    pub leverage: f64,
+    /// gross exposure / total equity (`null` with the total equity).
+    pub leverage: Option<f64>,
     pub allocation: Vec<Allocation>,
     pub exposure: Vec<Exposure>,
 }
@@ -386,28 +419,31 @@ async fn portfolio(State(state): State<AppState>, _who: Viewer) -> Json<Portfoli
     let accounts = crate::routes::trading::configured(&state);
     let live = state.live.accounts();
     let positions = state.live.positions(None);
-    let mut total = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
-    let mut allocation = Vec::with_capacity(accounts.len());
-    for a in &accounts {
-        let u = live.get(&a.id);
-        let equity = u.map_or(a.starting_balance, |u| u.equity);
-        total.0 += a.starting_balance;
-        total.1 += u.map_or(a.starting_balance, |u| u.balance);
-        total.2 += equity;
-        total.3 += u.map_or(0.0, |u| u.unrealized_pnl);
-        total.4 += u.map_or(0.0, |u| u.realized_pnl);
-        total.5 += u.map_or(0.0, |u| u.fees);
-        total.6 += u.map_or(0.0, |u| u.margin_used);
-        allocation.push(Allocation {
-            account: a.id.clone(),
-            equity,
-            weight: 0.0,
-            open_positions: u.map_or(0, |u| u.open_positions),
-        });
-    }
-    for a in &mut allocation {
-        a.weight = if total.2 > 0.0 { a.equity / total.2 } else { 0.0 };
-    }
+    let updates: Vec<Option<&tradeflow_core::execution::AccountUpdate>> =
+        accounts.iter().map(|a| live.get(&a.id)).collect();
+    // Each total is `None` as soon as one account is not measured.
+    let total = |f: fn(&tradeflow_core::execution::AccountUpdate) -> f64| -> Option<f64> {
+        updates.iter().map(|u| u.map(f)).sum()
+    };
+    let total_equity = total(|u| u.equity);
+    let total_starting_balance: f64 = accounts.iter().map(|a| a.starting_balance).sum();
+    let allocation: Vec<Allocation> = accounts
+        .iter()
+        .zip(&updates)
+        .map(|(a, u)| {
+            let equity = u.map(|u| u.equity);
+            Allocation {
+                account: a.id.clone(),
+                equity,
+                weight: match (equity, total_equity) {
+                    (Some(e), Some(t)) if t > 0.0 => Some(e / t),
+                    _ => None,
+                },
+                open_positions: u.map(|u| u.open_positions),
+                source: source(u.is_some()),
+            }
+        })
+        .collect();
     let mut exposure: BTreeMap<String, Exposure> = BTreeMap::new();
     for p in &positions {
         let e = exposure.entry(p.symbol.clone()).or_insert_with(|| Exposure {
@@ -431,18 +467,19 @@ async fn portfolio(State(state): State<AppState>, _who: Viewer) -> Json<Portfoli
     let net: f64 = exposure.values().map(|e| e.net_notional).sum();
     Json(Portfolio {
         accounts: accounts.len(),
-        total_starting_balance: total.0,
-        total_balance: total.1,
-        total_equity: total.2,
-        unrealized_pnl: total.3,
-        realized_pnl: total.4,
-        fees: total.5,
-        margin_used: total.6,
-        roi: roi(total.0, total.2),
+        total_starting_balance,
+        total_balance: total(|u| u.balance),
+        total_equity,
+        unrealized_pnl: total(|u| u.unrealized_pnl),
+        realized_pnl: total(|u| u.realized_pnl),
+        fees: total(|u| u.fees),
+        margin_used: total(|u| u.margin_used),
+        roi: total_equity.map(|e| roi(total_starting_balance, e)),
+        unmeasured_accounts: allocation.iter().filter(|a| a.equity.is_none()).map(|a| a.account.clone()).collect(),
         open_positions: positions.len(),
         gross_exposure: gross,
         net_exposure: net,
-        leverage: if total.2 > 0.0 { gross / total.2 } else { 0.0 },
+        leverage: total_equity.filter(|t| *t > 0.0).map(|t| gross / t),
         allocation,
         exposure: exposure.into_values().collect(),
     })
@@ -500,7 +537,7 @@ mod tests {
             .collect();
         let f = risk_figures("a", 100.0, &points);
         assert_eq!(f.updates, 3);
-        assert!(close(f.total_return, 0.089));
+        assert!(close(f.total_return.unwrap(), 0.089));
         assert!(close(f.max_drawdown, 0.1));
         assert!(close(f.sharpe.unwrap(), 1.0 / (2.0 * 3f64.sqrt())));
         // Two intervals over two days: 365 updates a year.
@@ -511,6 +548,8 @@ mod tests {
         assert!((f.annualized_return.unwrap() / annual - 1.0).abs() < 1e-9);
         assert!((f.calmar.unwrap() / (annual / 0.1) - 1.0).abs() < 1e-9);
         let empty = risk_figures("b", 100.0, &[]);
-        assert_eq!((empty.equity, empty.sharpe, empty.max_drawdown, empty.calmar), (100.0, None, 0.0, None));
+        assert_eq!((empty.equity, empty.sharpe, empty.max_drawdown, empty.calmar), (None, None, 0.0, None));
+        assert_eq!((empty.total_return, empty.source), (None, NOT_MEASURED), "not measured, not the start");
+        assert_eq!(f.source, FROM_HISTORY);
     }
 }

@@ -1,14 +1,19 @@
 //! Operator control: the scheduler (analysis cycles, pause, resume) and the emergency stop.
 //!
 //! Pause, resume and emergency stop are commands on `ctl.commands`, obeyed by every worker;
-//! the answer waits (up to 2 s) until this process's own follower has seen the command, so a
-//! `GET /scheduler/status` right after says what was asked. A trigger runs one analysis cycle
+//! the answer waits (up to [`COMMAND_WAIT`]) until this process's own follower has applied the
+//! command, so a `GET /scheduler/status` right after says what was asked: 200 with `applied:
+//! true`. A command sent but not seen applied within the wait is answered 202 with its id and
+//! `applied: false`, never as if it had been. A trigger runs one analysis cycle
 //! in the edge (the configured models over each tracked symbol's latest candles, the same
 //! code the inference stage runs), broadcasts its results on the WebSocket and records a
 //! `trigger` command; a second trigger while a cycle runs is refused with 409.
 
 use std::sync::Mutex;
 use std::time::Duration;
+
+/// How long a command's answer waits for this process's follower to apply it.
+pub const COMMAND_WAIT: Duration = Duration::from_secs(2);
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -293,48 +298,88 @@ pub async fn follow_triggers(state: AppState, stop: tokio_util::sync::Cancellati
     }
 }
 
-/// Sends `command` and waits until this process's follower has applied it.
-async fn send_and_wait(state: &AppState, caller: &Caller, command: Command) -> Result<(), ApiError> {
+/// Sends `command` and waits (up to [`COMMAND_WAIT`]) until this process's follower has
+/// applied it (`applied(state)` holds). Returns the command's id and whether it was seen applied.
+pub async fn send_and_wait(
+    state: &AppState,
+    caller: &Caller,
+    command: Command,
+    applied: impl Fn(&ControlState) -> bool,
+) -> Result<(String, bool), ApiError> {
     let c = state.command(caller, command).await?;
     let mut rx = state.control.clone();
-    let seen = |s: &ControlState| match &c.command {
-        Command::Pause => s.paused,
-        Command::Resume => !s.paused,
-        Command::EmergencyStop { .. } => s.emergency.as_deref() == Some(c.id.as_str()),
-        _ => true,
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(2), rx.wait_for(seen)).await;
-    Ok(())
+    let seen = matches!(tokio::time::timeout(COMMAND_WAIT, rx.wait_for(|s| applied(s))).await, Ok(Ok(_)));
+    Ok((c.id, seen))
+}
+
+/// The answer to a command: 200 when this process's follower applied it within the wait, 202
+/// (sent, not confirmed yet) when not.
+pub fn command_status(applied: bool) -> StatusCode {
+    if applied { StatusCode::OK } else { StatusCode::ACCEPTED }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Ack {
-    pub ok: bool,
+    /// Id of the command on `ctl.commands`.
+    pub command: String,
+    /// Whether this process's control follower applied it within the wait (2 s). `false`
+    /// (answered 202): the command was sent, its application is not confirmed; follow it with
+    /// `GET /scheduler/status`.
+    pub applied: bool,
     pub message: String,
 }
 
-/// Pauses trading: no new decisions and no new orders (400 when already paused).
+impl Ack {
+    fn new(command: String, applied: bool, done: &str) -> (StatusCode, Json<Ack>) {
+        let message = if applied {
+            done.to_string()
+        } else {
+            format!(
+                "command {command} sent; not seen applied within {} s: check GET /api/v1/scheduler/status",
+                COMMAND_WAIT.as_secs()
+            )
+        };
+        (command_status(applied), Json(Ack { command, applied, message }))
+    }
+}
+
+/// Pauses trading: no new decisions and no new orders (400 when already paused). 200 once this
+/// process applied the command, 202 when that was not seen within 2 s.
 #[utoipa::path(post, path = "/scheduler/pause", tag = "control", security(("bearer" = []), ("api_key" = [])), responses(
-    (status = 200, body = Ack), (status = 400, body = crate::error::ErrorBody),
-    (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
-async fn pause(State(state): State<AppState>, Trader(who): Trader, meta: RequestMeta) -> Result<Json<Ack>, ApiError> {
+    (status = 200, body = Ack, description = "applied"),
+    (status = 202, body = Ack, description = "sent, not seen applied within 2 s (`applied: false`)"),
+    (status = 400, body = crate::error::ErrorBody),
+    (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+    (status = 503, body = crate::error::ErrorBody)))]
+async fn pause(
+    State(state): State<AppState>,
+    Trader(who): Trader,
+    meta: RequestMeta,
+) -> Result<(StatusCode, Json<Ack>), ApiError> {
     if state.control.borrow().paused {
         return Err(ApiError::bad_request("already_paused", "trading is already paused"));
     }
-    send_and_wait(&state, &meta.caller(who), Command::Pause).await?;
-    Ok(Json(Ack { ok: true, message: "paused: no new decisions or orders until resumed".into() }))
+    let (id, applied) = send_and_wait(&state, &meta.caller(who), Command::Pause, |s| s.paused).await?;
+    Ok(Ack::new(id, applied, "paused: no new decisions or orders until resumed"))
 }
 
-/// Resumes trading (400 when not paused).
+/// Resumes trading (400 when not paused). 200 once applied, 202 when not seen within 2 s.
 #[utoipa::path(post, path = "/scheduler/resume", tag = "control", security(("bearer" = []), ("api_key" = [])), responses(
-    (status = 200, body = Ack), (status = 400, body = crate::error::ErrorBody),
-    (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
-async fn resume(State(state): State<AppState>, Trader(who): Trader, meta: RequestMeta) -> Result<Json<Ack>, ApiError> {
+    (status = 200, body = Ack, description = "applied"),
+    (status = 202, body = Ack, description = "sent, not seen applied within 2 s (`applied: false`)"),
+    (status = 400, body = crate::error::ErrorBody),
+    (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+    (status = 503, body = crate::error::ErrorBody)))]
+async fn resume(
+    State(state): State<AppState>,
+    Trader(who): Trader,
+    meta: RequestMeta,
+) -> Result<(StatusCode, Json<Ack>), ApiError> {
     if !state.control.borrow().paused {
         return Err(ApiError::bad_request("not_paused", "trading is not paused"));
     }
-    send_and_wait(&state, &meta.caller(who), Command::Resume).await?;
-    Ok(Json(Ack { ok: true, message: "resumed".into() }))
+    let (id, applied) = send_and_wait(&state, &meta.caller(who), Command::Resume, |s| !s.paused).await?;
+    Ok(Ack::new(id, applied, "resumed"))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -349,22 +394,26 @@ pub struct StopAllRequest {
 #[utoipa::path(post, path = "/emergency/stop-all", tag = "control", security(("bearer" = []), ("api_key" = [])),
     request_body(content = Option<StopAllRequest>, description = "optional"),
     responses(
-        (status = 200, body = Ack),
-        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+        (status = 200, body = Ack, description = "applied"),
+        (status = 202, body = Ack, description = "sent, not seen applied within 2 s (`applied: false`)"),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 503, body = crate::error::ErrorBody)))]
 async fn stop_all(
     State(state): State<AppState>,
     Admin(who): Admin,
     meta: RequestMeta,
     body: Option<Json<StopAllRequest>>,
-) -> Result<Json<Ack>, ApiError> {
+) -> Result<(StatusCode, Json<Ack>), ApiError> {
     let close_positions = body.map(|Json(b)| b.close_positions).unwrap_or(false);
-    send_and_wait(&state, &meta.caller(who), Command::EmergencyStop { close_positions }).await?;
-    Ok(Json(Ack {
-        ok: true,
-        message: if close_positions {
-            "every account halted; open positions are being closed".into()
-        } else {
-            "every account halted".into()
-        },
-    }))
+    let caller = meta.caller(who);
+    // The stop in force must be this one (an earlier stop does not confirm it).
+    let c = state.command(&caller, Command::EmergencyStop { close_positions }).await?;
+    let mut rx = state.control.clone();
+    let applied = matches!(
+        tokio::time::timeout(COMMAND_WAIT, rx.wait_for(|s| s.emergency.as_deref() == Some(c.id.as_str()))).await,
+        Ok(Ok(_))
+    );
+    let done =
+        if close_positions { "every account halted; open positions are being closed" } else { "every account halted" };
+    Ok(Ack::new(c.id, applied, done))
 }

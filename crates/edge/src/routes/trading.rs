@@ -7,9 +7,11 @@
 //! - Accounts are the `[[account]]` tables of the accounts file (`--accounts FILE`) the risk
 //!   and exec workers read. Create, update and delete validate the whole new set with the
 //!   workers' own parser, rewrite the file atomically (a temporary file beside it, renamed over
-//!   it), update the edge's copy and send `reload` (the `worker risk`/`worker exec` processes
-//!   re-read the file; `tradeflow up` does not reload: its stages keep their accounts until a
-//!   restart). Without an accounts file (the default accounts) they answer 409. Enable and
+//!   it), update the edge's copy and send `reload`: every ensemble, risk and execution stage
+//!   that reads the file (`worker ensemble|risk|exec`, and those inside `tradeflow up`)
+//!   re-reads it; a sound file takes over from the checkpoints, a broken one is refused and
+//!   the running configuration stays. Without an accounts file (the default accounts) they
+//!   answer 409. Enable and
 //!   disable are `set_trading` commands, which override the file's `trading_enabled`.
 //! - A manual paper order is a [`Decision`] of the account's profile on `ens.decisions`
 //!   (trigger `manual`, id `manual:<request id>/<profile>`, order id `…/<account>`), so that the
@@ -182,25 +184,31 @@ pub struct AccountView {
     pub trading_enabled: bool,
     /// The operator's switch (`enable`/`disable`), if any.
     pub trading_override: Option<bool>,
-    /// Latest state (the starting balance and zeros before its first update).
-    pub balance: f64,
-    pub equity: f64,
-    pub unrealized_pnl: f64,
-    pub realized_pnl: f64,
-    pub fees: f64,
-    pub margin_used: f64,
-    pub open_positions: u32,
+    /// Latest state, from risk's latest account update (tapped, or the latest balance row
+    /// read at start). `null` while there is none: not measured, never the starting balance
+    /// dressed as a measurement (`source` says which).
+    pub balance: Option<f64>,
+    pub equity: Option<f64>,
+    pub unrealized_pnl: Option<f64>,
+    pub realized_pnl: Option<f64>,
+    pub fees: Option<f64>,
+    pub margin_used: Option<f64>,
+    pub open_positions: Option<u32>,
     /// equity − starting balance, and that over the starting balance.
-    pub pnl: f64,
-    pub roi: f64,
+    pub pnl: Option<f64>,
+    pub roi: Option<f64>,
     /// Risk seq and time (epoch ms) of the latest update.
-    pub seq: u64,
+    pub seq: Option<u64>,
     pub updated_at: Option<i64>,
+    /// `account_update`: the figures are risk's latest update for the account; `none`: no
+    /// update has been seen (risk sends one with every trade and every bar while a position is
+    /// open), so the figures are `null`.
+    pub source: &'static str,
 }
 
 fn account_view(state: &AppState, a: &AccountConfig, live: Option<&AccountUpdate>) -> AccountView {
     let overridden = state.control.borrow().trading.get(&a.id).copied();
-    let equity = live.map_or(a.starting_balance, |u| u.equity);
+    let equity = live.map(|u| u.equity);
     AccountView {
         id: a.id.clone(),
         name: a.name.clone(),
@@ -212,17 +220,18 @@ fn account_view(state: &AppState, a: &AccountConfig, live: Option<&AccountUpdate
         trailing_stop_pct: a.trailing_stop_pct,
         trading_enabled: overridden.unwrap_or(a.trading_enabled),
         trading_override: overridden,
-        balance: live.map_or(a.starting_balance, |u| u.balance),
+        balance: live.map(|u| u.balance),
         equity,
-        unrealized_pnl: live.map_or(0.0, |u| u.unrealized_pnl),
-        realized_pnl: live.map_or(0.0, |u| u.realized_pnl),
-        fees: live.map_or(0.0, |u| u.fees),
-        margin_used: live.map_or(0.0, |u| u.margin_used),
-        open_positions: live.map_or(0, |u| u.open_positions),
-        pnl: equity - a.starting_balance,
-        roi: analytics::roi(a.starting_balance, equity),
-        seq: live.map_or(0, |u| u.seq),
+        unrealized_pnl: live.map(|u| u.unrealized_pnl),
+        realized_pnl: live.map(|u| u.realized_pnl),
+        fees: live.map(|u| u.fees),
+        margin_used: live.map(|u| u.margin_used),
+        open_positions: live.map(|u| u.open_positions),
+        pnl: equity.map(|e| e - a.starting_balance),
+        roi: equity.map(|e| analytics::roi(a.starting_balance, e)),
+        seq: live.map(|u| u.seq),
         updated_at: live.map(|u| u.time),
+        source: analytics::source(live.is_some()),
     }
 }
 
@@ -291,10 +300,13 @@ pub struct AccountStatus {
     pub profile: String,
     pub executor: String,
     pub trading_enabled: bool,
-    pub balance: f64,
-    pub equity: f64,
-    pub open_positions: u32,
+    /// `null` before risk's first update of the account (`source: none`): not measured.
+    pub balance: Option<f64>,
+    pub equity: Option<f64>,
+    pub open_positions: Option<u32>,
     pub updated_at: Option<i64>,
+    /// `account_update` or `none` (see the account view).
+    pub source: &'static str,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -306,8 +318,12 @@ pub struct TradingStatus {
     pub trading_active: bool,
     pub profiles: Vec<String>,
     pub accounts: Vec<AccountStatus>,
-    pub total_equity: f64,
-    pub total_balance: f64,
+    /// Sums over the accounts; `null` when an account is not measured yet (see
+    /// `unmeasured_accounts`): a sum that leaves one out would pass for the whole.
+    pub total_equity: Option<f64>,
+    pub total_balance: Option<f64>,
+    /// Accounts with no update from risk yet.
+    pub unmeasured_accounts: Vec<String>,
     pub open_positions: usize,
     /// Symbols with a price.
     pub symbols: usize,
@@ -340,10 +356,11 @@ async fn status(State(state): State<AppState>, _who: Viewer) -> Json<TradingStat
                 profile: a.profile.clone(),
                 executor: a.executor.as_str().into(),
                 trading_enabled: switches.get(&a.id).copied().unwrap_or(a.trading_enabled),
-                balance: u.map_or(a.starting_balance, |u| u.balance),
-                equity: u.map_or(a.starting_balance, |u| u.equity),
-                open_positions: u.map_or(0, |u| u.open_positions),
+                balance: u.map(|u| u.balance),
+                equity: u.map(|u| u.equity),
+                open_positions: u.map(|u| u.open_positions),
                 updated_at: u.map(|u| u.time),
+                source: analytics::source(u.is_some()),
             }
         })
         .collect();
@@ -355,6 +372,7 @@ async fn status(State(state): State<AppState>, _who: Viewer) -> Json<TradingStat
         profiles: state.pipeline.profiles.iter().map(|p| p.name.clone()).collect(),
         total_equity: accounts.iter().map(|a| a.equity).sum(),
         total_balance: accounts.iter().map(|a| a.balance).sum(),
+        unmeasured_accounts: accounts.iter().filter(|a| a.equity.is_none()).map(|a| a.id.clone()).collect(),
         accounts,
         open_positions: state.live.positions(None).len(),
         symbols: state.live.prices().len(),
@@ -417,6 +435,7 @@ pub struct AccountChange {
     pub account: AccountDetail,
     /// Id of the `reload` command sent to the workers.
     pub reload_command: String,
+    /// What the reload does (the stages re-read the file; the edge does not see their answer).
     pub message: String,
 }
 
@@ -425,10 +444,16 @@ pub struct AccountDeleted {
     pub id: String,
     pub deleted: bool,
     pub reload_command: String,
+    /// What the reload does, as for the other changes.
+    pub message: String,
 }
 
-const RELOAD_NOTE: &str = "accounts file rewritten; reload sent (worker risk and worker exec re-read it; \
-                           under `tradeflow up` the change takes effect at the next start)";
+/// What an account change's `reload` does, as far as the edge can tell: it sees the command
+/// sent, not the stages' answer (they log it).
+pub const RELOAD_NOTE: &str = "accounts file rewritten and reload sent: every ensemble, risk and execution \
+    stage that reads this file (worker ensemble, worker risk, worker exec, and those inside tradeflow up) \
+    re-reads it; a sound file takes over from the checkpoints (logged as `configuration reloaded`), a \
+    broken one is refused and the running configuration stays (logged as `reload refused`)";
 
 /// TOML text of a value, or `None` for null.
 fn toml_value(v: &Value) -> Option<String> {
@@ -692,7 +717,8 @@ async fn delete_account(
             Ok((current.iter().filter(|a| a.id != id).cloned().collect(), ()))
         })?;
         let reload_command = reload(&state, &caller).await?;
-        Ok((AccountDeleted { id: id.clone(), deleted: true, reload_command }, json!({ "account": id })))
+        let deleted = AccountDeleted { id: id.clone(), deleted: true, reload_command, message: RELOAD_NOTE.into() };
+        Ok((deleted, json!({ "account": id })))
     }
     .await;
     Ok(Json(audited(&state, &caller, "account_delete", &resource, outcome).await?))
@@ -701,25 +727,35 @@ async fn delete_account(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TradingSwitch {
     pub account: String,
+    /// What was asked.
     pub trading_enabled: bool,
     /// Id of the `set_trading` command.
     pub command: String,
+    /// Whether this process's control follower applied it within the wait (2 s). `false`
+    /// (answered 202): sent, not confirmed; the account view says when it is.
+    pub applied: bool,
 }
 
 async fn switch(state: &AppState, caller: &Caller, id: &str, enabled: bool) -> Result<TradingSwitch, ApiError> {
     find_account(state, id)?;
-    let c = state.command(caller, Command::SetTrading { account: id.to_string(), enabled }).await?;
-    // Answer once this process's follower has seen it, so a read right after agrees.
-    let mut rx = state.control.clone();
-    let _ = tokio::time::timeout(Duration::from_secs(2), rx.wait_for(|s| s.trading.get(id) == Some(&enabled))).await;
-    Ok(TradingSwitch { account: id.to_string(), trading_enabled: enabled, command: c.id })
+    // Answer once this process's follower has applied it, so a read right after agrees; or
+    // say that it has not.
+    let (command, applied) = crate::routes::control::send_and_wait(
+        state,
+        caller,
+        Command::SetTrading { account: id.to_string(), enabled },
+        |s| s.trading.get(id) == Some(&enabled),
+    )
+    .await?;
+    Ok(TradingSwitch { account: id.to_string(), trading_enabled: enabled, command, applied })
 }
 
 /// Lets an account open positions again (trader): a `set_trading` command.
 #[utoipa::path(post, path = "/trading/accounts/{id}/enable", tag = "trading", security(("bearer" = []), ("api_key" = [])),
     params(("id" = String, Path, description = "account id")),
     responses(
-        (status = 200, body = TradingSwitch),
+        (status = 200, body = TradingSwitch, description = "applied"),
+        (status = 202, body = TradingSwitch, description = "sent, not seen applied within 2 s (`applied: false`)"),
         (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)))]
 async fn enable_account(
@@ -727,11 +763,12 @@ async fn enable_account(
     Trader(who): Trader,
     meta: RequestMeta,
     Path(id): Path<String>,
-) -> Result<Json<TradingSwitch>, ApiError> {
+) -> Result<(StatusCode, Json<TradingSwitch>), ApiError> {
     let caller = meta.caller(who);
     let outcome = switch(&state, &caller, &id, true).await.map(|s| (s, json!({ "account": id, "enabled": true })));
     let resource = format!("/api/v1/trading/accounts/{id}/enable");
-    Ok(Json(audited(&state, &caller, "account_enable", &resource, outcome).await?))
+    let s = audited(&state, &caller, "account_enable", &resource, outcome).await?;
+    Ok((crate::routes::control::command_status(s.applied), Json(s)))
 }
 
 /// Stops an account from opening positions (trader): entries are refused with
@@ -739,7 +776,8 @@ async fn enable_account(
 #[utoipa::path(post, path = "/trading/accounts/{id}/disable", tag = "trading", security(("bearer" = []), ("api_key" = [])),
     params(("id" = String, Path, description = "account id")),
     responses(
-        (status = 200, body = TradingSwitch),
+        (status = 200, body = TradingSwitch, description = "applied"),
+        (status = 202, body = TradingSwitch, description = "sent, not seen applied within 2 s (`applied: false`)"),
         (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)))]
 async fn disable_account(
@@ -747,11 +785,12 @@ async fn disable_account(
     Trader(who): Trader,
     meta: RequestMeta,
     Path(id): Path<String>,
-) -> Result<Json<TradingSwitch>, ApiError> {
+) -> Result<(StatusCode, Json<TradingSwitch>), ApiError> {
     let caller = meta.caller(who);
     let outcome = switch(&state, &caller, &id, false).await.map(|s| (s, json!({ "account": id, "enabled": false })));
     let resource = format!("/api/v1/trading/accounts/{id}/disable");
-    Ok(Json(audited(&state, &caller, "account_disable", &resource, outcome).await?))
+    let s = audited(&state, &caller, "account_disable", &resource, outcome).await?;
+    Ok((crate::routes::control::command_status(s.applied), Json(s)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1087,10 +1126,14 @@ pub struct LeaderboardEntry {
     pub name: String,
     pub profile: String,
     pub starting_balance: f64,
-    pub equity: f64,
-    pub pnl: f64,
+    /// The live view's latest update, else the store's last balance row; `null` with neither
+    /// (`source: none`), and then ranked last.
+    pub equity: Option<f64>,
+    pub pnl: Option<f64>,
     /// (equity − starting balance) / starting balance.
-    pub roi: f64,
+    pub roi: Option<f64>,
+    /// `account_update`, `balance_history` or `none`.
+    pub source: &'static str,
     /// Fills that closed or reduced a position.
     pub closing_trades: i64,
     pub wins: i64,
@@ -1128,7 +1171,10 @@ async fn leaderboard(State(state): State<AppState>, _who: Viewer) -> Result<Json
             let points = series.get(&a.id).map_or(&[][..], |v| &v[..]);
             let figures = analytics::risk_figures(&a.id, a.starting_balance, points);
             // The live view is the freshest; the store's last row otherwise.
-            let equity = live.get(&a.id).map_or(figures.equity, |u| u.equity);
+            let (equity, source) = match live.get(&a.id) {
+                Some(u) => (Some(u.equity), analytics::MEASURED),
+                None => (figures.equity, figures.source),
+            };
             let s = stats.get(&a.id);
             LeaderboardEntry {
                 rank: 0,
@@ -1136,8 +1182,9 @@ async fn leaderboard(State(state): State<AppState>, _who: Viewer) -> Result<Json
                 profile: a.profile,
                 starting_balance: a.starting_balance,
                 equity,
-                pnl: equity - a.starting_balance,
-                roi: analytics::roi(a.starting_balance, equity),
+                pnl: equity.map(|e| e - a.starting_balance),
+                roi: equity.map(|e| analytics::roi(a.starting_balance, e)),
+                source,
                 closing_trades: s.map_or(0, |s| s.closing),
                 wins: s.map_or(0, |s| s.wins),
                 win_rate: analytics::win_rate(s),
@@ -1148,7 +1195,11 @@ async fn leaderboard(State(state): State<AppState>, _who: Viewer) -> Result<Json
             }
         })
         .collect();
-    items.sort_by(|a, b| b.roi.total_cmp(&a.roi).then_with(|| a.account.cmp(&b.account)));
+    // Best ROI first; accounts without a measured equity last.
+    let key = |e: &LeaderboardEntry| e.roi.unwrap_or(f64::NEG_INFINITY);
+    items.sort_by(|a, b| {
+        b.roi.is_some().cmp(&a.roi.is_some()).then(key(b).total_cmp(&key(a))).then_with(|| a.account.cmp(&b.account))
+    });
     for (i, e) in items.iter_mut().enumerate() {
         e.rank = i + 1;
     }
