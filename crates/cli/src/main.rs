@@ -2,10 +2,12 @@
 
 mod backtest;
 mod bench;
+mod bench_backtest;
 mod bench_ws;
 mod commands;
 mod config;
 mod edge;
+mod hyperopt;
 mod indicators;
 mod stages;
 mod up;
@@ -73,6 +75,8 @@ enum Command {
     },
     /// Backtest: the live stages over candle files, in process, on the candles' clock.
     Backtest(backtest::BacktestArgs),
+    /// Hyperparameter search over backtests: grid, random or TPE, in and out of sample.
+    Hyperopt(Box<hyperopt::HyperoptArgs>),
     /// Run one pipeline stage as a worker process (any number of them).
     Worker {
         #[command(subcommand)]
@@ -113,6 +117,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Backtest(args) = &cli.command {
         return backtest::run(args);
     }
+    if let Command::Hyperopt(args) = &cli.command {
+        return hyperopt::run(args);
+    }
     if let Command::Auth { command } = cli.command {
         return edge::run_auth(command);
     }
@@ -126,7 +133,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker { command } => worker::run(&settings, command).await,
         Command::Ctl { command } => commands::ctl::run(&settings, command).await,
         Command::Edge(args) => edge::run(&settings, args).await,
-        Command::Auth { .. } | Command::Backtest(_) => Ok(()),
+        Command::Auth { .. } | Command::Backtest(_) | Command::Hyperopt(_) => Ok(()),
     }
 }
 

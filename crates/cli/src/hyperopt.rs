@@ -1,0 +1,266 @@
+//! `tradeflow hyperopt`: a search over backtests (crates/backtest/src/hyperopt). Takes
+//! `tradeflow backtest`'s input flags for the base configuration, a space file naming the
+//! parameters to vary, and writes the winner as configuration files.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use tradeflow_backtest::hyperopt::{self, Base, Method, Objective, Outcome, Progress, Split, Study, parse_space};
+use tradeflow_ingest::timeline::Timeline;
+
+use crate::backtest::BacktestArgs;
+
+#[derive(Args)]
+#[command(
+    mut_arg("json", |a| a.help("Print the outcome (every trial, the best with their out-of-sample figures) as one JSON object")),
+    mut_arg("out", |a| a.help("Write the best parameters as llm-config.toml, profiles.toml and accounts.toml, and the outcome as hyperopt.json, under DIR")),
+    mut_arg("show_config", |a| a.hide(true)),
+)]
+pub struct HyperoptArgs {
+    #[command(flatten)]
+    input: BacktestArgs,
+    /// The search space (TOML `[param]` entries; docs/hyperopt.md).
+    #[arg(long, value_name = "FILE")]
+    space: PathBuf,
+    /// What is maximised: sharpe, sortino, calmar, return, return_over_drawdown.
+    #[arg(long, default_value = "sharpe", value_parser = parse_objective)]
+    objective: Objective,
+    /// How trials are chosen: grid (every point), random, tpe.
+    #[arg(long, default_value = "tpe", value_parser = parse_method)]
+    method: Method,
+    /// Number of trials (default: the whole grid, or 100).
+    #[arg(long)]
+    trials: Option<usize>,
+    /// Seed of the random and TPE draws: the same seed gives the same trials.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Trials run at once (default: the machine's cores); results do not depend on it.
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// K rolling folds: the bars cut into K + 1 parts, fold i in sample on part i and out of
+    /// sample on part i + 1.
+    #[arg(long, value_name = "K", conflicts_with = "test_fraction")]
+    walk_forward: Option<usize>,
+    /// The last F of the bars out of sample (0 < F < 1).
+    #[arg(long, value_name = "F")]
+    test_fraction: Option<f64>,
+    /// How many of the best trials to show (and run out of sample).
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// The account whose statistics are scored (default: the first).
+    #[arg(long, value_name = "ID")]
+    account: Option<String>,
+}
+
+fn parse_objective(s: &str) -> Result<Objective, String> {
+    Objective::parse(s).ok_or_else(|| format!("{s:?}: expected one of {}", Objective::NAMES))
+}
+
+fn parse_method(s: &str) -> Result<Method, String> {
+    Method::parse(s).ok_or_else(|| format!("{s:?}: expected one of grid, random, tpe"))
+}
+
+pub fn run(args: &HyperoptArgs) -> anyhow::Result<()> {
+    let (config, options, llm_text) = args.input.base()?;
+    let base = Base::new(config, options).map_err(anyhow::Error::msg)?;
+    let text = std::fs::read_to_string(&args.space).with_context(|| format!("cannot read {}", args.space.display()))?;
+    let space = parse_space(&text, &base)
+        .map_err(|problems| anyhow::anyhow!("--space {}:\n  {}", args.space.display(), problems.join("\n  ")))?;
+    let account = match &args.account {
+        None => 0,
+        Some(id) => match base.config.accounts.iter().position(|a| &a.id == id) {
+            Some(i) => i,
+            None => bail!(
+                "--account {id:?}: no such account; configured: {}",
+                base.config.accounts.iter().map(|a| a.id.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        },
+    };
+    let trials = match (args.trials, args.method) {
+        (Some(n), _) => n,
+        (None, Method::Grid) => hyperopt::sampler::grid(&space)
+            .map_err(|problems| anyhow::anyhow!("--space {}:\n  {}", args.space.display(), problems.join("\n  ")))?
+            .len(),
+        (None, _) => 100,
+    };
+    let split = match (args.walk_forward, args.test_fraction) {
+        (Some(k), _) => Split::WalkForward(k),
+        (None, Some(f)) => Split::TestFraction(f),
+        (None, None) => Split::Whole,
+    };
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let timeline = Timeline::load(&base.config.feeds)?;
+    let study = Study {
+        base,
+        space,
+        method: args.method,
+        objective: args.objective,
+        account,
+        trials,
+        seed: args.seed,
+        jobs,
+        split,
+        top: args.top.max(1),
+    };
+    let started = Instant::now();
+    let display = Display::new(trials);
+    let outcome = hyperopt::run(&study, &timeline, &|p| display.update(p))?;
+    display.finish();
+    let elapsed = started.elapsed();
+    eprintln!(
+        "hyperopt: {} trials in {:.2} s ({:.2} trials/s, {jobs} jobs)",
+        outcome.trials.len(),
+        elapsed.as_secs_f64(),
+        outcome.trials.len() as f64 / elapsed.as_secs_f64().max(1e-9)
+    );
+    if let Some(dir) = args.input.out() {
+        write_out(dir, &study, &outcome, llm_text.as_deref())?;
+    }
+    if args.input.json() {
+        println!("{}", serde_json::to_string(&outcome).context("encoding the outcome")?);
+    } else {
+        print_table(&outcome);
+    }
+    if outcome.best().is_none() {
+        bail!("no trial has a {} figure: see the errors above", args.objective.name());
+    }
+    Ok(())
+}
+
+/// Progress on stderr: a bar on a terminal, a plain line every 10 % (or 10 s) otherwise.
+struct Display {
+    bar: Option<indicatif::ProgressBar>,
+    plain: Mutex<(Instant, usize)>,
+    started: Instant,
+}
+
+impl Display {
+    fn new(total: usize) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            let style = indicatif::ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {pos}/{len} best {msg} ({per_sec}, ETA {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_prefix("trials");
+            bar
+        });
+        Self { bar, plain: Mutex::new((Instant::now(), 0)), started: Instant::now() }
+    }
+
+    fn update(&self, p: Progress) {
+        let best = p.best.map_or("-".to_string(), |b| format!("{b:.4}"));
+        if let Some(bar) = &self.bar {
+            if bar.length() != Some(p.total as u64) {
+                bar.set_length(p.total as u64);
+                bar.set_prefix(p.phase);
+                bar.reset_eta();
+            }
+            bar.set_position(p.done as u64);
+            bar.set_message(best);
+            return;
+        }
+        let mut last = self.plain.lock().unwrap_or_else(|e| e.into_inner());
+        let step = (p.total / 10).max(1);
+        if p.done == p.total || p.done >= last.1 + step || last.0.elapsed() >= Duration::from_secs(10) {
+            let spent = self.started.elapsed().as_secs_f64();
+            let eta = if p.phase == "trials" && p.done > 0 {
+                format!(", ETA {:.0} s", spent / p.done as f64 * (p.total - p.done) as f64)
+            } else {
+                String::new()
+            };
+            eprintln!("hyperopt: {} {}/{} done, best {best}{eta}", p.phase, p.done, p.total);
+            *last = (Instant::now(), p.done);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn figure(v: Option<f64>) -> String {
+    v.map_or("null".into(), |x| format!("{x:.4}"))
+}
+
+fn print_table(outcome: &Outcome) {
+    let with_out = !outcome.folds.out_of_sample.is_empty();
+    println!(
+        "hyperopt: method {:?}, objective {}, account {}, seed {}, {} trials{}",
+        outcome.method,
+        outcome.objective.name(),
+        outcome.account,
+        outcome.seed,
+        outcome.trials.len(),
+        match outcome.split {
+            Split::Whole => String::new(),
+            Split::TestFraction(f) => format!(", last {f} of the bars out of sample"),
+            Split::WalkForward(k) => format!(", walk-forward over {k} folds"),
+        }
+    );
+    let names: Vec<&String> = outcome.top.first().map(|r| r.trial.params.keys().collect()).unwrap_or_default();
+    let mut header = format!("{:>4} {:>6} {:>12}", "rank", "trial", "in sample");
+    if with_out {
+        header.push_str(&format!(" {:>14}", "out of sample"));
+    }
+    for n in &names {
+        header.push_str(&format!("  {n}"));
+    }
+    println!("{header}");
+    for r in &outcome.top {
+        let mut line = format!("{:>4} {:>6} {:>12}", r.rank, r.trial.number, figure(r.trial.in_sample));
+        if with_out {
+            line.push_str(&format!(" {:>14}", figure(r.out_of_sample)));
+        }
+        for n in &names {
+            let v = r.trial.params.get(*n).map_or(String::new(), ToString::to_string);
+            line.push_str(&format!("  {v:>width$}", width = n.len()));
+        }
+        println!("{line}");
+        if let Some(e) = &r.trial.error {
+            println!("       {e}");
+        }
+    }
+    let failed = outcome.trials.iter().filter(|t| t.error.is_some()).count();
+    if failed > 0 {
+        println!("{failed} trials without a figure (invalid configuration or failed backtest); --json lists them");
+    }
+}
+
+fn write_out(dir: &Path, study: &Study, outcome: &Outcome, llm_text: Option<&str>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).with_context(|| format!("cannot write {}", p.display()))
+    };
+    write("hyperopt.json", &serde_json::to_string_pretty(outcome).context("encoding the outcome")?)?;
+    let Some(best) = outcome.best() else { return Ok(()) };
+    let names: Vec<String> = study.space.params.iter().map(|p| p.name.clone()).collect();
+    let values: Vec<serde_json::Value> =
+        names.iter().map(|n| best.trial.params.get(n).cloned().unwrap_or(serde_json::Value::Null)).collect();
+    let (config, _) = study
+        .base
+        .apply(&study.space, &values)
+        .map_err(|problems| anyhow::anyhow!("the best trial's configuration: {}", problems.join("; ")))?;
+    let files = hyperopt::files::config_files(&config, llm_text).map_err(anyhow::Error::msg)?;
+    write("llm-config.toml", &files.llm_config)?;
+    write("profiles.toml", &files.profiles)?;
+    write("accounts.toml", &files.accounts)?;
+    let models: Vec<&str> = config.inference.models.iter().map(|m| m.name()).collect();
+    eprintln!(
+        "best parameters (trial {}) written: tradeflow backtest --models {} --llm-config {d}/llm-config.toml \
+         --profiles {d}/profiles.toml --accounts {d}/accounts.toml",
+        best.trial.number,
+        models.join(","),
+        d = dir.display()
+    );
+    Ok(())
+}
