@@ -2,7 +2,6 @@
 
 mod backtest;
 mod bench;
-mod bench_backtest;
 mod bench_ws;
 mod commands;
 mod config;
