@@ -34,6 +34,10 @@ use tradeflow_audit::worker::{AUDITED, GROUP};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// Backtests: the live stages in process on a seeded random walk (the full chain and
+    /// sma_cross, candles/s on one thread), and the `tradeflow backtest` process beside
+    /// backtesting.py 0.6.6 on the same file. No Redis.
+    Backtest(crate::bench_backtest::BacktestBenchArgs),
     /// WebSocket fan-out of a running edge (`tradeflow up`): clients on /ws, alerts published
     /// on sys.events at a steady rate, publish → receive latency per delivery.
     Ws {
@@ -207,6 +211,7 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
 
 async fn bench(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
+        BenchCommand::Backtest(args) => crate::bench_backtest::run(&args),
         BenchCommand::Bus { json, messages, payload_bytes, pack_max } => {
             bus(settings, json, messages, payload_bytes, pack_max).await
         }

@@ -2,6 +2,7 @@
 
 mod backtest;
 mod bench;
+mod bench_backtest;
 mod bench_ws;
 mod commands;
 mod config;
