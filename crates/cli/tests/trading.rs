@@ -53,7 +53,9 @@ risk = { min_confidence = 0.3, max_drawdown = 0.5, cooldown_after_losses = 4, co
 
 fn tradeflow(redis: &TestRedis, dir: &std::path::Path, args: &[&str]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(BIN);
+    // In `dir`: `up`'s default data directory (its edge secret and admin password) is relative.
     cmd.args(args)
+        .current_dir(dir)
         .env("REDIS_URL", redis.url())
         .env("TRADEFLOW_STREAMS", dir.join("streams.toml"))
         .env("TRADEFLOW_PROFILES", dir.join("profiles.toml"))
