@@ -166,6 +166,13 @@ role = "viewer"
     std::fs::write(dir.join("tradeflow.toml"), config).unwrap();
 }
 
+/// Open time of the last bar `start` replays (per symbol).
+pub fn last_bar_time() -> i64 {
+    let demo = std::fs::read_to_string(DEMO).unwrap();
+    let line = demo.lines().nth(CANDLES).expect("the demo has CANDLES bars");
+    line.split(',').next().unwrap().parse().unwrap()
+}
+
 impl Edge {
     pub async fn start() -> Edge {
         Self::start_with(Options::default()).await
@@ -238,9 +245,17 @@ impl Edge {
         edge
     }
 
-    /// Waits until every stage and the audit writer have nothing left, and the store holds
-    /// every candle.
+    /// Waits until every stage and the audit writer have nothing left, the store holds every
+    /// candle, and the edge's live view has folded in the last of it (see `wait_live`).
     pub async fn wait_drained(&self) {
+        self.wait_bus_drained().await;
+        self.wait_live().await;
+    }
+
+    /// Waits until every consumer group has read and acknowledged everything and the store
+    /// holds every candle. The audit worker acknowledges a batch only once it is committed, so
+    /// drained audit groups mean a complete store.
+    pub async fn wait_bus_drained(&self) {
         let started = Instant::now();
         let groups = [
             ("md.candles", "inference"),
@@ -253,23 +268,124 @@ impl Edge {
             ("risk.orders", "audit"),
             ("exec.fills", "audit"),
             ("audit.events", "audit"),
+            ("ctl.commands", "audit"),
         ];
         // Counted in the store: md.candles keeps only what a group still needs (trim_acked).
         let store = self.store().await;
         loop {
-            let mut all =
-                store.count(tradeflow_audit::Table::Candle).await.unwrap() >= (CANDLES * SYMBOLS.len()) as i64;
-            for (s, g) in groups {
-                all &= tradeflow_bus::inspect::drained(&self.bus, s, g).await.unwrap();
+            let candles = store.count(tradeflow_audit::Table::Candle).await.unwrap();
+            let mut waiting = Vec::new();
+            if candles < (CANDLES * SYMBOLS.len()) as i64 {
+                waiting.push(format!("the store holds {candles} candles"));
             }
-            if all {
-                // The tap and the audit writer's last flush.
-                tokio::time::sleep(Duration::from_millis(500)).await;
+            for (s, g) in groups {
+                if !tradeflow_bus::inspect::drained(&self.bus, s, g).await.unwrap() {
+                    waiting.push(format!("{s}/{g} not drained"));
+                }
+            }
+            if waiting.is_empty() {
                 return;
             }
-            assert!(started.elapsed() < Duration::from_secs(120), "the pipeline did not drain within 120 s");
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "the pipeline did not drain within 120 s: {waiting:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Waits until the edge's live view (folded from its tap, which reads the streams apart
+    /// from the consumer groups) matches the store: every symbol priced at its last bar, every
+    /// account at the seq of its latest stored balance, the same open positions.
+    ///
+    /// It reads through a client bound to 127.0.0.2, another address to the edge's per-address
+    /// rate limits, so that the test's own allowance is untouched.
+    pub async fn wait_live(&self) {
+        let probe = reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let store = self.store().await;
+        let last = last_bar_time();
+        let started = Instant::now();
+        loop {
+            let Some(missing) = self.live_lag(&probe, &store, last).await else { return };
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the edge's live view did not catch up with the store within 30 s: {missing}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// What the live view still misses against the store, or None.
+    async fn live_lag(
+        &self,
+        probe: &reqwest::Client,
+        store: &tradeflow_audit::AuditStore,
+        last: i64,
+    ) -> Option<String> {
+        let get = |path: String| async move {
+            let r = probe.get(self.url(&path)).header("x-api-key", API_KEY).send().await.unwrap();
+            let status = r.status();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        };
+        let (status, prices) = get("/api/v1/market/prices".into()).await;
+        if status == 429 {
+            // A test with a small read allowance (edge_limits): ask again.
+            return Some("the probe is rate-limited".into());
+        }
+        assert_eq!(status, 200, "{prices}");
+        for symbol in SYMBOLS {
+            let at = prices["prices"]
+                .as_array()
+                .and_then(|all| all.iter().find(|p| p["symbol"] == symbol))
+                .and_then(|p| p["open_time"].as_i64());
+            if at.is_none_or(|t| t < last) {
+                return Some(format!("{symbol} priced at {at:?}, its last bar opens at {last}"));
+            }
+        }
+        for row in store.latest_balances().await.unwrap() {
+            let (status, a) = get(format!("/api/v1/trading/accounts/{}", row.account)).await;
+            match status.as_u16() {
+                404 => continue, // deleted since
+                429 => return Some("the probe is rate-limited".into()),
+                _ => {}
+            }
+            assert_eq!(status, 200, "{a}");
+            let seq = a["account"]["seq"].as_i64();
+            if seq.is_none_or(|s| s < row.seq) {
+                return Some(format!("account {} at seq {seq:?}, stored {}", row.account, row.seq));
+            }
+        }
+        let mut stored: Vec<(String, String)> = store
+            .latest_positions()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|p| p.status == "open")
+            .map(|p| (p.account, p.symbol))
+            .collect();
+        stored.sort();
+        let (status, positions) = get("/api/v1/trading/positions".into()).await;
+        if status == 429 {
+            return Some("the probe is rate-limited".into());
+        }
+        assert_eq!(status, 200, "{positions}");
+        let mut live: Vec<(String, String)> = positions["items"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .map(|p| (p["account"].as_str().unwrap_or("").into(), p["symbol"].as_str().unwrap_or("").into()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        live.sort();
+        if live != stored {
+            return Some(format!("open positions {live:?}, stored {stored:?}"));
+        }
+        None
     }
 
     pub fn url(&self, path: &str) -> String {
