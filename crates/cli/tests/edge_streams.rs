@@ -12,6 +12,7 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+use tradeflow_audit::AuditLogRow;
 use tradeflow_bus::envelope::ENVELOPE_FIELD;
 use tradeflow_bus::{EnvelopeRef, Producer};
 use tradeflow_core::ids::MessageId;
@@ -118,11 +119,36 @@ fn rate_of<'a>(m: &'a Value, stream: &str) -> &'a Value {
     m["streams"].as_array().unwrap().iter().find(|s| s["stream"] == stream).unwrap()
 }
 
+/// Waits until the audit log holds a row of each of `actions`; returns the first of each.
+async fn wait_audited(edge: &Edge, actions: &[&str]) -> Vec<AuditLogRow> {
+    let store = edge.store().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let rows = store.rows(tradeflow_audit::Table::Audit, 10_000, 0).await.unwrap();
+        let find = |action: &str| {
+            rows.iter().find_map(|r| match r {
+                tradeflow_audit::Row::Audit(a) if a.action == action => Some(a.clone()),
+                _ => None,
+            })
+        };
+        let found: Vec<Option<AuditLogRow>> = actions.iter().map(|a| find(a)).collect();
+        if found.iter().all(Option::is_some) {
+            return found.into_iter().flatten().collect();
+        }
+        assert!(Instant::now() < deadline, "mutations missing from the audit log after 20 s: wanted {actions:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The id of the account alert the tests publish and resolve.
+const ACCOUNT_ALERT: &str = "test-cause/alpha/circuit_breaker";
+/// The replay route of sys.events' dead letters.
+const REPLAY: &str = "/api/v1/streams/sys.events/dlq/replay";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn streams_dead_letters_and_monitoring() {
-    let mut edge = Edge::start().await;
-    let (v, t, a) = (edge.viewer.clone(), edge.trader.clone(), edge.admin.clone());
-    let (viewer, trader, admin) = (Some(v.as_str()), Some(t.as_str()), Some(a.as_str()));
+async fn health_of_a_running_pipeline() {
+    let edge = Edge::start().await;
+    let viewer = Some(edge.viewer.as_str());
 
     // ---- Monitoring health with the pipeline running: healthy, every stage has workers.
     let h = edge.get("/api/v1/monitoring/health", viewer).await.expect(200);
@@ -143,6 +169,24 @@ async fn streams_dead_letters_and_monitoring() {
     assert_eq!(h["thresholds"]["lag_degraded"], 1000);
     assert!(h["reasons"].as_array().unwrap().is_empty(), "{h}");
     edge.check_roles(Method::GET, "/api/v1/monitoring/health", None, "viewer").await;
+
+    // ---- The system summary.
+    let sys = edge.get("/api/v1/health/streams", viewer).await.expect(200);
+    assert_eq!(sys["total_streams"], 8);
+    assert_eq!(sys["total_partitions"], 8 * 6 + 1 + 1);
+    assert_eq!(sys["total_groups"], 13);
+    assert_eq!(sys["dlq_messages"], 0);
+    assert!(sys["total_length"].as_u64().unwrap() >= 1200 / 64);
+    assert_eq!(sys["streams"].as_array().unwrap().len(), 8);
+    assert!(sys["issues"].as_array().unwrap().iter().all(|i| i["code"] != "dead_letters"), "{sys}");
+    assert!(["healthy", "degraded"].contains(&sys["status"].as_str().unwrap()), "{sys}");
+    edge.check_roles(Method::GET, "/api/v1/health/streams", None, "viewer").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_list_configuration_and_health() {
+    let edge = Edge::start().await;
+    let (viewer, trader, admin) = (Some(edge.viewer.as_str()), Some(edge.trader.as_str()), Some(edge.admin.as_str()));
 
     // ---- The stream list, a configuration, a stream's health.
     let list = edge.get("/api/v1/streams", viewer).await.expect(200);
@@ -217,27 +261,26 @@ async fn streams_dead_letters_and_monitoring() {
         .await
         .expect_error(404, "not_found");
     edge.delete("/api/v1/streams/no.such/dlq", admin).await.expect_error(404, "not_found");
+}
 
-    // ---- The system summary.
-    let sys = edge.get("/api/v1/health/streams", viewer).await.expect(200);
-    assert_eq!(sys["total_streams"], 8);
-    assert_eq!(sys["total_partitions"], 8 * 6 + 1 + 1);
-    assert_eq!(sys["total_groups"], 13);
-    assert_eq!(sys["dlq_messages"], 0);
-    assert!(sys["total_length"].as_u64().unwrap() >= 1200 / 64);
-    assert_eq!(sys["streams"].as_array().unwrap().len(), 8);
-    assert!(sys["issues"].as_array().unwrap().iter().all(|i| i["code"] != "dead_letters"), "{sys}");
-    assert!(["healthy", "degraded"].contains(&sys["status"].as_str().unwrap()), "{sys}");
-    edge.check_roles(Method::GET, "/api/v1/health/streams", None, "viewer").await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rates_are_measured() {
+    let edge = Edge::start().await;
+    let viewer = Some(edge.viewer.as_str());
+    let list = edge.get("/api/v1/streams", viewer).await.expect(200);
+    let candles = list["streams"].as_array().unwrap().iter().find(|s| s["name"] == "md.candles").unwrap();
 
     // ---- Rates: measured, so they move with the traffic.
     // (A rate needs a base sample at least a second old; the edge took one when it started.)
+    // (The edge measures real time in its own process: this waits for the condition, polling.)
+    let deadline = Instant::now() + Duration::from_secs(20);
     let m1 = loop {
         let m = edge.get("/api/v1/streams/metrics?window_s=600", viewer).await.expect(200);
         if rate_of(&m, SYS)["measured_over_s"].as_f64().unwrap() >= 1.0 {
             break m;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(Instant::now() < deadline, "no rate measured over a second within 20 s: {}", rate_of(&m, SYS));
+        tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(m1["window_s"], 600);
     assert_eq!(m1["streams"].as_array().unwrap().len(), 8);
@@ -258,6 +301,13 @@ async fn streams_dead_letters_and_monitoring() {
         edge.get(&format!("/api/v1/streams/metrics?{bad}"), viewer).await.expect_error(400, "invalid_query");
     }
     edge.check_roles(Method::GET, "/api/v1/streams/metrics", None, "viewer").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_listed_replayed_and_purged() {
+    let edge = Edge::start().await;
+    let (viewer, trader, admin) = (Some(edge.viewer.as_str()), Some(edge.trader.as_str()), Some(edge.admin.as_str()));
+    xadd_garbage(&edge, 3).await;
 
     // ---- Dead letters: the garbage meets a consumer and is dead-lettered.
     dead_letter_until(&edge, 3).await;
@@ -310,7 +360,7 @@ async fn streams_dead_letters_and_monitoring() {
     assert_eq!(sh["dlq_length"], 3);
 
     // ---- Replay: roles, then every kind of bad body is a 4xx naming the problem.
-    let replay = "/api/v1/streams/sys.events/dlq/replay";
+    let replay = REPLAY;
     edge.check_roles(Method::POST, replay, Some(json!({"all": true})), "trader").await;
     for (body, field) in [
         (json!({}), "ids|all|reason"),
@@ -399,6 +449,20 @@ async fn streams_dead_letters_and_monitoring() {
     let h = edge.get("/api/v1/monitoring/health", viewer).await.expect(200);
     assert_eq!(h["status"], "healthy", "{h}");
 
+    // The replay and the purge are in the audit log.
+    let found = wait_audited(&edge, &["dlq.replay", "dlq.purge"]).await;
+    assert_eq!(found[0].actor, "ops");
+    assert_eq!(found[0].resource, "/streams/sys.events/dlq");
+    assert_eq!(found[1].actor, "admin");
+    assert!(found.iter().all(|a| a.status == "ok" && a.ip.is_some()), "{found:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_listed_acknowledged_and_resolved() {
+    let edge = Edge::start().await;
+    let (viewer, trader, admin) = (Some(edge.viewer.as_str()), Some(edge.trader.as_str()), Some(edge.admin.as_str()));
+    let mut c = redis(&edge).await;
+
     // ---- Alerts: one on sys.events, one from risk's kind through the audit store.
     let producer = Producer::new(edge.bus.clone(), "edge-test");
     let alert = TestAlert { severity: "critical".into(), message: "disk almost full".into() };
@@ -407,7 +471,7 @@ async fn streams_dead_letters_and_monitoring() {
     let beat = TestHeartbeat { service: "edge-test".into() };
     producer.publish(SYS, &MessageId::new("test-beat-1").unwrap(), "edge-test", None, &beat).await.unwrap();
     let account_alert = AccountAlert {
-        id: "test-cause/alpha/circuit_breaker".into(),
+        id: ACCOUNT_ALERT.into(),
         account: "alpha".into(),
         kind: "circuit_breaker".into(),
         message: "daily loss limit reached".into(),
@@ -503,29 +567,40 @@ async fn streams_dead_letters_and_monitoring() {
     let stored: Value = serde_json::from_str(&stored.expect("the state is kept in Redis")).unwrap();
     assert_eq!(stored["status"], "resolved");
 
-    // ---- Every mutation is in the audit log.
-    let store = edge.store().await;
+    // The acknowledgement and the resolution are in the audit log.
+    let found = wait_audited(&edge, &["alert.acknowledge", "alert.resolve"]).await;
+    assert_eq!(found[0].resource, format!("/monitoring/alerts/{sys_id}"));
+    assert!(found.iter().all(|a| a.status == "ok" && a.ip.is_some()), "{found:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_the_health_and_reads_answer_503() {
+    let mut edge = Edge::start().await;
+    let (v, t) = (edge.viewer.clone(), edge.trader.clone());
+    let (viewer, trader) = (Some(v.as_str()), Some(t.as_str()));
+    let replay = REPLAY;
+    let acc_resolve = format!("/api/v1/monitoring/alerts/{}/resolve", enc(ACCOUNT_ALERT));
+    // An alert the edge knows (from the audit store): resolving it needs Redis, where the
+    // states are kept. (An unknown one is a 404 without asking Redis.)
+    let account_alert = AccountAlert {
+        id: ACCOUNT_ALERT.into(),
+        account: "alpha".into(),
+        kind: "circuit_breaker".into(),
+        message: "daily loss limit reached".into(),
+        time: tradeflow_core::time::now_ms(),
+    };
+    Producer::new(edge.bus.clone(), "edge-test")
+        .publish("audit.events", &MessageId::new("test-account-alert").unwrap(), "alpha", None, &account_alert)
+        .await
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let rows = store.rows(tradeflow_audit::Table::Audit, 10_000, 0).await.unwrap();
-        let find = |action: &str| {
-            rows.iter().find_map(|r| match r {
-                tradeflow_audit::Row::Audit(a) if a.action == action => Some(a.clone()),
-                _ => None,
-            })
-        };
-        let found: Vec<_> = ["dlq.replay", "dlq.purge", "alert.acknowledge", "alert.resolve"].map(find).into();
-        if found.iter().all(Option::is_some) {
-            let found: Vec<_> = found.into_iter().flatten().collect();
-            assert_eq!(found[0].actor, "ops");
-            assert_eq!(found[0].resource, "/streams/sys.events/dlq");
-            assert_eq!(found[1].actor, "admin");
-            assert_eq!(found[2].resource, format!("/monitoring/alerts/{sys_id}"));
-            assert!(found.iter().all(|a| a.status == "ok" && a.ip.is_some()), "{found:?}");
+        let l = edge.get("/api/v1/monitoring/alerts?limit=1000", viewer).await.expect(200);
+        if names(&l["alerts"], "id").contains(&account_alert.id) {
             break;
         }
-        assert!(Instant::now() < deadline, "mutations missing from the audit log");
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(Instant::now() < deadline, "the account alert was not listed within 20 s: {l}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
     // ---- Redis gone: the health answers 503 `unhealthy` in its own shape; reads are 503 in
@@ -554,6 +629,11 @@ async fn streams_dead_letters_and_monitoring() {
     edge.get("/api/v1/streams/md.candles/config", viewer).await.expect(200);
     edge.get("/api/v1/streams/no.such/health", viewer).await.expect_error(404, "not_found");
     edge.post(replay, trader, Some(json!({}))).await.expect_error(422, "invalid_body");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_is_documented() {
+    let edge = Edge::start().await;
 
     // ---- The OpenAPI document describes every route.
     let doc = edge.get("/openapi.json", None).await.expect(200);
