@@ -128,14 +128,18 @@ async fn stored_signals(edge: &Edge) -> Vec<SignalRow> {
     out
 }
 
+/// The stored signal of `model` about `symbol`'s bar opening at `t`.
+fn stored_one(signals: &[SignalRow], symbol: &str, t: i64, model: &str) -> SignalRow {
+    signals
+        .iter()
+        .find(|s| s.symbol == symbol && s.open_time == t && s.model == model)
+        .unwrap_or_else(|| panic!("no stored {model} signal of {symbol} at {t}"))
+        .clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn market_data_and_ai_routes() {
+async fn every_read_needs_credentials() {
     let edge = Edge::start().await;
-    let bars = demo();
-    let last = *bars.last().unwrap();
-    let v = edge.viewer.clone();
-    let t = edge.trader.clone();
-    let a = edge.admin.clone();
 
     // Every read needs credentials.
     for path in [
@@ -155,6 +159,14 @@ async fn market_data_and_ai_routes() {
     ] {
         edge.check_roles(Method::GET, path, None, "viewer").await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn market_reads_match_the_demo_bars_and_talib() {
+    let edge = Edge::start().await;
+    let bars = demo();
+    let last = *bars.last().unwrap();
+    let v = edge.viewer.clone();
 
     // ---- prices: the live view, the 600th bar of each symbol.
     let p = edge.get("/api/v1/market/prices", Some(&v)).await.expect(200);
@@ -256,16 +268,20 @@ async fn market_data_and_ai_routes() {
     assert!(ind["market"]["trend"].is_string(), "{ind}");
     edge.get("/api/v1/market/indicators/BTCUSD?interval=nope", Some(&v)).await.expect_error(400, "invalid_query");
     edge.get("/api/v1/market/indicators/BTCUSD?interval=1w", Some(&v)).await.expect_error(404, "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analyses_feedback_history_storage_and_a_scheduler_cycle() {
+    let edge = Edge::start().await;
+    let bars = demo();
+    let last = *bars.last().unwrap();
+    let v = edge.viewer.clone();
+    let t = edge.trader.clone();
+    let a = edge.admin.clone();
+    let signals = stored_signals(&edge).await;
+    let stored = |symbol: &str, t: i64, model: &str| stored_one(&signals, symbol, t, model);
 
     // ---- analyze: the same answers as the pipeline's own signals about the last bar.
-    let signals = stored_signals(&edge).await;
-    let stored = |symbol: &str, t: i64, model: &str| -> SignalRow {
-        signals
-            .iter()
-            .find(|s| s.symbol == symbol && s.open_time == t && s.model == model)
-            .unwrap_or_else(|| panic!("no stored {model} signal of {symbol} at {t}"))
-            .clone()
-    };
     let mut ws = connect(&edge, &v).await;
     edge.check_roles(Method::POST, "/api/v1/ai/analyze", Some(json!({"symbol": "BTCUSD"})), "trader").await;
     let an = edge.post("/api/v1/ai/analyze", Some(&t), Some(json!({"symbol": "BTCUSD"}))).await.expect(200);
@@ -325,76 +341,6 @@ async fn market_data_and_ai_routes() {
         .await;
     assert_eq!(other.expect(200)["cached"], false, "other bars, another analysis");
 
-    // Refusals: every bad body is a 4xx in the one format.
-    let few: Vec<Value> = bars[..49].iter().map(candle_json).collect();
-    let e = edge.post("/api/v1/ai/analyze", Some(&t), Some(json!({"interval": "1h", "candles": few}))).await;
-    let e = e.expect_error(422, "insufficient_data");
-    assert_eq!((e["error"]["details"]["needed"].as_u64(), e["error"]["details"]["got"].as_u64()), (Some(50), Some(49)));
-    let mut unordered: Vec<Value> = bars[..60].iter().map(candle_json).collect();
-    unordered.swap(10, 11);
-    let e = edge.post("/api/v1/ai/analyze", Some(&t), Some(json!({"interval": "1h", "candles": unordered}))).await;
-    assert_eq!(e.expect_error(422, "invalid_candles")["error"]["details"]["index"], 11);
-    let mut impossible: Vec<Value> = bars[..60].iter().map(candle_json).collect();
-    impossible[5]["high"] = json!(1.0);
-    let e = edge.post("/api/v1/ai/analyze", Some(&t), Some(json!({"interval": "1h", "candles": impossible}))).await;
-    assert_eq!(e.expect_error(422, "invalid_candles")["error"]["details"]["index"], 5);
-    let mut early: Vec<Value> = bars[..60].iter().map(candle_json).collect();
-    early[0]["open_time"] = json!(-1);
-    let e = edge.post("/api/v1/ai/analyze", Some(&t), Some(json!({"interval": "1h", "candles": early}))).await;
-    assert_eq!(e.expect_error(422, "invalid_candles")["error"]["details"]["index"], 0);
-    let sixty: Vec<Value> = bars[..60].iter().map(candle_json).collect();
-    for (body, status, code) in [
-        (json!({}), 422, "invalid_body"),
-        (json!({"symbol": 5}), 422, "invalid_body"),
-        (json!({"symbol": "BTCUSD", "colour": "red"}), 422, "invalid_body"),
-        (json!({"symbol": "BTCUSD", "interval": "7h"}), 422, "invalid_body"),
-        (json!({"symbol": "BTCUSD", "models": []}), 422, "invalid_body"),
-        (json!({"symbol": "BTCUSD", "models": ["oracle"]}), 422, "unknown_model"),
-        (json!({"symbol": "BTCUSD", "interval": "4h"}), 422, "insufficient_data"),
-        (json!({"candles": sixty}), 422, "invalid_body"),
-        (json!({"candles": [{"open_time": 1, "open": 1.0}], "interval": "1h"}), 422, "invalid_body"),
-        (json!({"candles": "many", "interval": "1h"}), 422, "invalid_body"),
-        (json!({"symbol": "DOGEUSD"}), 404, "not_found"),
-        (json!({"symbol": "BAD SYMBOL"}), 400, "invalid_symbol"),
-    ] {
-        let r = edge.post("/api/v1/ai/analyze", Some(&t), Some(body.clone())).await;
-        assert!(r.status.is_client_error(), "{body}: {}", r.status);
-        r.expect_error(status, code);
-    }
-    let huge: Vec<Value> = (0..2000).map(|i| candle_json(&bars[i % CANDLES])).collect();
-    let r = edge.post("/api/v1/ai/analyze", Some(&t), Some(json!({"interval": "1h", "candles": huge}))).await;
-    r.expect_error(413, "payload_too_large");
-    let raw = edge
-        .client
-        .post(edge.url("/api/v1/ai/analyze"))
-        .bearer_auth(&t)
-        .header("content-type", "application/json")
-        .body("{\"symbol\": ")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(raw.status(), 400);
-    let no_type = edge.client.post(edge.url("/api/v1/ai/analyze")).bearer_auth(&t).body("{}").send().await.unwrap();
-    assert_eq!(no_type.status(), 415);
-
-    // ---- info and strategies.
-    let info = edge.get("/api/v1/ai/info", Some(&v)).await.expect(200);
-    let names: Vec<&str> = info["models"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
-    assert_eq!(names, MODELS);
-    assert_eq!((info["llm_configured"].as_bool(), info["cache_ttl_s"].as_u64()), (Some(false), Some(300)));
-    assert_eq!((info["warm_up_bars"].as_u64(), f(&info["rules"]["rsi_oversold"])), (Some(50), 30.0));
-    assert_eq!(info["analysts"], json!([]));
-    let st = edge.get("/api/v1/ai/strategies", Some(&v)).await.expect(200);
-    let strategies = st["strategies"].as_array().unwrap();
-    assert_eq!(strategies.len(), 5);
-    let by_name = |n: &str| strategies.iter().find(|s| s["name"] == n).unwrap().clone();
-    assert_eq!(
-        (by_name("rsi")["runs_as_model"].as_bool(), by_name("bollinger")["runs_as_model"].as_bool()),
-        (Some(true), Some(false))
-    );
-    assert_eq!(f(&by_name("rsi")["parameters"]["rsi_overbought"]), 70.0);
-    assert_eq!(st["composite_configured"], true);
-
     // ---- feedback.
     let fb_body = json!({"model": "rsi", "rating": 5, "analysis_id": an["id"], "comment": "spot on"});
     edge.check_roles(Method::POST, "/api/v1/ai/feedback", Some(fb_body.clone()), "trader").await;
@@ -418,73 +364,6 @@ async fn market_data_and_ai_routes() {
         edge.post("/api/v1/ai/feedback", Some(&t), Some(body)).await.expect_error(status, code);
     }
 
-    // ---- performance: recomputed here from the stored signals and the demo closes.
-    let perf = edge.get("/api/v1/ai/performance", Some(&v)).await.expect(200);
-    let close_at: HashMap<i64, f64> = bars.iter().map(|b| (b.t, b.c)).collect();
-    for model in MODELS {
-        let p = perf["models"].as_array().unwrap().iter().find(|p| p["model"] == model).unwrap().clone();
-        let mine: Vec<&SignalRow> = signals.iter().filter(|s| s.model == model).collect();
-        assert_eq!(p["signals"].as_u64(), Some(mine.len() as u64), "{p}");
-        assert_eq!(mine.len(), CANDLES * 2);
-        let (mut n, mut hits, mut sum) = (0i64, 0i64, 0.0);
-        for s in mine.iter().filter(|s| s.status == "ok" && s.action != "hold") {
-            let Some(next) = close_at.get(&(s.open_time + HOUR)) else { continue };
-            let now = close_at[&s.open_time];
-            let dir = if s.action == "long" { 1.0 } else { -1.0 };
-            n += 1;
-            hits += i64::from(dir * (next - now) > 0.0);
-            sum += dir * (next - now) / now;
-        }
-        assert!(n > 0, "{model} made no directional call");
-        assert_eq!((p["outcomes"]["evaluated"].as_i64(), p["outcomes"]["hits"].as_i64()), (Some(n), Some(hits)), "{p}");
-        assert!(close_to(f(&p["outcomes"]["mean_return"]), sum / n as f64, 1e-9), "{p}");
-        assert!(close_to(f(&p["outcomes"]["hit_rate"]), hits as f64 / n as f64, 1e-12));
-        let longs = p["long"].as_i64().unwrap() + p["short"].as_i64().unwrap() + p["hold"].as_i64().unwrap();
-        assert_eq!(longs, (CANDLES * 2) as i64);
-    }
-    let rsi_perf = perf["models"].as_array().unwrap().iter().find(|p| p["model"] == "rsi").unwrap().clone();
-    assert_eq!((rsi_perf["feedback"]["count"].as_i64(), f(&rsi_perf["feedback"]["mean_rating"])), (Some(1), 5.0));
-    for bad in ["days=0", "days=366", "days=x"] {
-        edge.get(&format!("/api/v1/ai/performance?{bad}"), Some(&v)).await.expect_error(400, "invalid_query");
-    }
-
-    // ---- market condition and strategy recommendations (trader: they compute).
-    edge.check_roles(Method::POST, "/api/v1/ai/market-condition", Some(json!({"symbol": "BTCUSD"})), "trader").await;
-    let mc = edge.post("/api/v1/ai/market-condition", Some(&t), Some(json!({"symbol": "BTCUSD"}))).await.expect(200);
-    let tech = stored("BTCUSD", last.t, "technical");
-    assert_eq!(mc["market"], serde_json::from_str::<Value>(&tech.market).unwrap());
-    assert_eq!(mc["open_time"].as_i64(), Some(last.t));
-    assert!(mc["summary"].as_str().unwrap().contains("ADX"), "{mc}");
-    assert!(close_to(f(&mc["indicators"]["adx_14"]), reference["adx_14"].unwrap(), 1e-9), "{mc}");
-    edge.post("/api/v1/ai/market-condition", Some(&t), Some(json!({"symbol": "BTCUSD", "extra": 1})))
-        .await
-        .expect_error(422, "invalid_body");
-    edge.post("/api/v1/ai/market-condition", Some(&t), Some(json!({"symbol": "NOPE"})))
-        .await
-        .expect_error(404, "not_found");
-    edge.check_roles(Method::POST, "/api/v1/ai/strategy-recommendations", Some(json!({"symbol": "BTCUSD"})), "trader")
-        .await;
-    let rec =
-        edge.post("/api/v1/ai/strategy-recommendations", Some(&t), Some(json!({"symbol": "BTCUSD"}))).await.expect(200);
-    let ranked = rec["strategies"].as_array().unwrap();
-    assert_eq!(ranked.len(), 5);
-    assert!(ranked.windows(2).all(|w| f(&w[0]["suitability"]) >= f(&w[1]["suitability"])), "{rec}");
-    let rsi_rec = ranked.iter().find(|s| s["strategy"] == "rsi").unwrap();
-    let rsi_sig = stored("BTCUSD", last.t, "rsi");
-    assert_eq!((rsi_rec["action"].as_str(), f(&rsi_rec["score"])), (Some(rsi_sig.action.as_str()), rsi_sig.confidence));
-    assert_eq!(rec["market"], mc["market"]);
-    let few: Vec<Value> = bars[..10].iter().map(candle_json).collect();
-    edge.post("/api/v1/ai/strategy-recommendations", Some(&t), Some(json!({"candles": few, "interval": "1h"})))
-        .await
-        .expect_error(422, "insufficient_data");
-
-    // ---- cost: no analyst configured, zeros.
-    let cost = edge.get("/api/v1/ai/cost/statistics", Some(&v)).await.expect(200);
-    assert_eq!((cost["llm_configured"].as_bool(), f(&cost["total_cost_usd"])), (Some(false), 0.0));
-    assert_eq!((cost["total_requests"].as_u64(), cost["total_input_tokens"].as_u64()), (Some(0), Some(0)));
-    assert_eq!(cost["models"], json!(MODELS));
-    assert_eq!(cost["analysts"], json!([]));
-
     // ---- history and storage.
     let h = edge.get("/api/v1/ai/history?days=1&limit=3", Some(&v)).await.expect(200);
     let ids: Vec<&str> = h["analyses"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
@@ -506,23 +385,6 @@ async fn market_data_and_ai_routes() {
         (ss["cache_entries"].as_u64(), ss["analyses_run"].as_u64(), ss["cache_hits"].as_u64()),
         (Some(4), Some(4), Some(2))
     );
-
-    // ---- models: the configured ones, online, with their last prediction.
-    let ms = edge.get("/api/v1/models", Some(&v)).await.expect(200);
-    assert_eq!((ms["count"].as_u64(), ms["online"].as_u64()), (Some(3), Some(3)), "{ms}");
-    for m in ms["models"].as_array().unwrap() {
-        assert_eq!(
-            (m["configured"].as_bool(), m["online"].as_bool(), m["kind"].as_str()),
-            (Some(true), Some(true), Some("rule"))
-        );
-        // What the edge's tap saw (it opens while the replay starts: maybe not the first few).
-        let n = m["signals"].as_u64().unwrap();
-        assert!(n > 0 && n <= (CANDLES * 2) as u64, "{m}");
-        assert!(["long", "short", "hold"].contains(&m["last_action"].as_str().unwrap()), "{m}");
-        assert!(
-            m["last_confidence"].is_number() && m["last_latency_us"].is_number() && m["last_signal_at"].is_number()
-        );
-    }
 
     // ---- a scheduler cycle: every tracked symbol analysed, broadcast.
     // First the two analyses of the request's bars (a cache hit is not broadcast).
@@ -582,6 +444,225 @@ async fn market_data_and_ai_routes() {
     assert_eq!(again["cached"], false);
     assert_ne!(again["id"], an["id"]);
 
+    // ---- mutations are audited with the caller.
+    let started = Instant::now();
+    loop {
+        let store = edge.store().await;
+        let rows = store.rows(Table::Audit, 1000, 0).await.unwrap();
+        store.close().await;
+        let actions: Vec<(String, String)> = rows
+            .iter()
+            .filter_map(|r| match r {
+                Row::Audit(a) => Some((a.action.clone(), a.actor.clone())),
+                _ => None,
+            })
+            .collect();
+        let has = |action: &str, actor: &str| actions.iter().any(|(a, b)| a == action && b == actor);
+        if has("ai_analyze", "ops") && has("ai_feedback", "ops") && has("ai_storage_clear", "admin") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "mutations not audited: {actions:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_analysis_requests_are_refused() {
+    let edge = Edge::start().await;
+    let bars = demo();
+    let t = edge.trader.clone();
+
+    // Refusals: every bad body is a 4xx in the one format.
+    let few: Vec<Value> = bars[..49].iter().map(candle_json).collect();
+    let e = edge.post("/api/v1/ai/analyze", Some(&t), Some(json!({"interval": "1h", "candles": few}))).await;
+    let e = e.expect_error(422, "insufficient_data");
+    assert_eq!((e["error"]["details"]["needed"].as_u64(), e["error"]["details"]["got"].as_u64()), (Some(50), Some(49)));
+    let mut unordered: Vec<Value> = bars[..60].iter().map(candle_json).collect();
+    unordered.swap(10, 11);
+    let e = edge.post("/api/v1/ai/analyze", Some(&t), Some(json!({"interval": "1h", "candles": unordered}))).await;
+    assert_eq!(e.expect_error(422, "invalid_candles")["error"]["details"]["index"], 11);
+    let mut impossible: Vec<Value> = bars[..60].iter().map(candle_json).collect();
+    impossible[5]["high"] = json!(1.0);
+    let e = edge.post("/api/v1/ai/analyze", Some(&t), Some(json!({"interval": "1h", "candles": impossible}))).await;
+    assert_eq!(e.expect_error(422, "invalid_candles")["error"]["details"]["index"], 5);
+    let mut early: Vec<Value> = bars[..60].iter().map(candle_json).collect();
+    early[0]["open_time"] = json!(-1);
+    let e = edge.post("/api/v1/ai/analyze", Some(&t), Some(json!({"interval": "1h", "candles": early}))).await;
+    assert_eq!(e.expect_error(422, "invalid_candles")["error"]["details"]["index"], 0);
+    let sixty: Vec<Value> = bars[..60].iter().map(candle_json).collect();
+    for (body, status, code) in [
+        (json!({}), 422, "invalid_body"),
+        (json!({"symbol": 5}), 422, "invalid_body"),
+        (json!({"symbol": "BTCUSD", "colour": "red"}), 422, "invalid_body"),
+        (json!({"symbol": "BTCUSD", "interval": "7h"}), 422, "invalid_body"),
+        (json!({"symbol": "BTCUSD", "models": []}), 422, "invalid_body"),
+        (json!({"symbol": "BTCUSD", "models": ["oracle"]}), 422, "unknown_model"),
+        (json!({"symbol": "BTCUSD", "interval": "4h"}), 422, "insufficient_data"),
+        (json!({"candles": sixty}), 422, "invalid_body"),
+        (json!({"candles": [{"open_time": 1, "open": 1.0}], "interval": "1h"}), 422, "invalid_body"),
+        (json!({"candles": "many", "interval": "1h"}), 422, "invalid_body"),
+        (json!({"symbol": "DOGEUSD"}), 404, "not_found"),
+        (json!({"symbol": "BAD SYMBOL"}), 400, "invalid_symbol"),
+    ] {
+        let r = edge.post("/api/v1/ai/analyze", Some(&t), Some(body.clone())).await;
+        assert!(r.status.is_client_error(), "{body}: {}", r.status);
+        r.expect_error(status, code);
+    }
+    let huge: Vec<Value> = (0..2000).map(|i| candle_json(&bars[i % CANDLES])).collect();
+    let r = edge.post("/api/v1/ai/analyze", Some(&t), Some(json!({"interval": "1h", "candles": huge}))).await;
+    r.expect_error(413, "payload_too_large");
+    let raw = edge
+        .client
+        .post(edge.url("/api/v1/ai/analyze"))
+        .bearer_auth(&t)
+        .header("content-type", "application/json")
+        .body("{\"symbol\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 400);
+    let no_type = edge.client.post(edge.url("/api/v1/ai/analyze")).bearer_auth(&t).body("{}").send().await.unwrap();
+    assert_eq!(no_type.status(), 415);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ai_info_strategies_cost_and_models() {
+    let edge = Edge::start().await;
+    let v = edge.viewer.clone();
+
+    // ---- info and strategies.
+    let info = edge.get("/api/v1/ai/info", Some(&v)).await.expect(200);
+    let names: Vec<&str> = info["models"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert_eq!(names, MODELS);
+    assert_eq!((info["llm_configured"].as_bool(), info["cache_ttl_s"].as_u64()), (Some(false), Some(300)));
+    assert_eq!((info["warm_up_bars"].as_u64(), f(&info["rules"]["rsi_oversold"])), (Some(50), 30.0));
+    assert_eq!(info["analysts"], json!([]));
+    let st = edge.get("/api/v1/ai/strategies", Some(&v)).await.expect(200);
+    let strategies = st["strategies"].as_array().unwrap();
+    assert_eq!(strategies.len(), 5);
+    let by_name = |n: &str| strategies.iter().find(|s| s["name"] == n).unwrap().clone();
+    assert_eq!(
+        (by_name("rsi")["runs_as_model"].as_bool(), by_name("bollinger")["runs_as_model"].as_bool()),
+        (Some(true), Some(false))
+    );
+    assert_eq!(f(&by_name("rsi")["parameters"]["rsi_overbought"]), 70.0);
+    assert_eq!(st["composite_configured"], true);
+
+    // ---- cost: no analyst configured, zeros.
+    let cost = edge.get("/api/v1/ai/cost/statistics", Some(&v)).await.expect(200);
+    assert_eq!((cost["llm_configured"].as_bool(), f(&cost["total_cost_usd"])), (Some(false), 0.0));
+    assert_eq!((cost["total_requests"].as_u64(), cost["total_input_tokens"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(cost["models"], json!(MODELS));
+    assert_eq!(cost["analysts"], json!([]));
+
+    // ---- models: the configured ones, online, with their last prediction.
+    let ms = edge.get("/api/v1/models", Some(&v)).await.expect(200);
+    assert_eq!((ms["count"].as_u64(), ms["online"].as_u64()), (Some(3), Some(3)), "{ms}");
+    for m in ms["models"].as_array().unwrap() {
+        assert_eq!(
+            (m["configured"].as_bool(), m["online"].as_bool(), m["kind"].as_str()),
+            (Some(true), Some(true), Some("rule"))
+        );
+        // What the edge's tap saw (it opens while the replay starts: maybe not the first few).
+        let n = m["signals"].as_u64().unwrap();
+        assert!(n > 0 && n <= (CANDLES * 2) as u64, "{m}");
+        assert!(["long", "short", "hold"].contains(&m["last_action"].as_str().unwrap()), "{m}");
+        assert!(
+            m["last_confidence"].is_number() && m["last_latency_us"].is_number() && m["last_signal_at"].is_number()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn performance_is_recomputed_from_the_stored_signals() {
+    let edge = Edge::start().await;
+    let bars = demo();
+    let v = edge.viewer.clone();
+    let t = edge.trader.clone();
+
+    let signals = stored_signals(&edge).await;
+    // One rating of rsi, to be counted.
+    edge.post("/api/v1/ai/feedback", Some(&t), Some(json!({"model": "rsi", "rating": 5, "comment": "spot on"})))
+        .await
+        .expect(201);
+
+    // ---- performance: recomputed here from the stored signals and the demo closes.
+    let perf = edge.get("/api/v1/ai/performance", Some(&v)).await.expect(200);
+    let close_at: HashMap<i64, f64> = bars.iter().map(|b| (b.t, b.c)).collect();
+    for model in MODELS {
+        let p = perf["models"].as_array().unwrap().iter().find(|p| p["model"] == model).unwrap().clone();
+        let mine: Vec<&SignalRow> = signals.iter().filter(|s| s.model == model).collect();
+        assert_eq!(p["signals"].as_u64(), Some(mine.len() as u64), "{p}");
+        assert_eq!(mine.len(), CANDLES * 2);
+        let (mut n, mut hits, mut sum) = (0i64, 0i64, 0.0);
+        for s in mine.iter().filter(|s| s.status == "ok" && s.action != "hold") {
+            let Some(next) = close_at.get(&(s.open_time + HOUR)) else { continue };
+            let now = close_at[&s.open_time];
+            let dir = if s.action == "long" { 1.0 } else { -1.0 };
+            n += 1;
+            hits += i64::from(dir * (next - now) > 0.0);
+            sum += dir * (next - now) / now;
+        }
+        assert!(n > 0, "{model} made no directional call");
+        assert_eq!((p["outcomes"]["evaluated"].as_i64(), p["outcomes"]["hits"].as_i64()), (Some(n), Some(hits)), "{p}");
+        assert!(close_to(f(&p["outcomes"]["mean_return"]), sum / n as f64, 1e-9), "{p}");
+        assert!(close_to(f(&p["outcomes"]["hit_rate"]), hits as f64 / n as f64, 1e-12));
+        let longs = p["long"].as_i64().unwrap() + p["short"].as_i64().unwrap() + p["hold"].as_i64().unwrap();
+        assert_eq!(longs, (CANDLES * 2) as i64);
+    }
+    let rsi_perf = perf["models"].as_array().unwrap().iter().find(|p| p["model"] == "rsi").unwrap().clone();
+    assert_eq!((rsi_perf["feedback"]["count"].as_i64(), f(&rsi_perf["feedback"]["mean_rating"])), (Some(1), 5.0));
+    for bad in ["days=0", "days=366", "days=x"] {
+        edge.get(&format!("/api/v1/ai/performance?{bad}"), Some(&v)).await.expect_error(400, "invalid_query");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn market_condition_and_strategy_recommendations() {
+    let edge = Edge::start().await;
+    let bars = demo();
+    let last = *bars.last().unwrap();
+    let t = edge.trader.clone();
+    let signals = stored_signals(&edge).await;
+    let stored = |symbol: &str, t: i64, model: &str| stored_one(&signals, symbol, t, model);
+
+    let reference = reference_row(last.t);
+
+    // ---- market condition and strategy recommendations (trader: they compute).
+    edge.check_roles(Method::POST, "/api/v1/ai/market-condition", Some(json!({"symbol": "BTCUSD"})), "trader").await;
+    let mc = edge.post("/api/v1/ai/market-condition", Some(&t), Some(json!({"symbol": "BTCUSD"}))).await.expect(200);
+    let tech = stored("BTCUSD", last.t, "technical");
+    assert_eq!(mc["market"], serde_json::from_str::<Value>(&tech.market).unwrap());
+    assert_eq!(mc["open_time"].as_i64(), Some(last.t));
+    assert!(mc["summary"].as_str().unwrap().contains("ADX"), "{mc}");
+    assert!(close_to(f(&mc["indicators"]["adx_14"]), reference["adx_14"].unwrap(), 1e-9), "{mc}");
+    edge.post("/api/v1/ai/market-condition", Some(&t), Some(json!({"symbol": "BTCUSD", "extra": 1})))
+        .await
+        .expect_error(422, "invalid_body");
+    edge.post("/api/v1/ai/market-condition", Some(&t), Some(json!({"symbol": "NOPE"})))
+        .await
+        .expect_error(404, "not_found");
+    edge.check_roles(Method::POST, "/api/v1/ai/strategy-recommendations", Some(json!({"symbol": "BTCUSD"})), "trader")
+        .await;
+    let rec =
+        edge.post("/api/v1/ai/strategy-recommendations", Some(&t), Some(json!({"symbol": "BTCUSD"}))).await.expect(200);
+    let ranked = rec["strategies"].as_array().unwrap();
+    assert_eq!(ranked.len(), 5);
+    assert!(ranked.windows(2).all(|w| f(&w[0]["suitability"]) >= f(&w[1]["suitability"])), "{rec}");
+    let rsi_rec = ranked.iter().find(|s| s["strategy"] == "rsi").unwrap();
+    let rsi_sig = stored("BTCUSD", last.t, "rsi");
+    assert_eq!((rsi_rec["action"].as_str(), f(&rsi_rec["score"])), (Some(rsi_sig.action.as_str()), rsi_sig.confidence));
+    assert_eq!(rec["market"], mc["market"]);
+    let few: Vec<Value> = bars[..10].iter().map(candle_json).collect();
+    edge.post("/api/v1/ai/strategy-recommendations", Some(&t), Some(json!({"candles": few, "interval": "1h"})))
+        .await
+        .expect_error(422, "insufficient_data");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_is_documented() {
+    let edge = Edge::start().await;
+
     // ---- the OpenAPI document names every route.
     let doc = edge.get("/openapi.json", None).await.expect(200);
     for p in [
@@ -605,26 +686,5 @@ async fn market_data_and_ai_routes() {
         "/api/v1/models",
     ] {
         assert!(doc["paths"].get(p).is_some(), "{p} missing from /openapi.json");
-    }
-
-    // ---- mutations are audited with the caller.
-    let started = Instant::now();
-    loop {
-        let store = edge.store().await;
-        let rows = store.rows(Table::Audit, 1000, 0).await.unwrap();
-        store.close().await;
-        let actions: Vec<(String, String)> = rows
-            .iter()
-            .filter_map(|r| match r {
-                Row::Audit(a) => Some((a.action.clone(), a.actor.clone())),
-                _ => None,
-            })
-            .collect();
-        let has = |action: &str, actor: &str| actions.iter().any(|(a, b)| a == action && b == actor);
-        if has("ai_analyze", "ops") && has("ai_feedback", "ops") && has("ai_storage_clear", "admin") {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "mutations not audited: {actions:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
