@@ -191,11 +191,22 @@ fn figure(v: Option<f64>) -> String {
     v.map_or("null".into(), |x| format!("{x:.4}"))
 }
 
+/// A parameter value for the table: floats to 6 decimals (--json has them whole).
+fn shown(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Number(n) if n.is_f64() => n
+            .as_f64()
+            .map_or(n.to_string(), |x| format!("{x:.6}").trim_end_matches('0').trim_end_matches('.').to_string()),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 fn print_table(outcome: &Outcome) {
     let with_out = !outcome.folds.out_of_sample.is_empty();
     println!(
-        "hyperopt: method {:?}, objective {}, account {}, seed {}, {} trials{}",
-        outcome.method,
+        "hyperopt: method {}, objective {}, account {}, seed {}, {} trials{}",
+        serde_json::to_value(outcome.method).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
         outcome.objective.name(),
         outcome.account,
         outcome.seed,
@@ -221,7 +232,7 @@ fn print_table(outcome: &Outcome) {
             line.push_str(&format!(" {:>14}", figure(r.out_of_sample)));
         }
         for n in &names {
-            let v = r.trial.params.get(*n).map_or(String::new(), ToString::to_string);
+            let v = r.trial.params.get(*n).map_or(String::new(), shown);
             line.push_str(&format!("  {v:>width$}", width = n.len()));
         }
         println!("{line}");
