@@ -179,8 +179,12 @@ pub async fn open_tap(state: &AppState, stop: &CancellationToken) -> Option<Tap>
         match Tap::open(&state.bus, &streams, From::Now, Duration::from_millis(250)).await {
             // A burst per read well below a client's queue, so that only a client that stays
             // behind is dropped, not one that met a burst.
-            Ok(t) => return Some(t.with_count((state.config.ws.client_queue / 4).clamp(1, 1000))),
+            Ok(t) => {
+                state.live.tap_read();
+                return Some(t.with_count((state.config.ws.client_queue / 4).clamp(1, 1000)));
+            }
             Err(e) => {
+                state.live.tap_failed(tradeflow_core::time::now_ms());
                 warn!(error = %e, "edge tap cannot start; retrying");
                 tokio::select! { _ = stop.cancelled() => return None, _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
             }
@@ -194,6 +198,7 @@ pub async fn run_tap(state: AppState, mut tap: Tap, stop: CancellationToken) {
         let batch = tokio::select! { _ = stop.cancelled() => return, b = tap.next() => b };
         match batch {
             Ok(batch) => {
+                state.live.tap_read();
                 let mut events = Vec::with_capacity(batch.len());
                 for t in &batch {
                     state.live.apply(&t.envelope);
@@ -202,6 +207,7 @@ pub async fn run_tap(state: AppState, mut tap: Tap, stop: CancellationToken) {
                 state.hub.publish_all(events);
             }
             Err(e) => {
+                state.live.tap_failed(tradeflow_core::time::now_ms());
                 warn!(error = %e, "edge tap read failed; reconnecting");
                 tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
             }

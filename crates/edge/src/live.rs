@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use serde::Serialize;
 use tradeflow_bus::Envelope;
@@ -67,6 +68,8 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct Live {
     inner: RwLock<Inner>,
+    /// Since when (epoch ms) the tap has been failing to read; 0 while it reads.
+    tap_failing_since: AtomicI64,
 }
 
 fn interval_rank(i: &str) -> i64 {
@@ -186,6 +189,21 @@ impl Live {
     pub fn activity(&self) -> (u64, Option<i64>) {
         let s = self.read();
         (s.events, s.last_event_at)
+    }
+
+    /// The tap could not read (from `now`, epoch ms, unless it was failing already).
+    pub fn tap_failed(&self, now: i64) {
+        let _ = self.tap_failing_since.compare_exchange(0, now.max(1), Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// The tap reads again.
+    pub fn tap_read(&self) {
+        self.tap_failing_since.store(0, Ordering::Relaxed);
+    }
+
+    /// Since when the view may be stale: the time the tap began failing, while it fails.
+    pub fn stale_since(&self) -> Option<i64> {
+        Some(self.tap_failing_since.load(Ordering::Relaxed)).filter(|t| *t > 0)
     }
 }
 

@@ -217,3 +217,53 @@ async fn ready_pings_the_database_and_probes_are_rate_limited() {
     let (status, _, _) = call_with_headers(&s, "GET", "/api/v1/scheduler/status", Some(&token(&s, Role::Viewer))).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn figures_from_memory_say_since_when_they_may_be_stale() {
+    let mut redis = TestRedis::start().await;
+    let bus = redis.bus(Topology::load(STREAMS).unwrap()).await;
+    bus.init().await.unwrap();
+    let (_tx, rx) = watch::channel(ControlState::default());
+    let s = state(bus, rx, None, EdgeConfig::default());
+    let stop = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = tokio::spawn(tradeflow_edge::start(s.clone(), listener, stop.clone()).await.unwrap());
+    let viewer = token(&s, Role::Viewer);
+    let stale = |body: &Value| body["stale_since"].clone();
+    let (_, body) = call(&s, "GET", "/api/v1/trading/status", Some(&viewer)).await;
+    assert_eq!(stale(&body), Value::Null, "{body}");
+
+    // Redis goes away: the live view keeps what it had, and says since when.
+    let before = tradeflow_core::time::now_ms();
+    redis.kill().await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let since = loop {
+        let (status, body) = call(&s, "GET", "/api/v1/trading/status", Some(&viewer)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if let Some(t) = stale(&body).as_i64() {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "no stale_since with Redis gone: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(since >= before, "{since} < {before}");
+    for path in ["/api/v1/trading/accounts", "/api/v1/analytics/portfolio"] {
+        let (_, body) = call(&s, "GET", path, Some(&viewer)).await;
+        let got = if path.ends_with("accounts") { stale(&body["items"][0]) } else { stale(&body) };
+        assert_eq!(got.as_i64(), Some(since), "{path}: {body}");
+    }
+
+    // Back: the tap reads again and the mark goes.
+    redis.restart().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = call(&s, "GET", "/api/v1/trading/status", Some(&viewer)).await;
+        if stale(&body).is_null() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still stale with Redis back: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+}

@@ -267,6 +267,9 @@ pub struct PerformanceReport {
     pub roi: Option<f64>,
     /// Accounts with no update from risk yet.
     pub unmeasured_accounts: Vec<String>,
+    /// Set (epoch ms) while the tap that keeps these figures current cannot read Redis: they
+    /// are what was known then, and may be stale since.
+    pub stale_since: Option<i64>,
 }
 
 pub fn win_rate(stats: Option<&FillStats>) -> Option<f64> {
@@ -331,6 +334,7 @@ async fn performance(
         total_pnl: total_equity.map(|e| e - total_starting_balance),
         roi: total_equity.map(|e| roi(total_starting_balance, e)),
         unmeasured_accounts: items.iter().filter(|p| p.equity.is_none()).map(|p| p.account.clone()).collect(),
+        stale_since: state.live.stale_since(),
         items,
     }))
 }
@@ -402,6 +406,9 @@ pub struct Portfolio {
     pub roi: Option<f64>,
     /// Accounts with no update from risk yet.
     pub unmeasured_accounts: Vec<String>,
+    /// Set (epoch ms) while the tap that keeps these figures current cannot read Redis: they
+    /// are what was known then, and may be stale since.
+    pub stale_since: Option<i64>,
     pub open_positions: usize,
     /// Σ |notional| and Σ signed notional of the open positions.
     pub gross_exposure: f64,
@@ -476,6 +483,7 @@ async fn portfolio(State(state): State<AppState>, _who: Viewer) -> Json<Portfoli
         margin_used: total(|u| u.margin_used),
         roi: total_equity.map(|e| roi(total_starting_balance, e)),
         unmeasured_accounts: allocation.iter().filter(|a| a.equity.is_none()).map(|a| a.account.clone()).collect(),
+        stale_since: state.live.stale_since(),
         open_positions: positions.len(),
         gross_exposure: gross,
         net_exposure: net,

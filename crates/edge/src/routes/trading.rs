@@ -204,6 +204,9 @@ pub struct AccountView {
     /// update has been seen (risk sends one with every trade and every bar while a position is
     /// open), so the figures are `null`.
     pub source: &'static str,
+    /// Set (epoch ms) while the tap that keeps these figures current cannot read Redis: they
+    /// are what was known then, and may be stale since.
+    pub stale_since: Option<i64>,
 }
 
 fn account_view(state: &AppState, a: &AccountConfig, live: Option<&AccountUpdate>) -> AccountView {
@@ -232,6 +235,7 @@ fn account_view(state: &AppState, a: &AccountConfig, live: Option<&AccountUpdate
         seq: live.map(|u| u.seq),
         updated_at: live.map(|u| u.time),
         source: analytics::source(live.is_some()),
+        stale_since: state.live.stale_since(),
     }
 }
 
@@ -324,6 +328,9 @@ pub struct TradingStatus {
     pub total_balance: Option<f64>,
     /// Accounts with no update from risk yet.
     pub unmeasured_accounts: Vec<String>,
+    /// Set (epoch ms) while the tap that keeps these figures current cannot read Redis: they
+    /// are what was known then, and may be stale since.
+    pub stale_since: Option<i64>,
     pub open_positions: usize,
     /// Symbols with a price.
     pub symbols: usize,
@@ -373,6 +380,7 @@ async fn status(State(state): State<AppState>, _who: Viewer) -> Json<TradingStat
         total_equity: accounts.iter().map(|a| a.equity).sum(),
         total_balance: accounts.iter().map(|a| a.balance).sum(),
         unmeasured_accounts: accounts.iter().filter(|a| a.equity.is_none()).map(|a| a.id.clone()).collect(),
+        stale_since: state.live.stale_since(),
         accounts,
         open_positions: state.live.positions(None).len(),
         symbols: state.live.prices().len(),
