@@ -4,7 +4,8 @@
 //! `RiskStage`, `ExecStage` and its paper book) in process, on the candles' own clock, with no
 //! Redis and no copy of any stage's logic; a [`Sink`] keeps what the caller needs of the
 //! messages they pass each other: the per-account results ([`Tape`]) or the audit rows a live
-//! run would have stored ([`Records`], for parity checks).
+//! run would have stored ([`Records`], for parity checks). [`html`] draws an account's results
+//! as one self-contained page.
 //!
 //! Deterministic: the same inputs give the same messages, byte for byte. LLM analysts are not
 //! called: each gives a `not analysed` signal per candle ([`engine::NOT_ANALYSED`]).
@@ -12,6 +13,7 @@
 pub mod engine;
 pub mod error;
 pub mod hyperopt;
+pub mod html;
 pub mod records;
 pub mod report;
 pub mod sink;

@@ -2,7 +2,7 @@
 //! statistics (from `tradeflow-analytics`), and the counts and balance of the paper book.
 
 use serde::Serialize;
-use tradeflow_analytics::{InputError, Stats, StatsOptions, Trade, compute_stats, equity_curve};
+use tradeflow_analytics::{Bar, InputError, Stats, StatsOptions, Trade, compute_stats, equity_curve};
 use tradeflow_ingest::timeline::Timeline;
 use tradeflow_risk::AccountConfig;
 
@@ -57,6 +57,10 @@ pub struct Report {
     pub decisions: u64,
     /// What a reader must know about how this run differs from a live one.
     pub notes: Vec<String>,
+    /// The first input's bars that became candles, in time order: `accounts[_].equity[i]` is
+    /// at `bars[i]`. For the HTML report's price chart; not in the JSON (the input has them).
+    #[serde(skip)]
+    pub bars: Vec<Bar>,
 }
 
 /// What the statistics need beyond the run itself.
@@ -115,6 +119,7 @@ pub fn backtest(config: &BacktestConfig, options: &ReportOptions) -> Result<Repo
         signals: tape.signals,
         decisions: tape.decisions,
         notes,
+        bars: bars.bars,
     })
 }
 
