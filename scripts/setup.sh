@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what tradeflow's run and tests need on a Debian machine, idempotently:
-# redis-server (7.0+) and redis-tools (redis-cli, redis-benchmark). Nothing is started here:
-# `tradeflow up` and every test start their own private redis-server on a free loopback port.
+# redis-server (7.0+) and redis-tools (redis-cli, redis-benchmark), PostgreSQL, wrk and chromium.
+# Nothing is started here: `tradeflow up` and every test start their own private redis-server
+# on a free loopback port.
 set -euo pipefail
 
 need=()
@@ -17,6 +18,8 @@ pg_initdb() {
 pg_initdb >/dev/null || need+=(postgresql)
 # wrk: the edge's HTTP benchmark (a second process on loopback).
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
+# chromium: the backtest report test renders report.html headless (screenshot and DOM).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]} from Debian"

@@ -340,6 +340,7 @@ fn write_out(dir: &Path, report: &Report) -> anyhow::Result<()> {
         write(&d.join("equity.csv"), &equity)?;
         let stats = serde_json::to_string_pretty(&a.stats).context("encoding the statistics")?;
         write(&d.join("stats.json"), &stats)?;
+        write(&d.join("report.html"), &tradeflow_backtest::html::account_html(a, &report.bars, &report.notes))?;
     }
     Ok(())
 }
