@@ -114,7 +114,7 @@ pub enum BenchCommand {
         /// Print one JSON object {"ns_per_candle", "candles"} instead of a line of text.
         #[arg(long)]
         json: bool,
-        /// Candle CSV to run on; default the shared btcusd_1h.csv beside the repository.
+        /// Candle CSV to run on; default the bundled demo feed (demo/btcusd_1h.csv).
         #[arg(long, value_name = "FILE")]
         csv: Option<PathBuf>,
         /// Measure for at least this long.

@@ -9,6 +9,7 @@ mod config;
 mod edge;
 mod hyperopt;
 mod indicators;
+mod progress;
 mod stages;
 mod up;
 mod worker;
@@ -30,7 +31,7 @@ struct Cli {
     /// Redis to use, e.g. redis://127.0.0.1:6379/
     #[arg(long, env = "REDIS_URL", global = true)]
     redis_url: Option<String>,
-    /// Process configuration file (TOML: [redis] url, [bus] streams/namespace/service).
+    /// Process configuration file (TOML: [redis] url, [bus] streams/namespace, [ingest], [edge]).
     #[arg(long, env = "TRADEFLOW_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// Stream topology file; default ./streams.toml, else the built-in one.

@@ -269,7 +269,7 @@ impl tradeflow_bus::HandlerFactory for Nothing {
 #[tokio::test]
 async fn bench_bus_json_reports_throughput_beside_the_redis_ceiling() {
     // A functional check of the report's shape on a small run; the figures themselves come
-    // from a release build (see README, Benchmark).
+    // from a release build (see docs/benchmarks.md).
     let out = tradeflow(None, &["bench", "bus", "--json", "--messages", "3000"]).await;
     let report: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert!(report["msgs_per_s"].as_f64().unwrap() > 0.0, "{report}");
