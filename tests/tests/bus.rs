@@ -451,25 +451,40 @@ impl tradeflow_bus::HandlerFactory for TickerFactory {
 async fn ticks_run_without_messages_and_their_state_is_checkpointed() {
     let redis = TestRedis::start().await;
     let bus = redis.bus(test_topology(1, 5)).await;
-    let run = |bus: Bus| async move {
-        let consumer = Consumer::new(bus, STREAM, GROUP, "tick-test", TickerFactory).unwrap();
+    let ticks = |bus: Bus| async move {
+        let c = tradeflow_bus::checkpoint::Checkpoint::load(&bus, STREAM, 0, GROUP).await.unwrap();
+        c.map(|c| u64::from_le_bytes(c.state.as_slice().try_into().unwrap()))
+    };
+    // Runs a consumer until the checkpointed count satisfies `done` (every changed tick is
+    // checkpointed; the consumer first joins its fleet, so no fixed time), then stops it.
+    let run = |bus: Bus, what: &'static str, done: Box<dyn Fn(u64) -> bool + Send>| async move {
+        let consumer = Consumer::new(bus.clone(), STREAM, GROUP, "tick-test", TickerFactory).unwrap();
         let stop = CancellationToken::new();
         let s = stop.clone();
         let task = tokio::spawn(async move { consumer.run(s).await.unwrap() });
-        tokio::time::sleep(Duration::from_millis(600)).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let now = ticks(bus.clone()).await;
+            if now.is_some_and(&done) {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "within 20 s no checkpoint {what}: last {now:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         stop.cancel();
         task.await.unwrap();
     };
-    let ticks = |bus: Bus| async move {
-        let c = tradeflow_bus::checkpoint::Checkpoint::load(&bus, STREAM, 0, GROUP).await.unwrap().expect("checkpoint");
-        u64::from_le_bytes(c.state.as_slice().try_into().unwrap())
-    };
-    run(bus.clone()).await;
-    let first = ticks(bus.clone()).await;
-    assert!(first >= 3, "ticked {first} times in 600 ms at 50 ms");
-    // A new owner restores the count and goes on from it.
-    run(bus.clone()).await;
-    let second = ticks(bus.clone()).await;
+    run(bus.clone(), "of 3 ticks", Box::new(|n| n >= 3)).await;
+    // Read once stopped: a tick may have landed between the last look and the stop.
+    let first = ticks(bus.clone()).await.unwrap();
+    assert!(first >= 3, "ticked {first} times");
+    // A new owner restores the count and goes on from it: its first checkpoint follows `first`
+    // (a fresh count would write 1 first).
+    run(bus.clone(), "from the new owner", Box::new(move |n| n != first)).await;
+    let next = ticks(bus.clone()).await.unwrap();
+    assert!(next > first, "{first} then {next}: the count was not restored");
+    run(bus.clone(), "3 ticks further", Box::new(move |n| n >= first + 3)).await;
+    let second = ticks(bus.clone()).await.unwrap();
     assert!(second >= first + 3, "{first} then {second}");
 }
 
