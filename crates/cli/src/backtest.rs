@@ -7,12 +7,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use tradeflow_backtest::{AccountReport, BacktestConfig, Report, ReportOptions, backtest};
+use tradeflow_backtest::report::backtest_on;
+use tradeflow_backtest::{AccountReport, BacktestConfig, Report, ReportOptions};
 use tradeflow_core::market::Interval;
 use tradeflow_ensemble::Profile;
 use tradeflow_ensemble::profile::parse_profiles;
 use tradeflow_inference::llm::LlmConfig;
 use tradeflow_inference::stage::StageConfig;
+use tradeflow_ingest::timeline::Timeline;
 use tradeflow_risk::{AccountConfig, parse_accounts};
 
 use crate::worker::{feed, load_profiles, pair};
@@ -75,7 +77,8 @@ pub struct BacktestArgs {
     /// Print the whole report as one JSON object.
     #[arg(long)]
     json: bool,
-    /// Write trades.csv, equity.csv and stats.json per account under DIR/<account>/.
+    /// Write trades.csv, equity.csv, stats.json and report.html (charts, statistics, trades)
+    /// per account under DIR/<account>/.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
 }
@@ -158,7 +161,12 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<()> {
     let config = config(args, preset.as_ref())?;
     let options = ReportOptions { first_trading_bar: preset.as_ref().map_or(0, |p| p.first_trading_bar) };
     let started = std::time::Instant::now();
-    let report = backtest(&config, &options)?;
+    // A run that takes more than a second shows its rows' progress on stderr.
+    let timeline = Timeline::load(&config.feeds)?;
+    let (from, to) = (config.from_ms.unwrap_or(i64::MIN), config.to_ms.unwrap_or(i64::MAX));
+    let mut rows = crate::progress::Rows::new(timeline.iter().filter(|s| (from..to).contains(&s.time)).count());
+    let report = backtest_on(&config, &timeline, &options, &mut rows)?;
+    rows.finish();
     let elapsed = started.elapsed();
     // Every refused row on stderr, with its file and line, so that a bad file can be fixed.
     for r in &report.refused {
