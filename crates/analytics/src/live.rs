@@ -5,7 +5,7 @@
 //!   update (time order);
 //! - **returns**: per update, `r_i = e_i / e_(i-1) − 1` (a step from a non-positive equity is
 //!   skipped);
-//! - **ROI** = (equity − starting balance) / starting balance;
+//! - **PnL** = equity − starting balance; **ROI** = PnL / starting balance;
 //! - **win rate** = winning closing fills / closing fills;
 //! - **Sharpe** = mean(r) / sample standard deviation(r) (risk-free rate 0), per update;
 //!   **Sortino** = mean(r) / downside deviation, downside deviation = √(Σ min(r, 0)² / n);
@@ -15,14 +15,20 @@
 //!   that peak (0.12 = 12 %);
 //! - **annualised return** = (last equity / starting balance)^(1 / years) − 1, years as above;
 //!   **Calmar** = annualised return / max drawdown;
-//! - **weight** of an account = its equity / the book's; **leverage** = gross exposure / equity.
+//! - **weight** of an account = its equity / the book's; **leverage** = gross exposure / equity;
+//!   **exposure** per symbol: Σ quantity × mark price of the long and of the short positions,
+//!   net = long − short, gross = long + short.
 //!
-//! A figure that is undefined (too few points, a zero deviation or drawdown) is `None`.
+//! A figure that is undefined (too few points, a zero deviation or drawdown) is `None`; so is
+//! one that was not measured (an account's equity before its first update is unknown, not its
+//! starting balance).
 //! These are per-update figures of a live book; a backtest's statistics are [`crate::Stats`].
 
 use std::cmp::Ordering;
 
 use serde::Serialize;
+
+use crate::trade::Side;
 
 /// Milliseconds in a 365-day year.
 pub const YEAR_MS: f64 = 365.0 * 86_400_000.0;
@@ -92,9 +98,14 @@ pub fn calmar(annual_return: Option<f64>, max_drawdown: f64) -> Option<f64> {
     if max_drawdown <= 0.0 { None } else { finite(annual_return? / max_drawdown) }
 }
 
+/// equity − start.
+pub fn pnl(start: f64, equity: f64) -> f64 {
+    equity - start
+}
+
 /// (equity − start) / start; 0 for a non-positive start.
 pub fn roi(start: f64, equity: f64) -> f64 {
-    if start > 0.0 { (equity - start) / start } else { 0.0 }
+    if start > 0.0 { pnl(start, equity) / start } else { 0.0 }
 }
 
 /// Winning closing fills / closing fills; `None` before the first closing fill.
@@ -112,30 +123,64 @@ pub fn average(sum: f64, count: i64) -> Option<f64> {
     (count > 0).then(|| sum / count as f64)
 }
 
-/// `part / total`, 0 when the total is not positive: an account's share of the book's equity,
-/// and the book's leverage (gross exposure / total equity) in `/analytics/portfolio`.
-pub fn share(part: f64, total: f64) -> f64 {
-    if total > 0.0 { part / total } else { 0.0 }
+/// `part / total`; `None` when the total is not positive: an account's share of the book's
+/// equity, and the book's leverage (gross exposure / total equity) in `/analytics/portfolio`.
+pub fn share(part: f64, total: f64) -> Option<f64> {
+    (total > 0.0).then(|| part / total)
 }
 
-/// The leaderboard's order: higher ROI first, ties by account id.
-pub fn by_roi(a: (f64, &str), b: (f64, &str)) -> Ordering {
-    b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1))
+/// The leaderboard's order of `(ROI, account id)`: higher ROI first, an unmeasured ROI
+/// (`None`) last, ties by account id.
+pub fn by_roi(a: (Option<f64>, &str), b: (Option<f64>, &str)) -> Ordering {
+    let key = |r: Option<f64>| r.unwrap_or(f64::NEG_INFINITY);
+    b.0.is_some().cmp(&a.0.is_some()).then(key(b.0).total_cmp(&key(a.0))).then_with(|| a.1.cmp(b.1))
+}
+
+/// The open positions of one symbol, in notional (quantity × mark price).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Exposure {
+    pub long_notional: f64,
+    pub short_notional: f64,
+    pub positions: usize,
+    pub unrealized_pnl: f64,
+}
+
+impl Exposure {
+    /// Counts one open position.
+    pub fn add(&mut self, side: Side, quantity: f64, mark_price: f64, unrealized_pnl: f64) {
+        let notional = quantity * mark_price;
+        match side {
+            Side::Long => self.long_notional += notional,
+            Side::Short => self.short_notional += notional,
+        }
+        self.positions += 1;
+        self.unrealized_pnl += unrealized_pnl;
+    }
+
+    /// long − short.
+    pub fn net(&self) -> f64 {
+        self.long_notional - self.short_notional
+    }
+
+    /// long + short.
+    pub fn gross(&self) -> f64 {
+        self.long_notional + self.short_notional
+    }
 }
 
 /// The risk figures of one account's equity series.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RiskFigures {
     pub starting_balance: f64,
-    /// Equity of the latest update (the starting balance when there is none).
-    pub equity: f64,
+    /// Equity of the latest update; `None` without one (not measured).
+    pub equity: Option<f64>,
     /// Updates in the series.
     pub updates: usize,
     /// Times of the first and last update (epoch ms).
     pub first_update_at: Option<i64>,
     pub last_update_at: Option<i64>,
-    /// ROI: (equity − starting balance) / starting balance.
-    pub total_return: f64,
+    /// ROI: (equity − starting balance) / starting balance; `None` without an update.
+    pub total_return: Option<f64>,
     pub annualized_return: Option<f64>,
     /// Sample standard deviation of the per-update returns.
     pub volatility: Option<f64>,
@@ -159,7 +204,7 @@ pub fn risk_figures(starting_balance: f64, updates: &[(i64, f64)]) -> RiskFigure
     series.push(starting_balance);
     series.extend(updates.iter().map(|u| u.1));
     let r = returns(&series);
-    let equity = *series.last().unwrap_or(&starting_balance);
+    let equity = updates.last().map(|u| u.1);
     let (first, last) = (updates.first().map(|u| u.0), updates.last().map(|u| u.0));
     let years = match (first, last) {
         (Some(a), Some(b)) if b > a => Some((b - a) as f64 / YEAR_MS),
@@ -169,14 +214,14 @@ pub fn risk_figures(starting_balance: f64, updates: &[(i64, f64)]) -> RiskFigure
     let (s, so) = (sharpe(&r), sortino(&r));
     let scale = |x: Option<f64>| Some(x? * per_year?.sqrt()).and_then(finite);
     let dd = max_drawdown(&series);
-    let annual = years.and_then(|y| annualised_return(starting_balance, equity, y));
+    let annual = years.and_then(|y| annualised_return(starting_balance, equity?, y));
     RiskFigures {
         starting_balance,
         equity,
         updates: updates.len(),
         first_update_at: first,
         last_update_at: last,
-        total_return: roi(starting_balance, equity),
+        total_return: equity.map(|e| roi(starting_balance, e)),
         annualized_return: annual,
         volatility: sample_std(&r),
         sharpe: s,
@@ -189,8 +234,8 @@ pub fn risk_figures(starting_balance: f64, updates: &[(i64, f64)]) -> RiskFigure
     }
 }
 
-// Pinned to the values the edge's routes computed before this module existed: the first three
-// tests are crates/edge/src/routes/analytics.rs's own, on the same numbers.
+// Pinned to the values the edge's routes computed before their maths moved here: the first three
+// tests were crates/edge/src/routes/analytics.rs's own, on the same numbers.
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,7 +285,7 @@ mod tests {
         let updates = [(0, 110.0), (day, 99.0), (2 * day, 108.9)];
         let f = risk_figures(100.0, &updates);
         assert_eq!(f.updates, 3);
-        assert!(close(f.total_return, 0.089));
+        assert!(close(f.total_return.unwrap(), 0.089));
         assert!(close(f.max_drawdown, 0.1));
         assert!(close(f.sharpe.unwrap(), 1.0 / (2.0 * 3f64.sqrt())));
         // Two intervals over two days: 365 updates a year.
@@ -251,7 +296,8 @@ mod tests {
         assert!((f.annualized_return.unwrap() / annual - 1.0).abs() < 1e-9);
         assert!((f.calmar.unwrap() / (annual / 0.1) - 1.0).abs() < 1e-9);
         let empty = risk_figures(100.0, &[]);
-        assert_eq!((empty.equity, empty.sharpe, empty.max_drawdown, empty.calmar), (100.0, None, 0.0, None));
+        assert_eq!((empty.equity, empty.sharpe, empty.max_drawdown, empty.calmar), (None, None, 0.0, None));
+        assert_eq!(empty.total_return, None, "not measured, not the start");
         // One update: no span, so nothing annualised.
         let one = risk_figures(100.0, &[(5, 90.0)]);
         assert_eq!((one.updates_per_year, one.annualized_return, one.sharpe), (None, None, None));
@@ -268,11 +314,26 @@ mod tests {
         assert_eq!(average(300.0, 3), Some(100.0));
         assert_eq!(average(0.0, 0), None);
         // The portfolio route: 2,500 of 10,000 equity; 15,000 gross exposure on it → 1.5.
-        assert_eq!(share(2_500.0, 10_000.0), 0.25);
-        assert_eq!(share(15_000.0, 10_000.0), 1.5);
-        assert_eq!(share(5.0, 0.0), 0.0);
-        let mut rows = [(0.1, "b"), (0.2, "c"), (0.1, "a"), (-0.5, "d")];
+        assert_eq!(share(2_500.0, 10_000.0), Some(0.25));
+        assert_eq!(share(15_000.0, 10_000.0), Some(1.5));
+        assert_eq!(share(5.0, 0.0), None);
+        assert_eq!(pnl(10_000.0, 9_750.0), -250.0);
+        // Unmeasured accounts last, even behind a total loss.
+        let mut rows =
+            [(Some(0.1), "b"), (None, "e"), (Some(0.2), "c"), (Some(0.1), "a"), (Some(-1.0), "d"), (None, "a0")];
         rows.sort_by(|x, y| by_roi(*x, *y));
-        assert_eq!(rows.map(|r| r.1), ["c", "a", "b", "d"]);
+        assert_eq!(rows.map(|r| r.1), ["c", "a", "b", "d", "a0", "e"]);
+    }
+
+    #[test]
+    fn exposure_per_symbol() {
+        // 2 long at 100, 1 long at 100, 0.5 short at 100: long 300, short 50.
+        let mut e = Exposure::default();
+        e.add(Side::Long, 2.0, 100.0, 5.0);
+        e.add(Side::Long, 1.0, 100.0, -1.0);
+        e.add(Side::Short, 0.5, 100.0, 2.0);
+        assert_eq!((e.long_notional, e.short_notional, e.positions, e.unrealized_pnl), (300.0, 50.0, 3, 6.0));
+        assert_eq!((e.net(), e.gross()), (250.0, 350.0));
+        assert_eq!((Exposure::default().net(), Exposure::default().gross()), (0.0, 0.0));
     }
 }
