@@ -136,7 +136,12 @@ pub fn by_roi(a: (Option<f64>, &str), b: (Option<f64>, &str)) -> Ordering {
     b.0.is_some().cmp(&a.0.is_some()).then(key(b.0).total_cmp(&key(a.0))).then_with(|| a.1.cmp(b.1))
 }
 
-/// The open positions of one symbol, in notional (quantity × mark price).
+/// A position's notional: quantity × mark price.
+pub fn notional(quantity: f64, mark_price: f64) -> f64 {
+    quantity * mark_price
+}
+
+/// The open positions of one symbol, in [`notional`].
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Exposure {
     pub long_notional: f64,
@@ -148,7 +153,7 @@ pub struct Exposure {
 impl Exposure {
     /// Counts one open position.
     pub fn add(&mut self, side: Side, quantity: f64, mark_price: f64, unrealized_pnl: f64) {
-        let notional = quantity * mark_price;
+        let notional = notional(quantity, mark_price);
         match side {
             Side::Long => self.long_notional += notional,
             Side::Short => self.short_notional += notional,
@@ -335,5 +340,6 @@ mod tests {
         assert_eq!((e.long_notional, e.short_notional, e.positions, e.unrealized_pnl), (300.0, 50.0, 3, 6.0));
         assert_eq!((e.net(), e.gross()), (250.0, 350.0));
         assert_eq!((Exposure::default().net(), Exposure::default().gross()), (0.0, 0.0));
+        assert_eq!(notional(0.5, 100.0), 50.0);
     }
 }

@@ -1,7 +1,9 @@
 //! Analytics: performance (PnL, win rate, profit factor), risk (Sharpe, Sortino, Calmar, max
 //! drawdown) and the portfolio (equity, exposure), per account.
 //!
-//! Definitions (the same in the leaderboard):
+//! The figures are computed by [`tradeflow_analytics::live`]; this module reads the rows,
+//! groups them per account and says where each figure comes from. Definitions (the same in the
+//! leaderboard):
 //! - **equity series** of an account: its starting balance, then the `equity` of each of its
 //!   `balance_history` rows in (time, seq) order (one row per message risk sends the account:
 //!   every trade, and every bar while it holds a position);
@@ -28,6 +30,8 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use tradeflow_analytics::Side;
+use tradeflow_analytics::live as figures;
 use tradeflow_audit::query::trading::{EquityPoint, FillStats};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -51,78 +55,6 @@ pub const NOT_MEASURED: &str = "none";
 /// [`MEASURED`] or [`NOT_MEASURED`].
 pub fn source(measured: bool) -> &'static str {
     if measured { MEASURED } else { NOT_MEASURED }
-}
-
-/// Milliseconds in a 365-day year.
-pub const YEAR_MS: f64 = 365.0 * 86_400_000.0;
-
-/// Per-update returns of an equity series (a step from a non-positive equity is skipped).
-pub fn returns(equity: &[f64]) -> Vec<f64> {
-    equity.windows(2).filter(|w| w[0] > 0.0).map(|w| w[1] / w[0] - 1.0).collect()
-}
-
-pub fn mean(xs: &[f64]) -> Option<f64> {
-    if xs.is_empty() { None } else { Some(xs.iter().sum::<f64>() / xs.len() as f64) }
-}
-
-/// Sample standard deviation (n − 1); `None` below two values.
-pub fn sample_std(xs: &[f64]) -> Option<f64> {
-    if xs.len() < 2 {
-        return None;
-    }
-    let m = mean(xs)?;
-    Some((xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (xs.len() - 1) as f64).sqrt())
-}
-
-fn finite(x: f64) -> Option<f64> {
-    x.is_finite().then_some(x)
-}
-
-/// mean / sample standard deviation; `None` with fewer than two returns or no deviation.
-pub fn sharpe(returns: &[f64]) -> Option<f64> {
-    let s = sample_std(returns)?;
-    if s == 0.0 { None } else { finite(mean(returns)? / s) }
-}
-
-/// mean / downside deviation (√(Σ min(r, 0)² / n)); `None` without returns or without a loss.
-pub fn sortino(returns: &[f64]) -> Option<f64> {
-    let m = mean(returns)?;
-    let dd = (returns.iter().map(|r| r.min(0.0).powi(2)).sum::<f64>() / returns.len() as f64).sqrt();
-    if dd == 0.0 { None } else { finite(m / dd) }
-}
-
-/// The largest fall from a running peak, as a fraction of the peak (0 for a rising series).
-pub fn max_drawdown(equity: &[f64]) -> f64 {
-    let mut peak = f64::NEG_INFINITY;
-    let mut worst: f64 = 0.0;
-    for &e in equity {
-        peak = peak.max(e);
-        if peak > 0.0 {
-            worst = worst.max((peak - e) / peak);
-        }
-    }
-    worst
-}
-
-/// (end / start)^(1 / years) − 1; `None` for a zero span or a non-positive start.
-pub fn annualised_return(start: f64, end: f64, years: f64) -> Option<f64> {
-    if years <= 0.0 || start <= 0.0 {
-        return None;
-    }
-    if end <= 0.0 {
-        return Some(-1.0);
-    }
-    finite((end / start).powf(1.0 / years) - 1.0)
-}
-
-/// Annualised return / max drawdown; `None` without a drawdown.
-pub fn calmar(annual_return: Option<f64>, max_drawdown: f64) -> Option<f64> {
-    if max_drawdown <= 0.0 { None } else { finite(annual_return? / max_drawdown) }
-}
-
-/// (equity − start) / start.
-pub fn roi(start: f64, equity: f64) -> f64 {
-    if start > 0.0 { (equity - start) / start } else { 0.0 }
 }
 
 /// The risk figures of one account.
@@ -159,39 +91,26 @@ pub struct RiskFigures {
 
 /// Risk figures of an account from its starting balance and its balance rows (oldest first).
 pub fn risk_figures(account: &str, starting_balance: f64, points: &[EquityPoint]) -> RiskFigures {
-    let mut series = Vec::with_capacity(points.len() + 1);
-    series.push(starting_balance);
-    series.extend(points.iter().map(|p| p.equity));
-    let r = returns(&series);
-    let equity = points.last().map(|p| p.equity);
-    let (first, last) = (points.first().map(|p| p.time), points.last().map(|p| p.time));
-    let years = match (first, last) {
-        (Some(a), Some(b)) if b > a => Some((b - a) as f64 / YEAR_MS),
-        _ => None,
-    };
-    let per_year = years.map(|y| (points.len() - 1) as f64 / y);
-    let (s, so) = (sharpe(&r), sortino(&r));
-    let scale = |x: Option<f64>| Some(x? * per_year?.sqrt()).and_then(finite);
-    let dd = max_drawdown(&series);
-    let annual = years.and_then(|y| annualised_return(starting_balance, equity?, y));
+    let updates: Vec<(i64, f64)> = points.iter().map(|p| (p.time, p.equity)).collect();
+    let f = figures::risk_figures(starting_balance, &updates);
     RiskFigures {
         account: account.into(),
-        starting_balance,
-        equity,
+        starting_balance: f.starting_balance,
+        equity: f.equity,
         source: if points.is_empty() { NOT_MEASURED } else { FROM_HISTORY },
-        updates: points.len(),
-        first_update_at: first,
-        last_update_at: last,
-        total_return: equity.map(|e| roi(starting_balance, e)),
-        annualized_return: annual,
-        volatility: sample_std(&r),
-        sharpe: s,
-        sortino: so,
-        sharpe_annualized: scale(s),
-        sortino_annualized: scale(so),
-        updates_per_year: per_year,
-        max_drawdown: dd,
-        calmar: calmar(annual, dd),
+        updates: f.updates,
+        first_update_at: f.first_update_at,
+        last_update_at: f.last_update_at,
+        total_return: f.total_return,
+        annualized_return: f.annualized_return,
+        volatility: f.volatility,
+        sharpe: f.sharpe,
+        sortino: f.sortino,
+        sharpe_annualized: f.sharpe_annualized,
+        sortino_annualized: f.sortino_annualized,
+        updates_per_year: f.updates_per_year,
+        max_drawdown: f.max_drawdown,
+        calmar: f.calmar,
     }
 }
 
@@ -272,8 +191,9 @@ pub struct PerformanceReport {
     pub stale_since: Option<i64>,
 }
 
+/// Winning closing fills / closing fills of an account's fill statistics.
 pub fn win_rate(stats: Option<&FillStats>) -> Option<f64> {
-    stats.filter(|s| s.closing > 0).map(|s| s.wins as f64 / s.closing as f64)
+    stats.and_then(|s| figures::win_rate(s.wins, s.closing))
 }
 
 /// Performance per account: PnL, ROI, win rate, profit factor, best and worst trade.
@@ -304,8 +224,8 @@ async fn performance(
                 starting_balance: start,
                 balance: a.map(|a| a.balance),
                 equity,
-                pnl: equity.map(|e| e - start),
-                roi: equity.map(|e| roi(start, e)),
+                pnl: equity.map(|e| figures::pnl(start, e)),
+                roi: equity.map(|e| figures::roi(start, e)),
                 realized_pnl: a.map(|a| a.realized_pnl),
                 unrealized_pnl: a.map(|a| a.unrealized_pnl),
                 fees: a.map(|a| a.fees),
@@ -317,9 +237,9 @@ async fn performance(
                 win_rate: win_rate(s),
                 gross_profit,
                 gross_loss,
-                profit_factor: (gross_loss < 0.0).then(|| gross_profit / -gross_loss),
-                average_win: s.filter(|s| s.wins > 0).map(|s| s.gross_profit / s.wins as f64),
-                average_loss: s.filter(|s| s.losses > 0).map(|s| s.gross_loss / s.losses as f64),
+                profit_factor: figures::profit_factor(gross_profit, gross_loss),
+                average_win: s.and_then(|s| figures::average(s.gross_profit, s.wins)),
+                average_loss: s.and_then(|s| figures::average(s.gross_loss, s.losses)),
                 best_trade: s.and_then(|s| s.best),
                 worst_trade: s.and_then(|s| s.worst),
                 account: id,
@@ -331,8 +251,8 @@ async fn performance(
     Ok(Json(PerformanceReport {
         total_starting_balance,
         total_equity,
-        total_pnl: total_equity.map(|e| e - total_starting_balance),
-        roi: total_equity.map(|e| roi(total_starting_balance, e)),
+        total_pnl: total_equity.map(|e| figures::pnl(total_starting_balance, e)),
+        roi: total_equity.map(|e| figures::roi(total_starting_balance, e)),
         unmeasured_accounts: items.iter().filter(|p| p.equity.is_none()).map(|p| p.account.clone()).collect(),
         stale_since: state.live.stale_since(),
         items,
@@ -442,36 +362,22 @@ async fn portfolio(State(state): State<AppState>, _who: Viewer) -> Json<Portfoli
             Allocation {
                 account: a.id.clone(),
                 equity,
-                weight: match (equity, total_equity) {
-                    (Some(e), Some(t)) if t > 0.0 => Some(e / t),
-                    _ => None,
-                },
+                weight: equity.zip(total_equity).and_then(|(e, t)| figures::share(e, t)),
                 open_positions: u.map(|u| u.open_positions),
                 source: source(u.is_some()),
             }
         })
         .collect();
-    let mut exposure: BTreeMap<String, Exposure> = BTreeMap::new();
+    let mut exposure: BTreeMap<String, figures::Exposure> = BTreeMap::new();
     for p in &positions {
-        let e = exposure.entry(p.symbol.clone()).or_insert_with(|| Exposure {
-            symbol: p.symbol.clone(),
-            long_notional: 0.0,
-            short_notional: 0.0,
-            net_notional: 0.0,
-            positions: 0,
-            unrealized_pnl: 0.0,
-        });
-        let notional = p.quantity * p.mark_price;
-        match p.direction {
-            tradeflow_core::order::Direction::Long => e.long_notional += notional,
-            tradeflow_core::order::Direction::Short => e.short_notional += notional,
-        }
-        e.net_notional = e.long_notional - e.short_notional;
-        e.positions += 1;
-        e.unrealized_pnl += p.unrealized_pnl;
+        let side = match p.direction {
+            tradeflow_core::order::Direction::Long => Side::Long,
+            tradeflow_core::order::Direction::Short => Side::Short,
+        };
+        exposure.entry(p.symbol.clone()).or_default().add(side, p.quantity, p.mark_price, p.unrealized_pnl);
     }
-    let gross: f64 = exposure.values().map(|e| e.long_notional + e.short_notional).sum();
-    let net: f64 = exposure.values().map(|e| e.net_notional).sum();
+    let gross: f64 = exposure.values().map(figures::Exposure::gross).sum();
+    let net: f64 = exposure.values().map(figures::Exposure::net).sum();
     Json(Portfolio {
         accounts: accounts.len(),
         total_starting_balance,
@@ -481,83 +387,49 @@ async fn portfolio(State(state): State<AppState>, _who: Viewer) -> Json<Portfoli
         realized_pnl: total(|u| u.realized_pnl),
         fees: total(|u| u.fees),
         margin_used: total(|u| u.margin_used),
-        roi: total_equity.map(|e| roi(total_starting_balance, e)),
+        roi: total_equity.map(|e| figures::roi(total_starting_balance, e)),
         unmeasured_accounts: allocation.iter().filter(|a| a.equity.is_none()).map(|a| a.account.clone()).collect(),
         stale_since: state.live.stale_since(),
         open_positions: positions.len(),
         gross_exposure: gross,
         net_exposure: net,
-        leverage: total_equity.filter(|t| *t > 0.0).map(|t| gross / t),
+        leverage: total_equity.and_then(|t| figures::share(gross, t)),
         allocation,
-        exposure: exposure.into_values().collect(),
+        exposure: exposure
+            .into_iter()
+            .map(|(symbol, e)| Exposure {
+                symbol,
+                long_notional: e.long_notional,
+                short_notional: e.short_notional,
+                net_notional: e.net(),
+                positions: e.positions,
+                unrealized_pnl: e.unrealized_pnl,
+            })
+            .collect(),
     })
 }
 
+// The maths is tested in tradeflow_analytics::live; here, only what the edge adds: where the
+// figures come from, and `null` for what was not measured.
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn close(a: f64, b: f64) -> bool {
-        (a - b).abs() < 1e-9
-    }
-
     #[test]
-    fn ratios_on_a_hand_computed_series() {
-        // 100 → 110 → 99 → 108.9: returns +10 %, −10 %, +10 %.
-        let equity = [100.0, 110.0, 99.0, 108.9];
-        let r = returns(&equity);
-        assert_eq!(r.len(), 3);
-        assert!(close(r[0], 0.1) && close(r[1], -0.1) && close(r[2], 0.1));
-        // mean 1/30; deviations 2/30, −4/30, 2/30 → variance (24/900)/2 → std 0.11547.
-        assert!(close(sample_std(&r).unwrap(), (24.0f64 / 900.0 / 2.0).sqrt()));
-        // Sharpe = (1/30) / √(12/900) = 1/(2√3); Sortino = (1/30) / √(0.01/3) = 1/√3.
-        assert!(close(sharpe(&r).unwrap(), 1.0 / (2.0 * 3f64.sqrt())));
-        assert!(close(sortino(&r).unwrap(), 1.0 / 3f64.sqrt()));
-        // Peak 110, trough 99: 10 %.
-        assert!(close(max_drawdown(&equity), 0.1));
-        // Doubling in two years: √2 − 1 a year; with a 10 % drawdown, Calmar = that / 0.1.
-        let a = annualised_return(100.0, 200.0, 2.0).unwrap();
-        assert!(close(a, 2f64.sqrt() - 1.0));
-        assert!(close(calmar(Some(a), 0.1).unwrap(), (2f64.sqrt() - 1.0) * 10.0));
-        assert!(close(roi(10_000.0, 10_250.0), 0.025));
-    }
-
-    #[test]
-    fn undefined_figures_are_none() {
-        assert_eq!(sharpe(&[0.1]), None);
-        assert_eq!(sharpe(&[0.1, 0.1]), None, "no deviation");
-        assert_eq!(sortino(&[0.1, 0.2]), None, "no loss");
-        assert_eq!(sortino(&[]), None);
-        assert_eq!(max_drawdown(&[1.0, 2.0, 3.0]), 0.0);
-        assert_eq!(max_drawdown(&[]), 0.0);
-        assert_eq!(calmar(Some(0.5), 0.0), None);
-        assert_eq!(annualised_return(100.0, 110.0, 0.0), None);
-        assert_eq!(annualised_return(100.0, -5.0, 1.0), Some(-1.0));
-    }
-
-    #[test]
-    fn figures_start_from_the_starting_balance() {
-        let day = 86_400_000;
-        let points: Vec<EquityPoint> = [(0, 110.0), (day, 99.0), (2 * day, 108.9)]
+    fn figures_name_their_source() {
+        let points: Vec<EquityPoint> = [(0, 110.0), (86_400_000, 99.0)]
             .into_iter()
             .enumerate()
             .map(|(i, (time, equity))| EquityPoint { account: "a".into(), time, seq: i as i64 + 1, equity })
             .collect();
         let f = risk_figures("a", 100.0, &points);
-        assert_eq!(f.updates, 3);
-        assert!(close(f.total_return.unwrap(), 0.089));
-        assert!(close(f.max_drawdown, 0.1));
-        assert!(close(f.sharpe.unwrap(), 1.0 / (2.0 * 3f64.sqrt())));
-        // Two intervals over two days: 365 updates a year.
-        assert!(close(f.updates_per_year.unwrap(), 365.0));
-        assert!(close(f.sharpe_annualized.unwrap(), f.sharpe.unwrap() * 365f64.sqrt()));
-        let years = 2.0 * day as f64 / YEAR_MS;
-        let annual = 1.089f64.powf(1.0 / years) - 1.0;
-        assert!((f.annualized_return.unwrap() / annual - 1.0).abs() < 1e-9);
-        assert!((f.calmar.unwrap() / (annual / 0.1) - 1.0).abs() < 1e-9);
+        assert_eq!((f.account.as_str(), f.source, f.updates, f.equity), ("a", FROM_HISTORY, 2, Some(99.0)));
+        assert_eq!(f.max_drawdown, figures::max_drawdown(&[100.0, 110.0, 99.0]));
         let empty = risk_figures("b", 100.0, &[]);
-        assert_eq!((empty.equity, empty.sharpe, empty.max_drawdown, empty.calmar), (None, None, 0.0, None));
-        assert_eq!((empty.total_return, empty.source), (None, NOT_MEASURED), "not measured, not the start");
-        assert_eq!(f.source, FROM_HISTORY);
+        assert_eq!(
+            (empty.total_return, empty.equity, empty.source),
+            (None, None, NOT_MEASURED),
+            "not measured, not the start"
+        );
     }
 }

@@ -31,6 +31,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use tradeflow_analytics::live as figures;
 use tradeflow_audit::query::trading::{FillStats, Trade};
 use tradeflow_audit::{BalanceRow, FillRow, PositionRow, TradingLogRow};
 use tradeflow_core::control::Command;
@@ -230,8 +231,8 @@ fn account_view(state: &AppState, a: &AccountConfig, live: Option<&AccountUpdate
         fees: live.map(|u| u.fees),
         margin_used: live.map(|u| u.margin_used),
         open_positions: live.map(|u| u.open_positions),
-        pnl: equity.map(|e| e - a.starting_balance),
-        roi: equity.map(|e| analytics::roi(a.starting_balance, e)),
+        pnl: equity.map(|e| figures::pnl(a.starting_balance, e)),
+        roi: equity.map(|e| figures::roi(a.starting_balance, e)),
         seq: live.map(|u| u.seq),
         updated_at: live.map(|u| u.time),
         source: analytics::source(live.is_some()),
@@ -263,7 +264,7 @@ pub struct PositionView {
 
 fn position_view(p: PositionUpdate) -> PositionView {
     PositionView {
-        notional: p.quantity * p.mark_price,
+        notional: figures::notional(p.quantity, p.mark_price),
         account: p.account,
         symbol: p.symbol,
         direction: p.direction.as_str().into(),
@@ -1177,11 +1178,11 @@ async fn leaderboard(State(state): State<AppState>, _who: Viewer) -> Result<Json
         .into_iter()
         .map(|a| {
             let points = series.get(&a.id).map_or(&[][..], |v| &v[..]);
-            let figures = analytics::risk_figures(&a.id, a.starting_balance, points);
+            let risk = analytics::risk_figures(&a.id, a.starting_balance, points);
             // The live view is the freshest; the store's last row otherwise.
             let (equity, source) = match live.get(&a.id) {
                 Some(u) => (Some(u.equity), analytics::MEASURED),
-                None => (figures.equity, figures.source),
+                None => (risk.equity, risk.source),
             };
             let s = stats.get(&a.id);
             LeaderboardEntry {
@@ -1190,24 +1191,21 @@ async fn leaderboard(State(state): State<AppState>, _who: Viewer) -> Result<Json
                 profile: a.profile,
                 starting_balance: a.starting_balance,
                 equity,
-                pnl: equity.map(|e| e - a.starting_balance),
-                roi: equity.map(|e| analytics::roi(a.starting_balance, e)),
+                pnl: equity.map(|e| figures::pnl(a.starting_balance, e)),
+                roi: equity.map(|e| figures::roi(a.starting_balance, e)),
                 source,
                 closing_trades: s.map_or(0, |s| s.closing),
                 wins: s.map_or(0, |s| s.wins),
                 win_rate: analytics::win_rate(s),
-                sharpe: figures.sharpe,
-                sharpe_annualized: figures.sharpe_annualized,
-                max_drawdown: figures.max_drawdown,
+                sharpe: risk.sharpe,
+                sharpe_annualized: risk.sharpe_annualized,
+                max_drawdown: risk.max_drawdown,
                 account: a.id,
             }
         })
         .collect();
     // Best ROI first; accounts without a measured equity last.
-    let key = |e: &LeaderboardEntry| e.roi.unwrap_or(f64::NEG_INFINITY);
-    items.sort_by(|a, b| {
-        b.roi.is_some().cmp(&a.roi.is_some()).then(key(b).total_cmp(&key(a))).then_with(|| a.account.cmp(&b.account))
-    });
+    items.sort_by(|a, b| figures::by_roi((a.roi, &a.account), (b.roi, &b.account)));
     for (i, e) in items.iter_mut().enumerate() {
         e.rank = i + 1;
     }
