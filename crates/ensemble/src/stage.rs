@@ -11,11 +11,13 @@
 //! decided candle of its series is late: it is recorded, never decided on again.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tradeflow_core::decision::{Contribution, Decision, LateSignal, Trigger};
 use tradeflow_core::market::Interval;
+use tradeflow_core::numfmt;
 use tradeflow_core::signal::{Action, Signal, SignalStatus, SignalVote};
 
 use crate::combine::{Vote, combine};
@@ -271,16 +273,7 @@ fn decide(candle_id: &str, join: &mut Join, profile: &Profile, trigger: Trigger)
         .filter_map(|m| join.answers.get(m))
         .filter(|a| a.ok && a.action == action && action != Action::Hold)
         .max_by(|a, b| a.confidence.total_cmp(&b.confidence));
-    let parts: Vec<String> =
-        contributions.iter().map(|c| format!("{} {} {:.2}", c.model, c.action.as_str(), c.confidence)).collect();
-    let reasoning = format!(
-        "{:?} over {}/{} models ({}){}",
-        profile.method,
-        votes.len(),
-        profile.models.len(),
-        parts.join(", "),
-        if missing.is_empty() { String::new() } else { format!("; missing: {}", missing.join(", ")) }
-    );
+    let reasoning = reasoning(profile, votes.len(), &contributions, &missing);
     Decision {
         candle_id: candle_id.to_string(),
         symbol: join.symbol.clone(),
@@ -300,4 +293,34 @@ fn decide(candle_id: &str, join: &mut Join, profile: &Profile, trigger: Trigger)
         stop_loss: exits.and_then(|a| a.stop_loss),
         take_profit: exits.and_then(|a| a.take_profit),
     }
+}
+
+/// `WeightedVote over 5/5 models (rsi hold 0.00, macd long 0.42, ...); missing: x, y`.
+/// Written into one string with the numbers through `numfmt` (the same text as `format!`'s):
+/// formatting it was the largest part of deciding.
+fn reasoning(profile: &Profile, votes: usize, contributions: &[Contribution], missing: &[String]) -> String {
+    let mut s = String::with_capacity(48 + 24 * contributions.len() + 16 * missing.len());
+    // `{:?}` of the method: its variant name.
+    let _ = write!(s, "{:?}", profile.method);
+    s.push_str(" over ");
+    numfmt::push_u64(&mut s, votes as u64);
+    s.push('/');
+    numfmt::push_u64(&mut s, profile.models.len() as u64);
+    s.push_str(" models (");
+    for (i, c) in contributions.iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push_str(&c.model);
+        s.push(' ');
+        s.push_str(c.action.as_str());
+        s.push(' ');
+        numfmt::push_fixed(&mut s, c.confidence, 2);
+    }
+    s.push(')');
+    if !missing.is_empty() {
+        s.push_str("; missing: ");
+        s.push_str(&missing.join(", "));
+    }
+    s
 }

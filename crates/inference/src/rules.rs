@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 use tradeflow_core::market::Bar;
+// `{:.N}` through numfmt: the same text, a fraction of the cost (reasoning of every signal).
+use tradeflow_core::numfmt::Fixed;
 use tradeflow_core::signal::Action;
 use tradeflow_indicators::IndicatorRow;
 
@@ -131,18 +133,21 @@ pub fn evaluate(s: Strategy, bar: &Bar, row: &IndicatorRow, prev: &Previous, p: 
                 Verdict {
                     action: Action::Long,
                     score: clamp01(0.5 + 0.5 * (p.rsi_oversold - rsi) / p.rsi_oversold),
-                    reasoning: format!("RSI {rsi:.1} below {} (oversold)", p.rsi_oversold),
+                    reasoning: format!("RSI {} below {} (oversold)", Fixed(rsi, 1), p.rsi_oversold),
                     features,
                 }
             } else if rsi > p.rsi_overbought {
                 Verdict {
                     action: Action::Short,
                     score: clamp01(0.5 + 0.5 * (rsi - p.rsi_overbought) / (100.0 - p.rsi_overbought)),
-                    reasoning: format!("RSI {rsi:.1} above {} (overbought)", p.rsi_overbought),
+                    reasoning: format!("RSI {} above {} (overbought)", Fixed(rsi, 1), p.rsi_overbought),
                     features,
                 }
             } else {
-                Verdict::hold(format!("RSI {rsi:.1} between {} and {}", p.rsi_oversold, p.rsi_overbought), features)
+                Verdict::hold(
+                    format!("RSI {} between {} and {}", Fixed(rsi, 1), p.rsi_oversold, p.rsi_overbought),
+                    features,
+                )
             }
         }
         Strategy::Macd => {
@@ -161,7 +166,7 @@ pub fn evaluate(s: Strategy, bar: &Bar, row: &IndicatorRow, prev: &Previous, p: 
                 Verdict {
                     action: Action::Long,
                     score,
-                    reasoning: format!("MACD {how} its signal (hist {hist:.4})"),
+                    reasoning: format!("MACD {how} its signal (hist {})", Fixed(hist, 4)),
                     features,
                 }
             } else if hist < 0.0 {
@@ -169,7 +174,7 @@ pub fn evaluate(s: Strategy, bar: &Bar, row: &IndicatorRow, prev: &Previous, p: 
                 Verdict {
                     action: Action::Short,
                     score,
-                    reasoning: format!("MACD {how} its signal (hist {hist:.4})"),
+                    reasoning: format!("MACD {how} its signal (hist {})", Fixed(hist, 4)),
                     features,
                 }
             } else {
@@ -189,18 +194,18 @@ pub fn evaluate(s: Strategy, bar: &Bar, row: &IndicatorRow, prev: &Previous, p: 
                 Verdict {
                     action: Action::Long,
                     score: clamp01(0.5 - percent_b),
-                    reasoning: format!("close {close} at or below the lower band {lower:.2}"),
+                    reasoning: format!("close {close} at or below the lower band {}", Fixed(lower, 2)),
                     features,
                 }
             } else if percent_b >= 1.0 {
                 Verdict {
                     action: Action::Short,
                     score: clamp01(percent_b - 0.5),
-                    reasoning: format!("close {close} at or above the upper band {upper:.2}"),
+                    reasoning: format!("close {close} at or above the upper band {}", Fixed(upper, 2)),
                     features,
                 }
             } else {
-                Verdict::hold(format!("close inside the bands (%b {percent_b:.2})"), features)
+                Verdict::hold(format!("close inside the bands (%b {})", Fixed(percent_b, 2)), features)
             }
         }
         Strategy::Volume => {
@@ -212,11 +217,11 @@ pub fn evaluate(s: Strategy, bar: &Bar, row: &IndicatorRow, prev: &Previous, p: 
                 Verdict {
                     action,
                     score: clamp01((ratio - 1.0) / (2.0 * p.volume_spike - 1.0)),
-                    reasoning: format!("volume {ratio:.1}x its average on an {side} bar"),
+                    reasoning: format!("volume {}x its average on an {side} bar", Fixed(ratio, 1)),
                     features,
                 }
             } else {
-                Verdict::hold(format!("volume {ratio:.1}x its average: no spike"), features)
+                Verdict::hold(format!("volume {}x its average: no spike", Fixed(ratio, 1)), features)
             }
         }
         Strategy::Stochastic => {
@@ -228,18 +233,18 @@ pub fn evaluate(s: Strategy, bar: &Bar, row: &IndicatorRow, prev: &Previous, p: 
                 Verdict {
                     action: Action::Long,
                     score: clamp01(0.5 + 0.5 * (p.stoch_oversold - k) / p.stoch_oversold),
-                    reasoning: format!("%K {k:.1} turning up through %D {d:.1} while oversold"),
+                    reasoning: format!("%K {} turning up through %D {} while oversold", Fixed(k, 1), Fixed(d, 1)),
                     features,
                 }
             } else if k > p.stoch_overbought && k < d {
                 Verdict {
                     action: Action::Short,
                     score: clamp01(0.5 + 0.5 * (k - p.stoch_overbought) / (100.0 - p.stoch_overbought)),
-                    reasoning: format!("%K {k:.1} turning down through %D {d:.1} while overbought"),
+                    reasoning: format!("%K {} turning down through %D {} while overbought", Fixed(k, 1), Fixed(d, 1)),
                     features,
                 }
             } else {
-                Verdict::hold(format!("%K {k:.1}, %D {d:.1}: no turn at an extreme"), features)
+                Verdict::hold(format!("%K {}, %D {}: no turn at an extreme", Fixed(k, 1), Fixed(d, 1)), features)
             }
         }
     }

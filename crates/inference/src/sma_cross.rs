@@ -16,6 +16,8 @@
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
+// `{:.2}` through numfmt: the same text, a fraction of the cost (one string per candle).
+use tradeflow_core::numfmt::Fixed;
 use tradeflow_core::signal::Action;
 
 use crate::rules::Verdict;
@@ -95,9 +97,15 @@ impl SmaCross {
             };
         };
         let (action, reasoning) = if prev_fast < prev_slow && fast > slow {
-            (Action::Long, format!("SMA({}) {fast:.2} crossed above SMA({}) {slow:.2}", p.fast, p.slow))
+            (
+                Action::Long,
+                format!("SMA({}) {} crossed above SMA({}) {}", p.fast, Fixed(fast, 2), p.slow, Fixed(slow, 2)),
+            )
         } else if prev_fast > prev_slow && fast < slow {
-            (Action::Short, format!("SMA({}) {fast:.2} crossed below SMA({}) {slow:.2}", p.fast, p.slow))
+            (
+                Action::Short,
+                format!("SMA({}) {} crossed below SMA({}) {}", p.fast, Fixed(fast, 2), p.slow, Fixed(slow, 2)),
+            )
         } else {
             let side = if fast > slow {
                 "above"
@@ -106,7 +114,8 @@ impl SmaCross {
             } else {
                 "on"
             };
-            (Action::Hold, format!("SMA({}) {fast:.2} stays {side} SMA({}) {slow:.2}: no cross", p.fast, p.slow))
+            let (f, s) = (Fixed(fast, 2), Fixed(slow, 2));
+            (Action::Hold, format!("SMA({}) {f} stays {side} SMA({}) {s}: no cross", p.fast, p.slow))
         };
         let score = if action == Action::Hold { 0.0 } else { 1.0 };
         Verdict { action, score, reasoning, features }
