@@ -7,7 +7,9 @@
 //! - [`stats`]: a backtest's summary statistics under backtesting.py 0.6.6's names and
 //!   definitions ([`compute_stats`] → [`Stats`]);
 //! - [`live`]: the per-update figures of live accounts the edge reports (`/analytics/*`,
-//!   `/trading/leaderboard`).
+//!   `/trading/leaderboard`);
+//! - [`signals`]: the models' figures the edge reports (`/ai/performance`): hit rate, mean
+//!   return, pooled means.
 //!
 //! Pure code: no I/O, no clock. Undefined figures are NaN (`null` in JSON) in [`Stats`] and
 //! `None` in [`live`].
@@ -16,6 +18,7 @@ pub mod equity;
 mod error;
 pub mod live;
 mod num;
+pub mod signals;
 pub mod stats;
 pub mod time;
 pub mod trade;

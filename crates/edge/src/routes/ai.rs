@@ -48,6 +48,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tracing::warn;
+use tradeflow_analytics::signals;
 use tradeflow_audit::query::market::{AiAnalysisRow, AiFeedbackRow};
 use tradeflow_core::market::{Bar, Candle, Interval};
 use tradeflow_core::signal::{Level, MarketCondition, ModelKind, Phase, Signal, SignalStatus};
@@ -903,15 +904,9 @@ pub struct Outcomes {
     pub mean_return: Option<f64>,
 }
 
-impl Outcomes {
-    fn add(&mut self, evaluated: i64, hits: i64, return_sum: f64) {
-        let sum = self.mean_return.unwrap_or(0.0) * self.evaluated as f64 + return_sum;
-        self.evaluated += evaluated;
-        self.hits += hits;
-        if self.evaluated > 0 {
-            self.hit_rate = Some(self.hits as f64 / self.evaluated as f64);
-            self.mean_return = Some(sum / self.evaluated as f64);
-        }
+impl From<signals::Outcomes> for Outcomes {
+    fn from(o: signals::Outcomes) -> Self {
+        Outcomes { evaluated: o.evaluated, hits: o.hits, hit_rate: o.hit_rate, mean_return: o.mean_return }
     }
 }
 
@@ -997,7 +992,9 @@ async fn performance(
             (m.clone(), p)
         })
         .collect();
-    let mut confidence: HashMap<String, (f64, f64)> = HashMap::new();
+    // Per model: confidence and latency (means of groups of rows), and realised outcomes.
+    let mut means: HashMap<String, (signals::PooledMean, signals::PooledMean)> = HashMap::new();
+    let mut outcomes: HashMap<String, [signals::Outcomes; 3]> = HashMap::new();
     for c in store.signal_counts(since).await? {
         let p = perf_entry(&mut by_model, &c.model, &c.model_kind);
         p.kind = c.model_kind.clone();
@@ -1010,24 +1007,29 @@ async fn performance(
         if c.status != "ok" {
             p.errors += c.count;
         }
-        let w = confidence.entry(c.model.clone()).or_default();
-        w.0 += c.mean_confidence * c.count as f64;
-        w.1 += c.mean_latency_us * c.count as f64;
+        let m = means.entry(c.model.clone()).or_default();
+        m.0.add(c.mean_confidence, c.count);
+        m.1.add(c.mean_latency_us, c.count);
     }
-    for (model, (conf, lat)) in confidence {
-        if let Some(p) = by_model.get_mut(&model)
-            && p.signals > 0
-        {
-            p.mean_confidence = Some(conf / p.signals as f64);
-            p.mean_latency_us = Some(lat / p.signals as f64);
+    for (model, (conf, lat)) in means {
+        if let Some(p) = by_model.get_mut(&model) {
+            p.mean_confidence = conf.mean();
+            p.mean_latency_us = lat.mean();
         }
     }
     for o in store.signal_outcomes(since).await? {
-        let p = perf_entry(&mut by_model, &o.model, "rule");
-        p.outcomes.add(o.signals, o.hits, o.return_sum);
+        perf_entry(&mut by_model, &o.model, "rule");
+        // All calls, long calls, short calls.
+        let [all, long, short] = outcomes.entry(o.model.clone()).or_default();
+        all.add(o.signals, o.hits, o.return_sum);
         match o.action.as_str() {
-            "long" => p.long_outcomes.add(o.signals, o.hits, o.return_sum),
-            _ => p.short_outcomes.add(o.signals, o.hits, o.return_sum),
+            "long" => long.add(o.signals, o.hits, o.return_sum),
+            _ => short.add(o.signals, o.hits, o.return_sum),
+        }
+    }
+    for (model, [all, long, short]) in outcomes {
+        if let Some(p) = by_model.get_mut(&model) {
+            (p.outcomes, p.long_outcomes, p.short_outcomes) = (all.into(), long.into(), short.into());
         }
     }
     for f in store.ai_feedback_stats().await? {
@@ -1810,16 +1812,6 @@ mod tests {
         let strip = |s: &[Signal]| s.iter().map(|s| Signal { latency_us: 0, ..s.clone() }).collect::<Vec<_>>();
         assert_eq!(strip(&ours.signals), strip(&theirs.signals));
         assert_eq!(ours.signals.len(), 6);
-    }
-
-    #[test]
-    fn outcomes_average_over_batches() {
-        let mut o = Outcomes::default();
-        o.add(2, 1, 0.02);
-        o.add(2, 2, 0.06);
-        assert_eq!((o.evaluated, o.hits), (4, 3));
-        assert!((o.hit_rate.unwrap() - 0.75).abs() < 1e-12);
-        assert!((o.mean_return.unwrap() - 0.02).abs() < 1e-12);
     }
 
     #[test]
