@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Regenerates the reference part of docs/cli.md from the binary's own --help.
 
-Usage: scripts/cli-reference.py [BINARY]   (default target/debug/tradeflow; build it first)
+Usage: scripts/cli-reference.py [--check] [BINARY]   (default target/debug/tradeflow; build it first)
+  --check: write nothing; exit 1 (naming the first differing line) if docs/cli.md is not what
+  the binary's --help gives, so a test can keep the reference current.
 
 Walks `tradeflow --help` and every subcommand's, and rewrites everything after the
 `## Reference` heading of docs/cli.md: per command its description, usage line, subcommands and
@@ -101,13 +103,26 @@ def section(binary, words, out):
 
 
 def main():
-    binary = sys.argv[1] if len(sys.argv) > 1 else str(ROOT / "target" / "debug" / "tradeflow")
+    args = sys.argv[1:]
+    check = "--check" in args
+    args = [a for a in args if a != "--check"]
+    binary = args[0] if args else str(ROOT / "target" / "debug" / "tradeflow")
     text = DOC.read_text(encoding="utf-8")
     if MARK not in text:
         sys.exit(f"{DOC}: no '{MARK.strip()}' heading")
     out = []
     section(binary, [], out)
-    DOC.write_text(text[: text.index(MARK) + len(MARK)] + "\n".join(out).rstrip("\n") + "\n", encoding="utf-8")
+    new = text[: text.index(MARK) + len(MARK)] + "\n".join(out).rstrip("\n") + "\n"
+    if check:
+        if new != text:
+            old_lines, new_lines = text.splitlines(), new.splitlines()
+            line = next((i for i, (a, b) in enumerate(zip(old_lines, new_lines)) if a != b), min(len(old_lines), len(new_lines)))
+            got = old_lines[line] if line < len(old_lines) else "(end of file)"
+            want = new_lines[line] if line < len(new_lines) else "(end of file)"
+            sys.exit(f"{DOC} is stale at line {line + 1}: has {got!r}, --help gives {want!r}; run scripts/cli-reference.py")
+        print(f"{DOC} is current")
+        return
+    DOC.write_text(new, encoding="utf-8")
 
 
 if __name__ == "__main__":
