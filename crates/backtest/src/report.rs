@@ -8,6 +8,7 @@ use tradeflow_risk::AccountConfig;
 
 use crate::engine::{BacktestConfig, Engine, NOT_ANALYSED};
 use crate::error::BacktestError;
+use crate::sink::Sink;
 use crate::tape::{SymbolBars, Tape, trades};
 
 /// One point of an account's equity curve.
@@ -73,13 +74,30 @@ pub struct ReportOptions {
 
 /// Runs `config` and builds the report.
 pub fn backtest(config: &BacktestConfig, options: &ReportOptions) -> Result<Report, BacktestError> {
+    if config.feeds.is_empty() {
+        return Err(BacktestError::Config("no input file".into()));
+    }
+    let timeline = Timeline::load(&config.feeds)?;
+    backtest_on(config, &timeline, options, &mut ())
+}
+
+/// [`backtest`] over `timeline`, already read from `config.feeds` (hyperopt reads the files
+/// once for all its trials); `watch` also gets every message (e.g. `after_row` for a progress
+/// display).
+pub fn backtest_on(
+    config: &BacktestConfig,
+    timeline: &Timeline,
+    options: &ReportOptions,
+    watch: &mut impl Sink,
+) -> Result<Report, BacktestError> {
     let Some(feed) = config.feeds.first() else {
         return Err(BacktestError::Config("no input file".into()));
     };
-    let timeline = Timeline::load(&config.feeds)?;
-    let mut tape = Tape::for_series(&config.accounts, &feed.symbol, feed.interval);
+    let tape = Tape::for_series(&config.accounts, &feed.symbol, feed.interval);
     let mut engine = Engine::new(config)?;
-    engine.run(&timeline, &config.feeds, &mut tape)?;
+    let mut sinks = (tape, watch);
+    engine.run(timeline, &config.feeds, &mut sinks)?;
+    let (tape, _) = sinks;
     if tape.candles == 0 {
         let within = |t: Option<i64>| t.map_or("…".to_string(), |t| t.to_string());
         return Err(BacktestError::Empty(if timeline.is_empty() {

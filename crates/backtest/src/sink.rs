@@ -24,6 +24,37 @@ pub trait Sink {
     fn after_row(&mut self, _time: i64, _feed: usize, _row: &Row, _engine: &Engine) {}
 }
 
+/// Keeps nothing.
+impl Sink for () {}
+
+/// A borrowed sink gets everything its owner would.
+impl<S: Sink + ?Sized> Sink for &mut S {
+    fn candle(&mut self, candle: &Candle) {
+        (**self).candle(candle);
+    }
+    fn refused(&mut self, refused: Refusal) {
+        (**self).refused(refused);
+    }
+    fn signal(&mut self, signal: &Signal) {
+        (**self).signal(signal);
+    }
+    fn decision(&mut self, decision: &Decision) {
+        (**self).decision(decision);
+    }
+    fn risk_message(&mut self, message: &RiskMessage) {
+        (**self).risk_message(message);
+    }
+    fn exec_event(&mut self, event: &ExecEvent) {
+        (**self).exec_event(event);
+    }
+    fn alert(&mut self, alert: &AccountAlert) {
+        (**self).alert(alert);
+    }
+    fn after_row(&mut self, time: i64, feed: usize, row: &Row, engine: &Engine) {
+        (**self).after_row(time, feed, row, engine);
+    }
+}
+
 /// Both sinks get everything.
 impl<A: Sink, B: Sink> Sink for (A, B) {
     fn candle(&mut self, candle: &Candle) {

@@ -2,10 +2,8 @@
 //! `tradeflow backtest`'s input flags for the base configuration, a space file naming the
 //! parameters to vary, and writes the winner as configuration files.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -13,6 +11,7 @@ use tradeflow_backtest::hyperopt::{self, Base, Method, Objective, Outcome, Progr
 use tradeflow_ingest::timeline::Timeline;
 
 use crate::backtest::BacktestArgs;
+use crate::progress::Display;
 
 #[derive(Args)]
 #[command(
@@ -107,8 +106,11 @@ pub fn run(args: &HyperoptArgs) -> anyhow::Result<()> {
         top: args.top.max(1),
     };
     let started = Instant::now();
-    let display = Display::new(trials);
-    let outcome = hyperopt::run(&study, &timeline, &|p| display.update(p))?;
+    let display = Display::new("hyperopt", "trials", trials as u64);
+    let outcome = hyperopt::run(&study, &timeline, &|p: Progress| {
+        let best = format!("best {}", p.best.map_or("-".to_string(), |b| format!("{b:.4}")));
+        display.update(p.phase, p.done as u64, p.total as u64, &best);
+    })?;
     display.finish();
     let elapsed = started.elapsed();
     eprintln!(
@@ -129,62 +131,6 @@ pub fn run(args: &HyperoptArgs) -> anyhow::Result<()> {
         bail!("no trial has a {} figure: see the errors above", args.objective.name());
     }
     Ok(())
-}
-
-/// Progress on stderr: a bar on a terminal, a plain line every 10 % (or 10 s) otherwise.
-struct Display {
-    bar: Option<indicatif::ProgressBar>,
-    plain: Mutex<(Instant, usize)>,
-    started: Instant,
-}
-
-impl Display {
-    fn new(total: usize) -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new(total as u64);
-            let style = indicatif::ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {pos}/{len} best {msg} ({per_sec}, ETA {eta})",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> ");
-            bar.set_style(style);
-            bar.set_prefix("trials");
-            bar
-        });
-        Self { bar, plain: Mutex::new((Instant::now(), 0)), started: Instant::now() }
-    }
-
-    fn update(&self, p: Progress) {
-        let best = p.best.map_or("-".to_string(), |b| format!("{b:.4}"));
-        if let Some(bar) = &self.bar {
-            if bar.length() != Some(p.total as u64) {
-                bar.set_length(p.total as u64);
-                bar.set_prefix(p.phase);
-                bar.reset_eta();
-            }
-            bar.set_position(p.done as u64);
-            bar.set_message(best);
-            return;
-        }
-        let mut last = self.plain.lock().unwrap_or_else(|e| e.into_inner());
-        let step = (p.total / 10).max(1);
-        if p.done == p.total || p.done >= last.1 + step || last.0.elapsed() >= Duration::from_secs(10) {
-            let spent = self.started.elapsed().as_secs_f64();
-            let eta = if p.phase == "trials" && p.done > 0 {
-                format!(", ETA {:.0} s", spent / p.done as f64 * (p.total - p.done) as f64)
-            } else {
-                String::new()
-            };
-            eprintln!("hyperopt: {} {}/{} done, best {best}{eta}", p.phase, p.done, p.total);
-            *last = (Instant::now(), p.done);
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
 }
 
 fn figure(v: Option<f64>) -> String {

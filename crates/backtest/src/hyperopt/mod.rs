@@ -111,9 +111,9 @@ pub struct Progress {
     pub best: Option<f64>,
 }
 
-/// Runs `study`; `timeline` is the base configuration's feeds, read once to cut the windows
-/// (each trial is a `backtest` of its own, over the window's date range). `progress` is called
-/// after each trial, from the worker threads.
+/// Runs `study`; `timeline` is the base configuration's feeds, read once for every trial (each
+/// trial is a backtest of its own over each window's date range). `progress` is called after
+/// each trial, from the worker threads.
 pub fn run(study: &Study, timeline: &Timeline, progress: &(dyn Fn(Progress) + Sync)) -> Result<Outcome, HyperoptError> {
     let config = &study.base.config;
     let Some(account) = config.accounts.get(study.account) else {
@@ -134,7 +134,7 @@ pub fn run(study: &Study, timeline: &Timeline, progress: &(dyn Fn(Progress) + Sy
         let mut error = None;
         for w in windows {
             (config.from_ms, config.to_ms) = w.bounds();
-            match crate::report::backtest(&config, &options) {
+            match crate::report::backtest_on(&config, timeline, &options, &mut ()) {
                 Ok(mut report) => match report.accounts.swap_remove(study.account).stats {
                     Some(s) => figures.push(study.objective.of(&s)),
                     None => {
