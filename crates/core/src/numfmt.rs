@@ -25,7 +25,8 @@ pub fn push_fixed(out: &mut String, x: f64, prec: usize) {
 /// [`push_fixed`]'s text in `buf`, or `None` where `format!` must do it (NaN, infinities,
 /// magnitudes from [`FAST_LIMIT`] on, more than 4 decimals).
 fn fixed_digits(x: f64, prec: usize, buf: &mut [u8; 24]) -> Option<&str> {
-    if prec > 4 || !(x.abs() < FAST_LIMIT) {
+    // NaN and the infinities are written by `format!`.
+    if prec > 4 || !x.is_finite() || x.abs() >= FAST_LIMIT {
         return None;
     }
     let pow = 10u64.pow(prec as u32);
