@@ -120,53 +120,63 @@ impl EnsembleStage {
             .min()
     }
 
-    /// [`EnsembleStage::on_signal_vote`] with a whole signal (tests, tools).
+    /// [`EnsembleStage::on_signal_vote`] with a whole signal (tests, tools, the backtester).
     pub fn on_signal(&mut self, signal: &Signal, now_ms: i64) -> Output {
-        self.on_signal_vote(&SignalVote::from(signal), now_ms)
+        self.on_vote(VoteRef::from(signal), now_ms)
     }
 
     /// Takes one model's answer for a candle: joins it, and decides every profile whose
     /// models are all in or whose quorum is reached.
     pub fn on_signal_vote(&mut self, signal: &SignalVote, now_ms: i64) -> Output {
+        self.on_vote(VoteRef::from(signal), now_ms)
+    }
+
+    fn on_vote(&mut self, signal: VoteRef<'_>, now_ms: i64) -> Output {
         let mut out = Output::default();
         // The series key is built only for a candle not yet pending: most signals join one.
-        if !self.state.pending.contains_key(&signal.candle_id)
+        let pending = self.state.pending.contains_key(signal.candle_id);
+        if !pending
             && self
                 .state
                 .watermark
-                .get(&format!("{}:{}", signal.symbol, signal.interval))
+                .get(&series_key(signal.symbol, signal.interval))
                 .is_some_and(|w| signal.open_time <= *w)
         {
             out.late.push(LateSignal {
                 signal_id: signal.id().to_string(),
-                candle_id: signal.candle_id.clone(),
-                model: signal.model.clone(),
-                symbol: signal.symbol.clone(),
+                candle_id: signal.candle_id.to_string(),
+                model: signal.model.to_string(),
+                symbol: signal.symbol.to_string(),
             });
             return out;
         }
-        let join = self.state.pending.entry(signal.candle_id.clone()).or_insert_with(|| Join {
-            symbol: signal.symbol.clone(),
-            interval: signal.interval,
-            open_time: signal.open_time,
-            open: signal.open,
-            high: signal.high,
-            low: signal.low,
-            close: signal.close,
-            first_seen_ms: now_ms,
-            answers: BTreeMap::new(),
-            decided: BTreeSet::new(),
-        });
-        if join.answers.contains_key(&signal.model) {
+        if !pending {
+            // The candle id is copied once per candle, not once per signal.
+            let join = Join {
+                symbol: signal.symbol.to_string(),
+                interval: signal.interval,
+                open_time: signal.open_time,
+                open: signal.open,
+                high: signal.high,
+                low: signal.low,
+                close: signal.close,
+                first_seen_ms: now_ms,
+                answers: BTreeMap::new(),
+                decided: BTreeSet::new(),
+            };
+            self.state.pending.insert(signal.candle_id.to_string(), join);
+        }
+        let Some(join) = self.state.pending.get_mut(signal.candle_id) else { return out };
+        if join.answers.contains_key(signal.model) {
             out.duplicate = true;
             return out;
         }
-        let (ok, error) = match &signal.status {
+        let (ok, error) = match signal.status {
             SignalStatus::Ok => (true, None),
             SignalStatus::Error { reason } => (false, Some(reason.clone())),
         };
         join.answers.insert(
-            signal.model.clone(),
+            signal.model.to_string(),
             Answer {
                 action: signal.action,
                 confidence: signal.confidence,
@@ -177,7 +187,12 @@ impl EnsembleStage {
             },
         );
         for profile in self.profiles.iter() {
-            if join.decided.contains(&profile.name) || !profile.models.contains_key(&signal.model) {
+            // Fewer answers in all than the profile's quorum (or its model count, when that
+            // is smaller): neither complete nor quorate, whatever they are. Skips counting.
+            if join.answers.len() < profile.quorum().min(profile.models.len()) {
+                continue;
+            }
+            if join.decided.contains(&profile.name) || !profile.models.contains_key(signal.model) {
                 continue;
             }
             let arrived = profile.models.keys().filter(|m| join.answers.contains_key(*m)).count();
@@ -189,10 +204,10 @@ impl EnsembleStage {
                 None
             };
             if let Some(trigger) = trigger {
-                out.decisions.push(decide(&signal.candle_id, join, profile, trigger));
+                out.decisions.push(decide(signal.candle_id, join, profile, trigger));
             }
         }
-        self.retire(&signal.candle_id);
+        self.retire(signal.candle_id);
         out
     }
 
@@ -233,8 +248,86 @@ impl EnsembleStage {
             .get(candle_id)
             .is_some_and(|j| self.profiles.iter().all(|p| j.decided.contains(&p.name)));
         if done && let Some(join) = self.state.pending.remove(candle_id) {
-            let w = self.state.watermark.entry(format!("{}:{}", join.symbol, join.interval)).or_insert(i64::MIN);
+            let w = self.state.watermark.entry(series_key(&join.symbol, join.interval)).or_insert(i64::MIN);
             *w = (*w).max(join.open_time);
+        }
+    }
+}
+
+/// `symbol:interval`, the watermark's key (built per candle: without `format!`).
+fn series_key(symbol: &str, interval: Interval) -> String {
+    let interval = interval.as_str();
+    let mut key = String::with_capacity(symbol.len() + 1 + interval.len());
+    key.push_str(symbol);
+    key.push(':');
+    key.push_str(interval);
+    key
+}
+
+/// What the join reads of a signal, borrowed from a whole [`Signal`] (the backtester, tests)
+/// or a decoded [`SignalVote`] (the worker): nothing is copied before the join needs it.
+struct VoteRef<'a> {
+    candle_id: &'a str,
+    symbol: &'a str,
+    interval: Interval,
+    open_time: i64,
+    open: Option<f64>,
+    high: f64,
+    low: f64,
+    close: f64,
+    model: &'a str,
+    action: Action,
+    confidence: f64,
+    stop_loss: Option<f64>,
+    take_profit: Option<f64>,
+    status: &'a SignalStatus,
+}
+
+impl VoteRef<'_> {
+    /// The signal's id, `<candle id>/<model>`.
+    fn id(&self) -> tradeflow_core::MessageId {
+        tradeflow_core::MessageId::from_parts(&[self.candle_id]).child(self.model)
+    }
+}
+
+impl<'a> From<&'a Signal> for VoteRef<'a> {
+    fn from(s: &'a Signal) -> Self {
+        Self {
+            candle_id: &s.candle_id,
+            symbol: &s.symbol,
+            interval: s.interval,
+            open_time: s.open_time,
+            open: s.open,
+            high: s.high,
+            low: s.low,
+            close: s.close,
+            model: &s.model,
+            action: s.action,
+            confidence: s.confidence,
+            stop_loss: s.stop_loss,
+            take_profit: s.take_profit,
+            status: &s.status,
+        }
+    }
+}
+
+impl<'a> From<&'a SignalVote> for VoteRef<'a> {
+    fn from(s: &'a SignalVote) -> Self {
+        Self {
+            candle_id: &s.candle_id,
+            symbol: &s.symbol,
+            interval: s.interval,
+            open_time: s.open_time,
+            open: s.open,
+            high: s.high,
+            low: s.low,
+            close: s.close,
+            model: &s.model,
+            action: s.action,
+            confidence: s.confidence,
+            stop_loss: s.stop_loss,
+            take_profit: s.take_profit,
+            status: &s.status,
         }
     }
 }

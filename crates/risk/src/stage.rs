@@ -310,7 +310,10 @@ fn record_results(cfg: &AccountConfig, st: &mut AccountState, events: &[ExecEven
 
 fn step(cfg: &AccountConfig, st: &mut AccountState, d: &Decision, bar: &BarMark, control: &ControlState) -> RiskOutput {
     let mut out = RiskOutput::default();
-    let id = d.id().child(&cfg.id).into_string();
+    // The decision's id once: every message of this step carries it.
+    let decision_id = d.id();
+    let id = decision_id.child(&cfg.id).into_string();
+    let decision_id = decision_id.into_string();
     st.seq += 1;
     let seq = st.seq;
     // Whether the executor's book needs this bar whatever is decided: the shadow's mark below
@@ -335,7 +338,7 @@ fn step(cfg: &AccountConfig, st: &mut AccountState, d: &Decision, bar: &BarMark,
     let mark = || {
         RiskMessage::Mark(Mark {
             id: id.clone(),
-            decision_id: d.id().into_string(),
+            decision_id: decision_id.clone(),
             account: cfg.id.clone(),
             seq,
             bar: bar.clone(),
@@ -344,19 +347,19 @@ fn step(cfg: &AccountConfig, st: &mut AccountState, d: &Decision, bar: &BarMark,
     let message = match (wanted, position) {
         // A manual hold is an operator's close: it closes, and never opens.
         (None, Some((have, quantity))) if d.trigger == Trigger::Manual => {
-            RiskMessage::Order(order(cfg, d, &id, seq, bar, Intent::Close, have, quantity))
+            RiskMessage::Order(order(cfg, d, (&id, &decision_id), seq, bar, Intent::Close, have, quantity))
         }
         (None, _) => mark(),
         (Some(w), Some((have, _))) if w == have => mark(),
         // The decision turned against the position: close it (exits are never refused).
         (Some(_), Some((have, quantity))) => {
-            RiskMessage::Order(order(cfg, d, &id, seq, bar, Intent::Close, have, quantity))
+            RiskMessage::Order(order(cfg, d, (&id, &decision_id), seq, bar, Intent::Close, have, quantity))
         }
         (Some(w), None) => match check_entry(cfg, st, d, bar, w, control) {
-            Ok(quantity) => RiskMessage::Order(order(cfg, d, &id, seq, bar, Intent::Open, w, quantity)),
+            Ok(quantity) => RiskMessage::Order(order(cfg, d, (&id, &decision_id), seq, bar, Intent::Open, w, quantity)),
             Err(reason) => RiskMessage::Rejected(Rejection {
                 id: id.clone(),
-                decision_id: d.id().into_string(),
+                decision_id: decision_id.clone(),
                 account: cfg.id.clone(),
                 seq,
                 bar: bar.clone(),
@@ -386,7 +389,7 @@ fn step(cfg: &AccountConfig, st: &mut AccountState, d: &Decision, bar: &BarMark,
 fn order(
     cfg: &AccountConfig,
     d: &Decision,
-    id: &str,
+    (id, decision_id): (&str, &str),
     seq: u64,
     bar: &BarMark,
     intent: Intent,
@@ -397,7 +400,7 @@ fn order(
     let side = if opening { direction.opening_side() } else { direction.closing_side() };
     OrderIntent {
         id: id.into(),
-        decision_id: d.id().into_string(),
+        decision_id: decision_id.into(),
         account: cfg.id.clone(),
         seq,
         bar: bar.clone(),
