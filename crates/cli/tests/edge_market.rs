@@ -509,7 +509,8 @@ async fn bad_analysis_requests_are_refused() {
         r.expect_error(status, code);
     }
     let huge: Vec<Value> = (0..2000).map(|i| candle_json(&bars[i % CANDLES])).collect();
-    let r = edge.post("/api/v1/ai/analyze", Some(&t), Some(json!({"interval": "1h", "candles": huge}))).await;
+    let huge = json!({"interval": "1h", "candles": huge});
+    let r = edge.call_once(Method::POST, "/api/v1/ai/analyze", Some(&t), Some(huge)).await;
     r.expect_error(413, "payload_too_large");
     let raw = edge
         .client

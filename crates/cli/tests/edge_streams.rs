@@ -392,8 +392,8 @@ async fn dead_letters_listed_replayed_and_purged() {
         .await
         .unwrap();
     assert_eq!(raw.status(), 400);
-    let big = edge
-        .client
+    // On a connection of its own: see `Edge::call_once`.
+    let big = edge_common::once_client()
         .post(edge.url(replay))
         .bearer_auth(&edge.trader)
         .header("content-type", "application/json")

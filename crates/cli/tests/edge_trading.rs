@@ -357,7 +357,9 @@ async fn accounts_are_managed_through_the_file() {
     .await
     .expect_error(409, "conflict");
     let huge = json!({"id": "g3", "profile": "technical", "starting_balance": 1.0, "name": "x".repeat(100_000)});
-    edge.post("/api/v1/trading/accounts", t, Some(huge)).await.expect_error(413, "payload_too_large");
+    edge.call_once(Method::POST, "/api/v1/trading/accounts", t, Some(huge))
+        .await
+        .expect_error(413, "payload_too_large");
     let raw = edge
         .client
         .post(edge.url("/api/v1/trading/accounts"))

@@ -166,6 +166,11 @@ role = "viewer"
     std::fs::write(dir.join("tradeflow.toml"), config).unwrap();
 }
 
+/// A client of its own, whose connection goes with it (see `Edge::call_once`).
+pub fn once_client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+}
+
 /// Open time of the last bar `start` replays (per symbol).
 pub fn last_bar_time() -> i64 {
     let demo = std::fs::read_to_string(DEMO).unwrap();
@@ -406,7 +411,32 @@ impl Edge {
     }
 
     pub async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
-        let mut req = self.client.request(method, self.url(path));
+        self.call_on(&self.client, method, path, token, body).await
+    }
+
+    /// `call` on a connection of its own, for a body the edge refuses with 413 before reading
+    /// it: the edge then closes that connection without a `Connection: close`, and a pooled
+    /// connection could carry the test's next request into the close (hyper's
+    /// `IncompleteMessage`, seen 2 in 10 runs of edge_market on 2026-12-06).
+    pub async fn call_once(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        self.call_on(&once_client(), method, path, token, body).await
+    }
+
+    async fn call_on(
+        &self,
+        client: &reqwest::Client,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = client.request(method, self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
