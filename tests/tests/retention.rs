@@ -154,7 +154,8 @@ async fn consumers_trim_what_they_all_acknowledged_and_keep_what_a_group_still_n
     let metrics = BusMetrics::unregistered();
     let (stop, task) = start(&bus, &sink, metrics.clone());
     assert_eq!(sink.wait_seen(100, Duration::from_secs(20)).await.unwrap(), 100);
-    // Several trim periods pass: "later" still needs every entry.
+    // Several trim periods pass: "later" still needs every entry. (A fixed wait: this looks
+    // for something that must not happen, and the runner counts no trim passes to wait on.)
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(entries(&bus, &url).await, produced);
     assert_eq!(metrics.acked_trimmed.with_label_values(&[STREAM]).get(), 0);
@@ -192,7 +193,8 @@ async fn a_consumer_trims_its_stream_down_to_the_last_entry_of_each_partition() 
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         if !trim {
-            // Give a wrong trim every chance to happen.
+            // Give a wrong trim every chance to happen (a fixed wait: nothing counts the trim
+            // passes that did not trim).
             tokio::time::sleep(Duration::from_millis(1500)).await;
         }
         assert_eq!(entries(&bus, &url).await, want, "trim_acked = {trim}");
@@ -240,6 +242,8 @@ async fn acknowledged_entries_stay_for_the_grace_period() {
     // Acknowledged by all, but younger than the grace: a reader without a group (the edge's
     // live feed) may not have read them yet.
     assert_eq!(trim_acked(&bus, STREAM, 0).await.unwrap(), Trimmed::Entries(0));
+    // Real time: the script measures the grace on Redis's own clock (TIME), which no test
+    // clock can move.
     tokio::time::sleep(Duration::from_millis(1600)).await;
     assert_eq!(trim_acked(&bus, STREAM, 0).await.unwrap(), Trimmed::Entries(9));
     assert_eq!(ids(&redis.url(), &key).await.len(), 1);
