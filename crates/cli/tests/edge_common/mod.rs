@@ -306,11 +306,15 @@ impl Edge {
     /// It reads through a client bound to 127.0.0.2, another address to the edge's per-address
     /// rate limits, so that the test's own allowance is untouched.
     pub async fn wait_live(&self) {
-        let probe = reqwest::Client::builder()
+        let mut probe = reqwest::Client::builder()
             .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap();
+        if probe.get(self.url("/health")).send().await.is_err() {
+            // Not every system routes all of 127/8 to the loopback (macOS has only .1).
+            probe = self.client.clone();
+        }
         let store = self.store().await;
         let last = last_bar_time();
         let started = Instant::now();
