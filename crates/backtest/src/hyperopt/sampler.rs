@@ -234,3 +234,71 @@ pub fn tpe_batches(trials: usize) -> Vec<usize> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn space(domains: &[(&str, Domain)]) -> Space {
+        Space { params: domains.iter().map(|(n, d)| Param::new(n, d.clone())).collect() }
+    }
+
+    #[test]
+    fn the_grid_varies_the_last_parameter_fastest_and_needs_steps() {
+        let s = space(&[
+            ("a", Domain::Int { low: 1, high: 5, step: 2, log: false }),
+            ("b", Domain::Choice(vec![json!("x"), json!("y")])),
+        ]);
+        let g = grid(&s).unwrap();
+        let expected = [[1, 0], [1, 1], [3, 0], [3, 1], [5, 0], [5, 1]];
+        let names = ["x", "y"];
+        assert_eq!(g, expected.map(|[a, b]| vec![json!(a), json!(names[b])]));
+        let s = space(&[("f", Domain::Float { low: 0.0, high: 1.0, step: None, log: false })]);
+        assert!(grid(&s).unwrap_err()[0].contains("needs a step"));
+    }
+
+    #[test]
+    fn random_draws_stay_in_their_domain_and_follow_the_seed() {
+        let s = space(&[
+            ("i", Domain::Int { low: 10, high: 1000, step: 10, log: true }),
+            ("f", Domain::Float { low: 0.001, high: 1.0, step: None, log: true }),
+        ]);
+        let draws = random(&s, 2000, 3);
+        assert_eq!(draws, random(&s, 2000, 3));
+        assert_ne!(draws, random(&s, 2000, 4));
+        for d in &draws {
+            let i = d[0].as_i64().unwrap();
+            assert!((10..=1000).contains(&i) && i % 10 == 0, "{i}");
+            let f = d[1].as_f64().unwrap();
+            assert!((0.001..=1.0).contains(&f), "{f}");
+        }
+        // Log-uniform: about a third of the draws in each decade of [0.001, 1].
+        let low = draws.iter().filter(|d| d[1].as_f64().unwrap() < 0.01).count();
+        assert!((550..=780).contains(&low), "{low} of 2000 below 0.01");
+    }
+
+    #[test]
+    fn tpe_concentrates_near_the_optimum() {
+        // Maximise -(x - 37)² over 0..=100: TPE's draws after its random start must come
+        // closer to 37 than the random start's, and find it within 2.
+        let s = space(&[("x", Domain::Int { low: 0, high: 100, step: 1, log: false })]);
+        let mut tpe = Tpe::new(&s, 11).unwrap();
+        let mut seen = Vec::new();
+        for size in tpe_batches(66) {
+            let asked = tpe.ask(size).unwrap();
+            for a in &asked {
+                let x = a.values[0].as_i64().unwrap() as f64;
+                tpe.tell(a, Some(-(x - 37.0).powi(2))).unwrap();
+                seen.push(x);
+            }
+        }
+        let dist = |xs: &[f64]| xs.iter().map(|x| (x - 37.0).abs()).sum::<f64>() / xs.len() as f64;
+        let (start, last) = (dist(&seen[..TPE_STARTUP]), dist(&seen[seen.len() - 16..]));
+        assert!(last < start / 2.0, "random start {start}, last TPE batches {last}");
+        let best = seen.iter().map(|x| (x - 37.0).abs()).fold(f64::MAX, f64::min);
+        assert!(best <= 2.0, "closest {best}");
+        assert_eq!(tpe_batches(25), [10, 8, 7]);
+    }
+}

@@ -70,6 +70,13 @@ pub struct Param {
     path: Vec<String>,
 }
 
+impl Param {
+    /// A parameter built in code (the name's dots separate its keys).
+    pub fn new(name: &str, domain: Domain) -> Self {
+        Self { name: name.to_string(), domain, path: name.split('.').map(str::to_string).collect() }
+    }
+}
+
 /// The parameters, sorted by name.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Space {
