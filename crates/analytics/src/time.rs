@@ -40,19 +40,7 @@ fn split_day(ms: i64) -> (i64, i64) {
     (ms.div_euclid(DAY_MS), ms.rem_euclid(DAY_MS))
 }
 
-/// (year, month 1–12, day 1–31) of a day number (days since 1970-01-01), proleptic Gregorian.
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
+pub use tradeflow_core::time::civil_from_days;
 
 /// Day of the week of a day number, Monday = 0 … Sunday = 6 (pandas' `dayofweek`);
 /// 1970-01-01 was a Thursday.

@@ -241,19 +241,15 @@ fn parse_time(s: &str) -> Result<i64, String> {
     let [y, m, d] = parts[..] else { return Err(bad()) };
     let (y, m, d) = (
         y.parse::<i64>().map_err(|_| bad())?,
-        m.parse::<i64>().map_err(|_| bad())?,
-        d.parse::<i64>().map_err(|_| bad())?,
+        m.parse::<u32>().map_err(|_| bad())?,
+        d.parse::<u32>().map_err(|_| bad())?,
     );
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    let days = tradeflow_core::time::days_from_civil(y, m, d);
+    // A day the month does not have (2018-02-30) comes back as another date.
+    if !(1..=12).contains(&m) || tradeflow_core::time::civil_from_days(days) != (y, m, d) {
         return Err(bad());
     }
-    // Days from 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Ok((era * 146_097 + doe - 719_468) * 86_400_000)
+    Ok(days * 86_400_000)
 }
 
 fn parsed_llm(text: &str, what: &str) -> anyhow::Result<LlmConfig> {
@@ -410,7 +406,7 @@ mod tests {
         assert_eq!(parse_time("2017-07-01"), Ok(1_498_867_200_000));
         assert_eq!(parse_time("2020-03-01"), Ok(1_583_020_800_000));
         assert_eq!(parse_time("1499079600000"), Ok(1_499_079_600_000));
-        for bad in ["2017-13-01", "2017/07/01", "yesterday", "2017-07"] {
+        for bad in ["2017-13-01", "2018-02-30", "2017-00-10", "2017/07/01", "yesterday", "2017-07"] {
             assert!(parse_time(bad).unwrap_err().contains("YYYY-MM-DD"), "{bad}");
         }
     }

@@ -5,7 +5,8 @@
 
 use std::fmt::Write;
 
-use tradeflow_analytics::time::{DAY_MS, HOUR_MS, civil_from_days};
+use tradeflow_analytics::time::{DAY_MS, HOUR_MS};
+use tradeflow_core::time::{civil_from_days, days_from_civil};
 
 /// Width of every chart's viewBox; the SVG scales to the page's width.
 pub const WIDTH: f64 = 1160.0;
@@ -72,7 +73,7 @@ impl TimeAxis {
         let mut out = Vec::new();
         loop {
             let (y, m) = (index.div_euclid(12), index.rem_euclid(12) + 1);
-            let t = days_from_civil(y, m, 1) * DAY_MS;
+            let t = days_from_civil(y, m as u32, 1) * DAY_MS;
             if t > self.t1 {
                 break;
             }
@@ -86,16 +87,6 @@ impl TimeAxis {
         }
         out
     }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// Values from `lo` (bottom) to `hi` (top) of a band `top .. top + height` of the viewBox,
