@@ -186,6 +186,12 @@ pub async fn envelope_errors(request: Request, next: Next) -> Response {
             fresh.headers_mut().insert(name.clone(), value.clone());
         }
     }
+    // A body over the limit is refused before it is read, and the server then drops the
+    // connection: say so, or a client reusing the connection for its next request loses that
+    // request (seen as hyper's IncompleteMessage in the edge tests, 2 runs in 10 under load).
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        fresh.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    }
     fresh
 }
 

@@ -267,3 +267,25 @@ async fn figures_from_memory_say_since_when_they_may_be_stale() {
     stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_limit_is_413_and_closes_the_connection() {
+    let redis = TestRedis::start().await;
+    let bus = redis.bus(Topology::load(STREAMS).unwrap()).await;
+    let (_tx, rx) = watch::channel(ControlState::default());
+    let s = state(bus, rx, None, EdgeConfig { body_limit_bytes: 1024, ..EdgeConfig::default() });
+    let body = format!("{{\"username\": \"{}\", \"password\": \"x\"}}", "u".repeat(4096));
+    let req = Request::builder()
+        .method("POST")
+        .uri("/api/v1/auth/login")
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap();
+    let response = tradeflow_edge::app(s.clone()).oneshot(req).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // The server does not read the rest of the body: the client must not reuse the connection.
+    assert_eq!(response.headers().get("connection").map(|v| v.to_str().unwrap()), Some("close"));
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
+}
