@@ -149,6 +149,15 @@ fn random_and_tpe_are_deterministic_under_seed_and_independent_of_jobs() {
         assert_eq!(one.trials, three.trials, "{method:?}: jobs 1 and 3");
         assert_eq!(one.top, two.top);
         assert!(one.trials.iter().filter(|t| t.in_sample.is_some()).count() > 9, "{method:?}: most trials run");
+        // A set of values drawn twice has the figures of its first run, and is listed once.
+        for (i, t) in one.trials.iter().enumerate() {
+            if let Some(first) = one.trials[..i].iter().find(|u| u.params == t.params) {
+                assert_eq!((&t.in_sample, &t.in_windows), (&first.in_sample, &first.in_windows));
+            }
+        }
+        for (i, r) in one.top.iter().enumerate() {
+            assert!(one.top[..i].iter().all(|u| u.trial.params != r.trial.params), "{method:?}: top lists {r:?} twice");
+        }
         let other = study(&f, WIDE, method, 18, 8, 2, Split::Whole);
         let params = |o: &Outcome| o.trials.iter().map(|t| t.params.clone()).collect::<Vec<_>>();
         assert_ne!(params(&one), params(&other), "{method:?}: another seed, other trials");

@@ -15,6 +15,7 @@ pub mod sampler;
 pub mod space;
 pub mod walk;
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -90,7 +91,8 @@ pub struct Outcome {
     pub folds: Folds,
     /// Every trial, by number.
     pub trials: Vec<TrialResult>,
-    /// The best trials on their in-sample figure (ties to the earlier trial), best first.
+    /// The best trials on their in-sample figure (ties to the earlier trial), best first; a set
+    /// of values drawn more than once is listed at its first trial only.
     pub top: Vec<Ranked>,
 }
 
@@ -125,7 +127,7 @@ pub fn run(study: &Study, timeline: &Timeline, progress: &(dyn Fn(Progress) + Sy
     let range = Window::of(config.from_ms, config.to_ms);
     let folds = walk::folds(timeline, study.split, range).map_err(|e| HyperoptError::Study(vec![e]))?;
     let names: Vec<String> = study.space.params.iter().map(|p| p.name.clone()).collect();
-    let evaluate = |values: &[Value], windows: &[Window]| -> (Vec<Option<f64>>, Option<String>) {
+    let evaluate = |values: &[Value], windows: &[Window]| -> Figures {
         let (mut config, options) = match study.base.apply(&study.space, values) {
             Ok(c) => c,
             Err(problems) => return (vec![None; windows.len()], Some(problems.join("; "))),
@@ -162,23 +164,50 @@ pub fn run(study: &Study, timeline: &Timeline, progress: &(dyn Fn(Progress) + Sy
         let done = done.fetch_add(1, Ordering::Relaxed) + 1;
         progress(Progress { phase, done, total, best: *b });
     };
-    let trial_of =
-        |number: usize, values: &[Value], (in_windows, error): (Vec<Option<f64>>, Option<String>)| TrialResult {
-            number,
-            params: names.iter().cloned().zip(values.iter().cloned()).collect(),
-            in_sample: mean(&in_windows),
-            in_windows,
-            error,
-        };
+    let trial_of = |number: usize, values: &[Value], (in_windows, error): Figures| TrialResult {
+        number,
+        params: names.iter().cloned().zip(values.iter().cloned()).collect(),
+        in_sample: mean(&in_windows),
+        in_windows,
+        error,
+    };
     let total = study.trials;
     let mut trials: Vec<TrialResult> = Vec::with_capacity(total);
+    // A point drawn again (TPE often asks for the same whole numbers) takes the figures of its
+    // first run instead of running again: the backtest is deterministic, so nothing changes
+    // but the time.
+    let known: Mutex<HashMap<String, Figures>> = Mutex::new(HashMap::new());
+    let key = |p: &[Value]| serde_json::to_string(p).unwrap_or_default();
     let run_batch = |points: &[Vec<Value>], first: usize| -> Vec<TrialResult> {
-        parallel(points.len(), study.jobs, |i| {
-            let result = evaluate(&points[i], &folds.in_sample);
-            let t = trial_of(first + i, &points[i], result);
-            report(total, "trials", t.in_sample);
-            t
-        })
+        let mut fresh: Vec<usize> = Vec::new();
+        {
+            let known = known.lock().unwrap_or_else(|e| e.into_inner());
+            for (i, p) in points.iter().enumerate() {
+                if !known.contains_key(&key(p)) && !fresh.iter().any(|&j| points[j] == *p) {
+                    fresh.push(i);
+                }
+            }
+        }
+        let results = parallel(fresh.len(), study.jobs, |k| {
+            let result = evaluate(&points[fresh[k]], &folds.in_sample);
+            report(total, "trials", mean(&result.0));
+            result
+        });
+        let mut known = known.lock().unwrap_or_else(|e| e.into_inner());
+        for (k, r) in fresh.iter().zip(results) {
+            known.insert(key(&points[*k]), r);
+        }
+        points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let result = known.get(&key(p)).cloned().unwrap_or_default();
+                if !fresh.contains(&i) {
+                    report(total, "trials", mean(&result.0));
+                }
+                trial_of(first + i, p, result)
+            })
+            .collect()
     };
     match study.method {
         Method::Grid | Method::Random => {
@@ -213,7 +242,16 @@ pub fn run(study: &Study, timeline: &Timeline, progress: &(dyn Fn(Progress) + Sy
     let mut order: Vec<&TrialResult> = trials.iter().collect();
     // Stable sort: ties keep trial order, so the earlier trial wins.
     order.sort_by(|a, b| objective::rank_key(b.in_sample).total_cmp(&objective::rank_key(a.in_sample)));
-    let top: Vec<&TrialResult> = order.into_iter().take(study.top.max(1)).collect();
+    // Each set of values once, at its first trial.
+    let mut top: Vec<&TrialResult> = Vec::new();
+    for t in order {
+        if top.len() == study.top.max(1) {
+            break;
+        }
+        if !top.iter().any(|u| u.params == t.params) {
+            top.push(t);
+        }
+    }
     // Out of sample only now, for the best trials: nothing of it reaches the choice.
     done.store(0, Ordering::Relaxed);
     let out: Vec<Vec<Option<f64>>> = if folds.out_of_sample.is_empty() {
@@ -252,6 +290,9 @@ pub fn run(study: &Study, timeline: &Timeline, progress: &(dyn Fn(Progress) + Sy
         top,
     })
 }
+
+/// A trial's figure per window, and why it has none.
+type Figures = (Vec<Option<f64>>, Option<String>);
 
 /// Mean of the figures; `None` when there are none or any is missing.
 fn mean(figures: &[Option<f64>]) -> Option<f64> {

@@ -16,11 +16,17 @@ pub enum Split {
     WalkForward(usize),
 }
 
-/// Bars opening in `[from_ms, to_ms)`.
+/// Bars opening in `[from_ms, to_ms)` (in JSON, `null` for an open end).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Window {
+    #[serde(serialize_with = "open_end")]
     pub from_ms: i64,
+    #[serde(serialize_with = "open_end")]
     pub to_ms: i64,
+}
+
+fn open_end<S: serde::Serializer>(t: &i64, s: S) -> Result<S::Ok, S::Error> {
+    if *t == i64::MIN || *t == i64::MAX { s.serialize_none() } else { s.serialize_i64(*t) }
 }
 
 impl Window {
