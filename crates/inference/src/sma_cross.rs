@@ -16,8 +16,7 @@
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
-// `{:.2}` through numfmt: the same text, a fraction of the cost (one string per candle).
-use tradeflow_core::numfmt::Fixed;
+use tradeflow_core::numfmt;
 use tradeflow_core::signal::Action;
 
 use crate::rules::Verdict;
@@ -96,16 +95,10 @@ impl SmaCross {
                 features,
             };
         };
-        let (action, reasoning) = if prev_fast < prev_slow && fast > slow {
-            (
-                Action::Long,
-                format!("SMA({}) {} crossed above SMA({}) {}", p.fast, Fixed(fast, 2), p.slow, Fixed(slow, 2)),
-            )
+        let (action, how) = if prev_fast < prev_slow && fast > slow {
+            (Action::Long, ["crossed above", "", ""])
         } else if prev_fast > prev_slow && fast < slow {
-            (
-                Action::Short,
-                format!("SMA({}) {} crossed below SMA({}) {}", p.fast, Fixed(fast, 2), p.slow, Fixed(slow, 2)),
-            )
+            (Action::Short, ["crossed below", "", ""])
         } else {
             let side = if fast > slow {
                 "above"
@@ -114,9 +107,24 @@ impl SmaCross {
             } else {
                 "on"
             };
-            let (f, s) = (Fixed(fast, 2), Fixed(slow, 2));
-            (Action::Hold, format!("SMA({}) {f} stays {side} SMA({}) {s}: no cross", p.fast, p.slow))
+            (Action::Hold, ["stays ", side, ": no cross"])
         };
+        // `SMA(10) 1.23 <how[0..2]> SMA(20) 4.56<how[2]>`, as `format!` wrote it, without it:
+        // this string is made for every candle, and `format!` was a tenth of an sma_cross run.
+        let mut reasoning = String::with_capacity(64);
+        let sma = |s: &mut String, n: usize, value: f64| {
+            s.push_str("SMA(");
+            numfmt::push_u64(s, n as u64);
+            s.push_str(") ");
+            numfmt::push_fixed(s, value, 2);
+        };
+        sma(&mut reasoning, p.fast, fast);
+        reasoning.push(' ');
+        reasoning.push_str(how[0]);
+        reasoning.push_str(how[1]);
+        reasoning.push(' ');
+        sma(&mut reasoning, p.slow, slow);
+        reasoning.push_str(how[2]);
         let score = if action == Action::Hold { 0.0 } else { 1.0 };
         Verdict { action, score, reasoning, features }
     }
@@ -146,6 +154,22 @@ mod tests {
     }
 
     const P23: SmaCrossParams = SmaCrossParams { fast: 2, slow: 3 };
+
+    #[test]
+    fn reasoning_is_the_formatted_text() {
+        let mut s = SmaCross::default();
+        let texts: Vec<String> =
+            [3.0, 2.0, 1.0, 4.0, 5.0, 1.0, 1.0, 1.0].iter().map(|c| s.next(*c, &P23).reasoning).collect();
+        let (up, down) = (
+            format!("SMA(2) {:.2} crossed above SMA(3) {:.2}", 2.5, 7.0 / 3.0),
+            "SMA(2) 3.00 crossed below SMA(3) 3.33",
+        );
+        assert_eq!(texts[3], up);
+        assert_eq!(texts[4], format!("SMA(2) {:.2} stays above SMA(3) {:.2}: no cross", 4.5, 10.0 / 3.0));
+        assert_eq!(texts[5], down);
+        assert_eq!(texts[6], "SMA(2) 1.00 stays below SMA(3) 2.33: no cross");
+        assert_eq!(texts[7], "SMA(2) 1.00 stays on SMA(3) 1.00: no cross");
+    }
 
     #[test]
     fn crosses_up_and_down_after_the_warm_up() {
