@@ -12,8 +12,8 @@
 
 pub mod engine;
 pub mod error;
-pub mod hyperopt;
 pub mod html;
+pub mod hyperopt;
 pub mod records;
 pub mod report;
 pub mod sink;

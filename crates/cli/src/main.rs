@@ -94,6 +94,15 @@ fn main() -> std::process::ExitCode {
         )
         .init();
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Backtest(_) | Command::Hyperopt(_) | Command::Indicators(_)) {
+        // Offline commands that print reports: `tradeflow backtest --json | head` should end
+        // quietly when the reader goes, as Unix tools do, not panic on a broken pipe (Rust
+        // ignores SIGPIPE). Never for the servers: a peer closing a socket must not kill them.
+        // SAFETY: restoring a signal's default disposition at start-up, before any thread.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

@@ -156,3 +156,21 @@ fn out_writes_trades_equity_and_statistics_per_account() {
         serde_json::from_str(&std::fs::read_to_string(account.join("stats.json")).unwrap()).unwrap();
     assert_eq!(stats["# Trades"].as_u64().unwrap() as usize, trades.lines().count() - 1);
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_report_quietly() {
+    use std::io::Read;
+    // `tradeflow backtest --json | head -c 100`: the pipe closes after 100 bytes.
+    let mut child = std::process::Command::new(BIN)
+        .args(["backtest", "--models", "technical,rsi", "--json"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 100];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
+}
