@@ -16,12 +16,8 @@ use clap::Args;
 use serde_json::{Value, json};
 use tradeflow_backtest::{BacktestConfig, Engine, Tape};
 use tradeflow_core::market::Interval;
-use tradeflow_ensemble::profile::parse_profiles;
-use tradeflow_inference::llm::LlmConfig;
-use tradeflow_inference::stage::StageConfig;
 use tradeflow_ingest::synthetic::RandomWalk;
-use tradeflow_ingest::timeline::{CsvFeed, Timeline};
-use tradeflow_risk::parse_accounts;
+use tradeflow_ingest::timeline::Timeline;
 
 const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/peer/backtesting_py_sma.py");
 
@@ -52,32 +48,30 @@ const FULL_ACCOUNTS: &str = "[[account]]\nid = \"a\"\nprofile = \"committee\"\ns
 [[account]]\nid = \"b\"\nprofile = \"mean\"\nstarting_balance = 10000\nleverage = 3\n";
 
 pub fn run(args: &BacktestBenchArgs) -> anyhow::Result<()> {
-    if cfg!(debug_assertions) {
-        eprintln!("warning: this is a debug build; benchmark figures need `cargo run --release`");
-    }
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let csv = dir.path().join("walk_1m.csv");
     write_walk(&csv, args.candles, args.seed)?;
-    let feeds = vec![CsvFeed { path: csv.clone(), symbol: "WALK".into(), interval: Interval::M1 }];
-    let timeline = Timeline::load(&feeds)?;
-
-    let models: Vec<String> = ["rsi", "macd", "bollinger", "volume", "stochastic"].map(String::from).to_vec();
-    let profiles = parse_profiles(FULL_PROFILES).map_err(|e| anyhow::anyhow!(e.join("; ")))?;
-    let accounts = parse_accounts(FULL_ACCOUNTS, &["committee", "mean"]).map_err(|e| anyhow::anyhow!(e.join("; ")))?;
-    let full = BacktestConfig {
-        feeds: feeds.clone(),
-        aggregate: Vec::new(),
-        inference: StageConfig::with_models(&models).map_err(|e| anyhow::anyhow!(e.join("; ")))?,
-        analysts: Vec::new(),
-        profiles,
-        accounts,
-        strict: false,
-        from_ms: None,
-        to_ms: None,
-    };
+    // Both configurations go through `tradeflow backtest`'s own flags and files.
+    let (profiles, accounts) = (dir.path().join("profiles.toml"), dir.path().join("accounts.toml"));
+    std::fs::write(&profiles, FULL_PROFILES).context("cannot write the profiles")?;
+    std::fs::write(&accounts, FULL_ACCOUNTS).context("cannot write the accounts")?;
+    let walk = format!("WALK={}", csv.display());
+    let full = backtest_config(&[
+        "--replay",
+        &walk,
+        "--interval",
+        "1m",
+        "--models",
+        "rsi,macd,bollinger,volume,stochastic",
+        "--profiles",
+        &profiles.display().to_string(),
+        "--accounts",
+        &accounts.display().to_string(),
+    ])?;
+    let timeline = Timeline::load(&full.feeds)?;
     let full_rate = engine_rate(&full, &timeline, args.repeat)?;
-
-    let sma = sma_config(&feeds)?;
+    let sma =
+        backtest_config(&["--replay", &walk, "--interval", "1m", "--strategy", "sma_cross", "--commission", "0.001"])?;
     let sma_rate = engine_rate(&sma, &timeline, args.repeat)?;
 
     let (process, peer) = if args.no_peer {
@@ -111,33 +105,16 @@ pub fn run(args: &BacktestBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The `--strategy sma_cross` preset's configuration, through the same code path as the CLI.
-fn sma_config(feeds: &[CsvFeed]) -> anyhow::Result<BacktestConfig> {
-    let llm = LlmConfig::parse("[rules.sma_cross]\nfast = 10\nslow = 20\n", &|_| None)
-        .map_err(|e| anyhow::anyhow!(e.join("; ")))?;
-    let profiles =
-        parse_profiles("[[profile]]\nname = \"sma_cross\"\nmodels = { sma_cross = 1.0 }\nmethod = \"weighted_vote\"\n")
-            .map_err(|e| anyhow::anyhow!(e.join("; ")))?;
-    let accounts = parse_accounts(
-        "[[account]]\nid = \"sma_cross\"\nprofile = \"sma_cross\"\nstarting_balance = 10000\nallow_short = false\n\
-         sizing = { method = \"all_in\" }\npaper = { taker_fee = 0.001, maker_fee = 0.001, slippage_bps = 0.0, \
-         maintenance_margin_rate = 0.0, fill_at = \"next_open\", lot_step = 1e-8 }\n[account.risk]\n\
-         max_open_positions = 1\nmax_leverage = 1.0\ndaily_loss_limit = 1.0\nmax_drawdown = 1.0\n\
-         cooldown_after_losses = 0\nmin_notional = 0.0\n",
-        &["sma_cross"],
-    )
-    .map_err(|e| anyhow::anyhow!(e.join("; ")))?;
-    Ok(BacktestConfig {
-        feeds: feeds.to_vec(),
-        aggregate: Vec::new(),
-        inference: crate::backtest::rule_config(&["sma_cross".into()], Some(&llm))?,
-        analysts: Vec::new(),
-        profiles,
-        accounts,
-        strict: false,
-        from_ms: None,
-        to_ms: None,
-    })
+/// The configuration `tradeflow backtest <flags>` would run.
+fn backtest_config(flags: &[&str]) -> anyhow::Result<BacktestConfig> {
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        args: crate::backtest::BacktestArgs,
+    }
+    let parsed = <Flags as clap::Parser>::try_parse_from(std::iter::once("backtest").chain(flags.iter().copied()))
+        .context("the benchmark's backtest flags")?;
+    Ok(parsed.args.base()?.0)
 }
 
 /// Best candles/s of `repeat` runs of the engine over `timeline` (the results sink included).
