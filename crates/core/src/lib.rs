@@ -9,6 +9,7 @@ pub mod decision;
 pub mod execution;
 pub mod ids;
 pub mod market;
+pub mod news;
 pub mod numfmt;
 pub mod order;
 pub mod payload;
