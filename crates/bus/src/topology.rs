@@ -603,6 +603,7 @@ mod tests {
         let t = Topology::load(path).unwrap();
         for name in [
             "md.candles",
+            "md.news",
             "inf.signals",
             "ens.decisions",
             "risk.orders",
