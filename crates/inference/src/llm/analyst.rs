@@ -9,13 +9,14 @@
 //!   signal, without waiting;
 //! - **deadline**: everything (the wait for a turn, the requests, the body) ends `timeout_ms`
 //!   after the analysis started;
-//! - **cache**: valid answers by candle id for `cache_ttl_s`; a hit makes no request;
+//! - **cache**: valid answers by candle id for `cache_ttl_s` (multi-chart answers by their
+//!   charts' last candles and question, see [`super::charts`]); a hit makes no request;
 //! - **age**: a candle that closed longer ago than `max_candle_age_s` (default two intervals)
 //!   is not sent (replays, backfills);
 //! - **secrets**: keys go only into sensitive request headers; every text that leaves
 //!   (errors, logs) has them replaced by `***`, and keys are named by their variable.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -27,6 +28,8 @@ use tradeflow_core::signal::{Action, ModelKind, Signal, SignalStatus};
 use tradeflow_core::time::now_ms;
 
 use super::answer::{Answer, parse_answer};
+use super::cache::TtlCache;
+use super::charts::ChartsAnswer;
 use super::config::{AnalystConfig, ApiKey, Dialect};
 use super::metrics::{LlmMetrics, RequestOutcome};
 use super::prompt::{SYSTEM_PROMPT, user_prompt, utc};
@@ -55,9 +58,11 @@ struct Rest {
     status: u16,
 }
 
-struct Failure {
-    outcome: RequestOutcome,
-    reason: String,
+/// Why an exchange with the provider gave no valid answer (counted under `outcome`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Failure {
+    pub(crate) outcome: RequestOutcome,
+    pub(crate) reason: String,
 }
 
 impl Failure {
@@ -78,13 +83,15 @@ pub struct Analyst {
     http: reqwest::Client,
     timeout: Duration,
     min_interval: Duration,
-    cache_ttl: Duration,
     /// The keys in order of preference; one `None` for a server without authentication.
     keys: Vec<Option<ApiKey>>,
     rests: Mutex<Vec<Option<Rest>>>,
     /// Earliest start of the next request.
     next_slot: Mutex<Option<Instant>>,
-    cache: Mutex<HashMap<String, (Instant, Answer)>>,
+    /// Valid answers by candle id.
+    cache: TtlCache<Answer>,
+    /// Valid multi-chart answers by their charts' last candles and question.
+    pub(super) charts_cache: TtlCache<ChartsAnswer>,
     metrics: LlmMetrics,
 }
 
@@ -135,11 +142,11 @@ impl Analyst {
             http,
             timeout,
             min_interval: Duration::from_millis(config.min_interval_ms),
-            cache_ttl: Duration::from_secs(config.cache_ttl_s),
             rests: Mutex::new(vec![None; keys.len()]),
             keys,
             next_slot: Mutex::new(None),
-            cache: Mutex::new(HashMap::new()),
+            cache: TtlCache::new(Duration::from_secs(config.cache_ttl_s), CACHE_CAP),
+            charts_cache: TtlCache::new(Duration::from_secs(config.cache_ttl_s), CACHE_CAP),
             metrics,
             config,
         })
@@ -177,18 +184,14 @@ impl Analyst {
             return self.signal(ctx, Err(reason), BTreeMap::new(), started);
         }
         let (user, features) = user_prompt(ctx);
-        if let Some(answer) = self.cached(&ctx.candle_id) {
+        if let Some(answer) = self.cache.get(&ctx.candle_id) {
             self.count(RequestOutcome::Cached);
             return self.signal(ctx, Ok(answer), features, started);
         }
-        let deadline = started + self.timeout;
-        let result = match tokio::time::timeout_at(deadline + GUARD_GRACE, self.request(ctx, &user, deadline)).await {
-            Ok(r) => r,
-            Err(_) => {
-                self.count(RequestOutcome::Timeout);
-                Err(Failure::new(RequestOutcome::Timeout, self.timed_out()))
-            }
-        };
+        let result = self.ask(started, SYSTEM_PROMPT, &user, |content| parse_answer(content, ctx.close)).await;
+        if let Ok(answer) = &result {
+            self.cache.put(&ctx.candle_id, answer);
+        }
         let result = result.map_err(|f| {
             debug!(analyst = %self.config.name, candle = %ctx.candle_id, outcome = f.outcome.as_str(), reason = %f.reason, "analysis failed");
             f.reason
@@ -211,9 +214,36 @@ impl Analyst {
         format!("timed out: no answer within {} ms", self.config.timeout_ms)
     }
 
+    /// One exchange with the provider, started at `started`: the `system` and `user` messages
+    /// out, the answer's text checked by `parse` (which names every problem) back, within
+    /// `timeout_ms` of `started`, with the analyst's pacing, keys, metrics and cost. The
+    /// caller owns its cache.
+    pub(crate) async fn ask<T>(
+        &self,
+        started: Instant,
+        system: &str,
+        user: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, Failure> {
+        let deadline = started + self.timeout;
+        match tokio::time::timeout_at(deadline + GUARD_GRACE, self.request(system, user, deadline, &parse)).await {
+            Ok(r) => r,
+            Err(_) => {
+                self.count(RequestOutcome::Timeout);
+                Err(Failure::new(RequestOutcome::Timeout, self.timed_out()))
+            }
+        }
+    }
+
     /// Requests until an answer, a failure, or no usable key; at most one request per key.
-    async fn request(&self, ctx: &ModelContext, user: &str, deadline: Instant) -> Result<Answer, Failure> {
-        let body = wire::request_body(self.dialect, &self.config, SYSTEM_PROMPT, user);
+    async fn request<T>(
+        &self,
+        system: &str,
+        user: &str,
+        deadline: Instant,
+        parse: &impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, Failure> {
+        let body = wire::request_body(self.dialect, &self.config, system, user);
         let body = serde_json::to_vec(&body)
             .map_err(|e| Failure::new(RequestOutcome::HttpError, format!("cannot encode the request: {e}")))?;
         let mut switched = false;
@@ -269,14 +299,14 @@ impl Analyst {
                 let message = self.redact(&wire::error_message(&bytes));
                 return Err(Failure::new(RequestOutcome::HttpError, format!("HTTP {status}: {}", clip(&message, 300))));
             }
-            return self.read_answer(ctx, &bytes);
+            return self.read_answer(&bytes, parse);
         }
         // Every key was tried in this analysis and each request was counted.
         Err(self.all_resting(false))
     }
 
     /// A 2xx body: tokens and cost counted, then the answer checked.
-    fn read_answer(&self, ctx: &ModelContext, bytes: &[u8]) -> Result<Answer, Failure> {
+    fn read_answer<T>(&self, bytes: &[u8], parse: &impl Fn(&str) -> Result<T, String>) -> Result<T, Failure> {
         let malformed = |reason: String| {
             self.count(RequestOutcome::Malformed);
             Failure::new(RequestOutcome::Malformed, reason)
@@ -293,10 +323,9 @@ impl Analyst {
                 .inc_by(self.config.price.cost_usd(u.input_tokens, u.output_tokens));
         }
         let content = reply.content.map_err(|e| malformed(format!("malformed response: {e}")))?;
-        match parse_answer(&content, ctx.close) {
+        match parse(&content) {
             Ok(answer) => {
                 self.count(RequestOutcome::Ok);
-                self.remember(&ctx.candle_id, &answer);
                 Ok(answer)
             }
             Err(e) => Err(malformed(format!("malformed answer: {e} (answer: {})", clip(&self.redact(&content), 200)))),
@@ -339,7 +368,7 @@ impl Analyst {
         Ok((status, retry_after, bytes))
     }
 
-    fn count(&self, outcome: RequestOutcome) {
+    pub(crate) fn count(&self, outcome: RequestOutcome) {
         self.metrics.requests.with_label_values(&[self.name(), outcome.as_str()]).inc();
     }
 
@@ -428,39 +457,6 @@ impl Analyst {
         }
         *next = Some(free + self.min_interval);
         Ok(slot)
-    }
-
-    fn cached(&self, candle_id: &str) -> Option<Answer> {
-        if self.cache_ttl.is_zero() {
-            return None;
-        }
-        let now = Instant::now();
-        let mut cache = lock(&self.cache);
-        match cache.get(candle_id) {
-            Some((expires, answer)) if *expires > now => Some(answer.clone()),
-            Some(_) => {
-                cache.remove(candle_id);
-                None
-            }
-            None => None,
-        }
-    }
-
-    fn remember(&self, candle_id: &str, answer: &Answer) {
-        if self.cache_ttl.is_zero() {
-            return;
-        }
-        let now = Instant::now();
-        let mut cache = lock(&self.cache);
-        if cache.len() >= CACHE_CAP {
-            cache.retain(|_, (expires, _)| *expires > now);
-            if cache.len() >= CACHE_CAP
-                && let Some(oldest) = cache.iter().min_by_key(|(_, (e, _))| *e).map(|(k, _)| k.clone())
-            {
-                cache.remove(&oldest);
-            }
-        }
-        cache.insert(candle_id.to_string(), (now + self.cache_ttl, answer.clone()));
     }
 }
 

@@ -30,7 +30,7 @@ fn unfence(content: &str) -> &str {
     if inner.starts_with(['\n', '\r', ' ']) { inner.trim() } else { t }
 }
 
-fn describe(v: &Value) -> String {
+pub(crate) fn describe(v: &Value) -> String {
     let s = match v {
         Value::String(s) => format!("{s:?}"),
         other => other.to_string(),
@@ -38,63 +38,104 @@ fn describe(v: &Value) -> String {
     super::clip(&s, 60)
 }
 
+/// The JSON object of `content` (plain, or in one code fence).
+pub(crate) fn json_object(content: &str) -> Result<Map<String, Value>, String> {
+    let text = unfence(content);
+    let value: Value = serde_json::from_str(text).map_err(|e| format!("not a JSON object: {e}"))?;
+    match value {
+        Value::Object(obj) => Ok(obj),
+        other => Err(format!("expected a JSON object, got {}", describe(&other))),
+    }
+}
+
+/// A problem for every key of `obj` not in `allowed`, named `{path}{key}`.
+pub(crate) fn unknown_fields(obj: &Map<String, Value>, allowed: &[&str], path: &str, problems: &mut Vec<String>) {
+    for key in obj.keys() {
+        if !allowed.contains(&key.as_str()) {
+            problems.push(format!("{path}{key}: unknown field; expected only {}", allowed.join(", ")));
+        }
+    }
+}
+
 /// Parses and checks an answer about a candle that closed at `close`. Every failure names the
 /// field and what was expected; all of them are reported, separated by `; `.
 pub fn parse_answer(content: &str, close: f64) -> Result<Answer, String> {
-    let text = unfence(content);
-    let value: Value = serde_json::from_str(text).map_err(|e| format!("not a JSON object: {e}"))?;
-    let Value::Object(obj) = value else {
-        return Err(format!("expected a JSON object, got {}", describe(&value)));
-    };
+    let obj = json_object(content)?;
     let mut problems = Vec::new();
-    for key in obj.keys() {
-        if !FIELDS.contains(&key.as_str()) {
-            problems.push(format!("{key}: unknown field; expected only {}", FIELDS.join(", ")));
-        }
+    unknown_fields(&obj, &FIELDS, "", &mut problems);
+    match check_answer(&obj, close, "", &mut problems) {
+        Some(answer) if problems.is_empty() => Ok(answer),
+        _ => Err(problems.join("; ")),
     }
-    let action = match obj.get("action") {
+}
+
+/// `action`: one of the three, or a problem.
+pub(crate) fn action(obj: &Map<String, Value>, path: &str, problems: &mut Vec<String>) -> Option<Action> {
+    match obj.get("action") {
         Some(Value::String(s)) if s == "long" => Some(Action::Long),
         Some(Value::String(s)) if s == "short" => Some(Action::Short),
         Some(Value::String(s)) if s == "hold" => Some(Action::Hold),
         Some(v) => {
-            problems.push(format!("action: expected \"long\", \"short\" or \"hold\", got {}", describe(v)));
+            problems.push(format!("{path}action: expected \"long\", \"short\" or \"hold\", got {}", describe(v)));
             None
         }
         None => {
-            problems.push("action: missing; expected \"long\", \"short\" or \"hold\"".into());
+            problems.push(format!("{path}action: missing; expected \"long\", \"short\" or \"hold\""));
             None
         }
-    };
-    let confidence = match obj.get("confidence") {
+    }
+}
+
+/// `confidence`: a number from 0 to 1, or a problem.
+pub(crate) fn confidence(obj: &Map<String, Value>, path: &str, problems: &mut Vec<String>) -> Option<f64> {
+    match obj.get("confidence") {
         Some(Value::Number(n)) => match n.as_f64() {
             Some(c) if (0.0..=1.0).contains(&c) => Some(c),
             _ => {
-                problems.push(format!("confidence: expected a number from 0 to 1, got {n}"));
+                problems.push(format!("{path}confidence: expected a number from 0 to 1, got {n}"));
                 None
             }
         },
         Some(v) => {
-            problems.push(format!("confidence: expected a number from 0 to 1, got {}", describe(v)));
+            problems.push(format!("{path}confidence: expected a number from 0 to 1, got {}", describe(v)));
             None
         }
         None => {
-            problems.push("confidence: missing; expected a number from 0 to 1".into());
+            problems.push(format!("{path}confidence: missing; expected a number from 0 to 1"));
             None
         }
-    };
-    let reasoning = match obj.get("reasoning") {
+    }
+}
+
+/// `field`: a non-empty string (trimmed), or a problem.
+pub(crate) fn text(obj: &Map<String, Value>, field: &str, path: &str, problems: &mut Vec<String>) -> Option<String> {
+    match obj.get(field) {
         Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
         Some(v) => {
-            problems.push(format!("reasoning: expected a non-empty string, got {}", describe(v)));
+            problems.push(format!("{path}{field}: expected a non-empty string, got {}", describe(v)));
             None
         }
         None => {
-            problems.push("reasoning: missing; expected a non-empty string".into());
+            problems.push(format!("{path}{field}: missing; expected a non-empty string"));
             None
         }
-    };
-    let stop_loss = price(&obj, "stop_loss", &mut problems);
-    let take_profit = price(&obj, "take_profit", &mut problems);
+    }
+}
+
+/// The five fields of an answer in `obj` about a candle that closed at `close`, each problem
+/// named `{path}{field}` (other keys are the caller's to check).
+pub(crate) fn check_answer(
+    obj: &Map<String, Value>,
+    close: f64,
+    path: &str,
+    problems: &mut Vec<String>,
+) -> Option<Answer> {
+    let start = problems.len();
+    let action = action(obj, path, problems);
+    let confidence = confidence(obj, path, problems);
+    let reasoning = text(obj, "reasoning", path, problems);
+    let stop_loss = price(obj, "stop_loss", path, problems);
+    let take_profit = price(obj, "take_profit", path, problems);
     if let (Some(action), Some(sl), Some(tp)) = (action, stop_loss, take_profit) {
         let side = |level: Option<f64>, below: bool, field: &str, problems: &mut Vec<String>| {
             if let Some(v) = level
@@ -102,27 +143,27 @@ pub fn parse_answer(content: &str, close: f64) -> Result<Answer, String> {
             {
                 let rel = if below { "below" } else { "above" };
                 problems.push(format!(
-                    "{field}: expected a price {rel} the close {close} for a {} signal, got {v}",
+                    "{path}{field}: expected a price {rel} the close {close} for a {} signal, got {v}",
                     action.as_str()
                 ));
             }
         };
         match action {
             Action::Long => {
-                side(sl, true, "stop_loss", &mut problems);
-                side(tp, false, "take_profit", &mut problems);
+                side(sl, true, "stop_loss", problems);
+                side(tp, false, "take_profit", problems);
             }
             Action::Short => {
-                side(sl, false, "stop_loss", &mut problems);
-                side(tp, true, "take_profit", &mut problems);
+                side(sl, false, "stop_loss", problems);
+                side(tp, true, "take_profit", problems);
             }
             Action::Hold => {}
         }
     }
     match (action, confidence, reasoning, stop_loss, take_profit) {
-        (Some(action), Some(confidence), Some(reasoning), Some(sl), Some(tp)) if problems.is_empty() => {
+        (Some(action), Some(confidence), Some(reasoning), Some(sl), Some(tp)) if problems.len() == start => {
             let hold = action == Action::Hold;
-            Ok(Answer {
+            Some(Answer {
                 action,
                 confidence,
                 reasoning,
@@ -130,27 +171,32 @@ pub fn parse_answer(content: &str, close: f64) -> Result<Answer, String> {
                 take_profit: if hold { None } else { tp },
             })
         }
-        _ => Err(problems.join("; ")),
+        _ => None,
     }
 }
 
 /// `Some(None)` for null, `Some(Some(p))` for a positive price, `None` (with a problem) otherwise.
-fn price(obj: &Map<String, Value>, field: &str, problems: &mut Vec<String>) -> Option<Option<f64>> {
+pub(crate) fn price(
+    obj: &Map<String, Value>,
+    field: &str,
+    path: &str,
+    problems: &mut Vec<String>,
+) -> Option<Option<f64>> {
     match obj.get(field) {
         Some(Value::Null) => Some(None),
         Some(Value::Number(n)) => match n.as_f64() {
             Some(p) if p > 0.0 && p.is_finite() => Some(Some(p)),
             _ => {
-                problems.push(format!("{field}: expected a positive price or null, got {n}"));
+                problems.push(format!("{path}{field}: expected a positive price or null, got {n}"));
                 None
             }
         },
         Some(v) => {
-            problems.push(format!("{field}: expected a positive price or null, got {}", describe(v)));
+            problems.push(format!("{path}{field}: expected a positive price or null, got {}", describe(v)));
             None
         }
         None => {
-            problems.push(format!("{field}: missing; expected a positive price or null"));
+            problems.push(format!("{path}{field}: missing; expected a positive price or null"));
             None
         }
     }

@@ -7,10 +7,14 @@
 //! - [`prompt`]: the system prompt and the per-candle summary;
 //! - [`answer`]: the strict JSON answer, checked field by field;
 //! - [`analyst`]: pacing, key rotation, deadline, cache and metrics around the requests;
+//! - [`charts`]: several charts in one request, answered per chart and overall;
+//! - [`cache`]: the analysts' caches of valid answers;
 //! - [`metrics`]: the `tradeflow_llm_*` metrics.
 
 pub mod analyst;
 pub mod answer;
+mod cache;
+pub mod charts;
 pub mod config;
 pub mod metrics;
 pub mod prompt;
@@ -18,6 +22,7 @@ pub mod wire;
 
 pub use analyst::{Analyst, not_asked, run_analysts};
 pub use answer::{Answer, parse_answer};
+pub use charts::{Chart, ChartsAnswer, ChartsError, ChartsReply, Overall};
 pub use config::{AnalystConfig, ApiKey, Dialect, LlmConfig, Price};
 pub use metrics::{LlmMetrics, RequestOutcome};
 

@@ -19,7 +19,6 @@ for short, take_profit < close < stop_loss; for hold, both null.";
 /// The user message about `ctx`, and the indicator values it contains by name (this interval's
 /// plainly, another interval's prefixed with it, e.g. `4h.rsi_14`): the signal's features.
 pub fn user_prompt(ctx: &ModelContext) -> (String, BTreeMap<String, f64>) {
-    let mut features = BTreeMap::new();
     let mut p = String::with_capacity(2048);
     let _ = writeln!(
         p,
@@ -30,6 +29,16 @@ pub fn user_prompt(ctx: &ModelContext) -> (String, BTreeMap<String, f64>) {
         utc(ctx.open_time),
         num(ctx.close)
     );
+    let features = context_lines(&mut p, ctx);
+    p.push_str("Answer with the JSON object only.");
+    (p, features)
+}
+
+/// The lines about `ctx` after its candle line: its market condition, its indicators and the
+/// other intervals' (shared with the multi-chart prompt, [`super::charts`]); returns the
+/// indicator values written, by name (see [`user_prompt`]).
+pub(crate) fn context_lines(p: &mut String, ctx: &ModelContext) -> BTreeMap<String, f64> {
+    let mut features = BTreeMap::new();
     let _ = writeln!(p, "Market condition: {}.", condition(&ctx.market));
     let named = indicators_by_name(&ctx.indicators);
     let _ = writeln!(p, "Indicators {}: {}.", ctx.interval, list(&named));
@@ -50,8 +59,7 @@ pub fn user_prompt(ctx: &ModelContext) -> (String, BTreeMap<String, f64>) {
             features.insert(format!("{}.{name}", tf.interval), v);
         }
     }
-    p.push_str("Answer with the JSON object only.");
-    (p, features)
+    features
 }
 
 fn list(named: &[(&str, f64)]) -> String {
