@@ -235,6 +235,25 @@ pub enum RefusalReason {
     SizeTooSmall {
         quantity: f64,
     },
+    /// A manual request for a symbol the account has no price of yet (no bar of it has reached
+    /// the account's risk partition).
+    NoMarketPrice {
+        symbol: String,
+    },
+    /// A reduce-only request (or a fraction of a position) with no position to reduce.
+    NoPosition {
+        symbol: String,
+    },
+    /// A manual entry the way the account already holds the symbol: one position per symbol.
+    AlreadyPositioned {
+        direction: Direction,
+    },
+    /// A manual request whose values cannot be traded as they are (an exit on the wrong side
+    /// of the price, a reduce-only order the way of the position, a malformed field).
+    InvalidRequest {
+        field: String,
+        message: String,
+    },
 }
 
 impl RefusalReason {
@@ -257,6 +276,10 @@ impl RefusalReason {
             Self::Cooldown { .. } => "cooldown",
             Self::StopLossRequired => "stop_loss_required",
             Self::SizeTooSmall { .. } => "size_too_small",
+            Self::NoMarketPrice { .. } => "no_market_price",
+            Self::NoPosition { .. } => "no_position",
+            Self::AlreadyPositioned { .. } => "already_positioned",
+            Self::InvalidRequest { .. } => "invalid_request",
         }
     }
 }
@@ -299,6 +322,14 @@ impl fmt::Display for RefusalReason {
             }
             Self::StopLossRequired => write!(f, "a stop loss is required and the decision has none"),
             Self::SizeTooSmall { quantity } => write!(f, "sized quantity {quantity} is too small to trade"),
+            Self::NoMarketPrice { symbol } => {
+                write!(f, "no price of {symbol} has reached this account yet (no bar of it from its profile)")
+            }
+            Self::NoPosition { symbol } => write!(f, "no open position in {symbol} to reduce"),
+            Self::AlreadyPositioned { direction } => {
+                write!(f, "already {} in this symbol: one position per symbol", direction.as_str())
+            }
+            Self::InvalidRequest { field, message } => write!(f, "{field}: {message}"),
         }
     }
 }

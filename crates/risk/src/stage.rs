@@ -10,7 +10,7 @@
 //! `ens.decisions` is keyed by profile so that every decision an account trades reaches one
 //! partition, in order: an account follows one profile.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -18,8 +18,9 @@ use tradeflow_core::control::ControlState;
 use tradeflow_core::decision::{Decision, Trigger};
 use tradeflow_core::execution::ExecEvent;
 use tradeflow_core::order::{
-    AccountAlert, BarMark, Direction, Intent, Mark, OrderIntent, OrderType, RefusalReason, Rejection, RiskMessage,
+    AccountAlert, BarMark, Direction, Intent, Mark, OrderIntent, OrderType, RefusalReason, Rejection, RiskMessage, Side,
 };
+use tradeflow_core::request::{OrderRequest, RequestSize};
 use tradeflow_core::signal::Action;
 use tradeflow_exec::paper::PaperBook;
 
@@ -50,7 +51,14 @@ struct AccountState {
     last_bars: BTreeMap<String, BarMark>,
     /// Open time of the latest decision per symbol: a redelivered decision is ignored.
     watermarks: BTreeMap<String, i64>,
+    /// Client ids of the latest manual requests, oldest first: a request is acted on once.
+    #[serde(default)]
+    requests: VecDeque<String>,
 }
+
+/// Client ids remembered per account. A client id is an idempotency key for retries, which
+/// come within seconds; the edges refuse a reused id for a day through Redis as well.
+const REQUESTS_REMEMBERED: usize = 4096;
 
 impl AccountState {
     fn new(cfg: &AccountConfig) -> Self {
@@ -67,6 +75,7 @@ impl AccountState {
             applied_emergency: None,
             last_bars: BTreeMap::new(),
             watermarks: BTreeMap::new(),
+            requests: VecDeque::new(),
         }
     }
 }
@@ -183,6 +192,38 @@ impl RiskStage {
             out.extend(apply_control(cfg, st, control, bar.close_time));
             out.extend(step(cfg, st, d, &bar, control));
         }
+        out
+    }
+
+    /// A manual order request: one message for its account (an order or a typed refusal), or
+    /// nothing when the request was acted on before. A request for an account this stage does
+    /// not hold (the edge's configuration differs from the workers') is an alert, not a loss.
+    pub fn on_request(&mut self, r: &OrderRequest, control: &ControlState) -> RiskOutput {
+        let mut out = RiskOutput::default();
+        let Some(cfg) = self.accounts.iter().find(|a| a.id == r.account) else {
+            out.alerts.push(alert(
+                &r.id,
+                &r.account,
+                "unknown_account",
+                format!("order request {} for an account this risk partition does not hold", r.id),
+                r.requested_at,
+            ));
+            return out;
+        };
+        let Some(st) = self.state.get_mut(&cfg.id) else { return out };
+        if st.requests.iter().any(|c| *c == r.client_id) {
+            return out;
+        }
+        st.requests.push_back(r.client_id.clone());
+        while st.requests.len() > REQUESTS_REMEMBERED {
+            st.requests.pop_front();
+        }
+        // Operator commands first, as before a decision: an emergency stop refuses this entry.
+        if let Some(bar) = st.last_bars.get(&r.symbol) {
+            let time = bar.close_time;
+            out.extend(apply_control(cfg, st, control, time));
+        }
+        out.extend(request_step(cfg, st, r, control));
         out
     }
 }
@@ -355,7 +396,7 @@ fn step(cfg: &AccountConfig, st: &mut AccountState, d: &Decision, bar: &BarMark,
         (Some(_), Some((have, quantity))) => {
             RiskMessage::Order(order(cfg, d, (&id, &decision_id), seq, bar, Intent::Close, have, quantity))
         }
-        (Some(w), None) => match check_entry(cfg, st, d, bar, w, control) {
+        (Some(w), None) => match check_entry(cfg, st, &EntryAsk::of_decision(cfg, d, w), bar, control) {
             Ok(quantity) => RiskMessage::Order(order(cfg, d, (&id, &decision_id), seq, bar, Intent::Open, w, quantity)),
             Err(reason) => RiskMessage::Rejected(Rejection {
                 id: id.clone(),
@@ -380,6 +421,168 @@ fn step(cfg: &AccountConfig, st: &mut AccountState, d: &Decision, bar: &BarMark,
     if matches!(message, RiskMessage::Mark(_)) && idle {
         st.seq -= 1;
         return out;
+    }
+    out.messages.push(message);
+    out
+}
+
+/// A manual request on the account's latest bar of its symbol, which is also the price it is
+/// sized at and the bar its order carries: the executor's book has already marked that bar, so
+/// the order is executed on it without marking it twice, exactly as the shadow book does here.
+fn request_step(cfg: &AccountConfig, st: &mut AccountState, r: &OrderRequest, control: &ControlState) -> RiskOutput {
+    let mut out = RiskOutput::default();
+    let id = r.order_id();
+    let direction = match r.side {
+        Side::Buy => Direction::Long,
+        Side::Sell => Direction::Short,
+    };
+    let action = match direction {
+        Direction::Long => Action::Long,
+        Direction::Short => Action::Short,
+    };
+    let Some(bar) = st.last_bars.get(&r.symbol).cloned() else {
+        // Nothing to number it against: sequence 0, which every book ignores (it applies
+        // numbers above its last), so the refusal reaches the audit store and the caller only.
+        let bar = BarMark {
+            symbol: r.symbol.clone(),
+            open_time: 0,
+            close_time: r.requested_at,
+            open: None,
+            high: 0.0,
+            low: 0.0,
+            close: 0.0,
+        };
+        let reason = RefusalReason::NoMarketPrice { symbol: r.symbol.clone() };
+        out.messages.push(RiskMessage::Rejected(Rejection {
+            id,
+            decision_id: r.id.clone(),
+            account: cfg.id.clone(),
+            seq: 0,
+            bar,
+            action,
+            reason,
+        }));
+        return out;
+    };
+    st.seq += 1;
+    let seq = st.seq;
+    let refuse = |reason: RefusalReason| {
+        RiskMessage::Rejected(Rejection {
+            id: id.clone(),
+            decision_id: r.id.clone(),
+            account: cfg.id.clone(),
+            seq,
+            bar: bar.clone(),
+            action,
+            reason,
+        })
+    };
+    let invalid = |field: &str, message: String| refuse(RefusalReason::InvalidRequest { field: field.into(), message });
+    let base = OrderIntent {
+        id: id.clone(),
+        decision_id: r.id.clone(),
+        account: cfg.id.clone(),
+        seq,
+        bar: bar.clone(),
+        intent: Intent::Open,
+        direction,
+        side: r.side,
+        order_type: OrderType::Market,
+        limit_price: None,
+        quantity: 0.0,
+        leverage: cfg.leverage,
+        stop_loss: None,
+        take_profit: None,
+        trailing_stop_pct: None,
+        reason: format!("manual {} by {} (request {})", r.side.as_str(), r.requested_by, r.client_id),
+        fill_sizing: None,
+    };
+    let price = bar.close;
+    let message = if let Some(problem) = r.validate().into_iter().next() {
+        invalid(problem.field, problem.message)
+    } else if cfg.executor != crate::account::ExecutorKind::Paper && r.order_type != OrderType::Market {
+        invalid("order_type", format!("{} accounts place market orders only", cfg.executor.as_str()))
+    } else if cfg.executor != crate::account::ExecutorKind::Paper && r.leverage.is_some_and(|l| l != cfg.leverage) {
+        invalid(
+            "leverage",
+            format!("{} accounts trade at their configured leverage {}", cfg.executor.as_str(), cfg.leverage),
+        )
+    } else {
+        match st.book.position(&r.symbol).map(|p| (p.direction, p.quantity)) {
+            // Against the position: a reduce or a close, never a reversal in one step. Exits
+            // are never refused (as for decisions).
+            Some((have, held)) if have != direction => {
+                let wanted = match r.size {
+                    RequestSize::Account => held,
+                    RequestSize::Quantity { quantity } => quantity,
+                    RequestSize::Notional { notional } => notional / price,
+                    RequestSize::Fraction { fraction } => fraction * held,
+                };
+                let quantity = cfg.paper.floor_to_lot(wanted.min(held));
+                if wanted >= held || quantity >= held {
+                    RiskMessage::Order(OrderIntent { intent: Intent::Close, direction: have, quantity: held, ..base })
+                } else if quantity > 0.0 {
+                    RiskMessage::Order(OrderIntent { intent: Intent::Reduce, direction: have, quantity, ..base })
+                } else {
+                    refuse(RefusalReason::SizeTooSmall { quantity })
+                }
+            }
+            Some((have, _)) if r.reduce_only => invalid(
+                "reduce_only",
+                format!("a reduce-only {} would add to the {} position", r.side.as_str(), have.as_str()),
+            ),
+            Some((have, _)) => refuse(RefusalReason::AlreadyPositioned { direction: have }),
+            None if r.reduce_only || matches!(r.size, RequestSize::Fraction { .. }) => {
+                refuse(RefusalReason::NoPosition { symbol: r.symbol.clone() })
+            }
+            None => {
+                let reference = r.limit_price.unwrap_or(price);
+                let leverage = r.leverage.unwrap_or(cfg.leverage);
+                let stop_bad = r.stop_loss.is_some() && valid_stop(direction, reference, r.stop_loss).is_none();
+                let target_bad = r.take_profit.is_some() && valid_target(direction, reference, r.take_profit).is_none();
+                let (below, above) = if direction == Direction::Long { ("below", "above") } else { ("above", "below") };
+                if stop_bad {
+                    invalid("stop_loss", format!("must be {below} the price {reference} for a {}", r.side.as_str()))
+                } else if target_bad {
+                    invalid("take_profit", format!("must be {above} the price {reference} for a {}", r.side.as_str()))
+                } else if leverage > cfg.leverage {
+                    refuse(RefusalReason::MaxLeverage { requested: leverage, max: cfg.leverage })
+                } else {
+                    let ask = EntryAsk {
+                        direction,
+                        confidence: None,
+                        stop_loss: r.stop_loss,
+                        take_profit: r.take_profit,
+                        quantity: match r.size {
+                            RequestSize::Quantity { quantity } => Some(quantity),
+                            RequestSize::Notional { notional } => Some(notional / reference),
+                            RequestSize::Account | RequestSize::Fraction { .. } => None,
+                        },
+                        price: Some(reference),
+                        leverage,
+                    };
+                    match check_entry(cfg, st, &ask, &bar, control) {
+                        Ok(quantity) => RiskMessage::Order(OrderIntent {
+                            order_type: r.order_type,
+                            limit_price: r.limit_price,
+                            quantity,
+                            leverage,
+                            stop_loss: r.stop_loss,
+                            take_profit: r.take_profit,
+                            trailing_stop_pct: cfg.trailing_stop_pct,
+                            fill_sizing: (ask.quantity.is_none() && cfg.sizing == Sizing::AllIn)
+                                .then_some(FillSizing::AllIn),
+                            ..base
+                        }),
+                        Err(reason) => refuse(reason),
+                    }
+                }
+            }
+        }
+    };
+    if let RiskMessage::Order(o) = &message {
+        let events = st.book.execute(o);
+        record_results(cfg, st, &events, bar.close_time, &mut out);
     }
     out.messages.push(message);
     out
@@ -428,15 +631,43 @@ fn valid_target(direction: Direction, price: f64, target: Option<f64>) -> Option
     target.filter(|t| t.is_finite() && *t > 0.0 && direction.sign() * (t - price) > 0.0)
 }
 
+/// What an entry asks for: a decision's or a manual request's.
+struct EntryAsk {
+    direction: Direction,
+    /// The decision's; none for a manual request (an operator's order has no confidence).
+    confidence: Option<f64>,
+    stop_loss: Option<f64>,
+    take_profit: Option<f64>,
+    /// A size the request named; none: the account's sizing method.
+    quantity: Option<f64>,
+    /// The price it is sized and checked at: a limit order's limit; none: the bar's close.
+    price: Option<f64>,
+    leverage: f64,
+}
+
+impl EntryAsk {
+    fn of_decision(cfg: &AccountConfig, d: &Decision, direction: Direction) -> Self {
+        Self {
+            direction,
+            confidence: Some(d.confidence),
+            stop_loss: d.stop_loss,
+            take_profit: d.take_profit,
+            quantity: None,
+            price: None,
+            leverage: cfg.leverage,
+        }
+    }
+}
+
 /// The checks of an entry, in order; the first that fails is the reason. Returns the size.
 fn check_entry(
     cfg: &AccountConfig,
     st: &AccountState,
-    d: &Decision,
+    ask: &EntryAsk,
     bar: &BarMark,
-    direction: Direction,
     control: &ControlState,
 ) -> Result<f64, RefusalReason> {
+    let direction = ask.direction;
     let r = &cfg.risk;
     let enabled = control.trading.get(&cfg.id).copied().unwrap_or(cfg.trading_enabled);
     if !enabled {
@@ -454,11 +685,13 @@ fn check_entry(
     if direction == Direction::Short && !cfg.allow_short {
         return Err(RefusalReason::ShortingDisabled);
     }
-    if d.confidence < r.min_confidence {
-        return Err(RefusalReason::ConfidenceBelowMinimum { confidence: d.confidence, minimum: r.min_confidence });
+    if let Some(confidence) = ask.confidence
+        && confidence < r.min_confidence
+    {
+        return Err(RefusalReason::ConfidenceBelowMinimum { confidence, minimum: r.min_confidence });
     }
-    let price = bar.close;
-    let stop = valid_stop(direction, price, d.stop_loss);
+    let price = ask.price.unwrap_or(bar.close);
+    let stop = valid_stop(direction, price, ask.stop_loss);
     if r.stop_loss_required && stop.is_none() {
         return Err(RefusalReason::StopLossRequired);
     }
@@ -475,16 +708,18 @@ fn check_entry(
     if open >= r.max_open_positions {
         return Err(RefusalReason::MaxOpenPositions { open, max: r.max_open_positions });
     }
-    let quantity = match cfg.sizing {
+    let quantity = match (ask.quantity, cfg.sizing) {
+        // A size the operator named: checked below like any other.
+        (Some(q), _) => cfg.paper.floor_to_lot(q),
         // An estimate at this close: the book sizes the order again at its fill price.
-        Sizing::AllIn => st.book.all_in_quantity(price, cfg.leverage),
-        _ => cfg.paper.floor_to_lot(size(
+        (None, Sizing::AllIn) => st.book.all_in_quantity(price, ask.leverage),
+        (None, _) => cfg.paper.floor_to_lot(size(
             cfg,
             equity,
             price,
             stop,
-            valid_target(direction, price, d.take_profit),
-            d.confidence,
+            valid_target(direction, price, ask.take_profit),
+            ask.confidence.unwrap_or(1.0),
         )),
     };
     let notional = quantity * price;
@@ -505,7 +740,7 @@ fn check_entry(
     if effective > r.max_leverage {
         return Err(RefusalReason::MaxLeverage { requested: effective, max: r.max_leverage });
     }
-    let required = notional / cfg.leverage + notional * cfg.paper.taker_fee;
+    let required = notional / ask.leverage + notional * cfg.paper.taker_fee;
     let available = st.book.available_margin();
     if required > available {
         return Err(RefusalReason::InsufficientMargin { required, available });
@@ -576,6 +811,129 @@ mod tests {
         }
         assert_eq!(stage.view("a").unwrap().open_positions, 0);
         assert!(stage.on_decision(&decision(5, Action::Hold, Trigger::Manual), &control).messages.is_empty());
+    }
+
+    fn request(client: &str, side: Side, size: RequestSize) -> OrderRequest {
+        OrderRequest {
+            id: OrderRequest::id_for("a", client),
+            client_id: client.into(),
+            account: "a".into(),
+            symbol: "BTC".into(),
+            side,
+            size,
+            order_type: OrderType::Market,
+            limit_price: None,
+            leverage: None,
+            stop_loss: None,
+            take_profit: None,
+            reduce_only: false,
+            requested_by: "t".into(),
+            requested_at: 0,
+        }
+    }
+
+    fn only(out: RiskOutput) -> RiskMessage {
+        assert_eq!(out.messages.len(), 1, "{out:?}");
+        out.messages.into_iter().next().unwrap()
+    }
+
+    fn refusal(out: RiskOutput) -> RefusalReason {
+        match only(out) {
+            RiskMessage::Rejected(r) => r.reason,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn manual_requests_are_sized_refused_and_partly_closed_by_risk_and_the_books_agree() {
+        let accounts = Arc::new(vec![AccountConfig::paper("a", "p", 1000.0)]);
+        let mut stage = RiskStage::new(accounts.clone());
+        let mut exec = PaperBook::new("a", 1000.0, accounts[0].paper.clone());
+        let control = ControlState::default();
+        // No bar of the symbol yet: refused, numbered 0 (no book applies it).
+        match only(stage.on_request(&request("c0", Side::Buy, RequestSize::Account), &control)) {
+            RiskMessage::Rejected(r) => {
+                assert_eq!((r.seq, r.reason.code()), (0, "no_market_price"));
+                assert_eq!((r.id.as_str(), r.decision_id.as_str()), ("req:a:c0/a", "req:a:c0"));
+            }
+            other => panic!("{other:?}"),
+        }
+        for m in stage.on_decision(&decision(1, Action::Hold, Trigger::Complete), &control).messages {
+            exec.apply(&m);
+        }
+        // Sized by the account's method at the last close (100).
+        let open = only(stage.on_request(&request("c1", Side::Buy, RequestSize::Account), &control));
+        let RiskMessage::Order(o) = &open else { panic!("{open:?}") };
+        assert_eq!((o.intent, o.direction, o.bar.close), (Intent::Open, Direction::Long, 100.0));
+        assert!(o.quantity > 0.0);
+        let held = o.quantity;
+        exec.apply(&open);
+        // The same client id again: nothing at all.
+        assert_eq!(stage.on_request(&request("c1", Side::Buy, RequestSize::Account), &control), RiskOutput::default());
+        // Each refusal a request can meet.
+        let same = refusal(stage.on_request(&request("c2", Side::Buy, RequestSize::Account), &control));
+        assert_eq!(same, RefusalReason::AlreadyPositioned { direction: Direction::Long });
+        let r = OrderRequest { reduce_only: true, ..request("c3", Side::Buy, RequestSize::Account) };
+        assert_eq!(refusal(stage.on_request(&r, &control)).code(), "invalid_request");
+        let r = OrderRequest {
+            symbol: "ETH".into(),
+            id: OrderRequest::id_for("a", "c4"),
+            ..request("c4", Side::Buy, RequestSize::Account)
+        };
+        assert_eq!(refusal(stage.on_request(&r, &control)).code(), "no_market_price");
+        // Half of it: a reduce, then the rest with a quantity larger than what is left: a close.
+        let half =
+            only(stage.on_request(&request("c5", Side::Sell, RequestSize::Fraction { fraction: 0.5 }), &control));
+        let RiskMessage::Order(o) = &half else { panic!("{half:?}") };
+        assert_eq!(o.intent, Intent::Reduce);
+        assert!((o.quantity - held / 2.0).abs() <= 1e-6 * held, "{} vs {held}", o.quantity);
+        exec.apply(&half);
+        let rest = only(
+            stage.on_request(&request("c6", Side::Sell, RequestSize::Quantity { quantity: held * 10.0 }), &control),
+        );
+        let RiskMessage::Order(o) = &rest else { panic!("{rest:?}") };
+        assert_eq!(o.intent, Intent::Close);
+        exec.apply(&rest);
+        assert_eq!(stage.book("a").unwrap().open_positions(), 0);
+        assert_eq!(exec.open_positions(), 0);
+        assert_eq!(exec.balance(), stage.book("a").unwrap().balance());
+        // Flat now: a reduce-only order has nothing to reduce.
+        let r =
+            OrderRequest { reduce_only: true, ..request("c7", Side::Sell, RequestSize::Fraction { fraction: 1.0 }) };
+        assert_eq!(refusal(stage.on_request(&r, &control)).code(), "no_position");
+        // An exit on the wrong side, leverage above the account's, a disabled account.
+        let r = OrderRequest { stop_loss: Some(120.0), ..request("c8", Side::Buy, RequestSize::Account) };
+        match refusal(stage.on_request(&r, &control)) {
+            RefusalReason::InvalidRequest { field, .. } => assert_eq!(field, "stop_loss"),
+            other => panic!("{other:?}"),
+        }
+        let r = OrderRequest { leverage: Some(5.0), ..request("c9", Side::Buy, RequestSize::Account) };
+        assert_eq!(refusal(stage.on_request(&r, &control)).code(), "max_leverage");
+        let mut off = ControlState::default();
+        off.trading.insert("a".into(), false);
+        assert_eq!(
+            refusal(stage.on_request(&request("c10", Side::Buy, RequestSize::Account), &off)).code(),
+            "trading_disabled"
+        );
+        // A named size is checked like any other: far beyond the equity.
+        let r = request("c11", Side::Buy, RequestSize::Notional { notional: 1e9 });
+        assert_eq!(refusal(stage.on_request(&r, &control)).code(), "max_position_pct_of_equity");
+        // Sequence numbers stay contiguous for the executor.
+        let seqs: Vec<u64> = [&open, &half, &rest].iter().map(|m| m.seq()).collect();
+        assert_eq!(seqs, [1, 4, 5]);
+    }
+
+    #[test]
+    fn a_request_for_an_account_not_held_here_is_an_alert() {
+        let mut stage = RiskStage::new(Arc::new(vec![AccountConfig::paper("a", "p", 1000.0)]));
+        let r = OrderRequest {
+            account: "zz".into(),
+            id: OrderRequest::id_for("zz", "c"),
+            ..request("c", Side::Buy, RequestSize::Account)
+        };
+        let out = stage.on_request(&r, &ControlState::default());
+        assert!(out.messages.is_empty());
+        assert_eq!(out.alerts[0].kind, "unknown_account");
     }
 
     /// backtesting.py's account: all in, next-open fills, units of 1e-8, commission 0.001.

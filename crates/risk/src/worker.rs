@@ -1,4 +1,5 @@
-//! The risk worker's bus handler: decisions of one `ens.decisions` partition in; intents,
+//! The risk worker's bus handler: decisions and manual order requests of one `ens.decisions`
+//! partition in; intents,
 //! rejections and marks to `risk.orders` (key = account); account alerts to `audit.events`.
 //!
 //! Everything a batch produces goes out in the runner's MULTI/EXEC that acknowledges the batch
@@ -16,9 +17,11 @@ use tradeflow_bus::envelope::DecodeError;
 use tradeflow_bus::keys::partition_of;
 use tradeflow_bus::{Delivery, EnvelopeRef, Handler, HandlerFactory, Outcome, Outgoing, Producer, Tick};
 use tradeflow_core::MessageId;
+use tradeflow_core::Payload;
 use tradeflow_core::control::ControlState;
 use tradeflow_core::decision::Decision;
 use tradeflow_core::order::RiskMessage;
+use tradeflow_core::request::OrderRequest;
 use tradeflow_core::time::now_ms;
 
 use crate::account::AccountConfig;
@@ -107,24 +110,39 @@ impl RiskHandler {
     }
 }
 
-impl Handler for RiskHandler {
-    type Msg = Decision;
+/// What risk's input stream carries: the ensemble's decisions and the operators' order
+/// requests, in one order per partition.
+#[derive(Debug)]
+pub enum RiskInput {
+    Decision(Decision),
+    Request(OrderRequest),
+}
 
-    fn decode(&self, envelope: &EnvelopeRef<'_>) -> Result<Decision, DecodeError> {
-        envelope.open::<Decision>()
+impl Handler for RiskHandler {
+    type Msg = RiskInput;
+
+    fn decode(&self, envelope: &EnvelopeRef<'_>) -> Result<RiskInput, DecodeError> {
+        if envelope.kind == OrderRequest::KIND {
+            envelope.open::<OrderRequest>().map(RiskInput::Request)
+        } else {
+            envelope.open::<Decision>().map(RiskInput::Decision)
+        }
     }
 
-    async fn handle(&mut self, delivery: &Delivery<Decision>) -> Outcome {
+    async fn handle(&mut self, delivery: &Delivery<RiskInput>) -> Outcome {
         let mut outcomes = self.handle_batch(std::slice::from_ref(delivery)).await;
         outcomes.pop().unwrap_or(Outcome::Retry("no outcome".into()))
     }
 
-    async fn handle_batch(&mut self, batch: &[Delivery<Decision>]) -> Vec<Outcome> {
+    async fn handle_batch(&mut self, batch: &[Delivery<RiskInput>]) -> Vec<Outcome> {
         let before = self.stage.clone();
         let control = self.control.borrow().clone();
         let mut out = RiskOutput::default();
         for d in batch {
-            let o = self.stage.on_decision(&d.msg, &control);
+            let o = match &d.msg {
+                RiskInput::Decision(decision) => self.stage.on_decision(decision, &control),
+                RiskInput::Request(request) => self.stage.on_request(request, &control),
+            };
             out.messages.extend(o.messages);
             out.alerts.extend(o.alerts);
         }
