@@ -2,10 +2,12 @@
 //!
 //! - [`paper`]: a deterministic paper broker (pure code; the risk stage runs the same book as its
 //!   shadow of each paper account);
-//! - [`binance`]: a signed REST client for Binance USDⓈ-M futures.
+//! - [`binance`]: a signed REST client for Binance USDⓈ-M futures;
+//! - [`hyperliquid`]: a signed client for Hyperliquid perpetuals.
 
 pub mod binance;
 pub mod exchange;
+pub mod hyperliquid;
 pub mod paper;
 pub mod stage;
 pub mod worker;
