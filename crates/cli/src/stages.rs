@@ -107,7 +107,7 @@ pub fn exec_consumer(
             starting_balance: a.starting_balance,
             leverage: a.leverage as u32,
             taker_fee: a.paper.taker_fee,
-            client,
+            client: client.into(),
         });
     }
     let accounts = accounts

@@ -1,4 +1,9 @@
-//! Execution on Binance USDⓈ-M futures: the exchange half of the execution stage.
+//! Execution on an exchange: the exchange half of the execution stage, for Binance USDⓈ-M
+//! futures and Hyperliquid perpetuals ([`Venue`]). The logic below is the venues'; what is
+//! written of Binance's requests is how [`Venue::Binance`] does it, and
+//! [`crate::hyperliquid::venue`] says how Hyperliquid does the same (IOC orders for market
+//! orders, reduce-only trigger orders for stops and take profits, cloids from our ids, read
+//! back by `frontendOpenOrders` and `orderStatus`).
 //!
 //! An approved order becomes a MARKET order whose `newClientOrderId` is derived from our order
 //! id, so a redelivered intent finds the order it already placed instead of opening a second
@@ -45,6 +50,7 @@ use tradeflow_core::order::{Intent, OrderIntent, RiskMessage, Side};
 use crate::binance::{
     AlgoOrderAck, FuturesClient, FuturesError, NewAlgoOrder, NewOrder, OrderAck, OrderSide, client_order_id,
 };
+use crate::hyperliquid::HyperliquidClient;
 use crate::paper::{PaperBook, PaperConfig};
 use crate::stage::ExecOutput;
 
@@ -55,9 +61,144 @@ pub struct ExchangeAccount {
     pub starting_balance: f64,
     /// Leverage set on every symbol it trades.
     pub leverage: u32,
-    /// Taker fee used to book fills (Binance reports commissions per trade, not per order).
+    /// Taker fee used to book fills (the exchanges report commissions per trade, not per order).
     pub taker_fee: f64,
-    pub client: FuturesClient,
+    pub client: Venue,
+}
+
+/// The exchange an account trades on, with its client. The desk's logic is the same for
+/// every venue; what differs (how an order, a protective order, a cancel are sent and read
+/// back) is in the venue's methods.
+#[derive(Debug, Clone)]
+pub enum Venue {
+    /// Binance USDⓈ-M futures; protection through the Algo Order API.
+    Binance(FuturesClient),
+    /// Hyperliquid perpetuals; protection as reduce-only trigger orders
+    /// (see [`crate::hyperliquid::venue`]).
+    Hyperliquid(HyperliquidClient),
+}
+
+impl From<FuturesClient> for Venue {
+    fn from(c: FuturesClient) -> Self {
+        Self::Binance(c)
+    }
+}
+
+impl From<HyperliquidClient> for Venue {
+    fn from(c: HyperliquidClient) -> Self {
+        Self::Hyperliquid(c)
+    }
+}
+
+/// What an order executed on the exchange.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Executed {
+    pub quantity: f64,
+    /// Average fill price, when the exchange reports one.
+    pub price: Option<f64>,
+    /// Exchange time of the fill or of the order's last change (ms).
+    pub time: i64,
+}
+
+impl Executed {
+    fn of_binance(ack: &OrderAck) -> Self {
+        Self { quantity: ack.executed_qty, price: fill_price(ack), time: ack.update_time }
+    }
+}
+
+impl Venue {
+    async fn set_leverage(&self, symbol: &str, leverage: u32) -> Result<(), ExchangeError> {
+        match self {
+            Self::Binance(c) => c.set_leverage(symbol, leverage).await.map(|_| ()).map_err(classify),
+            Self::Hyperliquid(c) => crate::hyperliquid::venue::set_leverage(c, symbol, leverage).await,
+        }
+    }
+
+    /// A market order, idempotent by `id`.
+    async fn market(
+        &self,
+        symbol: &str,
+        side: Side,
+        quantity: f64,
+        id: &str,
+        reduce_only: bool,
+    ) -> Result<Executed, ExchangeError> {
+        match self {
+            Self::Binance(c) => {
+                let mut request = NewOrder::market(symbol, exchange_side(side), quantity, id);
+                if reduce_only {
+                    request = request.reduce_only();
+                }
+                let ack = c.place_order(&request).await.map_err(classify)?;
+                if ack.executed_qty <= 0.0 {
+                    return Err(ExchangeError::Retry(format!(
+                        "order {id} is {:?} with nothing executed yet; looked up again on retry",
+                        ack.status
+                    )));
+                }
+                Ok(Executed::of_binance(&ack))
+            }
+            Self::Hyperliquid(c) => crate::hyperliquid::venue::market(c, symbol, side, quantity, id, reduce_only).await,
+        }
+    }
+
+    /// Places a protective order; `p.attempted`: an earlier try may have placed it.
+    async fn place_protective(&self, symbol: &str, p: &Protective) -> Result<(), ExchangeError> {
+        match self {
+            Self::Binance(c) => {
+                let request = p.request(symbol);
+                let placed =
+                    if p.attempted { c.resume_algo_order(&request).await } else { c.place_algo_order(&request).await };
+                placed.map(|_| ()).map_err(classify)
+            }
+            Self::Hyperliquid(c) => crate::hyperliquid::venue::place_protective(c, symbol, p).await,
+        }
+    }
+
+    /// Where each of `placed` stands (in that order).
+    async fn standings(&self, symbol: &str, placed: &[&Protective]) -> Result<Vec<Standing>, ExchangeError> {
+        match self {
+            Self::Binance(c) => {
+                // One request for the usual case (all still open); one more per order that is not.
+                let open = c.open_algo_orders(symbol).await.map_err(classify)?;
+                let mut answers = Vec::with_capacity(placed.len());
+                for p in placed {
+                    let sent = client_order_id(&p.id);
+                    let answer = match open.iter().find(|a| a.client_algo_id == sent) {
+                        Some(a) => binance_standing(c, symbol, p, Some(a)).await?,
+                        None => self.standing(symbol, p).await?,
+                    };
+                    answers.push(answer);
+                }
+                Ok(answers)
+            }
+            Self::Hyperliquid(c) => crate::hyperliquid::venue::standings(c, symbol, placed).await,
+        }
+    }
+
+    /// Where one protective order stands.
+    async fn standing(&self, symbol: &str, p: &Protective) -> Result<Standing, ExchangeError> {
+        match self {
+            Self::Binance(c) => {
+                let algo = match c.query_algo_order(&p.id).await {
+                    Ok(a) => Some(a),
+                    Err(FuturesError::OrderNotFound { .. }) => None,
+                    Err(e) => return Err(classify(e)),
+                };
+                binance_standing(c, symbol, p, algo.as_ref()).await
+            }
+            Self::Hyperliquid(c) => crate::hyperliquid::venue::standing(c, symbol, p).await,
+        }
+    }
+
+    /// Cancels a protective order: true when it was open (and is cancelled now), false when
+    /// the exchange has no open order by that id (it fired, was cancelled, or never placed).
+    async fn cancel(&self, symbol: &str, p: &Protective) -> Result<bool, ExchangeError> {
+        match self {
+            Self::Binance(c) => c.cancel_algo_order(&p.id).await.map(|a| a.is_some()).map_err(classify),
+            Self::Hyperliquid(c) => crate::hyperliquid::venue::cancel(c, symbol, p).await,
+        }
+    }
 }
 
 /// Why an exchange message did not go through.
@@ -67,7 +208,7 @@ pub enum ExchangeError {
     /// reuses the same client order id.
     #[error("{0}")]
     Retry(String),
-    /// Binance refused the order for a reason a retry cannot change.
+    /// The exchange refused the order for a reason a retry cannot change.
     #[error("{0}")]
     Refused(String),
 }
@@ -119,17 +260,18 @@ impl ProtectiveKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Protective {
     pub kind: ProtectiveKind,
-    /// Our id of it (`<order id>:sl`…), sent as `newClientOrderId` through `client_order_id`.
+    /// Our id of it (`<order id>:sl`…), sent as Binance's `clientAlgoId` through
+    /// `client_order_id`, as Hyperliquid's `cloid` through `hyperliquid::cloid`.
     pub id: String,
     /// The closing side.
     pub side: Side,
     pub quantity: f64,
     /// Stop or target price; for a trailing stop, the callback in percent (1 = 1 %).
     pub level: f64,
-    /// Whether Binance has it; an unplaced one is placed on the account's next message.
+    /// Whether the exchange has it; an unplaced one is placed on the account's next message.
     pub placed: bool,
     /// Whether a placement was tried: one that ended without a known outcome may have placed
-    /// it, so the next try looks it up by its `clientAlgoId` before posting.
+    /// it, so the next try looks it up by its client id before posting.
     #[serde(default)]
     pub attempted: bool,
 }
@@ -150,19 +292,19 @@ impl Protective {
 }
 
 /// Where a placed protective order stands on the exchange.
-enum Standing {
+pub(crate) enum Standing {
     /// Waiting for its trigger.
     Resting,
-    /// Fired; its ordinary order is final and executed this (quantity > 0).
-    Filled(OrderAck),
+    /// Fired, final, and executed this (quantity > 0).
+    Filled(Executed),
     /// Cancelled, expired or rejected on the exchange, or fired without a fill, or unknown.
     Gone,
 }
 
 /// What an algo order's state means for the position; a fired one whose ordinary order does
 /// not exist yet or is not final is a retry (its fill will be known shortly).
-async fn standing(
-    cfg: &ExchangeAccount,
+async fn binance_standing(
+    client: &FuturesClient,
     symbol: &str,
     p: &Protective,
     algo: Option<&AlgoOrderAck>,
@@ -180,14 +322,14 @@ async fn standing(
             p.id, algo.status
         )));
     };
-    let ack = cfg.client.query_order_by_id(symbol, order_id).await.map_err(classify)?;
+    let ack = client.query_order_by_id(symbol, order_id).await.map_err(classify)?;
     if ack.status.is_open() {
         return Err(ExchangeError::Retry(format!(
             "protective order {} fired; its order {order_id} is {:?}, booked once final",
             p.id, ack.status
         )));
     }
-    Ok(if ack.executed_qty > 0.0 { Standing::Filled(ack) } else { Standing::Gone })
+    Ok(if ack.executed_qty > 0.0 { Standing::Filled(Executed::of_binance(&ack)) } else { Standing::Gone })
 }
 
 impl DeskState {
@@ -266,7 +408,7 @@ async fn handle(
         return Ok(());
     };
     if !state.leverage_set.contains(&(account.to_string(), symbol.to_string())) {
-        cfg.client.set_leverage(symbol, cfg.leverage).await.map_err(classify)?;
+        cfg.client.set_leverage(symbol, cfg.leverage).await?;
         state.leverage_set.insert((account.to_string(), symbol.to_string()));
     }
     let held = |state: &DeskState| state.books.get(account).and_then(|b| b.position(symbol)).is_some();
@@ -282,21 +424,10 @@ async fn handle(
             return Ok(());
         }
     }
-    let side = exchange_side(order.side);
-    let mut request = NewOrder::market(symbol, side, order.quantity, &order.id);
-    if order.intent != Intent::Open {
-        request = request.reduce_only();
-    }
-    let ack = cfg.client.place_order(&request).await.map_err(classify)?;
-    if ack.executed_qty <= 0.0 {
-        return Err(ExchangeError::Retry(format!(
-            "order {} is {:?} with nothing executed yet; looked up again on retry",
-            order.id, ack.status
-        )));
-    }
-    let price = fill_price(&ack).unwrap_or(order.bar.close);
+    let done = cfg.client.market(symbol, order.side, order.quantity, &order.id, order.intent != Intent::Open).await?;
+    let price = done.price.filter(|p| p.is_finite() && *p > 0.0).unwrap_or(order.bar.close);
     let booked = OrderIntent {
-        quantity: ack.executed_qty,
+        quantity: done.quantity,
         bar: tradeflow_core::order::BarMark { close: price, ..order.bar.clone() },
         stop_loss: None,
         take_profit: None,
@@ -372,21 +503,9 @@ async fn reconcile(
     if !list.iter().any(|p| p.placed) {
         return Ok(());
     }
-    // One request for the usual case (all still open); one more per order that is not.
-    let open = cfg.client.open_algo_orders(symbol).await.map_err(classify)?;
-    let mut answers = Vec::new();
-    for p in list.iter().filter(|p| p.placed) {
-        let sent = client_order_id(&p.id);
-        let algo = match open.iter().find(|a| a.client_algo_id == sent) {
-            Some(a) => Some(a.clone()),
-            None => match cfg.client.query_algo_order(&p.id).await {
-                Ok(a) => Some(a),
-                Err(FuturesError::OrderNotFound { .. }) => None,
-                Err(e) => return Err(classify(e)),
-            },
-        };
-        answers.push((p, standing(cfg, symbol, p, algo.as_ref()).await?));
-    }
+    let placed: Vec<&Protective> = list.iter().filter(|p| p.placed).collect();
+    let standings = cfg.client.standings(symbol, &placed).await?;
+    let answers: Vec<(&Protective, Standing)> = placed.into_iter().zip(standings).collect();
     if let Some((fired, ack)) =
         answers.iter().find_map(|(p, s)| if let Standing::Filled(a) = s { Some((*p, a)) } else { None })
     {
@@ -411,7 +530,7 @@ async fn reconcile(
 /// reduce-only and have no position left to act on).
 async fn cancel_rest(cfg: &ExchangeAccount, symbol: &str, list: &[Protective], fired: &str) {
     for other in list.iter().filter(|o| o.id != fired && o.placed) {
-        if let Err(e) = cfg.client.cancel_algo_order(&other.id).await {
+        if let Err(e) = cfg.client.cancel(symbol, other).await {
             warn!(account = %cfg.id, symbol, order = %other.id, error = %e, "cannot cancel the rest of a position's protection; it is reduce-only and has no position left to act on");
         }
     }
@@ -429,16 +548,11 @@ async fn cancel_protection(
     let account = cfg.id.as_str();
     let list = state.protection(account, symbol).to_vec();
     for p in list.iter().filter(|p| p.placed) {
-        if cfg.client.cancel_algo_order(&p.id).await.map_err(classify)?.is_some() {
+        if cfg.client.cancel(symbol, p).await? {
             continue;
         }
         // Not open any more: it may have just fired.
-        let algo = match cfg.client.query_algo_order(&p.id).await {
-            Ok(a) => Some(a),
-            Err(FuturesError::OrderNotFound { .. }) => None,
-            Err(e) => return Err(classify(e)),
-        };
-        if let Standing::Filled(ack) = standing(cfg, symbol, p, algo.as_ref()).await? {
+        if let Standing::Filled(ack) = cfg.client.standing(symbol, p).await? {
             book_exit(cfg, state, symbol, seq, p, &ack, events);
             cancel_rest(cfg, symbol, &list, &p.id).await;
             state.set_protection(account, symbol, Vec::new());
@@ -449,7 +563,7 @@ async fn cancel_protection(
     Ok(false)
 }
 
-/// Places what of the protection of `symbol` Binance does not have yet. Never fails: a
+/// Places what of the protection of `symbol` the exchange does not have yet. Never fails: a
 /// transient failure leaves it for the next message, a refusal is logged and dropped.
 async fn ensure_protection(cfg: &ExchangeAccount, state: &mut DeskState, symbol: &str) {
     let account = cfg.id.as_str();
@@ -459,20 +573,15 @@ async fn ensure_protection(cfg: &ExchangeAccount, state: &mut DeskState, symbol:
     }
     let mut refused = Vec::new();
     for p in list.iter_mut().filter(|p| !p.placed) {
-        let request = p.request(symbol);
-        let placed = if p.attempted {
-            cfg.client.resume_algo_order(&request).await
-        } else {
-            cfg.client.place_algo_order(&request).await
-        };
+        let placed = cfg.client.place_protective(symbol, p).await;
         p.attempted = true;
-        match placed.map_err(classify) {
+        match placed {
             Ok(_) => p.placed = true,
             Err(ExchangeError::Retry(e)) => {
                 warn!(account, symbol, order = %p.id, error = %e, "protective order not placed yet; looked up, then placed if absent, on the next message");
             }
             Err(ExchangeError::Refused(e)) => {
-                error!(account, symbol, order = %p.id, error = %e, "Binance refused a protective order: the position has no {:?} on the exchange", p.kind);
+                error!(account, symbol, order = %p.id, error = %e, "the exchange refused a protective order: the position has no {:?} there", p.kind);
                 refused.push(p.id.clone());
             }
         }
@@ -488,12 +597,16 @@ fn book_exit(
     symbol: &str,
     seq: u64,
     p: &Protective,
-    ack: &OrderAck,
+    done: &Executed,
     events: &mut Vec<ExecEvent>,
 ) {
     let Some(book) = state.books.get_mut(&cfg.id) else { return };
-    let price = fill_price(ack).or_else(|| book.position(symbol).map(|pos| pos.mark_price)).unwrap_or(f64::NAN);
-    events.extend(book.close_at(&p.id, seq, ack.update_time, symbol, ack.executed_qty, price, p.kind.reason()));
+    let price = done
+        .price
+        .filter(|p| p.is_finite() && *p > 0.0)
+        .or_else(|| book.position(symbol).map(|pos| pos.mark_price))
+        .unwrap_or(f64::NAN);
+    events.extend(book.close_at(&p.id, seq, done.time, symbol, done.quantity, price, p.kind.reason()));
 }
 
 /// The average fill price Binance reports (or cumQuote / executed when it leaves avgPrice out).

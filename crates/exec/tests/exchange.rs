@@ -354,8 +354,13 @@ fn desk(url: &str) -> ExchangeDesk {
 
 fn desk_with(config: FuturesConfig) -> ExchangeDesk {
     let client = FuturesClient::with_credentials(&config, Credentials::new("key", "secret")).unwrap();
-    let account =
-        ExchangeAccount { id: "live".into(), starting_balance: 1_000.0, leverage: 2, taker_fee: 0.0004, client };
+    let account = ExchangeAccount {
+        id: "live".into(),
+        starting_balance: 1_000.0,
+        leverage: 2,
+        taker_fee: 0.0004,
+        client: client.into(),
+    };
     ExchangeDesk::new(vec![account], DeskState::default())
 }
 

@@ -10,12 +10,15 @@
 //! - [`HyperliquidClient`]: `set_leverage`, `place_order` (market as IOC, limit, trigger; always
 //!   idempotent by cloid), `cancel_by_cloid`, `cancel`, `order_status`, `open_orders`,
 //!   `fills_of`, `account_state` (balances and positions), `all_mids`, with retries;
+//! - [`venue`]: Hyperliquid as a venue of the exchange desk (market orders, trigger orders
+//!   as protection, reading them back);
 //! - [`HyperliquidError`].
 
 mod client;
 mod config;
 mod error;
 pub mod signing;
+pub(crate) mod venue;
 pub mod wire;
 
 pub use client::{AccountState, HyperliquidClient, NewOrder, OrderAck, OrderKind, Position, Tpsl};
