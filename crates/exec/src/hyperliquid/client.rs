@@ -418,7 +418,7 @@ impl HyperliquidClient {
     async fn order_wire(&self, order: &NewOrder, cloid: &str) -> Result<OrderWire, HyperliquidError> {
         let (asset, meta) = self.asset(&order.coin).await?;
         let size = round_size(order.size, meta.sz_decimals);
-        if !(size > 0.0) {
+        if size.is_nan() || size <= 0.0 {
             return Err(HyperliquidError::InvalidRequest(format!(
                 "size: {} rounds to 0 at {}'s {} decimals",
                 order.size, order.coin, meta.sz_decimals
