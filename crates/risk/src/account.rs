@@ -11,6 +11,7 @@ use tradeflow_exec::paper::PaperConfig;
 pub enum ExecutorKind {
     Paper,
     BinanceFutures,
+    HyperliquidPerp,
 }
 
 impl ExecutorKind {
@@ -18,6 +19,7 @@ impl ExecutorKind {
         match self {
             Self::Paper => "paper",
             Self::BinanceFutures => "binance_futures",
+            Self::HyperliquidPerp => "hyperliquid_perp",
         }
     }
 }
@@ -75,6 +77,11 @@ pub struct RiskLimits {
     pub stop_loss_required: bool,
     /// Below this notional an order is not worth sending.
     pub min_notional: f64,
+    /// Exchange accounts: how far risk's own book may differ from what the exchange reports
+    /// (balance, and each position's quantity, as a fraction of the exchange's figure) before
+    /// the difference is a `reconcile_mismatch` alert. Risk takes the exchange's numbers
+    /// either way.
+    pub reconcile_tolerance: f64,
 }
 
 impl Default for RiskLimits {
@@ -92,6 +99,7 @@ impl Default for RiskLimits {
             cooldown_ms: 4 * 3_600_000,
             stop_loss_required: false,
             min_notional: 5.0,
+            reconcile_tolerance: 0.001,
         }
     }
 }
@@ -128,6 +136,9 @@ pub struct AccountConfig {
     /// Exchange connection, required with executor `binance_futures`.
     #[serde(default)]
     pub binance: Option<BinanceAccount>,
+    /// Exchange connection, required with executor `hyperliquid_perp`.
+    #[serde(default)]
+    pub hyperliquid: Option<HyperliquidAccount>,
 }
 
 /// How an exchange account reaches Binance USDⓈ-M futures. Keys are read from the named
@@ -142,6 +153,58 @@ pub struct BinanceAccount {
     pub base_url: Option<String>,
     pub api_key_env: String,
     pub secret_env: String,
+}
+
+/// How an exchange account reaches Hyperliquid perpetuals. The signing key (the account's own,
+/// or an API wallet approved for it) is read from the named environment variable, never from
+/// files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HyperliquidAccount {
+    /// Sign for the testnet and, without `base_url`, connect to it.
+    #[serde(default)]
+    pub testnet: bool,
+    /// Overrides the API base URL (a local fake in tests).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Environment variable holding the hex signing key.
+    #[serde(default = "default_hyperliquid_key_env")]
+    pub key_env: String,
+    /// The account traded (`0x…`) when the key is an API wallet's; default: the key's address.
+    #[serde(default)]
+    pub account_address: Option<String>,
+    /// A vault or sub-account traded on behalf of (`0x…`).
+    #[serde(default)]
+    pub vault_address: Option<String>,
+    /// Our symbol → Hyperliquid coin; unlisted symbols drop a USDT/USDC/USD suffix.
+    #[serde(default)]
+    pub coins: std::collections::BTreeMap<String, String>,
+    /// Worst fill of a market order away from the mid, as a fraction (default 0.05).
+    #[serde(default = "default_hyperliquid_slippage")]
+    pub slippage: f64,
+}
+
+fn default_hyperliquid_key_env() -> String {
+    "HYPERLIQUID_PRIVATE_KEY".into()
+}
+fn default_hyperliquid_slippage() -> f64 {
+    0.05
+}
+
+impl HyperliquidAccount {
+    /// The client configuration this table describes.
+    pub fn client_config(&self) -> tradeflow_exec::hyperliquid::HyperliquidConfig {
+        tradeflow_exec::hyperliquid::HyperliquidConfig {
+            base_url: self.base_url.clone(),
+            testnet: self.testnet,
+            key_env: self.key_env.clone(),
+            account_address: self.account_address.clone(),
+            vault_address: self.vault_address.clone(),
+            coins: self.coins.clone(),
+            slippage: self.slippage,
+            ..Default::default()
+        }
+    }
 }
 
 fn default_executor() -> ExecutorKind {
@@ -171,6 +234,7 @@ impl AccountConfig {
             risk: RiskLimits::default(),
             paper: PaperConfig::default(),
             binance: None,
+            hyperliquid: None,
         }
     }
 
@@ -253,6 +317,9 @@ impl AccountConfig {
         if r.cooldown_ms < 0 {
             p.push(format!("{rp}.cooldown_ms: must be 0 or more, got {}", r.cooldown_ms));
         }
+        if !(r.reconcile_tolerance.is_finite() && r.reconcile_tolerance >= 0.0) {
+            p.push(format!("{rp}.reconcile_tolerance: must be 0 or more, got {}", r.reconcile_tolerance));
+        }
         if !(r.min_notional.is_finite() && r.min_notional >= 0.0) {
             p.push(format!("{rp}.min_notional: must be 0 or more, got {}", r.min_notional));
         }
@@ -263,9 +330,33 @@ impl AccountConfig {
             (ExecutorKind::BinanceFutures, Some(_)) if self.leverage.fract() != 0.0 => {
                 p.push(format!("{path}.leverage: Binance takes whole leverage values, got {}", self.leverage))
             }
-            (ExecutorKind::Paper, Some(_)) => {
-                p.push(format!("{path}.binance: only for executor \"binance_futures\" (this account is paper)"))
+            (ExecutorKind::Paper | ExecutorKind::HyperliquidPerp, Some(_)) => p.push(format!(
+                "{path}.binance: only for executor \"binance_futures\" (this account is {})",
+                self.executor.as_str()
+            )),
+            _ => {}
+        }
+        match (&self.executor, &self.hyperliquid) {
+            (ExecutorKind::HyperliquidPerp, None) => p.push(format!(
+                "{path}.hyperliquid: executor \"hyperliquid_perp\" needs a [hyperliquid] table (key_env, testnet)"
+            )),
+            (ExecutorKind::HyperliquidPerp, Some(h)) => {
+                if self.leverage.fract() != 0.0 {
+                    p.push(format!("{path}.leverage: Hyperliquid takes whole leverage values, got {}", self.leverage));
+                }
+                if self.trailing_stop_pct.is_some() {
+                    p.push(format!(
+                        "{path}.trailing_stop_pct: Hyperliquid has no trailing stop orders (use stop loss / take profit)"
+                    ));
+                }
+                if let Err(problems) = h.client_config().validate() {
+                    p.extend(problems.into_iter().map(|e| format!("{path}.hyperliquid.{e}")));
+                }
             }
+            (_, Some(_)) => p.push(format!(
+                "{path}.hyperliquid: only for executor \"hyperliquid_perp\" (this account is {})",
+                self.executor.as_str()
+            )),
             _ => {}
         }
         if self.executor != ExecutorKind::Paper && self.paper.fill_at != tradeflow_exec::paper::FillAt::Close {
@@ -363,5 +454,64 @@ sizing = { method = "fixed_risk", risk = 0.01 }
         assert_eq!(a[0].leverage, 1.0);
         assert_eq!(a[0].risk.daily_loss_limit, 0.05);
         assert!(a[0].trading_enabled);
+    }
+
+    #[test]
+    fn hyperliquid_accounts_need_their_table_and_say_what_is_wrong() {
+        let text = r#"
+[[account]]
+id = "hl"
+profile = "t"
+starting_balance = 1000.0
+executor = "hyperliquid_perp"
+leverage = 3.0
+[account.hyperliquid]
+testnet = true
+vault_address = "0x1719884eb866cb12b2287399b15f7db5e7d775ea"
+coins = { PEPEUSDT = "kPEPE" }
+
+[[account]]
+id = "bad"
+profile = "t"
+starting_balance = 1000.0
+executor = "hyperliquid_perp"
+leverage = 2.5
+trailing_stop_pct = 0.02
+[account.hyperliquid]
+key_env = ""
+account_address = "0x12"
+slippage = 0.9
+
+[[account]]
+id = "none"
+profile = "t"
+starting_balance = 1000.0
+executor = "hyperliquid_perp"
+
+[[account]]
+id = "paper"
+profile = "t"
+starting_balance = 1000.0
+[account.hyperliquid]
+"#;
+        let problems = parse_accounts(text, &["t"]).unwrap_err();
+        let expected = [
+            "account[1].leverage: Hyperliquid takes whole leverage values, got 2.5",
+            "account[1].trailing_stop_pct: Hyperliquid has no trailing stop orders (use stop loss / take profit)",
+            r#"account[1].hyperliquid.key_env: "" is not an environment variable name"#,
+            r#"account[1].hyperliquid.account_address: "0x12" is not an address (0x and 40 hex digits)"#,
+            "account[1].hyperliquid.slippage: 0.9 is not within (0, 0.5)",
+            r#"account[2].hyperliquid: executor "hyperliquid_perp" needs a [hyperliquid] table (key_env, testnet)"#,
+            r#"account[3].hyperliquid: only for executor "hyperliquid_perp" (this account is paper)"#,
+        ];
+        assert_eq!(problems, expected);
+        let ok = text.split("[[account]]").nth(1).unwrap();
+        let a = parse_accounts(&format!("[[account]]{ok}"), &["t"]).unwrap();
+        let h = a[0].hyperliquid.as_ref().unwrap().client_config();
+        assert_eq!(
+            (a[0].executor.as_str(), h.testnet, h.key_env.as_str()),
+            ("hyperliquid_perp", true, "HYPERLIQUID_PRIVATE_KEY")
+        );
+        assert_eq!(h.coin("PEPEUSDT"), "kPEPE");
     }
 }
