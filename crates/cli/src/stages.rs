@@ -16,6 +16,7 @@ use tradeflow_core::control::ControlState;
 use tradeflow_ensemble::Profile;
 use tradeflow_exec::binance::{FuturesClient, FuturesConfig};
 use tradeflow_exec::exchange::ExchangeAccount;
+use tradeflow_exec::hyperliquid::HyperliquidClient;
 use tradeflow_exec::stage::ExecAccount;
 use tradeflow_exec::worker::{ExecFactory, ExecMetrics};
 use tradeflow_risk::worker::{RiskFactory, RiskMetrics};
@@ -82,8 +83,8 @@ pub fn risk_consumer(
     Ok(named(c, member))
 }
 
-/// Consumer of risk.orders (group `exec`): the paper broker, and Binance USDⓈ-M futures for
-/// accounts with executor `binance_futures`.
+/// Consumer of risk.orders (group `exec`): the paper broker, Binance USDⓈ-M futures for
+/// accounts with executor `binance_futures`, Hyperliquid perpetuals for `hyperliquid_perp`.
 pub fn exec_consumer(
     bus: &Bus,
     metrics: ExecMetrics,
@@ -102,6 +103,17 @@ pub fn exec_consumer(
             ..FuturesConfig::default()
         };
         let client = FuturesClient::new(&config).with_context(|| format!("account {}", a.id))?;
+        exchange.push(ExchangeAccount {
+            id: a.id.clone(),
+            starting_balance: a.starting_balance,
+            leverage: a.leverage as u32,
+            taker_fee: a.paper.taker_fee,
+            client: client.into(),
+        });
+    }
+    for a in accounts.iter().filter(|a| a.executor == ExecutorKind::HyperliquidPerp) {
+        let h = a.hyperliquid.as_ref().with_context(|| format!("account {}: no [hyperliquid] table", a.id))?;
+        let client = HyperliquidClient::new(&h.client_config()).with_context(|| format!("account {}", a.id))?;
         exchange.push(ExchangeAccount {
             id: a.id.clone(),
             starting_balance: a.starting_balance,
