@@ -38,7 +38,7 @@ use super::error::HyperliquidError;
 use super::signing::{Address, Signer, cloid};
 use super::wire::{
     Action, AssetMeta, CancelByCloidWire, CancelWire, ExchangeRequest, LimitWire, Meta, OrderInfo, OrderStatusInfo,
-    OrderTypeWire, OrderWire, TriggerWire, UserFill, float_to_wire, round_price, round_size,
+    OrderTypeWire, OrderWire, TriggerWire, UserFill, float_to_wire, parse_all_mids, round_price, round_size,
 };
 
 /// Milliseconds since the Unix epoch, for nonces.
@@ -263,9 +263,7 @@ impl HyperliquidClient {
 
     /// `allMids`: the mid price of every coin.
     pub async fn all_mids(&self) -> Result<BTreeMap<String, f64>, HyperliquidError> {
-        let body = self.info(json!({"type": "allMids"})).await?;
-        let map = body.as_object().ok_or_else(|| HyperliquidError::decode("allMids", "not an object"))?;
-        map.iter().map(|(coin, px)| Ok((coin.clone(), number(px, &format!("allMids.{coin}"))?))).collect()
+        parse_all_mids(&self.info(json!({"type": "allMids"})).await?)
     }
 
     /// The mid price of `coin`.

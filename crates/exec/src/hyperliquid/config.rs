@@ -12,6 +12,19 @@ pub const MAINNET_URL: &str = "https://api.hyperliquid.xyz";
 /// Hyperliquid testnet.
 pub const TESTNET_URL: &str = "https://api.hyperliquid-testnet.xyz";
 
+/// The Hyperliquid coin of our `symbol`: its entry in `coins`, else the symbol without a
+/// `USDT`, `USDC` or `USD` suffix (`BTCUSDT` → `BTC`).
+pub fn coin_of(symbol: &str, coins: &BTreeMap<String, String>) -> String {
+    if let Some(c) = coins.get(symbol) {
+        return c.clone();
+    }
+    ["USDT", "USDC", "USD"]
+        .iter()
+        .find_map(|q| symbol.strip_suffix(q).filter(|b| !b.is_empty()))
+        .unwrap_or(symbol)
+        .to_string()
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct HyperliquidConfig {
     /// REST base URL; `None`: [`MAINNET_URL`], or [`TESTNET_URL`] with `testnet`.
@@ -74,16 +87,9 @@ impl HyperliquidConfig {
         }
     }
 
-    /// The Hyperliquid coin of our `symbol`.
+    /// The Hyperliquid coin of our `symbol` (see [`coin_of`]).
     pub fn coin(&self, symbol: &str) -> String {
-        if let Some(c) = self.coins.get(symbol) {
-            return c.clone();
-        }
-        ["USDT", "USDC", "USD"]
-            .iter()
-            .find_map(|q| symbol.strip_suffix(q).filter(|b| !b.is_empty()))
-            .unwrap_or(symbol)
-            .to_string()
+        coin_of(symbol, &self.coins)
     }
 
     /// Every problem at once, each message naming its field.

@@ -22,6 +22,6 @@ pub(crate) mod venue;
 pub mod wire;
 
 pub use client::{AccountState, HyperliquidClient, NewOrder, OrderAck, OrderKind, Position, Tpsl};
-pub use config::{HyperliquidConfig, MAINNET_URL, TESTNET_URL};
+pub use config::{HyperliquidConfig, MAINNET_URL, TESTNET_URL, coin_of};
 pub use error::HyperliquidError;
 pub use signing::{Address, Signature, Signer, cloid};

@@ -6,6 +6,8 @@
 //! decimal strings ([`float_to_wire`]). Shapes follow Hyperliquid's API documentation
 //! ("Exchange endpoint", "Info endpoint") and the SDK, read 2026-12-06.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::error::HyperliquidError;
@@ -150,6 +152,19 @@ pub struct AssetMeta {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Meta {
     pub universe: Vec<AssetMeta>,
+}
+
+/// `/info` `allMids`: `{"BTC": "97000.5", ...}`, each mid a decimal string.
+pub fn parse_all_mids(body: &serde_json::Value) -> Result<BTreeMap<String, f64>, HyperliquidError> {
+    let map = body.as_object().ok_or_else(|| HyperliquidError::decode("allMids", "not an object"))?;
+    map.iter()
+        .map(|(coin, px)| {
+            let x = px.as_str().and_then(|t| t.parse::<f64>().ok()).filter(|x| x.is_finite());
+            x.map(|x| (coin.clone(), x)).ok_or_else(|| {
+                HyperliquidError::decode(&format!("allMids.{coin}"), format!("{px} is not a decimal string"))
+            })
+        })
+        .collect()
 }
 
 /// The order inside an `orderStatus` or `frontendOpenOrders` answer (the fields used here).
