@@ -120,12 +120,15 @@ pub struct Miss {
     pub reason: String,
 }
 
+/// A price, or why every configured source had none.
+pub type Outcome = Result<Quote, Vec<Miss>>;
+
 /// The configured price sources and their cache. Build one per configuration and share it.
 #[derive(Debug)]
 pub struct PriceSources {
     config: PriceSourcesConfig,
     http: Option<reqwest::Client>,
-    cache: Mutex<HashMap<String, (Instant, Result<Quote, Vec<Miss>>)>>,
+    cache: Mutex<HashMap<String, (Instant, Outcome)>>,
 }
 
 impl PriceSources {
