@@ -14,6 +14,10 @@
 //! write_per_minute = 120
 //! auth_per_minute = 10
 //! probe_per_minute = 600           # /health, /ready, /metrics (never authenticated)
+//! [edge.prices]                   # GET /market/price: exchanges first (all off by default)
+//! binance_url = "https://fapi.binance.com"
+//! hyperliquid_url = "https://api.hyperliquid.xyz"
+//! cache_ms = 2000
 //! [edge.ws]
 //! client_queue = 256               # events buffered per client; a client that falls behind is dropped
 //! status_interval_s = 5
@@ -53,6 +57,8 @@ pub struct EdgeConfig {
     pub ws: WsConfig,
     /// How long `/ai/analyze` answers are cached.
     pub ai_cache_ttl_s: u64,
+    /// Exchanges asked by `GET /market/price/{symbol}` before the last candle (none by default).
+    pub prices: tradeflow_exec::price::PriceSourcesConfig,
     #[serde(rename = "user")]
     pub users: Vec<UserConfig>,
     #[serde(rename = "api_key")]
@@ -108,6 +114,7 @@ impl Default for EdgeConfig {
             rate_limit: RateLimitConfig::default(),
             ws: WsConfig::default(),
             ai_cache_ttl_s: 300,
+            prices: tradeflow_exec::price::PriceSourcesConfig::default(),
             users: Vec::new(),
             api_keys: Vec::new(),
         }
@@ -196,6 +203,7 @@ impl EdgeConfig {
         if self.ws.max_clients == 0 {
             p.push("edge.ws.max_clients: must be at least 1".into());
         }
+        p.extend(self.prices.validate("edge.prices"));
         let mut seen = std::collections::BTreeSet::new();
         for (i, u) in self.users.iter().enumerate() {
             if u.name.is_empty() || u.name.len() > 64 {

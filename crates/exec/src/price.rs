@@ -111,6 +111,8 @@ pub struct Quote {
     pub time: i64,
     /// Whether it came from the cache.
     pub cached: bool,
+    /// Sources asked before the one that answered, and why they had nothing.
+    pub skipped: Vec<Miss>,
 }
 
 /// Why a source gave no price.
@@ -185,7 +187,9 @@ impl PriceSources {
         let mut misses = Vec::new();
         if let Some(base) = &self.config.binance_url {
             match binance(http, base.trim_end_matches('/'), symbol).await {
-                Ok((price, time)) => return Ok(Quote { price, source: PriceSource::Binance, time, cached: false }),
+                Ok((price, time)) => {
+                    return Ok(Quote { price, source: PriceSource::Binance, time, cached: false, skipped: misses });
+                }
                 Err(reason) => misses.push(Miss { source: PriceSource::Binance, reason }),
             }
         }
@@ -194,7 +198,7 @@ impl PriceSources {
             match hyperliquid(http, base.trim_end_matches('/'), &coin).await {
                 Ok(price) => {
                     let time = tradeflow_core::time::now_ms();
-                    return Ok(Quote { price, source: PriceSource::Hyperliquid, time, cached: false });
+                    return Ok(Quote { price, source: PriceSource::Hyperliquid, time, cached: false, skipped: misses });
                 }
                 Err(reason) => misses.push(Miss { source: PriceSource::Hyperliquid, reason }),
             }

@@ -1,9 +1,13 @@
 //! Market data.
 //!
-//! - `GET /market/prices`, `/market/price/{symbol}`: the latest bar of every tracked symbol (of
-//!   one), from the live view (no database round trip). A symbol is *tracked* when the edge has
-//!   seen a candle of it (on the tap, or in the store at start-up, see [`seed`]); its interval
-//!   is the shortest one fed.
+//! - `GET /market/prices`: the latest bar of every tracked symbol, from the live view (no
+//!   database round trip). A symbol is *tracked* when the edge has seen a candle of it (on the
+//!   tap, or in the store at start-up, see [`seed`]); its interval is the shortest one fed.
+//! - `GET /market/price/{symbol}`: the symbol's price from the first source that has one:
+//!   Binance's ticker, then Hyperliquid's mid (each only when configured in `[edge.prices]`,
+//!   asked through `tradeflow_exec::price`, outcomes cached per symbol for `cache_ms`), then
+//!   the close of the latest bar of the live view; `source` says which answered, `skipped`
+//!   why the ones before it did not, `candle` is the latest bar when the symbol is tracked.
 //! - `GET /market/ticker/{symbol}`: 24 h statistics ending at the latest stored bar of the
 //!   series: the bars opening in the 24 h before that bar's close (at least that bar: for a 3d
 //!   or 1w series it is the bar alone); `open` is the first bar's open, `last` the latest
@@ -23,6 +27,7 @@
 //! defaults to the symbol's interval; an untracked symbol is 404.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -30,6 +35,7 @@ use serde_json::json;
 use tradeflow_audit::query::market::{CandleBar, DecisionBrief};
 use tradeflow_core::market::{Bar, Interval};
 use tradeflow_core::signal::MarketCondition;
+use tradeflow_exec::price::{PriceSources, PriceSourcesConfig};
 use tradeflow_indicators::COLUMNS;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -146,19 +152,92 @@ async fn prices(State(state): State<AppState>, _who: Viewer) -> Json<Prices> {
     Json(Prices { count: prices.len(), prices, as_of: tradeflow_core::time::now_ms() })
 }
 
-/// The latest bar of one symbol, from the live view.
+/// A symbol's price and who gave it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PriceAnswer {
+    pub symbol: String,
+    pub price: f64,
+    /// Who answered: `binance` (USDⓈ-M futures ticker), `hyperliquid` (mid price) or `candle`
+    /// (the close of the latest bar the edge saw).
+    #[schema(example = "candle")]
+    pub source: String,
+    /// Time of the price (epoch ms): the exchange's, or when the edge received the bar.
+    pub as_of: i64,
+    /// Reused from a lookup less than `[edge.prices] cache_ms` ago.
+    pub cached: bool,
+    /// Sources asked before the one that answered, and why they had no price.
+    pub skipped: Vec<SkippedSource>,
+    /// The latest bar of the symbol, when the edge tracks it.
+    pub candle: Option<PriceView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SkippedSource {
+    /// `binance` or `hyperliquid`.
+    pub source: String,
+    pub reason: String,
+}
+
+/// The price sources of `config`: built once per process and configuration, so that their
+/// cache serves every request (the sources and their cache are `tradeflow_exec::price`'s).
+fn price_sources(config: &PriceSourcesConfig) -> Result<Arc<PriceSources>, ApiError> {
+    static BUILT: OnceLock<Mutex<Vec<Arc<PriceSources>>>> = OnceLock::new();
+    let mut built = BUILT.get_or_init(Mutex::default).lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(s) = built.iter().find(|s| s.config() == config) {
+        return Ok(s.clone());
+    }
+    let sources = Arc::new(PriceSources::new(config.clone()).map_err(|e| ApiError::unavailable("prices", e))?);
+    built.push(sources.clone());
+    Ok(sources)
+}
+
+/// The symbol's price: an exchange's (when configured), else the latest candle's close.
 #[utoipa::path(get, path = "/market/price/{symbol}", tag = "market", security(("bearer" = []), ("api_key" = [])),
-    params(("symbol" = String, Path, description = "a tracked symbol, e.g. BTCUSD")),
+    params(("symbol" = String, Path, description = "a symbol, e.g. BTCUSDT; without exchange sources, a tracked one")),
     responses(
-        (status = 200, body = PriceView),
+        (status = 200, body = PriceAnswer),
         (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody)))]
 async fn price(
     State(state): State<AppState>,
     _who: Viewer,
     Path(symbol): Path<String>,
-) -> Result<Json<PriceView>, ApiError> {
-    tracked(&state, &symbol).map(Json)
+) -> Result<Json<PriceAnswer>, ApiError> {
+    if let Some(problem) = symbol_problem(&symbol) {
+        return Err(ApiError::bad_request("invalid_symbol", problem).with_details(json!({ "field": "symbol" })));
+    }
+    let candle = tracked(&state, &symbol).ok();
+    let name = candle.as_ref().map_or_else(|| symbol.to_ascii_uppercase(), |c| c.symbol.clone());
+    let skipped = |misses: Vec<tradeflow_exec::price::Miss>| {
+        misses.into_iter().map(|m| SkippedSource { source: m.source.as_str().into(), reason: m.reason }).collect()
+    };
+    match price_sources(&state.config.prices)?.price(&name).await {
+        Ok(q) => Ok(Json(PriceAnswer {
+            symbol: name,
+            price: q.price,
+            source: q.source.as_str().into(),
+            as_of: q.time,
+            cached: q.cached,
+            skipped: skipped(q.skipped),
+            candle,
+        })),
+        Err(misses) => {
+            // Nothing from the exchanges: the live view's latest bar, or its 404.
+            let c = match candle {
+                Some(c) => c,
+                None => tracked(&state, &symbol)?,
+            };
+            Ok(Json(PriceAnswer {
+                symbol: name,
+                price: c.close,
+                source: "candle".into(),
+                as_of: c.received_at,
+                cached: false,
+                skipped: skipped(misses),
+                candle: Some(c),
+            }))
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
