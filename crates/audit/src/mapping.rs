@@ -5,16 +5,19 @@
 use serde::Serialize;
 use tradeflow_bus::{DecodeError, EnvelopeRef};
 use tradeflow_core::Payload;
-use tradeflow_core::control::{AuditRecord, ControlCommand};
+use tradeflow_core::control::{AuditRecord, ControlCommand, CycleEvent};
 use tradeflow_core::decision::{Decision, LateSignal};
 use tradeflow_core::execution::{AccountUpdate, Fill, PositionUpdate};
 use tradeflow_core::market::{Candle, CandleRefused};
+use tradeflow_core::news::NewsItem;
 use tradeflow_core::order::{AccountAlert, Intent, Mark, OrderIntent, Rejection};
+use tradeflow_core::report::{AccountReport, ReportKind};
+use tradeflow_core::request::{OrderRequest, RequestSize};
 use tradeflow_core::signal::{ModelKind, Signal, SignalStatus};
 
 use crate::rows::{
-    AuditLogRow, BalanceRow, CandleRow, DecisionRow, FillRow, OrderRow, PositionRow, RejectionRow, Row, SignalRow,
-    SystemEventRow, TradingLogRow,
+    AuditLogRow, BalanceRow, CandleRow, DecisionRow, FillRow, NewsRow, OrderRow, PositionRow, RejectionRow, Row,
+    SignalRow, SystemEventRow, TradingLogRow,
 };
 
 fn json<T: Serialize>(v: &T) -> String {
@@ -129,6 +132,56 @@ pub fn rows_of(env: &EnvelopeRef<'_>) -> Result<Vec<Row>, DecodeError> {
                 reasoning: d.reasoning,
                 stop_loss: d.stop_loss,
                 take_profit: d.take_profit,
+            })]
+        }
+        AccountReport::KIND => {
+            // What the exchange said the account holds; risk's alert says where it differed.
+            let r: AccountReport = env.open()?;
+            let after = match r.kind {
+                ReportKind::Fills { seq } => format!("after message {seq}"),
+                ReportKind::Reconcile => "reconciliation".to_string(),
+            };
+            vec![Row::TradingLog(TradingLogRow {
+                id: format!("{}/log", r.id),
+                account: r.account.clone(),
+                symbol: None,
+                action: "exchange_report".into(),
+                details: format!(
+                    "exchange report ({after}): balance {}, {} positions, {} fills: {}",
+                    r.balance,
+                    r.positions.len(),
+                    r.fills.len(),
+                    json(&r)
+                ),
+                time: r.time,
+            })]
+        }
+        OrderRequest::KIND => {
+            // The request itself; risk's answer (an order or a refusal) has the rows of its own.
+            let r: OrderRequest = env.open()?;
+            let size = match r.size {
+                RequestSize::Account => "sized by the account".to_string(),
+                RequestSize::Quantity { quantity } => format!("quantity {quantity}"),
+                RequestSize::Notional { notional } => format!("notional {notional}"),
+                RequestSize::Fraction { fraction } => format!("{fraction} of the position"),
+            };
+            let limit = r.limit_price.map(|l| format!(" at {l}")).unwrap_or_default();
+            let reduce = if r.reduce_only { ", reduce-only" } else { "" };
+            vec![Row::TradingLog(TradingLogRow {
+                id: format!("{}/log", r.id),
+                account: r.account.clone(),
+                symbol: Some(r.symbol.clone()),
+                action: "order_requested".into(),
+                details: format!(
+                    "{} {} {}{limit}, {size}{reduce}, by {} (client id {}): {}",
+                    r.order_type.as_str(),
+                    r.side.as_str(),
+                    r.symbol,
+                    r.requested_by,
+                    r.client_id,
+                    json(&r)
+                ),
+                time: r.requested_at,
             })]
         }
         OrderIntent::KIND => {
@@ -258,6 +311,7 @@ pub fn rows_of(env: &EnvelopeRef<'_>) -> Result<Vec<Row>, DecodeError> {
                 "circuit_breaker" => "auto_pause",
                 "cooldown" => "cooldown",
                 "emergency_stop" => "emergency_stop",
+                "close_all" => "close_all",
                 _ => "account_reset",
             };
             vec![
@@ -304,6 +358,24 @@ pub fn rows_of(env: &EnvelopeRef<'_>) -> Result<Vec<Row>, DecodeError> {
                 }),
             ]
         }
+        CycleEvent::KIND => {
+            let e: CycleEvent = env.open()?;
+            let what = match e.phase {
+                tradeflow_core::control::CyclePhase::Start => {
+                    format!("{} signals from {}", e.models.len(), e.models.join(", "))
+                }
+                tradeflow_core::control::CyclePhase::Complete => format!("decided by {}", e.decided.join(", ")),
+            };
+            vec![Row::SystemEvent(SystemEventRow {
+                id: e.message_id().into_string(),
+                kind: e.phase.event_type().into(),
+                service: service(),
+                severity: "info".into(),
+                message: format!("analysis cycle {} on {}: {what}", e.cycle, e.symbol),
+                details: json(&e),
+                time: e.time,
+            })]
+        }
         AuditRecord::KIND => {
             let a: AuditRecord = env.open()?;
             vec![Row::Audit(AuditLogRow {
@@ -315,6 +387,20 @@ pub fn rows_of(env: &EnvelopeRef<'_>) -> Result<Vec<Row>, DecodeError> {
                 status: a.status,
                 details: a.details,
                 time: a.time,
+            })]
+        }
+        NewsItem::KIND => {
+            let n: NewsItem = env.open()?;
+            vec![Row::News(NewsRow {
+                title_key: n.title_key(),
+                symbols: n.symbols.join(","),
+                id: n.id,
+                source: n.source,
+                title: n.title,
+                link: n.link,
+                summary: n.summary,
+                published_at: n.published_at,
+                fetched_at: n.fetched_at,
             })]
         }
         other => {

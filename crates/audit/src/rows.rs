@@ -399,6 +399,24 @@ tables! {
         details: String,
         time: i64,
     }
+
+    /// A news story, stored once (unique id and unique `title_key`).
+    News(NewsRow) = "news" {
+        id: String,
+        /// The feed, as configured.
+        source: String,
+        title: String,
+        /// The normalised title (`tradeflow_core::news::normalised_title`).
+        title_key: String,
+        /// The canonical link; empty when the story had none.
+        link: String,
+        summary: String,
+        /// Comma-separated symbols; empty: about the market as a whole.
+        symbols: String,
+        /// Epoch ms.
+        published_at: i64,
+        fetched_at: i64,
+    }
 }
 
 impl std::fmt::Display for Table {

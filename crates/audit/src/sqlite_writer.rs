@@ -1,5 +1,5 @@
 //! Writes into a SQLite file on a thread of its own, through rusqlite: one prepared single-row
-//! `INSERT ... ON CONFLICT (id) DO NOTHING` per table, bound straight from the rows.
+//! `INSERT ... ON CONFLICT DO NOTHING` per table, bound straight from the rows.
 //!
 //! Why not sqlx, which the store still uses for everything else (migrations, reads,
 //! PostgreSQL, in-memory stores): sqlx runs SQLite on a thread per connection, so every bound
@@ -149,7 +149,7 @@ fn insert_sql(table: Table) -> String {
     let columns: Vec<String> = table.columns().iter().map(|c| format!("\"{c}\"")).collect();
     let marks = vec!["?"; table.columns().len() + 1].join(", ");
     format!(
-        "INSERT INTO {} ({}, recorded_at) VALUES ({marks}) ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO {} ({}, recorded_at) VALUES ({marks}) ON CONFLICT DO NOTHING",
         table.name(),
         columns.join(", ")
     )

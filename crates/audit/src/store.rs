@@ -65,8 +65,10 @@ macro_rules! on_pool {
 /// The audit store on SQLite or PostgreSQL.
 ///
 /// Writes: [`write`](Self::write) stores any mix of rows in one transaction, grouped by table,
-/// as multi-row `INSERT ... ON CONFLICT (id) DO NOTHING`, so that writing the same rows twice
-/// stores them once.
+/// as multi-row `INSERT ... ON CONFLICT DO NOTHING`, so that writing the same rows twice
+/// stores them once. (No conflict target: a row that repeats another unique key of its table,
+/// such as a news story's normalised title, is skipped the same way; `id` is the only unique
+/// key of the other tables.)
 ///
 /// Non-finite floats (NaN, ±inf): in a nullable column they are stored as NULL (they read back
 /// as `None`); in a NOT NULL column the whole batch is refused with
@@ -504,7 +506,7 @@ macro_rules! write_groups_for {
                         });
                         b.push_bind(recorded_at);
                     });
-                    query.push(" ON CONFLICT (id) DO NOTHING");
+                    query.push(" ON CONFLICT DO NOTHING");
                     let result = query
                         .build()
                         .execute(&mut *tx)

@@ -15,8 +15,16 @@ use crate::sqlite_writer::SharedRows;
 use crate::store::AuditStore;
 
 /// The streams the audit worker reads, each with its `audit` group.
-pub const AUDITED: [&str; 7] =
-    ["md.candles", "inf.signals", "ens.decisions", "risk.orders", "exec.fills", "audit.events", "ctl.commands"];
+pub const AUDITED: [&str; 8] = [
+    "md.candles",
+    "md.news",
+    "inf.signals",
+    "ens.decisions",
+    "risk.orders",
+    "exec.fills",
+    "audit.events",
+    "ctl.commands",
+];
 pub const GROUP: &str = "audit";
 
 /// `tradeflow_audit_*` metrics.

@@ -4,6 +4,7 @@
 
 pub mod market;
 pub mod monitoring;
+pub mod news;
 pub mod trading;
 
 use crate::error::AuditError;
