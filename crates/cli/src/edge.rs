@@ -51,6 +51,7 @@ pub async fn start(
         auth: Arc::new(auth),
         config: Arc::new(config),
         live: Arc::default(),
+        outcomes: Arc::default(),
         hub,
         registry: parts.registry,
         metrics,

@@ -430,10 +430,12 @@ async fn accounts_are_managed_through_the_file() {
     .expect_error(422, "invalid_body");
     edge.check_roles(Method::PUT, "/api/v1/trading/accounts/gamma", Some(gamma.clone()), "trader").await;
 
-    // ---- Manual orders: refused while gamma shares beta's profile (committee).
+    // ---- Manual orders are for one account, even where gamma shares beta's profile
+    // (committee): the answer is beta's alone.
     let beta_buy = json!({"account": "beta", "symbol": "BTCUSD", "side": "buy"});
-    let shared = edge.post("/api/v1/paper/orders", t, Some(beta_buy.clone())).await.expect_error(409, "conflict");
-    assert_eq!(shared["error"]["details"]["accounts"], json!(["gamma"]));
+    let mine = edge.post("/api/v1/trading/orders", t, Some(beta_buy.clone())).await.expect(202);
+    assert_eq!(mine["account"], "beta");
+    assert!(mine["order_id"].as_str().unwrap().ends_with("/beta"), "{mine}");
     edge.check_roles(Method::DELETE, "/api/v1/trading/accounts/gamma", None, "trader").await;
     edge.delete("/api/v1/trading/accounts/ghost", t).await.expect_error(404, "not_found");
     let deleted = edge.delete("/api/v1/trading/accounts/gamma", t).await.expect(200);
@@ -472,9 +474,13 @@ async fn bad_paper_orders_are_refused() {
     edge.post("/api/v1/paper/orders", t, Some(json!({"account": "ghost", "symbol": "BTCUSD", "side": "buy"})))
         .await
         .expect_error(404, "not_found");
-    edge.post("/api/v1/paper/orders", t, Some(json!({"account": "alpha", "symbol": "DOGEUSD", "side": "buy"})))
+    // A symbol the account has no price of: risk's refusal, not the edge's.
+    let doge = edge
+        .post("/api/v1/paper/orders", t, Some(json!({"account": "alpha", "symbol": "DOGEUSD", "side": "buy"})))
         .await
-        .expect_error(404, "not_found");
+        .expect(202);
+    assert_eq!((doge["status"].as_str(), doge["reason"].as_str()), (Some("rejected"), Some("no_market_price")));
+    assert_eq!(doge["reference_price"], Value::Null);
     edge.post("/api/v1/paper/orders", t, Some(json!({"account": "alpha", "symbol": "BTCUSD", "side": "up"})))
         .await
         .expect_error(422, "invalid_body");
@@ -484,17 +490,37 @@ async fn bad_paper_orders_are_refused() {
     edge.post(
         "/api/v1/paper/orders",
         t,
-        Some(json!({"account": "alpha", "symbol": "BTCUSD", "side": "buy", "quantity": 1})),
+        Some(json!({"account": "alpha", "symbol": "BTCUSD", "side": "buy", "quantity": -1})),
     )
     .await
     .expect_error(422, "invalid_body");
+    let both = edge
+        .post(
+            "/api/v1/paper/orders",
+            t,
+            Some(json!({"account": "alpha", "symbol": "BTCUSD", "side": "buy", "quantity": 1, "notional": 5})),
+        )
+        .await
+        .expect_error(422, "invalid_body");
+    assert_eq!(both["error"]["details"]["field"], "quantity");
     edge.post(
         "/api/v1/paper/orders",
         t,
-        Some(json!({"account": "alpha", "symbol": "BTCUSD", "side": "buy", "stop_loss": 1e12})),
+        Some(json!({"account": "alpha", "symbol": "BTCUSD", "side": "buy", "client_id": "has space"})),
     )
     .await
     .expect_error(422, "invalid_body");
+    // A stop above the price of a buy: risk refuses it, naming the field.
+    let stop = edge
+        .post(
+            "/api/v1/paper/orders",
+            t,
+            Some(json!({"account": "alpha", "symbol": "BTCUSD", "side": "buy", "stop_loss": 1e12})),
+        )
+        .await
+        .expect(202);
+    assert_eq!((stop["status"].as_str(), stop["reason"].as_str()), (Some("rejected"), Some("invalid_request")), "{stop}");
+    assert!(stop["message"].as_str().unwrap().starts_with("stop_loss:"), "{stop}");
     edge.post("/api/v1/paper/orders", t, Some(json!({"account": 7, "symbol": "BTCUSD", "side": "buy"})))
         .await
         .expect_error(422, "invalid_body");
@@ -539,8 +565,8 @@ async fn trading_switch_manual_orders_and_the_audit_log() {
         let seq = edge.get("/api/v1/trading/accounts/alpha", v).await.expect(200)["account"]["seq"].as_u64().unwrap();
         let r = edge.post(&format!("/api/v1/paper/positions/alpha/{symbol}/close"), t, None).await.expect(202);
         assert_eq!(
-            (r["status"].as_str(), r["side"].as_str(), r["intent"].as_str()),
-            (Some("filled"), Some("close"), Some("close")),
+            (r["status"].as_str(), r["intent"].as_str()),
+            (Some("filled"), Some("close")),
             "{r}"
         );
         let fill = &r["fills"][0];
@@ -555,6 +581,7 @@ async fn trading_switch_manual_orders_and_the_audit_log() {
     edge.post("/api/v1/paper/positions/alpha/BTCUSD/close", t, None).await.expect_error(404, "not_found");
     edge.post("/api/v1/paper/positions/ghost/BTCUSD/close", t, None).await.expect_error(404, "not_found");
     edge.post("/api/v1/paper/positions/alpha/DOGEUSD/close", t, None).await.expect_error(404, "not_found");
+    edge.post("/api/v1/paper/positions/alpha/BTCUSD/close?fraction=2", t, None).await.expect_error(404, "not_found");
 
     let refused = edge
         .post("/api/v1/paper/orders", t, Some(json!({"account": "alpha", "symbol": "BTCUSD", "side": "buy"})))
@@ -566,7 +593,7 @@ async fn trading_switch_manual_orders_and_the_audit_log() {
         "{refused}"
     );
     let order_id = refused["order_id"].as_str().unwrap();
-    assert!(order_id.starts_with("manual:") && order_id.ends_with("/technical/alpha"), "{order_id}");
+    assert!(order_id.starts_with("req:alpha:") && order_id.ends_with("/alpha"), "{order_id}");
     let stored = store.order_outcome("alpha", order_id).await.unwrap();
     assert_eq!(stored.rejection.unwrap().reason, "trading_disabled");
     assert!(stored.order.is_none() && stored.fills.is_empty());
@@ -592,23 +619,21 @@ async fn trading_switch_manual_orders_and_the_audit_log() {
     assert_eq!((stored_order.side.as_str(), stored_order.intent.as_str()), ("buy", "open"));
     assert!(close(stored_order.reference_price, f(&bought["reference_price"])));
     assert_eq!(stored.fills.len(), 1);
-    let decision = store.rows(Table::Decision, 100_000, 0).await.unwrap().into_iter().find_map(|r| match r {
-        Row::Decision(d) if d.id == bought["decision_id"].as_str().unwrap() => Some(d),
-        _ => None,
-    });
-    let decision = decision.expect("the manual decision is stored");
-    assert_eq!(
-        (decision.trigger.as_str(), decision.action.as_str(), decision.profile.as_str()),
-        ("manual", "long", "technical")
-    );
+    assert_eq!(bought["decision_id"], "req:alpha:manual-buy-1");
+    assert_eq!(stored_order.decision_id, "req:alpha:manual-buy-1");
+    // No forged decision: the request is in the trading log, the order is risk's answer to it.
+    let n = store.rows(Table::Decision, 100_000, 0).await.unwrap().iter().filter(|r| r.id().starts_with("req:")).count();
+    assert_eq!(n, 0);
     // The live view follows; a second buy is refused (one position per symbol).
     let after = wait_account_seq(&edge, "alpha", before).await;
     let pos = after["positions"].as_array().unwrap().iter().find(|p| p["symbol"] == "ETHUSD").unwrap().clone();
     assert_eq!(pos["direction"], "long");
     assert!(close(f(&pos["quantity"]), q));
-    edge.post("/api/v1/paper/orders", t, Some(json!({"account": "alpha", "symbol": "ETHUSD", "side": "buy"})))
+    let twice = edge
+        .post("/api/v1/paper/orders", t, Some(json!({"account": "alpha", "symbol": "ETHUSD", "side": "buy"})))
         .await
-        .expect_error(409, "conflict");
+        .expect(202);
+    assert_eq!((twice["status"].as_str(), twice["reason"].as_str()), (Some("rejected"), Some("already_positioned")));
     // The trade is listed as manual.
     let listed = edge.get("/api/v1/trading/trades/alpha?limit=1", v).await.expect(200);
     assert_eq!(
@@ -616,11 +641,15 @@ async fn trading_switch_manual_orders_and_the_audit_log() {
         (fill["id"].as_str(), Some(true))
     );
     assert_eq!(listed["items"][0]["order"]["intent"], "open");
-    // Closed again, the whole quantity, with its realised PnL.
+    // Half of it closed (a reduce), then the rest, with their realised PnL.
     let seq = after["account"]["seq"].as_u64().unwrap();
+    let half = edge.post("/api/v1/paper/positions/alpha/ETHUSD/close?fraction=0.5", t, None).await.expect(202);
+    assert_eq!((half["status"].as_str(), half["intent"].as_str()), (Some("filled"), Some("reduce")), "{half}");
+    assert!(close(f(&half["fills"][0]["quantity"]), q / 2.0), "{half}");
+    let seq = wait_account_seq(&edge, "alpha", seq).await["account"]["seq"].as_u64().unwrap();
     let closed = edge.post("/api/v1/paper/positions/alpha/ETHUSD/close", t, None).await.expect(202);
-    assert_eq!(closed["status"], "filled", "{closed}");
-    assert!(close(f(&closed["fills"][0]["quantity"]), q));
+    assert_eq!((closed["status"].as_str(), closed["intent"].as_str()), (Some("filled"), Some("close")), "{closed}");
+    assert!(close(f(&closed["fills"][0]["quantity"]) + f(&half["fills"][0]["quantity"]), q));
     assert_eq!(closed["fills"][0]["side"], "sell");
     wait_account_seq(&edge, "alpha", seq).await;
     closes += 1;
@@ -636,6 +665,29 @@ async fn trading_switch_manual_orders_and_the_audit_log() {
     let stored = store.order_outcome("alpha", sold["order_id"].as_str().unwrap()).await.unwrap().order.unwrap();
     assert_eq!((stored.side.as_str(), stored.stop_loss, stored.take_profit), ("sell", Some(1e9), Some(1.0)));
 
+    // A repeat of the same client id, to this edge and to a second one: one order.
+    let second = SecondEdge::start(&edge).await;
+    let again2 = second
+        .client
+        .post(format!("{}/api/v1/trading/orders", second.base))
+        .bearer_auth(&edge.trader)
+        .json(&json!({"account": "alpha", "symbol": "ETHUSD", "side": "buy", "client_id": "manual-buy-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again2.status(), 202);
+    let again2: Value = again2.json().await.unwrap();
+    assert_eq!((again2["replayed"].as_bool(), again2["order_id"].as_str()), (Some(true), bought["order_id"].as_str()));
+    assert_eq!(again2["status"], "filled", "the second edge answers from the store: {again2}");
+    let other2 = second
+        .client
+        .post(format!("{}/api/v1/trading/orders", second.base))
+        .bearer_auth(&edge.trader)
+        .json(&json!({"account": "alpha", "symbol": "BTCUSD", "side": "buy", "client_id": "manual-buy-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other2.status(), 409, "the second edge knows the client id is taken");
     // A repeat of the same request id sends nothing new.
     let (code, again) =
         order_with_id(&edge, "manual-buy-1", json!({"account": "alpha", "symbol": "ETHUSD", "side": "buy"})).await;
@@ -646,9 +698,12 @@ async fn trading_switch_manual_orders_and_the_audit_log() {
     let (code, other) =
         order_with_id(&edge, "manual-buy-1", json!({"account": "alpha", "symbol": "BTCUSD", "side": "buy"})).await;
     assert_eq!((code, other["error"]["code"].as_str()), (409, Some("conflict")), "{other}");
-    let decision_id = bought["decision_id"].as_str().unwrap();
-    let n = store.rows(Table::Decision, 100_000, 0).await.unwrap().iter().filter(|r| r.id() == decision_id).count();
-    assert_eq!(n, 1, "one decision for one request id");
+    edge.wait_bus_drained().await;
+    let order_id = bought["order_id"].as_str().unwrap();
+    let n = store.rows(Table::Order, 100_000, 0).await.unwrap().iter().filter(|r| r.id() == order_id).count();
+    assert_eq!(n, 1, "one order for one client id, from two edges");
+    let fills = store.order_outcome("alpha", order_id).await.unwrap().fills;
+    assert_eq!(fills.len(), 1, "filled once");
     assert!(closes >= 2);
 
     // ---- The audit log: every change with actor and IP, refusals too.
@@ -814,6 +869,7 @@ async fn every_route_is_documented() {
         "/api/v1/trading/balance-history",
         "/api/v1/trading/position-snapshots",
         "/api/v1/paper/orders",
+        "/api/v1/trading/orders",
         "/api/v1/paper/positions/{account}/{symbol}/close",
         "/api/v1/analytics/performance",
         "/api/v1/analytics/risk",

@@ -13,6 +13,7 @@ pub mod news;
 pub mod numfmt;
 pub mod order;
 pub mod payload;
+pub mod report;
 pub mod request;
 pub mod signal;
 pub mod time;

@@ -18,6 +18,7 @@ pub mod error;
 pub mod hub;
 pub mod live;
 pub mod llm_usage;
+pub mod outcomes;
 pub mod ratelimit;
 pub mod request_id;
 pub mod routes;
@@ -47,8 +48,17 @@ pub use config::EdgeConfig;
 pub use state::{AppState, EdgeMetrics, Pipeline};
 
 /// Streams the edge taps (prices, signals, decisions, orders, fills, alerts, commands).
-pub const TAPPED: [&str; 7] =
-    ["md.candles", "inf.signals", "ens.decisions", "risk.orders", "exec.fills", "sys.events", "ctl.commands"];
+pub const TAPPED: [&str; 8] = [
+    "md.candles",
+    "inf.signals",
+    "ens.decisions",
+    "risk.orders",
+    "exec.fills",
+    "sys.events",
+    "ctl.commands",
+    // Analysis cycles' steps (and risk's account alerts).
+    "audit.events",
+];
 
 #[derive(OpenApi)]
 #[openapi(
@@ -202,6 +212,8 @@ pub async fn run_tap(state: AppState, mut tap: Tap, stop: CancellationToken) {
                 let mut events = Vec::with_capacity(batch.len());
                 for t in &batch {
                     state.live.apply(&t.envelope);
+                    state.scheduler.observe(&t.envelope);
+                    state.outcomes.observe(&t.envelope);
                     events.extend(hub::Event::from_tapped(t));
                 }
                 state.hub.publish_all(events);
@@ -256,7 +268,6 @@ pub async fn start(
     }
     serving.watch("status publisher", tokio::spawn(run_status(state.clone(), stop.clone())));
     serving.watch("monitor", tokio::spawn(routes::monitoring::run_background(state.clone(), stop.clone())));
-    serving.watch("trigger follower", tokio::spawn(routes::control::follow_triggers(state.clone(), stop.clone())));
     // This process's LLM usage (the pipeline's under `tradeflow up`, the edge's own analyses),
     // for the cost statistics of every edge.
     let (st, bus) = (state.clone(), state.bus.clone());

@@ -81,6 +81,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub config: Arc<EdgeConfig>,
     pub live: Arc<Live>,
+    /// Answers to manual order requests, handed over by the tap.
+    pub outcomes: Arc<crate::outcomes::Outcomes>,
     pub hub: Arc<Hub>,
     pub registry: Registry,
     pub metrics: EdgeMetrics,

@@ -39,6 +39,7 @@ fn state(
         hub: tradeflow_edge::hub::Hub::new(config.ws.clone()),
         config: Arc::new(config),
         live: Arc::default(),
+        outcomes: Arc::default(),
         metrics: EdgeMetrics::register(&registry).unwrap(),
         registry,
         pipeline: Arc::new(Pipeline {

@@ -20,6 +20,7 @@ use tradeflow_core::execution::ExecEvent;
 use tradeflow_core::order::{
     AccountAlert, BarMark, Direction, Intent, Mark, OrderIntent, OrderType, RefusalReason, Rejection, RiskMessage, Side,
 };
+use tradeflow_core::report::{AccountReport, ReportKind, ReportedPosition};
 use tradeflow_core::request::{OrderRequest, RequestSize};
 use tradeflow_core::signal::Action;
 use tradeflow_exec::paper::PaperBook;
@@ -47,6 +48,9 @@ struct AccountState {
     /// Ids of the control commands already acted on.
     applied_reset: Option<String>,
     applied_emergency: Option<String>,
+    /// Id of the last close-all command acted on (absent from older checkpoints).
+    #[serde(default)]
+    applied_close_all: Option<String>,
     /// Latest bar per symbol (for closing at an emergency stop).
     last_bars: BTreeMap<String, BarMark>,
     /// Open time of the latest decision per symbol: a redelivered decision is ignored.
@@ -54,6 +58,9 @@ struct AccountState {
     /// Client ids of the latest manual requests, oldest first: a request is acted on once.
     #[serde(default)]
     requests: VecDeque<String>,
+    /// Ids of the latest exchange reports: a report is taken once.
+    #[serde(default)]
+    reports: VecDeque<String>,
 }
 
 /// Client ids remembered per account. A client id is an idempotency key for retries, which
@@ -73,9 +80,11 @@ impl AccountState {
             halted: None,
             applied_reset: None,
             applied_emergency: None,
+            applied_close_all: None,
             last_bars: BTreeMap::new(),
             watermarks: BTreeMap::new(),
             requests: VecDeque::new(),
+            reports: VecDeque::new(),
         }
     }
 }
@@ -195,6 +204,45 @@ impl RiskStage {
         out
     }
 
+    /// An exchange's report of an account (see [`tradeflow_core::report`]): risk takes the
+    /// exchange's balance and positions into the account's book, its fills into the losing
+    /// streak, and raises a `reconcile_mismatch` alert where its own book differed by more than
+    /// the account's `reconcile_tolerance`. Paper accounts' books are exact: a report for one
+    /// is ignored. Nothing is sent on `risk.orders`; the next sizing follows.
+    pub fn on_report(&mut self, r: &AccountReport) -> RiskOutput {
+        let mut out = RiskOutput::default();
+        let Some(cfg) = self.accounts.iter().find(|a| a.id == r.account) else { return out };
+        if cfg.executor == crate::account::ExecutorKind::Paper {
+            return out;
+        }
+        let Some(st) = self.state.get_mut(&cfg.id) else { return out };
+        if st.reports.iter().any(|id| *id == r.id) {
+            return out;
+        }
+        st.reports.push_back(r.id.clone());
+        while st.reports.len() > REQUESTS_REMEMBERED {
+            st.reports.pop_front();
+        }
+        let differences = differences(&st.book, r, cfg.risk.reconcile_tolerance);
+        if !differences.is_empty() {
+            let what = match r.kind {
+                ReportKind::Fills { seq } => format!("the fills of message {seq}"),
+                ReportKind::Reconcile => "a reconciliation".to_string(),
+            };
+            out.alerts.push(alert(
+                &r.id,
+                &cfg.id,
+                "reconcile_mismatch",
+                format!("the exchange differs from risk's book after {what}: {}; risk takes the exchange's figures", differences.join("; ")),
+                r.time,
+            ));
+        }
+        st.book.adopt(r.balance, &r.positions, r.time);
+        let events: Vec<ExecEvent> = r.fills.iter().cloned().map(ExecEvent::Fill).collect();
+        tally(cfg, st, &events, r.time, &mut out);
+        out
+    }
+
     /// A manual order request: one message for its account (an order or a typed refusal), or
     /// nothing when the request was acted on before. A request for an account this stage does
     /// not hold (the edge's configuration differs from the workers') is an alert, not a loss.
@@ -250,45 +298,11 @@ fn apply_control(cfg: &AccountConfig, st: &mut AccountState, control: &ControlSt
         && st.applied_emergency.as_ref() != Some(stop)
     {
         st.applied_emergency = Some(stop.clone());
-        let mut closed = 0;
-        if control.close_positions {
-            let mut open: Vec<(String, Direction, f64)> =
-                st.book.positions().map(|p| (p.symbol.clone(), p.direction, p.quantity)).collect();
-            // An entry held for the next open (`fill_at = "next_open"`) is a position from then
-            // on: its close is queued behind it, so the account ends up flat there too.
-            for o in st.book.all_held_orders().filter(|o| o.intent == Intent::Open) {
-                if !open.iter().any(|(s, _, _)| *s == o.bar.symbol) {
-                    open.push((o.bar.symbol.clone(), o.direction, o.quantity));
-                }
-            }
-            for (symbol, direction, quantity) in open {
-                let Some(bar) = st.last_bars.get(&symbol).cloned() else { continue };
-                st.seq += 1;
-                let order = OrderIntent {
-                    id: format!("{stop}/{}/{symbol}", cfg.id),
-                    decision_id: stop.clone(),
-                    account: cfg.id.clone(),
-                    seq: st.seq,
-                    bar,
-                    intent: Intent::Close,
-                    direction,
-                    side: direction.closing_side(),
-                    order_type: OrderType::Market,
-                    limit_price: None,
-                    quantity,
-                    leverage: cfg.leverage,
-                    stop_loss: None,
-                    take_profit: None,
-                    trailing_stop_pct: None,
-                    reason: format!("emergency stop {stop}"),
-                    fill_sizing: None,
-                };
-                let events = st.book.execute(&order);
-                record_results(cfg, st, &events, order.bar.close_time, &mut out);
-                out.messages.push(RiskMessage::Order(order));
-                closed += 1;
-            }
-        }
+        let closed = if control.close_positions {
+            close_everything(cfg, st, stop, &format!("emergency stop {stop}"), &mut out)
+        } else {
+            0
+        };
         out.alerts.push(alert(
             stop,
             &cfg.id,
@@ -297,7 +311,70 @@ fn apply_control(cfg: &AccountConfig, st: &mut AccountState, control: &ControlSt
             time,
         ));
     }
+    if let Some(close) = control.close_all.get(&cfg.id)
+        && st.applied_close_all.as_ref() != Some(close)
+    {
+        st.applied_close_all = Some(close.clone());
+        let closed = close_everything(cfg, st, close, &format!("close all {close}"), &mut out);
+        out.alerts.push(alert(
+            close,
+            &cfg.id,
+            "close_all",
+            format!("close all by an operator: {closed} positions closed"),
+            time,
+        ));
+    }
     out
+}
+
+/// Closes every open position of the account at its symbol's latest bar, entries held for the
+/// next open included (an emergency stop's close, an operator's close-all); `cause` is the
+/// command's id. Returns how many closes were sent.
+fn close_everything(
+    cfg: &AccountConfig,
+    st: &mut AccountState,
+    cause: &str,
+    reason: &str,
+    out: &mut RiskOutput,
+) -> usize {
+    let mut open: Vec<(String, Direction, f64)> =
+        st.book.positions().map(|p| (p.symbol.clone(), p.direction, p.quantity)).collect();
+    // An entry held for the next open (`fill_at = "next_open"`) is a position from then
+    // on: its close is queued behind it, so the account ends up flat there too.
+    for o in st.book.all_held_orders().filter(|o| o.intent == Intent::Open) {
+        if !open.iter().any(|(s, _, _)| *s == o.bar.symbol) {
+            open.push((o.bar.symbol.clone(), o.direction, o.quantity));
+        }
+    }
+    let mut closed = 0;
+    for (symbol, direction, quantity) in open {
+        let Some(bar) = st.last_bars.get(&symbol).cloned() else { continue };
+        st.seq += 1;
+        let order = OrderIntent {
+            id: format!("{cause}/{}/{symbol}", cfg.id),
+            decision_id: cause.to_string(),
+            account: cfg.id.clone(),
+            seq: st.seq,
+            bar,
+            intent: Intent::Close,
+            direction,
+            side: direction.closing_side(),
+            order_type: OrderType::Market,
+            limit_price: None,
+            quantity,
+            leverage: cfg.leverage,
+            stop_loss: None,
+            take_profit: None,
+            trailing_stop_pct: None,
+            reason: reason.to_string(),
+            fill_sizing: None,
+        };
+        let events = st.book.execute(&order);
+        record_results(cfg, st, &events, order.bar.close_time, out);
+        out.messages.push(RiskMessage::Order(order));
+        closed += 1;
+    }
+    closed
 }
 
 fn alert(cause: &str, account: &str, kind: &str, message: String, time: i64) -> AccountAlert {
@@ -305,7 +382,17 @@ fn alert(cause: &str, account: &str, kind: &str, message: String, time: i64) -> 
 }
 
 /// Loss streak, cooldown and breaker bookkeeping from the fills of the shadow book.
+///
+/// For an exchange account only the fills the exchange reported count (they come through
+/// [`RiskStage::on_report`]); the book's own predictions of them do not, or a trade would
+/// count twice.
 fn record_results(cfg: &AccountConfig, st: &mut AccountState, events: &[ExecEvent], time: i64, out: &mut RiskOutput) {
+    let exact = cfg.executor == crate::account::ExecutorKind::Paper;
+    tally(cfg, st, if exact { events } else { &[] }, time, out);
+}
+
+/// [`record_results`] on fills that count.
+fn tally(cfg: &AccountConfig, st: &mut AccountState, events: &[ExecEvent], time: i64, out: &mut RiskOutput) {
     for e in events {
         let ExecEvent::Fill(f) = e else { continue };
         if f.realized_pnl == 0.0 && matches!(f.reason, tradeflow_core::execution::FillReason::Entry) {
@@ -424,6 +511,35 @@ fn step(cfg: &AccountConfig, st: &mut AccountState, d: &Decision, bar: &BarMark,
     }
     out.messages.push(message);
     out
+}
+
+/// Where the book differs from an exchange's report beyond `tolerance` (a fraction of the
+/// exchange's figure), in words.
+fn differences(book: &PaperBook, r: &AccountReport, tolerance: f64) -> Vec<String> {
+    let mut d = Vec::new();
+    let off = |mine: f64, theirs: f64| (mine - theirs).abs() > tolerance * theirs.abs().max(1e-9);
+    if off(book.balance(), r.balance) {
+        d.push(format!("balance {:.8} here, {:.8} on the exchange", book.balance(), r.balance));
+    }
+    let reported = |symbol: &str| r.positions.iter().find(|p: &&ReportedPosition| p.symbol == symbol);
+    for p in book.positions() {
+        match reported(&p.symbol) {
+            None => d.push(format!("{} {} {} here, none on the exchange", p.symbol, p.direction.as_str(), p.quantity)),
+            Some(x) if x.direction != p.direction || off(p.quantity, x.quantity) => d.push(format!(
+                "{} {} {} here, {} {} on the exchange",
+                p.symbol,
+                p.direction.as_str(),
+                p.quantity,
+                x.direction.as_str(),
+                x.quantity
+            )),
+            Some(_) => {}
+        }
+    }
+    for x in r.positions.iter().filter(|x| book.position(&x.symbol).is_none()) {
+        d.push(format!("none here, {} {} {} on the exchange", x.symbol, x.direction.as_str(), x.quantity));
+    }
+    d
 }
 
 /// A manual request on the account's latest bar of its symbol, which is also the price it is
@@ -679,7 +795,8 @@ fn check_entry(
     if let Some(drawdown) = st.halted {
         return Err(RefusalReason::Halted { drawdown, max_drawdown: r.max_drawdown });
     }
-    if control.paused {
+    // The whole pipeline paused, or this account.
+    if control.paused || control.paused_accounts.contains(&cfg.id) {
         return Err(RefusalReason::Paused);
     }
     if direction == Direction::Short && !cfg.allow_short {
@@ -924,6 +1041,68 @@ mod tests {
     }
 
     #[test]
+    fn an_exchange_account_takes_the_exchange_figures_and_a_difference_is_an_alert() {
+        let mut cfg = AccountConfig::paper("a", "p", 1000.0);
+        cfg.executor = crate::account::ExecutorKind::BinanceFutures;
+        let mut stage = RiskStage::new(Arc::new(vec![cfg]));
+        let control = ControlState::default();
+        let open = only(stage.on_decision(&decision(1, Action::Long, Trigger::Complete), &control));
+        let RiskMessage::Order(o) = &open else { panic!("{open:?}") };
+        let predicted = o.quantity;
+        // The exchange filled less, higher: a partial fill with slippage, and a fee.
+        let report = AccountReport {
+            id: "a/report/1".into(),
+            account: "a".into(),
+            kind: ReportKind::Fills { seq: 1 },
+            time: 3_600_000,
+            balance: 999.5,
+            positions: vec![ReportedPosition {
+                symbol: "BTC".into(),
+                direction: Direction::Long,
+                quantity: predicted * 0.5,
+                entry_price: 101.0,
+                leverage: 1.0,
+                mark_price: Some(100.0),
+            }],
+            fills: Vec::new(),
+            open_orders: None,
+        };
+        let out = stage.on_report(&report);
+        assert_eq!(out.messages, Vec::new());
+        assert_eq!(out.alerts.len(), 1, "{out:?}");
+        assert_eq!(out.alerts[0].kind, "reconcile_mismatch");
+        let view = stage.view("a").unwrap();
+        assert_eq!(view.balance, 999.5);
+        // Equity at the exchange's entry and quantity, marked at the last price (100).
+        let want = 999.5 + predicted * 0.5 * (100.0 - 101.0);
+        assert!((view.equity - want).abs() < 1e-9, "{} vs {want}", view.equity);
+        // The same report again changes nothing; one that agrees raises nothing.
+        assert_eq!(stage.on_report(&report), RiskOutput::default());
+        let agree = AccountReport { id: "a/reconcile/2".into(), kind: ReportKind::Reconcile, ..report.clone() };
+        assert!(stage.on_report(&agree).alerts.is_empty());
+        // Exchange-reported losses make the streak; the shadow's own fills do not count.
+        let loss = |n: u32| tradeflow_core::execution::Fill {
+            id: format!("x#{n}"),
+            order_id: "x".into(),
+            account: "a".into(),
+            seq: 2,
+            symbol: "BTC".into(),
+            side: Side::Sell,
+            direction: Direction::Long,
+            quantity: 1.0,
+            price: 90.0,
+            fee: 0.1,
+            realized_pnl: -10.0,
+            liquidity: tradeflow_core::execution::Liquidity::Taker,
+            reason: tradeflow_core::execution::FillReason::Exit,
+            time: 0,
+        };
+        let lossy = AccountReport { id: "a/report/3".into(), fills: vec![loss(1), loss(2)], ..agree };
+        stage.on_report(&lossy);
+        assert_eq!(stage.view("a").unwrap().consecutive_losses, 2);
+    }
+
+    #[test]
     fn a_request_for_an_account_not_held_here_is_an_alert() {
         let mut stage = RiskStage::new(Arc::new(vec![AccountConfig::paper("a", "p", 1000.0)]));
         let r = OrderRequest {
@@ -1029,6 +1208,40 @@ mod tests {
         assert_eq!(stage.book("a").unwrap().open_positions(), 0);
         assert_eq!(exec.open_positions(), 0);
         assert_eq!(exec.balance(), stage.book("a").unwrap().balance());
+    }
+
+    #[test]
+    fn an_account_paused_or_closed_out_by_an_operator() {
+        let accounts = Arc::new(vec![AccountConfig::paper("a", "p", 1000.0), AccountConfig::paper("b", "p", 1000.0)]);
+        let mut stage = RiskStage::new(accounts);
+        let mut control = ControlState::default();
+        control.paused_accounts.insert("b".into());
+        let out = stage.on_decision(&decision(1, Action::Long, Trigger::Complete), &control);
+        let by_account: Vec<(&str, bool)> = out
+            .messages
+            .iter()
+            .map(|m| match m {
+                RiskMessage::Order(o) => (o.account.as_str(), true),
+                RiskMessage::Rejected(r) => {
+                    assert_eq!(r.reason, RefusalReason::Paused);
+                    (r.account.as_str(), false)
+                }
+                RiskMessage::Mark(m) => panic!("unexpected mark {m:?}"),
+            })
+            .collect();
+        assert_eq!(by_account, [("a", true), ("b", false)], "b is paused, a is not");
+        // Close all of a: its position closes at the latest bar, once per command.
+        control.close_all.insert("a".into(), "ctl:9:close".into());
+        let out = stage.on_control(&control, 2 * 3_600_000);
+        match &out.messages[..] {
+            [RiskMessage::Order(o)] => {
+                assert_eq!((o.account.as_str(), o.intent, o.id.as_str()), ("a", Intent::Close, "ctl:9:close/a/BTC"));
+            }
+            other => panic!("expected a's close, got {other:?}"),
+        }
+        assert!(out.alerts.iter().any(|al| al.kind == "close_all" && al.account == "a"), "{:?}", out.alerts);
+        assert_eq!(stage.view("a").unwrap().open_positions, 0);
+        assert!(stage.on_control(&control, 3 * 3_600_000).messages.is_empty(), "acted on once");
     }
 
     #[test]

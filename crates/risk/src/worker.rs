@@ -21,6 +21,7 @@ use tradeflow_core::Payload;
 use tradeflow_core::control::ControlState;
 use tradeflow_core::decision::Decision;
 use tradeflow_core::order::RiskMessage;
+use tradeflow_core::report::AccountReport;
 use tradeflow_core::request::OrderRequest;
 use tradeflow_core::time::now_ms;
 
@@ -110,12 +111,13 @@ impl RiskHandler {
     }
 }
 
-/// What risk's input stream carries: the ensemble's decisions and the operators' order
-/// requests, in one order per partition.
+/// What risk's input stream carries: the ensemble's decisions, the operators' order requests
+/// and the executors' exchange reports, in one order per partition.
 #[derive(Debug)]
 pub enum RiskInput {
     Decision(Decision),
     Request(OrderRequest),
+    Report(AccountReport),
 }
 
 impl Handler for RiskHandler {
@@ -124,6 +126,8 @@ impl Handler for RiskHandler {
     fn decode(&self, envelope: &EnvelopeRef<'_>) -> Result<RiskInput, DecodeError> {
         if envelope.kind == OrderRequest::KIND {
             envelope.open::<OrderRequest>().map(RiskInput::Request)
+        } else if envelope.kind == AccountReport::KIND {
+            envelope.open::<AccountReport>().map(RiskInput::Report)
         } else {
             envelope.open::<Decision>().map(RiskInput::Decision)
         }
@@ -142,6 +146,7 @@ impl Handler for RiskHandler {
             let o = match &d.msg {
                 RiskInput::Decision(decision) => self.stage.on_decision(decision, &control),
                 RiskInput::Request(request) => self.stage.on_request(request, &control),
+                RiskInput::Report(report) => self.stage.on_report(report),
             };
             out.messages.extend(o.messages);
             out.alerts.extend(o.alerts);

@@ -13,6 +13,7 @@ pub mod control;
 pub mod health;
 pub mod market;
 pub mod monitoring;
+pub mod orders;
 pub mod streams;
 pub mod trading;
 pub mod ws;
@@ -30,6 +31,7 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(market::router())
         .merge(ai::router())
         .merge(trading::router())
+        .merge(orders::router())
         .merge(analytics::router())
         .merge(control::router())
         .merge(audit::router())

@@ -1,5 +1,5 @@
 //! Trading: status, accounts, positions, trades, the leaderboard, logs and history; account
-//! management; manual paper orders.
+//! management.
 //!
 //! - `/trading/status`, the account views, open positions and the portfolio answer from memory
 //!   (the live view, the pipeline configuration, the control state); trades, logs, history and
@@ -13,19 +13,12 @@
 //!   the running configuration stays. Without an accounts file (the default accounts) they
 //!   answer 409. Enable and
 //!   disable are `set_trading` commands, which override the file's `trading_enabled`.
-//! - A manual paper order is a [`Decision`] of the account's profile on `ens.decisions`
-//!   (trigger `manual`, id `manual:<request id>/<profile>`, order id `…/<account>`), so that the
-//!   risk stage sizes or refuses it and the executor fills it like any other; the answer waits
-//!   (up to 5 s) for the outcome in the store. A manual `hold` closes the position (and never
-//!   opens one). Because risk applies a decision to every account of its profile, an account
-//!   that shares its profile with another is refused (409); so is an exchange account.
+//! - Manual orders are in [`crate::routes::orders`].
 //!
 //! Every mutation, and every refusal after authentication, is written to the audit log.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::BTreeMap;
 use std::path::Path as FsPath;
-use std::sync::{LazyLock, Mutex};
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -35,11 +28,9 @@ use tradeflow_analytics::live as figures;
 use tradeflow_audit::query::trading::{FillStats, Trade};
 use tradeflow_audit::{BalanceRow, FillRow, PositionRow, TradingLogRow};
 use tradeflow_core::control::Command;
-use tradeflow_core::decision::{Decision, Trigger};
 use tradeflow_core::execution::{AccountUpdate, PositionStatus, PositionUpdate};
 use tradeflow_core::order::Direction;
-use tradeflow_core::signal::Action;
-use tradeflow_risk::{AccountConfig, ExecutorKind};
+use tradeflow_risk::AccountConfig;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -64,8 +55,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(logs))
         .routes(routes!(balance_history))
         .routes(routes!(position_snapshots))
-        .routes(routes!(paper_order))
-        .routes(routes!(close_position))
 }
 
 /// Seeds the live view from the store: each account's latest balance row and each
@@ -125,7 +114,7 @@ pub fn configured(state: &AppState) -> Vec<AccountConfig> {
     state.pipeline.accounts.read().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
-fn find_account(state: &AppState, id: &str) -> Result<AccountConfig, ApiError> {
+pub(crate) fn find_account(state: &AppState, id: &str) -> Result<AccountConfig, ApiError> {
     let accounts = state.pipeline.accounts.read().unwrap_or_else(|p| p.into_inner());
     accounts.iter().find(|a| a.id == id).cloned().ok_or_else(|| ApiError::not_found("account", id))
 }
@@ -142,7 +131,7 @@ fn known_account(state: &AppState, id: &str) -> Result<(), ApiError> {
 /// Writes the outcome of a mutation to the audit log: `ok` with `details`, or `refused` with
 /// the error of a 4xx (a 5xx is a dependency failure, not the caller's doing). An audit
 /// failure fails a change; it does not hide a refusal.
-async fn audited<T>(
+pub(crate) async fn audited<T>(
     state: &AppState,
     caller: &Caller,
     action: &str,
@@ -866,9 +855,9 @@ pub struct TradeOrderView {
     pub take_profit: Option<f64>,
 }
 
-fn fill_view(f: FillRow, order: Option<TradeOrderView>) -> TradeView {
+pub(crate) fn fill_view(f: FillRow, order: Option<TradeOrderView>) -> TradeView {
     TradeView {
-        manual: f.order_id.starts_with("manual:"),
+        manual: f.order_id.starts_with("req:") || f.order_id.starts_with("manual:"),
         id: f.id,
         order_id: f.order_id,
         account: f.account,
@@ -1212,316 +1201,6 @@ async fn leaderboard(State(state): State<AppState>, _who: Viewer) -> Result<Json
     Ok(Json(Leaderboard { items, ranked_by: "roi" }))
 }
 
-// ---------------------------------------------------------------------------------------------
-// Manual paper orders
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderSide {
-    /// Open a long (or close a short).
-    Buy,
-    /// Open a short (or close a long).
-    Sell,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PaperOrderRequest {
-    /// A paper account that is the only one following its profile.
-    pub account: String,
-    /// A symbol with a price.
-    pub symbol: String,
-    pub side: OrderSide,
-    /// Optional exits (a stop below the price for a buy, above for a sell; a take profit the
-    /// other way). The risk stage sizes the order with the account's sizing method.
-    pub stop_loss: Option<f64>,
-    pub take_profit: Option<f64>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PaperOrderResult {
-    /// `<decision id>/<account>`: the id of the order (or of its rejection).
-    pub order_id: String,
-    /// `manual:<request id>/<profile>`.
-    pub decision_id: String,
-    pub account: String,
-    pub symbol: String,
-    /// buy, sell or close.
-    pub side: String,
-    /// `filled` (fills stored), `rejected` (risk refused: `reason`), `accepted` (an order, not
-    /// filled yet) or `pending` (no outcome within 5 s; look it up in `/trading/trades`).
-    pub status: String,
-    /// The rejection's code and message.
-    pub reason: Option<String>,
-    pub message: Option<String>,
-    /// open or close.
-    pub intent: Option<String>,
-    /// The size risk gave it.
-    pub quantity: Option<f64>,
-    /// The last price the decision was made at.
-    pub reference_price: f64,
-    pub fills: Vec<TradeView>,
-    /// The request was a repeat of an earlier one with the same `X-Request-Id`: nothing new
-    /// was sent.
-    pub replayed: bool,
-}
-
-/// Manual decisions sent by this process: their ids (a repeated request id is not sent
-/// twice) and, per (profile, symbol), the open time of the latest (risk ignores a decision
-/// that is not newer than the last one it took for a symbol, so each must be later).
-#[derive(Default)]
-struct Manual {
-    /// Decision id → (symbol, action).
-    sent: HashMap<String, (String, Action)>,
-    order: VecDeque<String>,
-    last_open: BTreeMap<(String, String), i64>,
-}
-
-static MANUAL: LazyLock<Mutex<Manual>> = LazyLock::new(Mutex::default);
-const MANUAL_REMEMBERED: usize = 4096;
-const OUTCOME_WAIT: Duration = Duration::from_secs(5);
-
-struct Intent {
-    account: String,
-    symbol: String,
-    /// Long, short, or hold (close).
-    action: Action,
-    stop_loss: Option<f64>,
-    take_profit: Option<f64>,
-}
-
-fn check_exit(name: &'static str, v: Option<f64>, price: f64, below: bool) -> Result<(), ApiError> {
-    let Some(v) = v else { return Ok(()) };
-    let side_ok = if below { v < price } else { v > price };
-    if v.is_finite() && v > 0.0 && side_ok {
-        return Ok(());
-    }
-    let want = if below { "below" } else { "above" };
-    Err(ApiError::unprocessable(
-        "invalid_body",
-        format!("{name}: {v} must be a positive price {want} the last price {price}"),
-    )
-    .with_details(json!({ "field": name, "price": price })))
-}
-
-async fn place(state: &AppState, caller: &Caller, intent: Intent) -> Result<PaperOrderResult, ApiError> {
-    let cfg = find_account(state, &intent.account)?;
-    if cfg.executor != ExecutorKind::Paper {
-        return Err(ApiError::conflict(format!(
-            "account {:?} trades on {}: manual orders are for paper accounts",
-            cfg.id,
-            cfg.executor.as_str()
-        )));
-    }
-    let sharing: Vec<String> =
-        configured(state).into_iter().filter(|a| a.profile == cfg.profile && a.id != cfg.id).map(|a| a.id).collect();
-    if !sharing.is_empty() {
-        return Err(ApiError::conflict(format!(
-            "account {:?} shares profile {:?} with {}: a manual order is a decision of the profile and would trade them too",
-            cfg.id,
-            cfg.profile,
-            sharing.join(", ")
-        ))
-        .with_details(json!({ "profile": cfg.profile, "accounts": sharing })));
-    }
-    let price = state.live.price(&intent.symbol).ok_or_else(|| ApiError::not_found("symbol", &intent.symbol))?;
-    let interval: tradeflow_core::market::Interval =
-        price.interval.parse().map_err(|e| ApiError::unavailable("the live price", e))?;
-    let side = match intent.action {
-        Action::Hold => "close",
-        Action::Long => "buy",
-        Action::Short => "sell",
-    };
-    let mut decision = Decision {
-        candle_id: format!("manual:{}", caller.request_id),
-        symbol: intent.symbol.clone(),
-        interval,
-        open_time: 0,
-        open: None,
-        high: price.close,
-        low: price.close,
-        close: price.close,
-        profile: cfg.profile.clone(),
-        action: intent.action,
-        confidence: 1.0,
-        contributions: Vec::new(),
-        missing: Vec::new(),
-        trigger: Trigger::Manual,
-        reasoning: format!("manual {side} by {} (request {})", caller.identity.subject, caller.request_id),
-        stop_loss: intent.stop_loss,
-        take_profit: intent.take_profit,
-    };
-    let decision_id = decision.id().into_string();
-    let order_id = decision.id().child(&cfg.id).into_string();
-    let store = state.store()?;
-    // A repeated request id: nothing new is sent, the first one's outcome is the answer.
-    let sent = MANUAL.lock().unwrap_or_else(|p| p.into_inner()).sent.get(&decision_id).cloned();
-    let earlier = match sent {
-        Some((symbol, action)) => Some((symbol, action.as_str().to_string())),
-        None => store.decision_subject(&decision_id).await?,
-    };
-    if let Some((symbol, action)) = &earlier
-        && (*symbol != intent.symbol || action != intent.action.as_str())
-    {
-        return Err(ApiError::conflict(format!(
-            "request id {:?} was used for another order ({action} {symbol})",
-            caller.request_id
-        ))
-        .with_details(json!({ "request_id": caller.request_id, "symbol": symbol, "action": action })));
-    }
-    let replayed = earlier.is_some();
-    if !replayed {
-        let position = state.live.positions(Some(&cfg.id)).into_iter().find(|p| p.symbol == intent.symbol);
-        if intent.action == Action::Hold {
-            if position.is_none() {
-                return Err(ApiError::not_found("open position", &format!("{}/{}", cfg.id, intent.symbol)));
-            }
-        } else {
-            let long = intent.action == Action::Long;
-            check_exit("stop_loss", intent.stop_loss, price.close, long)?;
-            check_exit("take_profit", intent.take_profit, price.close, !long)?;
-            let wanted = if long { Direction::Long } else { Direction::Short };
-            if let Some(p) = &position
-                && p.direction == wanted
-            {
-                return Err(ApiError::conflict(format!(
-                    "account {:?} is already {} {}: one position per symbol",
-                    cfg.id,
-                    wanted.as_str(),
-                    intent.symbol
-                )));
-            }
-        }
-        let stored = store.last_decision_time(&cfg.profile, &intent.symbol).await?.unwrap_or(i64::MIN);
-        let key = (cfg.profile.clone(), intent.symbol.clone());
-        {
-            // The decision is a flat bar at the last close, just after the latest bar and any
-            // earlier decision, so that risk takes it (it ignores a decision that is not newer
-            // than the last one of the symbol) and no bar's range is applied twice.
-            let mut m = MANUAL.lock().unwrap_or_else(|p| p.into_inner());
-            let last = m.last_open.get(&key).copied().unwrap_or(i64::MIN);
-            decision.open_time = price.open_time.max(stored).max(last).saturating_add(1);
-            m.last_open.insert(key, decision.open_time);
-            m.sent.insert(decision_id.clone(), (intent.symbol.clone(), intent.action));
-            m.order.push_back(decision_id.clone());
-            while m.order.len() > MANUAL_REMEMBERED {
-                if let Some(old) = m.order.pop_front() {
-                    m.sent.remove(&old);
-                }
-            }
-        }
-        let id = decision.id();
-        if let Err(e) = state.producer.publish("ens.decisions", &id, &decision.profile, None, &decision).await {
-            MANUAL.lock().unwrap_or_else(|p| p.into_inner()).sent.remove(&decision_id);
-            return Err(e.into());
-        }
-    }
-
-    let started = std::time::Instant::now();
-    let outcome = loop {
-        let o = store.order_outcome(&cfg.id, &order_id).await?;
-        if o.rejection.is_some() || (o.order.is_some() && !o.fills.is_empty()) || started.elapsed() >= OUTCOME_WAIT {
-            break o;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let status = if outcome.rejection.is_some() {
-        "rejected"
-    } else if !outcome.fills.is_empty() {
-        "filled"
-    } else if outcome.order.is_some() {
-        "accepted"
-    } else {
-        "pending"
-    };
-    let order = outcome.order.as_ref();
-    Ok(PaperOrderResult {
-        order_id,
-        decision_id,
-        account: cfg.id,
-        symbol: intent.symbol,
-        side: side.into(),
-        status: status.into(),
-        reason: outcome.rejection.as_ref().map(|r| r.reason.clone()),
-        message: outcome.rejection.as_ref().map(|r| r.message.clone()),
-        intent: order.map(|o| o.intent.clone()),
-        quantity: order.map(|o| o.quantity),
-        reference_price: price.close,
-        fills: outcome.fills.into_iter().map(|f| fill_view(f, None)).collect(),
-        replayed,
-    })
-}
-
-fn order_details(r: &PaperOrderResult) -> Value {
-    json!({
-        "account": r.account, "symbol": r.symbol, "side": r.side, "order_id": r.order_id,
-        "status": r.status, "reason": r.reason, "replayed": r.replayed,
-    })
-}
-
-/// A manual paper order (trader): a decision of the account's profile that the risk stage
-/// sizes or refuses and the paper executor fills, like any other. Answers 202 with the outcome
-/// (waiting up to 5 s for it). Repeating a request with the same `X-Request-Id` sends nothing
-/// new. 404: unknown account or symbol; 409: not a paper account, a profile shared with another
-/// account, or already positioned that way; 422: a bad body.
-#[utoipa::path(post, path = "/paper/orders", tag = "trading", security(("bearer" = []), ("api_key" = [])),
-    request_body = PaperOrderRequest,
-    responses(
-        (status = 202, body = PaperOrderResult),
-        (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
-        (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
-        (status = 409, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody),
-        (status = 422, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)))]
-async fn paper_order(
-    State(state): State<AppState>,
-    Trader(who): Trader,
-    meta: RequestMeta,
-    Json(body): Json<PaperOrderRequest>,
-) -> Result<(StatusCode, Json<PaperOrderResult>), ApiError> {
-    let caller = meta.caller(who);
-    let intent = Intent {
-        account: body.account,
-        symbol: body.symbol,
-        action: if body.side == OrderSide::Buy { Action::Long } else { Action::Short },
-        stop_loss: body.stop_loss,
-        take_profit: body.take_profit,
-    };
-    let outcome = place(&state, &caller, intent).await.map(|r| {
-        let d = order_details(&r);
-        (r, d)
-    });
-    let r = audited(&state, &caller, "paper_order", "/api/v1/paper/orders", outcome).await?;
-    Ok((StatusCode::ACCEPTED, Json(r)))
-}
-
-/// Closes an account's position in a symbol at the last price (trader), through risk and the
-/// executor like an order (exits are never refused). 404 when there is no such account,
-/// symbol or open position.
-#[utoipa::path(post, path = "/paper/positions/{account}/{symbol}/close", tag = "trading",
-    security(("bearer" = []), ("api_key" = [])),
-    params(("account" = String, Path, description = "account id"), ("symbol" = String, Path, description = "symbol")),
-    responses(
-        (status = 202, body = PaperOrderResult),
-        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
-        (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
-        (status = 503, body = crate::error::ErrorBody)))]
-async fn close_position(
-    State(state): State<AppState>,
-    Trader(who): Trader,
-    meta: RequestMeta,
-    Path((account, symbol)): Path<(String, String)>,
-) -> Result<(StatusCode, Json<PaperOrderResult>), ApiError> {
-    let caller = meta.caller(who);
-    let resource = format!("/api/v1/paper/positions/{account}/{symbol}/close");
-    let intent = Intent { account, symbol, action: Action::Hold, stop_loss: None, take_profit: None };
-    let outcome = place(&state, &caller, intent).await.map(|r| {
-        let d = order_details(&r);
-        (r, d)
-    });
-    let r = audited(&state, &caller, "paper_close", &resource, outcome).await?;
-    Ok((StatusCode::ACCEPTED, Json(r)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1563,14 +1242,5 @@ mod tests {
         write_atomic(&path, "new").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
-    }
-
-    #[test]
-    fn exits_must_be_on_the_right_side() {
-        assert!(check_exit("stop_loss", Some(90.0), 100.0, true).is_ok());
-        assert!(check_exit("stop_loss", None, 100.0, true).is_ok());
-        assert_eq!(check_exit("stop_loss", Some(110.0), 100.0, true).unwrap_err().status, 422);
-        assert_eq!(check_exit("take_profit", Some(-1.0), 100.0, false).unwrap_err().status, 422);
-        assert_eq!(check_exit("take_profit", Some(f64::NAN), 100.0, false).unwrap_err().status, 422);
     }
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use tradeflow_core::execution::{
     AccountUpdate, ExecEvent, Fill, FillReason, Liquidity, PositionStatus, PositionUpdate,
 };
+use tradeflow_core::report::ReportedPosition;
 use tradeflow_core::order::{BarMark, Direction, FillSizing, Intent, OrderIntent, OrderType, RiskMessage, Side};
 
 use super::config::{FillAt, PaperConfig};
@@ -278,6 +279,52 @@ impl PaperBook {
     }
 
     /// The account as it is now, as the update `<cause id>/account`.
+    /// Takes an exchange's figures for the account (see [`tradeflow_core::report`]): its wallet
+    /// balance (the realised PnL is set so that [`balance`](Self::balance) equals it, the fees
+    /// kept) and its positions. A position the book holds in the same direction keeps its
+    /// exits and trailing state and takes the exchange's quantity, entry and leverage; one the
+    /// exchange does not report is gone; one the book did not hold is added without exits.
+    /// Resting and held orders are left alone (the exchange's open orders are its own).
+    pub fn adopt(&mut self, balance: f64, positions: &[ReportedPosition], time: i64) {
+        self.realized_pnl = balance - self.starting_balance + self.fees;
+        let mmr = self.config.maintenance_margin_rate;
+        let mut next = BTreeMap::new();
+        for r in positions.iter().filter(|r| r.quantity > 0.0 && r.entry_price > 0.0 && r.leverage > 0.0) {
+            let mark = r.mark_price.unwrap_or(r.entry_price);
+            let p = match self.positions.remove(&r.symbol) {
+                Some(mut p) if p.direction == r.direction => {
+                    p.quantity = r.quantity;
+                    p.entry_price = r.entry_price;
+                    p.leverage = r.leverage;
+                    p.mark_price = mark;
+                    p
+                }
+                _ => Position {
+                    symbol: r.symbol.clone(),
+                    direction: r.direction,
+                    quantity: r.quantity,
+                    entry_price: r.entry_price,
+                    leverage: r.leverage,
+                    margin: 0.0,
+                    stop_loss: None,
+                    take_profit: None,
+                    trailing_pct: None,
+                    trailing_stop: None,
+                    best_price: r.entry_price,
+                    liquidation_price: 0.0,
+                    mark_price: mark,
+                    opened_at: time,
+                },
+            };
+            next.insert(r.symbol.clone(), p);
+        }
+        for p in next.values_mut() {
+            p.margin = p.quantity * p.entry_price / p.leverage;
+            p.liquidation_price = liquidation_price(p.direction, p.entry_price, p.leverage, mmr);
+        }
+        self.positions = next;
+    }
+
     pub fn snapshot(&self, cause_id: &str, seq: u64, time: i64) -> AccountUpdate {
         AccountUpdate {
             id: format!("{cause_id}/account"),
