@@ -259,12 +259,7 @@ fn parsed_llm(text: &str, what: &str) -> anyhow::Result<LlmConfig> {
 /// The rule models of `models` with the `[rules]` and `[condition]` of `llm`, as the inference
 /// worker builds them (its analysts aside).
 pub(crate) fn rule_config(models: &[String], llm: Option<&LlmConfig>) -> anyhow::Result<StageConfig> {
-    let config =
-        StageConfig::with_models(models).map_err(|problems| anyhow::anyhow!("--models: {}", problems.join("; ")))?;
-    Ok(match llm {
-        Some(l) => StageConfig { rules: l.rules.clone(), condition: l.condition.clone(), ..config },
-        None => config,
-    })
+    Ok(tradeflow_inference::engine::rule_config(models, llm)?)
 }
 
 fn print_summary(report: &Report, elapsed: std::time::Duration) {

@@ -550,6 +550,7 @@ async fn inference(settings: &Settings, json: bool, symbols: u32, models: &[Stri
         config: Arc::new(stage_config),
         producer: producer.clone(),
         metrics: InferenceMetrics::register(&registry)?,
+        control: None,
     };
     // The signals go out in the runner's MULTI/EXEC with each batch's acknowledgement, and the
     // runner counts them on the consumer's metrics, not on `producer`'s: the run is over once

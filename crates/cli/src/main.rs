@@ -10,6 +10,7 @@ mod edge;
 mod hyperopt;
 mod indicators;
 mod progress;
+mod scheduler;
 mod stages;
 mod up;
 mod worker;

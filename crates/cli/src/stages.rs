@@ -193,7 +193,15 @@ pub fn spawn_pipeline(
         let stop = stop.clone();
         tokio::spawn(async move { c.run(stop).await.map_err(anyhow::Error::from) })
     }
-    let inference = crate::worker::inference_consumer(bus, registry, bus_metrics, spec.models, spec.llm_config, None)?;
+    let inference = crate::worker::inference_consumer(
+        bus,
+        registry,
+        bus_metrics,
+        spec.models,
+        spec.llm_config,
+        Some(control.clone()),
+        None,
+    )?;
     let ensemble_metrics = tradeflow_ensemble::worker::EnsembleMetrics::register(registry)?;
     let risk_metrics = RiskMetrics::register(registry)?;
     let exec_metrics = ExecMetrics::register(registry)?;

@@ -61,6 +61,8 @@ pub struct UpArgs {
     /// Run without the HTTP edge.
     #[arg(long)]
     no_edge: bool,
+    #[command(flatten)]
+    cycle: crate::scheduler::CycleArgs,
 }
 
 pub async fn run(settings: &Settings, args: UpArgs) -> anyhow::Result<()> {
@@ -128,6 +130,13 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
         store: store.clone(),
         reload_from: Some((args.profiles.clone(), args.accounts.clone())),
     };
+    let scheduler = match args.cycle.cycle_every {
+        Some(every) => {
+            let profiles = crate::scheduler::cycle_profiles(&args.cycle, Some(&spec.profiles))?;
+            Some(tokio::spawn(crate::scheduler::run(bus.clone(), every, profiles, stages.clone())))
+        }
+        None => None,
+    };
     let tasks = stages::spawn_pipeline(&bus, &registry, &bus_metrics, spec, control.clone(), &stages)?;
     let mut usage_publisher = None;
     let edge = if args.no_edge {
@@ -184,6 +193,9 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
     }
     for t in tasks {
         t.await.context("pipeline task")??;
+    }
+    if let Some(s) = scheduler {
+        let _ = s.await;
     }
     // The control follower and the edge too, before the embedded Redis goes away under them.
     shutdown.cancel();

@@ -11,15 +11,16 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use prometheus::Registry;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tradeflow_bus::{BusMetrics, Consumer, Producer};
+use tradeflow_core::control::ControlState;
 use tradeflow_core::market::Interval;
 use tradeflow_ensemble::Profile;
 use tradeflow_ensemble::profile::parse_profiles;
 use tradeflow_ensemble::worker::{EnsembleFactory, EnsembleMetrics};
 use tradeflow_exec::worker::ExecMetrics;
 use tradeflow_inference::StageConfig;
-use tradeflow_inference::llm::{Analyst, LlmConfig, LlmMetrics};
 use tradeflow_inference::worker::{InferenceFactory, InferenceMetrics};
 use tradeflow_ingest::IngestStage;
 use tradeflow_ingest::binance::{BinanceConfig, BinanceSeries, run_binance};
@@ -257,6 +258,8 @@ pub struct InferenceArgs {
     #[arg(long)]
     member_name: Option<String>,
     #[command(flatten)]
+    cycle: crate::scheduler::CycleArgs,
+    #[command(flatten)]
     common: Common,
 }
 
@@ -306,15 +309,29 @@ pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> 
             // Its LLM usage, for the cost statistics of every edge.
             let (r, b, stop) = (registry.clone(), bus.clone(), shutdown.clone());
             let publisher = tokio::spawn(tradeflow_edge::llm_usage::run_publisher(b, move || r.gather(), stop.clone()));
+            // The operator's and the scheduler's `trigger`s: analysis cycles.
+            let control = stages::follow_control(&bus, shutdown.clone());
+            let scheduler = match args.cycle.cycle_every {
+                Some(every) => {
+                    let profiles = crate::scheduler::cycle_profiles(&args.cycle, None)?;
+                    Some(tokio::spawn(crate::scheduler::run(bus.clone(), every, profiles, shutdown.clone())))
+                }
+                None => None,
+            };
             let consumer = inference_consumer(
                 &bus,
                 &registry,
                 &bus_metrics,
                 &args.models,
                 args.llm_config.as_deref(),
+                Some(control),
                 args.member_name,
             )?;
-            consumer.run(shutdown).await?;
+            consumer.run(shutdown.clone()).await?;
+            shutdown.cancel();
+            if let Some(s) = scheduler {
+                let _ = s.await;
+            }
             // Its last counters, published once it stopped.
             stop.cancel();
             let _ = publisher.await;
@@ -396,13 +413,14 @@ pub(crate) fn inference_consumer(
     bus_metrics: &BusMetrics,
     models: &[String],
     llm_config: Option<&Path>,
+    control: Option<watch::Receiver<ControlState>>,
     member_name: Option<String>,
 ) -> anyhow::Result<Consumer<InferenceFactory>> {
     let config = inference_config(models, llm_config, registry)?;
     eprintln!("inference: {}", config.describe());
     let producer = Producer::new(bus.clone(), "inference").with_metrics(bus_metrics.clone());
     let factory =
-        InferenceFactory { config: Arc::new(config), producer, metrics: InferenceMetrics::register(registry)? };
+        InferenceFactory { config: Arc::new(config), producer, metrics: InferenceMetrics::register(registry)?, control };
     let mut consumer =
         Consumer::new(bus.clone(), "md.candles", "inference", "inference", factory)?.with_metrics(bus_metrics.clone());
     if let Some(name) = member_name {
@@ -411,25 +429,10 @@ pub(crate) fn inference_consumer(
     Ok(consumer)
 }
 
-/// The rule models and the LLM analysts, every problem reported at once.
+/// The rule models and the LLM analysts, every problem reported at once (built by the
+/// inference crate, as the edge builds its own).
 fn inference_config(models: &[String], llm_config: Option<&Path>, registry: &Registry) -> anyhow::Result<StageConfig> {
-    let Some(path) = llm_config else { return crate::backtest::rule_config(models, None) };
-    let llm = LlmConfig::load(path)
-        .map_err(|problems| anyhow::anyhow!("--llm-config {}:\n  {}", path.display(), problems.join("\n  ")))?;
-    let config = crate::backtest::rule_config(models, Some(&llm))?;
-    if llm.analysts.is_empty() {
-        return Ok(config);
-    }
-    let metrics = LlmMetrics::register(registry)?;
-    let analysts = llm
-        .analysts
-        .into_iter()
-        .map(|a| Analyst::new(a, metrics.clone()).map(Arc::new))
-        .collect::<Result<Vec<_>, String>>()
-        .map_err(|e| anyhow::anyhow!("--llm-config {}: {e}", path.display()))?;
-    config
-        .with_analysts(analysts)
-        .map_err(|problems| anyhow::anyhow!("--llm-config {}: {}", path.display(), problems.join("; ")))
+    Ok(tradeflow_inference::engine::stage_config(models, llm_config, registry)?)
 }
 
 fn binance_config(args: &IngestArgs) -> anyhow::Result<BinanceConfig> {

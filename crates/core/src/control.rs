@@ -13,9 +13,15 @@ pub enum Command {
     /// No new decisions and no new orders until resumed (positions keep being marked).
     Pause,
     Resume,
-    /// Analyse now (a symbol, or every tracked one).
+    /// Analyse now (a symbol, or every tracked one): the inference workers run every model on
+    /// the latest candle of each symbol they hold, and the ensemble decides on those signals
+    /// like on a candle's own (an analysis cycle, see [`crate::signal::CycleTag`]).
     Trigger {
         symbol: Option<String>,
+        /// Profiles the cycle is for (the scheduler's cycles: the LLM-driven ones); empty:
+        /// every profile.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        profiles: Vec<String>,
     },
     /// Halt every account; with `close_positions`, close every open position at the next price.
     EmergencyStop {
@@ -34,6 +40,18 @@ pub enum Command {
     },
     /// Re-read the configuration files.
     Reload,
+    /// No new entries for one account until resumed (exits still happen).
+    PauseAccount {
+        account: String,
+    },
+    ResumeAccount {
+        account: String,
+    },
+    /// Close every open position of one account at its latest price (entries held for the
+    /// next open included), like an emergency stop's close, without halting anything.
+    CloseAll {
+        account: String,
+    },
 }
 
 impl Command {
@@ -47,6 +65,9 @@ impl Command {
             Self::ResetAccount { .. } => "reset_account",
             Self::SetTrading { .. } => "set_trading",
             Self::Reload => "reload",
+            Self::PauseAccount { .. } => "pause_account",
+            Self::ResumeAccount { .. } => "resume_account",
+            Self::CloseAll { .. } => "close_all",
         }
     }
 }
@@ -66,6 +87,19 @@ impl ControlCommand {
     pub fn new(command: Command, actor: impl Into<String>, ip: Option<String>, issued_at: i64) -> Self {
         let id = format!("ctl:{issued_at}:{:016x}", unique_suffix(issued_at));
         Self { id, command, actor: actor.into(), ip, issued_at }
+    }
+
+    /// The scheduler's trigger for the slot starting at `slot_ms`: every scheduler (one per
+    /// inference worker) sends the same id for the same slot, so the cycle runs once however
+    /// many of them run (the control state keeps a trigger id once).
+    pub fn scheduled(profiles: Vec<String>, slot_ms: i64) -> Self {
+        Self {
+            id: format!("ctl:cycle:{slot_ms}"),
+            command: Command::Trigger { symbol: None, profiles },
+            actor: "scheduler".into(),
+            ip: None,
+            issued_at: slot_ms,
+        }
     }
 
     pub fn message_id(&self) -> MessageId {
@@ -91,6 +125,19 @@ impl Payload for ControlCommand {
     const VERSION: u16 = 1;
 }
 
+/// Triggers the control state remembers (the newest); a worker acts on each of them once.
+pub const TRIGGERS_KEPT: usize = 64;
+
+/// A `trigger` command as the control state keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriggerSeen {
+    pub id: String,
+    pub symbol: Option<String>,
+    pub profiles: Vec<String>,
+    pub actor: String,
+    pub issued_at: i64,
+}
+
 /// What the command stream says now.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ControlState {
@@ -108,6 +155,16 @@ pub struct ControlState {
     pub last_reload: Option<String>,
     /// Commands folded so far.
     pub applied: u64,
+    /// The latest triggers, oldest first, at most [`TRIGGERS_KEPT`], each id once: a worker
+    /// acts on every one it has not acted on (two in one read of the stream are both kept).
+    #[serde(default)]
+    pub triggers: std::collections::VecDeque<TriggerSeen>,
+    /// Accounts an operator paused (no new entries).
+    #[serde(default)]
+    pub paused_accounts: std::collections::BTreeSet<String>,
+    /// Account → id of its latest close-all command (risk acts once on each).
+    #[serde(default)]
+    pub close_all: std::collections::BTreeMap<String, String>,
 }
 
 impl ControlState {
@@ -115,7 +172,24 @@ impl ControlState {
         match &c.command {
             Command::Pause => self.paused = true,
             Command::Resume => self.paused = false,
-            Command::Trigger { symbol } => self.last_trigger = Some((c.id.clone(), symbol.clone())),
+            Command::Trigger { symbol, profiles } => {
+                if self.triggers.iter().any(|t| t.id == c.id) {
+                    // The same scheduled slot sent by another scheduler: one cycle.
+                    self.applied += 1;
+                    return;
+                }
+                self.last_trigger = Some((c.id.clone(), symbol.clone()));
+                self.triggers.push_back(TriggerSeen {
+                    id: c.id.clone(),
+                    symbol: symbol.clone(),
+                    profiles: profiles.clone(),
+                    actor: c.actor.clone(),
+                    issued_at: c.issued_at,
+                });
+                while self.triggers.len() > TRIGGERS_KEPT {
+                    self.triggers.pop_front();
+                }
+            }
             Command::EmergencyStop { close_positions } => {
                 self.emergency = Some(c.id.clone());
                 self.close_positions = *close_positions;
@@ -131,6 +205,15 @@ impl ControlState {
                 self.trading.insert(account.clone(), *enabled);
             }
             Command::Reload => self.last_reload = Some(c.id.clone()),
+            Command::PauseAccount { account } => {
+                self.paused_accounts.insert(account.clone());
+            }
+            Command::ResumeAccount { account } => {
+                self.paused_accounts.remove(account);
+            }
+            Command::CloseAll { account } => {
+                self.close_all.insert(account.clone(), c.id.clone());
+            }
         }
         self.applied += 1;
     }
@@ -160,6 +243,112 @@ mod tests {
         let b = ControlCommand::new(Command::Reload, "x", None, 1);
         assert_ne!(a.id, b.id, "two commands in the same millisecond get different ids");
     }
+
+    #[test]
+    fn per_account_pause_and_close_all_fold() {
+        let mut s = ControlState::default();
+        for (i, c) in [
+            Command::PauseAccount { account: "a".into() },
+            Command::PauseAccount { account: "b".into() },
+            Command::ResumeAccount { account: "a".into() },
+            Command::CloseAll { account: "a".into() },
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            s.apply(&ControlCommand::new(c, "test", None, i as i64));
+        }
+        assert_eq!(s.paused_accounts.iter().collect::<Vec<_>>(), ["b"]);
+        assert!(s.close_all.get("a").is_some_and(|id| id.starts_with("ctl:3:")));
+        assert!(!s.paused, "an account's pause is not the global one");
+    }
+
+    #[test]
+    fn triggers_are_kept_each_once_and_bounded() {
+        let mut s = ControlState::default();
+        let t = |symbol: &str, at| {
+            ControlCommand::new(Command::Trigger { symbol: Some(symbol.into()), profiles: vec![] }, "t", None, at)
+        };
+        // Two in one read of the stream: both kept, in order.
+        s.apply(&t("BTC", 1));
+        s.apply(&t("ETH", 2));
+        assert_eq!(s.triggers.iter().map(|t| t.symbol.as_deref()).collect::<Vec<_>>(), [Some("BTC"), Some("ETH")]);
+        // The scheduler's slot, sent by two schedulers: one trigger.
+        let slot = ControlCommand::scheduled(vec!["llm".into()], 600_000);
+        s.apply(&slot);
+        s.apply(&ControlCommand::scheduled(vec!["llm".into()], 600_000));
+        assert_eq!(s.triggers.len(), 3);
+        assert_eq!(s.triggers.back().map(|t| t.profiles.clone()), Some(vec!["llm".to_string()]));
+        assert_eq!(s.applied, 4);
+        for i in 0..2 * TRIGGERS_KEPT as i64 {
+            s.apply(&t("BTC", 10 + i));
+        }
+        assert_eq!(s.triggers.len(), TRIGGERS_KEPT);
+        assert_eq!(s.last_trigger.as_ref().map(|(id, _)| id), s.triggers.back().map(|t| &t.id));
+    }
+
+    #[test]
+    fn a_trigger_without_profiles_reads_as_before() {
+        let old = r#"{"command":"trigger","symbol":"BTC"}"#;
+        let c: Command = serde_json::from_str(old).unwrap();
+        assert_eq!(c, Command::Trigger { symbol: Some("BTC".into()), profiles: vec![] });
+        assert_eq!(serde_json::to_string(&c).unwrap(), old);
+    }
+}
+
+/// Where an analysis cycle (a `trigger`) is for one symbol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CyclePhase {
+    /// The inference worker holding the symbol analysed its latest candle again; the cycle's
+    /// signals follow it on `inf.signals`.
+    Start,
+    /// The ensemble decided on them for every profile the cycle is for.
+    Complete,
+}
+
+impl CyclePhase {
+    /// The edge's WebSocket event type.
+    pub fn event_type(self) -> &'static str {
+        match self {
+            Self::Start => "cycle_start",
+            Self::Complete => "cycle_complete",
+        }
+    }
+}
+
+/// One step of an analysis cycle for one symbol, on `audit.events`: stored as a system event,
+/// sent by the edge to WebSocket clients as `cycle_start` / `cycle_complete` (the cycle's
+/// decisions between them are `llm_decision` events).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CycleEvent {
+    /// Id of the `trigger` command.
+    pub cycle: String,
+    pub phase: CyclePhase,
+    pub symbol: String,
+    /// The cycle's candle id, `<candle id>/trigger:<cycle>` (its decisions are `<it>/<profile>`).
+    pub candle_id: String,
+    /// Start: the models that answered (rule models, then analysts).
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// Complete: the profiles that decided.
+    #[serde(default)]
+    pub decided: Vec<String>,
+    /// Who asked for the cycle (start; empty when not known).
+    #[serde(default)]
+    pub actor: String,
+    pub time: i64,
+}
+
+impl CycleEvent {
+    pub fn message_id(&self) -> MessageId {
+        MessageId::from_parts(&[&self.candle_id]).child(self.phase.event_type())
+    }
+}
+
+impl Payload for CycleEvent {
+    const KIND: &'static str = "cycle_event";
+    const VERSION: u16 = 1;
 }
 
 /// A record for the audit log: who did what to which resource, from where, with what outcome.

@@ -122,6 +122,40 @@ pub struct Signal {
     /// Time the model took, in microseconds.
     pub latency_us: u64,
     pub status: SignalStatus,
+    /// Set on the signals of an analysis cycle (a `trigger` command), absent on a candle's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycle: Option<CycleTag>,
+}
+
+/// What marks a signal as part of an analysis cycle: an operator's or the scheduler's
+/// `trigger`, which the inference workers obey by analysing the latest candle of each symbol
+/// they hold once more, now.
+///
+/// Such a signal reads the latest candle (its indicators, its market condition, its prices for
+/// the analysts), but it is its own input downstream: its `candle_id` is `<candle id>/trigger:
+/// <command id>` (so its id is `<candle id>/trigger:<command id>/<model>`, and the ensemble
+/// joins the cycle's signals apart from the candle's own), its `open_time` is the candle's
+/// plus the cycle's number on that candle (1, 2, ...: the ensemble and risk take only inputs
+/// newer than the last of a series, and the next candle opens an interval later), and its bar
+/// is flat at the candle's close (the candle's range has been applied to the books once
+/// already; a cycle must not stop anything out on it again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CycleTag {
+    /// Id of the `trigger` command.
+    pub id: String,
+    /// Profiles that decide on the cycle's signals; empty: every profile.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<String>,
+}
+
+/// The candle id of a cycle's signals about `candle_id`.
+pub fn cycle_candle_id(candle_id: &str, cycle: &str) -> String {
+    format!("{candle_id}/trigger:{cycle}")
+}
+
+/// The cycle (`trigger` command id) a candle id of [`cycle_candle_id`] names, if it is one.
+pub fn cycle_of(candle_id: &str) -> Option<&str> {
+    candle_id.split_once("/trigger:").map(|(_, c)| c)
 }
 
 impl Signal {
@@ -157,6 +191,8 @@ pub struct SignalVote {
     pub stop_loss: Option<f64>,
     pub take_profit: Option<f64>,
     pub status: SignalStatus,
+    #[serde(default)]
+    pub cycle: Option<CycleTag>,
 }
 
 impl SignalVote {
@@ -188,6 +224,7 @@ impl From<&Signal> for SignalVote {
             stop_loss: s.stop_loss,
             take_profit: s.take_profit,
             status: s.status.clone(),
+            cycle: s.cycle.clone(),
         }
     }
 }

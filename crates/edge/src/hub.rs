@@ -10,8 +10,9 @@
 //! Protocol (JSON text frames):
 //! - server → client: `welcome {client_id, channels, subscriptions}`, `subscribed`/`unsubscribed
 //!   {channels, symbols}`, events `{type, channel, symbol, id, time, data}` (types: signal,
-//!   decision, order, order_rejected, trade_executed, position_update, balance_update,
-//!   price_update, system_alert, control_command, status_update), `heartbeat {time}` every
+//!   decision, order_requested, order, order_rejected, trade_executed, position_update, balance_update,
+//!   price_update, system_alert, control_command, status_update; an analysis cycle's
+//!   cycle_start, llm_decision (its decisions), cycle_complete), `heartbeat {time}` every
 //!   `heartbeat_s` (with a WebSocket ping), `pong`, `error {error: {code, message}}`.
 //! - client → server: `{"type": "subscribe" | "unsubscribe", "channels": [...], "symbols": [...]}`
 //!   (no `symbols`: every symbol), `{"type": "ping"}`.
@@ -64,6 +65,7 @@ impl Event {
             (_, "candle") => ("price_update", "prices"),
             (_, "signal") => ("signal", "signals"),
             (_, "decision") => ("decision", "decisions"),
+            (_, "order_request") => ("order_requested", "orders"),
             (_, "order_intent") => ("order", "orders"),
             (_, "rejection") => ("order_rejected", "orders"),
             (_, "fill") => ("trade_executed", "fills"),
@@ -71,9 +73,24 @@ impl Event {
             (_, "account_update") => ("balance_update", "balances"),
             (_, "account_alert") | ("sys.events", _) => ("system_alert", "alerts"),
             (_, "control_command") => ("control_command", "status"),
+            (_, "cycle_event") => ("cycle", "decisions"),
             _ => return None,
         };
         let data = t.envelope.payload_json();
+        // An analysis cycle: its steps and its decisions are the arena's event types.
+        let kind = match kind {
+            "cycle" if data.get("phase").and_then(Value::as_str) == Some("start") => "cycle_start",
+            "cycle" => "cycle_complete",
+            "decision"
+                if data
+                    .get("candle_id")
+                    .and_then(Value::as_str)
+                    .is_some_and(|c| tradeflow_core::signal::cycle_of(c).is_some()) =>
+            {
+                "llm_decision"
+            }
+            k => k,
+        };
         let symbol = data.get("symbol").and_then(Value::as_str).map(str::to_string);
         let body = json!({
             "type": kind,

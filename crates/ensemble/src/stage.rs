@@ -9,16 +9,22 @@
 //! Signals of a series arrive in candle order (they are partitioned by symbol and produced in
 //! candle order), so a signal for a candle that is neither pending nor newer than the last
 //! decided candle of its series is late: it is recorded, never decided on again.
+//!
+//! The signals of an analysis cycle (a `trigger`, see [`CycleTag`]) join under the cycle's own
+//! candle id, apart from the candle's: a cycle for some profiles is decided by those alone
+//! (the others count as decided from the start), and once every profile has decided, a
+//! [`CycleEvent`] `complete` says so ([`EnsembleStage::take_cycle_events`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use tradeflow_core::control::{CycleEvent, CyclePhase};
 use tradeflow_core::decision::{Contribution, Decision, LateSignal, Trigger};
 use tradeflow_core::market::Interval;
 use tradeflow_core::numfmt;
-use tradeflow_core::signal::{Action, Signal, SignalStatus, SignalVote};
+use tradeflow_core::signal::{Action, CycleTag, Signal, SignalStatus, SignalVote};
 
 use crate::combine::{Vote, combine};
 use crate::profile::Profile;
@@ -48,6 +54,9 @@ struct Join {
     first_seen_ms: i64,
     answers: BTreeMap<String, Answer>,
     decided: BTreeSet<String>,
+    /// The analysis cycle the join is for (absent from older checkpoints).
+    #[serde(default)]
+    cycle: Option<CycleTag>,
 }
 
 /// What one input produced.
@@ -72,6 +81,8 @@ struct State {
 pub struct EnsembleStage {
     profiles: Arc<Vec<Profile>>,
     state: State,
+    /// Cycles completed since the last [`EnsembleStage::take_cycle_events`].
+    cycle_events: Vec<CycleEvent>,
 }
 
 const SNAPSHOT_VERSION: u16 = 2;
@@ -84,7 +95,7 @@ struct Snapshot {
 
 impl EnsembleStage {
     pub fn new(profiles: Arc<Vec<Profile>>) -> Self {
-        Self { profiles, state: State::default() }
+        Self { profiles, state: State::default(), cycle_events: Vec::new() }
     }
 
     pub fn restore(profiles: Arc<Vec<Profile>>, snapshot: &[u8]) -> Result<Self, String> {
@@ -93,12 +104,17 @@ impl EnsembleStage {
         if s.version != SNAPSHOT_VERSION {
             return Err(format!("ensemble checkpoint has layout {}, this build reads {SNAPSHOT_VERSION}", s.version));
         }
-        Ok(Self { profiles, state: s.state })
+        Ok(Self { profiles, state: s.state, cycle_events: Vec::new() })
     }
 
     pub fn snapshot(&self) -> Result<Vec<u8>, String> {
         rmp_serde::to_vec_named(&Snapshot { version: SNAPSHOT_VERSION, state: self.state.clone() })
             .map_err(|e| format!("cannot encode the ensemble checkpoint: {e}"))
+    }
+
+    /// The `complete` events of the cycles decided since the last call, for `audit.events`.
+    pub fn take_cycle_events(&mut self) -> Vec<CycleEvent> {
+        std::mem::take(&mut self.cycle_events)
     }
 
     /// Candles waiting for at least one profile.
@@ -162,7 +178,14 @@ impl EnsembleStage {
                 close: signal.close,
                 first_seen_ms: now_ms,
                 answers: BTreeMap::new(),
-                decided: BTreeSet::new(),
+                // A cycle for some profiles: the others have nothing to decide.
+                decided: match signal.cycle {
+                    Some(c) if !c.profiles.is_empty() => {
+                        self.profiles.iter().filter(|p| !c.profiles.contains(&p.name)).map(|p| p.name.clone()).collect()
+                    }
+                    _ => BTreeSet::new(),
+                },
+                cycle: signal.cycle.cloned(),
             };
             self.state.pending.insert(signal.candle_id.to_string(), join);
         }
@@ -207,7 +230,7 @@ impl EnsembleStage {
                 out.decisions.push(decide(signal.candle_id, join, profile, trigger));
             }
         }
-        self.retire(signal.candle_id);
+        self.retire(signal.candle_id, now_ms);
         out
     }
 
@@ -235,13 +258,14 @@ impl EnsembleStage {
         }
         let ids: BTreeSet<String> = due.into_iter().map(|(id, _)| id).collect();
         for id in ids {
-            self.retire(&id);
+            self.retire(&id, now_ms);
         }
         out
     }
 
-    /// Drops a candle every profile has decided, moving its series' watermark.
-    fn retire(&mut self, candle_id: &str) {
+    /// Drops a candle every profile has decided, moving its series' watermark; a cycle's
+    /// completion is recorded.
+    fn retire(&mut self, candle_id: &str, now_ms: i64) {
         let done = self
             .state
             .pending
@@ -250,6 +274,23 @@ impl EnsembleStage {
         if done && let Some(join) = self.state.pending.remove(candle_id) {
             let w = self.state.watermark.entry(series_key(&join.symbol, join.interval)).or_insert(i64::MIN);
             *w = (*w).max(join.open_time);
+            if let Some(cycle) = join.cycle {
+                let decided = join
+                    .decided
+                    .into_iter()
+                    .filter(|p| cycle.profiles.is_empty() || cycle.profiles.contains(p))
+                    .collect();
+                self.cycle_events.push(CycleEvent {
+                    cycle: cycle.id,
+                    phase: CyclePhase::Complete,
+                    symbol: join.symbol,
+                    candle_id: candle_id.to_string(),
+                    models: join.answers.into_keys().collect(),
+                    decided,
+                    actor: String::new(),
+                    time: now_ms,
+                });
+            }
         }
     }
 }
@@ -281,6 +322,7 @@ struct VoteRef<'a> {
     stop_loss: Option<f64>,
     take_profit: Option<f64>,
     status: &'a SignalStatus,
+    cycle: Option<&'a CycleTag>,
 }
 
 impl VoteRef<'_> {
@@ -307,6 +349,7 @@ impl<'a> From<&'a Signal> for VoteRef<'a> {
             stop_loss: s.stop_loss,
             take_profit: s.take_profit,
             status: &s.status,
+            cycle: s.cycle.as_ref(),
         }
     }
 }
@@ -328,6 +371,7 @@ impl<'a> From<&'a SignalVote> for VoteRef<'a> {
             stop_loss: s.stop_loss,
             take_profit: s.take_profit,
             status: &s.status,
+            cycle: s.cycle.as_ref(),
         }
     }
 }

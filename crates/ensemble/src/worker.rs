@@ -63,7 +63,8 @@ pub struct EnsembleHandler {
 }
 
 impl EnsembleHandler {
-    fn prepare(&self, decisions: &[Decision], late: &[LateSignal], out: &mut Vec<Outgoing>) -> Result<(), String> {
+    /// The decisions, late-signal records and cycle completions (taken from the stage).
+    fn prepare(&mut self, decisions: &[Decision], late: &[LateSignal], out: &mut Vec<Outgoing>) -> Result<(), String> {
         for d in decisions {
             let cause = MessageId::new(d.candle_id.clone()).ok();
             out.push(
@@ -72,6 +73,14 @@ impl EnsembleHandler {
         }
         for l in late {
             out.push(self.producer.prepare(AUDIT, &l.id(), &l.symbol, None, l).map_err(|e| e.to_string())?);
+        }
+        // After the decisions they complete.
+        for c in self.stage.take_cycle_events() {
+            out.push(
+                self.producer
+                    .prepare(AUDIT, &c.message_id(), &c.symbol, MessageId::new(c.candle_id.clone()).ok().as_ref(), &c)
+                    .map_err(|e| e.to_string())?,
+            );
         }
         Ok(())
     }
@@ -110,7 +119,8 @@ impl Handler for EnsembleHandler {
             late.extend(o.late);
         }
         let mut out = Vec::with_capacity(decisions.len() + late.len());
-        if let Err(e) = self.prepare(&decisions, &late, &mut out) {
+        let prepared = self.prepare(&decisions, &late, &mut out);
+        if let Err(e) = prepared {
             self.stage = before;
             return batch.iter().map(|_| Outcome::Retry(format!("encoding decisions: {e}"))).collect();
         }
@@ -144,7 +154,8 @@ impl Handler for EnsembleHandler {
         let before = self.stage.clone();
         let decisions = self.stage.on_tick(now_ms());
         let mut out = Vec::new();
-        if let Err(e) = self.prepare(&decisions, &[], &mut out) {
+        let prepared = self.prepare(&decisions, &[], &mut out);
+        if let Err(e) = prepared {
             // Decided again at the next tick.
             warn!(error = %e, "encoding deadline decisions failed");
             self.stage = before;

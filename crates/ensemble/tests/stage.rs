@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use tradeflow_bus::{Envelope, EnvelopeRef};
 use tradeflow_core::candle_csv::CandleReader;
+use tradeflow_core::control::CyclePhase;
 use tradeflow_core::decision::Trigger;
 use tradeflow_core::market::{Candle, Interval};
 use tradeflow_core::signal::{
-    Action, Level, MarketCondition, ModelKind, Phase, Signal, SignalStatus, SignalVote, Trend,
+    Action, CycleTag, Level, MarketCondition, ModelKind, Phase, Signal, SignalStatus, SignalVote, Trend,
+    cycle_candle_id,
 };
 use tradeflow_ensemble::profile::parse_profiles;
 use tradeflow_ensemble::{EnsembleStage, Method, Profile};
@@ -58,6 +60,7 @@ fn signal(open_time: i64, model: &str, action: Action, confidence: f64) -> Signa
         take_profit: Some(110.0),
         latency_us: 1,
         status: SignalStatus::Ok,
+        cycle: None,
     }
 }
 
@@ -218,4 +221,69 @@ fn a_signal_on_the_bus_opens_as_the_vote_the_stage_takes() {
         env.v += 1;
         assert!(env.as_ref().open::<SignalVote>().is_err());
     }
+}
+
+/// A cycle's signal about the candle at `open_time`: its own join key, one ms after the
+/// candle (the first cycle on it), a flat bar, the cycle's tag.
+fn cycle_signal(open_time: i64, model: &str, action: Action, tag: &CycleTag) -> Signal {
+    let mut s = signal(open_time, model, action, 0.9);
+    s.candle_id = cycle_candle_id(&s.candle_id, &tag.id);
+    tradeflow_inference::stage::stamp(&mut s, tag, 1);
+    s
+}
+
+#[test]
+fn a_cycle_on_a_decided_candle_is_decided_by_its_profiles_and_completes() {
+    let profiles = Arc::new(vec![
+        profile("rules", &[("rsi", 1.0)], Method::WeightedVote, None, 60_000),
+        profile("llm", &[("rsi", 1.0), ("gpt", 1.0)], Method::WeightedVote, None, 60_000),
+    ]);
+    let mut stage = EnsembleStage::new(profiles);
+    let t = 3_600_000;
+    // The candle's own signals: both profiles decide it (llm at its deadline), the candle retires.
+    assert_eq!(stage.on_signal(&signal(t, "rsi", Action::Long, 0.8), 0).decisions.len(), 1);
+    assert_eq!(stage.on_tick(60_000).len(), 1);
+    assert_eq!(stage.pending(), 0);
+    assert!(stage.take_cycle_events().is_empty(), "a candle's own join is no cycle");
+    // A late copy of the candle's signal is still late.
+    assert_eq!(stage.on_signal(&signal(t, "rsi", Action::Long, 0.8), 61_000).late.len(), 1);
+
+    // A cycle for the llm profile on the same candle: joined apart, decided by llm alone.
+    let tag = CycleTag { id: "ctl:cycle:1".into(), profiles: vec!["llm".into()] };
+    let first = stage.on_signal(&cycle_signal(t, "rsi", Action::Short, &tag), 70_000);
+    assert!(first.late.is_empty() && first.decisions.is_empty(), "{first:?}");
+    assert!(stage.take_cycle_events().is_empty(), "llm waits for gpt");
+    let second = stage.on_signal(&cycle_signal(t, "gpt", Action::Short, &tag), 70_001);
+    match &second.decisions[..] {
+        [d] => {
+            assert_eq!((d.profile.as_str(), d.action, d.trigger), ("llm", Action::Short, Trigger::Complete));
+            assert_eq!(d.candle_id, format!("csv:BTC:1h:{t}/trigger:ctl:cycle:1"));
+            assert_eq!(d.open_time, t + 1);
+            assert_eq!((d.high, d.low, d.open), (100.0, 100.0, Some(100.0)), "a flat bar at the close");
+        }
+        other => panic!("expected llm's decision alone, got {other:?}"),
+    }
+    let events = stage.take_cycle_events();
+    match &events[..] {
+        [e] => {
+            assert_eq!((e.phase, e.cycle.as_str(), e.symbol.as_str()), (CyclePhase::Complete, "ctl:cycle:1", "BTC"));
+            assert_eq!(e.decided, ["llm"]);
+            assert_eq!(e.models, ["gpt", "rsi"]);
+            assert_eq!(e.time, 70_001);
+        }
+        other => panic!("expected one completion, got {other:?}"),
+    }
+    assert_eq!(stage.pending(), 0);
+
+    // A cycle for every profile: both decide (rules at once, llm at its deadline).
+    let all = CycleTag { id: "ctl:2".into(), profiles: vec![] };
+    let mut s = cycle_signal(t, "rsi", Action::Long, &all);
+    tradeflow_inference::stage::stamp(&mut s, &all, 0);
+    s.open_time = t + 2;
+    assert_eq!(stage.on_signal(&s, 80_000).decisions.len(), 1);
+    assert_eq!(stage.on_tick(140_000).len(), 1);
+    let events = stage.take_cycle_events();
+    assert_eq!(events.iter().map(|e| e.decided.clone()).collect::<Vec<_>>(), [vec!["llm", "rules"]]);
+    // The next candle is not late for it.
+    assert_eq!(stage.on_signal(&signal(2 * t, "rsi", Action::Long, 0.8), 150_000).decisions.len(), 1);
 }

@@ -130,6 +130,30 @@ impl SmaCross {
     }
 }
 
+impl SmaCross {
+    /// The verdict between candles (an analysis cycle on the latest one): a cross is an event
+    /// of a candle, and none happened since the last, so `hold`, with the last candle's SMAs.
+    pub fn since_last(&self, p: &SmaCrossParams) -> Verdict {
+        let Some((fast, slow)) = self.prev.filter(|_| self.params == Some(*p)) else { return warming(p) };
+        let side = if fast > slow {
+            "above"
+        } else if fast < slow {
+            "below"
+        } else {
+            "on"
+        };
+        Verdict {
+            action: Action::Hold,
+            score: 0.0,
+            reasoning: format!(
+                "SMA({}) {fast:.2} stays {side} SMA({}) {slow:.2}: no cross since the last candle",
+                p.fast, p.slow
+            ),
+            features: vec![("sma_fast", fast), ("sma_slow", slow)],
+        }
+    }
+}
+
 fn mean<'a>(values: impl ExactSizeIterator<Item = &'a f64>) -> f64 {
     let n = values.len() as f64;
     values.sum::<f64>() / n
@@ -169,6 +193,19 @@ mod tests {
         assert_eq!(texts[5], down);
         assert_eq!(texts[6], "SMA(2) 1.00 stays below SMA(3) 2.33: no cross");
         assert_eq!(texts[7], "SMA(2) 1.00 stays on SMA(3) 1.00: no cross");
+    }
+
+    #[test]
+    fn between_candles_there_is_no_cross() {
+        let mut s = SmaCross::default();
+        assert_eq!(s.since_last(&P23).reasoning, "warming up: SMA(3) has no value yet");
+        let verdicts: Vec<Verdict> = [3.0, 2.0, 1.0, 4.0].iter().map(|c| s.next(*c, &P23)).collect();
+        let crossed = verdicts[3].clone();
+        assert_eq!(crossed.action, Action::Long);
+        let now = s.since_last(&P23);
+        assert_eq!((now.action, now.score), (Action::Hold, 0.0));
+        assert_eq!(now.features, crossed.features);
+        assert!(now.reasoning.contains("stays above"), "{}", now.reasoning);
     }
 
     #[test]

@@ -2,13 +2,15 @@
 //! recent range and the last candle's indicators; per candle one signal per configured rule
 //! model, and the [`ModelContext`] that the LLM analysts (run by the worker) read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
+use tradeflow_core::MessageId;
+use tradeflow_core::market::Bar;
 use tradeflow_core::market::{Candle, Interval};
-use tradeflow_core::signal::{Action, MarketCondition, ModelKind, Signal, SignalStatus};
+use tradeflow_core::signal::{Action, CycleTag, MarketCondition, ModelKind, Signal, SignalStatus, cycle_candle_id};
 use tradeflow_indicators::{COLUMNS, IndicatorRow, IndicatorSet, Next};
 
 use crate::condition::{ConditionParams, RecentRange, assess};
@@ -204,6 +206,21 @@ struct SeriesState {
     /// The `sma_cross` window, kept only when that model runs (absent from older checkpoints).
     #[serde(default)]
     sma_cross: Option<SmaCross>,
+    /// The latest candle and what the rule models read at it, for an analysis cycle on it
+    /// (absent from older checkpoints: a cycle finds the series from its next candle on).
+    #[serde(default)]
+    latest: Option<Latest>,
+}
+
+/// What an analysis cycle needs of a series' latest candle (its indicators are `last`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Latest {
+    bar: Bar,
+    /// What the crossing rules remembered before it.
+    prev: Previous,
+    market: MarketCondition,
+    /// Cycles run on it so far: the n-th one's signals open n ms after it.
+    cycles: u32,
 }
 
 impl Default for SeriesState {
@@ -214,6 +231,7 @@ impl Default for SeriesState {
             prev: Previous::default(),
             last: None,
             sma_cross: None,
+            latest: None,
         }
     }
 }
@@ -226,7 +244,13 @@ const SNAPSHOT_VERSION: u16 = 2;
 struct Snapshot {
     version: u16,
     series: BTreeMap<String, SeriesState>,
+    /// Ids of the latest analysis cycles run (absent from older checkpoints).
+    #[serde(default)]
+    cycles: VecDeque<String>,
 }
+
+/// Cycle ids remembered, so that a trigger is obeyed once (the control state keeps fewer).
+const CYCLES_KEPT: usize = 2 * tradeflow_core::control::TRIGGERS_KEPT;
 
 /// Why a candle produced no signals.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -241,11 +265,12 @@ pub enum Skip {
 pub struct InferenceStage {
     config: Arc<StageConfig>,
     series: BTreeMap<String, SeriesState>,
+    cycles: VecDeque<String>,
 }
 
 impl InferenceStage {
     pub fn new(config: Arc<StageConfig>) -> Self {
-        Self { config, series: BTreeMap::new() }
+        Self { config, series: BTreeMap::new(), cycles: VecDeque::new() }
     }
 
     /// The stage with the state of a checkpoint.
@@ -255,7 +280,7 @@ impl InferenceStage {
         if s.version != SNAPSHOT_VERSION {
             return Err(format!("inference checkpoint has layout {}, this build reads {SNAPSHOT_VERSION}", s.version));
         }
-        Ok(Self { config, series: s.series })
+        Ok(Self { config, series: s.series, cycles: s.cycles })
     }
 
     pub fn snapshot(&self) -> Result<Vec<u8>, String> {
@@ -264,8 +289,9 @@ impl InferenceStage {
         struct SnapshotRef<'a> {
             version: u16,
             series: &'a BTreeMap<String, SeriesState>,
+            cycles: &'a VecDeque<String>,
         }
-        rmp_serde::to_vec_named(&SnapshotRef { version: SNAPSHOT_VERSION, series: &self.series })
+        rmp_serde::to_vec_named(&SnapshotRef { version: SNAPSHOT_VERSION, series: &self.series, cycles: &self.cycles })
             .map_err(|e| format!("cannot encode the inference checkpoint: {e}"))
     }
 
@@ -312,71 +338,81 @@ impl InferenceStage {
         let prev = state.prev;
         state.prev = Previous { macd_hist: row.macd_hist_12_26_9 };
         state.last = Some((bar.close(), row));
+        state.latest = Some(Latest { bar, prev, market: market.clone(), cycles: 0 });
         let p = &self.config.rules;
         let sma_cross = self
             .config
             .models
             .contains(&ModelSpec::SmaCross)
             .then(|| state.sma_cross.get_or_insert_with(SmaCross::default).next(bar.close(), &p.sma_cross));
-
         // Formatted once: it was formatted again for each model's signal.
         let candle_id = candle.id().into_string();
-        let mut out = Vec::with_capacity(self.config.models.len());
-        for model in &self.config.models {
-            let started = Instant::now();
-            let (action, confidence, scores, reasoning, features) = match model {
-                ModelSpec::Rule(s) => {
-                    let v = evaluate(*s, &bar, &row, &prev, p);
-                    let scores = BTreeMap::from([(s.name().to_string(), v.score)]);
-                    (v.action, v.score, scores, v.reasoning, to_map(&v.features))
-                }
-                ModelSpec::Technical => {
-                    let verdicts: Vec<(Strategy, Verdict)> =
-                        Strategy::ALL.into_iter().map(|s| (s, evaluate(s, &bar, &row, &prev, p))).collect();
-                    let (action, confidence) = vote(&verdicts);
-                    let scores = verdicts.iter().map(|(s, v)| (s.name().to_string(), v.score)).collect();
-                    let reasoning = verdicts
-                        .iter()
-                        .map(|(s, v)| format!("{}: {} ({})", s.name(), v.action.as_str(), v.reasoning))
-                        .collect::<Vec<_>>()
-                        .join("; ");
-                    let features = verdicts.iter().flat_map(|(_, v)| v.features.iter().copied()).collect::<Vec<_>>();
-                    (action, confidence, scores, reasoning, to_map(&features))
-                }
-                ModelSpec::SmaCross => {
-                    // Always computed above when this model is configured.
-                    let v = sma_cross.clone().unwrap_or_else(|| Verdict::warming("sma_cross"));
-                    let scores = BTreeMap::from([(model.name().to_string(), v.score)]);
-                    (v.action, v.score, scores, v.reasoning, to_map(&v.features))
-                }
-            };
-            // The crossover leaves on the opposite cross: no suggested exits.
-            let (stop_loss, take_profit) =
-                if *model == ModelSpec::SmaCross { (None, None) } else { exits(action, bar.close(), &row) };
-            out.push(Signal {
-                candle_id: candle_id.clone(),
-                symbol: candle.symbol.clone(),
-                interval: candle.interval,
+        let at = At { candle_id: &candle_id, symbol: &candle.symbol, interval: candle.interval, bar: &bar, row: &row };
+        let out = rule_signals(&self.config, &at, &prev, &market, sma_cross);
+        Ok((out, market, row))
+    }
+
+    /// Whether the analysis cycle `id` has run here (remembered with the checkpoint).
+    pub fn cycle_seen(&self, id: &str) -> bool {
+        self.cycles.iter().any(|c| c == id)
+    }
+
+    /// An analysis cycle (a `trigger`): for every series of `symbol` (every series when
+    /// `None`) with a latest candle, its rule signals and its analysts' context once more,
+    /// now. Each carries the cycle's candle id and `cycle` tag; [`stamp`] (applied here to
+    /// the rule signals, by the worker to the analysts') gives them their place downstream.
+    /// The rule models read the candle as they did (their answer is the candle's own, except
+    /// `sma_cross`'s: a cross is an event of a candle, so between candles it holds).
+    pub fn on_trigger(&mut self, cycle: &CycleTag, symbol: Option<&str>) -> Vec<(Inferred, u32)> {
+        if !self.cycle_seen(&cycle.id) {
+            self.cycles.push_back(cycle.id.clone());
+            while self.cycles.len() > CYCLES_KEPT {
+                self.cycles.pop_front();
+            }
+        }
+        let keys: Vec<String> = self
+            .series
+            .iter()
+            .filter(|(k, st)| st.latest.is_some() && symbol.is_none_or(|s| series_symbol(k) == Some(s)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let Some((source, sym, interval)) = split_key(&key) else { continue };
+            let timeframes = self.timeframes(&format!("{source}:{sym}:"), interval);
+            let Some(state) = self.series.get_mut(&key) else { continue };
+            let (Some(latest), Some((_, row))) = (state.latest.as_mut(), state.last) else { continue };
+            latest.cycles = latest.cycles.saturating_add(1);
+            let n = latest.cycles;
+            let (bar, prev, market) = (latest.bar, latest.prev, latest.market.clone());
+            let p = &self.config.rules;
+            let sma_cross = self.config.models.contains(&ModelSpec::SmaCross).then(|| {
+                state.sma_cross.as_ref().map_or_else(|| Verdict::warming("sma_cross"), |s| s.since_last(&p.sma_cross))
+            });
+            let candle_id = MessageId::candle(source, sym, interval.as_str(), bar.open_time()).into_string();
+            let candle_id = cycle_candle_id(&candle_id, &cycle.id);
+            let at = At { candle_id: &candle_id, symbol: sym, interval, bar: &bar, row: &row };
+            let mut signals = rule_signals(&self.config, &at, &prev, &market, sma_cross);
+            for s in &mut signals {
+                stamp(s, cycle, n);
+            }
+            let context = ModelContext {
+                candle_id,
+                source: source.to_string(),
+                symbol: sym.to_string(),
+                interval,
                 open_time: bar.open_time(),
-                open: Some(bar.open()),
+                open: bar.open(),
                 high: bar.high(),
                 low: bar.low(),
                 close: bar.close(),
-                model: model.name().to_string(),
-                model_kind: ModelKind::Rule,
-                action,
-                confidence,
-                scores,
-                reasoning,
-                features,
-                market: market.clone(),
-                stop_loss,
-                take_profit,
-                latency_us: started.elapsed().as_micros() as u64,
-                status: SignalStatus::Ok,
-            });
+                market,
+                indicators: row,
+                timeframes,
+            };
+            out.push((Inferred { signals, context }, n));
         }
-        Ok((out, market, row))
+        out
     }
 
     /// The latest candle of every interval but `own` among the series keyed `prefix<interval>`.
@@ -394,6 +430,105 @@ impl InferenceStage {
         out.sort_by_key(|t| t.interval);
         out
     }
+}
+
+/// The candle the rule models answer about.
+struct At<'a> {
+    candle_id: &'a str,
+    symbol: &'a str,
+    interval: Interval,
+    bar: &'a Bar,
+    row: &'a IndicatorRow,
+}
+
+/// One signal per configured rule model about the candle `at`.
+fn rule_signals(
+    config: &StageConfig,
+    at: &At<'_>,
+    prev: &Previous,
+    market: &MarketCondition,
+    sma_cross: Option<Verdict>,
+) -> Vec<Signal> {
+    let (bar, row, p) = (at.bar, at.row, &config.rules);
+    let mut out = Vec::with_capacity(config.models.len());
+    for model in &config.models {
+        let started = Instant::now();
+        let (action, confidence, scores, reasoning, features) = match model {
+            ModelSpec::Rule(s) => {
+                let v = evaluate(*s, bar, row, prev, p);
+                let scores = BTreeMap::from([(s.name().to_string(), v.score)]);
+                (v.action, v.score, scores, v.reasoning, to_map(&v.features))
+            }
+            ModelSpec::Technical => {
+                let verdicts: Vec<(Strategy, Verdict)> =
+                    Strategy::ALL.into_iter().map(|s| (s, evaluate(s, bar, row, prev, p))).collect();
+                let (action, confidence) = vote(&verdicts);
+                let scores = verdicts.iter().map(|(s, v)| (s.name().to_string(), v.score)).collect();
+                let reasoning = verdicts
+                    .iter()
+                    .map(|(s, v)| format!("{}: {} ({})", s.name(), v.action.as_str(), v.reasoning))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let features = verdicts.iter().flat_map(|(_, v)| v.features.iter().copied()).collect::<Vec<_>>();
+                (action, confidence, scores, reasoning, to_map(&features))
+            }
+            ModelSpec::SmaCross => {
+                // Always computed by the caller when this model is configured.
+                let v = sma_cross.clone().unwrap_or_else(|| Verdict::warming("sma_cross"));
+                let scores = BTreeMap::from([(model.name().to_string(), v.score)]);
+                (v.action, v.score, scores, v.reasoning, to_map(&v.features))
+            }
+        };
+        // The crossover leaves on the opposite cross: no suggested exits.
+        let (stop_loss, take_profit) =
+            if *model == ModelSpec::SmaCross { (None, None) } else { exits(action, bar.close(), row) };
+        out.push(Signal {
+            candle_id: at.candle_id.to_string(),
+            symbol: at.symbol.to_string(),
+            interval: at.interval,
+            open_time: bar.open_time(),
+            open: Some(bar.open()),
+            high: bar.high(),
+            low: bar.low(),
+            close: bar.close(),
+            model: model.name().to_string(),
+            model_kind: ModelKind::Rule,
+            action,
+            confidence,
+            scores,
+            reasoning,
+            features,
+            market: market.clone(),
+            stop_loss,
+            take_profit,
+            latency_us: started.elapsed().as_micros() as u64,
+            status: SignalStatus::Ok,
+            cycle: None,
+        });
+    }
+    out
+}
+
+/// Gives a signal of the `n`-th cycle on its candle its place downstream (see [`CycleTag`]):
+/// the cycle's tag, an open time `n` ms after the candle's (newer than the candle's own
+/// decisions, older than the next candle), and a flat bar at the close.
+pub fn stamp(signal: &mut Signal, cycle: &CycleTag, n: u32) {
+    signal.open_time += i64::from(n);
+    signal.open = Some(signal.close);
+    signal.high = signal.close;
+    signal.low = signal.close;
+    signal.cycle = Some(cycle.clone());
+}
+
+/// `source:symbol:interval` → its parts (the symbol may hold `:`).
+fn split_key(key: &str) -> Option<(&str, &str, Interval)> {
+    let (source, rest) = key.split_once(':')?;
+    let (symbol, interval) = rest.rsplit_once(':')?;
+    Some((source, symbol, interval.parse().ok()?))
+}
+
+fn series_symbol(key: &str) -> Option<&str> {
+    split_key(key).map(|(_, s, _)| s)
 }
 
 fn to_map(features: &[(&'static str, f64)]) -> BTreeMap<String, f64> {

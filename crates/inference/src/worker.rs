@@ -7,21 +7,39 @@
 //! analysts) in the runner's MULTI/EXEC that acknowledges the batch and checkpoints the stage
 //! state. If that fails the partition restarts from its checkpoint and the batch is handled
 //! again, so no candle is counted twice (the analysts' answers come from their cache then).
+//!
+//! Analysis cycles: with the control state (`ctl.commands`), each partition checks every
+//! [`CYCLE_CHECK`] for `trigger` commands it has not obeyed yet (and that are at most
+//! [`CYCLE_MAX_AGE_MS`] old: a worker starting afresh does not replay history). For each, every
+//! series of the trigger's symbol it holds gives its rule signals and its analysts' answers
+//! about its latest candle again, now (the analysts are asked whatever the candle's age: an
+//! operator asked), as the cycle's signals ([`tradeflow_core::signal::CycleTag`]), after a
+//! [`CycleEvent`] `start` on `audit.events`; they go out with the checkpoint that remembers the
+//! cycle as obeyed, so a cycle runs once per partition.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use prometheus::{IntCounterVec, Opts, Registry};
-use tracing::{debug, error};
+use tokio::sync::watch;
+use tracing::{debug, error, info, warn};
 use tradeflow_bus::envelope::DecodeError;
-use tradeflow_bus::{Delivery, EnvelopeRef, Handler, HandlerFactory, Outcome, Outgoing, Producer};
+use tradeflow_bus::{Delivery, EnvelopeRef, Handler, HandlerFactory, Outcome, Outgoing, Producer, Tick};
 use tradeflow_core::MessageId;
+use tradeflow_core::control::{ControlState, CycleEvent, CyclePhase, TriggerSeen};
 use tradeflow_core::market::Candle;
-use tradeflow_core::signal::SignalStatus;
+use tradeflow_core::signal::{CycleTag, Signal, SignalStatus};
+use tradeflow_core::time::now_ms;
 
 use crate::llm::run_analysts;
 use crate::stage::{InferenceStage, StageConfig};
 
 pub const SIGNALS: &str = "inf.signals";
+pub const AUDIT: &str = "audit.events";
+/// How often a partition looks for triggers to obey.
+pub const CYCLE_CHECK: Duration = Duration::from_millis(250);
+/// A trigger older than this is history, not a request (a worker that starts afresh).
+pub const CYCLE_MAX_AGE_MS: i64 = 60_000;
 
 /// `tradeflow_inference_*` metrics.
 #[derive(Clone)]
@@ -65,6 +83,72 @@ pub struct InferenceHandler {
     /// Signals for the runner to send with the batch's acknowledgement.
     outbox: Vec<Outgoing>,
     metrics: InferenceMetrics,
+    /// The operator commands, for `trigger`s; `None`: no analysis cycles.
+    control: Option<watch::Receiver<ControlState>>,
+}
+
+impl InferenceHandler {
+    /// Runs `trigger`'s cycle on this partition's series: its outputs into the outbox.
+    async fn cycle(&mut self, trigger: &TriggerSeen) -> Result<usize, String> {
+        let tag = CycleTag { id: trigger.id.clone(), profiles: trigger.profiles.clone() };
+        let mut inferred = self.stage.on_trigger(&tag, trigger.symbol.as_deref());
+        let analysts = self.stage.config().analysts.clone();
+        if !analysts.is_empty() {
+            // Asked now, at the candle's close: an operator's question is answered whatever
+            // the candle's age (the age limit keeps replays from the analysts).
+            let asked = inferred.iter().map(|(i, _)| {
+                let ctx = &i.context;
+                futures_util::future::join_all(analysts.iter().map(move |a| a.analyse_at(ctx, ctx.close_time())))
+            });
+            let answers: Vec<Vec<Signal>> = futures_util::future::join_all(asked).await;
+            for ((i, n), llm) in inferred.iter_mut().zip(answers) {
+                for mut s in llm {
+                    crate::stage::stamp(&mut s, &tag, *n);
+                    i.signals.push(s);
+                }
+            }
+        }
+        let cause = MessageId::from_parts(&[&trigger.id]);
+        let mut out = Vec::new();
+        let mut produced = 0;
+        for (i, _) in &inferred {
+            let start = CycleEvent {
+                cycle: trigger.id.clone(),
+                phase: CyclePhase::Start,
+                symbol: i.context.symbol.clone(),
+                candle_id: i.context.candle_id.clone(),
+                models: i.signals.iter().map(|s| s.model.clone()).collect(),
+                decided: Vec::new(),
+                actor: trigger.actor.clone(),
+                time: now_ms(),
+            };
+            out.push(
+                self.producer
+                    .prepare(AUDIT, &start.message_id(), &start.symbol, Some(&cause), &start)
+                    .map_err(|e| e.to_string())?,
+            );
+            for s in &i.signals {
+                out.push(
+                    self.producer.prepare(SIGNALS, &s.id(), &s.symbol, Some(&cause), s).map_err(|e| e.to_string())?,
+                );
+            }
+            produced += i.signals.len();
+        }
+        self.outbox.append(&mut out);
+        for (i, _) in &inferred {
+            self.count(&i.signals);
+        }
+        Ok(produced)
+    }
+
+    fn count(&self, signals: &[Signal]) {
+        for s in signals {
+            self.metrics.signals.with_label_values(&[s.model.as_str(), s.action.as_str()]).inc();
+            if s.status != SignalStatus::Ok {
+                self.metrics.errors.with_label_values(&[s.model.as_str()]).inc();
+            }
+        }
+    }
 }
 
 impl Handler for InferenceHandler {
@@ -145,6 +229,39 @@ impl Handler for InferenceHandler {
     fn take_outbox(&mut self) -> Vec<Outgoing> {
         std::mem::take(&mut self.outbox)
     }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        self.control.as_ref().map(|_| CYCLE_CHECK)
+    }
+
+    async fn tick(&mut self) -> Tick {
+        let Some(control) = &self.control else { return Tick::Unchanged };
+        let now = now_ms();
+        let due: Vec<TriggerSeen> = control
+            .borrow()
+            .triggers
+            .iter()
+            .filter(|t| now - t.issued_at <= CYCLE_MAX_AGE_MS && !self.stage.cycle_seen(&t.id))
+            .cloned()
+            .collect();
+        if due.is_empty() {
+            return Tick::Unchanged;
+        }
+        let before = self.stage.clone();
+        for t in &due {
+            match self.cycle(t).await {
+                Ok(n) => info!(cycle = %t.id, symbol = ?t.symbol, signals = n, "analysis cycle"),
+                Err(e) => {
+                    // Tried again at the next tick: nothing of it was sent.
+                    warn!(cycle = %t.id, error = %e, "analysis cycle failed");
+                    self.stage = before;
+                    self.outbox.clear();
+                    return Tick::Unchanged;
+                }
+            }
+        }
+        Tick::Changed
+    }
 }
 
 /// Makes the handler of each partition, restoring its checkpoint.
@@ -152,6 +269,8 @@ pub struct InferenceFactory {
     pub config: Arc<StageConfig>,
     pub producer: Producer,
     pub metrics: InferenceMetrics,
+    /// The operator commands: partitions obey `trigger`s (analysis cycles); `None`: they do not.
+    pub control: Option<watch::Receiver<ControlState>>,
 }
 
 impl HandlerFactory for InferenceFactory {
@@ -167,6 +286,7 @@ impl HandlerFactory for InferenceFactory {
             producer: self.producer.clone(),
             outbox: Vec::new(),
             metrics: self.metrics.clone(),
+            control: self.control.clone(),
         })
     }
 }

@@ -124,6 +124,7 @@ async fn one_signal_per_model_per_candle_through_redis_with_a_fast_and_a_slow_an
         config: Arc::new(config),
         producer: Producer::new(bus.clone(), "inference"),
         metrics: InferenceMetrics::register(&registry).unwrap(),
+        control: None,
     };
     let inference_metrics = factory.metrics.clone();
     let consumer = Consumer::new(bus.clone(), "md.candles", "inference", "inference", factory).unwrap();

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tradeflow_core::candle_csv::CandleReader;
 use tradeflow_core::market::{Candle, Interval};
-use tradeflow_core::signal::{Action, SignalStatus};
+use tradeflow_core::signal::{Action, CycleTag, SignalStatus};
 use tradeflow_inference::{InferenceStage, StageConfig};
 
 const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../demo/btcusd_1h.csv");
@@ -167,4 +167,61 @@ fn the_context_carries_the_other_intervals_latest_indicators_and_survives_a_chec
     let v1 = rmp_serde::to_vec_named(&V1 { version: 1, series: Default::default() }).unwrap();
     let err = InferenceStage::restore(config, &v1).unwrap_err();
     assert_eq!(err, "inference checkpoint has layout 1, this build reads 2");
+}
+
+/// An analysis cycle re-reads the latest candle of each series it holds: the candle's own
+/// answers (but `sma_cross`'s, which holds between candles), under the cycle's candle id, one
+/// ms later per cycle, flat at the close, tagged; once per trigger id, across a checkpoint.
+#[test]
+fn a_cycle_answers_about_the_latest_candle_again() {
+    let candles = demo();
+    let mut config = StageConfig::every_rule();
+    config.models.push(tradeflow_inference::stage::ModelSpec::SmaCross);
+    let config = Arc::new(config);
+    let mut stage = InferenceStage::new(config.clone());
+    let tag = CycleTag { id: "ctl:1:a".into(), profiles: vec![] };
+    assert!(stage.on_trigger(&tag, None).is_empty(), "no candle yet: nothing to analyse");
+    let mut own = Vec::new();
+    for c in &candles[..300] {
+        own = stage.on_candle(c).unwrap();
+    }
+    let eth = Candle { symbol: "ETHUSD".into(), ..candles[0].clone() };
+    stage.on_candle(&eth).unwrap();
+    let last = &candles[299];
+    let tag = CycleTag { id: "ctl:2:b".into(), profiles: vec!["llm".into()] };
+    let cycle = stage.on_trigger(&tag, Some("BTCUSD"));
+    assert!(stage.cycle_seen("ctl:2:b") && !stage.cycle_seen("ctl:3:c"));
+    let [(inferred, 1)] = &cycle[..] else { panic!("one series, first cycle: {}", cycle.len()) };
+    let candle_id = format!("{}/trigger:ctl:2:b", last.id());
+    assert_eq!(inferred.context.candle_id, candle_id);
+    assert_eq!(inferred.context.open_time, last.bar.open_time(), "the analysts read the real candle");
+    assert_eq!(inferred.context.high, last.bar.high());
+    assert_eq!(inferred.signals.len(), own.len());
+    for (s, o) in inferred.signals.iter().zip(&own) {
+        assert_eq!(s.id().to_string(), format!("{candle_id}/{}", o.model));
+        assert_eq!(s.open_time, last.bar.open_time() + 1);
+        assert_eq!((s.open, s.high, s.low, s.close), (Some(o.close), o.close, o.close, o.close));
+        assert_eq!(s.cycle.as_ref(), Some(&tag));
+        if s.model == "sma_cross" {
+            assert_eq!(s.action, Action::Hold, "{}", s.reasoning);
+        } else {
+            assert_eq!((s.action, s.confidence, &s.reasoning), (o.action, o.confidence, &o.reasoning), "{}", s.model);
+        }
+    }
+    // Every symbol; a second cycle on the same candle opens a ms later still.
+    let restored = InferenceStage::restore(config, &stage.snapshot().unwrap()).unwrap();
+    assert!(restored.cycle_seen("ctl:2:b"), "obeyed cycles survive a checkpoint");
+    let mut stage = restored;
+    let all = stage.on_trigger(&CycleTag { id: "ctl:3:c".into(), profiles: vec![] }, None);
+    let mut seen: Vec<(String, u32, i64)> =
+        all.iter().map(|(i, n)| (i.context.symbol.clone(), *n, i.signals[0].open_time)).collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [("BTCUSD".into(), 2, last.bar.open_time() + 2), ("ETHUSD".into(), 1, candles[0].bar.open_time() + 1)]
+    );
+    // The next candle starts afresh.
+    stage.on_candle(&candles[300]).unwrap();
+    let next = stage.on_trigger(&CycleTag { id: "ctl:4:d".into(), profiles: vec![] }, Some("BTCUSD"));
+    assert_eq!(next.iter().map(|(_, n)| *n).collect::<Vec<_>>(), [1]);
 }

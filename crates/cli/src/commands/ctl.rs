@@ -14,9 +14,13 @@ pub enum CtlCommand {
     /// No new decisions and no new entries until resumed.
     Pause,
     Resume,
-    /// Analyse now (one symbol, or every tracked one).
+    /// Analyse now (one symbol, or every one the inference workers hold): an analysis cycle
+    /// whose signals the profiles decide on like a candle's own.
     Trigger {
         symbol: Option<String>,
+        /// Profiles the cycle is for, comma-separated (default: every profile).
+        #[arg(long, value_delimiter = ',', value_name = "PROFILE")]
+        profiles: Vec<String>,
     },
     /// Halt every account (no new entries).
     EmergencyStop {
@@ -44,7 +48,7 @@ pub async fn run(settings: &Settings, cmd: CtlCommand) -> anyhow::Result<()> {
     let command = match cmd {
         CtlCommand::Pause => Command::Pause,
         CtlCommand::Resume => Command::Resume,
-        CtlCommand::Trigger { symbol } => Command::Trigger { symbol },
+        CtlCommand::Trigger { symbol, profiles } => Command::Trigger { symbol, profiles },
         CtlCommand::EmergencyStop { close_positions } => Command::EmergencyStop { close_positions },
         CtlCommand::ClearEmergency => Command::ClearEmergency,
         CtlCommand::Reset { account } => Command::ResetAccount { account },

@@ -636,30 +636,6 @@ async fn analyse(
     Ok(analysis)
 }
 
-/// One analysis cycle over `symbol` or every tracked symbol: (symbols analysed, signals made).
-/// Each symbol's stored bars at its interval, every configured model, results stored,
-/// cached and broadcast like `POST /ai/analyze`'s. A symbol with fewer stored bars than the
-/// warm-up needs is skipped.
-pub async fn run_cycle(state: &AppState, symbol: Option<&str>) -> Result<(usize, usize), ApiError> {
-    let symbols: Vec<String> = match symbol {
-        Some(s) => vec![tracked(state, s)?.symbol],
-        None => state.live.prices().into_iter().map(|p| p.symbol).collect(),
-    };
-    let config = state.ai.engine(state)?.select(None)?;
-    let (mut analysed, mut signals) = (0, 0);
-    for s in symbols {
-        let (series, origin) = match resolve(state, Some(s), None, None).await {
-            Ok(r) => r,
-            Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => continue,
-            Err(e) => return Err(e),
-        };
-        let a = analyse(state, series, origin, config.clone(), "scheduler", false).await?;
-        analysed += 1;
-        signals += a.models.len();
-    }
-    Ok((analysed, signals))
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnalyzeRequest {

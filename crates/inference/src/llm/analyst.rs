@@ -500,6 +500,7 @@ fn llm_signal(
         take_profit,
         latency_us,
         status,
+        cycle: None,
     }
 }
 
