@@ -144,6 +144,11 @@ impl Engine {
         self.config.model_names()
     }
 
+    /// The configured LLM analysts, in the configuration's order.
+    pub(crate) fn analysts(&self) -> &[Arc<Analyst>] {
+        &self.config.analysts
+    }
+
     fn analyst_names(&self) -> Vec<&str> {
         self.config.analysts.iter().map(|a| a.name()).collect()
     }

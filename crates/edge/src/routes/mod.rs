@@ -6,6 +6,7 @@
 //! issue names them; every mutation is written to the audit log with actor and IP.
 
 pub mod ai;
+pub mod ai_multi;
 pub mod analytics;
 pub mod audit;
 pub mod auth;
@@ -30,6 +31,7 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(streams::router())
         .merge(market::router())
         .merge(ai::router())
+        .merge(ai_multi::router())
         .merge(trading::router())
         .merge(orders::router())
         .merge(analytics::router())

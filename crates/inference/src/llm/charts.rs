@@ -361,9 +361,9 @@ impl Analyst {
         let asked: Vec<Asked> = charts.iter().map(Asked::of).collect();
         let user = charts_prompt(charts, question);
         let answer = self
+            // `ask` adds the answer itself to the reason, with the keys redacted.
             .ask(started, CHARTS_SYSTEM_PROMPT, &user, |content| {
                 parse_charts_answer(content, &asked, question.is_some())
-                    .map_err(|e| format!("{e} (answer: {})", super::clip(content, 200)))
             })
             .await?;
         self.charts_cache.put(&key, &answer);
