@@ -7,11 +7,13 @@
 //!   both use;
 //! - sources: [`replay`] (real candle files, read with `tradeflow_core::candle_csv`),
 //!   [`binance`] (spot klines: REST backfill and the live WebSocket stream),
-//!   [`synthetic`] (seeded random walks).
+//!   [`synthetic`] (seeded random walks);
+//! - [`news`]: crypto news from RSS/Atom feeds and CryptoPanic onto `md.news`, each story once.
 
 pub mod aggregate;
 pub mod binance;
 pub mod gate;
+pub mod news;
 pub mod replay;
 pub mod stage;
 pub mod synthetic;
