@@ -15,8 +15,9 @@
 //! - no analyst configured: 409 `no_analyst`;
 //! - an answer that is not the JSON asked for: 502 `llm_bad_answer`, the message naming every
 //!   wrong field by its path (`charts[0].confidence`, `overall.summary`);
-//! - the provider failing (an HTTP error, a refused key with no other): 502 `llm_error`; every
-//!   key resting (429): 503 `llm_rate_limited`; no answer in time: 504 `llm_timeout`.
+//! - the provider failing (an HTTP error other than 401 and 429, no connection): 502
+//!   `llm_error`; no usable key (each resting after a 429 or a 401): 503 `llm_rate_limited`;
+//!   no answer in time: 504 `llm_timeout`.
 //!
 //! Each call is written to the audit log (who spent what), cache hits included.
 
@@ -240,7 +241,7 @@ fn failed(analyst: &Analyst, e: ChartsError) -> ApiError {
                     (StatusCode::SERVICE_UNAVAILABLE, "llm_rate_limited", "cannot be asked now")
                 }
                 RequestOutcome::Timeout => (StatusCode::GATEWAY_TIMEOUT, "llm_timeout", "did not answer in time"),
-                // HTTP errors (a refused key included); the other outcomes are not failures.
+                // HTTP errors; the other outcomes are not failures.
                 _ => (StatusCode::BAD_GATEWAY, "llm_error", "failed"),
             };
             ApiError::new(status, code, format!("analyst {:?} {what}: {reason}", analyst.name())).with_details(json!({
