@@ -12,7 +12,7 @@
 //!   {channels, symbols}`, events `{type, channel, symbol, id, time, data}` (types: signal,
 //!   decision, order_requested, order, order_rejected, trade_executed, position_update, balance_update,
 //!   price_update, system_alert, control_command, status_update; an analysis cycle's
-//!   cycle_start, llm_decision (its decisions), cycle_complete), `heartbeat {time}` every
+//!   cycle_start, llm_decision (its decisions), cycle_complete; news stories, `news`), `heartbeat {time}` every
 //!   `heartbeat_s` (with a WebSocket ping), `pong`, `error {error: {code, message}}`.
 //! - client → server: `{"type": "subscribe" | "unsubscribe", "channels": [...], "symbols": [...]}`
 //!   (no `symbols`: every symbol), `{"type": "ping"}`.
@@ -34,8 +34,8 @@ use utoipa::ToSchema;
 
 use crate::config::WsConfig;
 
-pub const CHANNELS: [&str; 9] =
-    ["signals", "decisions", "orders", "fills", "positions", "balances", "prices", "alerts", "status"];
+pub const CHANNELS: [&str; 10] =
+    ["signals", "decisions", "orders", "fills", "positions", "balances", "prices", "alerts", "status", "news"];
 
 /// Close code 1008 (policy violation) is what RFC 6455 offers for "you broke the rules";
 /// 1013 (try again later) fits a client dropped for being slow.
@@ -74,6 +74,7 @@ impl Event {
             (_, "account_alert") | ("sys.events", _) => ("system_alert", "alerts"),
             (_, "control_command") => ("control_command", "status"),
             (_, "cycle_event") => ("cycle", "decisions"),
+            (_, "news") => ("news", "news"),
             _ => return None,
         };
         let data = t.envelope.payload_json();
@@ -91,7 +92,14 @@ impl Event {
             }
             k => k,
         };
-        let symbol = data.get("symbol").and_then(Value::as_str).map(str::to_string);
+        // A story names its symbols as a list: it goes to the subscribers of its first one;
+        // a story about the market (no symbol) to every `news` subscriber.
+        let symbol = match kind {
+            "news" => data.get("symbols").and_then(Value::as_array).and_then(|s| s.first()),
+            _ => data.get("symbol"),
+        }
+        .and_then(Value::as_str)
+        .map(str::to_string);
         let body = json!({
             "type": kind,
             "channel": channel,

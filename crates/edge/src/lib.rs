@@ -47,9 +47,11 @@ use utoipa_swagger_ui::SwaggerUi;
 pub use config::EdgeConfig;
 pub use state::{AppState, EdgeMetrics, Pipeline};
 
-/// Streams the edge taps (prices, signals, decisions, orders, fills, alerts, commands).
-pub const TAPPED: [&str; 8] = [
+/// Streams the edge taps (prices, news, signals, decisions, orders, fills, alerts, commands).
+pub const TAPPED: [&str; 9] = [
     "md.candles",
+    // News stories, for the `news` channel.
+    "md.news",
     "inf.signals",
     "ens.decisions",
     "risk.orders",

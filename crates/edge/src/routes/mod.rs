@@ -14,6 +14,7 @@ pub mod control;
 pub mod health;
 pub mod market;
 pub mod monitoring;
+pub mod news;
 pub mod orders;
 pub mod streams;
 pub mod trading;
@@ -37,6 +38,7 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(analytics::router())
         .merge(control::router())
         .merge(audit::router())
+        .merge(news::router())
 }
 
 /// Routes outside `/api/v1`: probes, metrics, the WebSocket.
