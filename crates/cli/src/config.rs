@@ -12,6 +12,9 @@
 //! binance = ["BTCUSDT:1m", "ETHUSDT:1h"]
 //! backfill_hours = 24
 //! aggregate = ["1h:4h"]
+//! [news]                            # sources of `tradeflow worker news` when no flag names one
+//! feeds = ["coindesk=https://www.coindesk.com/arc/outboundfeeds/rss/"]
+//! symbols = ["BTCUSDT=BTC,Bitcoin"]
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -42,6 +45,7 @@ struct FileConfig {
     #[serde(default)]
     bus: BusSection,
     ingest: Option<crate::worker::IngestArgs>,
+    news: Option<crate::news::NewsArgs>,
     /// `[edge]`: parsed and validated by tradeflow-edge.
     edge: Option<toml::Value>,
 }
@@ -69,6 +73,8 @@ pub struct Settings {
     pub topology_source: String,
     /// `[ingest]` of the config file.
     pub ingest: Option<crate::worker::IngestArgs>,
+    /// `[news]` of the config file (`tradeflow worker news` without source flags).
+    pub news: Option<crate::news::NewsArgs>,
     /// `[edge]` of the config file, with its environment overrides.
     pub edge: tradeflow_edge::EdgeConfig,
 }
@@ -132,7 +138,7 @@ impl Settings {
         };
         match (topology, edge) {
             (Some(topology), Some(edge)) if problems.is_empty() => {
-                Ok(Self { redis_url, topology, topology_source, ingest: file.ingest, edge })
+                Ok(Self { redis_url, topology, topology_source, ingest: file.ingest, news: file.news, edge })
             }
             _ => bail!("configuration has {} problem(s):\n{}", problems.len(), problems.join("\n")),
         }

@@ -9,6 +9,7 @@ mod config;
 mod edge;
 mod hyperopt;
 mod indicators;
+mod news;
 mod progress;
 mod scheduler;
 mod stages;

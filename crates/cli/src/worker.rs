@@ -45,6 +45,8 @@ pub enum WorkerCommand {
     Exec(AccountsArgs),
     /// Every stream into the SQL audit store (SQLite or PostgreSQL).
     Audit(AuditArgs),
+    /// News in: RSS/Atom feeds (and CryptoPanic) polled into md.news, each story once.
+    News(crate::news::NewsArgs),
 }
 
 #[derive(Args)]
@@ -144,7 +146,7 @@ pub(crate) fn ensemble_consumer(
 pub struct Common {
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9101).
     #[arg(long)]
-    metrics_listen: Option<SocketAddr>,
+    pub(crate) metrics_listen: Option<SocketAddr>,
 }
 
 /// Sources and pacing of ingestion: from the flags, or, when no source flag is given, from the
@@ -370,6 +372,10 @@ pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> 
                 stages::exec_consumer(&bus, metrics.clone(), &bus_metrics, &accounts, args.member_name.clone())
             };
             stages::run_reloadable("exec", build, control, shutdown).await
+        }
+        WorkerCommand::News(args) => {
+            serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
+            crate::news::run(args, settings.news.clone(), bus, &registry, bus_metrics, shutdown).await
         }
         WorkerCommand::Audit(args) => {
             serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
