@@ -18,6 +18,7 @@
 pub mod condition;
 pub mod engine;
 pub mod llm;
+pub mod news;
 pub mod rules;
 pub mod sma_cross;
 pub mod stage;

@@ -32,6 +32,7 @@ use tradeflow_core::signal::{CycleTag, Signal, SignalStatus};
 use tradeflow_core::time::now_ms;
 
 use crate::llm::run_analysts;
+use crate::news::Headlines;
 use crate::stage::{InferenceStage, StageConfig};
 
 pub const SIGNALS: &str = "inf.signals";
@@ -264,6 +265,22 @@ impl Handler for InferenceHandler {
     }
 }
 
+/// Gives the analysts that want headlines one shared book, followed from `md.news` for as long
+/// as they hold it. Done by the first partition created; the analysts are shared by every
+/// partition of the process, so later calls find them attached and do nothing.
+fn attach_news(config: &StageConfig, producer: &Producer) {
+    let wanting: Vec<_> = config.analysts.iter().filter(|a| a.wants_news()).collect();
+    if wanting.is_empty() {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    let book = Arc::new(Headlines::new());
+    let attached = wanting.iter().filter(|a| a.attach_news(book.clone())).count();
+    if attached > 0 {
+        runtime.spawn(crate::news::follow(producer.bus().clone(), Arc::downgrade(&book)));
+    }
+}
+
 /// Makes the handler of each partition, restoring its checkpoint.
 pub struct InferenceFactory {
     pub config: Arc<StageConfig>,
@@ -277,6 +294,7 @@ impl HandlerFactory for InferenceFactory {
     type Handler = InferenceHandler;
 
     fn create(&self, _partition: u32, restored: Option<&[u8]>) -> Result<InferenceHandler, String> {
+        attach_news(&self.config, &self.producer);
         let stage = match restored {
             Some(bytes) => InferenceStage::restore(self.config.clone(), bytes)?,
             None => InferenceStage::new(self.config.clone()),

@@ -11,6 +11,8 @@
 //!   after the analysis started;
 //! - **cache**: valid answers by candle id for `cache_ttl_s` (multi-chart answers by their
 //!   charts' last candles and question, see [`super::charts`]); a hit makes no request;
+//! - **news**: up to `headlines` recent headlines about the symbol or the market, published
+//!   within `headline_max_age_s` (see [`crate::news`]), once the worker attached them;
 //! - **age**: a candle that closed longer ago than `max_candle_age_s` (default two intervals)
 //!   is not sent (replays, backfills);
 //! - **secrets**: keys go only into sensitive request headers; every text that leaves
@@ -18,7 +20,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -32,8 +34,9 @@ use super::cache::TtlCache;
 use super::charts::ChartsAnswer;
 use super::config::{AnalystConfig, ApiKey, Dialect};
 use super::metrics::{LlmMetrics, RequestOutcome};
-use super::prompt::{SYSTEM_PROMPT, user_prompt, utc};
+use super::prompt::{SYSTEM_PROMPT, user_prompt_with, utc};
 use super::{clip, error_chain, wire};
+use crate::news::{Headline, Headlines};
 use crate::stage::ModelContext;
 use tradeflow_net::tls;
 
@@ -93,6 +96,8 @@ pub struct Analyst {
     /// Valid multi-chart answers by their charts' last candles and question.
     pub(super) charts_cache: TtlCache<ChartsAnswer>,
     metrics: LlmMetrics,
+    /// The recent headlines, once the worker attached them ([`Analyst::attach_news`]).
+    news: OnceLock<Arc<Headlines>>,
 }
 
 impl fmt::Debug for Analyst {
@@ -148,6 +153,7 @@ impl Analyst {
             cache: TtlCache::new(Duration::from_secs(config.cache_ttl_s), CACHE_CAP),
             charts_cache: TtlCache::new(Duration::from_secs(config.cache_ttl_s), CACHE_CAP),
             metrics,
+            news: OnceLock::new(),
             config,
         })
     }
@@ -158,6 +164,24 @@ impl Analyst {
 
     pub fn config(&self) -> &AnalystConfig {
         &self.config
+    }
+
+    /// Whether its prompts take headlines (`headlines > 0`).
+    pub fn wants_news(&self) -> bool {
+        self.config.headlines > 0
+    }
+
+    /// Gives its prompts the headlines of `book`; the first book attached stays. Returns
+    /// whether this one was attached.
+    pub fn attach_news(&self, book: Arc<Headlines>) -> bool {
+        self.news.set(book).is_ok()
+    }
+
+    /// The headlines its prompt about `ctx`, asked at `at`, carries (none without a book).
+    pub fn headlines_for(&self, ctx: &ModelContext, at: i64) -> Vec<Headline> {
+        let Some(book) = self.news.get() else { return Vec::new() };
+        let max_age_ms = self.config.headline_max_age_s.min(315_360_000) as i64 * 1000;
+        book.recent(&ctx.symbol, at, self.config.headlines, max_age_ms)
     }
 
     /// `gpt (openai gpt-4o-mini)`.
@@ -183,7 +207,8 @@ impl Analyst {
             let reason = format!("not analysed: candle is {} s old (max {} s)", age_ms / 1000, max_age_ms / 1000);
             return self.signal(ctx, Err(reason), BTreeMap::new(), started);
         }
-        let (user, features) = user_prompt(ctx);
+        // Headlines up to the moment asked about: the candle's close for a cycle, now otherwise.
+        let (user, features) = user_prompt_with(ctx, &self.headlines_for(ctx, now_ms));
         if let Some(answer) = self.cache.get(&ctx.candle_id) {
             self.count(RequestOutcome::Cached);
             return self.signal(ctx, Ok(answer), features, started);

@@ -16,6 +16,8 @@
 //! max_tokens = 512
 //! # temperature = 0.2                    # default: the provider's
 //! price = { input_per_mtok_usd = 0.15, output_per_mtok_usd = 0.60 }
+//! headlines = 5                           # recent news headlines in the prompt; 0: none
+//! headline_max_age_s = 86400
 //! ```
 
 use std::fmt;
@@ -155,8 +157,21 @@ pub struct AnalystConfig {
     pub json_mode: bool,
     #[serde(default)]
     pub price: Price,
+    /// Recent headlines about the candle's symbol or the market given in the prompt (from
+    /// `md.news`, see [`crate::news`]); 0: none. At most [`crate::news::MAX_HEADLINES`].
+    #[serde(default = "default_headlines")]
+    pub headlines: usize,
+    /// Only headlines published this long before the candle's close (or the analysis) or less.
+    #[serde(default = "default_headline_max_age_s")]
+    pub headline_max_age_s: u64,
 }
 
+fn default_headlines() -> usize {
+    5
+}
+fn default_headline_max_age_s() -> u64 {
+    86_400
+}
 fn default_timeout_ms() -> u64 {
     20_000
 }
@@ -188,6 +203,8 @@ impl AnalystConfig {
             temperature: None,
             json_mode: false,
             price: Price::default(),
+            headlines: default_headlines(),
+            headline_max_age_s: default_headline_max_age_s(),
         }
     }
 
@@ -274,6 +291,12 @@ impl AnalystConfig {
             && !(0.0..=2.0).contains(&t)
         {
             bad("temperature", format!("must be from 0 to 2, got {t}"));
+        }
+        if self.headlines > crate::news::MAX_HEADLINES {
+            bad("headlines", format!("must be at most {}, got {}", crate::news::MAX_HEADLINES, self.headlines));
+        }
+        if self.headline_max_age_s == 0 || self.headline_max_age_s > 30 * 86_400 {
+            bad("headline_max_age_s", format!("must be from 1 to 2592000 (30 days), got {}", self.headline_max_age_s));
         }
         if self.json_mode && dialect == Some(Dialect::Anthropic) {
             bad("json_mode", "is for the openai dialect only".into());
@@ -407,6 +430,8 @@ dialect = "anthropic"
 base_url = "not a url"
 model = "m"
 json_mode = true
+headlines = 51
+headline_max_age_s = 0
 
 [[analyst]]
 name = "claude"
@@ -433,6 +458,8 @@ timeout_ms = 60000
             "analyst[0].price.input_per_mtok_usd: must be a non-negative number, got -1",
             "analyst[1].base_url: \"not a url\" is not a URL: relative URL without a base",
             "analyst[1].api_key_envs: the anthropic dialect needs at least one key",
+            "analyst[1].headlines: must be at most 50, got 51",
+            "analyst[1].headline_max_age_s: must be from 1 to 2592000 (30 days), got 0",
             "analyst[1].json_mode: is for the openai dialect only",
             "analyst[2].timeout_ms: must be from 1 to 25000, got 60000",
             "analyst[2].name: \"claude\" is used by an earlier analyst",

@@ -1,11 +1,13 @@
 //! What an analyst is told: a fixed system prompt with the answer's format, and per candle a
-//! plain-text summary of the candle, its market condition and the indicators of every interval.
+//! plain-text summary of the candle, its market condition, the indicators of every interval and
+//! the recent news headlines about the symbol (see [`crate::news`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use tradeflow_core::signal::{Level, MarketCondition, Phase, Trend};
 
+use crate::news::Headline;
 use crate::stage::{ModelContext, indicators_by_name};
 
 pub const SYSTEM_PROMPT: &str = "You are a disciplined crypto market analyst. You get one closed candle of a \
@@ -19,6 +21,12 @@ for short, take_profit < close < stop_loss; for hold, both null.";
 /// The user message about `ctx`, and the indicator values it contains by name (this interval's
 /// plainly, another interval's prefixed with it, e.g. `4h.rsi_14`): the signal's features.
 pub fn user_prompt(ctx: &ModelContext) -> (String, BTreeMap<String, f64>) {
+    user_prompt_with(ctx, &[])
+}
+
+/// [`user_prompt`] with `headlines` (newest first) about the symbol or the market, after the
+/// indicators; none: no headline section.
+pub fn user_prompt_with(ctx: &ModelContext, headlines: &[Headline]) -> (String, BTreeMap<String, f64>) {
     let mut p = String::with_capacity(2048);
     let _ = writeln!(
         p,
@@ -30,6 +38,7 @@ pub fn user_prompt(ctx: &ModelContext) -> (String, BTreeMap<String, f64>) {
         num(ctx.close)
     );
     let features = context_lines(&mut p, ctx);
+    headline_lines(&mut p, &ctx.symbol, headlines);
     p.push_str("Answer with the JSON object only.");
     (p, features)
 }
@@ -60,6 +69,17 @@ pub(crate) fn context_lines(p: &mut String, ctx: &ModelContext) -> BTreeMap<Stri
         }
     }
     features
+}
+
+/// The recent headlines, one a line with when and where each was published.
+pub(crate) fn headline_lines(p: &mut String, symbol: &str, headlines: &[Headline]) {
+    if headlines.is_empty() {
+        return;
+    }
+    let _ = writeln!(p, "Recent news headlines about {symbol} or the crypto market (newest first):");
+    for h in headlines {
+        let _ = writeln!(p, "- {} UTC, {}: {}", utc(h.published_at), h.source, h.title);
+    }
 }
 
 fn list(named: &[(&str, f64)]) -> String {
