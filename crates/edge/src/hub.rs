@@ -488,6 +488,37 @@ mod tests {
     }
 
     #[test]
+    fn a_news_story_goes_to_the_news_channel_under_its_first_symbol() {
+        let tapped = |symbols: &[&str]| {
+            let item = tradeflow_core::news::NewsItem {
+                id: "news:0123".into(),
+                source: "wire".into(),
+                title: "Bitcoin tops $100k".into(),
+                link: String::new(),
+                summary: String::new(),
+                published_at: 1,
+                fetched_at: 2,
+                symbols: symbols.iter().map(|s| s.to_string()).collect(),
+            };
+            let id = tradeflow_core::MessageId::new(item.id.clone()).unwrap();
+            let bytes = tradeflow_bus::Envelope::encode_new(&id, item.key(), None, "news", &item).unwrap();
+            Tapped {
+                stream: "md.news".into(),
+                partition: 0,
+                entry_id: "1-0".into(),
+                envelope: tradeflow_bus::Envelope::decode(&bytes).unwrap(),
+            }
+        };
+        let e = Event::from_tapped(&tapped(&["BTCUSD", "ETHUSD"])).unwrap();
+        assert_eq!((e.bit, e.symbol.as_deref()), (channel_bit("news").unwrap(), Some("BTCUSD")));
+        let body: Value = serde_json::from_str(e.text.as_str()).unwrap();
+        assert_eq!((body["type"].as_str(), body["channel"].as_str()), (Some("news"), Some("news")));
+        assert_eq!(body["data"]["title"], "Bitcoin tops $100k");
+        let market = Event::from_tapped(&tapped(&[])).unwrap();
+        assert_eq!(market.symbol, None, "a story about the market reaches every news subscriber");
+    }
+
+    #[test]
     fn a_full_queue_drops_only_that_client() {
         let hub = Hub::new(WsConfig { client_queue: 2, ..WsConfig::default() });
         let mut receivers = Vec::new();
