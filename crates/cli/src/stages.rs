@@ -85,6 +85,12 @@ pub fn risk_consumer(
 
 /// Consumer of risk.orders (group `exec`): the paper broker, Binance USDⓈ-M futures for
 /// accounts with executor `binance_futures`, Hyperliquid perpetuals for `hyperliquid_perp`.
+/// How often the executor reads an exchange account's figures for risk (`reconcile_every_s`;
+/// 0: only after fills).
+fn reconcile_every(a: &AccountConfig) -> Option<std::time::Duration> {
+    (a.risk.reconcile_every_s > 0).then(|| std::time::Duration::from_secs(a.risk.reconcile_every_s))
+}
+
 pub fn exec_consumer(
     bus: &Bus,
     metrics: ExecMetrics,
@@ -105,10 +111,12 @@ pub fn exec_consumer(
         let client = FuturesClient::new(&config).with_context(|| format!("account {}", a.id))?;
         exchange.push(ExchangeAccount {
             id: a.id.clone(),
+            profile: a.profile.clone(),
             starting_balance: a.starting_balance,
             leverage: a.leverage as u32,
             taker_fee: a.paper.taker_fee,
             client: client.into(),
+            reconcile_every: reconcile_every(a),
         });
     }
     for a in accounts.iter().filter(|a| a.executor == ExecutorKind::HyperliquidPerp) {
@@ -116,10 +124,12 @@ pub fn exec_consumer(
         let client = HyperliquidClient::new(&h.client_config()).with_context(|| format!("account {}", a.id))?;
         exchange.push(ExchangeAccount {
             id: a.id.clone(),
+            profile: a.profile.clone(),
             starting_balance: a.starting_balance,
             leverage: a.leverage as u32,
             taker_fee: a.paper.taker_fee,
             client: client.into(),
+            reconcile_every: reconcile_every(a),
         });
     }
     let accounts = accounts

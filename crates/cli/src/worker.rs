@@ -425,8 +425,12 @@ pub(crate) fn inference_consumer(
     let config = inference_config(models, llm_config, registry)?;
     eprintln!("inference: {}", config.describe());
     let producer = Producer::new(bus.clone(), "inference").with_metrics(bus_metrics.clone());
-    let factory =
-        InferenceFactory { config: Arc::new(config), producer, metrics: InferenceMetrics::register(registry)?, control };
+    let factory = InferenceFactory {
+        config: Arc::new(config),
+        producer,
+        metrics: InferenceMetrics::register(registry)?,
+        control,
+    };
     let mut consumer =
         Consumer::new(bus.clone(), "md.candles", "inference", "inference", factory)?.with_metrics(bus_metrics.clone());
     if let Some(name) = member_name {

@@ -58,12 +58,17 @@ use crate::stage::ExecOutput;
 #[derive(Debug, Clone)]
 pub struct ExchangeAccount {
     pub id: String,
+    /// The ensemble profile it follows: its reports to risk go on `ens.decisions` under it.
+    pub profile: String,
     pub starting_balance: f64,
     /// Leverage set on every symbol it trades.
     pub leverage: u32,
     /// Taker fee used to book fills (the exchanges report commissions per trade, not per order).
     pub taker_fee: f64,
     pub client: Venue,
+    /// How often the executor reads the exchange's account for risk (`None`: only after
+    /// fills).
+    pub reconcile_every: Option<std::time::Duration>,
 }
 
 /// The exchange an account trades on, with its client. The desk's logic is the same for
@@ -361,6 +366,14 @@ impl ExchangeDesk {
 
     pub fn handles(&self, account: &str) -> bool {
         self.accounts.contains_key(account)
+    }
+
+    pub fn account(&self, id: &str) -> Option<&ExchangeAccount> {
+        self.accounts.get(id)
+    }
+
+    pub fn accounts(&self) -> impl Iterator<Item = &ExchangeAccount> {
+        self.accounts.values()
     }
 
     pub fn book(&self, account: &str) -> Option<&PaperBook> {

@@ -11,5 +11,6 @@ pub mod exchange;
 pub mod hyperliquid;
 pub mod paper;
 pub mod price;
+pub mod report;
 pub mod stage;
 pub mod worker;

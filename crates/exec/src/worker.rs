@@ -2,11 +2,20 @@
 //! (key = account). A batch's events go out in the runner's MULTI/EXEC that acknowledges it and
 //! checkpoints the books; if that fails the partition restarts from its checkpoint and the
 //! batch is handled again (the desk finds its exchange orders by client id).
+//!
+//! Exchange accounts also report to risk what the exchange holds ([`crate::report`]): after
+//! every message that filled, and every `reconcile_every` read from the exchange by the
+//! partition that holds the account (a tick). Reports go on `ens.decisions` under the
+//! account's profile, risk's input partition for that account; a reading that fails is
+//! logged and tried again one interval later (an exchange that is down is not asked every second).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use prometheus::{CounterVec, IntCounterVec, Opts, Registry};
-use tracing::error;
+use tracing::{error, info, warn};
 use tradeflow_bus::envelope::DecodeError;
-use tradeflow_bus::{Delivery, EnvelopeRef, Handler, HandlerFactory, Outcome, Outgoing, Producer};
+use tradeflow_bus::{Delivery, EnvelopeRef, Handler, HandlerFactory, Outcome, Outgoing, Producer, Tick};
 use tradeflow_core::MessageId;
 use tradeflow_core::Payload;
 use tradeflow_core::execution::ExecEvent;
@@ -24,6 +33,12 @@ struct Checkpoint {
 }
 
 pub const FILLS: &str = "exec.fills";
+/// The execution stage's input stream (key = account).
+pub const ORDERS: &str = "risk.orders";
+/// Risk's input stream, where exchange reports go (keyed by the account's profile).
+pub const REPORTS: &str = "ens.decisions";
+/// How often a partition looks for reconciliations that are due.
+const RECONCILE_CHECK: Duration = Duration::from_secs(1);
 
 /// Decodes any message of `risk.orders`.
 pub fn decode_risk_message(envelope: &EnvelopeRef<'_>) -> Result<RiskMessage, DecodeError> {
@@ -77,9 +92,18 @@ pub struct ExecHandler {
     /// Fills, positions and account updates for the runner to send with the acknowledgement.
     outbox: Vec<Outgoing>,
     metrics: ExecMetrics,
+    /// Exchange accounts of this partition → when they were last read from the exchange
+    /// (`None`: not yet; read at the first tick).
+    reconciled: BTreeMap<String, Option<Instant>>,
 }
 
 impl ExecHandler {
+    /// `report` on `ens.decisions`, under its account's profile.
+    fn prepare_report(&self, report: &tradeflow_core::report::AccountReport) -> Result<Outgoing, String> {
+        let profile = self.desk.account(&report.account).map(|a| a.profile.as_str()).unwrap_or_default();
+        self.producer.prepare(REPORTS, &report.message_id(), profile, None, report).map_err(|e| e.to_string())
+    }
+
     fn prepare(&self, events: &[ExecEvent], out: &mut Vec<Outgoing>) -> Result<(), String> {
         for e in events {
             let id = MessageId::new(e.id()).map_err(|err| format!("event id {:?}: {err}", e.id()))?;
@@ -111,9 +135,16 @@ impl Handler for ExecHandler {
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut events = Vec::new();
         let mut duplicates = Vec::new();
+        let mut reports = Vec::new();
         for d in batch {
             let result = if self.desk.handles(d.msg.account()) {
-                self.desk.on_message(&d.msg).await.map_err(Failure::Exchange)
+                let done = self.desk.on_message(&d.msg).await;
+                if let Ok(o) = &done
+                    && let Some(r) = self.desk.fills_report(d.msg.account(), d.msg.seq(), &o.events)
+                {
+                    reports.push(r);
+                }
+                done.map_err(Failure::Exchange)
             } else {
                 self.stage.on_message(&d.msg).map_err(Failure::Paper)
             };
@@ -135,8 +166,11 @@ impl Handler for ExecHandler {
                 Err(Failure::Exchange(ExchangeError::Retry(e))) => outcomes.push(Outcome::Retry(e)),
             }
         }
-        let mut out = Vec::with_capacity(events.len());
-        if let Err(e) = self.prepare(&events, &mut out) {
+        let mut out = Vec::with_capacity(events.len() + reports.len());
+        let prepared = self
+            .prepare(&events, &mut out)
+            .and_then(|()| reports.iter().try_for_each(|r| self.prepare_report(r).map(|o| out.push(o))));
+        if let Err(e) = prepared {
             (self.stage, self.desk.state) = before;
             return batch.iter().map(|_| Outcome::Retry(format!("encoding fills: {e}"))).collect();
         }
@@ -155,6 +189,39 @@ impl Handler for ExecHandler {
 
     fn take_outbox(&mut self) -> Vec<Outgoing> {
         std::mem::take(&mut self.outbox)
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        (!self.reconciled.is_empty()).then_some(RECONCILE_CHECK)
+    }
+
+    /// Reads the exchange for the accounts whose reconciliation is due; the reports go out
+    /// with the next acknowledgement (the desk's state does not change).
+    async fn tick(&mut self) -> Tick {
+        let due: Vec<String> = self
+            .reconciled
+            .iter()
+            .filter(|(id, last)| {
+                let every = self.desk.account(id).and_then(|a| a.reconcile_every);
+                every.is_some_and(|every| last.is_none_or(|t| t.elapsed() >= every))
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            self.reconciled.insert(id.clone(), Some(Instant::now()));
+            let read = self.desk.read_exchange(&id, tradeflow_core::time::now_ms()).await;
+            match read.map_err(|e| e.to_string()).and_then(|r| self.prepare_report(&r).map(|o| (r, o))) {
+                Ok((r, o)) => {
+                    info!(account = %id, balance = r.balance, positions = r.positions.len(), "exchange read for reconciliation");
+                    self.outbox.push(o);
+                }
+                Err(e) => {
+                    warn!(account = %id, error = %e, "reconciliation with the exchange failed; tried again at the next interval")
+                }
+            }
+        }
+        // The runner sends a tick's outbox with a checkpoint (the same state, written again).
+        if self.outbox.is_empty() { Tick::Unchanged } else { Tick::Changed }
     }
 
     fn snapshot(&self) -> Option<Vec<u8>> {
@@ -182,7 +249,7 @@ pub struct ExecFactory {
 impl HandlerFactory for ExecFactory {
     type Handler = ExecHandler;
 
-    fn create(&self, _partition: u32, restored: Option<&[u8]>) -> Result<ExecHandler, String> {
+    fn create(&self, partition: u32, restored: Option<&[u8]>) -> Result<ExecHandler, String> {
         let (stage, desk) = match restored {
             Some(bytes) => {
                 let c: Checkpoint =
@@ -191,8 +258,20 @@ impl HandlerFactory for ExecFactory {
             }
             None => (ExecStage::new(&self.accounts), DeskState::default()),
         };
+        // The exchange accounts whose messages this partition gets: it reconciles them.
+        let partitions =
+            self.producer.bus().topology().stream(crate::worker::ORDERS).map_err(|e| e.to_string())?.partitions;
+        let reconciled = self
+            .exchange
+            .iter()
+            .filter(|a| {
+                a.reconcile_every.is_some() && tradeflow_bus::keys::partition_of(&a.id, partitions) == partition
+            })
+            .map(|a| (a.id.clone(), None))
+            .collect();
         let desk = ExchangeDesk::new(self.exchange.clone(), desk);
         Ok(ExecHandler {
+            reconciled,
             stage,
             desk,
             producer: self.producer.clone(),

@@ -80,6 +80,10 @@ struct Fake {
     stall_algo_post: Option<Duration>,
     /// The mark price moves here just before the next algo cancel arrives (a race).
     mark_before_cancel: Option<f64>,
+    /// `totalWalletBalance` of `/fapi/v2/account` (a string, as Binance sends decimals).
+    wallet: String,
+    /// Base quantity held outside the desk's orders (a manual trade on the exchange's site).
+    outside: f64,
 }
 
 impl Fake {
@@ -167,6 +171,24 @@ impl Fake {
             .iter()
             .filter_map(|(k, v)| v.last().filter(|a| a.status == "NEW").map(|a| (k.clone(), a.clone())))
             .collect()
+    }
+
+    /// The signed position the filled orders (and any quantity traded outside) add up to,
+    /// and its average entry price (of the buys, enough for these tests).
+    fn position(&self) -> (f64, f64) {
+        let filled = self.orders.values().filter(|o| o.status == "FILLED");
+        let (mut amount, mut cost, mut bought) = (self.outside, 0.0, 0.0);
+        for o in filled {
+            let q: f64 = o.qty.parse().unwrap();
+            if o.side == "BUY" {
+                amount += q;
+                cost += q * o.avg_price.parse::<f64>().unwrap();
+                bought += q;
+            } else {
+                amount -= q;
+            }
+        }
+        (amount, if bought > 0.0 { cost / bought } else { 0.0 })
     }
 
     fn algos_with(&self, cid: &str) -> usize {
@@ -325,6 +347,30 @@ fn answer(
                 _ => binance_error(-2011, "Unknown order sent."),
             }
         }
+        (Method::GET, "/fapi/v2/account") => axum::Json(json!({
+            "feeTier": 0, "canTrade": true, "totalWalletBalance": f.wallet,
+            "totalUnrealizedProfit": "0.00000000", "availableBalance": f.wallet, "assets": [], "positions": []
+        }))
+        .into_response(),
+        (Method::GET, "/fapi/v2/positionRisk") => {
+            // Every symbol is listed, flat ones with positionAmt "0".
+            let (amount, entry) = f.position();
+            let row = |symbol: &str, amount: f64, entry: f64| {
+                json!({"symbol": symbol, "positionAmt": format!("{amount:.3}"), "entryPrice": format!("{entry:.2}"),
+                       "markPrice": "100.00000000", "unRealizedProfit": "0.0", "liquidationPrice": "0",
+                       "leverage": "2", "marginType": "cross", "positionSide": "BOTH", "updateTime": 5})
+            };
+            axum::Json(json!([row("BTCUSDT", amount, entry), row("ETHUSDT", 0.0, 0.0)])).into_response()
+        }
+        (Method::GET, "/fapi/v1/openOrders") => {
+            let open: Vec<_> = f
+                .orders
+                .iter()
+                .filter(|(_, o)| o.status == "NEW")
+                .map(|(id, o)| order_json(id, "BTCUSDT", o))
+                .collect();
+            axum::Json(serde_json::Value::Array(open)).into_response()
+        }
         (Method::GET, "/fapi/v1/openAlgoOrders") => {
             let open: Vec<_> = f.resting().iter().map(|(id, a)| algo_json(id, &symbol, a)).collect();
             axum::Json(serde_json::Value::Array(open)).into_response()
@@ -335,7 +381,7 @@ fn answer(
 }
 
 async fn fake() -> (String, Arc<Mutex<Fake>>) {
-    let state = Arc::new(Mutex::new(Fake::default()));
+    let state = Arc::new(Mutex::new(Fake { wallet: "1000.00000000".into(), ..Fake::default() }));
     let app = axum::Router::new().fallback(handle).with_state(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -356,10 +402,12 @@ fn desk_with(config: FuturesConfig) -> ExchangeDesk {
     let client = FuturesClient::with_credentials(&config, Credentials::new("key", "secret")).unwrap();
     let account = ExchangeAccount {
         id: "live".into(),
+        profile: "p".into(),
         starting_balance: 1_000.0,
         leverage: 2,
         taker_fee: 0.0004,
         client: client.into(),
+        reconcile_every: None,
     };
     ExchangeDesk::new(vec![account], DeskState::default())
 }
@@ -674,4 +722,56 @@ async fn a_stop_whose_placing_timed_out_is_looked_up_not_placed_twice() {
     );
     assert!(desk.book("live").unwrap().position("BTCUSDT").is_none());
     assert_eq!(state.lock().unwrap().algos_with(sl), 1);
+}
+
+#[tokio::test]
+async fn fills_and_reconciliations_report_what_the_exchange_holds() {
+    use tradeflow_core::report::ReportKind;
+    let (url, state) = fake().await;
+    let mut desk = desk(&url);
+    // A mark fills nothing: no report.
+    let out = desk.on_message(&mark(1)).await.unwrap();
+    assert!(desk.fills_report("live", 1, &out.events).is_none());
+    // The entry fills at the exchange's 101.5 (the bar closed at 100): the report carries the
+    // exchange's price, the fee and the position at that price.
+    let out = desk.on_message(&order(2, Intent::Open)).await.unwrap();
+    let report = desk.fills_report("live", 2, &out.events).expect("a fill is reported");
+    assert_eq!(
+        (report.id.as_str(), report.kind, report.open_orders),
+        ("live/report/2", ReportKind::Fills { seq: 2 }, None)
+    );
+    assert_eq!(report.fills.len(), 1);
+    assert_eq!((report.fills[0].price, report.fills[0].quantity), (101.5, 2.0));
+    assert!((report.balance - (1_000.0 - 2.0 * 101.5 * 0.0004)).abs() < 1e-9);
+    assert_eq!(report.positions.len(), 1);
+    let p = &report.positions[0];
+    assert_eq!((p.symbol.as_str(), p.direction, p.quantity, p.entry_price), ("BTCUSDT", Direction::Long, 2.0, 101.5));
+    // A fill of another account is not this account's.
+    assert!(desk.fills_report("other", 2, &out.events).is_none());
+
+    // Reconciliation reads the exchange: its wallet (which someone changed), the open position
+    // (with 0.5 bought on the exchange's site), the flat symbol left out, no open plain orders.
+    {
+        let mut f = state.lock().unwrap();
+        f.wallet = "950.25000000".into();
+        f.outside = 0.5;
+    }
+    let report = desk.read_exchange("live", 7_000).await.unwrap();
+    assert_eq!((report.id.as_str(), report.kind, report.time), ("live/reconcile/7000", ReportKind::Reconcile, 7_000));
+    assert_eq!((report.balance, report.open_orders), (950.25, Some(0)));
+    assert!(report.fills.is_empty());
+    assert_eq!(report.positions.len(), 1, "{:?}", report.positions);
+    let p = &report.positions[0];
+    assert_eq!(
+        (p.symbol.as_str(), p.direction, p.quantity, p.mark_price),
+        ("BTCUSDT", Direction::Long, 2.5, Some(100.0))
+    );
+    assert_eq!((p.entry_price, p.leverage), (101.5, 2.0));
+    // An account the desk does not hold is refused by name; an exchange that fails is a retry.
+    let err = desk.read_exchange("nobody", 7_000).await.unwrap_err();
+    assert!(err.to_string().contains("\"nobody\""), "{err}");
+    state.lock().unwrap().wallet = "not a number".into();
+    let err = desk.read_exchange("live", 8_000).await.unwrap_err();
+    assert!(matches!(err, ExchangeError::Retry(_)), "{err}");
+    assert!(err.to_string().contains("totalWalletBalance"), "{err}");
 }

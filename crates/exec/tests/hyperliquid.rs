@@ -704,10 +704,12 @@ async fn a_timeout_after_placing_gives_one_order() {
 fn desk(url: &str) -> ExchangeDesk {
     let account = ExchangeAccount {
         id: "live".into(),
+        profile: "p".into(),
         starting_balance: 1_000.0,
         leverage: 2,
         taker_fee: 0.00045,
         client: client(url).into(),
+        reconcile_every: None,
     };
     ExchangeDesk::new(vec![account], DeskState::default())
 }

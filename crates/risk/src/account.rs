@@ -82,6 +82,10 @@ pub struct RiskLimits {
     /// the difference is a `reconcile_mismatch` alert. Risk takes the exchange's numbers
     /// either way.
     pub reconcile_tolerance: f64,
+    /// Exchange accounts: how often (seconds) the executor reads the exchange's balance,
+    /// positions and open orders and reports them to risk, besides after every fill; 0: only
+    /// after fills. At least 5 (each reading costs request weight: 5 + 5 + 40 on Binance).
+    pub reconcile_every_s: u64,
 }
 
 impl Default for RiskLimits {
@@ -100,6 +104,7 @@ impl Default for RiskLimits {
             stop_loss_required: false,
             min_notional: 5.0,
             reconcile_tolerance: 0.001,
+            reconcile_every_s: 30,
         }
     }
 }
@@ -319,6 +324,9 @@ impl AccountConfig {
         }
         if !(r.reconcile_tolerance.is_finite() && r.reconcile_tolerance >= 0.0) {
             p.push(format!("{rp}.reconcile_tolerance: must be 0 or more, got {}", r.reconcile_tolerance));
+        }
+        if (1..5).contains(&r.reconcile_every_s) {
+            p.push(format!("{rp}.reconcile_every_s: must be 0 (off) or at least 5, got {}", r.reconcile_every_s));
         }
         if !(r.min_notional.is_finite() && r.min_notional >= 0.0) {
             p.push(format!("{rp}.min_notional: must be 0 or more, got {}", r.min_notional));

@@ -219,6 +219,10 @@ impl RiskStage {
         if st.reports.iter().any(|id| *id == r.id) {
             return out;
         }
+        // The first word from the exchange sets the yardsticks: the drawdown and the day's loss
+        // are measured from the wallet as the exchange has it, not from the configured
+        // `starting_balance` (a wallet below it would trip the breaker at the first report).
+        let first = st.reports.is_empty();
         st.reports.push_back(r.id.clone());
         while st.reports.len() > REQUESTS_REMEMBERED {
             st.reports.pop_front();
@@ -233,11 +237,18 @@ impl RiskStage {
                 &r.id,
                 &cfg.id,
                 "reconcile_mismatch",
-                format!("the exchange differs from risk's book after {what}: {}; risk takes the exchange's figures", differences.join("; ")),
+                format!(
+                    "the exchange differs from risk's book after {what}: {}; risk takes the exchange's figures",
+                    differences.join("; ")
+                ),
                 r.time,
             ));
         }
         st.book.adopt(r.balance, &r.positions, r.time);
+        if first {
+            st.peak_equity = st.book.equity();
+            st.day_start_equity = st.book.equity();
+        }
         let events: Vec<ExecEvent> = r.fills.iter().cloned().map(ExecEvent::Fill).collect();
         tally(cfg, st, &events, r.time, &mut out);
         out
@@ -647,20 +658,24 @@ fn request_step(cfg: &AccountConfig, st: &mut AccountState, r: &OrderRequest, co
                 "reduce_only",
                 format!("a reduce-only {} would add to the {} position", r.side.as_str(), have.as_str()),
             ),
-            Some((have, _)) => refuse(RefusalReason::AlreadyPositioned { direction: have }),
+            // The request's own mistakes first: they are wrong whatever the account holds.
+            // A paused or stopped account says so first: it would refuse the entry anyway.
+            Some((have, _)) => match exit_levels_problem(r, direction, r.limit_price.unwrap_or(price)) {
+                Some((field, message)) => invalid(field, message),
+                None => refuse(
+                    account_gate(cfg, st, control)
+                        .err()
+                        .unwrap_or(RefusalReason::AlreadyPositioned { direction: have }),
+                ),
+            },
             None if r.reduce_only || matches!(r.size, RequestSize::Fraction { .. }) => {
                 refuse(RefusalReason::NoPosition { symbol: r.symbol.clone() })
             }
             None => {
                 let reference = r.limit_price.unwrap_or(price);
                 let leverage = r.leverage.unwrap_or(cfg.leverage);
-                let stop_bad = r.stop_loss.is_some() && valid_stop(direction, reference, r.stop_loss).is_none();
-                let target_bad = r.take_profit.is_some() && valid_target(direction, reference, r.take_profit).is_none();
-                let (below, above) = if direction == Direction::Long { ("below", "above") } else { ("above", "below") };
-                if stop_bad {
-                    invalid("stop_loss", format!("must be {below} the price {reference} for a {}", r.side.as_str()))
-                } else if target_bad {
-                    invalid("take_profit", format!("must be {above} the price {reference} for a {}", r.side.as_str()))
+                if let Some((field, message)) = exit_levels_problem(r, direction, reference) {
+                    invalid(field, message)
                 } else if leverage > cfg.leverage {
                     refuse(RefusalReason::MaxLeverage { requested: leverage, max: cfg.leverage })
                 } else {
@@ -702,6 +717,19 @@ fn request_step(cfg: &AccountConfig, st: &mut AccountState, r: &OrderRequest, co
     }
     out.messages.push(message);
     out
+}
+
+/// A request's stop loss or take profit on the wrong side of `reference` for `direction`:
+/// the field and what it must be.
+fn exit_levels_problem(r: &OrderRequest, direction: Direction, reference: f64) -> Option<(&'static str, String)> {
+    let (below, above) = if direction == Direction::Long { ("below", "above") } else { ("above", "below") };
+    if r.stop_loss.is_some() && valid_stop(direction, reference, r.stop_loss).is_none() {
+        Some(("stop_loss", format!("must be {below} the price {reference} for a {}", r.side.as_str())))
+    } else if r.take_profit.is_some() && valid_target(direction, reference, r.take_profit).is_none() {
+        Some(("take_profit", format!("must be {above} the price {reference} for a {}", r.side.as_str())))
+    } else {
+        None
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -776,6 +804,26 @@ impl EntryAsk {
 }
 
 /// The checks of an entry, in order; the first that fails is the reason. Returns the size.
+/// Whether the account takes any entry at all (operators' switches and the circuit breaker),
+/// whatever is asked: these reasons come before any about the order itself.
+fn account_gate(cfg: &AccountConfig, st: &AccountState, control: &ControlState) -> Result<(), RefusalReason> {
+    let enabled = control.trading.get(&cfg.id).copied().unwrap_or(cfg.trading_enabled);
+    if !enabled {
+        return Err(RefusalReason::TradingDisabled);
+    }
+    if control.emergency.is_some() {
+        return Err(RefusalReason::EmergencyStop);
+    }
+    if let Some(drawdown) = st.halted {
+        return Err(RefusalReason::Halted { drawdown, max_drawdown: cfg.risk.max_drawdown });
+    }
+    // The whole pipeline paused, or this account.
+    if control.paused || control.paused_accounts.contains(&cfg.id) {
+        return Err(RefusalReason::Paused);
+    }
+    Ok(())
+}
+
 fn check_entry(
     cfg: &AccountConfig,
     st: &AccountState,
@@ -785,20 +833,7 @@ fn check_entry(
 ) -> Result<f64, RefusalReason> {
     let direction = ask.direction;
     let r = &cfg.risk;
-    let enabled = control.trading.get(&cfg.id).copied().unwrap_or(cfg.trading_enabled);
-    if !enabled {
-        return Err(RefusalReason::TradingDisabled);
-    }
-    if control.emergency.is_some() {
-        return Err(RefusalReason::EmergencyStop);
-    }
-    if let Some(drawdown) = st.halted {
-        return Err(RefusalReason::Halted { drawdown, max_drawdown: r.max_drawdown });
-    }
-    // The whole pipeline paused, or this account.
-    if control.paused || control.paused_accounts.contains(&cfg.id) {
-        return Err(RefusalReason::Paused);
-    }
+    account_gate(cfg, st, control)?;
     if direction == Direction::Short && !cfg.allow_short {
         return Err(RefusalReason::ShortingDisabled);
     }
@@ -1038,6 +1073,33 @@ mod tests {
         // Sequence numbers stay contiguous for the executor.
         let seqs: Vec<u64> = [&open, &half, &rest].iter().map(|m| m.seq()).collect();
         assert_eq!(seqs, [1, 4, 5]);
+    }
+
+    #[test]
+    fn the_first_exchange_report_sets_the_drawdown_yardstick() {
+        let mut cfg = AccountConfig::paper("a", "p", 1000.0);
+        cfg.executor = crate::account::ExecutorKind::BinanceFutures;
+        let mut stage = RiskStage::new(Arc::new(vec![cfg]));
+        let control = ControlState::default();
+        // The wallet holds 600, not the configured 1000: a difference, not a 40 % drawdown.
+        let wallet = |id: &str, balance: f64| AccountReport {
+            id: id.into(),
+            account: "a".into(),
+            kind: ReportKind::Reconcile,
+            time: 1_000,
+            balance,
+            positions: Vec::new(),
+            fills: Vec::new(),
+            open_orders: Some(0),
+        };
+        let out = stage.on_report(&wallet("a/reconcile/1", 600.0));
+        let kinds: Vec<&str> = out.alerts.iter().map(|a| a.kind.as_str()).collect();
+        assert_eq!(kinds, ["reconcile_mismatch"]);
+        let entry = only(stage.on_decision(&decision(1, Action::Long, Trigger::Complete), &control));
+        assert!(matches!(entry, RiskMessage::Order(_)), "{entry:?}");
+        // From there a real fall trips it: 600 → 420 is 30 % (max 25 %).
+        let out = stage.on_report(&wallet("a/reconcile/2", 420.0));
+        assert!(out.alerts.iter().any(|a| a.kind == "circuit_breaker"), "{out:?}");
     }
 
     #[test]

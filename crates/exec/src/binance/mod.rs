@@ -17,6 +17,7 @@
 //! One-way position mode only (no `positionSide`); MARKET and LIMIT (GTC) orders on
 //! `/fapi/v1/order`, reduce-only conditional orders on `/fapi/v1/algoOrder`.
 
+pub mod account;
 pub mod algo;
 mod client;
 mod config;

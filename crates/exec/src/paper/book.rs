@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use tradeflow_core::execution::{
     AccountUpdate, ExecEvent, Fill, FillReason, Liquidity, PositionStatus, PositionUpdate,
 };
-use tradeflow_core::report::ReportedPosition;
 use tradeflow_core::order::{BarMark, Direction, FillSizing, Intent, OrderIntent, OrderType, RiskMessage, Side};
+use tradeflow_core::report::ReportedPosition;
 
 use super::config::{FillAt, PaperConfig};
 
