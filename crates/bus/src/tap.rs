@@ -83,7 +83,8 @@ impl Tap {
         self
     }
 
-    /// The next entries (waits up to the block time; empty when nothing came). A failed read
+    /// The next entries (waits up to the block time; empty when nothing came), in the order
+    /// Redis added them, to the millisecond, across streams and partitions. A failed read
     /// drops the connection so the next call reconnects; the cursors stay, nothing is skipped.
     pub async fn next(&mut self) -> Result<Vec<Tapped>, BusError> {
         if self.conn.is_none() {
@@ -105,7 +106,10 @@ impl Tap {
                 return Err(e);
             }
         };
-        let mut out = Vec::new();
+        // (the entry's millisecond, the message): XREAD answers stream after stream, and readers
+        // want the order Redis accepted them in (a cycle's start on one stream before its
+        // decisions on another).
+        let mut out: Vec<(u64, Tapped)> = Vec::new();
         for (key, entries) in per_stream(v)? {
             let Some(i) = self.cursors.iter().position(|c| c.2 == key) else { continue };
             // `count` bounds messages, not entries: a pack holds several. Entries past the
@@ -127,18 +131,24 @@ impl Tap {
                 };
                 for bytes in messages {
                     match Envelope::decode(bytes) {
-                        Ok(envelope) => out.push(Tapped {
-                            stream: cursor.0.clone(),
-                            partition: cursor.1,
-                            entry_id: entry.id.to_string(),
-                            envelope,
-                        }),
+                        Ok(envelope) => out.push((
+                            entry.id.ms,
+                            Tapped {
+                                stream: cursor.0.clone(),
+                                partition: cursor.1,
+                                entry_id: entry.id.to_string(),
+                                envelope,
+                            },
+                        )),
                         Err(_) => self.undecodable += 1,
                     }
                 }
             }
         }
-        Ok(out)
+        // Stable: within one millisecond, the order of the streams given to `open` (sequence
+        // numbers are per stream and say nothing across streams), each stream's own order kept.
+        out.sort_by_key(|(ms, _)| *ms);
+        Ok(out.into_iter().map(|(_, t)| t).collect())
     }
 }
 

@@ -36,7 +36,8 @@ const MIN_EVERY: Duration = Duration::from_secs(10);
 fn parse_every(text: &str) -> Result<Duration, String> {
     let unit_at = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(unit_at);
-    let n: u64 = number.parse().map_err(|_| format!("expected a whole number and s, m or h (e.g. 5m), got {text:?}"))?;
+    let n: u64 =
+        number.parse().map_err(|_| format!("expected a whole number and s, m or h (e.g. 5m), got {text:?}"))?;
     let seconds = match unit {
         "s" => n,
         "m" => n.saturating_mul(60),
@@ -133,9 +134,11 @@ mod tests {
         let text = r#"
 [[profile]]
 name = "rules"
+method = "weighted_vote"
 models = { technical = 1.0 }
 [[profile]]
 name = "arena"
+method = "weighted_vote"
 models = { technical = 1.0, gpt = 2.0 }
 "#;
         let profiles = tradeflow_ensemble::profile::parse_profiles(text).unwrap();

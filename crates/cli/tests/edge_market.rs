@@ -2,7 +2,7 @@
 //! candles and indicators checked against the demo bars and the TA-Lib reference; on-demand
 //! analysis checked against the pipeline's own signals, its cache and its WebSocket event;
 //! performance recomputed from the stored signals and the bars; feedback, history, storage,
-//! models, a scheduler cycle; roles, the error format and refusals of bad input.
+//! models; roles, the error format and refusals of bad input.
 
 mod edge_common;
 
@@ -180,8 +180,14 @@ async fn market_reads_match_the_demo_bars_and_talib() {
         );
         assert_eq!((f(&x["open"]), f(&x["high"]), f(&x["low"]), f(&x["volume"])), (last.o, last.h, last.l, last.v));
     }
+    // No exchange is configured: the price is the latest candle's close.
     let one = edge.get("/api/v1/market/price/BTCUSD", Some(&v)).await.expect(200);
-    assert_eq!((one["symbol"].as_str(), f(&one["close"])), (Some("BTCUSD"), last.c));
+    assert_eq!(
+        (one["symbol"].as_str(), f(&one["price"]), one["source"].as_str()),
+        (Some("BTCUSD"), last.c, Some("candle"))
+    );
+    assert_eq!((f(&one["candle"]["close"]), one["candle"]["open_time"].as_i64()), (last.c, Some(last.t)));
+    assert_eq!(one["skipped"], json!([]));
     assert_eq!(edge.get("/api/v1/market/price/ethusd", Some(&v)).await.expect(200)["symbol"], "ETHUSD");
     let nf = edge.get("/api/v1/market/price/DOGEUSD", Some(&v)).await.expect_error(404, "not_found");
     assert_eq!(nf["error"]["details"]["known"], json!(SYMBOLS));
@@ -386,37 +392,10 @@ async fn analyses_feedback_history_storage_and_a_scheduler_cycle() {
         (Some(4), Some(4), Some(2))
     );
 
-    // ---- a scheduler cycle: every tracked symbol analysed, broadcast.
-    // First the two analyses of the request's bars (a cache hit is not broadcast).
+    // The two analyses of the request's bars are broadcast (a cache hit is not). Analysis
+    // cycles are the inference workers' (tests/edge_control.rs).
     assert_eq!(next_analysis(&mut ws).await["id"], own["id"]);
     assert_eq!(next_analysis(&mut ws).await["data"]["source"], "request");
-    let cycle = edge.post("/api/v1/scheduler/trigger", Some(&t), None).await.expect(202);
-    let mut seen = Vec::new();
-    while seen.len() < 2 {
-        let e = next_analysis(&mut ws).await;
-        assert_eq!(
-            (e["data"]["source"].as_str(), e["data"]["models"].as_array().map(Vec::len)),
-            (Some("store"), Some(3))
-        );
-        seen.push(e["symbol"].as_str().unwrap().to_string());
-    }
-    seen.sort();
-    assert_eq!(seen, SYMBOLS);
-    let started = Instant::now();
-    loop {
-        let s = edge.get("/api/v1/scheduler/status", Some(&v)).await.expect(200);
-        if s["last_cycle"]["id"] == cycle["id"] {
-            assert_eq!(
-                (s["last_cycle"]["symbols"].as_u64(), s["last_cycle"]["signals"].as_u64()),
-                (Some(2), Some(6)),
-                "{s}"
-            );
-            assert!(s["last_cycle"]["error"].is_null());
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "the cycle did not finish: {s}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 
     // ---- clearing the storage: admin only, then empty, and the next analysis is fresh.
     edge.check_roles(Method::POST, "/api/v1/ai/storage/clear", None, "admin").await;
@@ -432,7 +411,7 @@ async fn analyses_feedback_history_storage_and_a_scheduler_cycle() {
         edge.post("/api/v1/ai/storage/clear", Some(&a), Some(json!({"include_feedback": true}))).await.expect(200);
     assert_eq!(
         (cleared["deleted_analyses"].as_i64(), cleared["deleted_feedback"].as_i64()),
-        (Some(6), Some(2)),
+        (Some(4), Some(2)),
         "{cleared}"
     );
     let ss = edge.get("/api/v1/ai/storage/stats", Some(&v)).await.expect(200);

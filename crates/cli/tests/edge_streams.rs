@@ -172,12 +172,13 @@ async fn health_of_a_running_pipeline() {
 
     // ---- The system summary.
     let sys = edge.get("/api/v1/health/streams", viewer).await.expect(200);
-    assert_eq!(sys["total_streams"], 8);
-    assert_eq!(sys["total_partitions"], 8 * 6 + 1 + 1);
-    assert_eq!(sys["total_groups"], 13);
+    assert_eq!(sys["total_streams"], 9);
+    // md.news has one partition.
+    assert_eq!(sys["total_partitions"], 8 * 6 + 1 + 1 + 1);
+    assert_eq!(sys["total_groups"], 14);
     assert_eq!(sys["dlq_messages"], 0);
     assert!(sys["total_length"].as_u64().unwrap() >= 1200 / 64);
-    assert_eq!(sys["streams"].as_array().unwrap().len(), 8);
+    assert_eq!(sys["streams"].as_array().unwrap().len(), 9);
     assert!(sys["issues"].as_array().unwrap().iter().all(|i| i["code"] != "dead_letters"), "{sys}");
     assert!(["healthy", "degraded"].contains(&sys["status"].as_str().unwrap()), "{sys}");
     edge.check_roles(Method::GET, "/api/v1/health/streams", None, "viewer").await;
@@ -190,7 +191,7 @@ async fn stream_list_configuration_and_health() {
 
     // ---- The stream list, a configuration, a stream's health.
     let list = edge.get("/api/v1/streams", viewer).await.expect(200);
-    assert_eq!(list["total"], 8);
+    assert_eq!(list["total"], 9);
     assert_eq!(
         names(&list["streams"], "name"),
         [
@@ -200,6 +201,7 @@ async fn stream_list_configuration_and_health() {
             "exec.fills",
             "inf.signals",
             "md.candles",
+            "md.news",
             "risk.orders",
             SYS
         ]
@@ -283,7 +285,7 @@ async fn rates_are_measured() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(m1["window_s"], 600);
-    assert_eq!(m1["streams"].as_array().unwrap().len(), 8);
+    assert_eq!(m1["streams"].as_array().unwrap().len(), 9);
     let candles_rate = rate_of(&m1, "md.candles");
     assert_eq!(candles_rate["length"], candles["length"]);
     assert!(candles_rate["entries_added"].as_u64().unwrap() >= 1200 / 64);

@@ -28,6 +28,25 @@ async fn audit_rows(store: &AuditStore) -> Vec<tradeflow_audit::AuditLogRow> {
 }
 
 /// Waits until the audit log holds a row of `action` with `status` whose resource is `resource`.
+/// The stored outcome of an order once the audit writer has it (the edge answers from the
+/// streams, before the audit writer has written them): its order or rejection, and fills when
+/// it has an order.
+async fn stored_outcome(
+    store: &AuditStore,
+    account: &str,
+    order_id: &str,
+) -> tradeflow_audit::query::trading::OrderOutcome {
+    let started = std::time::Instant::now();
+    loop {
+        let o = store.order_outcome(account, order_id).await.unwrap();
+        if o.rejection.is_some() || (o.order.is_some() && !o.fills.is_empty()) {
+            return o;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{order_id} not stored within 20 s: {o:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn wait_audited(store: &AuditStore, action: &str, resource: &str, status: &str) -> tradeflow_audit::AuditLogRow {
     let started = Instant::now();
     loop {
@@ -519,7 +538,11 @@ async fn bad_paper_orders_are_refused() {
         )
         .await
         .expect(202);
-    assert_eq!((stop["status"].as_str(), stop["reason"].as_str()), (Some("rejected"), Some("invalid_request")), "{stop}");
+    assert_eq!(
+        (stop["status"].as_str(), stop["reason"].as_str()),
+        (Some("rejected"), Some("invalid_request")),
+        "{stop}"
+    );
     assert!(stop["message"].as_str().unwrap().starts_with("stop_loss:"), "{stop}");
     edge.post("/api/v1/paper/orders", t, Some(json!({"account": 7, "symbol": "BTCUSD", "side": "buy"})))
         .await
@@ -564,14 +587,10 @@ async fn trading_switch_manual_orders_and_the_audit_log() {
     for (symbol, _) in &held {
         let seq = edge.get("/api/v1/trading/accounts/alpha", v).await.expect(200)["account"]["seq"].as_u64().unwrap();
         let r = edge.post(&format!("/api/v1/paper/positions/alpha/{symbol}/close"), t, None).await.expect(202);
-        assert_eq!(
-            (r["status"].as_str(), r["intent"].as_str()),
-            (Some("filled"), Some("close")),
-            "{r}"
-        );
+        assert_eq!((r["status"].as_str(), r["intent"].as_str()), (Some("filled"), Some("close")), "{r}");
         let fill = &r["fills"][0];
         assert_eq!(fill["reason"], "exit");
-        let stored = store.order_outcome("alpha", r["order_id"].as_str().unwrap()).await.unwrap();
+        let stored = stored_outcome(&store, "alpha", r["order_id"].as_str().unwrap()).await;
         assert_eq!(stored.order.unwrap().intent, "close");
         assert_eq!(stored.fills[0].id, fill["id"].as_str().unwrap());
         wait_account_seq(&edge, "alpha", seq).await;
@@ -594,7 +613,7 @@ async fn trading_switch_manual_orders_and_the_audit_log() {
     );
     let order_id = refused["order_id"].as_str().unwrap();
     assert!(order_id.starts_with("req:alpha:") && order_id.ends_with("/alpha"), "{order_id}");
-    let stored = store.order_outcome("alpha", order_id).await.unwrap();
+    let stored = stored_outcome(&store, "alpha", order_id).await;
     assert_eq!(stored.rejection.unwrap().reason, "trading_disabled");
     assert!(stored.order.is_none() && stored.fills.is_empty());
 
@@ -614,7 +633,7 @@ async fn trading_switch_manual_orders_and_the_audit_log() {
     let fill = &bought["fills"][0];
     assert_eq!((fill["side"].as_str(), fill["reason"].as_str()), (Some("buy"), Some("entry")));
     assert!(close(f(&fill["quantity"]), q));
-    let stored = store.order_outcome("alpha", bought["order_id"].as_str().unwrap()).await.unwrap();
+    let stored = stored_outcome(&store, "alpha", bought["order_id"].as_str().unwrap()).await;
     let stored_order = stored.order.unwrap();
     assert_eq!((stored_order.side.as_str(), stored_order.intent.as_str()), ("buy", "open"));
     assert!(close(stored_order.reference_price, f(&bought["reference_price"])));
@@ -622,7 +641,8 @@ async fn trading_switch_manual_orders_and_the_audit_log() {
     assert_eq!(bought["decision_id"], "req:alpha:manual-buy-1");
     assert_eq!(stored_order.decision_id, "req:alpha:manual-buy-1");
     // No forged decision: the request is in the trading log, the order is risk's answer to it.
-    let n = store.rows(Table::Decision, 100_000, 0).await.unwrap().iter().filter(|r| r.id().starts_with("req:")).count();
+    let n =
+        store.rows(Table::Decision, 100_000, 0).await.unwrap().iter().filter(|r| r.id().starts_with("req:")).count();
     assert_eq!(n, 0);
     // The live view follows; a second buy is refused (one position per symbol).
     let after = wait_account_seq(&edge, "alpha", before).await;
@@ -662,7 +682,7 @@ async fn trading_switch_manual_orders_and_the_audit_log() {
     .await;
     assert_eq!(code, 202, "{sold}");
     assert_eq!((sold["status"].as_str(), sold["intent"].as_str()), (Some("filled"), Some("open")), "{sold}");
-    let stored = store.order_outcome("alpha", sold["order_id"].as_str().unwrap()).await.unwrap().order.unwrap();
+    let stored = stored_outcome(&store, "alpha", sold["order_id"].as_str().unwrap()).await.order.unwrap();
     assert_eq!((stored.side.as_str(), stored.stop_loss, stored.take_profit), ("sell", Some(1e9), Some(1.0)));
 
     // A repeat of the same client id, to this edge and to a second one: one order.
@@ -702,7 +722,7 @@ async fn trading_switch_manual_orders_and_the_audit_log() {
     let order_id = bought["order_id"].as_str().unwrap();
     let n = store.rows(Table::Order, 100_000, 0).await.unwrap().iter().filter(|r| r.id() == order_id).count();
     assert_eq!(n, 1, "one order for one client id, from two edges");
-    let fills = store.order_outcome("alpha", order_id).await.unwrap().fills;
+    let fills = stored_outcome(&store, "alpha", order_id).await.fills;
     assert_eq!(fills.len(), 1, "filled once");
     assert!(closes >= 2);
 

@@ -48,6 +48,8 @@ pub use config::EdgeConfig;
 pub use state::{AppState, EdgeMetrics, Pipeline};
 
 /// Streams the edge taps (prices, news, signals, decisions, orders, fills, alerts, commands).
+/// Within one millisecond a read keeps this order: a stage's output before the events it
+/// wrote beside it (an ensemble's decisions before the cycle_complete of the same batch).
 pub const TAPPED: [&str; 9] = [
     "md.candles",
     // News stories, for the `news` channel.
@@ -214,7 +216,9 @@ pub async fn run_tap(state: AppState, mut tap: Tap, stop: CancellationToken) {
                 let mut events = Vec::with_capacity(batch.len());
                 for t in &batch {
                     state.live.apply(&t.envelope);
-                    state.scheduler.observe(&t.envelope);
+                    state
+                        .scheduler
+                        .observe(&t.envelope, || state.live.prices().into_iter().map(|p| p.symbol).collect());
                     state.outcomes.observe(&t.envelope);
                     events.extend(hub::Event::from_tapped(t));
                 }

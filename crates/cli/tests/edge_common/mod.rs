@@ -64,6 +64,8 @@ pub struct Options {
     pub auth_per_minute: u32,
     pub ws_client_queue: usize,
     pub body_limit_bytes: usize,
+    /// TOML appended to the process config (e.g. an `[edge.prices]` table).
+    pub extra_config: String,
 }
 
 impl Default for Options {
@@ -75,6 +77,7 @@ impl Default for Options {
             auth_per_minute: 1_000,
             ws_client_queue: 256,
             body_limit_bytes: 65_536,
+            extra_config: String::new(),
         }
     }
 }
@@ -150,7 +153,9 @@ role = "viewer"
 name = "grafana"
 key_sha256 = "{key}"
 role = "viewer"
+{extra}
 "#,
+        extra = options.extra_config,
         anon = options.anonymous_read,
         body = options.body_limit_bytes,
         read = options.read_per_minute,

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tradeflow_bus::Envelope;
 use tradeflow_core::Payload;
-use tradeflow_core::control::{Command, ControlState, CycleEvent, CyclePhase};
+use tradeflow_core::control::{Command, ControlCommand, ControlState, CycleEvent, CyclePhase};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -59,11 +59,16 @@ pub struct Cycle {
     /// Id of the `trigger` command.
     pub id: String,
     pub actor: String,
-    /// First `cycle_start` seen.
+    /// When the trigger was issued (or the first `cycle_start` seen, without the trigger).
     pub started_at: i64,
     /// When the last symbol started was decided (`None` while one waits).
     pub finished_at: Option<i64>,
-    /// Symbols analysed, and those every profile of the cycle decided on.
+    /// Symbols the cycle is for, as this edge knew them when it saw the trigger (the
+    /// trigger's symbol, or every symbol with a price): it is finished once each was decided
+    /// on, whichever inference partition analyses it and whenever. Empty when the edge saw
+    /// the cycle's events but not its trigger.
+    pub expected: Vec<String>,
+    /// Symbols analysed (`<symbol> <interval>`), and those every profile of the cycle decided on.
     pub symbols: Vec<String>,
     pub completed: Vec<String>,
     /// Signals the cycle produced, and decisions taken on them.
@@ -88,36 +93,56 @@ struct SchedulerInner {
     total_ms: u64,
 }
 
+impl SchedulerInner {
+    /// The cycle `id`, created (started by `actor` at `time`) if new; at most [`CYCLES_KEPT`]
+    /// are kept.
+    fn cycle(&mut self, id: &str, actor: &str, time: i64) -> &mut Cycle {
+        if !self.cycles.contains_key(id) {
+            self.order.push_back(id.to_string());
+            while self.order.len() > CYCLES_KEPT {
+                if let Some(old) = self.order.pop_front() {
+                    self.cycles.remove(&old);
+                }
+            }
+        }
+        self.cycles.entry(id.to_string()).or_insert_with(|| Cycle {
+            id: id.to_string(),
+            actor: actor.to_string(),
+            started_at: time,
+            finished_at: None,
+            expected: Vec::new(),
+            symbols: Vec::new(),
+            completed: Vec::new(),
+            signals: 0,
+            decisions: 0,
+        })
+    }
+}
+
 impl Scheduler {
     fn lock(&self) -> std::sync::MutexGuard<'_, SchedulerInner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Folds a tapped message in: [`CycleEvent`]s, other kinds ignored.
-    pub fn observe(&self, env: &Envelope) {
+    /// Folds a tapped message in: `trigger` commands (the cycle and the symbols it is for;
+    /// `symbols` are the ones with a price now) and [`CycleEvent`]s, other kinds ignored. The
+    /// tap hands them on in time order, so a trigger comes before its cycle's events.
+    pub fn observe(&self, env: &Envelope, symbols: impl FnOnce() -> Vec<String>) {
+        if env.kind == ControlCommand::KIND {
+            let Ok(c) = env.open::<ControlCommand>() else { return };
+            let Command::Trigger { symbol, .. } = c.command else { return };
+            let expected = symbol.map_or_else(symbols, |s| vec![s]);
+            let mut s = self.lock();
+            let cycle = s.cycle(&c.id, &c.actor, c.issued_at);
+            cycle.expected = expected;
+            return;
+        }
         if env.kind != CycleEvent::KIND {
             return;
         }
         let Ok(e) = env.open::<CycleEvent>() else { return };
         let mut s = self.lock();
-        if !s.cycles.contains_key(&e.cycle) {
-            s.order.push_back(e.cycle.clone());
-            while s.order.len() > CYCLES_KEPT {
-                if let Some(old) = s.order.pop_front() {
-                    s.cycles.remove(&old);
-                }
-            }
-        }
-        let c = s.cycles.entry(e.cycle.clone()).or_insert_with(|| Cycle {
-            id: e.cycle.clone(),
-            actor: e.actor.clone(),
-            started_at: e.time,
-            finished_at: None,
-            symbols: Vec::new(),
-            completed: Vec::new(),
-            signals: 0,
-            decisions: 0,
-        });
+        let c = s.cycle(&e.cycle, &e.actor, e.time);
         // A symbol of several intervals starts and completes once per interval.
         let symbol = format!("{} {}", e.symbol, e.candle_id.split(':').nth(2).unwrap_or(""));
         match e.phase {
@@ -135,7 +160,9 @@ impl Scheduler {
             }
         }
         let done: BTreeSet<&String> = c.completed.iter().collect();
-        let finished = !c.symbols.is_empty() && c.symbols.iter().all(|s| done.contains(s));
+        let decided = |symbol: &String| c.completed.iter().any(|d| d.split(' ').next() == Some(symbol.as_str()));
+        let finished =
+            !c.symbols.is_empty() && c.symbols.iter().all(|s| done.contains(s)) && c.expected.iter().all(decided);
         if finished && c.finished_at.is_none() {
             c.finished_at = Some(e.time);
             let took = e.time.saturating_sub(c.started_at).max(0) as u64;
@@ -290,7 +317,7 @@ pub struct TriggerRequest {
 #[utoipa::path(post, path = "/scheduler/trigger", tag = "control", security(("bearer" = []), ("api_key" = [])),
     request_body(content = Option<TriggerRequest>, description = "optional"),
     responses(
-        (status = 200, body = Ack, description = "applied: the workers have it"),
+        (status = 200, body = Ack, description = "applied: this edge's control follower has the command (the inference workers follow the same stream; GET /scheduler/status shows the cycle)"),
         (status = 202, body = Ack, description = "sent, not seen applied within 2 s (`applied: false`)"),
         (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)))]

@@ -5,7 +5,7 @@
 //!
 //! `/health` is `ok` only while the process can serve: it is not shutting down, the tasks the
 //! answers depend on (the tap that feeds the live view and the WebSocket, the status
-//! publisher, the monitor's sampler, the trigger follower) are running, and the control
+//! publisher, the monitor's sampler) are running, and the control
 //! follower that applies `ctl.commands` is alive. Otherwise 503 with what is wrong: a
 //! restart is what helps. A dependency that does not answer (Redis, the database) is
 //! readiness, not liveness: a restart would not bring it back.
