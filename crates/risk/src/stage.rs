@@ -1095,8 +1095,17 @@ mod tests {
         let out = stage.on_report(&wallet("a/reconcile/1", 600.0));
         let kinds: Vec<&str> = out.alerts.iter().map(|a| a.kind.as_str()).collect();
         assert_eq!(kinds, ["reconcile_mismatch"]);
+        // The next entry is sized on the exchange's 600: 0.6 of what the configured 1000 gives.
         let entry = only(stage.on_decision(&decision(1, Action::Long, Trigger::Complete), &control));
-        assert!(matches!(entry, RiskMessage::Order(_)), "{entry:?}");
+        let RiskMessage::Order(o) = &entry else { panic!("{entry:?}") };
+        let mut unreported = AccountConfig::paper("a", "p", 1000.0);
+        unreported.executor = crate::account::ExecutorKind::BinanceFutures;
+        let fresh = only(
+            RiskStage::new(Arc::new(vec![unreported]))
+                .on_decision(&decision(1, Action::Long, Trigger::Complete), &control),
+        );
+        let RiskMessage::Order(f) = &fresh else { panic!("{fresh:?}") };
+        assert!((o.quantity - 0.6 * f.quantity).abs() < 1e-9, "{} vs {}", o.quantity, f.quantity);
         // From there a real fall trips it: 600 → 420 is 30 % (max 25 %).
         let out = stage.on_report(&wallet("a/reconcile/2", 420.0));
         assert!(out.alerts.iter().any(|a| a.kind == "circuit_breaker"), "{out:?}");
