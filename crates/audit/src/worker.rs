@@ -14,18 +14,8 @@ use crate::rows::Table;
 use crate::sqlite_writer::SharedRows;
 use crate::store::AuditStore;
 
-/// The streams the audit worker reads, each with its `audit` group.
-pub const AUDITED: [&str; 8] = [
-    "md.candles",
-    "md.news",
-    "inf.signals",
-    "ens.decisions",
-    "risk.orders",
-    "exec.fills",
-    "audit.events",
-    "ctl.commands",
-];
-pub const GROUP: &str = "audit";
+/// The audit writer's consumer group: it reads every stream `streams.toml` gives this group.
+pub const GROUP: &str = tradeflow_bus::inspect::AUDIT_STAGE;
 
 /// `tradeflow_audit_*` metrics.
 #[derive(Clone)]

@@ -1,5 +1,5 @@
 //! Stream health for operators: lengths, ids, groups, consumers, pending, lag, DLQ sizes.
-//! Library functions shared by the CLI and (later) the HTTP edge.
+//! Library functions shared by the CLI and the HTTP edge, and which stage reads what.
 
 use redis::Value;
 use serde::Serialize;
@@ -217,6 +217,30 @@ pub async fn stream_length(bus: &Bus, stream: &str) -> Result<u64, BusError> {
     let mut conn = bus.conn();
     let lens: Vec<u64> = pipe.query_async(&mut conn).await.map_err(|source| BusError::Redis { op: "XLEN", source })?;
     Ok(lens.iter().sum())
+}
+
+/// The trading path's stages, upstream first. Each one's consumer group bears its name; what
+/// it reads is `streams.toml`'s to say ([`crate::Topology::streams_read_by`]).
+pub const PIPELINE_STAGES: [&str; 4] = ["inference", "ensemble", "risk", "exec"];
+
+/// The audit writer's group: it reads every stream that lists it.
+pub const AUDIT_STAGE: &str = "audit";
+
+/// (stream, group) pairs of the trading path's stages, upstream first.
+pub fn pipeline_groups(topology: &crate::Topology) -> Vec<(String, String)> {
+    PIPELINE_STAGES
+        .iter()
+        .flat_map(|stage| topology.streams_read_by(stage).into_iter().map(|s| (s.to_string(), stage.to_string())))
+        .collect()
+}
+
+/// Each stage (the trading path's, then the audit writer) with the streams its group reads.
+pub fn stage_streams(topology: &crate::Topology) -> Vec<(&'static str, Vec<&str>)> {
+    PIPELINE_STAGES
+        .iter()
+        .chain(std::iter::once(&AUDIT_STAGE))
+        .map(|stage| (*stage, topology.streams_read_by(stage)))
+        .collect()
 }
 
 /// Whether `group` has nothing left to read or acknowledge on any partition of `stream`.

@@ -232,6 +232,13 @@ impl Topology {
         self.groups.get(name).cloned().unwrap_or_default()
     }
 
+    /// The streams consumer group `group` reads, by name. A stage's group bears the stage's
+    /// name (`inference`, `ensemble`, `risk`, `exec`, `audit`), so this is where the edge, the
+    /// CLI and the audit worker learn what each stage consumes: `streams.toml`, nowhere else.
+    pub fn streams_read_by(&self, group: &str) -> Vec<&str> {
+        self.streams.values().filter(|s| s.groups.iter().any(|g| g == group)).map(|s| s.name.as_str()).collect()
+    }
+
     /// The stream of that logical name, or an error naming the streams that exist.
     pub fn stream(&self, name: &str) -> Result<&StreamSpec, crate::BusError> {
         self.streams.get(name).ok_or_else(|| crate::BusError::UnknownStream {

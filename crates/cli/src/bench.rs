@@ -30,7 +30,7 @@ use tradeflow_core::{MessageId, Payload};
 use tradeflow_indicators::{Bar, IndicatorSet, Next, Reset};
 
 use crate::config::Settings;
-use tradeflow_audit::worker::{AUDITED, GROUP};
+use tradeflow_audit::worker::GROUP;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -796,9 +796,9 @@ impl PipelineRun {
     /// Waits until every stage has drained; returns when each (stream, group) drained, in
     /// seconds from `started` (where the time goes).
     async fn wait_drained(&self, started: Instant, limit: Duration) -> anyhow::Result<Vec<(String, f64)>> {
-        let mut groups: Vec<(String, String)> =
-            crate::stages::PIPELINE_GROUPS.iter().map(|(s, g)| (s.to_string(), g.to_string())).collect();
-        groups.extend(AUDITED.iter().map(|s| (s.to_string(), GROUP.to_string())));
+        let topology = self.bus.topology();
+        let mut groups = crate::stages::pipeline_groups(topology);
+        groups.extend(topology.streams_read_by(GROUP).into_iter().map(|s| (s.to_string(), GROUP.to_string())));
         let mut done = Vec::new();
         while !groups.is_empty() {
             let mut left = Vec::new();

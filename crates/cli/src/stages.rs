@@ -10,7 +10,7 @@ use prometheus::Registry;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tradeflow_audit::AuditStore;
-use tradeflow_audit::worker::{AUDITED, AuditFactory, AuditMetrics, GROUP};
+use tradeflow_audit::worker::{AuditFactory, AuditMetrics, GROUP};
 use tradeflow_bus::{Bus, BusMetrics, Consumer, Producer};
 use tradeflow_core::control::ControlState;
 use tradeflow_ensemble::Profile;
@@ -163,7 +163,8 @@ pub async fn run_audit(
 ) -> anyhow::Result<()> {
     let metrics = AuditMetrics::register(registry)?;
     let mut tasks = Vec::new();
-    for stream in AUDITED {
+    // Every stream streams.toml gives the audit group (a stream added there is audited).
+    for stream in bus.topology().streams_read_by(GROUP) {
         let factory = AuditFactory { store: store.clone(), metrics: metrics.clone() };
         let c = Consumer::new(bus.clone(), stream, GROUP, "audit", factory)?.with_metrics(bus_metrics.clone());
         let c = named(c, member.as_ref().map(|m| format!("{m}:{stream}")));
@@ -279,20 +280,16 @@ fn run_audit_below_the_stages(
     Ok(async move { finished.await.context("the audit writer's thread ended without a result")? })
 }
 
-/// (stream, group) pairs the pipeline consumes, upstream first.
-pub const PIPELINE_GROUPS: [(&str, &str); 4] =
-    [("md.candles", "inference"), ("inf.signals", "ensemble"), ("ens.decisions", "risk"), ("risk.orders", "exec")];
-
-pub use tradeflow_bus::inspect::drained;
+pub use tradeflow_bus::inspect::{drained, pipeline_groups};
 
 /// Whether every stage and the audit writer have nothing left.
 pub async fn all_drained(bus: &Bus) -> anyhow::Result<bool> {
-    for (stream, group) in PIPELINE_GROUPS {
-        if !drained(bus, stream, group).await? {
+    for (stream, group) in pipeline_groups(bus.topology()) {
+        if !drained(bus, &stream, &group).await? {
             return Ok(false);
         }
     }
-    for stream in AUDITED {
+    for stream in bus.topology().streams_read_by(GROUP) {
         if !drained(bus, stream, GROUP).await? {
             return Ok(false);
         }

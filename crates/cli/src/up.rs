@@ -175,7 +175,8 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
 
     if args.exit_when_drained {
         // Deadlines first (a profile may wait on a model that never answers), then everything.
-        for (stream, group) in &stages::PIPELINE_GROUPS[..2] {
+        let upstream = stages::pipeline_groups(bus.topology());
+        for (stream, group) in upstream.iter().filter(|(_, g)| g == "inference" || g == "ensemble") {
             while !shutdown.is_cancelled() && !stages::drained(&bus, stream, group).await? {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

@@ -164,7 +164,23 @@ async fn health_of_a_running_pipeline() {
     }
     assert_eq!(h["stages"][0]["lag"], 0, "inference has drained");
     let audit = h["stages"].as_array().unwrap().iter().find(|s| s["stage"] == "audit").unwrap();
-    assert_eq!(audit["streams"].as_array().unwrap().len(), 7);
+    // What the audit group reads is streams.toml's to say: md.news included.
+    let mut read: Vec<&str> =
+        audit["streams"].as_array().unwrap().iter().map(|s| s["stream"].as_str().unwrap()).collect();
+    read.sort();
+    assert_eq!(
+        read,
+        [
+            "audit.events",
+            "ctl.commands",
+            "ens.decisions",
+            "exec.fills",
+            "inf.signals",
+            "md.candles",
+            "md.news",
+            "risk.orders"
+        ]
+    );
     assert_eq!(h["dlq_messages"], 0);
     assert_eq!(h["thresholds"]["lag_degraded"], 1000);
     assert!(h["reasons"].as_array().unwrap().is_empty(), "{h}");

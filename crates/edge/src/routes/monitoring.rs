@@ -77,26 +77,6 @@ pub const ALERT_WINDOW: usize = 5000;
 /// Alert statuses.
 pub const ALERT_STATUSES: [&str; 3] = ["open", "acknowledged", "resolved"];
 
-/// The stages and the (stream, group) pairs each consumes.
-pub const STAGES: [(&str, &[(&str, &str)]); 5] = [
-    ("inference", &[("md.candles", "inference")]),
-    ("ensemble", &[("inf.signals", "ensemble")]),
-    ("risk", &[("ens.decisions", "risk")]),
-    ("exec", &[("risk.orders", "exec")]),
-    (
-        "audit",
-        &[
-            ("md.candles", "audit"),
-            ("inf.signals", "audit"),
-            ("ens.decisions", "audit"),
-            ("risk.orders", "audit"),
-            ("exec.fills", "audit"),
-            ("audit.events", "audit"),
-            ("ctl.commands", "audit"),
-        ],
-    ),
-];
-
 /// State of the monitoring routes: stream counter samples for `/streams/metrics`.
 #[derive(Debug, Default)]
 pub struct MonitorState {
@@ -224,7 +204,9 @@ async fn stages(state: &AppState) -> Result<(Vec<StageHealth>, u64), BusError> {
     }
     let dlq_total = streams.values().map(|h| h.dlq_length).sum();
     let mut out = Vec::new();
-    for (stage, pairs) in STAGES {
+    // Which stage reads what is streams.toml's to say (a stage's group bears its name).
+    for (stage, read) in inspect::stage_streams(bus.topology()) {
+        let pairs: Vec<(&str, &str)> = read.into_iter().map(|s| (s, stage)).collect();
         let mut s = StageHealth {
             stage: stage.to_string(),
             status: "ok",
@@ -237,7 +219,7 @@ async fn stages(state: &AppState) -> Result<(Vec<StageHealth>, u64), BusError> {
         };
         let mut down = false;
         for (stream, group) in pairs {
-            let Some(h) = streams.get(*stream) else { continue };
+            let Some(h) = streams.get(stream) else { continue };
             if bus.stream_group(stream, group).is_err() {
                 continue;
             }

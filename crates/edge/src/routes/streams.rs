@@ -559,7 +559,9 @@ async fn stream_metrics(
         streams.push(StreamRate {
             stream: name.clone(),
             messages_per_minute: rate.map(|r| (r * 100.0).round() / 100.0),
-            measured_over_s: (over * 10.0).round() / 10.0,
+            // Rounded down: a rate is given from a full second on, and 0.96 s shown as 1.0
+            // beside no rate would contradict itself.
+            measured_over_s: (over * 10.0).floor() / 10.0,
             added,
             entries_added: now.entries_added,
             length: now.length,
