@@ -21,8 +21,6 @@
 //!
 //! Each call is written to the audit log (who spent what), cache hits included.
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -37,9 +35,10 @@ use utoipa_axum::routes;
 
 use crate::auth::Trader;
 use crate::error::{ApiError, Json};
-use crate::routes::ai::{Series, context_of};
+use crate::routes::ai::{context_of, selection_error};
 use crate::routes::market::{HISTORY_BARS, WARM_UP_BARS, known_intervals, symbol_problem, to_bars, tracked};
 use crate::state::{AppState, RequestMeta};
+use tradeflow_inference::engine::Series;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(analyze_multi))
@@ -126,23 +125,6 @@ pub struct MultiAnalysis {
 
 fn body_error(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::unprocessable("invalid_body", message).with_details(json!({ "field": field }))
-}
-
-/// The analyst named, or the first configured one.
-fn pick_analyst(analysts: &[Arc<Analyst>], wanted: Option<&str>) -> Result<Arc<Analyst>, ApiError> {
-    let Some(first) = analysts.first() else {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "no_analyst",
-            "no LLM analyst is configured: start the edge with --llm-config naming at least one [[analyst]]",
-        ));
-    };
-    let Some(wanted) = wanted else { return Ok(first.clone()) };
-    analysts.iter().find(|a| a.name() == wanted).cloned().ok_or_else(|| {
-        let known: Vec<&str> = analysts.iter().map(|a| a.name()).collect();
-        ApiError::unprocessable("unknown_model", format!("analyst {wanted:?} is not configured"))
-            .with_details(json!({ "field": "analyst", "name": wanted, "known": known }))
-    })
 }
 
 /// A chart of the request resolved against the tracked symbols.
@@ -316,7 +298,7 @@ async fn analyze_multi(
 ) -> Result<Json<MultiAnalysis>, ApiError> {
     let wanted = check(&state, &req)?;
     let engine = state.ai.engine(&state)?;
-    let analyst = pick_analyst(engine.analysts(), req.analyst.as_deref())?;
+    let analyst = engine.analyst(req.analyst.as_deref()).map_err(|e| selection_error(e, "analyst"))?;
     let mut asked = Vec::with_capacity(wanted.len());
     for (i, w) in wanted.iter().enumerate() {
         asked.push(chart(&state, i, w).await?);
@@ -344,10 +326,17 @@ mod tests {
 
     #[test]
     fn no_analyst_is_a_conflict_and_an_unknown_one_is_named() {
-        let e = pick_analyst(&[], None).unwrap_err();
+        let engine = tradeflow_inference::engine::Engine::of(tradeflow_inference::StageConfig::every_rule());
+        let e = selection_error(engine.analyst(None).unwrap_err(), "analyst");
         assert_eq!((e.status, e.code), (StatusCode::CONFLICT, "no_analyst"));
-        let e = pick_analyst(&[], Some("gpt")).unwrap_err();
+        let e = selection_error(engine.analyst(Some("gpt")).unwrap_err(), "analyst");
         assert_eq!(e.code, "no_analyst");
+        let unknown = tradeflow_inference::engine::SelectError::UnknownAnalyst {
+            name: "gpt".into(),
+            known: vec!["local".into()],
+        };
+        let e = selection_error(unknown, "analyst");
+        assert_eq!((e.status, e.code), (StatusCode::UNPROCESSABLE_ENTITY, "unknown_model"));
     }
 
     #[test]

@@ -510,7 +510,7 @@ async fn indicators(
     let Some(last) = rows.last() else {
         return Err(ApiError::not_found("candles", &format!("{} {}", p.symbol, interval)));
     };
-    let series = crate::routes::ai::Series {
+    let series = tradeflow_inference::engine::Series {
         source: last.source.clone(),
         symbol: p.symbol.clone(),
         interval,
