@@ -131,6 +131,32 @@ impl AppState {
         self.store.as_deref().ok_or_else(|| ApiError::unavailable("database", "no database is configured"))
     }
 
+    /// Writes the outcome of a mutation to the audit log: `ok` with `details`, or `refused`
+    /// with the error of a 4xx (a 5xx is a dependency failure, not the caller's doing). An
+    /// audit failure fails a change; it does not hide a refusal.
+    pub async fn audited<T>(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+        outcome: Result<(T, serde_json::Value), ApiError>,
+    ) -> Result<T, ApiError> {
+        match outcome {
+            Ok((value, details)) => {
+                self.audit(caller, action, resource, "ok", details).await?;
+                Ok(value)
+            }
+            Err(e) if e.status.is_client_error() => {
+                let details = serde_json::json!({ "code": e.code, "message": e.message, "status": e.status.as_u16() });
+                if let Err(a) = self.audit(caller, action, resource, "refused", details).await {
+                    tracing::warn!(error = %a, "a refused call could not be audited");
+                }
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Writes an audit record for a mutating call (on `audit.events`; the audit worker stores
     /// it in `audit_log`). Failing to audit fails the call: an unaudited change is worse
     /// than a refused one.

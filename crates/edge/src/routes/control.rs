@@ -372,32 +372,6 @@ async fn wait_applied(state: &AppState, applied: impl Fn(&ControlState) -> bool)
     matches!(tokio::time::timeout(COMMAND_WAIT, rx.wait_for(|s| applied(s))).await, Ok(Ok(_)))
 }
 
-/// Writes the outcome of a mutation to the audit log: `ok` with `details`, or `refused` with
-/// the error of a 4xx (a 5xx is a dependency failure, not the caller's doing). An audit
-/// failure fails a change; it does not hide a refusal.
-pub(crate) async fn audited<T>(
-    state: &AppState,
-    caller: &Caller,
-    action: &str,
-    resource: &str,
-    outcome: Result<(T, Value), ApiError>,
-) -> Result<T, ApiError> {
-    match outcome {
-        Ok((value, details)) => {
-            state.audit(caller, action, resource, "ok", details).await?;
-            Ok(value)
-        }
-        Err(e) if e.status.is_client_error() => {
-            let details = json!({ "code": e.code, "message": e.message, "status": e.status.as_u16() });
-            if let Err(a) = state.audit(caller, action, resource, "refused", details).await {
-                tracing::warn!(error = %a, "a refused call could not be audited");
-            }
-            Err(e)
-        }
-        Err(e) => Err(e),
-    }
-}
-
 /// The answer to a command: 200 when this process's follower applied it within the wait, 202
 /// (sent, not confirmed yet) when not.
 pub fn command_status(applied: bool) -> StatusCode {
@@ -527,7 +501,7 @@ async fn clear_emergency(
         Ok(((id.clone(), applied), json!({ "command": id, "lifted": stop })))
     }
     .await;
-    let (id, applied) = audited(&state, &caller, "emergency_clear", "/api/v1/emergency/clear", outcome).await?;
+    let (id, applied) = state.audited(&caller, "emergency_clear", "/api/v1/emergency/clear", outcome).await?;
     Ok(Ack::new(id, applied, "emergency stop lifted"))
 }
 
@@ -704,7 +678,7 @@ async fn account_action(
     }
     .await;
     let resource = format!("/api/v1/control/accounts/{id}/{}", action.as_str().replace('_', "-"));
-    let ack = audited(&state, &caller, &format!("account_{}", action.as_str()), &resource, outcome).await?;
+    let ack = state.audited(&caller, &format!("account_{}", action.as_str()), &resource, outcome).await?;
     Ok((command_status(ack.applied), Json(ack)))
 }
 
@@ -797,6 +771,6 @@ async fn bulk(
     }
     .await;
     let ack =
-        audited(&state, &caller, &format!("accounts_{}", action.as_str()), "/api/v1/control/accounts", outcome).await?;
+        state.audited(&caller, &format!("accounts_{}", action.as_str()), "/api/v1/control/accounts", outcome).await?;
     Ok((command_status(ack.applied), Json(ack)))
 }

@@ -32,7 +32,7 @@ use utoipa_axum::routes;
 use crate::auth::Trader;
 use crate::error::{ApiError, Json, Path, Query};
 use crate::outcomes::Seen;
-use crate::routes::trading::{TradeView, audited, find_account};
+use crate::routes::trading::{TradeView, find_account};
 use crate::state::{AppState, Caller, RequestMeta};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -342,17 +342,17 @@ async fn submit(
         Ok(r) => place(state, r).await,
         Err(e) => Err(e),
     };
-    audited(
-        state,
-        caller,
-        action,
-        resource,
-        outcome.map(|r| {
-            let d = details(&r);
-            (r, d)
-        }),
-    )
-    .await
+    state
+        .audited(
+            caller,
+            action,
+            resource,
+            outcome.map(|r| {
+                let d = details(&r);
+                (r, d)
+            }),
+        )
+        .await
 }
 
 /// A manual order for an account (trader): risk validates, sizes or refuses it, the executor
@@ -446,7 +446,7 @@ async fn close_position(
     };
     let r = match body {
         Ok(body) => submit(&state, &caller, "paper_close", &resource, body).await?,
-        Err(e) => audited(&state, &caller, "paper_close", &resource, Err::<(OrderResult, Value), _>(e)).await?,
+        Err(e) => state.audited(&caller, "paper_close", &resource, Err::<(OrderResult, Value), _>(e)).await?,
     };
     Ok((StatusCode::ACCEPTED, Json(r)))
 }
