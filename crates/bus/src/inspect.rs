@@ -246,13 +246,176 @@ pub fn stage_streams(topology: &crate::Topology) -> Vec<(&'static str, Vec<&str>
 /// Whether `group` has nothing left to read or acknowledge on any partition of `stream`.
 pub async fn drained(bus: &Bus, stream: &str, group: &str) -> Result<bool, BusError> {
     let h = stream_health(bus, stream).await?;
-    // Redis reports no lag after deletions in a stream; the last delivered id tells then.
-    Ok(h.partitions.iter().all(|p| {
-        p.groups
-            .iter()
-            .filter(|g| g.group == group)
-            .all(|g| g.pending == 0 && (g.lag == Some(0) || (p.last_id.is_some() && g.last_delivered_id == p.last_id)))
-    }))
+    Ok(h.partitions
+        .iter()
+        .all(|p| p.groups.iter().filter(|g| g.group == group).all(|g| g.pending == 0 && known_lag(p, g) == Some(0))))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The health rules: one place for the CLI (`streams health`) and the edge (`/streams…`,
+// `/health/streams`, `/monitoring/health`), so that they agree.
+
+/// Lag (entries not yet delivered, summed over a group's partitions) above which a group is
+/// `lag`ging and its stream (and the pipeline) `degraded`: about a minute of the whole demo
+/// pipeline's output, far more than a healthy consumer ever leaves behind.
+pub const LAG_DEGRADED: u64 = 1000;
+
+/// The lag of `g` on partition `p`: Redis's, or 0 when the group has delivered up to the last
+/// entry (Redis cannot tell the lag after deletions) or the partition is empty; `None` when
+/// unknown.
+pub fn known_lag(p: &PartitionHealth, g: &GroupHealth) -> Option<u64> {
+    if !g.exists {
+        return if p.length == 0 { Some(0) } else { None };
+    }
+    match g.lag {
+        Some(l) => Some(l),
+        None if p.length == 0 || (p.last_id.is_some() && g.last_delivered_id == p.last_id) => Some(0),
+        None => None,
+    }
+}
+
+/// One group of a stream over all partitions.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GroupSummary {
+    pub group: String,
+    /// Fleet members consuming it whose heartbeat has not expired (by Redis time).
+    pub live_workers: Vec<String>,
+    pub pending: u64,
+    /// Entries not yet delivered, summed over the partitions where Redis knows it.
+    pub lag: u64,
+    /// False when Redis could not tell the lag of some partition.
+    pub lag_known: bool,
+    /// Partitions on which the group does not exist.
+    pub missing_on: Vec<u32>,
+}
+
+/// `group` of `h` over its partitions, consumed by `live_workers`.
+pub fn group_summary(h: &StreamHealth, group: &str, live_workers: Vec<String>) -> GroupSummary {
+    let mut s = GroupSummary {
+        group: group.to_string(),
+        live_workers,
+        pending: 0,
+        lag: 0,
+        lag_known: true,
+        missing_on: Vec::new(),
+    };
+    for p in &h.partitions {
+        let Some(g) = p.groups.iter().find(|g| g.group == group) else { continue };
+        if !g.exists {
+            s.missing_on.push(p.partition);
+        }
+        s.pending += g.pending;
+        match known_lag(p, g) {
+            Some(l) => s.lag += l,
+            None => s.lag_known = false,
+        }
+    }
+    s
+}
+
+/// Something wrong with a stream.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Issue {
+    pub stream: String,
+    /// `critical` or `warning`.
+    pub severity: &'static str,
+    /// `missing_partition`, `missing_group` (critical); `dead_letters`, `lag`, `no_workers`
+    /// (warning).
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// What is wrong with stream `h` whose groups are `groups`:
+/// - `missing_partition`, `missing_group` (critical): `streams init` was not run or a key was
+///   deleted; consumers of that partition cannot work;
+/// - `dead_letters` (warning): the DLQ holds messages;
+/// - `lag` (warning): a group has more than [`LAG_DEGRADED`] entries not yet delivered;
+/// - `no_workers` (warning): a group has entries waiting (lag or pending) and no live fleet
+///   member consumes it.
+pub fn issues_of(h: &StreamHealth, groups: &[GroupSummary]) -> Vec<Issue> {
+    let mut out = Vec::new();
+    let issue = |severity, code, message: String| Issue { stream: h.stream.clone(), severity, code, message };
+    let missing: Vec<u32> = h.partitions.iter().filter(|p| !p.exists).map(|p| p.partition).collect();
+    if !missing.is_empty() {
+        out.push(issue(
+            "critical",
+            "missing_partition",
+            format!("partitions {missing:?} do not exist (run `tradeflow streams init`)"),
+        ));
+    }
+    for g in groups {
+        if !g.missing_on.is_empty() {
+            out.push(issue(
+                "critical",
+                "missing_group",
+                format!("group {} is missing on partitions {:?}", g.group, g.missing_on),
+            ));
+        }
+        if g.lag > LAG_DEGRADED {
+            out.push(issue(
+                "warning",
+                "lag",
+                format!("group {} has {} entries not yet delivered (threshold {LAG_DEGRADED})", g.group, g.lag),
+            ));
+        }
+        if g.live_workers.is_empty() && (g.lag > 0 || g.pending > 0 || !g.lag_known) {
+            out.push(issue(
+                "warning",
+                "no_workers",
+                format!("group {} has work waiting (lag {}, pending {}) and no live worker", g.group, g.lag, g.pending),
+            ));
+        }
+    }
+    if h.dlq_length > 0 {
+        out.push(issue("warning", "dead_letters", format!("{} dead letter(s)", h.dlq_length)));
+    }
+    out
+}
+
+/// `unhealthy` with a critical issue, `degraded` with a warning, else `healthy`.
+pub fn status_of(issues: &[Issue]) -> &'static str {
+    if issues.iter().any(|i| i.severity == "critical") {
+        "unhealthy"
+    } else if issues.is_empty() {
+        "healthy"
+    } else {
+        "degraded"
+    }
+}
+
+/// A stream's health with its groups, issues and status.
+#[derive(Debug, Clone, Serialize)]
+pub struct Assessment {
+    #[serde(flatten)]
+    pub health: StreamHealth,
+    /// `healthy`, `degraded` or `unhealthy` (see [`issues_of`]).
+    pub status: &'static str,
+    pub issues: Vec<Issue>,
+    pub group_summaries: Vec<GroupSummary>,
+}
+
+/// Assesses `stream`: its health, each group's live workers, lag and pending, its issues.
+pub async fn assess(bus: &Bus, stream: &str) -> Result<Assessment, BusError> {
+    let health = stream_health(bus, stream).await?;
+    let spec = bus.topology().stream(stream)?;
+    let mut groups = Vec::with_capacity(spec.groups.len());
+    for group in &spec.groups {
+        let live = crate::fleet::live_members(bus, stream, group).await?;
+        groups.push(group_summary(&health, group, live));
+    }
+    let issues = issues_of(&health, &groups);
+    Ok(Assessment { status: status_of(&issues), health, issues, group_summaries: groups })
+}
+
+/// [`assess`] for every stream of the topology.
+pub async fn assess_all(bus: &Bus) -> Result<Vec<Assessment>, BusError> {
+    let mut out = Vec::new();
+    for name in bus.topology().streams.keys() {
+        out.push(assess(bus, name).await?);
+    }
+    Ok(out)
 }
 
 /// Counters of one stream over all partitions, for rate sampling.

@@ -61,6 +61,7 @@ async fn streams_init_is_idempotent_and_health_reports_every_stream() {
     assert_eq!(candles["partitions"].as_array().unwrap().len(), 8);
     let groups = candles["partitions"][0]["groups"].as_array().unwrap();
     assert!(groups.iter().all(|g| g["exists"] == true && g["pending"] == 0 && g["lag"] == 0), "{groups:?}");
+    assert_eq!((candles["status"].as_str(), candles["issues"].as_array().map(Vec::len)), (Some("healthy"), Some(0)));
     let table = stdout(&tradeflow(Some(&redis), &["streams", "health"]).await);
     assert!(table.contains("md.candles") && table.contains("inference 0/0"), "{table}");
 }
@@ -227,6 +228,17 @@ async fn synthetic_ingest_publishes_every_bar_of_every_symbol() {
     let candles = health.as_array().unwrap().iter().find(|s| s["stream"] == "md.candles").unwrap();
     let entries = candles["length"].as_u64().unwrap();
     assert!((1..1000).contains(&entries), "the candles travel in packed entries: {entries}");
+    // Work waits and nobody consumes it: the bus's rules say so, as the edge's do.
+    assert_eq!(candles["status"], "degraded", "{candles}");
+    let codes: Vec<(&str, &str)> = candles["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["code"].as_str().unwrap(), i["severity"].as_str().unwrap()))
+        .collect();
+    assert_eq!(codes, [("no_workers", "warning"), ("no_workers", "warning")], "{candles}");
+    let table = stdout(&tradeflow(Some(&redis), &["streams", "health"]).await);
+    assert!(table.contains("warning md.candles: group inference has work waiting"), "{table}");
     let bus = redis.bus(tradeflow_bus::Topology::load(STREAMS).unwrap()).await;
     assert_eq!(tradeflow_testkit::envelopes(&bus, "md.candles").await.len(), 1000);
 }

@@ -103,38 +103,43 @@ pub async fn run(settings: &Settings, cmd: StreamsCommand) -> anyhow::Result<()>
         }
         StreamsCommand::Health { json } => {
             let bus = crate::connect(settings).await?;
-            let health = inspect::health(&bus).await?;
+            // The bus's rules, as the edge's /health/streams applies them.
+            let assessed = inspect::assess_all(&bus).await?;
             if json {
-                return print_json(&health);
+                return print_json(&assessed);
             }
             println!(
-                "{:<14} {:>9} {:>8} {:>8} {:>6}  groups (pending/lag, consumers)",
-                "stream", "length", "pending", "lag", "dlq"
+                "{:<14} {:<9} {:>9} {:>8} {:>8} {:>6}  groups (pending/lag, live workers)",
+                "stream", "status", "length", "pending", "lag", "dlq"
             );
-            for s in &health {
-                let mut groups: Vec<String> = Vec::new();
-                for g in s.partitions.first().map(|p| p.groups.as_slice()).unwrap_or_default() {
-                    let (pending, lag, consumers, missing) = s.partitions.iter().fold((0, 0, 0, 0), |acc, p| {
-                        match p.groups.iter().find(|x| x.group == g.group) {
-                            Some(x) if x.exists => {
-                                (acc.0 + x.pending, acc.1 + x.lag.unwrap_or(0), acc.2 + x.consumers.len(), acc.3)
-                            }
-                            _ => (acc.0, acc.1, acc.2, acc.3 + 1),
-                        }
-                    });
-                    let missing =
-                        if missing > 0 { format!(" MISSING on {missing} partition(s)") } else { String::new() };
-                    groups.push(format!("{} {pending}/{lag} c={consumers}{missing}", g.group));
-                }
+            for a in &assessed {
+                let groups: Vec<String> = a
+                    .group_summaries
+                    .iter()
+                    .map(|g| {
+                        let lag = if g.lag_known { g.lag.to_string() } else { format!("{}+", g.lag) };
+                        let missing = if g.missing_on.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" MISSING on partitions {:?}", g.missing_on)
+                        };
+                        format!("{} {}/{lag} w={}{missing}", g.group, g.pending, g.live_workers.len())
+                    })
+                    .collect();
+                let h = &a.health;
                 println!(
-                    "{:<14} {:>9} {:>8} {:>8} {:>6}  {}",
-                    s.stream,
-                    s.length,
-                    s.pending,
-                    s.lag,
-                    s.dlq_length,
+                    "{:<14} {:<9} {:>9} {:>8} {:>8} {:>6}  {}",
+                    h.stream,
+                    a.status,
+                    h.length,
+                    h.pending,
+                    h.lag,
+                    h.dlq_length,
                     groups.join("; ")
                 );
+            }
+            for i in assessed.iter().flat_map(|a| &a.issues) {
+                println!("{} {}: {} ({})", i.severity, i.stream, i.message, i.code);
             }
         }
     }

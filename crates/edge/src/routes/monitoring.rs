@@ -60,10 +60,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(resolve))
 }
 
-/// Entries not yet delivered to a group (summed over its partitions) above which a stage or a
-/// stream is `degraded`: about a minute of the whole demo pipeline's output, far more than a
-/// healthy consumer ever leaves behind.
-pub const LAG_DEGRADED: u64 = 1000;
+/// The bus's threshold (about a minute of the whole demo pipeline's output, far more than a
+/// healthy consumer ever leaves behind), for stages as for streams.
+pub use tradeflow_bus::inspect::LAG_DEGRADED;
 
 /// How often `run_background` samples every stream's counters for `/streams/metrics`.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
@@ -181,21 +180,6 @@ pub struct MonitoringHealth {
     pub thresholds: Thresholds,
 }
 
-fn pair_of(h: &StreamHealth, group: &str) -> (u64, bool, u64) {
-    let (mut lag, mut known, mut pending) = (0, true, 0);
-    for p in &h.partitions {
-        for g in p.groups.iter().filter(|g| g.group == group) {
-            pending += g.pending;
-            match g.lag {
-                Some(l) => lag += l,
-                None if p.length == 0 || (p.last_id.is_some() && g.last_delivered_id == p.last_id) => {}
-                None => known = false,
-            }
-        }
-    }
-    (lag, known, pending)
-}
-
 async fn stages(state: &AppState) -> Result<(Vec<StageHealth>, u64), BusError> {
     let bus = &state.bus;
     let mut streams: BTreeMap<String, StreamHealth> = BTreeMap::new();
@@ -224,7 +208,8 @@ async fn stages(state: &AppState) -> Result<(Vec<StageHealth>, u64), BusError> {
                 continue;
             }
             let live = tradeflow_bus::fleet::live_members(bus, stream, group).await?;
-            let (lag, lag_known, pending) = pair_of(h, group);
+            let g = inspect::group_summary(h, group, Vec::new());
+            let (lag, lag_known, pending) = (g.lag, g.lag_known, g.pending);
             if live.is_empty() && (lag > 0 || pending > 0 || !lag_known) {
                 down = true;
             }

@@ -6,11 +6,12 @@
 //! - `GET /streams/{name}/dlq/stats`, `/streams/{name}/dlq/messages`; `POST
 //!   /streams/{name}/dlq/replay` (trader); `DELETE /streams/{name}/dlq` (admin).
 //!
-//! A stream name the topology does not declare is a 404. Issues of a stream, and its status:
+//! A stream name the topology does not declare is a 404. Issues of a stream, and its status
+//! (the bus's rules, [`inspect::issues_of`], which `tradeflow streams health` applies too):
 //! - `missing_partition`, `missing_group` (critical → `unhealthy`): `streams init` was not run
 //!   or a key was deleted; consumers of that partition cannot work;
 //! - `dead_letters` (warning → `degraded`): the DLQ holds messages;
-//! - `lag` (warning): a group has more than [`LAG_DEGRADED`] entries not yet delivered;
+//! - `lag` (warning): a group has more than [`inspect::LAG_DEGRADED`] entries not yet delivered;
 //! - `no_workers` (warning): a group has entries waiting (lag or pending) and no live fleet
 //!   member (heartbeat expiry in the future by Redis time) consumes it.
 //!
@@ -24,7 +25,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tradeflow_bus::dlq::{DeadLetter, Dlq, ReplaySelector};
-use tradeflow_bus::inspect::{self, PartitionHealth, StreamHealth};
+use tradeflow_bus::inspect::{self, GroupSummary, Issue, StreamHealth, status_of};
 use tradeflow_bus::reply::EntryId;
 use tradeflow_bus::topology::StreamSpec;
 use tradeflow_bus::{Bus, BusError};
@@ -34,7 +35,6 @@ use utoipa_axum::routes;
 
 use crate::auth::{Admin, Trader, Viewer};
 use crate::error::{ApiError, Json, Page, Path, Query};
-use crate::routes::monitoring::LAG_DEGRADED;
 use crate::state::{AppState, RequestMeta};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -62,123 +62,6 @@ fn spec<'a>(state: &'a AppState, name: &str) -> Result<&'a StreamSpec, ApiError>
 
 // ---------------------------------------------------------------------------------------------
 // Health of streams, issues, statuses.
-
-/// Something wrong with a stream.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Issue {
-    pub stream: String,
-    /// `critical` or `warning`.
-    pub severity: &'static str,
-    /// `missing_partition`, `missing_group`, `dead_letters`, `lag`, `no_workers`.
-    pub code: &'static str,
-    pub message: String,
-}
-
-/// The lag of `g` on partition `p`: Redis's, or 0 when the group has delivered up to the last
-/// entry (Redis cannot tell the lag after deletions); `None` when unknown.
-fn known_lag(p: &PartitionHealth, g: &inspect::GroupHealth) -> Option<u64> {
-    if !g.exists {
-        return if p.length == 0 { Some(0) } else { None };
-    }
-    match g.lag {
-        Some(l) => Some(l),
-        None if p.length == 0 || (p.last_id.is_some() && g.last_delivered_id == p.last_id) => Some(0),
-        None => None,
-    }
-}
-
-/// One group of a stream over all partitions.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct GroupSummary {
-    pub group: String,
-    /// Fleet members consuming it whose heartbeat has not expired (by Redis time).
-    pub live_workers: Vec<String>,
-    pub pending: u64,
-    /// Entries not yet delivered, summed over the partitions where Redis knows it.
-    pub lag: u64,
-    /// False when Redis could not tell the lag of some partition.
-    pub lag_known: bool,
-    /// Partitions on which the group does not exist.
-    pub missing_on: Vec<u32>,
-}
-
-async fn group_summaries(bus: &Bus, h: &StreamHealth, spec: &StreamSpec) -> Result<Vec<GroupSummary>, BusError> {
-    let mut out = Vec::new();
-    for group in &spec.groups {
-        let mut s = GroupSummary {
-            group: group.clone(),
-            live_workers: tradeflow_bus::fleet::live_members(bus, &h.stream, group).await?,
-            pending: 0,
-            lag: 0,
-            lag_known: true,
-            missing_on: Vec::new(),
-        };
-        for p in &h.partitions {
-            let Some(g) = p.groups.iter().find(|g| &g.group == group) else { continue };
-            if !g.exists {
-                s.missing_on.push(p.partition);
-            }
-            s.pending += g.pending;
-            match known_lag(p, g) {
-                Some(l) => s.lag += l,
-                None => s.lag_known = false,
-            }
-        }
-        out.push(s);
-    }
-    Ok(out)
-}
-
-fn issues_of(h: &StreamHealth, groups: &[GroupSummary]) -> Vec<Issue> {
-    let mut out = Vec::new();
-    let issue = |severity, code, message: String| Issue { stream: h.stream.clone(), severity, code, message };
-    let missing: Vec<u32> = h.partitions.iter().filter(|p| !p.exists).map(|p| p.partition).collect();
-    if !missing.is_empty() {
-        out.push(issue(
-            "critical",
-            "missing_partition",
-            format!("partitions {missing:?} do not exist (run `tradeflow streams init`)"),
-        ));
-    }
-    for g in groups {
-        if !g.missing_on.is_empty() {
-            out.push(issue(
-                "critical",
-                "missing_group",
-                format!("group {} is missing on partitions {:?}", g.group, g.missing_on),
-            ));
-        }
-        if g.lag > LAG_DEGRADED {
-            out.push(issue(
-                "warning",
-                "lag",
-                format!("group {} has {} entries not yet delivered (threshold {LAG_DEGRADED})", g.group, g.lag),
-            ));
-        }
-        if g.live_workers.is_empty() && (g.lag > 0 || g.pending > 0 || !g.lag_known) {
-            out.push(issue(
-                "warning",
-                "no_workers",
-                format!("group {} has work waiting (lag {}, pending {}) and no live worker", g.group, g.lag, g.pending),
-            ));
-        }
-    }
-    if h.dlq_length > 0 {
-        out.push(issue("warning", "dead_letters", format!("{} dead letter(s)", h.dlq_length)));
-    }
-    out
-}
-
-/// `unhealthy` with a critical issue, `degraded` with a warning, else `healthy`.
-fn status_of(issues: &[Issue]) -> &'static str {
-    if issues.iter().any(|i| i.severity == "critical") {
-        "unhealthy"
-    } else if issues.is_empty() {
-        "healthy"
-    } else {
-        "degraded"
-    }
-}
 
 /// One stream in a listing.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -225,11 +108,11 @@ struct Looked {
     issues: Vec<Issue>,
 }
 
+/// The stream's health, groups and issues by the bus's rules (the CLI's `streams health`
+/// applies the same).
 async fn look(bus: &Bus, spec: &StreamSpec) -> Result<Looked, ApiError> {
-    let health = inspect::stream_health(bus, &spec.name).await?;
-    let groups = group_summaries(bus, &health, spec).await?;
-    let issues = issues_of(&health, &groups);
-    Ok(Looked { health, groups, issues })
+    let a = inspect::assess(bus, &spec.name).await?;
+    Ok(Looked { health: a.health, groups: a.group_summaries, issues: a.issues })
 }
 
 #[derive(Debug, Serialize, ToSchema)]
