@@ -9,14 +9,11 @@ mod edge_common;
 
 use std::time::{Duration, Instant};
 
+use edge_common::ws::{Ws, next_json, on_channels};
 use edge_common::{BIN, Edge, STREAMS};
-use futures_util::{SinkExt, StreamExt};
 use reqwest::Method;
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 use tradeflow_audit::{Row, Table};
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The status once the cycle `id` has finished (every symbol it started decided on).
 async fn wait_cycle(edge: &Edge, id: &str) -> Value {
@@ -31,42 +28,13 @@ async fn wait_cycle(edge: &Edge, id: &str) -> Value {
     }
 }
 
+/// Every row of `table` in the store.
 /// A WebSocket client on the `decisions` channel alone (cycles and their decisions).
 async fn decisions_ws(edge: &Edge) -> Ws {
-    let url = format!("{}/ws?token={}", edge.base.replace("http://", "ws://"), edge.viewer);
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket handshake");
-    for (kind, channels, answer) in [
-        (
-            "unsubscribe",
-            json!(["status", "alerts", "prices", "signals", "orders", "fills", "positions", "balances"]),
-            "unsubscribed",
-        ),
-        ("subscribe", json!(["decisions"]), "subscribed"),
-    ] {
-        ws.send(Message::Text(json!({"type": kind, "channels": channels}).to_string().into())).await.unwrap();
-        loop {
-            let m = next_json(&mut ws).await;
-            if m["type"] == answer {
-                break;
-            }
-            assert_ne!(m["type"], "error", "{m}");
-        }
-    }
-    ws
+    let others = ["status", "alerts", "prices", "signals", "orders", "fills", "positions", "balances"];
+    on_channels(edge, &edge.viewer, &["decisions"], &others).await
 }
 
-async fn next_json(ws: &mut Ws) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next()).await.expect("a message within 30 s");
-        match msg.expect("stream open").expect("no protocol error") {
-            Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
-            Message::Close(c) => panic!("closed: {c:?}"),
-            _ => continue,
-        }
-    }
-}
-
-/// Every row of `table` in the store.
 async fn rows(edge: &Edge, table: Table) -> Vec<Row> {
     let store = edge.store().await;
     let rows = store.rows(table, 100_000, 0).await.unwrap();

@@ -9,18 +9,15 @@ mod edge_common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use edge_common::ws::{Ws, next_json, on_channels};
 use edge_common::{CANDLES, DEMO, Edge, SYMBOLS};
-use futures_util::{SinkExt, StreamExt};
 use reqwest::Method;
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 use tradeflow_audit::{Row, SignalRow, Table};
 
 const REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/reference/talib_btcusd_1h.csv");
 const HOUR: i64 = 3_600_000;
 const MODELS: [&str; 3] = ["rsi", "macd", "technical"];
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 #[derive(Debug, Clone, Copy)]
 struct DemoBar {
@@ -66,38 +63,13 @@ fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
+/// Only the signals channel: no status updates piling up while the test works elsewhere.
+async fn connect(edge: &Edge, token: &str) -> Ws {
+    on_channels(edge, token, &["signals"], &["status", "alerts"]).await
+}
+
 fn close_to(a: f64, b: f64, rel: f64) -> bool {
     (a - b).abs() <= rel * a.abs().max(b.abs()).max(1e-300)
-}
-
-async fn connect(edge: &Edge, token: &str) -> Ws {
-    let url = format!("{}/ws?token={token}", edge.base.replace("http://", "ws://"));
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket handshake");
-    // Only the signals channel: no status updates piling up while the test works elsewhere.
-    for (kind, channels, answer) in
-        [("subscribe", json!(["signals"]), "subscribed"), ("unsubscribe", json!(["status", "alerts"]), "unsubscribed")]
-    {
-        ws.send(Message::Text(json!({"type": kind, "channels": channels}).to_string().into())).await.unwrap();
-        loop {
-            let m = next_json(&mut ws).await;
-            if m["type"] == answer {
-                break;
-            }
-            assert_ne!(m["type"], "error", "{m}");
-        }
-    }
-    ws
-}
-
-async fn next_json(ws: &mut Ws) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next()).await.expect("a message within 30 s");
-        match msg.expect("stream open").expect("no protocol error") {
-            Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
-            Message::Close(c) => panic!("closed: {c:?}"),
-            _ => continue,
-        }
-    }
 }
 
 /// The next `ai_analysis` event (other events skipped).

@@ -7,34 +7,21 @@ mod edge_common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use edge_common::ws::{Ws, next_json};
 use edge_common::{BIN, CANDLES, DEMO, Edge, Options, STREAMS};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 const NEW_BARS: usize = 800;
 const MODELS: usize = 3;
 
 async fn connect(edge: &Edge, token: &str) -> Ws {
-    let url = format!("{}/ws?token={token}", edge.base.replace("http://", "ws://"));
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket handshake");
+    let mut ws = edge_common::ws::connect(edge, token).await;
     let welcome = next_json(&mut ws).await;
     assert_eq!(welcome["type"], "welcome", "{welcome}");
     assert!(welcome["client_id"].is_string());
     ws
-}
-
-async fn next_json(ws: &mut Ws) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next()).await.expect("a message within 30 s");
-        match msg.expect("stream open").expect("no protocol error") {
-            Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
-            Message::Close(c) => panic!("closed: {c:?}"),
-            _ => continue,
-        }
-    }
 }
 
 async fn subscribe(ws: &mut Ws, request: Value) {

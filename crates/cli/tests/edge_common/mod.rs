@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod ws;
+
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
