@@ -31,7 +31,7 @@ pub mod tap;
 pub mod topology;
 
 pub use connection::Bus;
-pub use consumer::{Consumer, Delivery, Handler, HandlerFactory, Outcome, Tick};
+pub use consumer::{Consumer, Delivery, Handler, HandlerFactory, Outcome, StageHandler, StageLogic, Tick};
 pub use envelope::{DecodeError, Envelope, EnvelopeHead, EnvelopeRef};
 pub use error::BusError;
 pub use metrics::BusMetrics;

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{IntCounterVec, Opts, Registry};
-use tracing::{error, warn};
+use tracing::warn;
 use tradeflow_bus::envelope::DecodeError;
-use tradeflow_bus::{Delivery, EnvelopeRef, Handler, HandlerFactory, Outcome, Outgoing, Producer, Tick};
+use tradeflow_bus::{Delivery, EnvelopeRef, HandlerFactory, Outcome, Outgoing, Producer, StageHandler, StageLogic};
 use tradeflow_core::MessageId;
 use tradeflow_core::decision::{Decision, LateSignal};
 use tradeflow_core::signal::SignalVote;
@@ -53,11 +53,10 @@ impl EnsembleMetrics {
     }
 }
 
+/// The ensemble stage as its worker drives it (through [`StageHandler`]).
 pub struct EnsembleHandler {
     stage: EnsembleStage,
     producer: Producer,
-    /// Decisions and late-signal records for the runner to send with the acknowledgement.
-    outbox: Vec<Outgoing>,
     metrics: EnsembleMetrics,
     tick: Duration,
 }
@@ -97,20 +96,23 @@ impl EnsembleHandler {
     }
 }
 
-impl Handler for EnsembleHandler {
+impl StageLogic for EnsembleHandler {
     type Msg = SignalVote;
+    type Saved = EnsembleStage;
 
     fn decode(&self, envelope: &EnvelopeRef<'_>) -> Result<SignalVote, DecodeError> {
         envelope.open::<SignalVote>()
     }
 
-    async fn handle(&mut self, delivery: &Delivery<SignalVote>) -> Outcome {
-        let mut outcomes = self.handle_batch(std::slice::from_ref(delivery)).await;
-        outcomes.pop().unwrap_or(Outcome::Retry("no outcome".into()))
+    fn save(&self) -> EnsembleStage {
+        self.stage.clone()
     }
 
-    async fn handle_batch(&mut self, batch: &[Delivery<SignalVote>]) -> Vec<Outcome> {
-        let before = self.stage.clone();
+    fn restore(&mut self, saved: EnsembleStage) {
+        self.stage = saved;
+    }
+
+    async fn run(&mut self, batch: &[Delivery<SignalVote>]) -> Result<(Vec<Outgoing>, Vec<Outcome>), String> {
         let now = now_ms();
         let (mut decisions, mut late) = (Vec::new(), Vec::new());
         for d in batch {
@@ -119,51 +121,30 @@ impl Handler for EnsembleHandler {
             late.extend(o.late);
         }
         let mut out = Vec::with_capacity(decisions.len() + late.len());
-        let prepared = self.prepare(&decisions, &late, &mut out);
-        if let Err(e) = prepared {
-            self.stage = before;
-            return batch.iter().map(|_| Outcome::Retry(format!("encoding decisions: {e}"))).collect();
-        }
-        self.outbox.append(&mut out);
+        self.prepare(&decisions, &late, &mut out)?;
         self.count(&decisions, &late);
-        vec![Outcome::Done; batch.len()]
+        Ok((out, vec![Outcome::Done; batch.len()]))
     }
 
-    fn snapshot(&self) -> Option<Vec<u8>> {
-        match self.stage.snapshot() {
-            Ok(s) => Some(s),
-            Err(e) => {
-                error!(error = %e, "no checkpoint written");
-                None
-            }
-        }
+    fn checkpoint(&self) -> Result<Vec<u8>, String> {
+        self.stage.snapshot()
     }
 
     fn tick_interval(&self) -> Option<Duration> {
         Some(self.tick)
     }
 
-    fn take_outbox(&mut self) -> Vec<Outgoing> {
-        std::mem::take(&mut self.outbox)
+    fn tick_due(&self) -> bool {
+        self.stage.next_deadline().is_some_and(|d| d <= now_ms())
     }
 
-    async fn tick(&mut self) -> Tick {
-        if self.stage.next_deadline().is_none_or(|d| d > now_ms()) {
-            return Tick::Unchanged;
-        }
-        let before = self.stage.clone();
+    /// Deadlines: a profile decides with what arrived.
+    async fn on_tick(&mut self) -> Result<Option<Vec<Outgoing>>, String> {
         let decisions = self.stage.on_tick(now_ms());
         let mut out = Vec::new();
-        let prepared = self.prepare(&decisions, &[], &mut out);
-        if let Err(e) = prepared {
-            // Decided again at the next tick.
-            warn!(error = %e, "encoding deadline decisions failed");
-            self.stage = before;
-            return Tick::Unchanged;
-        }
-        self.outbox.append(&mut out);
+        self.prepare(&decisions, &[], &mut out)?;
         self.count(&decisions, &[]);
-        Tick::Changed
+        Ok(Some(out))
     }
 }
 
@@ -177,19 +158,18 @@ pub struct EnsembleFactory {
 }
 
 impl HandlerFactory for EnsembleFactory {
-    type Handler = EnsembleHandler;
+    type Handler = StageHandler<EnsembleHandler>;
 
-    fn create(&self, _partition: u32, restored: Option<&[u8]>) -> Result<EnsembleHandler, String> {
+    fn create(&self, _partition: u32, restored: Option<&[u8]>) -> Result<StageHandler<EnsembleHandler>, String> {
         let stage = match restored {
             Some(bytes) => EnsembleStage::restore(self.profiles.clone(), bytes)?,
             None => EnsembleStage::new(self.profiles.clone()),
         };
-        Ok(EnsembleHandler {
+        Ok(StageHandler::new(EnsembleHandler {
             stage,
             producer: self.producer.clone(),
-            outbox: Vec::new(),
             metrics: self.metrics.clone(),
             tick: self.tick,
-        })
+        }))
     }
 }

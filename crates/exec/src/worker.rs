@@ -13,9 +13,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use prometheus::{CounterVec, IntCounterVec, Opts, Registry};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 use tradeflow_bus::envelope::DecodeError;
-use tradeflow_bus::{Delivery, EnvelopeRef, Handler, HandlerFactory, Outcome, Outgoing, Producer, Tick};
+use tradeflow_bus::{Delivery, EnvelopeRef, HandlerFactory, Outcome, Outgoing, Producer, StageHandler, StageLogic};
 use tradeflow_core::MessageId;
 use tradeflow_core::Payload;
 use tradeflow_core::execution::ExecEvent;
@@ -85,12 +85,12 @@ impl ExecMetrics {
     }
 }
 
+/// The execution stage (paper books and exchange desk) as its worker drives it (through
+/// [`StageHandler`]).
 pub struct ExecHandler {
     stage: ExecStage,
     desk: ExchangeDesk,
     producer: Producer,
-    /// Fills, positions and account updates for the runner to send with the acknowledgement.
-    outbox: Vec<Outgoing>,
     metrics: ExecMetrics,
     /// Exchange accounts of this partition → when they were last read from the exchange
     /// (`None`: not yet; read at the first tick).
@@ -98,6 +98,18 @@ pub struct ExecHandler {
 }
 
 impl ExecHandler {
+    /// The exchange accounts of this partition whose reconciliation is due.
+    fn due(&self) -> Vec<String> {
+        self.reconciled
+            .iter()
+            .filter(|(id, last)| {
+                let every = self.desk.account(id).and_then(|a| a.reconcile_every);
+                every.is_some_and(|every| last.is_none_or(|t| t.elapsed() >= every))
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     /// `report` on `ens.decisions`, under its account's profile.
     fn prepare_report(&self, report: &tradeflow_core::report::AccountReport) -> Result<Outgoing, String> {
         let profile = self.desk.account(&report.account).map(|a| a.profile.as_str()).unwrap_or_default();
@@ -118,20 +130,24 @@ impl ExecHandler {
     }
 }
 
-impl Handler for ExecHandler {
+impl StageLogic for ExecHandler {
     type Msg = RiskMessage;
+    /// The paper books and the desk's record of exchange orders (what a checkpoint holds).
+    type Saved = (ExecStage, DeskState);
 
     fn decode(&self, envelope: &EnvelopeRef<'_>) -> Result<RiskMessage, DecodeError> {
         decode_risk_message(envelope)
     }
 
-    async fn handle(&mut self, delivery: &Delivery<RiskMessage>) -> Outcome {
-        let mut outcomes = self.handle_batch(std::slice::from_ref(delivery)).await;
-        outcomes.pop().unwrap_or(Outcome::Retry("no outcome".into()))
+    fn save(&self) -> (ExecStage, DeskState) {
+        (self.stage.clone(), self.desk.state.clone())
     }
 
-    async fn handle_batch(&mut self, batch: &[Delivery<RiskMessage>]) -> Vec<Outcome> {
-        let before = (self.stage.clone(), self.desk.state.clone());
+    fn restore(&mut self, (stage, desk): (ExecStage, DeskState)) {
+        (self.stage, self.desk.state) = (stage, desk);
+    }
+
+    async fn run(&mut self, batch: &[Delivery<RiskMessage>]) -> Result<(Vec<Outgoing>, Vec<Outcome>), String> {
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut events = Vec::new();
         let mut duplicates = Vec::new();
@@ -167,14 +183,10 @@ impl Handler for ExecHandler {
             }
         }
         let mut out = Vec::with_capacity(events.len() + reports.len());
-        let prepared = self
-            .prepare(&events, &mut out)
-            .and_then(|()| reports.iter().try_for_each(|r| self.prepare_report(r).map(|o| out.push(o))));
-        if let Err(e) = prepared {
-            (self.stage, self.desk.state) = before;
-            return batch.iter().map(|_| Outcome::Retry(format!("encoding fills: {e}"))).collect();
+        self.prepare(&events, &mut out).map_err(|e| format!("encoding fills: {e}"))?;
+        for r in &reports {
+            out.push(self.prepare_report(r).map_err(|e| format!("encoding an exchange report: {e}"))?);
         }
-        self.outbox.append(&mut out);
         for e in &events {
             if let ExecEvent::Fill(f) = e {
                 self.metrics.fills.with_label_values(&[f.account.as_str(), f.reason.as_str()]).inc();
@@ -184,58 +196,42 @@ impl Handler for ExecHandler {
         for a in duplicates {
             self.metrics.duplicates.with_label_values(&[a.as_str()]).inc();
         }
-        outcomes
-    }
-
-    fn take_outbox(&mut self) -> Vec<Outgoing> {
-        std::mem::take(&mut self.outbox)
+        Ok((out, outcomes))
     }
 
     fn tick_interval(&self) -> Option<Duration> {
         (!self.reconciled.is_empty()).then_some(RECONCILE_CHECK)
     }
 
+    fn tick_due(&self) -> bool {
+        !self.due().is_empty()
+    }
+
     /// Reads the exchange for the accounts whose reconciliation is due; the reports go out
-    /// with the next acknowledgement (the desk's state does not change).
-    async fn tick(&mut self) -> Tick {
-        let due: Vec<String> = self
-            .reconciled
-            .iter()
-            .filter(|(id, last)| {
-                let every = self.desk.account(id).and_then(|a| a.reconcile_every);
-                every.is_some_and(|every| last.is_none_or(|t| t.elapsed() >= every))
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in due {
+    /// with a checkpoint (the desk's state does not change). An account whose reading fails
+    /// is logged and read again one interval later; the others' reports go out.
+    async fn on_tick(&mut self) -> Result<Option<Vec<Outgoing>>, String> {
+        let mut out = Vec::new();
+        for id in self.due() {
             self.reconciled.insert(id.clone(), Some(Instant::now()));
             let read = self.desk.read_exchange(&id, tradeflow_core::time::now_ms()).await;
             match read.map_err(|e| e.to_string()).and_then(|r| self.prepare_report(&r).map(|o| (r, o))) {
                 Ok((r, o)) => {
                     info!(account = %id, balance = r.balance, positions = r.positions.len(), "exchange read for reconciliation");
-                    self.outbox.push(o);
+                    out.push(o);
                 }
                 Err(e) => {
                     warn!(account = %id, error = %e, "reconciliation with the exchange failed; tried again at the next interval")
                 }
             }
         }
-        // The runner sends a tick's outbox with a checkpoint (the same state, written again).
-        if self.outbox.is_empty() { Tick::Unchanged } else { Tick::Changed }
+        Ok((!out.is_empty()).then_some(out))
     }
 
-    fn snapshot(&self) -> Option<Vec<u8>> {
-        let encoded = self.stage.snapshot().and_then(|paper| {
-            rmp_serde::to_vec_named(&Checkpoint { paper, exchange: self.desk.state.clone() })
-                .map_err(|e| format!("encoding the exec checkpoint: {e}"))
-        });
-        match encoded {
-            Ok(s) => Some(s),
-            Err(e) => {
-                error!(error = %e, "no checkpoint written");
-                None
-            }
-        }
+    fn checkpoint(&self) -> Result<Vec<u8>, String> {
+        let paper = self.stage.snapshot()?;
+        rmp_serde::to_vec_named(&Checkpoint { paper, exchange: self.desk.state.clone() })
+            .map_err(|e| format!("encoding the exec checkpoint: {e}"))
     }
 }
 
@@ -247,9 +243,9 @@ pub struct ExecFactory {
 }
 
 impl HandlerFactory for ExecFactory {
-    type Handler = ExecHandler;
+    type Handler = StageHandler<ExecHandler>;
 
-    fn create(&self, partition: u32, restored: Option<&[u8]>) -> Result<ExecHandler, String> {
+    fn create(&self, partition: u32, restored: Option<&[u8]>) -> Result<StageHandler<ExecHandler>, String> {
         let (stage, desk) = match restored {
             Some(bytes) => {
                 let c: Checkpoint =
@@ -270,14 +266,13 @@ impl HandlerFactory for ExecFactory {
             .map(|a| (a.id.clone(), None))
             .collect();
         let desk = ExchangeDesk::new(self.exchange.clone(), desk);
-        Ok(ExecHandler {
+        Ok(StageHandler::new(ExecHandler {
             reconciled,
             stage,
             desk,
             producer: self.producer.clone(),
-            outbox: Vec::new(),
             metrics: self.metrics.clone(),
-        })
+        }))
     }
 }
 

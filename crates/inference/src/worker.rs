@@ -22,9 +22,9 @@ use std::time::Duration;
 
 use prometheus::{IntCounterVec, Opts, Registry};
 use tokio::sync::watch;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info};
 use tradeflow_bus::envelope::DecodeError;
-use tradeflow_bus::{Delivery, EnvelopeRef, Handler, HandlerFactory, Outcome, Outgoing, Producer, Tick};
+use tradeflow_bus::{Delivery, EnvelopeRef, HandlerFactory, Outcome, Outgoing, Producer, StageHandler, StageLogic};
 use tradeflow_core::MessageId;
 use tradeflow_core::control::{ControlState, CycleEvent, CyclePhase, TriggerSeen};
 use tradeflow_core::market::Candle;
@@ -78,19 +78,18 @@ impl InferenceMetrics {
     }
 }
 
+/// The inference stage as its worker drives it (through [`StageHandler`]).
 pub struct InferenceHandler {
     stage: InferenceStage,
     producer: Producer,
-    /// Signals for the runner to send with the batch's acknowledgement.
-    outbox: Vec<Outgoing>,
     metrics: InferenceMetrics,
     /// The operator commands, for `trigger`s; `None`: no analysis cycles.
     control: Option<watch::Receiver<ControlState>>,
 }
 
 impl InferenceHandler {
-    /// Runs `trigger`'s cycle on this partition's series: its outputs into the outbox.
-    async fn cycle(&mut self, trigger: &TriggerSeen) -> Result<usize, String> {
+    /// Runs `trigger`'s cycle on this partition's series: its outputs and how many signals.
+    async fn cycle(&mut self, trigger: &TriggerSeen) -> Result<(Vec<Outgoing>, usize), String> {
         let tag = CycleTag { id: trigger.id.clone(), profiles: trigger.profiles.clone() };
         let mut inferred = self.stage.on_trigger(&tag, trigger.symbol.as_deref());
         let analysts = self.stage.config().analysts.clone();
@@ -135,11 +134,23 @@ impl InferenceHandler {
             }
             produced += i.signals.len();
         }
-        self.outbox.append(&mut out);
         for (i, _) in &inferred {
             self.count(&i.signals);
         }
-        Ok(produced)
+        Ok((out, produced))
+    }
+
+    /// The triggers this partition has not run yet (recent enough to still be wanted).
+    fn due(&self) -> Vec<TriggerSeen> {
+        let Some(control) = &self.control else { return Vec::new() };
+        let now = now_ms();
+        control
+            .borrow()
+            .triggers
+            .iter()
+            .filter(|t| now - t.issued_at <= CYCLE_MAX_AGE_MS && !self.stage.cycle_seen(&t.id))
+            .cloned()
+            .collect()
     }
 
     fn count(&self, signals: &[Signal]) {
@@ -152,20 +163,23 @@ impl InferenceHandler {
     }
 }
 
-impl Handler for InferenceHandler {
+impl StageLogic for InferenceHandler {
     type Msg = Candle;
+    type Saved = InferenceStage;
 
     fn decode(&self, envelope: &EnvelopeRef<'_>) -> Result<Candle, DecodeError> {
         envelope.open::<Candle>()
     }
 
-    async fn handle(&mut self, delivery: &Delivery<Candle>) -> Outcome {
-        let mut outcomes = self.handle_batch(std::slice::from_ref(delivery)).await;
-        outcomes.pop().unwrap_or(Outcome::Retry("no outcome".into()))
+    fn save(&self) -> InferenceStage {
+        self.stage.clone()
     }
 
-    async fn handle_batch(&mut self, batch: &[Delivery<Candle>]) -> Vec<Outcome> {
-        let before = self.stage.clone();
+    fn restore(&mut self, saved: InferenceStage) {
+        self.stage = saved;
+    }
+
+    async fn run(&mut self, batch: &[Delivery<Candle>]) -> Result<(Vec<Outgoing>, Vec<Outcome>), String> {
         // Per candle that gave signals: its cause and its signals; and the analysts' contexts.
         let mut per_candle = Vec::with_capacity(batch.len());
         let mut contexts = Vec::new();
@@ -197,71 +211,49 @@ impl Handler for InferenceHandler {
         let mut counted = Vec::new();
         for (cause, signals) in per_candle {
             for s in signals {
-                match self.producer.prepare(SIGNALS, &s.id(), &s.symbol, cause.as_ref(), &s) {
-                    Ok(o) => out.push(o),
-                    Err(e) => {
-                        self.stage = before;
-                        return batch.iter().map(|_| Outcome::Retry(format!("encoding a signal: {e}"))).collect();
-                    }
-                }
+                out.push(
+                    self.producer
+                        .prepare(SIGNALS, &s.id(), &s.symbol, cause.as_ref(), &s)
+                        .map_err(|e| format!("encoding a signal: {e}"))?,
+                );
                 counted.push((s.model, s.action, s.status != SignalStatus::Ok));
             }
         }
-        self.outbox.append(&mut out);
         for (model, action, error) in counted {
             self.metrics.signals.with_label_values(&[model.as_str(), action.as_str()]).inc();
             if error {
                 self.metrics.errors.with_label_values(&[model.as_str()]).inc();
             }
         }
-        vec![Outcome::Done; batch.len()]
+        Ok((out, vec![Outcome::Done; batch.len()]))
     }
 
-    fn snapshot(&self) -> Option<Vec<u8>> {
-        match self.stage.snapshot() {
-            Ok(s) => Some(s),
-            Err(e) => {
-                error!(error = %e, "no checkpoint written");
-                None
-            }
-        }
-    }
-
-    fn take_outbox(&mut self) -> Vec<Outgoing> {
-        std::mem::take(&mut self.outbox)
+    fn checkpoint(&self) -> Result<Vec<u8>, String> {
+        self.stage.snapshot()
     }
 
     fn tick_interval(&self) -> Option<Duration> {
         self.control.as_ref().map(|_| CYCLE_CHECK)
     }
 
-    async fn tick(&mut self) -> Tick {
-        let Some(control) = &self.control else { return Tick::Unchanged };
-        let now = now_ms();
-        let due: Vec<TriggerSeen> = control
-            .borrow()
-            .triggers
-            .iter()
-            .filter(|t| now - t.issued_at <= CYCLE_MAX_AGE_MS && !self.stage.cycle_seen(&t.id))
-            .cloned()
-            .collect();
+    fn tick_due(&self) -> bool {
+        !self.due().is_empty()
+    }
+
+    /// Analysis cycles: each trigger not run here yet, once.
+    async fn on_tick(&mut self) -> Result<Option<Vec<Outgoing>>, String> {
+        let due = self.due();
         if due.is_empty() {
-            return Tick::Unchanged;
+            return Ok(None);
         }
-        let before = self.stage.clone();
+        let mut out = Vec::new();
         for t in &due {
-            match self.cycle(t).await {
-                Ok(n) => info!(cycle = %t.id, symbol = ?t.symbol, signals = n, "analysis cycle"),
-                Err(e) => {
-                    // Tried again at the next tick: nothing of it was sent.
-                    warn!(cycle = %t.id, error = %e, "analysis cycle failed");
-                    self.stage = before;
-                    self.outbox.clear();
-                    return Tick::Unchanged;
-                }
-            }
+            // A failure sends nothing of any of them: tried again at the next tick.
+            let (mut produced, n) = self.cycle(t).await.map_err(|e| format!("analysis cycle {}: {e}", t.id))?;
+            info!(cycle = %t.id, symbol = ?t.symbol, signals = n, "analysis cycle");
+            out.append(&mut produced);
         }
-        Tick::Changed
+        Ok(Some(out))
     }
 }
 
@@ -291,20 +283,19 @@ pub struct InferenceFactory {
 }
 
 impl HandlerFactory for InferenceFactory {
-    type Handler = InferenceHandler;
+    type Handler = StageHandler<InferenceHandler>;
 
-    fn create(&self, _partition: u32, restored: Option<&[u8]>) -> Result<InferenceHandler, String> {
+    fn create(&self, _partition: u32, restored: Option<&[u8]>) -> Result<StageHandler<InferenceHandler>, String> {
         attach_news(&self.config, &self.producer);
         let stage = match restored {
             Some(bytes) => InferenceStage::restore(self.config.clone(), bytes)?,
             None => InferenceStage::new(self.config.clone()),
         };
-        Ok(InferenceHandler {
+        Ok(StageHandler::new(InferenceHandler {
             stage,
             producer: self.producer.clone(),
-            outbox: Vec::new(),
             metrics: self.metrics.clone(),
             control: self.control.clone(),
-        })
+        }))
     }
 }

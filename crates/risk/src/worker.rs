@@ -12,10 +12,9 @@ use std::time::Duration;
 
 use prometheus::{IntCounterVec, Opts, Registry};
 use tokio::sync::watch;
-use tracing::error;
 use tradeflow_bus::envelope::DecodeError;
 use tradeflow_bus::keys::partition_of;
-use tradeflow_bus::{Delivery, EnvelopeRef, Handler, HandlerFactory, Outcome, Outgoing, Producer, Tick};
+use tradeflow_bus::{Delivery, EnvelopeRef, HandlerFactory, Outcome, Outgoing, Producer, StageHandler, StageLogic};
 use tradeflow_core::MessageId;
 use tradeflow_core::Payload;
 use tradeflow_core::control::ControlState;
@@ -63,18 +62,17 @@ impl RiskMetrics {
     }
 }
 
+/// The risk stage as its worker drives it (through [`StageHandler`]).
 pub struct RiskHandler {
     stage: RiskStage,
     producer: Producer,
-    /// Risk messages and alerts for the runner to send with the acknowledgement.
-    outbox: Vec<Outgoing>,
     metrics: RiskMetrics,
     control: watch::Receiver<ControlState>,
 }
 
 impl RiskHandler {
-    /// Encodes a batch's (or tick's) output into the outbox; nothing is added on an error.
-    fn publish(&mut self, out: &RiskOutput) -> Result<(), String> {
+    /// Encodes a batch's (or tick's) output.
+    fn prepare(&self, out: &RiskOutput) -> Result<Vec<Outgoing>, String> {
         let mut batch: Vec<Outgoing> = Vec::with_capacity(out.messages.len() + out.alerts.len());
         for m in &out.messages {
             let id = MessageId::new(m.id()).map_err(|e| format!("message id {:?}: {e}", m.id()))?;
@@ -89,8 +87,7 @@ impl RiskHandler {
             let id = MessageId::new(a.id.clone()).map_err(|e| format!("alert id {:?}: {e}", a.id))?;
             batch.push(self.producer.prepare(AUDIT, &id, &a.account, None, a).map_err(|e| e.to_string())?);
         }
-        self.outbox.append(&mut batch);
-        Ok(())
+        Ok(batch)
     }
 
     fn count(&self, out: &RiskOutput) {
@@ -120,8 +117,9 @@ pub enum RiskInput {
     Report(AccountReport),
 }
 
-impl Handler for RiskHandler {
+impl StageLogic for RiskHandler {
     type Msg = RiskInput;
+    type Saved = RiskStage;
 
     fn decode(&self, envelope: &EnvelopeRef<'_>) -> Result<RiskInput, DecodeError> {
         if envelope.kind == OrderRequest::KIND {
@@ -133,13 +131,15 @@ impl Handler for RiskHandler {
         }
     }
 
-    async fn handle(&mut self, delivery: &Delivery<RiskInput>) -> Outcome {
-        let mut outcomes = self.handle_batch(std::slice::from_ref(delivery)).await;
-        outcomes.pop().unwrap_or(Outcome::Retry("no outcome".into()))
+    fn save(&self) -> RiskStage {
+        self.stage.clone()
     }
 
-    async fn handle_batch(&mut self, batch: &[Delivery<RiskInput>]) -> Vec<Outcome> {
-        let before = self.stage.clone();
+    fn restore(&mut self, saved: RiskStage) {
+        self.stage = saved;
+    }
+
+    async fn run(&mut self, batch: &[Delivery<RiskInput>]) -> Result<(Vec<Outgoing>, Vec<Outcome>), String> {
         let control = self.control.borrow().clone();
         let mut out = RiskOutput::default();
         for d in batch {
@@ -151,47 +151,29 @@ impl Handler for RiskHandler {
             out.messages.extend(o.messages);
             out.alerts.extend(o.alerts);
         }
-        if let Err(e) = self.publish(&out) {
-            self.stage = before;
-            return batch.iter().map(|_| Outcome::Retry(format!("encoding risk messages: {e}"))).collect();
-        }
+        let prepared = self.prepare(&out)?;
         self.count(&out);
-        vec![Outcome::Done; batch.len()]
+        Ok((prepared, vec![Outcome::Done; batch.len()]))
     }
 
-    fn snapshot(&self) -> Option<Vec<u8>> {
-        match self.stage.snapshot() {
-            Ok(s) => Some(s),
-            Err(e) => {
-                error!(error = %e, "no checkpoint written");
-                None
-            }
-        }
+    fn checkpoint(&self) -> Result<Vec<u8>, String> {
+        self.stage.snapshot()
     }
 
     fn tick_interval(&self) -> Option<Duration> {
         Some(Duration::from_millis(250))
     }
 
-    fn take_outbox(&mut self) -> Vec<Outgoing> {
-        std::mem::take(&mut self.outbox)
-    }
-
     /// Operator commands act between decisions too: an emergency stop closes positions now.
-    async fn tick(&mut self) -> Tick {
+    async fn on_tick(&mut self) -> Result<Option<Vec<Outgoing>>, String> {
         let control = self.control.borrow().clone();
-        let before = self.stage.clone();
         let out = self.stage.on_control(&control, now_ms());
         if out.messages.is_empty() && out.alerts.is_empty() {
-            return Tick::Unchanged;
+            return Ok(None);
         }
-        if let Err(e) = self.publish(&out) {
-            error!(error = %e, "encoding control actions failed; retried at the next tick");
-            self.stage = before;
-            return Tick::Unchanged;
-        }
+        let prepared = self.prepare(&out)?;
         self.count(&out);
-        Tick::Changed
+        Ok(Some(prepared))
     }
 }
 
@@ -207,9 +189,9 @@ pub struct RiskFactory {
 }
 
 impl HandlerFactory for RiskFactory {
-    type Handler = RiskHandler;
+    type Handler = StageHandler<RiskHandler>;
 
-    fn create(&self, partition: u32, restored: Option<&[u8]>) -> Result<RiskHandler, String> {
+    fn create(&self, partition: u32, restored: Option<&[u8]>) -> Result<StageHandler<RiskHandler>, String> {
         let mine: Vec<AccountConfig> =
             self.accounts.iter().filter(|a| partition_of(&a.profile, self.partitions) == partition).cloned().collect();
         let mine = Arc::new(mine);
@@ -217,12 +199,11 @@ impl HandlerFactory for RiskFactory {
             Some(bytes) => RiskStage::restore(mine, bytes)?,
             None => RiskStage::new(mine),
         };
-        Ok(RiskHandler {
+        Ok(StageHandler::new(RiskHandler {
             stage,
             producer: self.producer.clone(),
-            outbox: Vec::new(),
             metrics: self.metrics.clone(),
             control: self.control.clone(),
-        })
+        }))
     }
 }

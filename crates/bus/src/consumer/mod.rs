@@ -11,6 +11,7 @@
 
 mod handler;
 mod partition;
+mod stage;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use tracing::{error, info, warn};
 
 pub use handler::{Delivery, Handler, HandlerFactory, Outcome, Tick};
 use partition::PartitionWorker;
+pub use stage::{StageHandler, StageLogic};
 
 use crate::checkpoint::Checkpoint;
 use crate::connection::Bus;
