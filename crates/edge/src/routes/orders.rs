@@ -22,6 +22,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use sha2::Digest;
 use tradeflow_core::execution::Fill;
 use tradeflow_core::order::{Direction, OrderType, Side};
 use tradeflow_core::request::{OrderRequest, RequestSize};
@@ -124,6 +125,21 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
         .with_details(json!({ "field": field }))
 }
 
+/// The client id a request without one gets: its `X-Request-Id` when that is a valid client
+/// id, else a digest of it (`rid-` and 32 hex digits; the same header, the same id, so a retry
+/// with the header is still recognised). Request ids may be longer than a client id and hold
+/// `.` or `:`; the caller did not send a client id and must not be refused for one.
+fn client_id_of_request(request_id: &str) -> String {
+    let valid = !request_id.is_empty()
+        && request_id.len() <= tradeflow_core::request::CLIENT_ID_MAX
+        && request_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if valid {
+        return request_id.to_string();
+    }
+    let digest = sha2::Sha256::digest(request_id.as_bytes());
+    format!("rid-{}", &hex::encode(digest)[..32])
+}
+
 /// The request a body asks for.
 fn request_of(body: OrderBody, caller: &Caller) -> Result<OrderRequest, ApiError> {
     let size = match (body.quantity, body.notional, body.fraction) {
@@ -133,7 +149,7 @@ fn request_of(body: OrderBody, caller: &Caller) -> Result<OrderRequest, ApiError
         (None, None, Some(fraction)) => RequestSize::Fraction { fraction },
         _ => return Err(invalid("quantity", "give at most one of quantity, notional and fraction")),
     };
-    let client_id = body.client_id.unwrap_or_else(|| caller.request_id.clone());
+    let client_id = body.client_id.unwrap_or_else(|| client_id_of_request(&caller.request_id));
     let r = OrderRequest {
         id: OrderRequest::id_for(&body.account, &client_id),
         client_id,
@@ -462,6 +478,17 @@ mod tests {
     fn caller() -> Caller {
         let who = crate::auth::Identity { subject: "t".into(), role: crate::auth::Role::Trader };
         Caller::new(who, None, None)
+    }
+
+    #[test]
+    fn a_request_id_that_is_no_client_id_becomes_one() {
+        assert_eq!(client_id_of_request("abc-1_X"), "abc-1_X");
+        for odd in ["trace:01.02", &"x".repeat(100), ""] {
+            let id = client_id_of_request(odd);
+            assert!(id.starts_with("rid-") && id.len() == 36, "{id}");
+            assert_eq!(id, client_id_of_request(odd), "the same header, the same id");
+        }
+        assert_ne!(client_id_of_request("a.b"), client_id_of_request("a.c"));
     }
 
     #[test]
