@@ -356,7 +356,7 @@ fn answer(
             // Every symbol is listed, flat ones with positionAmt "0".
             let (amount, entry) = f.position();
             let row = |symbol: &str, amount: f64, entry: f64| {
-                json!({"symbol": symbol, "positionAmt": format!("{amount:.3}"), "entryPrice": format!("{entry:.2}"),
+                json!({"symbol": symbol, "positionAmt": format!("{amount:.8}"), "entryPrice": format!("{entry:.8}"),
                        "markPrice": "100.00000000", "unRealizedProfit": "0.0", "liquidationPrice": "0",
                        "leverage": "2", "marginType": "cross", "positionSide": "BOTH", "updateTime": 5})
             };
@@ -774,4 +774,104 @@ async fn fills_and_reconciliations_report_what_the_exchange_holds() {
     let err = desk.read_exchange("live", 8_000).await.unwrap_err();
     assert!(matches!(err, ExchangeError::Retry(_)), "{err}");
     assert!(err.to_string().contains("totalWalletBalance"), "{err}");
+}
+
+/// A decision at bar close 100 of `seq`.
+fn decision(seq: i64, action: tradeflow_core::signal::Action) -> tradeflow_core::decision::Decision {
+    tradeflow_core::decision::Decision {
+        candle_id: format!("csv:BTCUSDT:1h:{}", seq * 3_600_000),
+        symbol: "BTCUSDT".into(),
+        interval: tradeflow_core::market::Interval::H1,
+        open_time: seq * 3_600_000,
+        open: Some(100.0),
+        high: 100.0,
+        low: 100.0,
+        close: 100.0,
+        profile: "p".into(),
+        action,
+        confidence: 0.8,
+        contributions: Vec::new(),
+        missing: Vec::new(),
+        trigger: tradeflow_core::decision::Trigger::Complete,
+        reasoning: "test".into(),
+        stop_loss: None,
+        take_profit: None,
+    }
+}
+
+#[tokio::test]
+async fn risk_follows_the_exchange_not_its_shadow() {
+    use tradeflow_core::control::ControlState;
+    use tradeflow_core::signal::Action;
+    use tradeflow_risk::account::ExecutorKind;
+    use tradeflow_risk::{AccountConfig, RiskStage};
+
+    let (url, state) = fake().await;
+    let mut desk = desk(&url);
+    let mut cfg = AccountConfig::paper("live", "p", 1_000.0);
+    cfg.executor = ExecutorKind::BinanceFutures;
+    cfg.leverage = 2.0;
+    let accounts = std::sync::Arc::new(vec![cfg]);
+    let mut risk = RiskStage::new(accounts.clone());
+    // The same decisions to a risk that never hears from the exchange: what the shadow predicts.
+    let mut shadow = RiskStage::new(accounts);
+    let control = ControlState::default();
+
+    // Risk sizes at the bar's close (100); the exchange fills at 101.5.
+    let out = risk.on_decision(&decision(1, Action::Long), &control);
+    shadow.on_decision(&decision(1, Action::Long), &control);
+    let [RiskMessage::Order(intent)] = out.messages.as_slice() else { panic!("{out:?}") };
+    let sent = intent.quantity;
+    let filled = desk.on_message(&RiskMessage::Order(intent.clone())).await.unwrap();
+    let report = desk.fills_report("live", intent.seq, &filled.events).expect("a fill is reported");
+    // Slippage is no mismatch: the balance is within the tolerance and the quantity agrees.
+    let out = risk.on_report(&report);
+    assert!(out.alerts.is_empty(), "{out:?}");
+
+    // Risk's equity is the exchange's: fee at 101.5, marked at the last close (100).
+    let fee = sent * 101.5 * 0.0004;
+    let view = risk.view("live").unwrap();
+    assert!((view.balance - (1_000.0 - fee)).abs() < 1e-9, "{view:?}");
+    assert!((view.equity - (1_000.0 - fee - sent * 1.5)).abs() < 1e-9, "{view:?}");
+    let predicted = shadow.view("live").unwrap();
+    assert!(predicted.equity > view.equity + sent, "the shadow thought better: {predicted:?} vs {view:?}");
+
+    // The next sizing follows: a close, then a new entry sized on the exchange's equity (the
+    // default fixed fraction, 0.1 of equity at the close of 100), not on the shadow's.
+    for (seq, action) in [(2, Action::Short), (3, Action::Long)] {
+        let equity = risk.view("live").unwrap().equity;
+        let (ours, theirs) =
+            (risk.on_decision(&decision(seq, action), &control), shadow.on_decision(&decision(seq, action), &control));
+        if let [RiskMessage::Order(o)] = ours.messages.as_slice() {
+            let filled = desk.on_message(&RiskMessage::Order(o.clone())).await.unwrap();
+            if let Some(r) = desk.fills_report("live", o.seq, &filled.events) {
+                risk.on_report(&r);
+            }
+        }
+        if seq == 3 {
+            let (RiskMessage::Order(a), RiskMessage::Order(b)) = (&ours.messages[0], &theirs.messages[0]) else {
+                panic!("{ours:?} {theirs:?}")
+            };
+            assert!((a.quantity - equity * 0.1 / 100.0).abs() < 1e-9, "{} vs equity {equity}", a.quantity);
+            assert!((a.quantity - b.quantity).abs() > 1e-6, "the shadow sizes otherwise: {}", b.quantity);
+        }
+    }
+
+    // A reconciliation that finds the wallet changed and 0.5 more bought on the exchange's
+    // site raises the alert naming both, and risk takes the exchange's figures.
+    let held = risk.book("live").unwrap().position("BTCUSDT").map(|p| p.quantity).unwrap_or(0.0);
+    {
+        let mut f = state.lock().unwrap();
+        f.wallet = "900.00000000".into();
+        f.outside = 0.5;
+    }
+    let reading = desk.read_exchange("live", 9 * 3_600_000).await.unwrap();
+    let out = risk.on_report(&reading);
+    let [alert] = out.alerts.as_slice() else { panic!("{out:?}") };
+    assert_eq!(alert.kind, "reconcile_mismatch");
+    assert!(alert.message.contains("balance") && alert.message.contains("BTCUSDT"), "{}", alert.message);
+    let view = risk.view("live").unwrap();
+    assert_eq!(view.balance, 900.0);
+    let now = risk.book("live").unwrap().position("BTCUSDT").map(|p| p.quantity).unwrap();
+    assert!((now - (held + 0.5)).abs() < 1e-9, "{held} + 0.5 vs {now}");
 }

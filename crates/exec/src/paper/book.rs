@@ -290,13 +290,14 @@ impl PaperBook {
         let mmr = self.config.maintenance_margin_rate;
         let mut next = BTreeMap::new();
         for r in positions.iter().filter(|r| r.quantity > 0.0 && r.entry_price > 0.0 && r.leverage > 0.0) {
-            let mark = r.mark_price.unwrap_or(r.entry_price);
+            // The exchange's mark when it sent one; else the last price this book saw for the
+            // symbol (a fill report carries none: the bar's close still marks it).
             let p = match self.positions.remove(&r.symbol) {
                 Some(mut p) if p.direction == r.direction => {
                     p.quantity = r.quantity;
                     p.entry_price = r.entry_price;
                     p.leverage = r.leverage;
-                    p.mark_price = mark;
+                    p.mark_price = r.mark_price.unwrap_or(p.mark_price);
                     p
                 }
                 _ => Position {
@@ -312,7 +313,7 @@ impl PaperBook {
                     trailing_stop: None,
                     best_price: r.entry_price,
                     liquidation_price: 0.0,
-                    mark_price: mark,
+                    mark_price: r.mark_price.unwrap_or(r.entry_price),
                     opened_at: time,
                 },
             };
