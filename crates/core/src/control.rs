@@ -23,7 +23,7 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         profiles: Vec<String>,
     },
-    /// Halt every account; with `close_positions`, close every open position at the next price.
+    /// Halt every account; with `close_positions`, close every open position at its symbol's latest close.
     EmergencyStop {
         close_positions: bool,
     },

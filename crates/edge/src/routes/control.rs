@@ -445,7 +445,7 @@ async fn resume(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StopAllRequest {
-    /// Also close every open position at the next price (default false).
+    /// Also close every open position at its symbol's latest close (default false).
     #[serde(default)]
     pub close_positions: bool,
 }
