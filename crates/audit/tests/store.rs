@@ -221,6 +221,19 @@ fn every_table(tag: &str) -> Vec<Row> {
             details: text("paused by hand"),
             time: 1_700_000_001_003,
         }));
+        // A story is kept once by its link and by its normalised title: both differ per row.
+        let title = text(&format!("{tag} headline"));
+        rows.push(Row::News(tradeflow_audit::NewsRow {
+            id: id("news"),
+            source: "rss".into(),
+            title_key: tradeflow_core::news::normalised_title(&title),
+            title,
+            link: if some { format!("https://example.com/{tag}/{k}") } else { String::new() },
+            summary: text("summary"),
+            symbols: if some { "BTCUSDT,ETHUSDT" } else { "" }.into(),
+            published_at: 1_700_000_001_004,
+            fetched_at: 1_700_000_001_005,
+        }));
     }
     rows
 }
@@ -234,7 +247,7 @@ async fn roundtrip(url: &str) {
     let tables: std::collections::BTreeSet<_> = batch.iter().map(Row::table).collect();
     assert_eq!(tables.len(), Table::ALL.len(), "the batch has rows of every table");
 
-    assert_eq!(write(&store, &batch).await, WriteReport { inserted: 22, duplicates: 0 });
+    assert_eq!(write(&store, &batch).await, WriteReport { inserted: 24, duplicates: 0 });
     let after_first = counts(&store).await;
     for &t in Table::ALL {
         assert_eq!(after_first[t.name()], 2, "{t}");
@@ -243,7 +256,7 @@ async fn roundtrip(url: &str) {
     assert_eq!(everything(&store).await, by_table(&batch));
 
     // Idempotent: the same batch again stores nothing.
-    assert_eq!(write(&store, &batch).await, WriteReport { inserted: 0, duplicates: 22 });
+    assert_eq!(write(&store, &batch).await, WriteReport { inserted: 0, duplicates: 24 });
     assert_eq!(counts(&store).await, after_first);
 
     // New and old mixed: only the new; an old id with other content does not overwrite.
@@ -255,7 +268,7 @@ async fn roundtrip(url: &str) {
     let mut mixed = vec![changed];
     mixed.extend(new.iter().cloned());
     mixed.extend(batch[5..9].iter().cloned());
-    assert_eq!(write(&store, &mixed).await, WriteReport { inserted: 22, duplicates: 5 });
+    assert_eq!(write(&store, &mixed).await, WriteReport { inserted: 24, duplicates: 5 });
     let mut all = batch.clone();
     all.extend(new);
     assert_eq!(everything(&store).await, by_table(&all));
@@ -352,7 +365,7 @@ async fn refuses_non_finite(url: &str) {
             o.trailing_stop_pct = Some(f64::INFINITY);
         }
     }
-    assert_eq!(write(&store, &batch).await.inserted, 22);
+    assert_eq!(write(&store, &batch).await.inserted, 24);
     let orders = store.rows(Table::Order, 10, 0).await.expect("rows");
     assert_eq!(orders.len(), 2);
     for o in orders {
@@ -570,7 +583,7 @@ async fn sqlite_file_is_created_and_reopened() {
     // Migrations already applied: connecting again works and sees the data.
     let store = connect(&url).await;
     assert_eq!(everything(&store).await, by_table(&batch));
-    assert_eq!(write(&store, &batch).await.duplicates, 22);
+    assert_eq!(write(&store, &batch).await.duplicates, 24);
     store.close().await;
 
     // `sqlite:relative-or-absolute-path` without `//` too.
