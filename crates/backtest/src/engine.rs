@@ -1,8 +1,9 @@
 //! The engine: the live stages, chained in one thread on the candles' own clock.
 //!
 //! Each input row goes through the whole chain before the next one is read:
-//! `IngestStage::on_bar` → for each candle `InferenceStage::on_candle` (plus a `not analysed`
-//! signal per LLM analyst) → `EnsembleStage::on_signal` → `RiskStage::on_decision` →
+//! `IngestStage::on_bar` → for each candle `InferenceStage::on_candle_votes` (with LLM
+//! analysts: `on_candle_with_context` plus a `not analysed` signal per analyst) →
+//! `EnsembleStage::on_view` → `RiskStage::on_decision` →
 //! `ExecStage::on_message`. These are the very structs the workers run; the engine only moves
 //! their outputs along, as the bus does, so a backtest's decisions, orders and fills are the
 //! live pipeline's.
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use tradeflow_core::control::ControlState;
 use tradeflow_core::decision::Decision;
 use tradeflow_core::market::{Candle, CandleRefused};
-use tradeflow_core::signal::Signal;
+use tradeflow_core::signal::SignalView;
 use tradeflow_ensemble::{EnsembleStage, Profile};
 use tradeflow_exec::paper::PaperBook;
 use tradeflow_exec::stage::{ExecAccount, ExecStage};
@@ -172,24 +173,23 @@ impl Engine {
         let due = self.ensemble.on_tick(now);
         self.decide(due, sink)?;
         sink.candle(candle);
-        let signals: Vec<Signal> = if self.analysts.is_empty() {
-            match self.inference.on_candle(candle) {
-                Ok(s) => s,
-                Err(_) => return Ok(()),
+        if self.analysts.is_empty() {
+            // Rule models alone: their votes, not whole signals (a backtest keeps no signal).
+            let Ok(votes) = self.inference.on_candle_votes(candle) else { return Ok(()) };
+            for v in votes.views() {
+                sink.signal(&v);
+                let out = self.ensemble.on_view(v, now);
+                self.decide(out.decisions, sink)?;
             }
-        } else {
-            match self.inference.on_candle_with_context(candle) {
-                Ok(mut inferred) => {
-                    let ctx = &inferred.context;
-                    inferred.signals.extend(self.analysts.iter().map(|a| not_asked(a, ctx, NOT_ANALYSED)));
-                    inferred.signals
-                }
-                Err(_) => return Ok(()),
-            }
-        };
-        for s in &signals {
-            sink.signal(s);
-            let out = self.ensemble.on_signal(s, now);
+            return Ok(());
+        }
+        let Ok(mut inferred) = self.inference.on_candle_with_context(candle) else { return Ok(()) };
+        let ctx = &inferred.context;
+        inferred.signals.extend(self.analysts.iter().map(|a| not_asked(a, ctx, NOT_ANALYSED)));
+        for s in &inferred.signals {
+            let v = SignalView::from(s);
+            sink.signal(&v);
+            let out = self.ensemble.on_view(v, now);
             self.decide(out.decisions, sink)?;
         }
         Ok(())

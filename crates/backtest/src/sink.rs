@@ -6,7 +6,7 @@ use tradeflow_core::decision::Decision;
 use tradeflow_core::execution::ExecEvent;
 use tradeflow_core::market::Candle;
 use tradeflow_core::order::{AccountAlert, RiskMessage};
-use tradeflow_core::signal::Signal;
+use tradeflow_core::signal::SignalView;
 use tradeflow_ingest::timeline::Row;
 
 use crate::engine::{Engine, Refusal};
@@ -15,7 +15,7 @@ use crate::engine::{Engine, Refusal};
 pub trait Sink {
     fn candle(&mut self, _candle: &Candle) {}
     fn refused(&mut self, _refused: Refusal) {}
-    fn signal(&mut self, _signal: &Signal) {}
+    fn signal(&mut self, _signal: &SignalView<'_>) {}
     fn decision(&mut self, _decision: &Decision) {}
     fn risk_message(&mut self, _message: &RiskMessage) {}
     fn exec_event(&mut self, _event: &ExecEvent) {}
@@ -35,7 +35,7 @@ impl<S: Sink + ?Sized> Sink for &mut S {
     fn refused(&mut self, refused: Refusal) {
         (**self).refused(refused);
     }
-    fn signal(&mut self, signal: &Signal) {
+    fn signal(&mut self, signal: &SignalView<'_>) {
         (**self).signal(signal);
     }
     fn decision(&mut self, decision: &Decision) {
@@ -65,7 +65,7 @@ impl<A: Sink, B: Sink> Sink for (A, B) {
         self.0.refused(refused.clone());
         self.1.refused(refused);
     }
-    fn signal(&mut self, signal: &Signal) {
+    fn signal(&mut self, signal: &SignalView<'_>) {
         self.0.signal(signal);
         self.1.signal(signal);
     }

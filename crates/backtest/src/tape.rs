@@ -104,7 +104,7 @@ impl Sink for Tape {
         self.refused.push(refused);
     }
 
-    fn signal(&mut self, _signal: &tradeflow_core::signal::Signal) {
+    fn signal(&mut self, _signal: &tradeflow_core::signal::SignalView<'_>) {
         self.signals += 1;
     }
 

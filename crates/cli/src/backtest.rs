@@ -3,6 +3,7 @@
 //! to such files (it prints them with `--show-config`), so a preset is nothing a user could
 //! not have written.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -176,7 +177,11 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<()> {
         write_out(dir, &report)?;
     }
     if args.json {
-        println!("{}", serde_json::to_string(&report).context("encoding the report")?);
+        // Written as it is encoded: the report of a long run is tens of megabytes (its equity
+        // curve), which a string would hold twice.
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+        serde_json::to_writer(&mut out, &report).context("encoding the report")?;
+        writeln!(out).and_then(|()| out.flush()).context("writing the report to stdout")?;
     } else {
         print_summary(&report, elapsed);
     }

@@ -94,22 +94,33 @@ impl<R: BufRead> CandleReader<R> {
 
     fn parse(&self, text: &str) -> Result<RawBar, CsvError> {
         let line = self.line;
-        let fields: Vec<&str> = text.split(',').map(str::trim).collect();
         let expected = self.header.len();
-        if fields.len() < expected {
-            let column = self.header[fields.len()].clone();
-            return Err(CsvError::MissingField { line, column, found: fields.len(), expected });
+        // The six wanted fields picked out in one pass, without collecting the line's fields
+        // (a vector per line was a tenth of reading a file).
+        let mut wanted = [""; 6];
+        let mut found = 0;
+        for (i, field) in text.split(',').enumerate() {
+            if i < expected
+                && let Some(k) = self.index.iter().position(|&at| at == i)
+            {
+                wanted[k] = field.trim();
+            }
+            found = i + 1;
         }
-        if fields.len() > expected {
-            return Err(CsvError::ExtraFields { line, found: fields.len(), expected });
+        if found < expected {
+            let column = self.header[found].clone();
+            return Err(CsvError::MissingField { line, column, found, expected });
         }
-        let timestamp = fields[self.index[0]];
+        if found > expected {
+            return Err(CsvError::ExtraFields { line, found, expected });
+        }
+        let timestamp = wanted[0];
         let open_time =
             timestamp.parse::<i64>().map_err(|_| CsvError::NotATimestamp { line, value: timestamp.to_string() })?;
         let mut values = [0.0; 5];
         for (k, value) in values.iter_mut().enumerate() {
             let column = CANDLE_COLUMNS[k + 1];
-            let raw = fields[self.index[k + 1]];
+            let raw = wanted[k + 1];
             *value = raw.parse().map_err(|_| CsvError::NotANumber { line, column, value: raw.to_string() })?;
         }
         let [open, high, low, close, volume] = values;

@@ -88,6 +88,9 @@ pub enum SignalStatus {
     },
 }
 
+/// `Ok`, to borrow for a [`SignalView`] made of no signal.
+pub static STATUS_OK: SignalStatus = SignalStatus::Ok;
+
 /// One model's view of one candle.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Signal {
@@ -225,6 +228,79 @@ impl From<&Signal> for SignalVote {
             take_profit: s.take_profit,
             status: s.status.clone(),
             cycle: s.cycle.clone(),
+        }
+    }
+}
+
+/// What an ensemble reads of a signal, borrowed from a whole [`Signal`] (tests, tools), a
+/// decoded [`SignalVote`] (the worker) or a backtest's rule vote: nothing is copied before the
+/// join needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct SignalView<'a> {
+    pub candle_id: &'a str,
+    pub symbol: &'a str,
+    pub interval: Interval,
+    pub open_time: i64,
+    pub open: Option<f64>,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+    pub model: &'a str,
+    pub action: Action,
+    pub confidence: f64,
+    pub stop_loss: Option<f64>,
+    pub take_profit: Option<f64>,
+    pub status: &'a SignalStatus,
+    pub cycle: Option<&'a CycleTag>,
+}
+
+impl SignalView<'_> {
+    /// The signal's id, `<candle id>/<model>`.
+    pub fn id(&self) -> MessageId {
+        MessageId::from_parts(&[self.candle_id]).child(self.model)
+    }
+}
+
+impl<'a> From<&'a Signal> for SignalView<'a> {
+    fn from(s: &'a Signal) -> Self {
+        Self {
+            candle_id: &s.candle_id,
+            symbol: &s.symbol,
+            interval: s.interval,
+            open_time: s.open_time,
+            open: s.open,
+            high: s.high,
+            low: s.low,
+            close: s.close,
+            model: &s.model,
+            action: s.action,
+            confidence: s.confidence,
+            stop_loss: s.stop_loss,
+            take_profit: s.take_profit,
+            status: &s.status,
+            cycle: s.cycle.as_ref(),
+        }
+    }
+}
+
+impl<'a> From<&'a SignalVote> for SignalView<'a> {
+    fn from(s: &'a SignalVote) -> Self {
+        Self {
+            candle_id: &s.candle_id,
+            symbol: &s.symbol,
+            interval: s.interval,
+            open_time: s.open_time,
+            open: s.open,
+            high: s.high,
+            low: s.low,
+            close: s.close,
+            model: &s.model,
+            action: s.action,
+            confidence: s.confidence,
+            stop_loss: s.stop_loss,
+            take_profit: s.take_profit,
+            status: &s.status,
+            cycle: s.cycle.as_ref(),
         }
     }
 }

@@ -19,6 +19,19 @@ pub enum Method {
     Unanimous,
 }
 
+impl Method {
+    /// The variant's name, as `{:?}` writes it (the decisions' reasoning starts with it),
+    /// without the formatting machinery.
+    pub fn variant_name(self) -> &'static str {
+        match self {
+            Self::WeightedVote => "WeightedVote",
+            Self::ConfidenceWeightedMean => "ConfidenceWeightedMean",
+            Self::Majority => "Majority",
+            Self::Unanimous => "Unanimous",
+        }
+    }
+}
+
 /// One profile: a way to turn a candle's signals into a decision. A profile with a single
 /// model is how one model (e.g. one LLM) drives one account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,6 +119,13 @@ pub fn parse_profiles(text: &str) -> Result<Vec<Profile>, Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn variant_names_are_what_debug_writes() {
+        for m in [Method::WeightedVote, Method::ConfidenceWeightedMean, Method::Majority, Method::Unanimous] {
+            assert_eq!(m.variant_name(), format!("{m:?}"));
+        }
+    }
 
     #[test]
     fn every_problem_is_named() {

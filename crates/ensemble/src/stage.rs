@@ -16,7 +16,6 @@
 //! [`CycleEvent`] `complete` says so ([`EnsembleStage::take_cycle_events`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -24,7 +23,7 @@ use tradeflow_core::control::{CycleEvent, CyclePhase};
 use tradeflow_core::decision::{Contribution, Decision, LateSignal, Trigger};
 use tradeflow_core::market::Interval;
 use tradeflow_core::numfmt;
-use tradeflow_core::signal::{Action, CycleTag, Signal, SignalStatus, SignalVote};
+use tradeflow_core::signal::{Action, CycleTag, Signal, SignalStatus, SignalView, SignalVote};
 
 use crate::combine::{Vote, combine};
 use crate::profile::Profile;
@@ -57,6 +56,33 @@ struct Join {
     /// The analysis cycle the join is for (absent from older checkpoints).
     #[serde(default)]
     cycle: Option<CycleTag>,
+    /// Per profile (in configuration order), how many of its models have answered. Why: it
+    /// was counted afresh for every profile at every signal. Absent from older checkpoints
+    /// and dropped when the profiles change: [`Join::arrived`] counts it again then.
+    #[serde(default)]
+    arrived: Vec<usize>,
+}
+
+impl Join {
+    /// How many of `profiles[i]`'s models have answered, kept up to date as answers arrive.
+    fn arrived(&mut self, profiles: &[Profile], i: usize) -> usize {
+        if self.arrived.len() != profiles.len() {
+            let answers = &self.answers;
+            self.arrived =
+                profiles.iter().map(|p| p.models.keys().filter(|m| answers.contains_key(*m)).count()).collect();
+        }
+        self.arrived[i]
+    }
+
+    /// Records `model`'s answer, counting it for every profile that weighs it.
+    fn answered(&mut self, profiles: &[Profile], model: &str, answer: Answer) {
+        self.answers.insert(model.to_string(), answer);
+        if self.arrived.len() == profiles.len() {
+            for (count, p) in self.arrived.iter_mut().zip(profiles) {
+                *count += usize::from(p.models.contains_key(model));
+            }
+        }
+    }
 }
 
 /// What one input produced.
@@ -83,6 +109,8 @@ pub struct EnsembleStage {
     state: State,
     /// Cycles completed since the last [`EnsembleStage::take_cycle_events`].
     cycle_events: Vec<CycleEvent>,
+    /// A watermark key being looked up (kept to spare an allocation per candle; not state).
+    key: String,
 }
 
 const SNAPSHOT_VERSION: u16 = 2;
@@ -95,7 +123,7 @@ struct Snapshot {
 
 impl EnsembleStage {
     pub fn new(profiles: Arc<Vec<Profile>>) -> Self {
-        Self { profiles, state: State::default(), cycle_events: Vec::new() }
+        Self { profiles, state: State::default(), cycle_events: Vec::new(), key: String::new() }
     }
 
     pub fn restore(profiles: Arc<Vec<Profile>>, snapshot: &[u8]) -> Result<Self, String> {
@@ -104,7 +132,7 @@ impl EnsembleStage {
         if s.version != SNAPSHOT_VERSION {
             return Err(format!("ensemble checkpoint has layout {}, this build reads {SNAPSHOT_VERSION}", s.version));
         }
-        Ok(Self { profiles, state: s.state, cycle_events: Vec::new() })
+        Ok(Self { profiles, state: s.state, cycle_events: Vec::new(), key: String::new() })
     }
 
     pub fn snapshot(&self) -> Result<Vec<u8>, String> {
@@ -138,16 +166,22 @@ impl EnsembleStage {
 
     /// [`EnsembleStage::on_signal_vote`] with a whole signal (tests, tools, the backtester).
     pub fn on_signal(&mut self, signal: &Signal, now_ms: i64) -> Output {
-        self.on_vote(VoteRef::from(signal), now_ms)
+        self.on_vote(SignalView::from(signal), now_ms)
     }
 
     /// Takes one model's answer for a candle: joins it, and decides every profile whose
     /// models are all in or whose quorum is reached.
     pub fn on_signal_vote(&mut self, signal: &SignalVote, now_ms: i64) -> Output {
-        self.on_vote(VoteRef::from(signal), now_ms)
+        self.on_vote(SignalView::from(signal), now_ms)
     }
 
-    fn on_vote(&mut self, signal: VoteRef<'_>, now_ms: i64) -> Output {
+    /// Takes one model's answer as a borrowed view (the backtester's rule votes, which are
+    /// never whole signals).
+    pub fn on_view(&mut self, signal: SignalView<'_>, now_ms: i64) -> Output {
+        self.on_vote(signal, now_ms)
+    }
+
+    fn on_vote(&mut self, signal: SignalView<'_>, now_ms: i64) -> Output {
         let mut out = Output::default();
         // The series key is built only for a candle not yet pending: most signals join one.
         let pending = self.state.pending.contains_key(signal.candle_id);
@@ -155,7 +189,7 @@ impl EnsembleStage {
             && self
                 .state
                 .watermark
-                .get(&series_key(signal.symbol, signal.interval))
+                .get(series_key(&mut self.key, signal.symbol, signal.interval))
                 .is_some_and(|w| signal.open_time <= *w)
         {
             out.late.push(LateSignal {
@@ -186,6 +220,7 @@ impl EnsembleStage {
                     _ => BTreeSet::new(),
                 },
                 cycle: signal.cycle.cloned(),
+                arrived: vec![0; self.profiles.len()],
             };
             self.state.pending.insert(signal.candle_id.to_string(), join);
         }
@@ -198,8 +233,9 @@ impl EnsembleStage {
             SignalStatus::Ok => (true, None),
             SignalStatus::Error { reason } => (false, Some(reason.clone())),
         };
-        join.answers.insert(
-            signal.model.to_string(),
+        join.answered(
+            &self.profiles,
+            signal.model,
             Answer {
                 action: signal.action,
                 confidence: signal.confidence,
@@ -209,7 +245,7 @@ impl EnsembleStage {
                 take_profit: signal.take_profit,
             },
         );
-        for profile in self.profiles.iter() {
+        for (i, profile) in self.profiles.iter().enumerate() {
             // Fewer answers in all than the profile's quorum (or its model count, when that
             // is smaller): neither complete nor quorate, whatever they are. Skips counting.
             if join.answers.len() < profile.quorum().min(profile.models.len()) {
@@ -218,7 +254,7 @@ impl EnsembleStage {
             if join.decided.contains(&profile.name) || !profile.models.contains_key(signal.model) {
                 continue;
             }
-            let arrived = profile.models.keys().filter(|m| join.answers.contains_key(*m)).count();
+            let arrived = join.arrived(&self.profiles, i);
             let trigger = if arrived == profile.models.len() {
                 Some(Trigger::Complete)
             } else if arrived >= profile.quorum() {
@@ -272,8 +308,13 @@ impl EnsembleStage {
             .get(candle_id)
             .is_some_and(|j| self.profiles.iter().all(|p| j.decided.contains(&p.name)));
         if done && let Some(join) = self.state.pending.remove(candle_id) {
-            let w = self.state.watermark.entry(series_key(&join.symbol, join.interval)).or_insert(i64::MIN);
-            *w = (*w).max(join.open_time);
+            let key = series_key(&mut self.key, &join.symbol, join.interval);
+            match self.state.watermark.get_mut(key) {
+                Some(w) => *w = (*w).max(join.open_time),
+                None => {
+                    self.state.watermark.insert(key.to_string(), join.open_time);
+                }
+            }
             if let Some(cycle) = join.cycle {
                 let decided = join
                     .decided
@@ -295,121 +336,62 @@ impl EnsembleStage {
     }
 }
 
-/// `symbol:interval`, the watermark's key (built per candle: without `format!`).
-fn series_key(symbol: &str, interval: Interval) -> String {
-    let interval = interval.as_str();
-    let mut key = String::with_capacity(symbol.len() + 1 + interval.len());
-    key.push_str(symbol);
-    key.push(':');
-    key.push_str(interval);
-    key
-}
-
-/// What the join reads of a signal, borrowed from a whole [`Signal`] (the backtester, tests)
-/// or a decoded [`SignalVote`] (the worker): nothing is copied before the join needs it.
-struct VoteRef<'a> {
-    candle_id: &'a str,
-    symbol: &'a str,
-    interval: Interval,
-    open_time: i64,
-    open: Option<f64>,
-    high: f64,
-    low: f64,
-    close: f64,
-    model: &'a str,
-    action: Action,
-    confidence: f64,
-    stop_loss: Option<f64>,
-    take_profit: Option<f64>,
-    status: &'a SignalStatus,
-    cycle: Option<&'a CycleTag>,
-}
-
-impl VoteRef<'_> {
-    /// The signal's id, `<candle id>/<model>`.
-    fn id(&self) -> tradeflow_core::MessageId {
-        tradeflow_core::MessageId::from_parts(&[self.candle_id]).child(self.model)
-    }
-}
-
-impl<'a> From<&'a Signal> for VoteRef<'a> {
-    fn from(s: &'a Signal) -> Self {
-        Self {
-            candle_id: &s.candle_id,
-            symbol: &s.symbol,
-            interval: s.interval,
-            open_time: s.open_time,
-            open: s.open,
-            high: s.high,
-            low: s.low,
-            close: s.close,
-            model: &s.model,
-            action: s.action,
-            confidence: s.confidence,
-            stop_loss: s.stop_loss,
-            take_profit: s.take_profit,
-            status: &s.status,
-            cycle: s.cycle.as_ref(),
-        }
-    }
-}
-
-impl<'a> From<&'a SignalVote> for VoteRef<'a> {
-    fn from(s: &'a SignalVote) -> Self {
-        Self {
-            candle_id: &s.candle_id,
-            symbol: &s.symbol,
-            interval: s.interval,
-            open_time: s.open_time,
-            open: s.open,
-            high: s.high,
-            low: s.low,
-            close: s.close,
-            model: &s.model,
-            action: s.action,
-            confidence: s.confidence,
-            stop_loss: s.stop_loss,
-            take_profit: s.take_profit,
-            status: &s.status,
-            cycle: s.cycle.as_ref(),
-        }
-    }
+/// `symbol:interval`, the watermark's key, written into `buf` (built per candle: into a kept
+/// buffer, not a new string).
+fn series_key<'b>(buf: &'b mut String, symbol: &str, interval: Interval) -> &'b str {
+    buf.clear();
+    buf.push_str(symbol);
+    buf.push(':');
+    buf.push_str(interval.as_str());
+    buf
 }
 
 /// The decision of `profile` on one candle, from what has arrived; marks it decided.
 fn decide(candle_id: &str, join: &mut Join, profile: &Profile, trigger: Trigger) -> Decision {
     join.decided.insert(profile.name.clone());
-    let mut contributions = Vec::new();
-    let mut votes = Vec::new();
+    let mut contributions = Vec::with_capacity(profile.models.len());
+    let mut votes = Vec::with_capacity(profile.models.len());
     let mut missing = Vec::new();
-    for (model, weight) in &profile.models {
-        match join.answers.get(model) {
+    // Exits from the most confident contributor that agrees with the decision, found in the
+    // same pass (the decision's action is known only after it: kept per action).
+    let mut most_confident: [Option<&Answer>; 2] = [None, None];
+    for (model, weight, answer) in joined(&profile.models, &join.answers) {
+        match answer {
             Some(a) => {
                 contributions.push(Contribution {
                     model: model.clone(),
                     action: a.action,
                     confidence: a.confidence,
-                    weight: *weight,
+                    weight,
                     status: match &a.error {
                         None => SignalStatus::Ok,
                         Some(reason) => SignalStatus::Error { reason: reason.clone() },
                     },
                 });
                 if a.ok {
-                    votes.push(Vote { action: a.action, confidence: a.confidence, weight: *weight });
+                    votes.push(Vote { action: a.action, confidence: a.confidence, weight });
+                    let slot = match a.action {
+                        Action::Long => Some(0),
+                        Action::Short => Some(1),
+                        Action::Hold => None,
+                    };
+                    // `max_by` keeps the last of equals: so does `>=`.
+                    if let Some(slot) = slot
+                        && most_confident[slot].is_none_or(|b| a.confidence.total_cmp(&b.confidence).is_ge())
+                    {
+                        most_confident[slot] = Some(a);
+                    }
                 }
             }
             None => missing.push(model.clone()),
         }
     }
     let (action, confidence) = combine(profile.method, &votes, profile.min_confidence);
-    // Exits from the most confident contributor that agrees with the decision.
-    let exits = profile
-        .models
-        .keys()
-        .filter_map(|m| join.answers.get(m))
-        .filter(|a| a.ok && a.action == action && action != Action::Hold)
-        .max_by(|a, b| a.confidence.total_cmp(&b.confidence));
+    let exits = match action {
+        Action::Long => most_confident[0],
+        Action::Short => most_confident[1],
+        Action::Hold => None,
+    };
     let reasoning = reasoning(profile, votes.len(), &contributions, &missing);
     Decision {
         candle_id: candle_id.to_string(),
@@ -432,13 +414,27 @@ fn decide(candle_id: &str, join: &mut Join, profile: &Profile, trigger: Trigger)
     }
 }
 
+/// Each of a profile's models (name order) with its weight and its answer if one arrived: one
+/// merge of the two sorted maps. Why: a lookup per model compared model names a dozen times
+/// per decision.
+fn joined<'a>(
+    models: &'a BTreeMap<String, f64>,
+    answers: &'a BTreeMap<String, Answer>,
+) -> impl Iterator<Item = (&'a String, f64, Option<&'a Answer>)> {
+    let mut answers = answers.iter().peekable();
+    models.iter().map(move |(model, weight)| {
+        while answers.next_if(|(m, _)| m.as_str() < model.as_str()).is_some() {}
+        let answer = answers.next_if(|(m, _)| *m == model).map(|(_, a)| a);
+        (model, *weight, answer)
+    })
+}
+
 /// `WeightedVote over 5/5 models (rsi hold 0.00, macd long 0.42, ...); missing: x, y`.
 /// Written into one string with the numbers through `numfmt` (the same text as `format!`'s):
 /// formatting it was the largest part of deciding.
 fn reasoning(profile: &Profile, votes: usize, contributions: &[Contribution], missing: &[String]) -> String {
     let mut s = String::with_capacity(48 + 24 * contributions.len() + 16 * missing.len());
-    // `{:?}` of the method: its variant name.
-    let _ = write!(s, "{:?}", profile.method);
+    s.push_str(profile.method.variant_name());
     s.push_str(" over ");
     numfmt::push_u64(&mut s, votes as u64);
     s.push('/');

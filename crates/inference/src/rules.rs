@@ -108,9 +108,19 @@ impl Verdict {
         Self { action: Action::Hold, score: 0.0, reasoning, features }
     }
 
-    pub(crate) fn warming(what: &str) -> Self {
-        Self::hold(format!("warming up: {what} has no value yet"), Vec::new())
+    pub(crate) fn warming(explain: bool, what: &str) -> Self {
+        Self::hold(text(explain, || format!("warming up: {what} has no value yet")), Vec::new())
     }
+}
+
+/// `reasoning()` when explaining, else nothing (and no allocation).
+pub(crate) fn text(explain: bool, reasoning: impl FnOnce() -> String) -> String {
+    if explain { reasoning() } else { String::new() }
+}
+
+/// The features when explaining, else none.
+pub(crate) fn feats(explain: bool, features: &[(&'static str, f64)]) -> Vec<(&'static str, f64)> {
+    if explain { features.to_vec() } else { Vec::new() }
 }
 
 fn clamp01(x: f64) -> f64 {
@@ -123,29 +133,35 @@ pub struct Previous {
     pub macd_hist: Option<f64>,
 }
 
-pub fn evaluate(s: Strategy, bar: &Bar, row: &IndicatorRow, prev: &Previous, p: &RuleParams) -> Verdict {
+/// The verdict of `s` at a candle; its reasoning and features only when `explain` (a signal
+/// carries them; a backtest, which keeps no signal, reads only the action and the score).
+pub fn evaluate(s: Strategy, bar: &Bar, row: &IndicatorRow, prev: &Previous, p: &RuleParams, explain: bool) -> Verdict {
     let close = bar.close();
     match s {
         Strategy::Rsi => {
-            let Some(rsi) = row.rsi_14 else { return Verdict::warming("RSI(14)") };
-            let features = vec![("rsi_14", rsi)];
+            let Some(rsi) = row.rsi_14 else { return Verdict::warming(explain, "RSI(14)") };
+            let features = feats(explain, &[("rsi_14", rsi)]);
             if rsi < p.rsi_oversold {
                 Verdict {
                     action: Action::Long,
                     score: clamp01(0.5 + 0.5 * (p.rsi_oversold - rsi) / p.rsi_oversold),
-                    reasoning: format!("RSI {} below {} (oversold)", Fixed(rsi, 1), p.rsi_oversold),
+                    reasoning: text(explain, || format!("RSI {} below {} (oversold)", Fixed(rsi, 1), p.rsi_oversold)),
                     features,
                 }
             } else if rsi > p.rsi_overbought {
                 Verdict {
                     action: Action::Short,
                     score: clamp01(0.5 + 0.5 * (rsi - p.rsi_overbought) / (100.0 - p.rsi_overbought)),
-                    reasoning: format!("RSI {} above {} (overbought)", Fixed(rsi, 1), p.rsi_overbought),
+                    reasoning: text(explain, || {
+                        format!("RSI {} above {} (overbought)", Fixed(rsi, 1), p.rsi_overbought)
+                    }),
                     features,
                 }
             } else {
                 Verdict::hold(
-                    format!("RSI {} between {} and {}", Fixed(rsi, 1), p.rsi_oversold, p.rsi_overbought),
+                    text(explain, || {
+                        format!("RSI {} between {} and {}", Fixed(rsi, 1), p.rsi_oversold, p.rsi_overbought)
+                    }),
                     features,
                 )
             }
@@ -154,9 +170,9 @@ pub fn evaluate(s: Strategy, bar: &Bar, row: &IndicatorRow, prev: &Previous, p: 
             let (Some(line), Some(signal), Some(hist)) =
                 (row.macd_12_26_9, row.macd_signal_12_26_9, row.macd_hist_12_26_9)
             else {
-                return Verdict::warming("MACD(12,26,9)");
+                return Verdict::warming(explain, "MACD(12,26,9)");
             };
-            let features = vec![("macd", line), ("macd_signal", signal), ("macd_hist", hist)];
+            let features = feats(explain, &[("macd", line), ("macd_signal", signal), ("macd_hist", hist)]);
             let strength = clamp01((hist.abs() / close) / p.macd_full_scale);
             let crossed = prev.macd_hist.is_some_and(|h| h.signum() != hist.signum() && h != 0.0);
             // A fresh crossing counts more than a histogram that has been on one side for a while.
@@ -166,7 +182,7 @@ pub fn evaluate(s: Strategy, bar: &Bar, row: &IndicatorRow, prev: &Previous, p: 
                 Verdict {
                     action: Action::Long,
                     score,
-                    reasoning: format!("MACD {how} its signal (hist {})", Fixed(hist, 4)),
+                    reasoning: text(explain, || format!("MACD {how} its signal (hist {})", Fixed(hist, 4))),
                     features,
                 }
             } else if hist < 0.0 {
@@ -174,77 +190,93 @@ pub fn evaluate(s: Strategy, bar: &Bar, row: &IndicatorRow, prev: &Previous, p: 
                 Verdict {
                     action: Action::Short,
                     score,
-                    reasoning: format!("MACD {how} its signal (hist {})", Fixed(hist, 4)),
+                    reasoning: text(explain, || format!("MACD {how} its signal (hist {})", Fixed(hist, 4))),
                     features,
                 }
             } else {
-                Verdict::hold("MACD on its signal line".into(), features)
+                Verdict::hold(text(explain, || "MACD on its signal line".into()), features)
             }
         }
         Strategy::Bollinger => {
             let (Some(upper), Some(middle), Some(lower)) = (row.bb_upper_20_2, row.bb_middle_20_2, row.bb_lower_20_2)
             else {
-                return Verdict::warming("Bollinger(20,2)");
+                return Verdict::warming(explain, "Bollinger(20,2)");
             };
             let width = upper - lower;
             let percent_b = if width > 0.0 { (close - lower) / width } else { 0.5 };
-            let features =
-                vec![("bb_upper", upper), ("bb_middle", middle), ("bb_lower", lower), ("percent_b", percent_b)];
+            let features = feats(
+                explain,
+                &[("bb_upper", upper), ("bb_middle", middle), ("bb_lower", lower), ("percent_b", percent_b)],
+            );
             if percent_b <= 0.0 {
                 Verdict {
                     action: Action::Long,
                     score: clamp01(0.5 - percent_b),
-                    reasoning: format!("close {close} at or below the lower band {}", Fixed(lower, 2)),
+                    reasoning: text(explain, || {
+                        format!("close {close} at or below the lower band {}", Fixed(lower, 2))
+                    }),
                     features,
                 }
             } else if percent_b >= 1.0 {
                 Verdict {
                     action: Action::Short,
                     score: clamp01(percent_b - 0.5),
-                    reasoning: format!("close {close} at or above the upper band {}", Fixed(upper, 2)),
+                    reasoning: text(explain, || {
+                        format!("close {close} at or above the upper band {}", Fixed(upper, 2))
+                    }),
                     features,
                 }
             } else {
-                Verdict::hold(format!("close inside the bands (%b {})", Fixed(percent_b, 2)), features)
+                Verdict::hold(
+                    text(explain, || format!("close inside the bands (%b {})", Fixed(percent_b, 2))),
+                    features,
+                )
             }
         }
         Strategy::Volume => {
-            let Some(ratio) = row.volume_ratio_20 else { return Verdict::warming("volume ratio(20)") };
-            let features = vec![("volume_ratio_20", ratio)];
+            let Some(ratio) = row.volume_ratio_20 else { return Verdict::warming(explain, "volume ratio(20)") };
+            let features = feats(explain, &[("volume_ratio_20", ratio)]);
             if ratio >= p.volume_spike && bar.close() != bar.open() {
                 let action = if bar.close() > bar.open() { Action::Long } else { Action::Short };
                 let side = if action == Action::Long { "up" } else { "down" };
                 Verdict {
                     action,
                     score: clamp01((ratio - 1.0) / (2.0 * p.volume_spike - 1.0)),
-                    reasoning: format!("volume {}x its average on an {side} bar", Fixed(ratio, 1)),
+                    reasoning: text(explain, || format!("volume {}x its average on an {side} bar", Fixed(ratio, 1))),
                     features,
                 }
             } else {
-                Verdict::hold(format!("volume {}x its average: no spike", Fixed(ratio, 1)), features)
+                Verdict::hold(text(explain, || format!("volume {}x its average: no spike", Fixed(ratio, 1))), features)
             }
         }
         Strategy::Stochastic => {
             let (Some(k), Some(d)) = (row.stoch_slowk_14_3_3, row.stoch_slowd_14_3_3) else {
-                return Verdict::warming("slow stochastic(14,3,3)");
+                return Verdict::warming(explain, "slow stochastic(14,3,3)");
             };
-            let features = vec![("stoch_k", k), ("stoch_d", d)];
+            let features = feats(explain, &[("stoch_k", k), ("stoch_d", d)]);
             if k < p.stoch_oversold && k > d {
                 Verdict {
                     action: Action::Long,
                     score: clamp01(0.5 + 0.5 * (p.stoch_oversold - k) / p.stoch_oversold),
-                    reasoning: format!("%K {} turning up through %D {} while oversold", Fixed(k, 1), Fixed(d, 1)),
+                    reasoning: text(explain, || {
+                        format!("%K {} turning up through %D {} while oversold", Fixed(k, 1), Fixed(d, 1))
+                    }),
                     features,
                 }
             } else if k > p.stoch_overbought && k < d {
                 Verdict {
                     action: Action::Short,
                     score: clamp01(0.5 + 0.5 * (k - p.stoch_overbought) / (100.0 - p.stoch_overbought)),
-                    reasoning: format!("%K {} turning down through %D {} while overbought", Fixed(k, 1), Fixed(d, 1)),
+                    reasoning: text(explain, || {
+                        format!("%K {} turning down through %D {} while overbought", Fixed(k, 1), Fixed(d, 1))
+                    }),
                     features,
                 }
             } else {
-                Verdict::hold(format!("%K {}, %D {}: no turn at an extreme", Fixed(k, 1), Fixed(d, 1)), features)
+                Verdict::hold(
+                    text(explain, || format!("%K {}, %D {}: no turn at an extreme", Fixed(k, 1), Fixed(d, 1))),
+                    features,
+                )
             }
         }
     }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use tradeflow_core::numfmt;
 use tradeflow_core::signal::Action;
 
-use crate::rules::Verdict;
+use crate::rules::{Verdict, feats, text};
 
 /// Parameters of the `sma_cross` model (`[rules.sma_cross]` of the inference configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,8 +70,9 @@ pub struct SmaCross {
 }
 
 impl SmaCross {
-    /// Takes in the next close of the series and gives the verdict at it.
-    pub fn next(&mut self, close: f64, p: &SmaCrossParams) -> Verdict {
+    /// Takes in the next close of the series and gives the verdict at it, its reasoning and
+    /// features only when `explain` (see [`crate::rules::evaluate`]).
+    pub fn next(&mut self, close: f64, p: &SmaCrossParams, explain: bool) -> Verdict {
         if self.params != Some(*p) {
             *self = Self { params: Some(*p), closes: VecDeque::with_capacity(p.slow + 1), prev: None };
         }
@@ -80,18 +81,20 @@ impl SmaCross {
             self.closes.pop_front();
         }
         if self.closes.len() < p.slow || p.fast == 0 {
-            return warming(p);
+            return warming(p, explain);
         }
         // Summed afresh from the window each candle (O(slow)): no running-sum drift over long
         // series, and the same sums on every run and after every restore.
         let fast = mean(self.closes.iter().skip(p.slow - p.fast));
         let slow = mean(self.closes.iter());
-        let features = vec![("sma_fast", fast), ("sma_slow", slow)];
+        let features = feats(explain, &[("sma_fast", fast), ("sma_slow", slow)]);
         let Some((prev_fast, prev_slow)) = self.prev.replace((fast, slow)) else {
             return Verdict {
                 action: Action::Hold,
                 score: 0.0,
-                reasoning: format!("SMA({}) and SMA({}) have no previous value to cross from yet", p.fast, p.slow),
+                reasoning: text(explain, || {
+                    format!("SMA({}) and SMA({}) have no previous value to cross from yet", p.fast, p.slow)
+                }),
                 features,
             };
         };
@@ -111,6 +114,10 @@ impl SmaCross {
         };
         // `SMA(10) 1.23 <how[0..2]> SMA(20) 4.56<how[2]>`, as `format!` wrote it, without it:
         // this string is made for every candle, and `format!` was a tenth of an sma_cross run.
+        let score = if action == Action::Hold { 0.0 } else { 1.0 };
+        if !explain {
+            return Verdict { action, score, reasoning: String::new(), features };
+        }
         let mut reasoning = String::with_capacity(64);
         let sma = |s: &mut String, n: usize, value: f64| {
             s.push_str("SMA(");
@@ -125,7 +132,6 @@ impl SmaCross {
         reasoning.push(' ');
         sma(&mut reasoning, p.slow, slow);
         reasoning.push_str(how[2]);
-        let score = if action == Action::Hold { 0.0 } else { 1.0 };
         Verdict { action, score, reasoning, features }
     }
 }
@@ -134,7 +140,7 @@ impl SmaCross {
     /// The verdict between candles (an analysis cycle on the latest one): a cross is an event
     /// of a candle, and none happened since the last, so `hold`, with the last candle's SMAs.
     pub fn since_last(&self, p: &SmaCrossParams) -> Verdict {
-        let Some((fast, slow)) = self.prev.filter(|_| self.params == Some(*p)) else { return warming(p) };
+        let Some((fast, slow)) = self.prev.filter(|_| self.params == Some(*p)) else { return warming(p, true) };
         let side = if fast > slow {
             "above"
         } else if fast < slow {
@@ -159,11 +165,11 @@ fn mean<'a>(values: impl ExactSizeIterator<Item = &'a f64>) -> f64 {
     values.sum::<f64>() / n
 }
 
-fn warming(p: &SmaCrossParams) -> Verdict {
+fn warming(p: &SmaCrossParams, explain: bool) -> Verdict {
     Verdict {
         action: Action::Hold,
         score: 0.0,
-        reasoning: format!("warming up: SMA({}) has no value yet", p.slow),
+        reasoning: text(explain, || format!("warming up: SMA({}) has no value yet", p.slow)),
         features: Vec::new(),
     }
 }
@@ -174,7 +180,7 @@ mod tests {
 
     fn run(closes: &[f64], p: SmaCrossParams) -> Vec<Action> {
         let mut s = SmaCross::default();
-        closes.iter().map(|c| s.next(*c, &p).action).collect()
+        closes.iter().map(|c| s.next(*c, &p, true).action).collect()
     }
 
     const P23: SmaCrossParams = SmaCrossParams { fast: 2, slow: 3 };
@@ -183,7 +189,7 @@ mod tests {
     fn reasoning_is_the_formatted_text() {
         let mut s = SmaCross::default();
         let texts: Vec<String> =
-            [3.0, 2.0, 1.0, 4.0, 5.0, 1.0, 1.0, 1.0].iter().map(|c| s.next(*c, &P23).reasoning).collect();
+            [3.0, 2.0, 1.0, 4.0, 5.0, 1.0, 1.0, 1.0].iter().map(|c| s.next(*c, &P23, true).reasoning).collect();
         let (up, down) = (
             format!("SMA(2) {:.2} crossed above SMA(3) {:.2}", 2.5, 7.0 / 3.0),
             "SMA(2) 3.00 crossed below SMA(3) 3.33",
@@ -199,7 +205,7 @@ mod tests {
     fn between_candles_there_is_no_cross() {
         let mut s = SmaCross::default();
         assert_eq!(s.since_last(&P23).reasoning, "warming up: SMA(3) has no value yet");
-        let verdicts: Vec<Verdict> = [3.0, 2.0, 1.0, 4.0].iter().map(|c| s.next(*c, &P23)).collect();
+        let verdicts: Vec<Verdict> = [3.0, 2.0, 1.0, 4.0].iter().map(|c| s.next(*c, &P23, true)).collect();
         let crossed = verdicts[3].clone();
         assert_eq!(crossed.action, Action::Long);
         let now = s.since_last(&P23);
@@ -236,12 +242,12 @@ mod tests {
         let p = SmaCrossParams::default();
         let mut s = SmaCross::default();
         for i in 0..20 {
-            let v = s.next(100.0 - i as f64, &p);
+            let v = s.next(100.0 - i as f64, &p, true);
             assert_eq!((v.action, v.score), (Action::Hold, 0.0), "index {i}");
             assert_eq!(v.features.is_empty(), i < 19, "index {i}: SMA(20) exists from index 19");
         }
         // Falling prices: fast below slow. A jump crosses up at index 20 at the earliest.
-        let v = s.next(1_000.0, &p);
+        let v = s.next(1_000.0, &p, true);
         assert_eq!((v.action, v.score), (Action::Long, 1.0), "{}", v.reasoning);
         let names: Vec<&str> = v.features.iter().map(|(k, _)| *k).collect();
         assert_eq!(names, ["sma_fast", "sma_slow"]);
@@ -251,9 +257,9 @@ mod tests {
     fn other_parameters_start_a_new_window() {
         let mut s = SmaCross::default();
         for c in [1.0, 2.0, 3.0] {
-            s.next(c, &P23);
+            s.next(c, &P23, true);
         }
-        let v = s.next(4.0, &SmaCrossParams { fast: 1, slow: 2 });
+        let v = s.next(4.0, &SmaCrossParams { fast: 1, slow: 2 }, true);
         assert!(v.features.is_empty(), "a window of other parameters is not reused: {v:?}");
     }
 

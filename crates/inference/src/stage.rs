@@ -3,6 +3,7 @@
 //! model, and the [`ModelContext`] that the LLM analysts (run by the worker) read.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use tradeflow_core::MessageId;
 use tradeflow_core::market::Bar;
 use tradeflow_core::market::{Candle, Interval};
-use tradeflow_core::signal::{Action, CycleTag, MarketCondition, ModelKind, Signal, SignalStatus, cycle_candle_id};
+use tradeflow_core::signal::{
+    Action, CycleTag, MarketCondition, ModelKind, STATUS_OK, Signal, SignalStatus, SignalView, cycle_candle_id,
+};
 use tradeflow_indicators::{COLUMNS, IndicatorRow, IndicatorSet, Next};
 
 use crate::condition::{ConditionParams, RecentRange, assess};
@@ -195,6 +198,48 @@ pub struct Inferred {
     pub context: ModelContext,
 }
 
+/// One rule model's vote about a candle: what its signal would tell the ensemble.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RuleVote {
+    pub model: &'static str,
+    pub action: Action,
+    pub confidence: f64,
+    pub stop_loss: Option<f64>,
+    pub take_profit: Option<f64>,
+}
+
+/// A candle's rule votes ([`InferenceStage::on_candle_votes`]).
+#[derive(Debug, Clone)]
+pub struct Votes<'c> {
+    pub candle: &'c Candle,
+    pub candle_id: String,
+    pub votes: Vec<RuleVote>,
+}
+
+impl Votes<'_> {
+    /// Each vote as the ensemble reads a signal: the same fields a rule signal has.
+    pub fn views(&self) -> impl Iterator<Item = SignalView<'_>> {
+        let bar = &self.candle.bar;
+        self.votes.iter().map(move |v| SignalView {
+            candle_id: &self.candle_id,
+            symbol: &self.candle.symbol,
+            interval: self.candle.interval,
+            open_time: bar.open_time(),
+            open: Some(bar.open()),
+            high: bar.high(),
+            low: bar.low(),
+            close: bar.close(),
+            model: v.model,
+            action: v.action,
+            confidence: v.confidence,
+            stop_loss: v.stop_loss,
+            take_profit: v.take_profit,
+            status: &STATUS_OK,
+            cycle: None,
+        })
+    }
+}
+
 /// State of one series, checkpointed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SeriesState {
@@ -266,11 +311,13 @@ pub struct InferenceStage {
     config: Arc<StageConfig>,
     series: BTreeMap<String, SeriesState>,
     cycles: VecDeque<String>,
+    /// A series key being looked up (kept to spare an allocation per candle; not state).
+    key: String,
 }
 
 impl InferenceStage {
     pub fn new(config: Arc<StageConfig>) -> Self {
-        Self { config, series: BTreeMap::new(), cycles: VecDeque::new() }
+        Self { config, series: BTreeMap::new(), cycles: VecDeque::new(), key: String::new() }
     }
 
     /// The stage with the state of a checkpoint.
@@ -280,7 +327,7 @@ impl InferenceStage {
         if s.version != SNAPSHOT_VERSION {
             return Err(format!("inference checkpoint has layout {}, this build reads {SNAPSHOT_VERSION}", s.version));
         }
-        Ok(Self { config, series: s.series, cycles: s.cycles })
+        Ok(Self { config, series: s.series, cycles: s.cycles, key: String::new() })
     }
 
     pub fn snapshot(&self) -> Result<Vec<u8>, String> {
@@ -324,10 +371,58 @@ impl InferenceStage {
         Ok(Inferred { signals, context })
     }
 
+    /// The candle's rule votes: what its signals would tell the ensemble, without their
+    /// explanations (scores, reasoning, features, market condition, latency). Why: a backtest
+    /// keeps no signal, and building them was most of its inference time. The same models are
+    /// asked the same way ([`answer`]); the series' state moves exactly as with
+    /// [`InferenceStage::on_candle`].
+    pub fn on_candle_votes<'c>(&mut self, candle: &'c Candle) -> Result<Votes<'c>, Skip> {
+        let (row, _, prev, sma_cross) = self.advance(candle, false)?;
+        let candle_id = candle.id().into_string();
+        let at = At {
+            candle_id: &candle_id,
+            symbol: &candle.symbol,
+            interval: candle.interval,
+            bar: &candle.bar,
+            row: &row,
+        };
+        let votes = rule_votes(&self.config, &at, &prev, sma_cross);
+        Ok(Votes { candle, candle_id, votes })
+    }
+
     /// The rule signals, the market condition and the indicators of `candle`.
     fn step(&mut self, candle: &Candle) -> Result<(Vec<Signal>, MarketCondition, IndicatorRow), Skip> {
-        let key = format!("{}:{}:{}", candle.source, candle.symbol, candle.interval);
-        let state = self.series.entry(key).or_default();
+        let (row, market, prev, sma_cross) = self.advance(candle, true)?;
+        // Formatted once: it was formatted again for each model's signal.
+        let candle_id = candle.id().into_string();
+        let at = At {
+            candle_id: &candle_id,
+            symbol: &candle.symbol,
+            interval: candle.interval,
+            bar: &candle.bar,
+            row: &row,
+        };
+        let out = rule_signals(&self.config, &at, &prev, &market, sma_cross);
+        Ok((out, market, row))
+    }
+
+    /// Moves `candle`'s series on by it: its indicators, range, crossing memory, `sma_cross`
+    /// window and latest candle. Gives the candle's indicators, its market condition, what the
+    /// crossing rules remembered before it, and the `sma_cross` verdict when that model runs
+    /// (explained when `explain`).
+    fn advance(
+        &mut self,
+        candle: &Candle,
+        explain: bool,
+    ) -> Result<(IndicatorRow, MarketCondition, Previous, Option<Verdict>), Skip> {
+        // The key is written into a kept buffer and copied only for a new series: it was an
+        // allocation per candle.
+        self.key.clear();
+        let _ = write!(self.key, "{}:{}:{}", candle.source, candle.symbol, candle.interval);
+        if !self.series.contains_key(&self.key) {
+            self.series.insert(self.key.clone(), SeriesState::default());
+        }
+        let Some(state) = self.series.get_mut(&self.key) else { unreachable!("the series was inserted above") };
         let bar = candle.bar;
         let row = state
             .indicators
@@ -339,17 +434,13 @@ impl InferenceStage {
         state.prev = Previous { macd_hist: row.macd_hist_12_26_9 };
         state.last = Some((bar.close(), row));
         state.latest = Some(Latest { bar, prev, market: market.clone(), cycles: 0 });
-        let p = &self.config.rules;
+        let p = &self.config.rules.sma_cross;
         let sma_cross = self
             .config
             .models
             .contains(&ModelSpec::SmaCross)
-            .then(|| state.sma_cross.get_or_insert_with(SmaCross::default).next(bar.close(), &p.sma_cross));
-        // Formatted once: it was formatted again for each model's signal.
-        let candle_id = candle.id().into_string();
-        let at = At { candle_id: &candle_id, symbol: &candle.symbol, interval: candle.interval, bar: &bar, row: &row };
-        let out = rule_signals(&self.config, &at, &prev, &market, sma_cross);
-        Ok((out, market, row))
+            .then(|| state.sma_cross.get_or_insert_with(SmaCross::default).next(bar.close(), p, explain));
+        Ok((row, market, prev, sma_cross))
     }
 
     /// Whether the analysis cycle `id` has run here (remembered with the checkpoint).
@@ -387,7 +478,10 @@ impl InferenceStage {
             let (bar, prev, market) = (latest.bar, latest.prev, latest.market.clone());
             let p = &self.config.rules;
             let sma_cross = self.config.models.contains(&ModelSpec::SmaCross).then(|| {
-                state.sma_cross.as_ref().map_or_else(|| Verdict::warming("sma_cross"), |s| s.since_last(&p.sma_cross))
+                state
+                    .sma_cross
+                    .as_ref()
+                    .map_or_else(|| Verdict::warming(true, "sma_cross"), |s| s.since_last(&p.sma_cross))
             });
             let candle_id = MessageId::candle(source, sym, interval.as_str(), bar.open_time()).into_string();
             let candle_id = cycle_candle_id(&candle_id, &cycle.id);
@@ -441,6 +535,65 @@ struct At<'a> {
     row: &'a IndicatorRow,
 }
 
+/// What one rule model answers about a candle: the decisive part (action, confidence, exits)
+/// and, when explaining, the scores, reasoning and features a signal carries.
+struct Answer {
+    action: Action,
+    confidence: f64,
+    scores: Vec<(&'static str, f64)>,
+    reasoning: String,
+    features: Vec<(&'static str, f64)>,
+    stop_loss: Option<f64>,
+    take_profit: Option<f64>,
+}
+
+/// `model`'s answer about the candle `at`: the one place where each rule model is asked, for
+/// signals ([`rule_signals`]) and for votes ([`rule_votes`]) alike.
+fn answer(
+    model: ModelSpec,
+    at: &At<'_>,
+    prev: &Previous,
+    p: &RuleParams,
+    sma_cross: Option<&Verdict>,
+    explain: bool,
+) -> Answer {
+    let (bar, row) = (at.bar, at.row);
+    let (action, confidence, scores, reasoning, features) = match model {
+        ModelSpec::Rule(s) => {
+            let v = evaluate(s, bar, row, prev, p, explain);
+            let scores = if explain { vec![(s.name(), v.score)] } else { Vec::new() };
+            (v.action, v.score, scores, v.reasoning, v.features)
+        }
+        ModelSpec::Technical => {
+            let verdicts: Vec<(Strategy, Verdict)> =
+                Strategy::ALL.into_iter().map(|s| (s, evaluate(s, bar, row, prev, p, explain))).collect();
+            let (action, confidence) = vote(&verdicts);
+            if explain {
+                let scores = verdicts.iter().map(|(s, v)| (s.name(), v.score)).collect();
+                let reasoning = verdicts
+                    .iter()
+                    .map(|(s, v)| format!("{}: {} ({})", s.name(), v.action.as_str(), v.reasoning))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let features = verdicts.iter().flat_map(|(_, v)| v.features.iter().copied()).collect();
+                (action, confidence, scores, reasoning, features)
+            } else {
+                (action, confidence, Vec::new(), String::new(), Vec::new())
+            }
+        }
+        ModelSpec::SmaCross => {
+            // Always computed by the caller when this model is configured.
+            let v = sma_cross.cloned().unwrap_or_else(|| Verdict::warming(explain, "sma_cross"));
+            let scores = if explain { vec![(model.name(), v.score)] } else { Vec::new() };
+            (v.action, v.score, scores, v.reasoning, v.features)
+        }
+    };
+    // The crossover leaves on the opposite cross: no suggested exits.
+    let (stop_loss, take_profit) =
+        if model == ModelSpec::SmaCross { (None, None) } else { exits(action, bar.close(), row) };
+    Answer { action, confidence, scores, reasoning, features, stop_loss, take_profit }
+}
+
 /// One signal per configured rule model about the candle `at`.
 fn rule_signals(
     config: &StageConfig,
@@ -449,39 +602,11 @@ fn rule_signals(
     market: &MarketCondition,
     sma_cross: Option<Verdict>,
 ) -> Vec<Signal> {
-    let (bar, row, p) = (at.bar, at.row, &config.rules);
+    let bar = at.bar;
     let mut out = Vec::with_capacity(config.models.len());
     for model in &config.models {
         let started = Instant::now();
-        let (action, confidence, scores, reasoning, features) = match model {
-            ModelSpec::Rule(s) => {
-                let v = evaluate(*s, bar, row, prev, p);
-                let scores = BTreeMap::from([(s.name().to_string(), v.score)]);
-                (v.action, v.score, scores, v.reasoning, to_map(&v.features))
-            }
-            ModelSpec::Technical => {
-                let verdicts: Vec<(Strategy, Verdict)> =
-                    Strategy::ALL.into_iter().map(|s| (s, evaluate(s, bar, row, prev, p))).collect();
-                let (action, confidence) = vote(&verdicts);
-                let scores = verdicts.iter().map(|(s, v)| (s.name().to_string(), v.score)).collect();
-                let reasoning = verdicts
-                    .iter()
-                    .map(|(s, v)| format!("{}: {} ({})", s.name(), v.action.as_str(), v.reasoning))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                let features = verdicts.iter().flat_map(|(_, v)| v.features.iter().copied()).collect::<Vec<_>>();
-                (action, confidence, scores, reasoning, to_map(&features))
-            }
-            ModelSpec::SmaCross => {
-                // Always computed by the caller when this model is configured.
-                let v = sma_cross.clone().unwrap_or_else(|| Verdict::warming("sma_cross"));
-                let scores = BTreeMap::from([(model.name().to_string(), v.score)]);
-                (v.action, v.score, scores, v.reasoning, to_map(&v.features))
-            }
-        };
-        // The crossover leaves on the opposite cross: no suggested exits.
-        let (stop_loss, take_profit) =
-            if *model == ModelSpec::SmaCross { (None, None) } else { exits(action, bar.close(), row) };
+        let a = answer(*model, at, prev, &config.rules, sma_cross.as_ref(), true);
         out.push(Signal {
             candle_id: at.candle_id.to_string(),
             symbol: at.symbol.to_string(),
@@ -493,20 +618,38 @@ fn rule_signals(
             close: bar.close(),
             model: model.name().to_string(),
             model_kind: ModelKind::Rule,
-            action,
-            confidence,
-            scores,
-            reasoning,
-            features,
+            action: a.action,
+            confidence: a.confidence,
+            scores: to_map(&a.scores),
+            reasoning: a.reasoning,
+            features: to_map(&a.features),
             market: market.clone(),
-            stop_loss,
-            take_profit,
+            stop_loss: a.stop_loss,
+            take_profit: a.take_profit,
             latency_us: started.elapsed().as_micros() as u64,
             status: SignalStatus::Ok,
             cycle: None,
         });
     }
     out
+}
+
+/// One vote per configured rule model about the candle `at`: the signals' decisive fields.
+fn rule_votes(config: &StageConfig, at: &At<'_>, prev: &Previous, sma_cross: Option<Verdict>) -> Vec<RuleVote> {
+    config
+        .models
+        .iter()
+        .map(|model| {
+            let a = answer(*model, at, prev, &config.rules, sma_cross.as_ref(), false);
+            RuleVote {
+                model: model.name(),
+                action: a.action,
+                confidence: a.confidence,
+                stop_loss: a.stop_loss,
+                take_profit: a.take_profit,
+            }
+        })
+        .collect()
 }
 
 /// Gives a signal of the `n`-th cycle on its candle its place downstream (see [`CycleTag`]):

@@ -197,7 +197,13 @@ impl RiskStage {
             if st.watermarks.get(&d.symbol).is_some_and(|w| d.open_time <= *w) {
                 continue;
             }
-            st.watermarks.insert(d.symbol.clone(), d.open_time);
+            // The symbol is copied only the first time (this runs for every decision).
+            match st.watermarks.get_mut(&d.symbol) {
+                Some(w) => *w = d.open_time,
+                None => {
+                    st.watermarks.insert(d.symbol.clone(), d.open_time);
+                }
+            }
             out.extend(apply_control(cfg, st, control, bar.close_time));
             out.extend(step(cfg, st, d, &bar, control));
         }
@@ -449,6 +455,13 @@ fn tally(cfg: &AccountConfig, st: &mut AccountState, events: &[ExecEvent], time:
 
 fn step(cfg: &AccountConfig, st: &mut AccountState, d: &Decision, bar: &BarMark, control: &ControlState) -> RiskOutput {
     let mut out = RiskOutput::default();
+    // A hold with nothing in the symbol changes nothing but the day and the last bar: its mark
+    // would find nothing to do and not be sent (see `idle` below). Why here: the ids and the
+    // mark were built for every such decision, most decisions of a quiet market.
+    if d.action == Action::Hold && d.trigger != Trigger::Manual && !st.book.has_business(&bar.symbol) {
+        remember_bar(st, bar);
+        return out;
+    }
     // The decision's id once: every message of this step carries it.
     let decision_id = d.id();
     let id = decision_id.child(&cfg.id).into_string();
@@ -460,12 +473,7 @@ fn step(cfg: &AccountConfig, st: &mut AccountState, d: &Decision, bar: &BarMark,
     let had_business = st.book.has_business(&bar.symbol);
     // The bar first: stops, take-profits and liquidations happen before the decision is acted on.
     let events = st.book.mark(&id, seq, bar);
-    st.last_bars.insert(bar.symbol.clone(), bar.clone());
-    let day = bar.close_time.div_euclid(DAY_MS);
-    if day != st.day {
-        st.day = day;
-        st.day_start_equity = st.book.equity();
-    }
+    remember_bar(st, bar);
     record_results(cfg, st, &events, bar.close_time, &mut out);
 
     let position = st.book.position(&bar.symbol).map(|p| (p.direction, p.quantity));
@@ -522,6 +530,21 @@ fn step(cfg: &AccountConfig, st: &mut AccountState, d: &Decision, bar: &BarMark,
     }
     out.messages.push(message);
     out
+}
+
+/// Keeps `bar` as its symbol's last and starts a new day's loss yardstick when it is one.
+fn remember_bar(st: &mut AccountState, bar: &BarMark) {
+    match st.last_bars.get_mut(&bar.symbol) {
+        Some(last) => last.clone_from(bar),
+        None => {
+            st.last_bars.insert(bar.symbol.clone(), bar.clone());
+        }
+    }
+    let day = bar.close_time.div_euclid(DAY_MS);
+    if day != st.day {
+        st.day = day;
+        st.day_start_equity = st.book.equity();
+    }
 }
 
 /// Where the book differs from an exchange's report beyond `tolerance` (a fraction of the

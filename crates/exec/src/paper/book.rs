@@ -347,7 +347,12 @@ impl PaperBook {
         if self.last_bar.get(symbol).is_some_and(|&last| bar.close_time <= last) {
             return;
         }
-        self.last_bar.insert(symbol.to_string(), bar.close_time);
+        match self.last_bar.get_mut(symbol) {
+            Some(last) => *last = bar.close_time,
+            None => {
+                self.last_bar.insert(symbol.to_string(), bar.close_time);
+            }
+        }
 
         // 0. Market orders held for this open (`fill_at = "next_open"`). Like everything that
         // happens on a bar, their fills carry its close time.
