@@ -65,7 +65,7 @@ pub struct Decision {
 impl Decision {
     /// `<candle id>/<profile>` (DESIGN invariant 2).
     pub fn id(&self) -> MessageId {
-        MessageId::from_parts(&[&self.candle_id]).child(&self.profile)
+        MessageId::child_of(&self.candle_id, &self.profile)
     }
 }
 

@@ -72,8 +72,13 @@ impl MessageId {
 
     /// Id of something caused by `self` and named by `part` (signal, decision, order).
     pub fn child(&self, part: &str) -> Self {
-        let mut s = String::with_capacity(self.0.len() + 1 + part.len());
-        s.push_str(&self.0);
+        Self::child_of(&self.0, part)
+    }
+
+    /// [`MessageId::child`] of the id `parent` given as text, in one allocation.
+    pub fn child_of(parent: &str, part: &str) -> Self {
+        let mut s = String::with_capacity(parent.len() + 1 + part.len());
+        s.push_str(parent);
         s.push('/');
         s.push_str(part);
         Self(s)

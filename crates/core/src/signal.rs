@@ -164,7 +164,7 @@ pub fn cycle_of(candle_id: &str) -> Option<&str> {
 impl Signal {
     /// `<candle id>/<model>` (DESIGN invariant 2).
     pub fn id(&self) -> MessageId {
-        MessageId::from_parts(&[&self.candle_id]).child(&self.model)
+        MessageId::child_of(&self.candle_id, &self.model)
     }
 }
 
@@ -201,7 +201,7 @@ pub struct SignalVote {
 impl SignalVote {
     /// The signal's id, `<candle id>/<model>`.
     pub fn id(&self) -> MessageId {
-        MessageId::from_parts(&[&self.candle_id]).child(&self.model)
+        MessageId::child_of(&self.candle_id, &self.model)
     }
 }
 
@@ -257,7 +257,7 @@ pub struct SignalView<'a> {
 impl SignalView<'_> {
     /// The signal's id, `<candle id>/<model>`.
     pub fn id(&self) -> MessageId {
-        MessageId::from_parts(&[self.candle_id]).child(self.model)
+        MessageId::child_of(self.candle_id, self.model)
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod combine;
 pub mod profile;
+mod small_map;
 pub mod stage;
 pub mod worker;
 

@@ -27,6 +27,7 @@ use tradeflow_core::signal::{Action, CycleTag, Signal, SignalStatus, SignalView,
 
 use crate::combine::{Vote, combine};
 use crate::profile::Profile;
+use crate::small_map::{SmallMap, SmallSet};
 
 /// What arrived from one model for one candle.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,8 +52,8 @@ struct Join {
     low: f64,
     close: f64,
     first_seen_ms: i64,
-    answers: BTreeMap<String, Answer>,
-    decided: BTreeSet<String>,
+    answers: SmallMap<Answer>,
+    decided: SmallSet,
     /// The analysis cycle the join is for (absent from older checkpoints).
     #[serde(default)]
     cycle: Option<CycleTag>,
@@ -98,7 +99,7 @@ pub struct Output {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct State {
     /// Candle id → its join.
-    pending: BTreeMap<String, Join>,
+    pending: SmallMap<Join>,
     /// "symbol:interval" → open time of the newest candle decided by every profile.
     watermark: BTreeMap<String, i64>,
 }
@@ -211,13 +212,13 @@ impl EnsembleStage {
                 low: signal.low,
                 close: signal.close,
                 first_seen_ms: now_ms,
-                answers: BTreeMap::new(),
+                answers: SmallMap::default(),
                 // A cycle for some profiles: the others have nothing to decide.
                 decided: match signal.cycle {
                     Some(c) if !c.profiles.is_empty() => {
                         self.profiles.iter().filter(|p| !c.profiles.contains(&p.name)).map(|p| p.name.clone()).collect()
                     }
-                    _ => BTreeSet::new(),
+                    _ => SmallSet::default(),
                 },
                 cycle: signal.cycle.cloned(),
                 arrived: vec![0; self.profiles.len()],
@@ -419,7 +420,7 @@ fn decide(candle_id: &str, join: &mut Join, profile: &Profile, trigger: Trigger)
 /// per decision.
 fn joined<'a>(
     models: &'a BTreeMap<String, f64>,
-    answers: &'a BTreeMap<String, Answer>,
+    answers: &'a SmallMap<Answer>,
 ) -> impl Iterator<Item = (&'a String, f64, Option<&'a Answer>)> {
     let mut answers = answers.iter().peekable();
     models.iter().map(move |(model, weight)| {

@@ -81,10 +81,11 @@ impl ExecStage {
         let Some(cfg) = self.accounts.get(account) else {
             return Err(ExecError::UnknownAccount { account: account.into() });
         };
-        let book = self
-            .books
-            .entry(account.to_string())
-            .or_insert_with(|| PaperBook::new(&cfg.id, cfg.starting_balance, cfg.paper.clone()));
+        // The account's id is copied once, for its first message, not for every one.
+        if !self.books.contains_key(account) {
+            self.books.insert(account.to_string(), PaperBook::new(&cfg.id, cfg.starting_balance, cfg.paper.clone()));
+        }
+        let Some(book) = self.books.get_mut(account) else { unreachable!("the book was inserted above") };
         let last = book.last_seq();
         if msg.seq() <= last {
             return Ok(ExecOutput { events: Vec::new(), duplicate: true });
