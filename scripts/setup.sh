@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what tradeflow's run and tests need on a Debian machine, idempotently:
 # redis-server (7.0+) and redis-tools (redis-cli, redis-benchmark), PostgreSQL, wrk, chromium
-# and Prometheus (promtool for the alert rules' tests, prometheus for scripts/stack.sh).
+# and Prometheus (promtool for the alert rules' tests, prometheus and its Redis exporter for
+# scripts/stack.sh).
 # Nothing is started here: `tradeflow up` and every test start their own private redis-server
 # on a free loopback port.
 set -euo pipefail
@@ -24,6 +25,9 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # prometheus: promtool checks and unit-tests grafana/prometheus/alerts.yml (.ci/run), and
 # scripts/stack.sh runs the server over the same rules against the local processes.
 { command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; } || need+=(prometheus)
+# Redis's own memory, clients and availability for Prometheus (the "Redis memory near maxmemory"
+# alert); stack.sh runs it beside its redis-server, compose runs the same exporter's image.
+command -v prometheus-redis-exporter >/dev/null 2>&1 || need+=(prometheus-redis-exporter)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]} from Debian"
@@ -35,7 +39,7 @@ if [ ${#need[@]} -gt 0 ]; then
   # them; Prometheus would take port 9090): invoke-rc.d asks policy-rc.d, and 101 means "not
   # allowed". Only a policy-rc.d we put there is removed.
   policy=""
-  if [[ " ${need[*]} " == *" postgresql "* || " ${need[*]} " == *" prometheus "* ]] && [ ! -e /usr/sbin/policy-rc.d ]; then
+  if [[ " ${need[*]} " == *" postgresql "* || " ${need[*]} " == *" prometheus "* || " ${need[*]} " == *" prometheus-redis-exporter "* ]] && [ ! -e /usr/sbin/policy-rc.d ]; then
     policy=/usr/sbin/policy-rc.d
     printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
     $sudo chmod 755 "$policy"
