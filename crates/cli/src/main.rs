@@ -10,6 +10,7 @@ mod edge;
 mod hyperopt;
 mod indicators;
 mod news;
+mod process_metrics;
 mod progress;
 mod scheduler;
 mod stages;

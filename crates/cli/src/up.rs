@@ -103,6 +103,7 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
     worker::spawn_signal_handler(shutdown.clone())?;
     let registry = Registry::new();
     let bus_metrics = BusMetrics::register(&registry)?;
+    crate::process_metrics::register(&registry)?;
     worker::serve_metrics(args.metrics_listen, registry.clone(), shutdown.clone()).await?;
 
     let stages = shutdown.child_token();

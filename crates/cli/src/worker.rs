@@ -272,6 +272,7 @@ pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> 
     let bus = crate::connect(settings).await?;
     bus.init().await.context("cannot create the streams")?;
     let bus_metrics = BusMetrics::register(&registry)?;
+    crate::process_metrics::register(&registry)?;
     match cmd {
         WorkerCommand::Ingest(mut args) => {
             serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
