@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The compose topology as local processes, for machines that cannot pull images:
 #
-#   scripts/stack.sh up       private redis-server (+ its Prometheus exporter), one worker of
-#                             each kind (`tradeflow worker <kind>`, each with --metrics-listen on
+#   scripts/stack.sh up       private redis-server (+ its Prometheus exporter), a private
+#                             PostgreSQL cluster (the audit store), one worker of each kind (`tradeflow worker <kind>`, each with --metrics-listen on
 #                             a port of its own), the edge, and Debian's prometheus over
 #                             grafana/prometheus/prometheus.yml and alerts.yml with the local
 #                             targets; all on free loopback ports
@@ -10,9 +10,9 @@
 #   scripts/stack.sh stop KIND | start KIND    kill / start again one process (same port)
 #   scripts/stack.sh down     stops everything started and removes the state directory
 #
-# State (pids, ports, logs, Redis and Prometheus data, the SQLite audit store) lives in
-# $TRADEFLOW_STACK_DIR (default ./data/stack): `env` there has REDIS_URL, EDGE_URL and
-# PROMETHEUS_URL. Settings from the environment: TRADEFLOW_BIN (a tradeflow binary; default:
+# State (pids, ports, logs, the Redis, PostgreSQL and Prometheus data) lives in
+# $TRADEFLOW_STACK_DIR (default ./data/stack): `env` there has REDIS_URL, DATABASE_URL, EDGE_URL
+# and PROMETHEUS_URL (mode 0600: DATABASE_URL holds the generated password). Settings from the environment: TRADEFLOW_BIN (a tradeflow binary; default:
 # the release build, built if missing), TRADEFLOW_STACK_PACE (ingest's replay pace, default
 # x3600: one hourly demo bar a second, so ingest runs like a live feed for hours instead of
 # finishing in seconds and leaving the stage alert firing), TRADEFLOW_STACK_SCRAPE (scrape and
@@ -26,7 +26,7 @@ case "$state" in /*) ;; *) state=$root/$state ;; esac
 # The worker kinds, in start order (every consumer before the producer of the first stream).
 kinds=(audit exec risk ensemble inference ingest)
 # Every process, in start order; `down` stops them in reverse.
-procs=(redis redis-exporter "${kinds[@]}" edge prometheus)
+procs=(redis redis-exporter postgres "${kinds[@]}" edge prometheus)
 
 die() { echo "stack: $*" >&2; exit 1; }
 
@@ -46,7 +46,7 @@ alive() {
   local pid prog comm
   pid=$(pid_of "$1")
   [ -n "$pid" ] && [ -r "/proc/$pid/comm" ] || return 1
-  prog=$(grep -vxE 'env|[A-Z_]+=.*' "$state/cmd/$1" 2>/dev/null | head -n 1) || return 1
+  prog=$(grep -vxE 'env|setpriv|--[a-z-]+(=.*)?|[A-Z_]+=.*' "$state/cmd/$1" 2>/dev/null | head -n 1) || return 1
   prog=$(basename "$prog")
   comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
   [ "$comm" = "${prog:0:15}" ]
@@ -80,6 +80,32 @@ wait_for() {
   return 1
 }
 
+# PostgreSQL's server binaries: Debian keeps them off PATH, under /usr/lib/postgresql/<v>/bin.
+pg_bindir() {
+  local initdb
+  initdb=$(command -v initdb 2>/dev/null || compgen -G '/usr/lib/postgresql/*/bin/initdb' | sort -V | tail -n 1)
+  [ -n "$initdb" ] || die "PostgreSQL's initdb not found; run scripts/setup.sh"
+  # The directory of the real file: an initdb linked onto PATH has no pg_isready beside it.
+  dirname "$(readlink -f "$initdb")"
+}
+
+# initdb and postgres refuse to run as root: as root they run as the `postgres` system user
+# (the Debian package creates it), which then owns the cluster's directory.
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then
+    printf '%s\n' setpriv --reuid=postgres --regid=postgres --init-groups
+  fi
+}
+
+pg_ready() {
+  local bindir
+  bindir=$(pg_bindir)
+  "$bindir/pg_isready" -q -h 127.0.0.1 -p "$1" || return 1
+  [ -f "$state/postgres.created" ] && return 0
+  PGPASSWORD=$(cat "$state/postgres-password") "$bindir/createdb" -h 127.0.0.1 -p "$1" -U tradeflow tradeflow \
+    && touch "$state/postgres.created"
+}
+
 http_ok() { python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$1"; }
 
 # Ready when its port answers: the metrics endpoint, Redis's PING, Prometheus's readiness.
@@ -88,6 +114,8 @@ ready_check() {
   port=$(port_of "$name")
   case "$name" in
     redis) echo "redis-cli -h 127.0.0.1 -p $port ping | grep -q PONG" ;;
+    # Accepting connections, and the audit store's database made (once, at the first start).
+    postgres) echo "pg_ready $port" ;;
     prometheus) echo "http_ok http://127.0.0.1:$port/-/ready" ;;
     *) echo "http_ok http://127.0.0.1:$port/metrics" ;;
   esac
@@ -106,7 +134,8 @@ stop_one() {
   local name=$1 pid i
   alive "$name" || return 0
   pid=$(pid_of "$name")
-  kill -TERM "$pid" 2>/dev/null || true
+  # PostgreSQL's SIGTERM waits for its clients to leave; SIGINT is its fast shutdown.
+  if [ "$name" = postgres ]; then kill -INT "$pid" 2>/dev/null || true; else kill -TERM "$pid" 2>/dev/null || true; fi
   # Workers finish their in-flight batch on SIGTERM; give them time before SIGKILL.
   for ((i = 0; i < 100; i++)); do
     alive "$name" || break
@@ -175,33 +204,58 @@ for name in sys.argv[1:]:
     print(f"{name}={s.getsockname()[1]}")
 EOF
   local redis_url="redis://127.0.0.1:$(port_of redis)/"
-  local db="sqlite://$state/tradeflow.db"
-  # The edge signs its tokens with this; generated once per stack, readable by the owner only.
+  # The edge signs its tokens with the first; the audit store's user has the second. Generated
+  # per stack, readable by the owner only.
   (umask 077 && python3 -c 'import secrets; print(secrets.token_hex(32))' >"$state/jwt-secret")
-  {
+  (umask 077 && python3 -c 'import secrets; print(secrets.token_hex(16))' >"$state/postgres-password")
+  local db="postgres://tradeflow:$(cat "$state/postgres-password")@127.0.0.1:$(port_of postgres)/tradeflow"
+  # A private cluster: initdb once per stack, password authentication for its one user.
+  local bindir pg_as=()
+  bindir=$(pg_bindir)
+  mapfile -t pg_as < <(as_pg)
+  # The cluster's directory: in the state directory, or, as root, a private one of the
+  # postgres user's (the state directory's parents may be closed to it), named in pgdir so
+  # that `down` removes it.
+  local pg="$state/postgres"
+  if [ ${#pg_as[@]} -gt 0 ]; then
+    pg=$(mktemp -d "${TMPDIR:-/tmp}/tradeflow-stack-pg.XXXXXX")
+    chown postgres:postgres "$pg"
+  fi
+  echo "$pg" >"$state/pgdir"
+  mkdir -p "$pg"
+  (umask 077 && cp "$state/postgres-password" "$pg/pwfile")
+  [ ${#pg_as[@]} -eq 0 ] || chown postgres:postgres "$pg/pwfile"
+  "${pg_as[@]}" "$bindir/initdb" -D "$pg/data" -U tradeflow --pwfile="$pg/pwfile" \
+    -A scram-sha-256 -E UTF8 --locale=C >"$state/logs/initdb.log" 2>&1 \
+    || die "initdb failed: $(tail -n 5 "$state/logs/initdb.log")"
+  rm -f "$pg/pwfile"
+  (umask 077 && {
     echo "REDIS_URL=$redis_url"
     echo "DATABASE_URL=$db"
     echo "EDGE_URL=http://127.0.0.1:$(port_of edge)"
     echo "PROMETHEUS_URL=http://127.0.0.1:$(port_of prometheus)"
-  } >"$state/env"
+  } >"$state/env")
 
   # `env` puts each process's settings on its command line, so `start` repeats them exactly.
   command_for redis redis-server --bind 127.0.0.1 --port "$(port_of redis)" --dir "$state/redis" \
     --appendonly yes --save "" --protected-mode yes
   command_for redis-exporter prometheus-redis-exporter --redis.addr "$redis_url" \
     --web.listen-address "127.0.0.1:$(port_of redis-exporter)"
+  command_for postgres "${pg_as[@]}" "$bindir/postgres" -D "$pg/data" -p "$(port_of postgres)" \
+    -k "$pg" -c listen_addresses=127.0.0.1
+  # Secrets travel in the environment (private to the process once `env` has exec'd it), not
+  # on command lines anyone can list.
   local kind extra
   for kind in "${kinds[@]}"; do
     extra=()
     case "$kind" in
       ingest) extra=(--pace "${TRADEFLOW_STACK_PACE:-x3600}") ;;
-      audit) extra=(--database-url "$db") ;;
     esac
-    command_for "$kind" env REDIS_URL="$redis_url" "$bin" worker "$kind" \
+    command_for "$kind" env REDIS_URL="$redis_url" DATABASE_URL="$db" "$bin" worker "$kind" \
       --metrics-listen "127.0.0.1:$(port_of "$kind")" "${extra[@]}"
   done
-  command_for edge env REDIS_URL="$redis_url" TRADEFLOW_JWT_SECRET="$(cat "$state/jwt-secret")" "$bin" edge \
-    --listen "127.0.0.1:$(port_of edge)" --database-url "$db"
+  command_for edge env REDIS_URL="$redis_url" DATABASE_URL="$db" TRADEFLOW_JWT_SECRET="$(cat "$state/jwt-secret")" \
+    "$bin" edge --listen "127.0.0.1:$(port_of edge)"
   prometheus_config >"$state/prometheus.yml" || die "cannot write the Prometheus configuration"
   promtool check config "$state/prometheus.yml" >/dev/null \
     || die "the generated $state/prometheus.yml is invalid: $(promtool check config "$state/prometheus.yml" 2>&1 | tail -n 3)"
@@ -228,6 +282,10 @@ down_all() {
   for ((i = ${#procs[@]} - 1; i >= 0; i--)); do
     stop_one "${procs[i]}"
   done
+  local pg
+  pg=$(cat "$state/pgdir" 2>/dev/null || true)
+  # Only the cluster directory up() made (its own, or mktemp's pattern), never another path.
+  case "$pg" in "$state/postgres" | */tradeflow-stack-pg.*) rm -rf "$pg" ;; esac
   rm -rf "$state"
 }
 
