@@ -206,8 +206,12 @@ price = {{ input_per_mtok_usd = 3.0, output_per_mtok_usd = 15.0 }}
 
 
 def exercise_edge(edge):
-    """Requests that every edge panel has a series for: successes, a 401 (no token) and a 404."""
-    for path in ["/api/v1/health", "/api/v1/trading/status", "/api/v1/no-such-route", "/metrics"]:
+    """Requests that every edge panel has a series for: successes, a 401 (no token) and a 404.
+    /health is also docker-compose.yml's health check of the edge: it must answer 200."""
+    status, body = get(edge + "/health")
+    if status != 200:
+        fail(f"GET {edge}/health (the compose health check) answered {status}: {body[:200]!r}")
+    for path in ["/health", "/api/v1/trading/status", "/api/v1/no-such-route", "/metrics"]:
         for _ in range(3):
             get(edge + path)
 
