@@ -299,6 +299,13 @@ def main():
         restarted = time.monotonic()
         wait(f"{ALERT}{{job=risk}} resolved", 30, lambda: alert_state(prom, "risk") == "inactive", 0.2)
         log(f"{ALERT}{{job=risk}} resolved {time.monotonic() - restarted:.1f} s after the restart")
+
+        # `stop` ends one process; `status` then says so and exits non-zero.
+        stack(env, "stop", "edge")
+        st = stack(env, "status", check=False)
+        if st.returncode == 0 or not re.search(r"(?m)^edge\s+-\s+\d+\s+stopped$", st.stdout):
+            fail(f"status after `stop edge` (exit {st.returncode}):\n{st.stdout}{st.stderr}")
+        log("stack.sh stop edge: status shows it stopped")
     finally:
         pids = [int(p.read_text()) for p in (state / "pids").glob("*")] if (state / "pids").is_dir() else []
         down = stack(env, "down", check=False)
