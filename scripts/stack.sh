@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The compose topology as local processes, for machines that cannot pull images:
 #
-#   scripts/stack.sh up       private redis-server (+ its Prometheus exporter), a private
-#                             PostgreSQL cluster (the audit store), one worker of each kind (`tradeflow worker <kind>`, each with --metrics-listen on
-#                             a port of its own), the edge, and Debian's prometheus over
+#   scripts/stack.sh up       a private redis-server (+ its Prometheus exporter), a private
+#                             PostgreSQL cluster (the audit store), one worker of each kind
+#                             (`tradeflow worker <kind>`, each with --metrics-listen on a port
+#                             of its own), the edge, and Debian's prometheus over
 #                             grafana/prometheus/prometheus.yml and alerts.yml with the local
 #                             targets; all on free loopback ports
 #   scripts/stack.sh status   each process, its pid, port and state; Prometheus's targets
@@ -11,13 +12,15 @@
 #   scripts/stack.sh down     stops everything started and removes the state directory
 #
 # State (pids, ports, logs, the Redis, PostgreSQL and Prometheus data) lives in
-# $TRADEFLOW_STACK_DIR (default ./data/stack): `env` there has REDIS_URL, DATABASE_URL, EDGE_URL
-# and PROMETHEUS_URL (mode 0600: DATABASE_URL holds the generated password). Settings from the environment: TRADEFLOW_BIN (a tradeflow binary; default:
-# the release build, built if missing), TRADEFLOW_STACK_PACE (ingest's replay pace, default
-# x3600: one hourly demo bar a second, so ingest runs like a live feed for hours instead of
-# finishing in seconds and leaving the stage alert firing), TRADEFLOW_STACK_SCRAPE (scrape and
-# rule evaluation interval, default the file's), TRADEFLOW_STACK_RULES (an alert rules file
-# instead of alerts.yml; the stack test shortens `for` windows with it).
+# $TRADEFLOW_STACK_DIR (default ./data/stack): `env` there has REDIS_URL, DATABASE_URL,
+# EDGE_URL and PROMETHEUS_URL (mode 0600: DATABASE_URL holds the generated password).
+# Settings from the environment: TRADEFLOW_BIN (a tradeflow binary; default: the release
+# build, built if missing), TRADEFLOW_STACK_PACE (ingest's replay pace, default x3600: one
+# hourly demo bar a second, so ingest runs like a live feed for hours instead of finishing in
+# seconds and leaving the stage alert firing), TRADEFLOW_STACK_SCRAPE (scrape and rule
+# evaluation interval, default the file's), TRADEFLOW_STACK_RULES (an alert rules file instead
+# of alerts.yml; the stack test shortens `for` windows with it). Every process inherits the
+# caller's environment (TRADEFLOW_LOG, TRADEFLOW_LOG_FORMAT, TRADEFLOW_LLM_CONFIG, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
