@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what tradeflow's run and tests need on a Debian machine, idempotently:
-# redis-server (7.0+) and redis-tools (redis-cli, redis-benchmark), PostgreSQL, wrk and chromium.
+# redis-server (7.0+) and redis-tools (redis-cli, redis-benchmark), PostgreSQL, wrk, chromium
+# and Prometheus (promtool for the alert rules' tests, prometheus and its Redis exporter for
+# scripts/stack.sh).
 # Nothing is started here: `tradeflow up` and every test start their own private redis-server
 # on a free loopback port.
 set -euo pipefail
@@ -20,6 +22,12 @@ pg_initdb >/dev/null || need+=(postgresql)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 # chromium: the backtest report test renders report.html headless (screenshot and DOM).
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# prometheus: promtool checks and unit-tests grafana/prometheus/alerts.yml (.ci/run), and
+# scripts/stack.sh runs the server over the same rules against the local processes.
+{ command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; } || need+=(prometheus)
+# Redis's own memory, clients and availability for Prometheus (the "Redis memory near maxmemory"
+# alert); stack.sh runs it beside its redis-server, compose runs the same exporter's image.
+command -v prometheus-redis-exporter >/dev/null 2>&1 || need+=(prometheus-redis-exporter)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]} from Debian"
@@ -27,10 +35,11 @@ if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
-  # Keep the package from starting the system PostgreSQL (tests never use it): invoke-rc.d
-  # asks policy-rc.d, and 101 means "not allowed". Only a policy-rc.d we put there is removed.
+  # Keep the packages from starting the system PostgreSQL and Prometheus (tests never use
+  # them; Prometheus would take port 9090): invoke-rc.d asks policy-rc.d, and 101 means "not
+  # allowed". Only a policy-rc.d we put there is removed.
   policy=""
-  if [[ " ${need[*]} " == *" postgresql "* ]] && [ ! -e /usr/sbin/policy-rc.d ]; then
+  if [[ " ${need[*]} " == *" postgresql "* || " ${need[*]} " == *" prometheus "* || " ${need[*]} " == *" prometheus-redis-exporter "* ]] && [ ! -e /usr/sbin/policy-rc.d ]; then
     policy=/usr/sbin/policy-rc.d
     printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
     $sudo chmod 755 "$policy"
@@ -60,4 +69,5 @@ if ! python3 -c 'import openapi_spec_validator' >/dev/null 2>&1; then
 fi
 
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install Rust (rustup) first" >&2; exit 1; }
-echo "setup: redis-server $major.$minor, PostgreSQL $pg_version and cargo $(cargo --version | cut -d' ' -f2) ready"
+prom_version=$(promtool --version 2>&1 | sed -nE 's/^promtool, version ([0-9.]+).*/\1/p')
+echo "setup: redis-server $major.$minor, PostgreSQL $pg_version, Prometheus $prom_version and cargo $(cargo --version | cut -d' ' -f2) ready"

@@ -191,9 +191,11 @@ pub async fn run(settings: &Settings, args: EdgeArgs) -> anyhow::Result<()> {
     worker::spawn_signal_handler(stop.clone())?;
     let control = stages::follow_control(&bus, stop.clone());
     let secret = secret_from_env(&config);
+    let registry = Registry::new();
+    crate::process_metrics::register(&registry)?;
     let parts = EdgeParts {
         bus,
-        registry: Registry::new(),
+        registry,
         store,
         pipeline: Pipeline {
             profiles,

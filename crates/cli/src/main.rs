@@ -9,7 +9,9 @@ mod config;
 mod edge;
 mod hyperopt;
 mod indicators;
+mod json_log;
 mod news;
+mod process_metrics;
 mod progress;
 mod scheduler;
 mod stages;
@@ -88,13 +90,20 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TRADEFLOW_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TRADEFLOW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    match json_log::wants_json() {
+        Ok(true) => {
+            use tracing_subscriber::layer::SubscriberExt;
+            use tracing_subscriber::util::SubscriberInitExt;
+            tracing_subscriber::registry().with(filter).with(json_log::JsonLayer::new(std::io::stderr)).init();
+        }
+        Ok(false) => tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).init(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    }
     let cli = Cli::parse();
     if matches!(cli.command, Command::Backtest(_) | Command::Hyperopt(_) | Command::Indicators(_)) {
         // Offline commands that print reports: `tradeflow backtest --json | head` should end

@@ -103,6 +103,11 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
     worker::spawn_signal_handler(shutdown.clone())?;
     let registry = Registry::new();
     let bus_metrics = BusMetrics::register(&registry)?;
+    crate::process_metrics::register(&registry)?;
+    // Every stage's bus counters from 0, as each worker does alone.
+    for group in ["inference", "ensemble", "risk", "exec", "audit"] {
+        worker::start_bus_counters(&bus, &bus_metrics, group);
+    }
     worker::serve_metrics(args.metrics_listen, registry.clone(), shutdown.clone()).await?;
 
     let stages = shutdown.child_token();

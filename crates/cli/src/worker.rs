@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tradeflow_bus::{BusMetrics, Consumer, Producer};
 use tradeflow_core::control::ControlState;
-use tradeflow_core::market::Interval;
+use tradeflow_core::market::{Interval, RefusalKind};
 use tradeflow_ensemble::Profile;
 use tradeflow_ensemble::profile::parse_profiles;
 use tradeflow_ensemble::worker::{EnsembleFactory, EnsembleMetrics};
@@ -272,6 +272,7 @@ pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> 
     let bus = crate::connect(settings).await?;
     bus.init().await.context("cannot create the streams")?;
     let bus_metrics = BusMetrics::register(&registry)?;
+    crate::process_metrics::register(&registry)?;
     match cmd {
         WorkerCommand::Ingest(mut args) => {
             serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
@@ -284,6 +285,22 @@ pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> 
                 ingest_setup(&args.replays, args.interval, args.pace, args.passes, &args.aggregates)?;
             let producer = Producer::new(bus, "ingest").with_metrics(bus_metrics);
             let metrics = IngestMetrics::register(&registry)?;
+            // Refusals by reason from 0 (see start_bus_counters), under this run's source.
+            let source = if args.synthetic.is_some() {
+                "synthetic"
+            } else if args.binance.is_empty() {
+                config.source.as_str()
+            } else {
+                tradeflow_ingest::binance::SOURCE
+            };
+            for kind in [
+                RefusalKind::Malformed,
+                RefusalKind::InvalidBar,
+                RefusalKind::TimeBackwards,
+                RefusalKind::ConflictingDuplicate,
+            ] {
+                metrics.refused.with_label_values(&[source, kind.as_str()]);
+            }
             let report = if let Some(symbols) = args.synthetic {
                 let interval_ms = args.interval.millis();
                 let now = tradeflow_core::time::now_ms();
@@ -342,9 +359,14 @@ pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> 
         WorkerCommand::Ensemble(args) => {
             serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
             let metrics = EnsembleMetrics::register(&registry)?;
+            start_bus_counters(&bus, &bus_metrics, "ensemble");
             let control = stages::follow_control(&bus, shutdown.clone());
             let build = || {
                 let profiles = load_profiles(args.profiles.as_deref())?;
+                // Late signals of every model a profile waits for, from 0 (see start_bus_counters).
+                for model in profiles.iter().flat_map(|p| p.models.keys()) {
+                    metrics.late.with_label_values(&[model.as_str()]);
+                }
                 ensemble_consumer(&bus, metrics.clone(), &bus_metrics, profiles, args.member_name.clone())
             };
             stages::run_reloadable("ensemble", build, control, shutdown).await
@@ -352,6 +374,7 @@ pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> 
         WorkerCommand::Risk(args) => {
             serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
             let metrics = RiskMetrics::register(&registry)?;
+            start_bus_counters(&bus, &bus_metrics, "risk");
             let control = stages::follow_control(&bus, shutdown.clone());
             let stage_control = control.clone();
             let build = || {
@@ -365,6 +388,7 @@ pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> 
         WorkerCommand::Exec(args) => {
             serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
             let metrics = ExecMetrics::register(&registry)?;
+            start_bus_counters(&bus, &bus_metrics, "exec");
             let control = stages::follow_control(&bus, shutdown.clone());
             let build = || {
                 let profiles = load_profiles(args.profiles.as_deref())?;
@@ -379,6 +403,7 @@ pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> 
         }
         WorkerCommand::Audit(args) => {
             serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
+            start_bus_counters(&bus, &bus_metrics, "audit");
             let store = stages::audit_store(&args.database_url).await?;
             eprintln!("audit: writing to {} ({})", tradeflow_audit::redact_url(&args.database_url), store.backend());
             stages::run_audit(&bus, &registry, &bus_metrics, store, args.member_name, shutdown).await
@@ -425,18 +450,45 @@ pub(crate) fn inference_consumer(
     let config = inference_config(models, llm_config, registry)?;
     eprintln!("inference: {}", config.describe());
     let producer = Producer::new(bus.clone(), "inference").with_metrics(bus_metrics.clone());
-    let factory = InferenceFactory {
-        config: Arc::new(config),
-        producer,
-        metrics: InferenceMetrics::register(registry)?,
-        control,
-    };
+    let metrics = InferenceMetrics::register(registry)?;
+    for model in models.iter().map(String::as_str).chain(config.analysts.iter().map(|a| a.name())) {
+        metrics.errors.with_label_values(&[model]);
+    }
+    start_bus_counters(bus, bus_metrics, "inference");
+    let factory = InferenceFactory { config: Arc::new(config), producer, metrics, control };
     let mut consumer =
         Consumer::new(bus.clone(), "md.candles", "inference", "inference", factory)?.with_metrics(bus_metrics.clone());
     if let Some(name) = member_name {
         consumer = consumer.with_member_name(name);
     }
     Ok(consumer)
+}
+
+/// Every bus counter of `group` on each stream it reads, and each dead-letter reason, at 0
+/// before its first event. A counter series that first appears at 1 shows no increase, so the
+/// alert rules (grafana/prometheus/alerts.yml: dead letters, restarts, lease losses, Redis
+/// errors) would miss the first event, and the dashboards' panels would have no series until
+/// something went wrong.
+pub(crate) fn start_bus_counters(bus: &tradeflow_bus::Bus, metrics: &BusMetrics, group: &str) {
+    use tradeflow_bus::dlq::DeadLetterReason;
+    for stream in bus.topology().streams_read_by(group) {
+        let labels = [stream, group];
+        for counter in [
+            &metrics.read,
+            &metrics.acked,
+            &metrics.retried,
+            &metrics.trimmed,
+            &metrics.claimed,
+            &metrics.lease_losses,
+            &metrics.redis_errors,
+            &metrics.partition_restarts,
+        ] {
+            counter.with_label_values(&labels);
+        }
+        for reason in [DeadLetterReason::DecodeError, DeadLetterReason::MaxDeliveries, DeadLetterReason::Rejected] {
+            metrics.dead_lettered.with_label_values(&[stream, group, reason.as_str()]);
+        }
+    }
 }
 
 /// The rule models and the LLM analysts, every problem reported at once (built by the

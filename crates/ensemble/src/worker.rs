@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus::{IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use tracing::warn;
 use tradeflow_bus::envelope::DecodeError;
 use tradeflow_bus::{Delivery, EnvelopeRef, HandlerFactory, Outcome, Outgoing, Producer, StageHandler, StageLogic};
@@ -32,6 +32,9 @@ pub const AUDIT: &str = "audit.events";
 pub struct EnsembleMetrics {
     pub decisions: IntCounterVec,
     pub late: IntCounterVec,
+    /// Confidence of each decision, by profile and action (hold included): how sure the
+    /// ensemble is when it trades, and how often it is sure enough to.
+    pub confidence: HistogramVec,
 }
 
 impl EnsembleMetrics {
@@ -47,9 +50,18 @@ impl EnsembleMetrics {
             ),
             &["model"],
         )?;
+        let confidence = HistogramVec::new(
+            HistogramOpts::new(
+                "tradeflow_ensemble_decision_confidence",
+                "Confidence of each decision (0..1), by profile and action.",
+            )
+            .buckets(prometheus::linear_buckets(0.1, 0.1, 10)?),
+            &["profile", "action"],
+        )?;
         registry.register(Box::new(decisions.clone()))?;
         registry.register(Box::new(late.clone()))?;
-        Ok(Self { decisions, late })
+        registry.register(Box::new(confidence.clone()))?;
+        Ok(Self { decisions, late, confidence })
     }
 }
 
@@ -88,6 +100,7 @@ impl EnsembleHandler {
         for d in decisions {
             let trigger = format!("{:?}", d.trigger).to_lowercase();
             self.metrics.decisions.with_label_values(&[d.profile.as_str(), d.action.as_str(), trigger.as_str()]).inc();
+            self.metrics.confidence.with_label_values(&[d.profile.as_str(), d.action.as_str()]).observe(d.confidence);
         }
         for l in late {
             warn!(signal = %l.signal_id, "late signal recorded");

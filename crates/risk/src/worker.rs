@@ -7,10 +7,11 @@
 //! from its checkpoint, so the batch sends the same messages with the same sequence numbers
 //! again (and the executor ignores numbers it has applied).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus::{IntCounterVec, Opts, Registry};
+use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
 use tokio::sync::watch;
 use tradeflow_bus::envelope::DecodeError;
 use tradeflow_bus::keys::partition_of;
@@ -39,7 +40,36 @@ pub struct RiskMetrics {
     pub rejections: IntCounterVec,
     /// By account and kind (circuit_breaker, cooldown, emergency_stop, reset).
     pub alerts: IntCounterVec,
+    /// Per account, as risk's book holds it after each batch (exact for paper accounts, the
+    /// last exchange report for exchange accounts): `tradeflow_risk_account_*` by `figure`
+    /// (equity, balance, unrealized_pnl, realized_pnl, margin_used, all in quote), open
+    /// positions, drawdown from the peak and circuit-breaker state.
+    pub account: AccountGauges,
 }
+
+/// The account figures of [`RiskMetrics`], labelled by account only (bounded by the accounts
+/// file).
+#[derive(Clone)]
+pub struct AccountGauges {
+    /// `tradeflow_risk_account_quote{account,figure}`.
+    pub quote: GaugeVec,
+    /// `tradeflow_risk_open_positions{account}`.
+    pub open_positions: GaugeVec,
+    /// `tradeflow_risk_drawdown_ratio{account}`: 1 - equity / peak equity, 0..1.
+    pub drawdown: GaugeVec,
+    /// `tradeflow_risk_circuit_breaker_tripped{account}`: 1 while the account is halted by its
+    /// drawdown circuit breaker (until reset), else 0.
+    pub halted: GaugeVec,
+}
+
+/// The `figure` label values of `tradeflow_risk_account_quote`.
+const FIGURES: [&str; 5] = ["equity", "balance", "unrealized_pnl", "realized_pnl", "margin_used"];
+/// Outcomes and alert kinds every account starts at 0, so that the first of each shows as an
+/// increase (a counter first seen at 1 has no increase to alert on) and panels have a series.
+const OUTCOMES: [&str; 3] = ["order", "rejected", "mark"];
+const ALERT_KINDS: [&str; 4] = ["circuit_breaker", "cooldown", "emergency_stop", "reset"];
+/// The refusals the alert rules watch (grafana/prometheus/alerts.yml), likewise from 0.
+const WATCHED_REFUSALS: [&str; 2] = ["daily_loss_limit", "halted"];
 
 impl RiskMetrics {
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
@@ -58,7 +88,46 @@ impl RiskMetrics {
         for m in [&messages, &rejections, &alerts] {
             registry.register(Box::new(m.clone()))?;
         }
-        Ok(Self { messages, rejections, alerts })
+        let gauge = |name: &str, help: &str, labels: &[&str]| -> Result<GaugeVec, prometheus::Error> {
+            let g = GaugeVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let account = AccountGauges {
+            quote: gauge(
+                "tradeflow_risk_account_quote",
+                "Account figures in quote currency as risk holds them, by account and figure (equity, balance, unrealized_pnl, realized_pnl, margin_used).",
+                &["account", "figure"],
+            )?,
+            open_positions: gauge("tradeflow_risk_open_positions", "Open positions, by account.", &["account"])?,
+            drawdown: gauge(
+                "tradeflow_risk_drawdown_ratio",
+                "Drawdown of equity from its peak (0..1), by account; the peak is the highest of the starting balance and the equity this worker has seen.",
+                &["account"],
+            )?,
+            halted: gauge(
+                "tradeflow_risk_circuit_breaker_tripped",
+                "1 while the account's drawdown circuit breaker holds it halted (until reset), else 0.",
+                &["account"],
+            )?,
+        };
+        Ok(Self { messages, rejections, alerts, account })
+    }
+
+    /// Every labelled series of `accounts` at 0, before their first message.
+    fn start(&self, accounts: &[AccountConfig]) {
+        for a in accounts {
+            let id = a.id.as_str();
+            for outcome in OUTCOMES {
+                self.messages.with_label_values(&[id, outcome]);
+            }
+            for kind in ALERT_KINDS {
+                self.alerts.with_label_values(&[id, kind]);
+            }
+            for reason in WATCHED_REFUSALS {
+                self.rejections.with_label_values(&[id, reason]);
+            }
+        }
     }
 }
 
@@ -68,9 +137,29 @@ pub struct RiskHandler {
     producer: Producer,
     metrics: RiskMetrics,
     control: watch::Receiver<ControlState>,
+    /// The accounts of this partition and the highest equity seen for each (from the starting
+    /// balance), for the drawdown gauge. The stage keeps its own peak for the circuit breaker;
+    /// this one restarts when a worker takes the partition over.
+    peaks: BTreeMap<String, f64>,
 }
 
 impl RiskHandler {
+    /// The account gauges, from the stage's books after a batch or tick.
+    fn observe(&mut self) {
+        let gauges = &self.metrics.account;
+        for (id, peak) in self.peaks.iter_mut() {
+            let (Some(view), Some(book)) = (self.stage.view(id), self.stage.book(id)) else { continue };
+            let figures = [view.equity, view.balance, book.unrealized_pnl(), book.realized_pnl(), book.margin_used()];
+            for (figure, value) in FIGURES.iter().zip(figures) {
+                gauges.quote.with_label_values(&[id.as_str(), figure]).set(value);
+            }
+            gauges.open_positions.with_label_values(&[id.as_str()]).set(view.open_positions as f64);
+            *peak = peak.max(view.equity);
+            let drawdown = if *peak > 0.0 { ((*peak - view.equity) / *peak).max(0.0) } else { 0.0 };
+            gauges.drawdown.with_label_values(&[id.as_str()]).set(drawdown);
+            gauges.halted.with_label_values(&[id.as_str()]).set(if view.halted { 1.0 } else { 0.0 });
+        }
+    }
     /// Encodes a batch's (or tick's) output.
     fn prepare(&self, out: &RiskOutput) -> Result<Vec<Outgoing>, String> {
         let mut batch: Vec<Outgoing> = Vec::with_capacity(out.messages.len() + out.alerts.len());
@@ -153,6 +242,7 @@ impl StageLogic for RiskHandler {
         }
         let prepared = self.prepare(&out)?;
         self.count(&out);
+        self.observe();
         Ok((prepared, vec![Outcome::Done; batch.len()]))
     }
 
@@ -168,12 +258,31 @@ impl StageLogic for RiskHandler {
     async fn on_tick(&mut self) -> Result<Option<Vec<Outgoing>>, String> {
         let control = self.control.borrow().clone();
         let out = self.stage.on_control(&control, now_ms());
+        // Also puts back the gauges a dropped handler of this partition removed (see Drop).
+        self.observe();
         if out.messages.is_empty() && out.alerts.is_empty() {
             return Ok(None);
         }
         let prepared = self.prepare(&out)?;
         self.count(&out);
         Ok(Some(prepared))
+    }
+}
+
+/// A partition this worker no longer holds (lease lost, released, restarted) takes its
+/// accounts' gauges with it: the member that holds it now reports them, and a stale copy here
+/// would double them in sums and hide changes in max().
+impl Drop for RiskHandler {
+    fn drop(&mut self) {
+        let gauges = &self.metrics.account;
+        for id in self.peaks.keys() {
+            for figure in FIGURES {
+                let _ = gauges.quote.remove_label_values(&[id.as_str(), figure]);
+            }
+            for g in [&gauges.open_positions, &gauges.drawdown, &gauges.halted] {
+                let _ = g.remove_label_values(&[id.as_str()]);
+            }
+        }
     }
 }
 
@@ -195,15 +304,20 @@ impl HandlerFactory for RiskFactory {
         let mine: Vec<AccountConfig> =
             self.accounts.iter().filter(|a| partition_of(&a.profile, self.partitions) == partition).cloned().collect();
         let mine = Arc::new(mine);
+        self.metrics.start(&mine);
+        let peaks = mine.iter().map(|a| (a.id.clone(), a.starting_balance)).collect();
         let stage = match restored {
             Some(bytes) => RiskStage::restore(mine, bytes)?,
             None => RiskStage::new(mine),
         };
-        Ok(StageHandler::new(RiskHandler {
+        let mut handler = RiskHandler {
             stage,
             producer: self.producer.clone(),
             metrics: self.metrics.clone(),
             control: self.control.clone(),
-        }))
+            peaks,
+        };
+        handler.observe();
+        Ok(StageHandler::new(handler))
     }
 }
