@@ -261,46 +261,32 @@ impl SignalView<'_> {
     }
 }
 
-impl<'a> From<&'a Signal> for SignalView<'a> {
-    fn from(s: &'a Signal) -> Self {
-        Self {
-            candle_id: &s.candle_id,
-            symbol: &s.symbol,
-            interval: s.interval,
-            open_time: s.open_time,
-            open: s.open,
-            high: s.high,
-            low: s.low,
-            close: s.close,
-            model: &s.model,
-            action: s.action,
-            confidence: s.confidence,
-            stop_loss: s.stop_loss,
-            take_profit: s.take_profit,
-            status: &s.status,
-            cycle: s.cycle.as_ref(),
+/// `From` a message that has a signal's fields under their names (a [`Signal`], a
+/// [`SignalVote`]): one list of the fields for both.
+macro_rules! view_from {
+    ($($message:ty),+) => {$(
+        impl<'a> From<&'a $message> for SignalView<'a> {
+            fn from(s: &'a $message) -> Self {
+                Self {
+                    candle_id: &s.candle_id,
+                    symbol: &s.symbol,
+                    interval: s.interval,
+                    open_time: s.open_time,
+                    open: s.open,
+                    high: s.high,
+                    low: s.low,
+                    close: s.close,
+                    model: &s.model,
+                    action: s.action,
+                    confidence: s.confidence,
+                    stop_loss: s.stop_loss,
+                    take_profit: s.take_profit,
+                    status: &s.status,
+                    cycle: s.cycle.as_ref(),
+                }
+            }
         }
-    }
+    )+};
 }
 
-impl<'a> From<&'a SignalVote> for SignalView<'a> {
-    fn from(s: &'a SignalVote) -> Self {
-        Self {
-            candle_id: &s.candle_id,
-            symbol: &s.symbol,
-            interval: s.interval,
-            open_time: s.open_time,
-            open: s.open,
-            high: s.high,
-            low: s.low,
-            close: s.close,
-            model: &s.model,
-            action: s.action,
-            confidence: s.confidence,
-            stop_loss: s.stop_loss,
-            take_profit: s.take_profit,
-            status: &s.status,
-            cycle: s.cycle.as_ref(),
-        }
-    }
-}
+view_from!(Signal, SignalVote);

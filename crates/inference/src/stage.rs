@@ -379,13 +379,7 @@ impl InferenceStage {
     pub fn on_candle_votes<'c>(&mut self, candle: &'c Candle) -> Result<Votes<'c>, Skip> {
         let (row, _, prev, sma_cross) = self.advance(candle, false)?;
         let candle_id = candle.id().into_string();
-        let at = At {
-            candle_id: &candle_id,
-            symbol: &candle.symbol,
-            interval: candle.interval,
-            bar: &candle.bar,
-            row: &row,
-        };
+        let at = At::candle(candle, &candle_id, &row);
         let votes = rule_votes(&self.config, &at, &prev, sma_cross);
         Ok(Votes { candle, candle_id, votes })
     }
@@ -395,13 +389,7 @@ impl InferenceStage {
         let (row, market, prev, sma_cross) = self.advance(candle, true)?;
         // Formatted once: it was formatted again for each model's signal.
         let candle_id = candle.id().into_string();
-        let at = At {
-            candle_id: &candle_id,
-            symbol: &candle.symbol,
-            interval: candle.interval,
-            bar: &candle.bar,
-            row: &row,
-        };
+        let at = At::candle(candle, &candle_id, &row);
         let out = rule_signals(&self.config, &at, &prev, &market, sma_cross);
         Ok((out, market, row))
     }
@@ -533,6 +521,13 @@ struct At<'a> {
     interval: Interval,
     bar: &'a Bar,
     row: &'a IndicatorRow,
+}
+
+impl<'a> At<'a> {
+    /// `candle` itself (id `candle_id`), with its indicators `row`.
+    fn candle(candle: &'a Candle, candle_id: &'a str, row: &'a IndicatorRow) -> Self {
+        Self { candle_id, symbol: &candle.symbol, interval: candle.interval, bar: &candle.bar, row }
+    }
 }
 
 /// What one rule model answers about a candle: the decisive part (action, confidence, exits)
