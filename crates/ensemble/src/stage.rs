@@ -70,7 +70,7 @@ impl Join {
         if self.arrived.len() != profiles.len() {
             let answers = &self.answers;
             self.arrived =
-                profiles.iter().map(|p| p.models.keys().filter(|m| answers.contains_key(*m)).count()).collect();
+                profiles.iter().map(|p| p.models.keys().filter(|m| answers.contains_key(m)).count()).collect();
         }
         self.arrived[i]
     }
