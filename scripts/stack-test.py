@@ -154,7 +154,11 @@ HOLD = '{"action": "hold", "confidence": 0.3, "reasoning": "Waiting.", "stop_los
 
 
 class FakeLlm(http.server.BaseHTTPRequestHandler):
-    """An OpenAI-style chat completions endpoint answering every request with HOLD."""
+    """An OpenAI-style chat completions endpoint answering every request with HOLD: the
+    response shape of POST /v1/chat/completions (`id`, `object: chat.completion`,
+    `choices[].message.content`, `finish_reason`, `usage.prompt_tokens/completion_tokens/
+    total_tokens`) as OpenAI's API reference documents it, followed as of 2026-12-06 (the date
+    the other fakes of the repository name)."""
 
     def do_POST(self):
         self.rfile.read(int(self.headers.get("content-length") or 0))
