@@ -276,7 +276,10 @@ EOF
     fi
   done
   echo "stack: up in $state"
-  cat "$state/env"
+  # The addresses, the database password masked: it stays in the 0600 env file, not on a
+  # terminal or in a CI log.
+  sed -E 's#^(DATABASE_URL=[^:]+://[^:]+:)[^@]*@#\1***@#' "$state/env"
+  echo "(DATABASE_URL with its password: $state/env)"
 }
 
 down_all() {
