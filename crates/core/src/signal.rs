@@ -212,22 +212,29 @@ impl Payload for SignalVote {
 
 impl From<&Signal> for SignalVote {
     fn from(s: &Signal) -> Self {
+        SignalView::from(s).into()
+    }
+}
+
+impl From<SignalView<'_>> for SignalVote {
+    /// An owned copy of what the view shows.
+    fn from(v: SignalView<'_>) -> Self {
         SignalVote {
-            candle_id: s.candle_id.clone(),
-            symbol: s.symbol.clone(),
-            interval: s.interval,
-            open_time: s.open_time,
-            open: s.open,
-            high: s.high,
-            low: s.low,
-            close: s.close,
-            model: s.model.clone(),
-            action: s.action,
-            confidence: s.confidence,
-            stop_loss: s.stop_loss,
-            take_profit: s.take_profit,
-            status: s.status.clone(),
-            cycle: s.cycle.clone(),
+            candle_id: v.candle_id.to_string(),
+            symbol: v.symbol.to_string(),
+            interval: v.interval,
+            open_time: v.open_time,
+            open: v.open,
+            high: v.high,
+            low: v.low,
+            close: v.close,
+            model: v.model.to_string(),
+            action: v.action,
+            confidence: v.confidence,
+            stop_loss: v.stop_loss,
+            take_profit: v.take_profit,
+            status: v.status.clone(),
+            cycle: v.cycle.cloned(),
         }
     }
 }
