@@ -125,7 +125,10 @@ impl Engine {
     /// Every row of `timeline` in the date range, then the deadlines still pending at the end.
     pub fn run(&mut self, timeline: &Timeline, feeds: &[CsvFeed], sink: &mut impl Sink) -> Result<(), BacktestError> {
         let (from, to) = self.range;
-        for step in timeline.iter() {
+        for (n, step) in timeline.iter().enumerate() {
+            if n % crate::sink::CHECK_EVERY == 0 && sink.cancelled() {
+                return Err(BacktestError::Cancelled);
+            }
             if step.time < from || step.time >= to {
                 continue;
             }

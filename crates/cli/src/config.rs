@@ -48,6 +48,9 @@ struct FileConfig {
     news: Option<crate::news::NewsArgs>,
     /// `[edge]`: parsed and validated by tradeflow-edge.
     edge: Option<toml::Value>,
+    /// `[jobs]`: attempts and time limits per job kind.
+    #[serde(default)]
+    jobs: crate::jobs::config::JobsConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -77,6 +80,8 @@ pub struct Settings {
     pub news: Option<crate::news::NewsArgs>,
     /// `[edge]` of the config file, with its environment overrides.
     pub edge: tradeflow_edge::EdgeConfig,
+    /// `[jobs]` of the config file.
+    pub jobs: crate::jobs::config::JobsConfig,
 }
 
 impl Settings {
@@ -136,10 +141,21 @@ impl Settings {
                 None
             }
         };
+        if let Some(t) = &topology
+            && let Ok(spec) = t.stream(crate::jobs::handler::STREAM)
+        {
+            file.jobs.validate(spec.max_deliveries, &mut problems);
+        }
         match (topology, edge) {
-            (Some(topology), Some(edge)) if problems.is_empty() => {
-                Ok(Self { redis_url, topology, topology_source, ingest: file.ingest, news: file.news, edge })
-            }
+            (Some(topology), Some(edge)) if problems.is_empty() => Ok(Self {
+                redis_url,
+                topology,
+                topology_source,
+                ingest: file.ingest,
+                news: file.news,
+                edge,
+                jobs: file.jobs,
+            }),
             _ => bail!("configuration has {} problem(s):\n{}", problems.len(), problems.join("\n")),
         }
     }

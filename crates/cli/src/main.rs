@@ -9,12 +9,14 @@ mod config;
 mod edge;
 mod hyperopt;
 mod indicators;
+mod jobs;
 mod json_log;
 mod news;
 mod process_metrics;
 mod progress;
 mod scheduler;
 mod stages;
+mod tasks;
 mod up;
 mod worker;
 
@@ -82,6 +84,8 @@ enum Command {
     Backtest(backtest::BacktestArgs),
     /// Hyperparameter search over backtests: grid, random or TPE, in and out of sample.
     Hyperopt(Box<hyperopt::HyperoptArgs>),
+    /// Jobs through the edge's API: submit, list, show, cancel, retry (`--wait` follows one).
+    Tasks(tasks::TasksArgs),
     /// Run one pipeline stage as a worker process (any number of them).
     Worker {
         #[command(subcommand)]
@@ -144,6 +148,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Auth { command } = cli.command {
         return edge::run_auth(command);
     }
+    if let Command::Tasks(args) = cli.command {
+        return tasks::run(args).await;
+    }
     let settings = Settings::load(cli.config.as_deref(), cli.redis_url, cli.streams.as_deref())?;
     match cli.command {
         Command::Streams { command } => commands::streams::run(&settings, command).await,
@@ -154,7 +161,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker { command } => worker::run(&settings, command).await,
         Command::Ctl { command } => commands::ctl::run(&settings, command).await,
         Command::Edge(args) => edge::run(&settings, args).await,
-        Command::Auth { .. } | Command::Backtest(_) | Command::Hyperopt(_) => Ok(()),
+        Command::Auth { .. } | Command::Backtest(_) | Command::Hyperopt(_) | Command::Tasks(_) => Ok(()),
     }
 }
 

@@ -58,6 +58,9 @@ pub struct UpArgs {
     /// 127.0.0.1:8080; port 0 picks a free one and prints it).
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
+    /// Run without a jobs worker (when `tradeflow worker jobs` processes run the jobs).
+    #[arg(long)]
+    pub no_jobs: bool,
     /// Run without the HTTP edge.
     #[arg(long)]
     no_edge: bool,
@@ -105,7 +108,7 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
     let bus_metrics = BusMetrics::register(&registry)?;
     crate::process_metrics::register(&registry)?;
     // Every stage's bus counters from 0, as each worker does alone.
-    for group in ["inference", "ensemble", "risk", "exec", "audit"] {
+    for group in ["inference", "ensemble", "risk", "exec", "audit", crate::jobs::handler::GROUP] {
         worker::start_bus_counters(&bus, &bus_metrics, group);
     }
     worker::serve_metrics(args.metrics_listen, registry.clone(), shutdown.clone()).await?;
@@ -142,7 +145,18 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
         }
         None => None,
     };
-    let tasks = stages::spawn_pipeline(&bus, &registry, &bus_metrics, spec, control.clone(), &stages)?;
+    let mut tasks = stages::spawn_pipeline(&bus, &registry, &bus_metrics, spec, control.clone(), &stages)?;
+    // A jobs worker: backtests, searches and downloads submitted through the edge.
+    if !args.no_jobs {
+        tasks.push({
+            let (bus, registry, bus_metrics, store) =
+                (bus.clone(), registry.clone(), bus_metrics.clone(), store.clone());
+            let (config, stop) = (settings.jobs.clone(), stages.clone());
+            tokio::spawn(async move {
+                crate::jobs::run(&bus, &registry, &bus_metrics, store, config, None, None, stop).await
+            })
+        });
+    }
     let mut usage_publisher = None;
     let edge = if args.no_edge {
         // With no edge here to publish it, this process's LLM usage for the others' statistics.

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, Subcommand};
 use prometheus::Registry;
 use tokio::signal::unix::{SignalKind, signal};
@@ -47,6 +47,9 @@ pub enum WorkerCommand {
     Audit(AuditArgs),
     /// News in: RSS/Atom feeds (and CryptoPanic) polled into md.news, each story once.
     News(crate::news::NewsArgs),
+    /// Jobs: backtests, hyperparameter searches and downloads submitted through the edge
+    /// (`POST /api/v1/tasks/{kind}`) or `tradeflow tasks submit`, one at a time per partition.
+    Jobs(crate::jobs::JobsArgs),
 }
 
 #[derive(Args)]
@@ -92,13 +95,7 @@ pub struct EnsembleArgs {
     common: Common,
 }
 
-/// The default profile: the `technical` rule model alone.
-const DEFAULT_PROFILES: &str = r#"
-[[profile]]
-name = "technical"
-models = { technical = 1.0 }
-method = "confidence_weighted_mean"
-"#;
+pub(crate) use tradeflow_ensemble::profile::DEFAULT_PROFILES;
 
 /// Profiles from `path`, or the default; every problem reported at once.
 pub(crate) fn load_profiles(path: Option<&Path>) -> anyhow::Result<Vec<Profile>> {
@@ -401,6 +398,22 @@ pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> 
             serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
             crate::news::run(args, settings.news.clone(), bus, &registry, bus_metrics, shutdown).await
         }
+        WorkerCommand::Jobs(args) => {
+            serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
+            start_bus_counters(&bus, &bus_metrics, crate::jobs::handler::GROUP);
+            let store = crate::jobs::store(&args.database_url).await?;
+            crate::jobs::run(
+                &bus,
+                &registry,
+                &bus_metrics,
+                store,
+                settings.jobs.clone(),
+                args.threads,
+                args.member_name,
+                shutdown,
+            )
+            .await
+        }
         WorkerCommand::Audit(args) => {
             serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
             start_bus_counters(&bus, &bus_metrics, "audit");
@@ -518,32 +531,12 @@ fn binance_config(args: &IngestArgs) -> anyhow::Result<BinanceConfig> {
 
 /// `[SYMBOL=]FILE`.
 pub(crate) fn feed(spec: &str, interval: Interval) -> anyhow::Result<CsvFeed> {
-    let (symbol, path) = match spec.split_once('=') {
-        Some((s, p)) => (s.to_string(), PathBuf::from(p)),
-        None => {
-            let path = PathBuf::from(spec);
-            let stem =
-                path.file_stem().and_then(|s| s.to_str()).with_context(|| format!("--replay {spec}: no file name"))?;
-            (stem.to_uppercase(), path)
-        }
-    };
-    if symbol.is_empty() || !symbol.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
-        bail!("--replay {spec}: symbol {symbol:?} must be letters, digits, '-', '_' or '.'");
-    }
-    if !path.is_file() {
-        bail!("--replay {spec}: {} is not a readable file", path.display());
-    }
-    Ok(CsvFeed { path, symbol, interval })
+    tradeflow_backtest::params::replay_feed(spec, interval).map_err(|e| anyhow::anyhow!("--replay {e}"))
 }
 
 /// `FROM:TO`.
 pub(crate) fn pair(spec: &str) -> anyhow::Result<(Interval, Interval)> {
-    let (from, to) =
-        spec.split_once(':').with_context(|| format!("--aggregate {spec}: expected FROM:TO, e.g. 1h:4h"))?;
-    Ok((
-        from.parse().with_context(|| format!("--aggregate {spec}"))?,
-        to.parse().with_context(|| format!("--aggregate {spec}"))?,
-    ))
+    tradeflow_backtest::params::aggregate_pair(spec).map_err(|e| anyhow::anyhow!("--aggregate {e}"))
 }
 
 pub(crate) fn spawn_signal_handler(shutdown: CancellationToken) -> anyhow::Result<()> {

@@ -23,6 +23,10 @@
 //! status_interval_s = 5
 //! heartbeat_s = 15
 //! max_clients = 10000
+//! [edge.tasks.quota]               # jobs (POST /tasks/...): per user; role_quota.<role> and
+//! max_running = 2                  # user_quota.<name> tables override it
+//! max_queued = 10
+//! per_day = { backtest = 500, hyperopt = 50, download = 50, train = 20 }
 //! [[edge.user]]                    # argon2 PHC hashes: `tradeflow edge hash-password`
 //! name = "ops"
 //! password_hash = "$argon2id$v=19$m=19456,t=2,p=1$..."
@@ -63,6 +67,8 @@ pub struct EdgeConfig {
     pub users: Vec<UserConfig>,
     #[serde(rename = "api_key")]
     pub api_keys: Vec<ApiKeyConfig>,
+    /// `[edge.tasks]`: job quotas.
+    pub tasks: crate::quota::TasksConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -117,6 +123,7 @@ impl Default for EdgeConfig {
             prices: tradeflow_exec::price::PriceSourcesConfig::default(),
             users: Vec::new(),
             api_keys: Vec::new(),
+            tasks: crate::quota::TasksConfig::default(),
         }
     }
 }
@@ -194,6 +201,7 @@ impl EdgeConfig {
         if !(1..=1 << 16).contains(&self.ws.client_queue) {
             p.push(format!("edge.ws.client_queue: expected 1 to 65536, got {}", self.ws.client_queue));
         }
+        self.tasks.validate(&mut p);
         if self.ws.status_interval_s == 0 {
             p.push("edge.ws.status_interval_s: must be at least 1".into());
         }

@@ -19,6 +19,7 @@ pub mod hub;
 pub mod live;
 pub mod llm_usage;
 pub mod outcomes;
+pub mod quota;
 pub mod ratelimit;
 pub mod request_id;
 pub mod routes;
@@ -50,7 +51,7 @@ pub use state::{AppState, EdgeMetrics, Pipeline};
 /// Streams the edge taps (prices, news, signals, decisions, orders, fills, alerts, commands).
 /// Within one millisecond a read keeps this order: a stage's output before the events it
 /// wrote beside it (an ensemble's decisions before the cycle_complete of the same batch).
-pub const TAPPED: [&str; 9] = [
+pub const TAPPED: [&str; 10] = [
     "md.candles",
     // News stories, for the `news` channel.
     "md.news",
@@ -62,6 +63,8 @@ pub const TAPPED: [&str; 9] = [
     "ctl.commands",
     // Analysis cycles' steps (and risk's account alerts).
     "audit.events",
+    // Jobs' state changes and progress, for the `tasks` channel.
+    "jobs.events",
 ];
 
 #[derive(OpenApi)]

@@ -16,7 +16,9 @@ pub mod market;
 pub mod monitoring;
 pub mod news;
 pub mod orders;
+pub mod results;
 pub mod streams;
+pub mod tasks;
 pub mod trading;
 pub mod ws;
 
@@ -39,6 +41,8 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(control::router())
         .merge(audit::router())
         .merge(news::router())
+        .merge(tasks::router())
+        .merge(results::router())
 }
 
 /// Routes outside `/api/v1`: probes, metrics, the WebSocket.

@@ -1,0 +1,405 @@
+//! A backtest's parameters as data: what `tradeflow backtest`'s flags say, with the
+//! configuration files' text instead of their paths. The command line builds one from its
+//! flags, a job submission (`POST /api/v1/tasks/backtest`) is one in JSON, and both become a
+//! [`BacktestConfig`] here, so a backtest run as a job is the command line's.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use tradeflow_core::market::Interval;
+use tradeflow_ensemble::Profile;
+use tradeflow_ensemble::profile::parse_profiles;
+use tradeflow_inference::llm::LlmConfig;
+use tradeflow_ingest::timeline::CsvFeed;
+use tradeflow_risk::{AccountConfig, parse_accounts};
+
+use crate::engine::BacktestConfig;
+use crate::report::ReportOptions;
+
+/// Presets `strategy` may name.
+pub const STRATEGIES: &str = "sma_cross";
+
+/// Every parameter of a backtest. Field names are the command line's flags (`llm_config` is
+/// the text of the `--llm-config` file, `profiles` and `accounts` the text of theirs).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BacktestParams {
+    /// `[SYMBOL=]FILE` candle files, merged by bar time. Empty: the bundled demo feed as
+    /// BTCUSD. Files are the command line's; the API refuses them (see [`Self::from_api`]).
+    pub replays: Vec<String>,
+    /// The files' bar interval (default `1h`).
+    pub interval: Option<String>,
+    /// `FROM:TO` intervals to build, e.g. `1h:4h`.
+    pub aggregate: Vec<String>,
+    /// Inference models (default `technical`).
+    pub models: Vec<String>,
+    /// TOML: `[rules]`, `[condition]`, `[[analyst]]` (analysts are not called).
+    pub llm_config: Option<String>,
+    /// TOML `[[profile]]` tables (default: one profile following `technical`).
+    pub profiles: Option<String>,
+    /// TOML `[[account]]` tables (default: one paper account per profile).
+    pub accounts: Option<String>,
+    /// A preset instead of models, llm_config, profiles and accounts: `sma_cross`.
+    pub strategy: Option<String>,
+    /// The preset's `NAME=VALUE` parameters.
+    pub params: Vec<String>,
+    /// The preset's starting cash (default 10,000).
+    pub cash: Option<f64>,
+    /// The preset's commission rate per fill (default 0).
+    pub commission: Option<f64>,
+    /// `YYYY-MM-DD` (UTC) or epoch ms: bars opening at or after it.
+    pub from: Option<String>,
+    /// `YYYY-MM-DD` (UTC) or epoch ms: bars opening before it.
+    pub to: Option<String>,
+    /// Stop at the first row that is not a candle.
+    pub strict: bool,
+}
+
+/// What the parameters leave to the installation.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    /// The bundled demo feed (BTCUSD, 1h).
+    pub demo_feed: PathBuf,
+    /// Profiles when none are given.
+    pub profiles: String,
+    /// Starting balance of the default paper accounts.
+    pub balance: f64,
+}
+
+impl Defaults {
+    /// The workers' defaults (profile `technical`, paper accounts of
+    /// [`tradeflow_risk::DEFAULT_BALANCE`]) with the demo feed at `demo_feed`.
+    pub fn standard(demo_feed: PathBuf) -> Defaults {
+        Defaults {
+            demo_feed,
+            profiles: tradeflow_ensemble::profile::DEFAULT_PROFILES.to_string(),
+            balance: tradeflow_risk::DEFAULT_BALANCE,
+        }
+    }
+}
+
+/// A backtest ready to run.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub config: BacktestConfig,
+    pub options: ReportOptions,
+    /// The `[rules]` text the run used (a preset's or the given one), for hyperopt's output.
+    pub llm_text: Option<String>,
+}
+
+/// The configuration files a preset stands for.
+#[derive(Debug, Clone)]
+pub struct Preset {
+    pub llm_config: String,
+    pub profiles: String,
+    pub accounts: String,
+    pub models: Vec<String>,
+    pub first_trading_bar: usize,
+}
+
+impl BacktestParams {
+    /// Parameters that came over the API: the server's files are not the caller's to name.
+    pub fn from_api(json: &serde_json::Value) -> Result<Self, Vec<String>> {
+        let params: Self = serde_json::from_value(json.clone()).map_err(|e| vec![format!("params: {e}")])?;
+        if !params.replays.is_empty() {
+            return Err(vec![
+                "params.replays: files on the server cannot be named over the API; leave it \
+                             out for the bundled demo feed"
+                    .into(),
+            ]);
+        }
+        Ok(params)
+    }
+
+    /// The preset `strategy` names, if any.
+    pub fn preset(&self) -> Result<Option<Preset>, Vec<String>> {
+        match &self.strategy {
+            None => Ok(None),
+            Some(name) => {
+                preset(name, &self.params, self.cash.unwrap_or(10_000.0), self.commission.unwrap_or(0.0)).map(Some)
+            }
+        }
+    }
+
+    /// The run these parameters describe; every problem found is reported, each naming its
+    /// field.
+    pub fn build(&self, defaults: &Defaults) -> Result<Built, Vec<String>> {
+        let mut problems = Vec::new();
+        if self.strategy.is_none() {
+            for (set, name) in [
+                (!self.params.is_empty(), "params"),
+                (self.cash.is_some(), "cash"),
+                (self.commission.is_some(), "commission"),
+            ] {
+                if set {
+                    problems.push(format!("{name}: only with a strategy"));
+                }
+            }
+        } else {
+            for (set, name) in [
+                (self.llm_config.is_some(), "llm_config"),
+                (self.profiles.is_some(), "profiles"),
+                (self.accounts.is_some(), "accounts"),
+            ] {
+                if set {
+                    problems.push(format!("{name}: not with a strategy (the preset stands for it)"));
+                }
+            }
+        }
+        let preset = self.preset().unwrap_or_else(|p| {
+            problems.extend(p);
+            None
+        });
+        let interval = match self.interval.as_deref().unwrap_or("1h").parse::<Interval>() {
+            Ok(i) => Some(i),
+            Err(e) => {
+                problems.push(format!("interval: {e}"));
+                None
+            }
+        };
+        let from = self.from.as_deref().map(|s| parse_time(s).map_err(|e| format!("from: {e}"))).transpose();
+        let to = self.to.as_deref().map(|s| parse_time(s).map_err(|e| format!("to: {e}"))).transpose();
+        let (from, to) = match (from, to) {
+            (Ok(f), Ok(t)) => (f, t),
+            (f, t) => {
+                problems.extend(f.err());
+                problems.extend(t.err());
+                (None, None)
+            }
+        };
+        if let (Some(f), Some(t)) = (from, to)
+            && f >= t
+        {
+            problems.push(format!("from {f} is not before to {t}: the date range is empty"));
+        }
+        let mut feeds = Vec::new();
+        if let Some(interval) = interval {
+            if self.replays.is_empty() {
+                feeds.push(CsvFeed { path: defaults.demo_feed.clone(), symbol: "BTCUSD".into(), interval });
+            }
+            for r in &self.replays {
+                match replay_feed(r, interval) {
+                    Ok(f) => feeds.push(f),
+                    Err(e) => problems.push(format!("replays: {e}")),
+                }
+            }
+        }
+        let mut aggregate = Vec::new();
+        for a in &self.aggregate {
+            match aggregate_pair(a) {
+                Ok(p) => aggregate.push(p),
+                Err(e) => problems.push(format!("aggregate: {e}")),
+            }
+        }
+        let default_models = ["technical".to_string()];
+        let models: &[String] = match &preset {
+            Some(p) => &p.models,
+            None if self.models.is_empty() => &default_models,
+            None => &self.models,
+        };
+        let llm_text = preset.as_ref().map(|p| p.llm_config.clone()).or_else(|| self.llm_config.clone());
+        let field = if preset.is_some() { "strategy" } else { "llm_config" };
+        let llm = llm_text.as_deref().and_then(|text| match LlmConfig::parse(text, &|_| None) {
+            Ok(l) => Some(l),
+            Err(p) => {
+                problems.extend(p.into_iter().map(|e| format!("{field}: {e}")));
+                None
+            }
+        });
+        let inference = match tradeflow_inference::engine::rule_config(models, llm.as_ref()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                problems.push(format!("models: {e}"));
+                None
+            }
+        };
+        let analysts: Vec<String> = llm.map(|l| l.analysts.into_iter().map(|a| a.name).collect()).unwrap_or_default();
+        let (profiles_text, field) = match (&preset, &self.profiles) {
+            (Some(p), _) => (p.profiles.as_str(), "strategy"),
+            (None, Some(t)) => (t.as_str(), "profiles"),
+            (None, None) => (defaults.profiles.as_str(), "default profiles"),
+        };
+        let profiles: Vec<Profile> = parse_profiles(profiles_text).unwrap_or_else(|p| {
+            problems.extend(p.into_iter().map(|e| format!("{field}: {e}")));
+            Vec::new()
+        });
+        let names: Vec<&str> = profiles.iter().map(|p| p.name.as_str()).collect();
+        let accounts: Vec<AccountConfig> = match (&preset, &self.accounts) {
+            (Some(p), _) => parse_accounts(&p.accounts, &names).map_err(|e| ("strategy", e)),
+            (None, Some(t)) => parse_accounts(t, &names).map_err(|e| ("accounts", e)),
+            (None, None) => Ok(profiles
+                .iter()
+                .map(|p| AccountConfig::paper(&format!("paper-{}", p.name), &p.name, defaults.balance))
+                .collect()),
+        }
+        .unwrap_or_else(|(field, p)| {
+            if !profiles.is_empty() {
+                problems.extend(p.into_iter().map(|e| format!("{field}: {e}")));
+            }
+            Vec::new()
+        });
+        match inference {
+            Some(inference) if problems.is_empty() => Ok(Built {
+                config: BacktestConfig {
+                    feeds,
+                    aggregate,
+                    inference,
+                    analysts,
+                    profiles,
+                    accounts,
+                    strict: self.strict,
+                    from_ms: from,
+                    to_ms: to,
+                },
+                options: ReportOptions { first_trading_bar: preset.as_ref().map_or(0, |p| p.first_trading_bar) },
+                llm_text,
+            }),
+            _ => Err(problems),
+        }
+    }
+}
+
+/// `[SYMBOL=]FILE`: the symbol defaults to the file's name in capitals.
+pub fn replay_feed(spec: &str, interval: Interval) -> Result<CsvFeed, String> {
+    let (symbol, path) = match spec.split_once('=') {
+        Some((s, p)) => (s.to_string(), PathBuf::from(p)),
+        None => {
+            let path = PathBuf::from(spec);
+            let stem = path.file_stem().and_then(|s| s.to_str()).ok_or_else(|| format!("{spec}: no file name"))?;
+            (stem.to_uppercase(), path)
+        }
+    };
+    if symbol.is_empty() || !symbol.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        return Err(format!("{spec}: symbol {symbol:?} must be letters, digits, '-', '_' or '.'"));
+    }
+    if !path.is_file() {
+        return Err(format!("{spec}: {} is not a readable file", path.display()));
+    }
+    Ok(CsvFeed { path, symbol, interval })
+}
+
+/// `FROM:TO`, e.g. `1h:4h`.
+pub fn aggregate_pair(spec: &str) -> Result<(Interval, Interval), String> {
+    let (from, to) = spec.split_once(':').ok_or_else(|| format!("{spec}: expected FROM:TO, e.g. 1h:4h"))?;
+    let parse = |s: &str| s.parse::<Interval>().map_err(|e| format!("{spec}: {e}"));
+    Ok((parse(from)?, parse(to)?))
+}
+
+/// `YYYY-MM-DD` (UTC midnight) or epoch milliseconds.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    let bad = || format!("{s:?}: expected YYYY-MM-DD (UTC) or epoch milliseconds");
+    let parts: Vec<&str> = s.split('-').collect();
+    let [y, m, d] = parts[..] else { return Err(bad()) };
+    let (y, m, d) = (
+        y.parse::<i64>().map_err(|_| bad())?,
+        m.parse::<u32>().map_err(|_| bad())?,
+        d.parse::<u32>().map_err(|_| bad())?,
+    );
+    let days = tradeflow_core::time::days_from_civil(y, m, d);
+    // A day the month does not have (2018-02-30) comes back as another date.
+    if !(1..=12).contains(&m) || tradeflow_core::time::civil_from_days(days) != (y, m, d) {
+        return Err(bad());
+    }
+    Ok(days * 86_400_000)
+}
+
+/// The configuration files preset `name` stands for.
+pub fn preset(name: &str, params: &[String], cash: f64, commission: f64) -> Result<Preset, Vec<String>> {
+    let mut problems = Vec::new();
+    if name != "sma_cross" {
+        return Err(vec![format!("strategy {name:?}: unknown; expected one of {STRATEGIES}")]);
+    }
+    let (mut fast, mut slow) = (10u32, 20u32);
+    for p in params {
+        let Some((k, v)) = p.split_once('=') else {
+            problems.push(format!("param {p:?}: expected NAME=VALUE"));
+            continue;
+        };
+        let slot = match k.trim() {
+            "fast" => &mut fast,
+            "slow" => &mut slow,
+            other => {
+                problems.push(format!("param {other:?}: unknown for sma_cross; expected one of fast, slow"));
+                continue;
+            }
+        };
+        match v.trim().parse::<u32>() {
+            Ok(n) => *slot = n,
+            Err(_) => problems.push(format!("param {k}: expected a whole number, got {v:?}")),
+        }
+    }
+    if !(cash.is_finite() && cash > 0.0) {
+        problems.push(format!("cash: must be a positive number, got {cash}"));
+    }
+    if !(commission.is_finite() && (0.0..1.0).contains(&commission)) {
+        problems.push(format!("commission: must be a rate from 0 to below 1, got {commission}"));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Preset {
+        llm_config: format!("[rules.sma_cross]\nfast = {fast}\nslow = {slow}\n"),
+        profiles: "[[profile]]\nname = \"sma_cross\"\nmodels = { sma_cross = 1.0 }\nmethod = \"weighted_vote\"\n"
+            .into(),
+        // backtesting.py's conventions: all in, in 1e-8 units, at the next bar's open, the
+        // commission on each fill, no slippage, long only; no risk limit that it does not have.
+        accounts: format!(
+            "[[account]]\nid = \"sma_cross\"\nprofile = \"sma_cross\"\nstarting_balance = {cash}\nleverage = 1.0\n\
+             allow_short = false\nsizing = {{ method = \"all_in\" }}\n\
+             paper = {{ taker_fee = {commission}, maker_fee = {commission}, slippage_bps = 0.0, \
+             maintenance_margin_rate = 0.0, fill_at = \"next_open\", lot_step = 1e-8 }}\n\
+             [account.risk]\nmax_open_positions = 1\nmax_position_pct_of_equity = 1.0\nmax_leverage = 1.0\n\
+             daily_loss_limit = 1.0\nmax_drawdown = 1.0\ncooldown_after_losses = 0\nmin_notional = 0.0\n"
+        ),
+        models: vec!["sma_cross".into()],
+        first_trading_bar: (slow as usize).saturating_sub(1),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> Defaults {
+        Defaults::standard(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../demo/btcusd_1h.csv")))
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_field() {
+        let p = BacktestParams {
+            interval: Some("7x".into()),
+            from: Some("2020-13-01".into()),
+            models: vec!["nonsense".into()],
+            cash: Some(5.0),
+            profiles: Some("[[profile]]\nname = 3\n".into()),
+            ..Default::default()
+        };
+        let problems = p.build(&defaults()).unwrap_err();
+        let text = problems.join("\n");
+        for field in ["interval:", "from:", "models:", "cash: only with a strategy", "profiles:"] {
+            assert!(text.contains(field), "{field} missing from {text}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_and_files_are_refused_over_the_api() {
+        let e = BacktestParams::from_api(&serde_json::json!({"bogus": 1})).unwrap_err();
+        assert!(e[0].contains("bogus"), "{e:?}");
+        let e = BacktestParams::from_api(&serde_json::json!({"replays": ["/etc/passwd"]})).unwrap_err();
+        assert!(e[0].starts_with("params.replays"), "{e:?}");
+        let ok = BacktestParams::from_api(&serde_json::json!({"strategy": "sma_cross", "params": ["fast=5"]})).unwrap();
+        let built = ok.build(&defaults()).unwrap();
+        assert_eq!(built.config.accounts[0].id, "sma_cross");
+        assert_eq!(built.options.first_trading_bar, 19);
+    }
+
+    #[test]
+    fn dates_and_epoch_ms_parse() {
+        assert_eq!(parse_time("1970-01-02"), Ok(86_400_000));
+        assert_eq!(parse_time("123"), Ok(123));
+        assert!(parse_time("2018-02-30").is_err());
+    }
+}
