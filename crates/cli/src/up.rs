@@ -165,7 +165,11 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
             Some(tokio::spawn(tradeflow_edge::llm_usage::run_publisher(b, move || r.gather(), shutdown.clone())));
         None
     } else {
-        let config = settings.edge.clone();
+        let mut config = settings.edge.clone();
+        // The datasets of this data directory, unless the configuration names others.
+        if config.datasets_dir == std::path::Path::new(tradeflow_edge::config::DEFAULT_DATASETS_DIR) {
+            config.datasets_dir = args.data_dir.join("datasets");
+        }
         let listen = args.listen.unwrap_or_else(|| config.listen_addr());
         let parts = crate::edge::EdgeParts {
             bus: bus.clone(),
