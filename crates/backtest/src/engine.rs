@@ -126,7 +126,7 @@ impl Engine {
     pub fn run(&mut self, timeline: &Timeline, feeds: &[CsvFeed], sink: &mut impl Sink) -> Result<(), BacktestError> {
         let (from, to) = self.range;
         for (n, step) in timeline.iter().enumerate() {
-            if n % crate::sink::CHECK_EVERY == 0 && sink.cancelled() {
+            if n.is_multiple_of(crate::sink::CHECK_EVERY) && sink.cancelled() {
                 return Err(BacktestError::Cancelled);
             }
             if step.time < from || step.time >= to {

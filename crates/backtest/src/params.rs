@@ -397,9 +397,37 @@ mod tests {
     }
 
     #[test]
-    fn dates_and_epoch_ms_parse() {
-        assert_eq!(parse_time("1970-01-02"), Ok(86_400_000));
-        assert_eq!(parse_time("123"), Ok(123));
-        assert!(parse_time("2018-02-30").is_err());
+    fn times_are_dates_or_milliseconds() {
+        assert_eq!(parse_time("1970-01-01"), Ok(0));
+        assert_eq!(parse_time("2017-07-01"), Ok(1_498_867_200_000));
+        assert_eq!(parse_time("2020-03-01"), Ok(1_583_020_800_000));
+        assert_eq!(parse_time("1499079600000"), Ok(1_499_079_600_000));
+        for bad in ["2017-13-01", "2018-02-30", "2017-00-10", "2017/07/01", "yesterday", "2017-07"] {
+            assert!(parse_time(bad).unwrap_err().contains("YYYY-MM-DD"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn presets_refuse_unknown_names_and_bad_parameters_all_at_once() {
+        let e = preset("rsi_magic", &[], 1.0, 0.0).err().unwrap().join("\n");
+        assert!(e.contains("sma_cross"), "{e}");
+        let e = preset("sma_cross", &["fast=x".into(), "speed=3".into(), "slow".into()], -1.0, 2.0)
+            .err()
+            .unwrap()
+            .join("\n");
+        for part in ["param fast", "\"speed\"", "fast, slow", "NAME=VALUE", "cash", "commission"] {
+            assert!(e.contains(part), "{part} missing from {e}");
+        }
+    }
+
+    #[test]
+    fn the_sma_cross_preset_is_valid_configuration() {
+        let p = preset("sma_cross", &["fast=5".into(), "slow=30".into()], 5000.0, 0.001).unwrap();
+        let llm = LlmConfig::parse(&p.llm_config, &|_| None).unwrap();
+        assert_eq!((llm.rules.sma_cross.fast, llm.rules.sma_cross.slow), (5, 30));
+        let profiles = parse_profiles(&p.profiles).unwrap();
+        let accounts = parse_accounts(&p.accounts, &["sma_cross"]).unwrap();
+        assert_eq!((profiles.len(), accounts.len(), p.first_trading_bar), (1, 1, 29));
+        assert_eq!(accounts[0].paper.taker_fee, 0.001);
     }
 }

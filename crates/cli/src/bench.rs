@@ -38,6 +38,10 @@ pub enum BenchCommand {
     /// sma_cross, candles/s on one thread), and the `tradeflow backtest` process beside
     /// backtesting.py 0.6.6 on the same file. No Redis.
     Backtest(crate::bench_backtest::BacktestBenchArgs),
+    /// Jobs: submission → start latency of backtest jobs, jobs.events publish → receive
+    /// latency, cancel → cancelled latency of running searches (a private Redis and SQLite
+    /// store, a jobs worker and the audit writer in this process).
+    Jobs(crate::bench_jobs::JobsBenchArgs),
     /// WebSocket fan-out of a running edge (`tradeflow up`): clients on /ws, alerts published
     /// on sys.events at a steady rate, publish → receive latency per delivery.
     Ws {
@@ -212,6 +216,7 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
 async fn bench(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Backtest(args) => crate::bench_backtest::run(&args),
+        BenchCommand::Jobs(args) => crate::bench_jobs::run(settings, &args).await,
         BenchCommand::Bus { json, messages, payload_bytes, pack_max } => {
             bus(settings, json, messages, payload_bytes, pack_max).await
         }
@@ -301,7 +306,7 @@ fn indicators(csv: &Path, json: bool, min_seconds: f64) -> anyhow::Result<()> {
 /// The Redis a benchmark runs on: REDIS_URL, else a private redis-server (AOF off) in a
 /// temporary directory; both live as long as the returned handle (the server is killed before
 /// its directory is removed). Returns (url, host:port, handle).
-async fn bench_redis(
+pub(crate) async fn bench_redis(
     settings: &Settings,
 ) -> anyhow::Result<(String, String, Option<(RedisServer, tempfile::TempDir)>)> {
     Ok(match &settings.redis_url {

@@ -3,6 +3,7 @@
 mod backtest;
 mod bench;
 mod bench_backtest;
+mod bench_jobs;
 mod bench_ws;
 mod commands;
 mod config;

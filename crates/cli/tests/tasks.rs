@@ -100,9 +100,18 @@ async fn a_rest_backtest_is_the_cli_backtest_and_bad_submissions_queue_nothing()
     let page = edge.get("/api/v1/tasks", Some(&edge.admin)).await.expect(200);
     assert_eq!(page["total"], 0, "a refused submission queued something: {page}");
 
-    // The same backtest over REST and on the command line.
+    // The same backtest over REST and on the command line; followed on the WebSocket.
+    let mut ws = edge_common::ws::on_channels(&edge, &edge.admin, &["tasks"], &["status", "alerts"]).await;
     let params = json!({"strategy": "sma_cross", "params": ["fast=10", "slow=30"], "commission": 0.001});
     let id = submit(&edge, &edge.admin, "backtest", params).await;
+    let mut seen = Vec::new();
+    while !seen.contains(&"task_completed".to_string()) {
+        let e = edge_common::ws::next_json(&mut ws).await;
+        if e["channel"] == "tasks" && e["data"]["task_id"] == id {
+            seen.push(e["type"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(seen.first().map(String::as_str), Some("task_started"), "{seen:?}");
     let done = wait_for(&edge, &id, Duration::from_secs(120), "finished", over).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!((done["attempt"].as_i64(), done["progress"].as_f64()), (Some(1), Some(1.0)), "{done}");
@@ -144,6 +153,28 @@ async fn a_rest_backtest_is_the_cli_backtest_and_bad_submissions_queue_nothing()
     assert_eq!(html.status(), 200);
     assert!(html.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     assert!(html.text().await.unwrap().contains("<svg"), "the report has no chart");
+    // `tradeflow tasks`: the same API from the command line.
+    let tasks = |args: &[&str]| {
+        std::process::Command::new(BIN)
+            .args(["tasks", "--edge", &edge.base, "--token", &edge.trader])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = tasks(&["submit", "backtest", "--params", r#"{"strategy": "sma_cross", "params": ["fast=5"]}"#, "--wait"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let t: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((t["status"].as_str(), t["submitted_by"].as_str()), (Some("succeeded"), Some("ops")), "{t}");
+    let out = tasks(&["list", "--json"]);
+    let page: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(page["total"], 1, "a trader lists their own: {page}");
+    let out = tasks(&["submit", "backtest", "--params", r#"{"models": ["astrology"]}"#]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("422"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tasks(&["cancel", t["task_id"].as_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("409"), "{}", String::from_utf8_lossy(&out.stderr));
+
     // Someone else's job is not there for a trader.
     edge.get(&format!("/api/v1/tasks/{id}"), Some(&edge.trader)).await.expect_error(404, "not_found");
 
@@ -161,7 +192,7 @@ async fn a_rest_backtest_is_the_cli_backtest_and_bad_submissions_queue_nothing()
         "{q}"
     );
     let stats = edge.get("/api/v1/tasks/stats", Some(&edge.viewer)).await.expect(200);
-    assert_eq!(stats["total"], 1, "{stats}");
+    assert_eq!(stats["total"], 2, "{stats}");
     // The submission is in the audit log.
     let store = edge.store().await;
     let (rows, _) = store

@@ -170,8 +170,10 @@ impl AuditStore {
 
     /// Counts by kind and state, with the mean run time of finished jobs.
     pub async fn job_counts(&self) -> Result<Vec<JobCount>, AuditError> {
-        let sql = "SELECT kind, state, COUNT(*), AVG(CASE WHEN finished_at IS NOT NULL AND started_at IS NOT NULL \
-                   THEN (finished_at - started_at) / 1000.0 END) FROM jobs GROUP BY kind, state ORDER BY kind, state";
+        // PostgreSQL's AVG of a BIGINT expression is NUMERIC: cast to the float both read.
+        let sql = "SELECT kind, state, COUNT(*), CAST(AVG(CASE WHEN finished_at IS NOT NULL AND started_at IS NOT NULL \
+                   THEN (finished_at - started_at) / 1000.0 END) AS DOUBLE PRECISION) FROM jobs GROUP BY kind, state \
+                   ORDER BY kind, state";
         let rows = self.select("jobs", sql, &[], &[Kind::Text, Kind::Text, Kind::Int, Kind::OptFloat]).await?;
         rows.into_iter()
             .map(|cells| {

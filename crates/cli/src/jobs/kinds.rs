@@ -72,7 +72,7 @@ struct JobSink<'a> {
 impl Sink for JobSink<'_> {
     fn after_row(&mut self, _time: i64, _feed: usize, _row: &Row, _engine: &Engine) {
         self.done += 1;
-        if self.done % CHECK_EVERY as u64 == 0 || self.done == self.total {
+        if self.done.is_multiple_of(CHECK_EVERY as u64) || self.done == self.total {
             self.ctx.progress.report("candles", self.done, self.total);
         }
     }
