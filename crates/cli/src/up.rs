@@ -191,7 +191,8 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
         Some(task)
     };
 
-    let (config, mut stage) = worker::ingest_setup(&args.replays, Interval::H1, Pace::Fast, 1, &[])?;
+    let feeds = worker::replay_feeds(&args.replays, Interval::H1, &[])?;
+    let (config, mut stage) = worker::ingest_setup(feeds, Pace::Fast, 1, &[])?;
     let producer = Producer::new(bus.clone(), "ingest").with_metrics(bus_metrics.clone());
     let report = replay(&producer, &mut stage, &config, &IngestMetrics::register(&registry)?, &shutdown).await?;
     println!("{}", worker::ingest_summary(&report));

@@ -159,3 +159,66 @@ async fn import_list_export_delete_and_their_errors() {
     let e = failed(&run(dir, &["data", "delete", "BTCUSD:1h"]).await);
     assert!(e.contains("no dataset BTCUSD:1h in data/datasets; there is none yet"), "{e}");
 }
+
+/// A dataset made from the first `n` bars of the demo feed, imported under `dir/data`.
+async fn demo_dataset(dir: &Path, n: usize) -> std::path::PathBuf {
+    let demo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../demo/btcusd_1h.csv")).unwrap();
+    let csv = dir.join("demo.csv");
+    std::fs::write(&csv, demo.lines().take(n + 1).collect::<Vec<_>>().join("\n") + "\n").unwrap();
+    ok(&run(dir, &["data", "import", "--csv", "demo.csv", "--symbol", "BTCUSD", "--interval", "1h"]).await);
+    csv
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_ingest_and_backtest_take_datasets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    demo_dataset(dir, 500).await;
+
+    // `worker ingest --dataset`: the dataset's candles, under the dataset's source.
+    let redis = tradeflow_testkit::TestRedis::start().await;
+    let streams = concat!(env!("CARGO_MANIFEST_DIR"), "/../../streams.toml");
+    let out = ok(&tradeflow(dir)
+        .args(["worker", "ingest", "--dataset", "csv:BTCUSD:1h"])
+        .env("REDIS_URL", redis.url())
+        .env("TRADEFLOW_STREAMS", streams)
+        .output()
+        .await
+        .unwrap());
+    assert!(out.contains("ingest: 500 candles (0 aggregated), 0 refused"), "{out}");
+    let bus = redis.bus(tradeflow_bus::Topology::load(streams).unwrap()).await;
+    let candles = tradeflow_testkit::envelopes(&bus, "md.candles").await;
+    assert_eq!(candles.len(), 500);
+    let c: tradeflow_core::market::Candle = candles[0].open().unwrap();
+    assert_eq!((c.source.as_str(), c.symbol.as_str(), c.interval), ("csv", "BTCUSD", Interval::H1));
+    let e = failed(
+        &tradeflow(dir)
+            .args(["worker", "ingest", "--dataset", "ETHUSD:1h"])
+            .env("REDIS_URL", redis.url())
+            .output()
+            .await
+            .unwrap(),
+    );
+    assert!(e.contains("--dataset ETHUSD:1h: no dataset ETHUSD:1h in data/datasets; there are: csv:BTCUSD:1h"), "{e}");
+
+    // `backtest --dataset` reports what `backtest --csv` of the same bars reports.
+    let report = |args: &[&str]| {
+        let args: Vec<String> =
+            ["backtest", "--json", "--from", "2017-07-05"].iter().chain(args).map(|s| s.to_string()).collect();
+        let dir = dir.to_path_buf();
+        async move {
+            let mut r: Value =
+                serde_json::from_str(&ok(&run(&dir, &args.iter().map(String::as_str).collect::<Vec<_>>()).await))
+                    .unwrap();
+            r.as_object_mut().unwrap().retain(|k, _| k != "elapsed_s" && k != "seconds");
+            r
+        }
+    };
+    let from_dataset = report(&["--dataset", "BTCUSD:1h"]).await;
+    let from_csv = report(&["--replay", "BTCUSD=demo.csv"]).await;
+    assert!(from_dataset["candles"].as_u64().unwrap() > 300, "{}", from_dataset["candles"]);
+    assert_eq!(from_dataset["accounts"], from_csv["accounts"]);
+    assert_eq!(from_dataset["candles"], from_csv["candles"]);
+    let e = failed(&run(dir, &["backtest", "--dataset", "BTCUSD:4h"]).await);
+    assert!(e.contains("dataset: no dataset BTCUSD:4h in data/datasets; there are: csv:BTCUSD:1h"), "{e}");
+}

@@ -162,7 +162,8 @@ async fn a_rest_backtest_is_the_cli_backtest_and_bad_submissions_queue_nothing()
             .output()
             .unwrap()
     };
-    let out = tasks(&["submit", "backtest", "--params", r#"{"strategy": "sma_cross", "params": ["fast=5"]}"#, "--wait"]);
+    let out =
+        tasks(&["submit", "backtest", "--params", r#"{"strategy": "sma_cross", "params": ["fast=5"]}"#, "--wait"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let t: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((t["status"].as_str(), t["submitted_by"].as_str()), (Some("succeeded"), Some("ops")), "{t}");
