@@ -7,10 +7,11 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use tradeflow_core::market::Interval;
+use tradeflow_datasets::Datasets;
 use tradeflow_ensemble::Profile;
 use tradeflow_ensemble::profile::parse_profiles;
 use tradeflow_inference::llm::LlmConfig;
-use tradeflow_ingest::timeline::CsvFeed;
+use tradeflow_ingest::timeline::Feed;
 use tradeflow_risk::{AccountConfig, parse_accounts};
 
 use crate::engine::BacktestConfig;
@@ -27,6 +28,10 @@ pub struct BacktestParams {
     /// `[SYMBOL=]FILE` candle files, merged by bar time. Empty: the bundled demo feed as
     /// BTCUSD. Files are the command line's; the API refuses them (see [`Self::from_api`]).
     pub replays: Vec<String>,
+    /// Datasets (`SYMBOL:INTERVAL` or `SOURCE:SYMBOL:INTERVAL`, see `tradeflow data list`),
+    /// besides the files; each with its own interval. One name or a list.
+    #[serde(deserialize_with = "one_or_many")]
+    pub dataset: Vec<String>,
     /// The files' bar interval (default `1h`).
     pub interval: Option<String>,
     /// `FROM:TO` intervals to build, e.g. `1h:4h`.
@@ -64,6 +69,8 @@ pub struct Defaults {
     pub profiles: String,
     /// Starting balance of the default paper accounts.
     pub balance: f64,
+    /// Where `dataset` names are looked up (`<data-dir>/datasets`).
+    pub datasets_dir: PathBuf,
 }
 
 impl Defaults {
@@ -74,6 +81,7 @@ impl Defaults {
             demo_feed,
             profiles: tradeflow_ensemble::profile::DEFAULT_PROFILES.to_string(),
             balance: tradeflow_risk::DEFAULT_BALANCE,
+            datasets_dir: PathBuf::from("data/datasets"),
         }
     }
 }
@@ -174,14 +182,26 @@ impl BacktestParams {
         }
         let mut feeds = Vec::new();
         if let Some(interval) = interval {
-            if self.replays.is_empty() {
-                feeds.push(CsvFeed { path: defaults.demo_feed.clone(), symbol: "BTCUSD".into(), interval });
+            if self.replays.is_empty() && self.dataset.is_empty() {
+                feeds.push(Feed::csv(defaults.demo_feed.clone(), "BTCUSD", interval));
             }
             for r in &self.replays {
                 match replay_feed(r, interval) {
                     Ok(f) => feeds.push(f),
                     Err(e) => problems.push(format!("replays: {e}")),
                 }
+            }
+        }
+        // Read whole, as a file is: a report numbers bars from the feed's first row, so a
+        // dataset and the same bars in a file give the same report.
+        let datasets = Datasets::new(defaults.datasets_dir.clone());
+        for spec in &self.dataset {
+            match datasets.read(spec, None, None) {
+                Ok(c) => {
+                    let name = format!("dataset {}", c.key.spec());
+                    feeds.push(Feed::bars(name, c.key.source.clone(), c.key.symbol.clone(), c.key.interval, c.raw()));
+                }
+                Err(e) => problems.push(format!("dataset: {e}")),
             }
         }
         let mut aggregate = Vec::new();
@@ -260,7 +280,7 @@ impl BacktestParams {
 }
 
 /// `[SYMBOL=]FILE`: the symbol defaults to the file's name in capitals.
-pub fn replay_feed(spec: &str, interval: Interval) -> Result<CsvFeed, String> {
+pub fn replay_feed(spec: &str, interval: Interval) -> Result<Feed, String> {
     let (symbol, path) = match spec.split_once('=') {
         Some((s, p)) => (s.to_string(), PathBuf::from(p)),
         None => {
@@ -275,7 +295,21 @@ pub fn replay_feed(spec: &str, interval: Interval) -> Result<CsvFeed, String> {
     if !path.is_file() {
         return Err(format!("{spec}: {} is not a readable file", path.display()));
     }
-    Ok(CsvFeed { path, symbol, interval })
+    Ok(Feed::csv(path, symbol, interval))
+}
+
+/// A string or a list of strings (`"dataset": "BTCUSDT:1h"` or `["BTCUSDT:1h", ...]`).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 /// `FROM:TO`, e.g. `1h:4h`.
@@ -285,25 +319,9 @@ pub fn aggregate_pair(spec: &str) -> Result<(Interval, Interval), String> {
     Ok((parse(from)?, parse(to)?))
 }
 
-/// `YYYY-MM-DD` (UTC midnight) or epoch milliseconds.
+/// `YYYY-MM-DD` (UTC midnight) or epoch milliseconds, as every command takes dates.
 pub fn parse_time(s: &str) -> Result<i64, String> {
-    if let Ok(ms) = s.parse::<i64>() {
-        return Ok(ms);
-    }
-    let bad = || format!("{s:?}: expected YYYY-MM-DD (UTC) or epoch milliseconds");
-    let parts: Vec<&str> = s.split('-').collect();
-    let [y, m, d] = parts[..] else { return Err(bad()) };
-    let (y, m, d) = (
-        y.parse::<i64>().map_err(|_| bad())?,
-        m.parse::<u32>().map_err(|_| bad())?,
-        d.parse::<u32>().map_err(|_| bad())?,
-    );
-    let days = tradeflow_core::time::days_from_civil(y, m, d);
-    // A day the month does not have (2018-02-30) comes back as another date.
-    if !(1..=12).contains(&m) || tradeflow_core::time::civil_from_days(days) != (y, m, d) {
-        return Err(bad());
-    }
-    Ok(days * 86_400_000)
+    tradeflow_core::time::parse_day_or_ms(s)
 }
 
 /// The configuration files preset `name` stands for.
@@ -394,6 +412,40 @@ mod tests {
         let built = ok.build(&defaults()).unwrap();
         assert_eq!(built.config.accounts[0].id, "sma_cross");
         assert_eq!(built.options.first_trading_bar, 19);
+    }
+
+    #[test]
+    fn a_dataset_is_a_feed_and_backtests_as_its_csv_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let demo = defaults().demo_feed;
+        Datasets::new(dir.path()).import_csv(&demo, "csv", "BTCUSD", Interval::H1).unwrap();
+        let d = Defaults { datasets_dir: dir.path().to_path_buf(), ..defaults() };
+        let range = serde_json::json!({"from": "2018-01-01", "to": "2018-03-01"});
+        let mut one = range.clone();
+        one["dataset"] = "BTCUSD:1h".into();
+        let from_dataset = BacktestParams::from_api(&one).unwrap().build(&d).unwrap();
+        assert_eq!(from_dataset.config.feeds.len(), 1, "no demo feed beside a dataset");
+        assert_eq!(from_dataset.config.feeds[0].name(), "dataset csv:BTCUSD:1h");
+        let from_file = BacktestParams {
+            replays: vec![format!("BTCUSD={}", demo.display())],
+            from: Some("2018-01-01".into()),
+            to: Some("2018-03-01".into()),
+            ..Default::default()
+        }
+        .build(&d)
+        .unwrap();
+        let run = |b: &Built| crate::report::backtest(&b.config, &b.options).unwrap();
+        let (a, b) = (run(&from_dataset), run(&from_file));
+        assert!(a.candles > 1000, "{}", a.candles);
+        assert_eq!((a.candles, a.signals, a.decisions), (b.candles, b.signals, b.decisions));
+        let (ja, jb) = (serde_json::to_value(&a.accounts).unwrap(), serde_json::to_value(&b.accounts).unwrap());
+        assert!(ja == jb, "the accounts' reports differ");
+
+        let mut many = range;
+        many["dataset"] = serde_json::json!(["ETHUSD:1h", "csv:BTCUSD:4h"]);
+        let e = BacktestParams::from_api(&many).unwrap().build(&d).unwrap_err().join("\n");
+        assert!(e.contains("dataset: no dataset ETHUSD:1h in"), "{e}");
+        assert!(e.contains("dataset: no dataset csv:BTCUSD:4h in") && e.contains("there are: csv:BTCUSD:1h"), "{e}");
     }
 
     #[test]

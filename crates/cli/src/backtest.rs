@@ -23,6 +23,13 @@ pub struct BacktestArgs {
     /// One candle file (the same as one --replay FILE).
     #[arg(long, value_name = "FILE", conflicts_with = "replays")]
     csv: Option<PathBuf>,
+    /// A dataset besides the files: `SYMBOL:INTERVAL` or `SOURCE:SYMBOL:INTERVAL` (see
+    /// `tradeflow data list`), repeatable; --from/--to apply as to files.
+    #[arg(long = "dataset", value_name = "SYMBOL:INTERVAL")]
+    datasets: Vec<String>,
+    /// With --dataset: the data directory (datasets in <DATA_DIR>/datasets).
+    #[arg(long, default_value = "data")]
+    data_dir: PathBuf,
     /// Interval of the files' bars.
     #[arg(long, default_value = "1h")]
     interval: Interval,
@@ -93,7 +100,7 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let Built { config, options, .. } = params.build(&defaults()).map_err(problems)?;
+    let Built { config, options, .. } = params.build(&args.defaults()).map_err(problems)?;
     let started = std::time::Instant::now();
     // A run that takes more than a second shows its rows' progress on stderr.
     let timeline = Timeline::load(&config.feeds)?;
@@ -244,6 +251,7 @@ impl BacktestArgs {
                 Some(p) => vec![p.display().to_string()],
                 None => self.replays.clone(),
             },
+            dataset: self.datasets.clone(),
             interval: Some(self.interval.to_string()),
             aggregate: self.aggregates.clone(),
             models: if strategy { Vec::new() } else { self.models.clone() },
@@ -258,6 +266,11 @@ impl BacktestArgs {
             to: self.to.map(|t| t.to_string()),
             strict: self.strict,
         })
+    }
+
+    /// [`defaults`] with this command's datasets directory.
+    pub(crate) fn defaults(&self) -> Defaults {
+        Defaults { datasets_dir: self.data_dir.join("datasets"), ..defaults() }
     }
 
     pub(crate) fn json(&self) -> bool {

@@ -1039,11 +1039,7 @@ fn demo_symbols(
     pace: tradeflow_ingest::replay::Pace,
 ) -> tradeflow_ingest::replay::ReplayConfig {
     let feeds = (0..symbols)
-        .map(|i| tradeflow_ingest::replay::CsvFeed {
-            path: feed.to_path_buf(),
-            symbol: format!("SYM{i}"),
-            interval: tradeflow_core::market::Interval::H1,
-        })
+        .map(|i| tradeflow_ingest::replay::Feed::csv(feed, format!("SYM{i}"), tradeflow_core::market::Interval::H1))
         .collect();
     tradeflow_ingest::replay::ReplayConfig { feeds, pace, passes: 1, source: "bench".into() }
 }

@@ -87,7 +87,7 @@ impl HyperoptArgs {
 
 pub fn run(args: &HyperoptArgs) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let Planned { study, llm_text } = args.params()?.plan(&crate::backtest::defaults(), cores).map_err(|p| {
+    let Planned { study, llm_text } = args.params()?.plan(&args.input.defaults(), cores).map_err(|p| {
         // The command line's names for the parameters' fields.
         let p: Vec<String> = p
             .into_iter()

@@ -7,6 +7,7 @@ mod bench_jobs;
 mod bench_ws;
 mod commands;
 mod config;
+mod data;
 mod edge;
 mod hyperopt;
 mod indicators;
@@ -87,6 +88,11 @@ enum Command {
     Hyperopt(Box<hyperopt::HyperoptArgs>),
     /// Jobs through the edge's API: submit, list, show, cancel, retry (`--wait` follows one).
     Tasks(tasks::TasksArgs),
+    /// Datasets: historical candles as Parquet files (download from Binance, import, list, export).
+    Data {
+        #[command(subcommand)]
+        command: data::DataCommand,
+    },
     /// Run one pipeline stage as a worker process (any number of them).
     Worker {
         #[command(subcommand)]
@@ -152,6 +158,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Tasks(args) = cli.command {
         return tasks::run(args).await;
     }
+    if let Command::Data { command } = cli.command {
+        return data::run(command).await;
+    }
     let settings = Settings::load(cli.config.as_deref(), cli.redis_url, cli.streams.as_deref())?;
     match cli.command {
         Command::Streams { command } => commands::streams::run(&settings, command).await,
@@ -162,7 +171,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker { command } => worker::run(&settings, command).await,
         Command::Ctl { command } => commands::ctl::run(&settings, command).await,
         Command::Edge(args) => edge::run(&settings, args).await,
-        Command::Auth { .. } | Command::Backtest(_) | Command::Hyperopt(_) | Command::Tasks(_) => Ok(()),
+        Command::Auth { .. }
+        | Command::Data { .. }
+        | Command::Backtest(_)
+        | Command::Hyperopt(_)
+        | Command::Tasks(_) => Ok(()),
     }
 }
 

@@ -170,7 +170,11 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
             Some(tokio::spawn(tradeflow_edge::llm_usage::run_publisher(b, move || r.gather(), shutdown.clone())));
         None
     } else {
-        let config = settings.edge.clone();
+        let mut config = settings.edge.clone();
+        // The datasets of this data directory, unless the configuration names others.
+        if config.datasets_dir == std::path::Path::new(tradeflow_edge::config::DEFAULT_DATASETS_DIR) {
+            config.datasets_dir = args.data_dir.join("datasets");
+        }
         let listen = args.listen.unwrap_or_else(|| config.listen_addr());
         let parts = crate::edge::EdgeParts {
             bus: bus.clone(),
@@ -192,7 +196,8 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
         Some(task)
     };
 
-    let (config, mut stage) = worker::ingest_setup(&args.replays, Interval::H1, Pace::Fast, 1, &[])?;
+    let feeds = worker::replay_feeds(&args.replays, Interval::H1, &[])?;
+    let (config, mut stage) = worker::ingest_setup(feeds, Pace::Fast, 1, &[])?;
     let producer = Producer::new(bus.clone(), "ingest").with_metrics(bus_metrics.clone());
     let report = replay(&producer, &mut stage, &config, &IngestMetrics::register(&registry)?, &shutdown).await?;
     println!("{}", worker::ingest_summary(&report));

@@ -24,7 +24,7 @@ use tradeflow_inference::StageConfig;
 use tradeflow_inference::worker::{InferenceFactory, InferenceMetrics};
 use tradeflow_ingest::IngestStage;
 use tradeflow_ingest::binance::{BinanceConfig, BinanceSeries, run_binance};
-use tradeflow_ingest::replay::{CsvFeed, IngestMetrics, Pace, ReplayConfig, replay};
+use tradeflow_ingest::replay::{Feed, IngestMetrics, Pace, ReplayConfig, replay};
 use tradeflow_ingest::synthetic::{SyntheticConfig, run_synthetic};
 use tradeflow_risk::worker::RiskMetrics;
 
@@ -33,7 +33,7 @@ use crate::stages;
 
 #[derive(Subcommand)]
 pub enum WorkerCommand {
-    /// Candles in: replays candle CSV files into md.candles (refusals to audit.events).
+    /// Candles in: replays candle CSV files and datasets into md.candles (refusals to audit.events).
     Ingest(IngestArgs),
     /// Candles to signals: one signal per model per candle into inf.signals.
     Inference(InferenceArgs),
@@ -157,6 +157,14 @@ pub struct IngestArgs {
     #[arg(long = "replay", value_name = "[SYMBOL=]FILE")]
     #[serde(rename = "replay")]
     replays: Vec<String>,
+    /// A dataset to replay besides the files: `SYMBOL:INTERVAL` or `SOURCE:SYMBOL:INTERVAL`
+    /// (see `tradeflow data list`), repeatable; its candles carry the dataset's source.
+    #[arg(long = "dataset", value_name = "SYMBOL:INTERVAL")]
+    #[serde(rename = "dataset")]
+    datasets: Vec<String>,
+    /// With --dataset: the data directory (datasets in <DATA_DIR>/datasets).
+    #[arg(long, default_value = "data")]
+    data_dir: PathBuf,
     /// Interval of the replayed bars.
     #[arg(long, default_value = "1h")]
     interval: Interval,
@@ -173,11 +181,11 @@ pub struct IngestArgs {
     aggregates: Vec<String>,
     /// Binance spot instead of files: `SYMBOL:INTERVAL` (e.g. BTCUSDT:1m), repeatable. REST
     /// backfill, then the live WebSocket of closed bars.
-    #[arg(long = "binance", value_name = "SYMBOL:INTERVAL", conflicts_with = "replays")]
+    #[arg(long = "binance", value_name = "SYMBOL:INTERVAL", conflicts_with_all = ["replays", "datasets"])]
     binance: Vec<String>,
     /// Synthetic random walks instead of files: this many symbols (SYN0, SYN1, ...), for load
     /// tests. Bar times start --synthetic-bars intervals before now.
-    #[arg(long, conflicts_with_all = ["replays", "binance"])]
+    #[arg(long, conflicts_with_all = ["replays", "datasets", "binance"])]
     synthetic: Option<u32>,
     /// With --synthetic: bars per symbol.
     #[arg(long, default_value_t = 10_000)]
@@ -204,7 +212,7 @@ pub struct IngestArgs {
 
 impl IngestArgs {
     fn has_source(&self) -> bool {
-        !self.replays.is_empty() || !self.binance.is_empty() || self.synthetic.is_some()
+        !self.replays.is_empty() || !self.datasets.is_empty() || !self.binance.is_empty() || self.synthetic.is_some()
     }
 }
 
@@ -213,6 +221,8 @@ impl Default for IngestArgs {
     fn default() -> Self {
         Self {
             replays: Vec::new(),
+            datasets: Vec::new(),
+            data_dir: PathBuf::from("data"),
             interval: Interval::H1,
             pace: Pace::Fast,
             passes: 1,
@@ -278,8 +288,9 @@ pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> 
             {
                 args = IngestArgs { common: args.common, ..from_file };
             }
-            let (config, mut stage) =
-                ingest_setup(&args.replays, args.interval, args.pace, args.passes, &args.aggregates)?;
+            let mut replays = replay_feeds(&args.replays, args.interval, &args.datasets)?;
+            replays.extend(dataset_feeds(&args.datasets, &args.data_dir)?);
+            let (config, mut stage) = ingest_setup(replays, args.pace, args.passes, &args.aggregates)?;
             let producer = Producer::new(bus, "ingest").with_metrics(bus_metrics);
             let metrics = IngestMetrics::register(&registry)?;
             // Refusals by reason from 0 (see start_bus_counters), under this run's source.
@@ -424,18 +435,35 @@ pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> 
     }
 }
 
-/// The replay of `replays` (`[SYMBOL=]FILE`; the demo feed as BTCUSD when empty) and the
-/// ingestion stage with `aggregates` (`FROM:TO`).
+/// The files of `replays` (`[SYMBOL=]FILE`); the demo feed as BTCUSD when there is neither a
+/// file nor a dataset.
+pub(crate) fn replay_feeds(replays: &[String], interval: Interval, datasets: &[String]) -> anyhow::Result<Vec<Feed>> {
+    let default = [format!("BTCUSD={}", demo_feed().display())];
+    let replays = if replays.is_empty() && datasets.is_empty() { &default[..] } else { replays };
+    replays.iter().map(|r| feed(r, interval)).collect()
+}
+
+/// The datasets `specs` name (`SYMBOL:INTERVAL`, `SOURCE:SYMBOL:INTERVAL`) under
+/// `<data_dir>/datasets`, read whole, each with its own interval and source.
+pub(crate) fn dataset_feeds(specs: &[String], data_dir: &Path) -> anyhow::Result<Vec<Feed>> {
+    let datasets = tradeflow_datasets::Datasets::in_data_dir(data_dir);
+    specs
+        .iter()
+        .map(|spec| {
+            let c = datasets.read(spec, None, None).with_context(|| format!("--dataset {spec}"))?;
+            let name = format!("dataset {}", c.key.spec());
+            Ok(Feed::bars(name, c.key.source.clone(), c.key.symbol.clone(), c.key.interval, c.raw()))
+        })
+        .collect()
+}
+
+/// The replay of `feeds` and the ingestion stage with `aggregates` (`FROM:TO`).
 pub(crate) fn ingest_setup(
-    replays: &[String],
-    interval: Interval,
+    feeds: Vec<Feed>,
     pace: Pace,
     passes: u32,
     aggregates: &[String],
 ) -> anyhow::Result<(ReplayConfig, IngestStage)> {
-    let default = [format!("BTCUSD={}", demo_feed().display())];
-    let replays = if replays.is_empty() { &default[..] } else { replays };
-    let feeds = replays.iter().map(|r| feed(r, interval)).collect::<anyhow::Result<Vec<_>>>()?;
     let aggregate = aggregates.iter().map(|a| pair(a)).collect::<anyhow::Result<Vec<_>>>()?;
     let stage = IngestStage::new(&aggregate)
         .map_err(|errs| anyhow::anyhow!(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
@@ -530,7 +558,7 @@ fn binance_config(args: &IngestArgs) -> anyhow::Result<BinanceConfig> {
 }
 
 /// `[SYMBOL=]FILE`.
-pub(crate) fn feed(spec: &str, interval: Interval) -> anyhow::Result<CsvFeed> {
+pub(crate) fn feed(spec: &str, interval: Interval) -> anyhow::Result<Feed> {
     tradeflow_backtest::params::replay_feed(spec, interval).map_err(|e| anyhow::anyhow!("--replay {e}"))
 }
 

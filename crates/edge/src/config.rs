@@ -19,6 +19,7 @@
 //! binance_url = "https://fapi.binance.com"
 //! hyperliquid_url = "https://api.hyperliquid.xyz"
 //! cache_ms = 2000
+//! datasets_dir = "data/datasets"  # GET/DELETE /data/datasets (tradeflow data's <data-dir>/datasets)
 //! [edge.ws]
 //! client_queue = 256               # events buffered per client; a client that falls behind is dropped
 //! status_interval_s = 5
@@ -39,12 +40,15 @@
 //! ```
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
 use crate::auth::Role;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// `tradeflow data`'s datasets under its default data directory.
+pub const DEFAULT_DATASETS_DIR: &str = "data/datasets";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -67,6 +71,9 @@ pub struct EdgeConfig {
     pub ai_cache_ttl_s: u64,
     /// Exchanges asked by `GET /market/price/{symbol}` before the last candle (none by default).
     pub prices: tradeflow_exec::price::PriceSourcesConfig,
+    /// The datasets the data routes list and delete (`<data-dir>/datasets` of `tradeflow data`;
+    /// `tradeflow up` uses its own `--data-dir`'s when this is left as it is).
+    pub datasets_dir: PathBuf,
     #[serde(rename = "user")]
     pub users: Vec<UserConfig>,
     #[serde(rename = "api_key")]
@@ -126,6 +133,7 @@ impl Default for EdgeConfig {
             ws: WsConfig::default(),
             ai_cache_ttl_s: 300,
             prices: tradeflow_exec::price::PriceSourcesConfig::default(),
+            datasets_dir: PathBuf::from(DEFAULT_DATASETS_DIR),
             users: Vec::new(),
             api_keys: Vec::new(),
             tasks: crate::quota::TasksConfig::default(),
@@ -217,6 +225,12 @@ impl EdgeConfig {
             p.push("edge.ws.max_clients: must be at least 1".into());
         }
         p.extend(self.prices.validate("edge.prices"));
+        // Missing is fine (no dataset yet: the list is empty); anything else must be a directory.
+        if self.datasets_dir.as_os_str().is_empty() {
+            p.push("edge.datasets_dir: must name a directory".into());
+        } else if self.datasets_dir.exists() && !self.datasets_dir.is_dir() {
+            p.push(format!("edge.datasets_dir: {} is not a directory", self.datasets_dir.display()));
+        }
         let mut seen = std::collections::BTreeSet::new();
         for (i, u) in self.users.iter().enumerate() {
             if u.name.is_empty() || u.name.len() > 64 {
@@ -251,6 +265,7 @@ mod tests {
             r#"
             listen = "nowhere"
             token_ttl_s = 1
+            datasets_dir = "Cargo.toml"
             cors_origins = ["ftp://x"]
             [rate_limit]
             write_per_minute = 0
@@ -282,10 +297,11 @@ mod tests {
             "edge.user[0].password_hash",
             "edge.user[1].name: \"a\" is defined twice",
             "edge.api_key[0].key_sha256",
+            "edge.datasets_dir: Cargo.toml is not a directory",
         ] {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }
-        assert_eq!(err.problems.len(), 9, "{text}");
+        assert_eq!(err.problems.len(), 10, "{text}");
     }
 
     #[test]

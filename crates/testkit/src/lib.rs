@@ -2,6 +2,8 @@
 //! (never 6379), a private temp directory, AOF on so that `restart` keeps the data. Tests can
 //! kill (SIGKILL) and restart it to exercise failure paths.
 
+#[cfg(feature = "binance")]
+pub mod binance;
 pub mod postgres;
 use std::path::Path;
 

@@ -11,6 +11,7 @@ pub mod analytics;
 pub mod audit;
 pub mod auth;
 pub mod control;
+pub mod data;
 pub mod health;
 pub mod market;
 pub mod monitoring;
@@ -43,6 +44,7 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(news::router())
         .merge(tasks::router())
         .merge(results::router())
+        .merge(data::router())
 }
 
 /// Routes outside `/api/v1`: probes, metrics, the WebSocket.
