@@ -76,12 +76,14 @@ pub async fn run(settings: &Settings, args: &JobsBenchArgs) -> anyhow::Result<()
     let bus_metrics = BusMetrics::register(&registry)?;
     let stop = CancellationToken::new();
     let worker = {
-        let (bus, registry, bus_metrics, store, config, stop) =
-            (bus.clone(), registry.clone(), bus_metrics.clone(), store.clone(), settings.jobs.clone(), stop.clone());
-        tokio::spawn(async move {
-            crate::jobs::run(&bus, &registry, &bus_metrics, store, config, Some(1), Some("bench-jobs".into()), stop)
-                .await
-        })
+        let setup = crate::jobs::Setup {
+            threads: Some(1),
+            member_name: Some("bench-jobs".into()),
+            ..crate::jobs::Setup::for_up(settings.jobs.clone(), dir.path())
+        };
+        let (bus, registry, bus_metrics, store, stop) =
+            (bus.clone(), registry.clone(), bus_metrics.clone(), store.clone(), stop.clone());
+        tokio::spawn(async move { crate::jobs::run(&bus, &registry, &bus_metrics, store, setup, stop).await })
     };
     let audit = {
         let (bus, registry, bus_metrics, store, stop) =

@@ -156,10 +156,8 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
         tasks.push({
             let (bus, registry, bus_metrics, store) =
                 (bus.clone(), registry.clone(), bus_metrics.clone(), store.clone());
-            let (config, stop) = (settings.jobs.clone(), stages.clone());
-            tokio::spawn(async move {
-                crate::jobs::run(&bus, &registry, &bus_metrics, store, config, None, None, stop).await
-            })
+            let (setup, stop) = (crate::jobs::Setup::for_up(settings.jobs.clone(), &args.data_dir), stages.clone());
+            tokio::spawn(async move { crate::jobs::run(&bus, &registry, &bus_metrics, store, setup, stop).await })
         });
     }
     let mut usage_publisher = None;

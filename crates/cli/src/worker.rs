@@ -413,17 +413,14 @@ pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> 
             serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
             start_bus_counters(&bus, &bus_metrics, crate::jobs::handler::GROUP);
             let store = crate::jobs::store(&args.database_url).await?;
-            crate::jobs::run(
-                &bus,
-                &registry,
-                &bus_metrics,
-                store,
-                settings.jobs.clone(),
-                args.threads,
-                args.member_name,
-                shutdown,
-            )
-            .await
+            let setup = crate::jobs::Setup {
+                config: settings.jobs.clone(),
+                threads: args.threads,
+                member_name: args.member_name,
+                data_dir: args.data_dir,
+                binance_rest_url: args.binance_rest_url,
+            };
+            crate::jobs::run(&bus, &registry, &bus_metrics, store, setup, shutdown).await
         }
         WorkerCommand::Audit(args) => {
             serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;

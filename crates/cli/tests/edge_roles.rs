@@ -41,6 +41,9 @@ const POLICY: &[(&str, &str, Least)] = &[
     ("GET", "/api/v1/analytics/risk", Viewer),
     ("GET", "/api/v1/analytics/portfolio", Viewer),
     ("GET", "/api/v1/audit", Admin),
+    ("GET", "/api/v1/data/datasets", Viewer),
+    ("DELETE", "/api/v1/data/datasets/{symbol}/{interval}", Admin),
+    ("POST", "/api/v1/data/download", Trader),
     ("POST", "/api/v1/auth/login", Public),
     ("GET", "/api/v1/auth/me", Viewer),
     ("GET", "/api/v1/scheduler/status", Viewer),
@@ -121,6 +124,7 @@ fn concrete(path: &str) -> String {
         .replace("{account}", "alpha")
         .replace("{name}", "md.candles")
         .replace("{action}", "pause")
+        .replace("{interval}", "1h")
         .replace("{id}", "no-such-id")
 }
 

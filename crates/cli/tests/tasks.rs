@@ -207,11 +207,12 @@ async fn a_rest_backtest_is_the_cli_backtest_and_bad_submissions_queue_nothing()
     assert!(rows.iter().any(|r| r.resource == id && r.actor == "admin"), "no audit row for {id}");
 }
 
-/// A `tradeflow worker jobs` process.
-fn jobs_worker(edge: &Edge, name: &str) -> tokio::process::Child {
+/// A `tradeflow worker jobs` process over the edge's data directory, downloading from `binance`.
+fn jobs_worker(edge: &Edge, name: &str, binance: &str) -> tokio::process::Child {
     tokio::process::Command::new(BIN)
         .args(["--config", edge.dir.path().join("tradeflow.toml").to_str().unwrap()])
         .args(["worker", "jobs", "--threads", "1", "--member-name", name])
+        .args(["--data-dir", edge.dir.path().to_str().unwrap(), "--binance-rest-url", binance])
         .env("REDIS_URL", edge.redis.url())
         .env("TRADEFLOW_STREAMS", STREAMS)
         .env("DATABASE_URL", format!("sqlite://{}", edge.dir.path().join("tradeflow.db").display()))
@@ -229,7 +230,14 @@ async fn jobs_are_cancelled_dead_lettered_and_survive_a_crashed_worker() {
         ..Options::default()
     };
     let edge = Edge::start_with(options).await;
-    let mut workers = vec![(jobs_worker(&edge, "jobs-a"), "jobs-a"), (jobs_worker(&edge, "jobs-b"), "jobs-b")];
+    // A fake Binance with 500 hourly BTCUSDT bars, for download jobs.
+    let mut market = tradeflow_testkit::binance::Market::default();
+    for k in 0..500 {
+        market.add("BTCUSDT", tradeflow_core::market::Interval::H1, k);
+    }
+    let binance = tradeflow_testkit::binance::serve_rest(std::sync::Arc::new(std::sync::Mutex::new(market))).await;
+    let mut workers =
+        vec![(jobs_worker(&edge, "jobs-a", &binance), "jobs-a"), (jobs_worker(&edge, "jobs-b", &binance), "jobs-b")];
 
     // Cancel: a long search stops within a second of the DELETE.
     let long = submit(&edge, &edge.trader, "hyperopt", study(20_000, 1)).await;
@@ -265,6 +273,28 @@ async fn jobs_are_cancelled_dead_lettered_and_survive_a_crashed_worker() {
     assert!(dlq.iter().any(|d| d.contains(&poison)), "the request is not in the DLQ: {dlq:?}");
     let after = submit(&edge, &edge.admin, "backtest", json!({"strategy": "sma_cross"})).await;
     assert_eq!(wait_for(&edge, &after, Duration::from_secs(60), "finished", over).await["status"], "succeeded");
+
+    // Download: a dataset from Binance as a job, then a backtest on it. A dataset that does not
+    // exist yet is refused at submission.
+    let e = edge
+        .post("/api/v1/tasks/backtest", Some(&edge.trader), Some(json!({"dataset": "BTCUSDT:1h"})))
+        .await
+        .expect_error(422, "invalid_params");
+    assert!(e["error"]["message"].as_str().unwrap().contains("dataset"), "{e}");
+    let t0 = tradeflow_testkit::binance::T0;
+    let bad = json!({"symbol": "BTC/USDT", "interval": "1h", "from": t0.to_string()});
+    edge.post("/api/v1/data/download", Some(&edge.trader), Some(bad)).await.expect_error(422, "invalid_params");
+    let params = json!({"symbol": "BTCUSDT", "interval": "1h", "from": t0.to_string(), "to": (t0 + 500 * 3_600_000).to_string()});
+    let body = edge.post("/api/v1/data/download", Some(&edge.trader), Some(params)).await.expect(202);
+    let download = body["task_id"].as_str().unwrap().to_string();
+    let t = wait_for(&edge, &download, Duration::from_secs(60), "finished", over).await;
+    assert_eq!(t["status"], "succeeded", "{t}");
+    assert_eq!((t["kind"].as_str(), t["summary"]["rows_added"].as_i64()), (Some("download"), Some(500)), "{t}");
+    let list = edge.get("/api/v1/data/datasets", Some(&edge.viewer)).await.expect(200);
+    assert!(list.to_string().contains("BTCUSDT:1h"), "{list}");
+    let on_dataset = submit(&edge, &edge.admin, "backtest", json!({"dataset": "BTCUSDT:1h"})).await;
+    let t = wait_for(&edge, &on_dataset, Duration::from_secs(60), "finished", over).await;
+    assert_eq!((t["status"].as_str(), t["summary"]["candles"].as_i64()), (Some("succeeded"), Some(500)), "{t}");
 
     // Retry: the cancelled search runs again under its id (a short one would be nicer, but the
     // parameters are the task's own: cancel it again once it runs).

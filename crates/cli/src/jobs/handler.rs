@@ -93,6 +93,10 @@ pub struct Shared {
     /// The worker's member name, recorded on each job it runs.
     pub worker: String,
     pub threads: usize,
+    /// The demo feed, default profiles and datasets directory jobs run with.
+    pub defaults: tradeflow_backtest::params::Defaults,
+    /// Binance's REST client settings (downloads).
+    pub binance: tradeflow_datasets::BinanceConfig,
     /// Cancelled when the process stops: a running job is interrupted and left to the next
     /// owner of its request.
     pub shutdown: CancellationToken,
@@ -224,10 +228,19 @@ impl JobsHandler {
         let (reporter, mut ticks) = Reporter::channel();
         let work = {
             let (stop, kind, params, threads) = (stop.clone(), req.kind, req.params.clone(), sh.threads);
+            let shared = self.sh.clone();
+            let runtime = tokio::runtime::Handle::current();
             let span = tracing::Span::current();
             tokio::task::spawn_blocking(move || {
                 let _entered = span.enter();
-                let ctx = Context { stop: &stop, progress: reporter, threads };
+                let ctx = Context {
+                    stop: &stop,
+                    progress: reporter,
+                    threads,
+                    defaults: &shared.defaults,
+                    binance: &shared.binance,
+                    runtime,
+                };
                 // A panic in the work is this attempt's failure, not the worker's.
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kinds::run(kind, &params, &ctx)))
                     .unwrap_or_else(|p| Err(Failure::Failed(format!("the job panicked: {}", panic_text(&p)))))

@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde_json::json;
 use tradeflow_backtest::hyperopt::params::{HyperoptParams, Planned};
 use tradeflow_backtest::hyperopt::{self, HyperoptError};
-use tradeflow_backtest::params::{BacktestParams, Built};
+use tradeflow_backtest::params::{BacktestParams, Built, Defaults};
 use tradeflow_backtest::report::backtest_on;
 use tradeflow_backtest::sink::CHECK_EVERY;
 use tradeflow_backtest::{BacktestError, Engine, Sink};
 use tradeflow_core::job::JobKind;
+use tradeflow_datasets::{BinanceConfig, Datasets, DownloadParams};
 use tradeflow_ingest::timeline::{Row, Timeline};
 
 use super::progress::Reporter;
@@ -47,6 +48,12 @@ pub struct Context<'a> {
     pub progress: Reporter,
     /// Threads for work that parallelises (hyperopt's trials).
     pub threads: usize,
+    /// The installation's demo feed, default profiles and datasets directory.
+    pub defaults: &'a Defaults,
+    /// Binance's REST client settings (downloads).
+    pub binance: &'a BinanceConfig,
+    /// The worker's runtime, for the work that is async (a download's requests).
+    pub runtime: tokio::runtime::Handle,
 }
 
 /// Runs a job of `kind` with `params` (JSON).
@@ -56,9 +63,8 @@ pub fn run(kind: JobKind, params: &str, ctx: &Context<'_>) -> Result<Output, Fai
     match kind {
         JobKind::Backtest => backtest(&json, ctx),
         JobKind::Hyperopt => study(&json, ctx),
-        JobKind::Download | JobKind::Train => {
-            Err(Failure::Invalid(format!("{} jobs are not available in this build", kind.name())))
-        }
+        JobKind::Download => fetch(&json, ctx),
+        JobKind::Train => Err(Failure::Invalid("train jobs are not available in this build".into())),
     }
 }
 
@@ -84,8 +90,7 @@ impl Sink for JobSink<'_> {
 
 fn backtest(json: &serde_json::Value, ctx: &Context<'_>) -> Result<Output, Failure> {
     let params = BacktestParams::from_api(json).map_err(|p| Failure::Invalid(p.join("; ")))?;
-    let Built { config, options, .. } =
-        params.build(&crate::backtest::defaults()).map_err(|p| Failure::Invalid(p.join("; ")))?;
+    let Built { config, options, .. } = params.build(ctx.defaults).map_err(|p| Failure::Invalid(p.join("; ")))?;
     let timeline = Timeline::load(&config.feeds).map_err(|e| Failure::Failed(e.to_string()))?;
     let (from, to) = (config.from_ms.unwrap_or(i64::MIN), config.to_ms.unwrap_or(i64::MAX));
     let total = timeline.iter().filter(|s| (from..to).contains(&s.time)).count() as u64;
@@ -129,8 +134,7 @@ fn backtest(json: &serde_json::Value, ctx: &Context<'_>) -> Result<Output, Failu
 
 fn study(json: &serde_json::Value, ctx: &Context<'_>) -> Result<Output, Failure> {
     let params = HyperoptParams::from_api(json).map_err(|p| Failure::Invalid(p.join("; ")))?;
-    let Planned { study, .. } =
-        params.plan(&crate::backtest::defaults(), ctx.threads).map_err(|p| Failure::Invalid(p.join("; ")))?;
+    let Planned { study, .. } = params.plan(ctx.defaults, ctx.threads).map_err(|p| Failure::Invalid(p.join("; ")))?;
     let timeline = Timeline::load(&study.base.config.feeds).map_err(|e| Failure::Failed(e.to_string()))?;
     let report = |p: hyperopt::Progress| ctx.progress.report(p.phase, p.done as u64, p.total as u64);
     let outcome = match hyperopt::run_until(&study, &timeline, &report, ctx.stop) {
@@ -154,4 +158,51 @@ fn study(json: &serde_json::Value, ctx: &Context<'_>) -> Result<Output, Failure>
     });
     let result = serde_json::to_string(&outcome).map_err(|e| Failure::Failed(format!("encoding the outcome: {e}")))?;
     Ok(Output { summary, result, report_html: None })
+}
+
+/// A download of Binance spot klines into the dataset of its symbol and interval: the same
+/// call as `tradeflow data download`, resumable, stopped between pages when asked.
+fn fetch(json: &serde_json::Value, ctx: &Context<'_>) -> Result<Output, Failure> {
+    let request =
+        DownloadParams::from_json(json).and_then(|p| p.request()).map_err(|p| Failure::Invalid(p.join("; ")))?;
+    let datasets = Datasets::new(ctx.defaults.datasets_dir.clone());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let run = tradeflow_datasets::download(
+        &datasets,
+        ctx.binance,
+        &request,
+        |p| ctx.progress.report("pages", (p.fraction * 1e6) as u64, 1_000_000),
+        &cancel,
+    );
+    // The stop flag is the job's; the download listens to a token: one follows the other.
+    let summary = ctx.runtime.block_on(async {
+        tokio::pin!(run);
+        loop {
+            tokio::select! {
+                r = &mut run => break r,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {
+                    if ctx.stop.load(Ordering::Relaxed) {
+                        cancel.cancel();
+                    }
+                }
+            }
+        }
+    });
+    let summary = match summary {
+        Ok(s) if s.cancelled => return Err(Failure::Stopped),
+        Ok(s) => s,
+        Err(e) if e.is_bad_input() => return Err(Failure::Invalid(e.to_string())),
+        Err(e) => return Err(Failure::Failed(e.to_string())),
+    };
+    let summary_json = json!({
+        "dataset": summary.spec,
+        "rows_added": summary.rows_added,
+        "rows_total": summary.rows_total,
+        "pages": summary.pages,
+        "refused": summary.refused.len(),
+        "gaps": summary.gaps.len(),
+        "rows_per_second": summary.rows_per_second,
+    });
+    let result = serde_json::to_string(&summary).map_err(|e| Failure::Failed(format!("encoding the summary: {e}")))?;
+    Ok(Output { summary: summary_json, result, report_html: None })
 }

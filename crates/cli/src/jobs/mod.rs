@@ -33,6 +33,13 @@ pub struct JobsArgs {
     /// Threads of a job's parallel work (hyperopt's trials), default: the machine's cores.
     #[arg(long)]
     pub threads: Option<usize>,
+    /// The data directory: datasets under <DATA_DIR>/datasets (backtests on them, downloads
+    /// into them).
+    #[arg(long, default_value = "data")]
+    pub data_dir: std::path::PathBuf,
+    /// Binance REST base URL for download jobs (testnets, proxies).
+    #[arg(long, default_value = "https://api.binance.com")]
+    pub binance_rest_url: String,
     /// Fleet member name (default: service@host:pid:random).
     #[arg(long)]
     pub member_name: Option<String>,
@@ -40,18 +47,42 @@ pub struct JobsArgs {
     pub common: crate::worker::Common,
 }
 
+/// Where and how a jobs worker runs its jobs.
+pub struct Setup {
+    pub config: JobsConfig,
+    pub threads: Option<usize>,
+    pub member_name: Option<String>,
+    pub data_dir: std::path::PathBuf,
+    pub binance_rest_url: String,
+}
+
+impl Setup {
+    /// `tradeflow up`'s: its data directory, Binance's public API.
+    pub fn for_up(config: JobsConfig, data_dir: &std::path::Path) -> Setup {
+        Setup {
+            config,
+            threads: None,
+            member_name: None,
+            data_dir: data_dir.to_path_buf(),
+            binance_rest_url: "https://api.binance.com".into(),
+        }
+    }
+}
+
 /// Runs a jobs worker until `shutdown`.
-#[allow(clippy::too_many_arguments)]
 pub async fn run(
     bus: &Bus,
     registry: &Registry,
     bus_metrics: &BusMetrics,
     store: Arc<AuditStore>,
-    config: JobsConfig,
-    threads: Option<usize>,
-    member_name: Option<String>,
+    setup: Setup,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let Setup { config, threads, member_name, data_dir, binance_rest_url } = setup;
+    let defaults =
+        tradeflow_backtest::params::Defaults { datasets_dir: data_dir.join("datasets"), ..crate::backtest::defaults() };
+    let mut binance = tradeflow_datasets::BinanceConfig::new([]);
+    binance.rest_url = binance_rest_url;
     let metrics = JobMetrics::register(registry)?;
     let control = crate::stages::follow_control(bus, shutdown.clone());
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
@@ -64,12 +95,18 @@ pub async fn run(
         metrics: metrics.clone(),
         worker: member.clone(),
         threads,
+        defaults,
+        binance,
         shutdown: shutdown.clone(),
     };
     let consumer = Consumer::new(bus.clone(), STREAM, GROUP, "jobs", JobsFactory(Arc::new(shared)))?
         .with_metrics(bus_metrics.clone())
         .with_member_name(member.clone());
-    eprintln!("jobs: worker {member}, {threads} thread(s) per job, store {}", store.url());
+    eprintln!(
+        "jobs: worker {member}, {threads} thread(s) per job, datasets in {}, store {}",
+        data_dir.join("datasets").display(),
+        store.url()
+    );
     let cancels = tokio::spawn(cancel_queued(store.clone(), control, shutdown.clone()));
     let gauge = tokio::spawn(count_queued(store, metrics, shutdown.clone()));
     consumer.run(shutdown.clone()).await?;

@@ -20,7 +20,31 @@ use crate::error::{ApiError, Json, Path, Query};
 use crate::state::{AppState, RequestMeta};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_datasets)).routes(routes!(delete_dataset))
+    OpenApiRouter::new().routes(routes!(list_datasets)).routes(routes!(delete_dataset)).routes(routes!(download))
+}
+
+/// Downloads Binance spot klines into a dataset (trader): a `download` job, the same as
+/// `POST /tasks/download`. Body `{symbol, interval, from, to}` (`from`/`to`: `YYYY-MM-DD` or
+/// epoch ms; no `to`: up to now). Resumable: a dataset that already has bars continues after
+/// its last one. Follow it with `GET /tasks/{id}`.
+#[utoipa::path(post, path = "/data/download", tag = "data", security(("bearer" = []), ("api_key" = [])),
+    request_body(content = Object, description = "{symbol, interval, from, to}"),
+    responses(
+        (status = 202, body = crate::routes::tasks::Submitted, description = "queued"),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody, description = "invalid parameters, each named"),
+        (status = 429, body = crate::error::ErrorBody, description = "a job quota is reached"),
+        (status = 503, body = crate::error::ErrorBody)))]
+async fn download(
+    State(state): State<AppState>,
+    crate::auth::Trader(who): crate::auth::Trader,
+    meta: RequestMeta,
+    Json(params): Json<serde_json::Value>,
+) -> Result<(axum::http::StatusCode, Json<crate::routes::tasks::Submitted>), ApiError> {
+    let caller = meta.caller(who);
+    let submitted =
+        crate::routes::tasks::enqueue(&state, &caller, tradeflow_core::job::JobKind::Download, params, None).await?;
+    Ok((axum::http::StatusCode::ACCEPTED, Json(submitted)))
 }
 
 /// Bars missing between two bars present: `[from, to)`.

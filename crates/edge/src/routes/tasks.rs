@@ -122,8 +122,10 @@ pub fn kind_of(name: &str) -> Result<JobKind, ApiError> {
 /// Checks `params` against `kind`'s parameter type; every problem is listed, each naming its
 /// field.
 pub fn validate(state: &AppState, kind: JobKind, params: &Value) -> Result<(), ApiError> {
-    // The demo feed is the workers' to read; validation does not open it.
-    let defaults = Defaults::standard(std::path::PathBuf::new());
+    // The demo feed is the workers' to read; validation does not open it. Datasets are
+    // looked up where this edge's `datasets_dir` says (the jobs workers' must be the same).
+    let defaults =
+        Defaults { datasets_dir: state.config.datasets_dir.clone(), ..Defaults::standard(std::path::PathBuf::new()) };
     let problems = match kind {
         JobKind::Backtest => BacktestParams::from_api(params).and_then(|p| p.build(&defaults).map(|_| ())),
         JobKind::Hyperopt => HyperoptParams::from_api(params).and_then(|p| p.plan(&defaults, 1).map(|_| ())),
@@ -139,10 +141,9 @@ pub fn validate(state: &AppState, kind: JobKind, params: &Value) -> Result<(), A
     })
 }
 
-/// A download's parameters. (Until the datasets store is part of the build, download jobs are
-/// refused at submission, with this reason.)
-fn validate_download(_state: &AppState, _params: &Value) -> Result<(), Vec<String>> {
-    Err(vec!["download jobs need the datasets store, which this build does not have".into()])
+/// A download's parameters.
+fn validate_download(_state: &AppState, params: &Value) -> Result<(), Vec<String>> {
+    tradeflow_datasets::DownloadParams::from_json(params)?.request().map(|_| ())
 }
 
 /// What `who` has in the store, for `kind`'s quotas.
