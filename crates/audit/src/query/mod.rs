@@ -3,6 +3,7 @@
 //! backends through `AuditStore::select`.
 
 pub mod market;
+pub mod models;
 pub mod monitoring;
 pub mod news;
 pub mod trading;
