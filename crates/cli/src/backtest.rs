@@ -237,7 +237,7 @@ fn config(args: &BacktestArgs, preset: Option<&Preset>) -> anyhow::Result<Backte
 }
 
 /// `YYYY-MM-DD` (UTC midnight) or epoch milliseconds.
-fn parse_time(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_time(s: &str) -> Result<i64, String> {
     if let Ok(ms) = s.parse::<i64>() {
         return Ok(ms);
     }

@@ -10,6 +10,7 @@ mod edge;
 mod hyperopt;
 mod indicators;
 mod json_log;
+mod models;
 mod news;
 mod process_metrics;
 mod progress;
@@ -82,6 +83,11 @@ enum Command {
     Backtest(backtest::BacktestArgs),
     /// Hyperparameter search over backtests: grid, random or TPE, in and out of sample.
     Hyperopt(Box<hyperopt::HyperoptArgs>),
+    /// Learned models: train, list, show, deploy (through the gate), roll back.
+    Models {
+        #[command(subcommand)]
+        command: models::ModelsCommand,
+    },
     /// Run one pipeline stage as a worker process (any number of them).
     Worker {
         #[command(subcommand)]
@@ -144,6 +150,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Auth { command } = cli.command {
         return edge::run_auth(command);
     }
+    // Offline too: the registry is the SQL store.
+    if let Command::Models { command } = cli.command {
+        return models::run(command).await;
+    }
     let settings = Settings::load(cli.config.as_deref(), cli.redis_url, cli.streams.as_deref())?;
     match cli.command {
         Command::Streams { command } => commands::streams::run(&settings, command).await,
@@ -154,7 +164,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker { command } => worker::run(&settings, command).await,
         Command::Ctl { command } => commands::ctl::run(&settings, command).await,
         Command::Edge(args) => edge::run(&settings, args).await,
-        Command::Auth { .. } | Command::Backtest(_) | Command::Hyperopt(_) => Ok(()),
+        Command::Auth { .. } | Command::Backtest(_) | Command::Hyperopt(_) | Command::Models { .. } => Ok(()),
     }
 }
 
