@@ -3,6 +3,7 @@
 mod backtest;
 mod bench;
 mod bench_backtest;
+mod bench_models;
 mod bench_ws;
 mod commands;
 mod config;
