@@ -218,7 +218,15 @@ fn bench_models_prints_training_time_and_latency_per_family() {
 fn bench_inference_serves_learned_models() {
     let tmp = tempfile::tempdir().unwrap();
     let r = run(
-        tradeflow(tmp.path()).args(["bench", "inference", "--json", "--symbols", "1", "--models", "technical,ml:bench"]),
+        tradeflow(tmp.path()).args([
+            "bench",
+            "inference",
+            "--json",
+            "--symbols",
+            "1",
+            "--models",
+            "technical,ml:bench",
+        ]),
         LIMIT,
     )
     .json();

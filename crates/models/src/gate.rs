@@ -98,6 +98,20 @@ impl GateConfig {
     }
 }
 
+/// The verdict on a registry version from its stored JSON: the gate in `parameters.gate`, the
+/// figures in `metrics.gate` (as `tradeflow models train` stores them); the error names the
+/// field that does not read.
+pub fn judge_stored(parameters: &str, metrics: &str) -> Result<(GateVerdict, GateFigures), String> {
+    let parameters: serde_json::Value =
+        serde_json::from_str(parameters).map_err(|e| format!("parameters: not JSON: {e}"))?;
+    let metrics: serde_json::Value = serde_json::from_str(metrics).map_err(|e| format!("metrics: not JSON: {e}"))?;
+    let gate: GateConfig =
+        serde_json::from_value(parameters["gate"].clone()).map_err(|e| format!("parameters.gate: {e}"))?;
+    let figures: GateFigures =
+        serde_json::from_value(metrics["gate"].clone()).map_err(|e| format!("metrics.gate: {e}"))?;
+    Ok((gate.judge(&figures), figures))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +127,13 @@ mod tests {
         );
         let v = g.judge(&GateFigures { test_accuracy: Some(0.7), sharpe: None, technical_sharpe: Some(0.3) });
         assert_eq!(v.refusals(), "test Sharpe null (not measured) below technical's 0.3000");
+        let stored = judge_stored(
+            r#"{"gate": {"min_accuracy": 0.5, "sharpe_vs_technical": false}}"#,
+            r#"{"gate": {"test_accuracy": 0.55, "sharpe": null, "technical_sharpe": null}}"#,
+        )
+        .unwrap();
+        assert!(stored.0.passed, "{}", stored.0);
+        assert_eq!(judge_stored("{}", "{}").unwrap_err().split(':').next(), Some("parameters.gate"));
         let off = GateConfig { sharpe_vs_technical: false, ..g };
         assert!(off.judge(&GateFigures { test_accuracy: Some(0.6), ..Default::default() }).passed);
     }

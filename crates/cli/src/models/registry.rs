@@ -5,7 +5,7 @@
 use anyhow::{Context, bail};
 use tradeflow_audit::query::models::ModelVersionRow;
 use tradeflow_audit::{AuditLogRow, AuditStore, Row};
-use tradeflow_models::gate::{GateConfig, GateFigures, GateVerdict};
+use tradeflow_models::gate::{GateFigures, GateVerdict};
 
 use super::{DeployArgs, StoreArgs};
 
@@ -61,11 +61,8 @@ pub(crate) fn record(row: &ModelVersionRow) -> anyhow::Result<serde_json::Value>
 
 /// The gate of a stored version, judged on its stored figures.
 pub(crate) fn judge(row: &ModelVersionRow) -> anyhow::Result<(GateVerdict, GateFigures)> {
-    let parameters: serde_json::Value = serde_json::from_str(&row.parameters).context("parameters column")?;
-    let metrics: serde_json::Value = serde_json::from_str(&row.metrics).context("metrics column")?;
-    let gate: GateConfig = serde_json::from_value(parameters["gate"].clone()).context("parameters.gate")?;
-    let figures: GateFigures = serde_json::from_value(metrics["gate"].clone()).context("metrics.gate")?;
-    Ok((gate.judge(&figures), figures))
+    tradeflow_models::gate::judge_stored(&row.parameters, &row.metrics)
+        .map_err(|e| anyhow::anyhow!("{}/{}: {e}", row.name, row.version))
 }
 
 /// Writes one audit_log row (as the edge's audit records are stored).

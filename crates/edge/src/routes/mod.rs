@@ -13,6 +13,7 @@ pub mod auth;
 pub mod control;
 pub mod health;
 pub mod market;
+pub mod models;
 pub mod monitoring;
 pub mod news;
 pub mod orders;
@@ -39,6 +40,7 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(control::router())
         .merge(audit::router())
         .merge(news::router())
+        .merge(models::router())
 }
 
 /// Routes outside `/api/v1`: probes, metrics, the WebSocket.
