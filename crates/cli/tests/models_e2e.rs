@@ -2,7 +2,8 @@
 //! models train`), deployed (forced when the gate refuses it, which the audit log records),
 //! served by `tradeflow up --models technical,ml:demo` under a profile weighting both: `ml`
 //! signals and decisions counting them; a newer version deployed during the run is served from
-//! the next candles on, without a restart.
+//! the next candles on, without a restart; a damaged file deployed after it is refused with the
+//! reason while that version and the rule model go on.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -84,6 +85,7 @@ async fn a_trained_model_is_deployed_served_and_replaced_without_a_restart() {
     // The rest, replayed in two goes: before and after the newer version's deploy.
     let first = part(dir.path(), "live1.csv", cut..cut + 1500);
     let second = part(dir.path(), "live2.csv", cut + 1500..cut + 2500);
+    let third = part(dir.path(), "live3.csv", cut + 2500..cut + 2700);
 
     let fast = ["--params", "iterations=40"];
     let said = ok(tradeflow(
@@ -221,6 +223,60 @@ async fn a_trained_model_is_deployed_served_and_replaced_without_a_restart() {
     let later: Vec<Signal> = ml_signals(&bus).await.into_iter().skip(1500).collect();
     assert!(later.iter().all(|s| s.scores.get("version") == Some(&2.0)), "{:?}", later[0].scores);
     assert!(later[0].reasoning.starts_with("ml:demo v2 (logistic)"), "{}", later[0].reasoning);
+
+    // A damaged file deployed (forced: its stored figures are v2's) is refused with the
+    // reason by the running process; v2 goes on serving and the rule model is untouched.
+    {
+        let store = AuditStore::connect(&db).await.unwrap();
+        let v2 = store.model_version("demo", 2).await.unwrap().unwrap();
+        let mut bytes = store.model_file("demo", 2).await.unwrap().unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x55;
+        let damaged = tradeflow_audit::query::models::NewModelVersion {
+            name: "demo",
+            family: &v2.family,
+            parameters: &v2.parameters,
+            feature_schema: &v2.feature_schema,
+            feature_hash: &v2.feature_hash,
+            train_from: v2.train_from,
+            train_to: v2.train_to,
+            test_from: v2.test_from,
+            test_to: v2.test_to,
+            test_accuracy: v2.test_accuracy,
+            metrics: &v2.metrics,
+            created_by: "tester",
+            created_at: 0,
+            bytes: &bytes,
+        };
+        assert_eq!(store.insert_model_version(&damaged).await.unwrap(), 3);
+        store.close().await;
+    }
+    ok(&mut tradeflow(&redis, &db, &["models", "deploy", "demo", "3", "--force"])).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::time::timeout_at(deadline, lines.recv()).await {
+            Ok(Some(l)) if l.contains("ml:demo version 3 refused: model file is corrupt: checksum") => break,
+            Ok(Some(_)) => {}
+            other => panic!("up never refused version 3: {other:?}"),
+        }
+    }
+    let technical_before = tradeflow_testkit::envelopes(&bus, "inf.signals")
+        .await
+        .iter()
+        .filter_map(|e| e.open::<Signal>().ok())
+        .filter(|s| s.model == "technical")
+        .count();
+    ok(&mut tradeflow(&redis, &db, &["worker", "ingest", "--replay", &format!("BTCUSD={third}")])).await;
+    wait_for("the third part's ml signals", async || ml_signals(&bus).await.len() >= 2700).await;
+    let last: Vec<Signal> = ml_signals(&bus).await.into_iter().skip(2500).collect();
+    assert!(last.iter().all(|s| s.scores.get("version") == Some(&2.0) && s.status == SignalStatus::Ok));
+    let technical_after = tradeflow_testkit::envelopes(&bus, "inf.signals")
+        .await
+        .iter()
+        .filter_map(|e| e.open::<Signal>().ok())
+        .filter(|s| s.model == "technical")
+        .count();
+    assert_eq!(technical_after, technical_before + 200);
 
     let pid = up.id().unwrap().to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
