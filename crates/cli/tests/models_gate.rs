@@ -61,6 +61,17 @@ fn the_gate_passes_a_planted_relation_and_refuses_a_random_walk_with_figures() {
         assert!(technical.is_none_or(|t| sharpe >= t), "{family}: {sharpe} vs {technical:?}");
         assert!(r["trading"]["model"]["trades"].as_u64().unwrap() > 10, "{}", r["trading"]);
 
+        // Retrained with the same settings (no version deployed: the latest's), same gate.
+        let db = format!("sqlite://{}/r.db", dir.path().display());
+        let out = std::process::Command::new(BIN)
+            .args(["models", "retrain", &format!("p-{family}"), "--json", "--database-url", &db])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let again: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(again["version"], 2, "{again}");
+        assert_eq!(again["gate"], r["gate"], "same settings, same data: same figures");
+
         let r = train(dir.path(), &walk, &format!("w-{family}"), family);
         let acc = r["gate"]["test_accuracy"].as_f64().unwrap();
         assert!((0.44..=0.56).contains(&acc), "{family}: {acc} on a random walk");

@@ -33,6 +33,17 @@ pub enum ModelsCommand {
     },
     /// Deploy a version: it must pass its gate, unless --force (audited).
     Deploy(DeployArgs),
+    /// Train a new version with the deployed version's settings (the latest's when none is
+    /// deployed), on the same source up to its latest bar; prints the same gate's verdict.
+    Retrain {
+        name: String,
+        #[arg(long, default_value = "cli")]
+        actor: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Deploy again the version deployed before the current one.
     Rollback {
         name: String,
@@ -136,5 +147,6 @@ pub async fn run(command: ModelsCommand) -> anyhow::Result<()> {
         ModelsCommand::Show { name, version, store } => registry::show(&store, &name, version).await,
         ModelsCommand::Deploy(args) => registry::deploy(&args).await,
         ModelsCommand::Rollback { name, actor, store } => registry::rollback(&store, &name, &actor).await,
+        ModelsCommand::Retrain { name, actor, json, store } => train::retrain(&store, &name, &actor, json).await,
     }
 }

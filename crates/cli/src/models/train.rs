@@ -21,14 +21,14 @@ use super::evaluate::{TradingEval, evaluate};
 
 /// Where the candles come from. `--dataset SYMBOL:INTERVAL` (the datasets branch) is to be a
 /// second variant, read into the same `Vec<Candle>` by [`candles`].
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Source {
     Csv { path: PathBuf, symbol: String, interval: Interval, from_ms: Option<i64>, to_ms: Option<i64> },
 }
 
 /// What a version's `parameters` column holds: enough to train it again.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub(crate) struct Parameters {
     pub config: TrainConfig,
     pub source: Source,
@@ -168,6 +168,38 @@ pub(crate) fn train_and_measure(
     };
     let verdict = gate.judge(&figures);
     Ok(Outcome { trained, trading, figures, verdict, train_seconds })
+}
+
+/// `models retrain NAME`: a new version with the settings of the deployed version (the latest
+/// when none is deployed), on the same source up to its latest bar, through the same gate.
+pub async fn retrain(store_args: &super::StoreArgs, name: &str, actor: &str, json: bool) -> anyhow::Result<()> {
+    let store = tradeflow_audit::AuditStore::connect(&store_args.database_url).await?;
+    let outcome = async {
+        let base = match store.deployed_of(name).await? {
+            Some(v) => v,
+            None => store
+                .model_versions(Some(name))
+                .await?
+                .last()
+                .map(|r| r.version)
+                .with_context(|| format!("model {name:?} has no version to retrain"))?,
+        };
+        let row = store.model_version(name, base).await?.with_context(|| format!("no version {base} of {name:?}"))?;
+        let p: Parameters = serde_json::from_str(&row.parameters)
+            .with_context(|| format!("{name} v{base}: its parameters do not read as a training's"))?;
+        let Source::Csv { path, symbol, interval, from_ms, .. } = p.source;
+        let source = Source::Csv { path, symbol, interval, from_ms, to_ms: None };
+        let o = train_and_measure(name, &p.config, &p.gate, &source, true)?;
+        let version = store_version(&store, name, actor, &p.config, &p.gate, &source, &o).await?;
+        anyhow::Ok((base, version, o))
+    }
+    .await;
+    store.close().await;
+    let (base, version, o) = outcome?;
+    if !json {
+        println!("{name}: retrained with the settings of v{base}");
+    }
+    print_outcome(name, version, &o, json)
 }
 
 pub async fn run(args: &TrainArgs) -> anyhow::Result<()> {
