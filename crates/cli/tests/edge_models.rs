@@ -68,6 +68,12 @@ async fn versions_deploy_through_the_gate_or_forced_and_roll_back_audited() {
     let back = edge.post("/api/v1/models/trend/rollback", Some(&edge.admin), None).await.expect(200);
     assert_eq!((back["from"].clone(), back["to"].clone()), (json!(2), json!(1)), "{back}");
     assert_eq!(store.deployed_of("trend").await.unwrap(), Some(1));
+    // No ml:trend signal in this pipeline: a null live hit rate, with the reason.
+    let p = edge.get("/api/v1/models/trend/performance?days=7", Some(&edge.viewer)).await.expect(200);
+    assert_eq!((p["deployed_version"].clone(), p["test_accuracy"].clone()), (json!(1), json!(0.55)), "{p}");
+    assert_eq!((p["signals"].clone(), p["live_hit_rate"].clone()), (json!(0), serde_json::Value::Null), "{p}");
+    assert!(p["notes"][0].as_str().unwrap().starts_with("no long/short signal of ml:trend"), "{p}");
+    edge.get("/api/v1/models/trend/performance?days=0", Some(&edge.viewer)).await.expect_error(400, "invalid_query");
 
     // The audit worker stores the edge's records.
     let deadline = Instant::now() + Duration::from_secs(30);

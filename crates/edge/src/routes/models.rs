@@ -9,6 +9,9 @@
 //!   (`force: true` deploys it anyway). The inference workers serving `ml:NAME` pick it up
 //!   within a second.
 //! - `POST /models/{name}/rollback` (admin): the version deployed before the current one.
+//! - `GET /models/{name}/performance?days`: the live hit rate of `ml:NAME`'s long/short
+//!   signals recorded in the last `days` (each judged by its candle's next stored bar, as
+//!   `/ai/performance` does) beside the deployed version's test-window accuracy.
 //!
 //! Every deploy, refused deploy and rollback is written to the audit log.
 
@@ -16,12 +19,12 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tradeflow_audit::query::models::ModelVersionRow;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{Admin, Viewer};
-use crate::error::{ApiError, Json, Path};
+use crate::error::{ApiError, Json, Path, Query, check_limit};
 use crate::state::{AppState, RequestMeta};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -30,6 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(version))
         .routes(routes!(deploy))
         .routes(routes!(rollback))
+        .routes(routes!(performance))
 }
 
 /// A version of a learned model.
@@ -244,4 +248,88 @@ pub(super) async fn rollback(
     }
     .await;
     state.audited(&caller, "model_rollback", &format!("model_versions/{name}"), outcome).await.map(Json)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PerformanceQuery {
+    /// The last `days` days, 1 to 365 (default 30).
+    pub days: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Performance {
+    pub name: String,
+    pub days: i64,
+    pub deployed_version: Option<i64>,
+    /// The deployed version's accuracy on its test window.
+    pub test_accuracy: Option<f64>,
+    /// `ok` long/short signals of `ml:NAME` in the window with a next stored bar.
+    pub signals: i64,
+    /// Of them, those whose next bar moved their way.
+    pub hits: i64,
+    /// `hits / signals`; `null` when there is no such signal.
+    pub live_hit_rate: Option<f64>,
+    /// Mean next-bar return in the signals' direction.
+    pub mean_return: Option<f64>,
+    /// `live_hit_rate − test_accuracy` when both exist.
+    pub drift: Option<f64>,
+    pub notes: Vec<String>,
+}
+
+/// The live hit rate of a learned model beside its test-window accuracy.
+#[utoipa::path(get, path = "/models/{name}/performance", tag = "models", security(("bearer" = []), ("api_key" = [])),
+    params(("name" = String, Path, description = "the learned model's name"), PerformanceQuery),
+    responses(
+        (status = 200, body = Performance), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+        (status = 503, body = crate::error::ErrorBody)))]
+pub(super) async fn performance(
+    State(state): State<AppState>,
+    _who: Viewer,
+    Path(name): Path<String>,
+    Query(q): Query<PerformanceQuery>,
+) -> Result<Json<Performance>, ApiError> {
+    let days = check_limit("days", q.days, 30, 365)?;
+    let store = state.store()?;
+    let rows = store.model_versions(Some(&name)).await?;
+    if rows.is_empty() {
+        return Err(ApiError::not_found("model", &name));
+    }
+    let deployed = rows.iter().find(|r| r.state == "deployed");
+    let since = tradeflow_core::time::now_ms() - days * 86_400_000;
+    let model = format!("ml:{name}");
+    let (mut signals, mut hits, mut return_sum) = (0, 0, 0.0);
+    for o in store.signal_outcomes(since).await?.into_iter().filter(|o| o.model == model) {
+        signals += o.signals;
+        hits += o.hits;
+        return_sum += o.return_sum;
+    }
+    let mut notes = Vec::new();
+    let live_hit_rate = (signals > 0).then(|| hits as f64 / signals as f64);
+    if signals == 0 {
+        notes.push(format!("no long/short signal of {model} with a next bar in the last {days} days"));
+    }
+    let test_accuracy = deployed.and_then(|r| r.test_accuracy);
+    if deployed.is_none() {
+        notes.push("no deployed version".into());
+    }
+    let horizon = deployed
+        .and_then(|r| serde_json::from_str::<Value>(&r.parameters).ok())
+        .and_then(|p| p["config"]["labels"]["horizon"].as_u64());
+    if horizon.is_some_and(|h| h != 1) {
+        notes.push("the model's labels look further than the next bar, which the live hit rate judges".into());
+    }
+    Ok(Json(Performance {
+        drift: live_hit_rate.zip(test_accuracy).map(|(l, t)| l - t),
+        name,
+        days,
+        deployed_version: deployed.map(|r| r.version),
+        test_accuracy,
+        signals,
+        hits,
+        live_hit_rate,
+        mean_return: (signals > 0).then(|| return_sum / signals as f64),
+        notes,
+    }))
 }
