@@ -260,6 +260,21 @@ async fn a_trained_model_is_deployed_served_and_replaced_without_a_restart() {
             other => panic!("up never refused version 3: {other:?}"),
         }
     }
+    // `ctl reload` makes the process read the registry again at once (and retry the refused
+    // file); the polls in between do not (the refusal was logged once, with its error event).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    while let Ok(l) = lines.try_recv() {
+        assert!(!l.contains("ml:demo version 3 refused") || l.contains("learned model refused"), "logged again: {l}");
+    }
+    ok(&mut tradeflow(&redis, &db, &["ctl", "reload"])).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::time::timeout_at(deadline, lines.recv()).await {
+            Ok(Some(l)) if l.starts_with("inference: ml:demo version 3 refused: model file is corrupt") => break,
+            Ok(Some(_)) => {}
+            other => panic!("reload did not read the registry again: {other:?}"),
+        }
+    }
     let technical_before = tradeflow_testkit::envelopes(&bus, "inf.signals")
         .await
         .iter()
