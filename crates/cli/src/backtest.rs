@@ -139,7 +139,8 @@ pub(crate) fn problems(p: Vec<String>) -> anyhow::Error {
     anyhow::anyhow!("{}", p.join("\n"))
 }
 
-fn parse_time(s: &str) -> Result<i64, String> {
+/// `YYYY-MM-DD` (UTC midnight) or epoch milliseconds.
+pub(crate) fn parse_time(s: &str) -> Result<i64, String> {
     tradeflow_backtest::params::parse_time(s)
 }
 

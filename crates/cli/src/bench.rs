@@ -113,6 +113,9 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200_000)]
         audit_rows: usize,
     },
+    /// Learned models on the demo feed: training time per family, prediction latency per
+    /// candle (the model alone and in the inference stage). No Redis.
+    Models(crate::bench_models::ModelsBenchArgs),
     /// Indicator set: ns per candle over the BTC/USD 1h candles.
     Indicators {
         /// Print one JSON object {"ns_per_candle", "candles"} instead of a line of text.
@@ -249,6 +252,7 @@ async fn bench(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
             let run = PipelineArgs { candles, rate, latency_seconds, audit_server: audit_url.as_deref(), audit_rows };
             pipeline(settings, json, run).await
         }
+        BenchCommand::Models(args) => crate::bench_models::run(&args),
         BenchCommand::Indicators { json, csv, min_seconds } => {
             indicators(&csv.unwrap_or_else(crate::config::demo_feed), json, min_seconds)
         }
@@ -553,7 +557,20 @@ async fn inference(settings: &Settings, json: bool, symbols: u32, models: &[Stri
     let loaded =
         replay(&producer, &mut stage, &config, &IngestMetrics::register(&registry)?, &CancellationToken::new()).await?;
     let stage_config = StageConfig::with_models(models).map_err(|p| anyhow::anyhow!("--models: {}", p.join("; ")))?;
-    let models = stage_config.models.len();
+    // Each learned model (`ml:NAME`) serves a gbt trained here on the demo feed's first 70 %
+    // (default parameters: 200 trees of depth 6), as a deployed version would be.
+    if !stage_config.ml.is_empty() {
+        let candles = crate::bench_models::candles_of(&crate::config::demo_feed(), 20_111 * 7 / 10)?;
+        let rows = tradeflow_inference::ml::rows(&candles, &Default::default());
+        let trained =
+            tradeflow_models::train(&rows, &crate::bench_models::bench_config(tradeflow_models::Family::Gbt, 200)?)?;
+        let bytes = trained.artifact.to_bytes()?;
+        for name in &stage_config.ml.names {
+            let name = tradeflow_inference::ml::registry_name(name);
+            stage_config.ml.models.install(name, 1, &bytes).map_err(anyhow::Error::msg)?;
+        }
+    }
+    let models = stage_config.models.len() + stage_config.ml.names.len();
     let expected = loaded.candles * models as u64;
     let factory = InferenceFactory {
         config: Arc::new(stage_config),

@@ -4,6 +4,7 @@ mod backtest;
 mod bench;
 mod bench_backtest;
 mod bench_jobs;
+mod bench_models;
 mod bench_ws;
 mod commands;
 mod config;
@@ -13,6 +14,7 @@ mod hyperopt;
 mod indicators;
 mod jobs;
 mod json_log;
+mod models;
 mod news;
 mod process_metrics;
 mod progress;
@@ -93,6 +95,11 @@ enum Command {
         #[command(subcommand)]
         command: data::DataCommand,
     },
+    /// Learned models: train, list, show, deploy (through the gate), roll back.
+    Models {
+        #[command(subcommand)]
+        command: models::ModelsCommand,
+    },
     /// Run one pipeline stage as a worker process (any number of them).
     Worker {
         #[command(subcommand)]
@@ -161,6 +168,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Data { command } = cli.command {
         return data::run(command).await;
     }
+    // Offline too: the registry is the SQL store.
+    if let Command::Models { command } = cli.command {
+        return models::run(command).await;
+    }
     let settings = Settings::load(cli.config.as_deref(), cli.redis_url, cli.streams.as_deref())?;
     match cli.command {
         Command::Streams { command } => commands::streams::run(&settings, command).await,
@@ -175,6 +186,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Data { .. }
         | Command::Backtest(_)
         | Command::Hyperopt(_)
+        | Command::Models { .. }
         | Command::Tasks(_) => Ok(()),
     }
 }

@@ -204,7 +204,7 @@ pub fn spawn_pipeline(
         let stop = stop.clone();
         tokio::spawn(async move { c.run(stop).await.map_err(anyhow::Error::from) })
     }
-    let inference = crate::worker::inference_consumer(
+    let (inference, ml) = crate::worker::inference_consumer(
         bus,
         registry,
         bus_metrics,
@@ -213,10 +213,29 @@ pub fn spawn_pipeline(
         Some(control.clone()),
         None,
     )?;
+    // Learned models: their deployed versions from the registry (this store), followed.
+    let followed = if ml.is_empty() { None } else { Some((ml, spec.store.clone(), control.clone(), stop.clone())) };
     let ensemble_metrics = tradeflow_ensemble::worker::EnsembleMetrics::register(registry)?;
     let risk_metrics = RiskMetrics::register(registry)?;
     let exec_metrics = ExecMetrics::register(registry)?;
-    let mut tasks = vec![task(inference, stop)];
+    let inference_task = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            // The deployed versions are installed before the first candle is read.
+            let follower = match followed {
+                Some((ml, store, control, stop)) => {
+                    crate::worker::follow_models(&ml, Some(store), Some(control), stop).await?
+                }
+                None => None,
+            };
+            let out = inference.run(stop).await.map_err(anyhow::Error::from);
+            if let Some(f) = follower {
+                f.abort();
+            }
+            out
+        })
+    };
+    let mut tasks = vec![inference_task];
     match spec.reload_from {
         None => {
             let ensemble = crate::worker::ensemble_consumer(bus, ensemble_metrics, bus_metrics, spec.profiles, None)?;

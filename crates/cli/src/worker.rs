@@ -255,7 +255,8 @@ where
 pub struct InferenceArgs {
     /// Models to run, comma-separated: rsi, macd, bollinger, volume, stochastic (one rule
     /// each), technical (all five voting, with each one's score), sma_cross (the SMA
-    /// crossover, `[rules.sma_cross]`).
+    /// crossover, `[rules.sma_cross]`), ml:NAME (a learned model's deployed version, from the
+    /// registry: --database-url).
     #[arg(long, value_delimiter = ',', default_value = "technical")]
     models: Vec<String>,
     /// Inference configuration (TOML): `[rules]` strategy parameters, `[condition]`
@@ -266,6 +267,9 @@ pub struct InferenceArgs {
     /// Fleet member name (default: service@host:pid:random).
     #[arg(long)]
     member_name: Option<String>,
+    /// The model registry (the audit store), read when --models names learned models (ml:NAME).
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
     #[command(flatten)]
     cycle: crate::scheduler::CycleArgs,
     #[command(flatten)]
@@ -345,16 +349,24 @@ pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> 
                 }
                 None => None,
             };
-            let consumer = inference_consumer(
+            let (consumer, ml) = inference_consumer(
                 &bus,
                 &registry,
                 &bus_metrics,
                 &args.models,
                 args.llm_config.as_deref(),
-                Some(control),
+                Some(control.clone()),
                 args.member_name,
             )?;
+            let store = match (&args.database_url, ml.is_empty()) {
+                (Some(url), false) => Some(stages::audit_store(url).await?),
+                _ => None,
+            };
+            let follower = follow_models(&ml, store, Some(control), shutdown.clone()).await?;
             consumer.run(shutdown.clone()).await?;
+            if let Some(f) = follower {
+                f.abort();
+            }
             shutdown.cancel();
             if let Some(s) = scheduler {
                 let _ = s.await;
@@ -484,22 +496,42 @@ pub(crate) fn inference_consumer(
     llm_config: Option<&Path>,
     control: Option<watch::Receiver<ControlState>>,
     member_name: Option<String>,
-) -> anyhow::Result<Consumer<InferenceFactory>> {
+) -> anyhow::Result<(Consumer<InferenceFactory>, tradeflow_inference::ml::MlSet)> {
     let config = inference_config(models, llm_config, registry)?;
     eprintln!("inference: {}", config.describe());
+    if !config.ml.is_empty() {
+        config.ml.models.set_metrics(tradeflow_inference::ml::MlMetrics::register(registry)?);
+    }
     let producer = Producer::new(bus.clone(), "inference").with_metrics(bus_metrics.clone());
     let metrics = InferenceMetrics::register(registry)?;
     for model in models.iter().map(String::as_str).chain(config.analysts.iter().map(|a| a.name())) {
         metrics.errors.with_label_values(&[model]);
     }
     start_bus_counters(bus, bus_metrics, "inference");
+    let ml = config.ml.clone();
     let factory = InferenceFactory { config: Arc::new(config), producer, metrics, control };
     let mut consumer =
         Consumer::new(bus.clone(), "md.candles", "inference", "inference", factory)?.with_metrics(bus_metrics.clone());
     if let Some(name) = member_name {
         consumer = consumer.with_member_name(name);
     }
-    Ok(consumer)
+    Ok((consumer, ml))
+}
+
+/// Serves the deployed versions of the learned models of `ml` from the registry in `store`
+/// (required when there is one), following deploys until `stop`.
+pub(crate) async fn follow_models(
+    ml: &tradeflow_inference::ml::MlSet,
+    store: Option<Arc<tradeflow_audit::AuditStore>>,
+    control: Option<watch::Receiver<ControlState>>,
+    stop: CancellationToken,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    if ml.is_empty() {
+        return Ok(None);
+    }
+    let store = store
+        .context("--models names learned models (ml:NAME): the registry is needed (--database-url or DATABASE_URL)")?;
+    Ok(Some(crate::models::serve::start(store, ml.models.clone(), control, stop).await))
 }
 
 /// Every bus counter of `group` on each stream it reads, and each dead-letter reason, at 0

@@ -195,3 +195,56 @@ fn bench_jobs_prints_start_event_and_cancel_latencies() {
     figure(&r, "backtest_jobs_per_s", f64::MIN_POSITIVE);
     assert_eq!(entries(tmp.path()), Vec::<String>::new(), "the private Redis's directory is left behind");
 }
+
+#[test]
+fn bench_models_prints_training_time_and_latency_per_family() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = run(
+        tradeflow(tmp.path()).args([
+            "bench",
+            "models",
+            "--json",
+            "--candles",
+            "1500",
+            "--iterations",
+            "10",
+            "--min-seconds",
+            "0.01",
+        ]),
+        LIMIT,
+    )
+    .json();
+    assert_eq!(r["candles"], 1500, "{r}");
+    figure(&r, "rows_seconds", f64::MIN_POSITIVE);
+    let families = r["families"].as_array().expect("families");
+    assert_eq!(families.iter().map(|f| f["family"].as_str().unwrap()).collect::<Vec<_>>(), ["logistic", "gbt"]);
+    for f in families {
+        figure(f, "train_seconds", f64::MIN_POSITIVE);
+        figure(f, "predict_ns_per_candle", f64::MIN_POSITIVE);
+        figure(f, "test_accuracy", 0.3);
+        figure(f, "model_file_bytes", 100.0);
+        assert!(f["stage_ns_per_candle"].is_number(), "{f}");
+    }
+}
+
+#[test]
+fn bench_inference_serves_learned_models() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = run(
+        tradeflow(tmp.path()).args([
+            "bench",
+            "inference",
+            "--json",
+            "--symbols",
+            "1",
+            "--models",
+            "technical,ml:bench",
+        ]),
+        LIMIT,
+    )
+    .json();
+    let candles = figure(&r, "candles", 1000.0);
+    assert_eq!(r["models"], 2, "{r}");
+    assert_eq!(figure(&r, "signals", 1.0), 2.0 * candles, "{r}");
+    figure(&r, "candles_per_s", f64::MIN_POSITIVE);
+}

@@ -181,6 +181,7 @@ impl Engine {
             rules: self.config.rules.clone(),
             condition: self.config.condition.clone(),
             analysts,
+            ml: Default::default(),
         })
     }
 
@@ -254,7 +255,12 @@ pub fn last_bar(config: Arc<StageConfig>, s: &Series) -> Result<Inferred, Series
         aggregated: false,
     };
     let Some((last, history)) = s.bars.split_last() else { return Err(SeriesError::Empty) };
-    let bare = Arc::new(StageConfig { models: Vec::new(), analysts: Vec::new(), ..StageConfig::clone(&config) });
+    let bare = Arc::new(StageConfig {
+        models: Vec::new(),
+        analysts: Vec::new(),
+        ml: Default::default(),
+        ..StageConfig::clone(&config)
+    });
     let mut warm = InferenceStage::new(bare);
     for bar in history {
         warm.on_candle(&candle(bar))?;

@@ -8,6 +8,7 @@
 //!   streaming per-series state;
 //! - [`stage`]: the pure state machine (indicator state per series, rule models, signals, and
 //!   the context the LLM analysts read);
+//! - [`ml`]: learned models (`ml:NAME`) as the stage serves them, and the rows a training reads;
 //! - [`llm`]: LLM analysts (OpenAI-compatible and Anthropic), one signal each per candle;
 //! - [`worker`]: the bus handler that drives the stage and the analysts over `md.candles`;
 //! - [`engine`]: the models as configured (`--models`, `--llm-config`), built alike for the
@@ -18,6 +19,7 @@
 pub mod condition;
 pub mod engine;
 pub mod llm;
+pub mod ml;
 pub mod news;
 pub mod rules;
 pub mod sma_cross;

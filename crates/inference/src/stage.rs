@@ -15,9 +15,11 @@ use tradeflow_core::signal::{
     Action, CycleTag, MarketCondition, ModelKind, STATUS_OK, Signal, SignalStatus, SignalView, cycle_candle_id,
 };
 use tradeflow_indicators::{COLUMNS, IndicatorRow, IndicatorSet, Next};
+use tradeflow_models::{FeatureWindow, Features};
 
 use crate::condition::{ConditionParams, RecentRange, assess};
 use crate::llm::Analyst;
+use crate::ml::{self, MlSet};
 use crate::rules::{Previous, RuleParams, Strategy, Verdict, evaluate, vote};
 use crate::sma_cross::SmaCross;
 
@@ -66,6 +68,8 @@ pub struct StageConfig {
     /// them their [`ModelContext`]; the worker calls them (they are async and use the network).
     /// Shared by every partition of the process: pacing, key rotation and cache are per analyst.
     pub analysts: Vec<Arc<Analyst>>,
+    /// Learned models (`ml:NAME`), one signal each per candle after the rule models.
+    pub ml: MlSet,
 }
 
 impl Default for StageConfig {
@@ -76,26 +80,46 @@ impl Default for StageConfig {
             rules: RuleParams::default(),
             condition: ConditionParams::default(),
             analysts: Vec::new(),
+            ml: MlSet::default(),
         }
     }
 }
 
 impl StageConfig {
-    /// Models by name; every unknown or repeated name is reported.
+    /// Models by name (rule models, and learned models as `ml:NAME`); every unknown or
+    /// repeated name is reported.
     pub fn with_models(names: &[String]) -> Result<Self, Vec<String>> {
         let mut models = Vec::new();
+        let mut learned: Vec<String> = Vec::new();
         let mut problems = Vec::new();
         for name in names {
+            if name.starts_with(ml::PREFIX) {
+                if !ml::valid_name(name) {
+                    problems
+                        .push(format!("learned model {name:?}: the name after ml: must be 1-64 of A-Z a-z 0-9 _ . -"));
+                } else if learned.contains(name) {
+                    problems.push(format!("model {name:?} is listed twice"));
+                } else {
+                    learned.push(name.clone());
+                }
+                continue;
+            }
             match ModelSpec::parse(name) {
                 Some(s) if models.contains(&s) => problems.push(format!("model {name:?} is listed twice")),
                 Some(s) => models.push(s),
-                None => problems.push(format!("unknown model {name:?}; expected one of {}", ModelSpec::NAMES)),
+                None => {
+                    problems.push(format!("unknown model {name:?}; expected one of {} or ml:NAME", ModelSpec::NAMES))
+                }
             }
         }
-        if models.is_empty() && problems.is_empty() {
+        if models.is_empty() && learned.is_empty() && problems.is_empty() {
             problems.push("no model configured".into());
         }
-        if problems.is_empty() { Ok(Self { models, ..Self::default() }) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(Self { models, ml: MlSet::new(learned), ..Self::default() })
+        } else {
+            Err(problems)
+        }
     }
 
     /// Each rule strategy as a model of its own, and their composite.
@@ -128,7 +152,13 @@ impl StageConfig {
     /// What runs, for the start-up line: `models technical; LLM analysts: gpt (openai
     /// gpt-4o-mini)` or `models technical; no LLM analyst configured (rule models only)`.
     pub fn describe(&self) -> String {
-        let rules = self.model_names().join(", ");
+        let rules = self
+            .model_names()
+            .into_iter()
+            .map(String::from)
+            .chain(self.ml.names.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(", ");
         if self.analysts.is_empty() {
             format!("models {rules}; no LLM analyst configured (rule models only)")
         } else {
@@ -214,13 +244,26 @@ pub struct Votes<'c> {
     pub candle: &'c Candle,
     pub candle_id: String,
     pub votes: Vec<RuleVote>,
+    /// The learned models' votes, after the rule models'.
+    pub ml: Vec<MlVote>,
+}
+
+/// One learned model's vote about a candle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MlVote {
+    pub model: String,
+    pub action: Action,
+    pub confidence: f64,
+    pub stop_loss: Option<f64>,
+    pub take_profit: Option<f64>,
+    pub status: SignalStatus,
 }
 
 impl Votes<'_> {
     /// Each vote as the ensemble reads a signal: the same fields a rule signal has.
     pub fn views(&self) -> impl Iterator<Item = SignalView<'_>> {
         let bar = &self.candle.bar;
-        self.votes.iter().map(move |v| SignalView {
+        let learned = self.ml.iter().map(move |v| SignalView {
             candle_id: &self.candle_id,
             symbol: &self.candle.symbol,
             interval: self.candle.interval,
@@ -229,14 +272,34 @@ impl Votes<'_> {
             high: bar.high(),
             low: bar.low(),
             close: bar.close(),
-            model: v.model,
+            model: &v.model,
             action: v.action,
             confidence: v.confidence,
             stop_loss: v.stop_loss,
             take_profit: v.take_profit,
-            status: &STATUS_OK,
+            status: &v.status,
             cycle: None,
-        })
+        });
+        self.votes
+            .iter()
+            .map(move |v| SignalView {
+                candle_id: &self.candle_id,
+                symbol: &self.candle.symbol,
+                interval: self.candle.interval,
+                open_time: bar.open_time(),
+                open: Some(bar.open()),
+                high: bar.high(),
+                low: bar.low(),
+                close: bar.close(),
+                model: v.model,
+                action: v.action,
+                confidence: v.confidence,
+                stop_loss: v.stop_loss,
+                take_profit: v.take_profit,
+                status: &STATUS_OK,
+                cycle: None,
+            })
+            .chain(learned)
     }
 }
 
@@ -255,6 +318,10 @@ struct SeriesState {
     /// (absent from older checkpoints: a cycle finds the series from its next candle on).
     #[serde(default)]
     latest: Option<Latest>,
+    /// The closes the learned models' features need, kept only when one runs (absent from
+    /// older checkpoints).
+    #[serde(default)]
+    features: Option<FeatureWindow>,
 }
 
 /// What an analysis cycle needs of a series' latest candle (its indicators are `last`).
@@ -277,6 +344,7 @@ impl Default for SeriesState {
             last: None,
             sma_cross: None,
             latest: None,
+            features: None,
         }
     }
 }
@@ -377,32 +445,30 @@ impl InferenceStage {
     /// asked the same way ([`answer`]); the series' state moves exactly as with
     /// [`InferenceStage::on_candle`].
     pub fn on_candle_votes<'c>(&mut self, candle: &'c Candle) -> Result<Votes<'c>, Skip> {
-        let (row, _, prev, sma_cross) = self.advance(candle, false)?;
+        let a = self.advance(candle, false)?;
         let candle_id = candle.id().into_string();
-        let at = At::candle(candle, &candle_id, &row);
-        let votes = rule_votes(&self.config, &at, &prev, sma_cross);
-        Ok(Votes { candle, candle_id, votes })
+        let at = At::candle(candle, &candle_id, &a.row);
+        let votes = rule_votes(&self.config, &at, &a.prev, a.sma_cross);
+        let ml = ml_votes(&self.config, &at, a.features.as_ref());
+        Ok(Votes { candle, candle_id, votes, ml })
     }
 
     /// The rule signals, the market condition and the indicators of `candle`.
     fn step(&mut self, candle: &Candle) -> Result<(Vec<Signal>, MarketCondition, IndicatorRow), Skip> {
-        let (row, market, prev, sma_cross) = self.advance(candle, true)?;
+        let a = self.advance(candle, true)?;
         // Formatted once: it was formatted again for each model's signal.
         let candle_id = candle.id().into_string();
-        let at = At::candle(candle, &candle_id, &row);
-        let out = rule_signals(&self.config, &at, &prev, &market, sma_cross);
-        Ok((out, market, row))
+        let at = At::candle(candle, &candle_id, &a.row);
+        let mut out = rule_signals(&self.config, &at, &a.prev, &a.market, a.sma_cross);
+        ml_signals(&self.config, &at, &a.market, a.features.as_ref(), &mut out);
+        Ok((out, a.market, a.row))
     }
 
     /// Moves `candle`'s series on by it: its indicators, range, crossing memory, `sma_cross`
     /// window and latest candle. Gives the candle's indicators, its market condition, what the
     /// crossing rules remembered before it, and the `sma_cross` verdict when that model runs
     /// (explained when `explain`).
-    fn advance(
-        &mut self,
-        candle: &Candle,
-        explain: bool,
-    ) -> Result<(IndicatorRow, MarketCondition, Previous, Option<Verdict>), Skip> {
+    fn advance(&mut self, candle: &Candle, explain: bool) -> Result<Advanced, Skip> {
         // The key is written into a kept buffer and copied only for a new series: it was an
         // allocation per candle.
         self.key.clear();
@@ -428,7 +494,12 @@ impl InferenceStage {
             .models
             .contains(&ModelSpec::SmaCross)
             .then(|| state.sma_cross.get_or_insert_with(SmaCross::default).next(bar.close(), p, explain));
-        Ok((row, market, prev, sma_cross))
+        let features = if self.config.ml.is_empty() {
+            None
+        } else {
+            ml::features_of(state.features.get_or_insert_with(FeatureWindow::new), candle, &row, &market)
+        };
+        Ok(Advanced { row, market, prev, sma_cross, features })
     }
 
     /// Whether the analysis cycle `id` has run here (remembered with the checkpoint).
@@ -512,6 +583,18 @@ impl InferenceStage {
         out.sort_by_key(|t| t.interval);
         out
     }
+}
+
+/// A candle's step through its series ([`InferenceStage::advance`]).
+struct Advanced {
+    row: IndicatorRow,
+    market: MarketCondition,
+    /// What the crossing rules remembered before the candle.
+    prev: Previous,
+    /// The `sma_cross` verdict when that model runs.
+    sma_cross: Option<Verdict>,
+    /// The learned models' features when one runs (`None` too while they warm up).
+    features: Option<Features>,
 }
 
 /// The candle the rule models answer about.
@@ -642,6 +725,65 @@ fn rule_votes(config: &StageConfig, at: &At<'_>, prev: &Previous, sma_cross: Opt
                 confidence: a.confidence,
                 stop_loss: a.stop_loss,
                 take_profit: a.take_profit,
+            }
+        })
+        .collect()
+}
+
+/// One signal per learned model about the candle `at`, appended to `out`.
+fn ml_signals(
+    config: &StageConfig,
+    at: &At<'_>,
+    market: &MarketCondition,
+    features: Option<&Features>,
+    out: &mut Vec<Signal>,
+) {
+    let bar = at.bar;
+    for model in &config.ml.names {
+        let a = ml::answer(&config.ml, model, features, true);
+        let (stop_loss, take_profit) = exits(a.action, bar.close(), at.row);
+        out.push(Signal {
+            candle_id: at.candle_id.to_string(),
+            symbol: at.symbol.to_string(),
+            interval: at.interval,
+            open_time: bar.open_time(),
+            open: Some(bar.open()),
+            high: bar.high(),
+            low: bar.low(),
+            close: bar.close(),
+            model: model.clone(),
+            model_kind: ModelKind::Ml,
+            action: a.action,
+            confidence: a.confidence,
+            scores: a.scores,
+            reasoning: a.reasoning,
+            features: features.map(ml::named).unwrap_or_default(),
+            market: market.clone(),
+            stop_loss,
+            take_profit,
+            latency_us: a.latency_us,
+            status: a.status,
+            cycle: None,
+        });
+    }
+}
+
+/// One vote per learned model about the candle `at`.
+fn ml_votes(config: &StageConfig, at: &At<'_>, features: Option<&Features>) -> Vec<MlVote> {
+    config
+        .ml
+        .names
+        .iter()
+        .map(|model| {
+            let a = ml::answer(&config.ml, model, features, false);
+            let (stop_loss, take_profit) = exits(a.action, at.bar.close(), at.row);
+            MlVote {
+                model: model.clone(),
+                action: a.action,
+                confidence: a.confidence,
+                stop_loss,
+                take_profit,
+                status: a.status,
             }
         })
         .collect()

@@ -60,7 +60,9 @@ fn sma_cross_is_a_model_by_name_and_unknown_names_list_it() {
     let errs = StageConfig::with_models(&["sma".into()]).unwrap_err();
     assert_eq!(
         errs,
-        [r#"unknown model "sma"; expected one of rsi, macd, bollinger, volume, stochastic, technical, sma_cross"#]
+        [
+            r#"unknown model "sma"; expected one of rsi, macd, bollinger, volume, stochastic, technical, sma_cross or ml:NAME"#
+        ]
     );
     assert!(!StageConfig::every_rule().model_names().contains(&"sma_cross"), "not part of the rule set");
 }

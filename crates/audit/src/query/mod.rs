@@ -4,6 +4,7 @@
 
 pub mod jobs;
 pub mod market;
+pub mod models;
 pub mod monitoring;
 pub mod news;
 pub mod trading;

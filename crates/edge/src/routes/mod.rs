@@ -14,6 +14,7 @@ pub mod control;
 pub mod data;
 pub mod health;
 pub mod market;
+pub mod models;
 pub mod monitoring;
 pub mod news;
 pub mod orders;
@@ -45,6 +46,7 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(tasks::router())
         .merge(results::router())
         .merge(data::router())
+        .merge(models::router())
 }
 
 /// Routes outside `/api/v1`: probes, metrics, the WebSocket.

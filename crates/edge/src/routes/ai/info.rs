@@ -10,7 +10,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ModelInfo {
     pub name: String,
-    /// `rule` or `llm`.
+    /// `rule`, `ml` or `llm`.
     pub kind: String,
     pub description: String,
 }
@@ -156,7 +156,7 @@ pub(super) async fn strategies(State(state): State<AppState>, _who: Viewer) -> R
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ModelStatus {
     pub name: String,
-    /// `rule` or `llm`.
+    /// `rule`, `ml` or `llm`.
     pub kind: String,
     /// One of the configured models (false: seen on the tap but not configured here).
     pub configured: bool,
@@ -174,6 +174,9 @@ pub struct ModelStatus {
     pub mean_latency_us: f64,
     pub last_signal_at: Option<i64>,
     pub last_error: Option<String>,
+    /// A learned model's (`ml:NAME`) deployed version in the registry; `null` for the others
+    /// and without a database.
+    pub deployed_version: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -192,7 +195,14 @@ pub(super) async fn models(State(state): State<AppState>, _who: Viewer) -> Resul
     let now = tradeflow_core::time::now_ms();
     let seen: BTreeMap<String, crate::live::ModelView> =
         state.live.models().into_iter().map(|m| (m.model.clone(), m)).collect();
-    let configured = engine.names();
+    let mut configured = engine.names();
+    // Learned models are served by the workers, not the edge's engine: the configured ones
+    // come from `--models`.
+    configured.extend(state.pipeline.models.iter().filter(|m| m.starts_with("ml:")).cloned());
+    let deployed: BTreeMap<String, i64> = match state.store() {
+        Ok(store) => store.deployed_models().await?.into_iter().collect(),
+        Err(_) => BTreeMap::new(),
+    };
     let mut names = configured.clone();
     names.extend(seen.keys().filter(|k| !configured.contains(k)).cloned());
     let models: Vec<ModelStatus> = names
@@ -207,7 +217,11 @@ pub(super) async fn models(State(state): State<AppState>, _who: Viewer) -> Resul
                 .map_or(3_600_000, Interval::millis);
             let window = 2 * step;
             ModelStatus {
-                kind: if v.kind.is_empty() { engine.kind_of(&name).into() } else { v.kind.clone() },
+                kind: match (v.kind.is_empty(), name.starts_with("ml:")) {
+                    (false, _) => v.kind.clone(),
+                    (true, true) => "ml".into(),
+                    (true, false) => engine.kind_of(&name).into(),
+                },
                 configured: configured.contains(&name),
                 online: v.last_signal_at.is_some_and(|t| now - t <= window),
                 online_window_ms: window,
@@ -220,6 +234,7 @@ pub(super) async fn models(State(state): State<AppState>, _who: Viewer) -> Resul
                 mean_latency_us: v.mean_latency_us,
                 last_signal_at: v.last_signal_at,
                 last_error: v.last_error,
+                deployed_version: name.strip_prefix("ml:").and_then(|n| deployed.get(n).copied()),
                 name,
             }
         })

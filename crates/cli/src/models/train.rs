@@ -1,0 +1,313 @@
+//! `tradeflow models train`: the candles of a file through the inference stage (the rows a
+//! model would see live), a fit on the training part, figures on validation and test, the
+//! trading evaluation of the test window, the gate's verdict, and the version in the registry.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use tradeflow_core::candle_csv::CandleReader;
+use tradeflow_core::market::{Candle, Interval};
+use tradeflow_inference::condition::ConditionParams;
+use tradeflow_models::family::Params;
+use tradeflow_models::gate::{GateConfig, GateFigures, GateVerdict};
+use tradeflow_models::labels::{LabelKind, LabelSpec};
+use tradeflow_models::split::SplitSpec;
+use tradeflow_models::{Family, Report, TrainConfig, Trained, train};
+
+use super::TrainArgs;
+use super::evaluate::{TradingEval, evaluate};
+
+/// Where the candles come from. `--dataset SYMBOL:INTERVAL` (the datasets branch) is to be a
+/// second variant, read into the same `Vec<Candle>` by [`candles`].
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Source {
+    Csv { path: PathBuf, symbol: String, interval: Interval, from_ms: Option<i64>, to_ms: Option<i64> },
+}
+
+/// What a version's `parameters` column holds: enough to train it again.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub(crate) struct Parameters {
+    pub config: TrainConfig,
+    pub source: Source,
+    pub gate: GateConfig,
+}
+
+/// What a version's `metrics` column holds.
+#[derive(Debug, Serialize)]
+pub(crate) struct Metrics<'a> {
+    pub report: &'a Report,
+    pub trading: &'a Option<TradingEval>,
+    pub gate: GateFigures,
+    pub verdict: &'a GateVerdict,
+    /// Seconds the fit and figures took (the trading evaluation apart).
+    pub train_seconds: f64,
+}
+
+pub(crate) fn settings(args: &TrainArgs) -> anyhow::Result<(TrainConfig, GateConfig, Source)> {
+    let mut problems = Vec::new();
+    if !tradeflow_inference::ml::valid_name(&args.name) || args.name.starts_with(tradeflow_inference::ml::PREFIX) {
+        problems.push(format!("--name {:?}: 1-64 of A-Z a-z 0-9 _ . - (without the ml: prefix)", args.name));
+    }
+    let family = Family::parse(&args.family);
+    if family.is_none() {
+        problems.push(format!("--family {:?}: expected logistic or gbt", args.family));
+    }
+    let kind = match args.labels.as_str() {
+        "binary" => Some(LabelKind::Binary),
+        "ternary" => Some(LabelKind::Ternary),
+        other => {
+            problems.push(format!("--labels {other:?}: expected binary or ternary"));
+            None
+        }
+    };
+    let mut pairs = Vec::new();
+    for p in &args.params {
+        match p.split_once('=') {
+            Some((k, v)) => pairs.push((k.trim().to_string(), v.trim().to_string())),
+            None => problems.push(format!("--params {p:?}: expected K=V")),
+        }
+    }
+    let params = match family.map(|f| Params::from_pairs(f, &pairs)) {
+        Some(Ok(p)) => Some(p),
+        Some(Err(e)) => {
+            problems.extend(e);
+            None
+        }
+        None => None,
+    };
+    let labels =
+        LabelSpec { horizon: args.horizon, threshold: args.threshold, kind: kind.unwrap_or(LabelKind::Binary) };
+    problems.extend(labels.problems().into_iter().map(|p| format!("--{p}")));
+    let split = SplitSpec { train: args.train_share, validation: args.validation_share };
+    problems.extend(split.problems());
+    let gate = GateConfig { min_accuracy: args.min_accuracy, sharpe_vs_technical: !args.no_sharpe_gate };
+    problems.extend(gate.problems().into_iter().map(|p| format!("--{p}")));
+    let symbol = match &args.symbol {
+        Some(s) => s.clone(),
+        None => args.csv.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_uppercase(),
+    };
+    if symbol.is_empty() || !symbol.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        problems.push(format!("--symbol {symbol:?}: letters, digits, '-', '_' or '.'"));
+    }
+    if let (Some(f), Some(t)) = (args.from, args.to)
+        && f >= t
+    {
+        problems.push(format!("--from {f} is not before --to {t}"));
+    }
+    match (params, problems.is_empty()) {
+        (Some(params), true) => Ok((
+            TrainConfig { labels, split, params, seed: args.seed },
+            gate,
+            Source::Csv { path: args.csv.clone(), symbol, interval: args.interval, from_ms: args.from, to_ms: args.to },
+        )),
+        _ => bail!("models train:\n  {}", problems.join("\n  ")),
+    }
+}
+
+/// The candles of `source`, in order; a row that is not a candle stops with its line.
+pub(crate) fn candles(source: &Source) -> anyhow::Result<Vec<Candle>> {
+    let Source::Csv { path, symbol, interval, from_ms, to_ms } = source;
+    let (from, to) = (from_ms.unwrap_or(i64::MIN), to_ms.unwrap_or(i64::MAX));
+    let file = std::fs::File::open(path).with_context(|| format!("--csv {}: cannot open", path.display()))?;
+    let reader =
+        CandleReader::new(std::io::BufReader::new(file)).with_context(|| format!("--csv {}", path.display()))?;
+    let mut bars = reader.bars();
+    let mut out = Vec::new();
+    while let Some(bar) = bars.next() {
+        let bar = bar.with_context(|| format!("--csv {} line {}", path.display(), bars.line()))?;
+        if (from..to).contains(&bar.open_time()) {
+            out.push(Candle {
+                source: "csv".into(),
+                symbol: symbol.clone(),
+                interval: *interval,
+                bar,
+                aggregated: false,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Trains as `args` says: the version, its record and the gate's verdict.
+pub(crate) struct Outcome {
+    pub trained: Trained,
+    pub trading: Option<TradingEval>,
+    pub figures: GateFigures,
+    pub verdict: GateVerdict,
+    pub train_seconds: f64,
+}
+
+pub(crate) fn train_and_measure(
+    name: &str,
+    config: &TrainConfig,
+    gate: &GateConfig,
+    source: &Source,
+    trading_eval: bool,
+) -> anyhow::Result<Outcome> {
+    let candles = candles(source)?;
+    if candles.is_empty() {
+        bail!("no candles in the source (check --from/--to)");
+    }
+    let started = Instant::now();
+    let rows = tradeflow_inference::ml::rows(&candles, &ConditionParams::default());
+    let trained = train(&rows, config)?;
+    let train_seconds = started.elapsed().as_secs_f64();
+    let trading = if trading_eval {
+        let Source::Csv { path, symbol, interval, .. } = source;
+        Some(evaluate(name, &trained, path, symbol, *interval)?)
+    } else {
+        None
+    };
+    let figures = GateFigures {
+        test_accuracy: trained.report.test_accuracy(),
+        sharpe: trading.as_ref().and_then(|t| t.model.sharpe),
+        technical_sharpe: trading.as_ref().and_then(|t| t.technical.sharpe),
+    };
+    let verdict = gate.judge(&figures);
+    Ok(Outcome { trained, trading, figures, verdict, train_seconds })
+}
+
+/// `models retrain NAME`: a new version with the settings of the deployed version (the latest
+/// when none is deployed), on the same source up to its latest bar, through the same gate.
+pub async fn retrain(store_args: &super::StoreArgs, name: &str, actor: &str, json: bool) -> anyhow::Result<()> {
+    let store = tradeflow_audit::AuditStore::connect(&store_args.database_url).await?;
+    let outcome = async {
+        let base = match store.deployed_of(name).await? {
+            Some(v) => v,
+            None => store
+                .model_versions(Some(name))
+                .await?
+                .last()
+                .map(|r| r.version)
+                .with_context(|| format!("model {name:?} has no version to retrain"))?,
+        };
+        let row = store.model_version(name, base).await?.with_context(|| format!("no version {base} of {name:?}"))?;
+        let p: Parameters = serde_json::from_str(&row.parameters)
+            .with_context(|| format!("{name} v{base}: its parameters do not read as a training's"))?;
+        let Source::Csv { path, symbol, interval, from_ms, .. } = p.source;
+        let source = Source::Csv { path, symbol, interval, from_ms, to_ms: None };
+        let o = train_and_measure(name, &p.config, &p.gate, &source, true)?;
+        let version = store_version(&store, name, actor, &p.config, &p.gate, &source, &o).await?;
+        anyhow::Ok((base, version, o))
+    }
+    .await;
+    store.close().await;
+    let (base, version, o) = outcome?;
+    if !json {
+        println!("{name}: retrained with the settings of v{base}");
+    }
+    print_outcome(name, version, &o, json)
+}
+
+pub async fn run(args: &TrainArgs) -> anyhow::Result<()> {
+    let (config, gate, source) = settings(args)?;
+    let store = tradeflow_audit::AuditStore::connect(&args.store.database_url).await?;
+    let outcome = train_and_measure(&args.name, &config, &gate, &source, !args.no_trading_eval)?;
+    let version = store_version(&store, &args.name, &args.actor, &config, &gate, &source, &outcome).await?;
+    store.close().await;
+    print_outcome(&args.name, version, &outcome, args.json)?;
+    Ok(())
+}
+
+pub(crate) async fn store_version(
+    store: &tradeflow_audit::AuditStore,
+    name: &str,
+    actor: &str,
+    config: &TrainConfig,
+    gate: &GateConfig,
+    source: &Source,
+    o: &Outcome,
+) -> anyhow::Result<i64> {
+    let report = &o.trained.report;
+    let bytes = o.trained.artifact.to_bytes()?;
+    let parameters = serde_json::to_string(&Parameters { config: *config, source: source.clone(), gate: *gate })?;
+    let metrics = serde_json::to_string(&Metrics {
+        report,
+        trading: &o.trading,
+        gate: o.figures,
+        verdict: &o.verdict,
+        train_seconds: o.train_seconds,
+    })?;
+    let schema = format!("{} v{}", report.schema.name, report.schema.version);
+    let version = store
+        .insert_model_version(&tradeflow_audit::query::models::NewModelVersion {
+            name,
+            family: config.params.family().as_str(),
+            parameters: &parameters,
+            feature_schema: &schema,
+            feature_hash: &report.schema.hash,
+            train_from: report.train.from_ms,
+            train_to: report.train.to_ms,
+            test_from: report.test.from_ms,
+            test_to: report.test.to_ms,
+            test_accuracy: report.test_accuracy(),
+            metrics: &metrics,
+            created_by: actor,
+            created_at: tradeflow_core::time::now_ms(),
+            bytes: &bytes,
+        })
+        .await
+        .context("storing the version in the registry")?;
+    Ok(version)
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or_else(|| "null".into(), |v| format!("{:.2}%", v * 100.0))
+}
+
+fn num(v: Option<f64>) -> String {
+    v.map_or_else(|| "null".into(), |v| format!("{v:.3}"))
+}
+
+fn print_outcome(name: &str, version: i64, o: &Outcome, json: bool) -> anyhow::Result<()> {
+    let r = &o.trained.report;
+    if json {
+        let v = serde_json::json!({
+            "name": name, "version": version, "report": r, "trading": o.trading,
+            "gate": o.figures, "verdict": o.verdict, "train_seconds": o.train_seconds,
+        });
+        println!("{v}");
+        return Ok(());
+    }
+    println!(
+        "{name} v{version} ({}, {} features, schema {}): {} bars, {} usable rows, trained in {:.2} s",
+        r.config.params.family().as_str(),
+        r.schema.features.len(),
+        r.schema.hash,
+        r.bars,
+        r.usable_rows,
+        o.train_seconds
+    );
+    println!(
+        "split: train {} rows, validation {}, test {} (purge gap {} bars)",
+        r.train.rows, r.validation.rows, r.test.rows, r.purge_bars
+    );
+    for (part, f) in [("validation", &r.validation_figures), ("test", &r.test_figures)] {
+        println!(
+            "{part:<10} accuracy {} (majority {}, previous move {}), balanced {}, log loss {}, AUC {}",
+            pct(f.model.accuracy),
+            pct(f.majority.accuracy),
+            pct(f.previous_move.accuracy),
+            pct(f.model.balanced_accuracy),
+            num(f.model.log_loss),
+            num(f.model.roc_auc_macro)
+        );
+    }
+    if let Some(t) = &o.trading {
+        for (who, leg) in [("model", &t.model), ("technical", &t.technical)] {
+            println!(
+                "test window {who:<9} return {} %, Sharpe {}, max drawdown {} %, trades {}",
+                num(leg.return_pct),
+                num(leg.sharpe),
+                num(leg.max_drawdown_pct),
+                leg.trades.map_or("null".into(), |n| n.to_string())
+            );
+        }
+        println!("test window buy & hold return {} %", num(t.buy_and_hold_return_pct));
+    }
+    println!("gate: {}", o.verdict);
+    Ok(())
+}
