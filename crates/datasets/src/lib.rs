@@ -25,7 +25,9 @@
 //! - [`download`]`(&Datasets, &BinanceConfig, &DownloadRequest, progress: FnMut(&DownloadProgress) + Send,
 //!   &CancellationToken) -> Result<DownloadSummary, DatasetError>`: Binance spot klines
 //!   through the ingest crate's REST client (base URL, retries and weight limits from the
-//!   `BinanceConfig`), resumable, cancellable between pages, summarised (Serialize).
+//!   `BinanceConfig`), resumable, cancellable between pages, summarised (Serialize);
+//!   [`DownloadRequest::from_api`]`(&serde_json::Value) -> Result<DownloadRequest, Vec<String>>`
+//!   checks a job's `{symbol, interval, from, to}` without the network, naming each bad field.
 //!
 //! [`DatasetError::is_bad_input`] tells the caller's mistakes (4xx) from failures (5xx).
 
