@@ -1,6 +1,6 @@
 //! Datasets: historical candles for backtests and training, kept as Parquet files, one per
 //! (source, symbol, interval), under `<data-dir>/datasets/<source>/<SYMBOL>/<interval>.parquet`
-//! (pandas, pyarrow and polars read them as they are; the columns are in [`file`]).
+//! (pandas, pyarrow and polars read them as they are; the columns are in [`mod@file`]).
 //!
 //! Every row that enters a dataset goes through the ingestion stage's own checks
 //! (`tradeflow_ingest::IngestStage`, see [`admit`]): a valid bar, after the last one, a repeat
@@ -22,7 +22,7 @@
 //! - [`Datasets::import_csv`]`(csv, source, symbol, interval) -> Result<AppendSummary, DatasetError>`
 //!   (all or nothing: any refused row fails it, naming the line and the column);
 //! - [`Datasets::export_csv`]`(spec, csv, from, to) -> Result<ExportSummary, DatasetError>`;
-//! - [`download`]`(&Datasets, &BinanceConfig, &DownloadRequest, progress: FnMut(&DownloadProgress) + Send,
+//! - [`download()`]`(&Datasets, &BinanceConfig, &DownloadRequest, progress: FnMut(&DownloadProgress) + Send,
 //!   &CancellationToken) -> Result<DownloadSummary, DatasetError>`: Binance spot klines
 //!   through the ingest crate's REST client (base URL, retries and weight limits from the
 //!   `BinanceConfig`), resumable, cancellable between pages, summarised (Serialize);
