@@ -313,9 +313,13 @@ pub(crate) async fn bench_redis(
         Some(u) => (u.clone(), redis::Client::open(u.as_str())?.get_connection_info().addr().to_string(), None),
         None => {
             let dir = tempfile::Builder::new().prefix("tradeflow-bench-redis-").tempdir()?;
-            let s =
-                RedisServer::start(EmbeddedOptions { dir: dir.path().to_path_buf(), port: None, appendonly: false })
-                    .await?;
+            let s = RedisServer::start(EmbeddedOptions {
+                dir: dir.path().to_path_buf(),
+                port: None,
+                appendonly: false,
+                fsync: Default::default(),
+            })
+            .await?;
             (s.url(), s.port().to_string(), Some((s, dir)))
         }
     })

@@ -74,9 +74,14 @@ pub async fn run(settings: &Settings, args: UpArgs) -> anyhow::Result<()> {
         Some(url) => url.clone(),
         None => {
             let dir = args.data_dir.join("redis");
-            let server = RedisServer::start(EmbeddedOptions { dir: dir.clone(), port: None, appendonly: true })
-                .await
-                .context("cannot start the embedded redis-server")?;
+            let server = RedisServer::start(EmbeddedOptions {
+                dir: dir.clone(),
+                port: None,
+                appendonly: true,
+                fsync: settings.redis_fsync,
+            })
+            .await
+            .context("cannot start the embedded redis-server")?;
             println!("embedded redis-server on {} (data in {})", server.url(), dir.display());
             let url = server.url();
             embedded = Some(server);

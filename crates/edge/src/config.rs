@@ -9,6 +9,7 @@
 //! cors_origins = ["https://ops.example.com"]   # [] = no CORS headers, ["*"] = any origin
 //! body_limit_bytes = 1048576
 //! jwt_secret_env = "TRADEFLOW_JWT_SECRET"      # the secret itself never sits in the file
+//! jwt_previous_secret_env = "TRADEFLOW_JWT_PREVIOUS_SECRET"  # rotation: still accepted until its tokens expire
 //! [edge.rate_limit]                # per caller (token subject, else IP), per minute
 //! read_per_minute = 6000
 //! write_per_minute = 120
@@ -61,6 +62,9 @@ pub struct EdgeConfig {
     pub body_limit_bytes: usize,
     /// Name of the environment variable holding the JWT signing secret.
     pub jwt_secret_env: String,
+    /// During a rotation, the variable holding the previous secret: tokens it signed stay
+    /// valid until they expire (new ones are signed with the current secret).
+    pub jwt_previous_secret_env: String,
     pub rate_limit: RateLimitConfig,
     pub ws: WsConfig,
     /// How long `/ai/analyze` answers are cached.
@@ -124,6 +128,7 @@ impl Default for EdgeConfig {
             cors_origins: Vec::new(),
             body_limit_bytes: 1 << 20,
             jwt_secret_env: "TRADEFLOW_JWT_SECRET".into(),
+            jwt_previous_secret_env: "TRADEFLOW_JWT_PREVIOUS_SECRET".into(),
             rate_limit: RateLimitConfig::default(),
             ws: WsConfig::default(),
             ai_cache_ttl_s: 300,

@@ -15,9 +15,11 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod headers;
 pub mod hub;
 pub mod live;
 pub mod llm_usage;
+pub mod login_guard;
 pub mod outcomes;
 pub mod quota;
 pub mod ratelimit;
@@ -149,7 +151,10 @@ pub fn app(state: AppState) -> Router {
         Some(c) => router.layer(c),
         None => router,
     };
-    router.layer(middleware::from_fn(error::envelope_errors)).layer(middleware::from_fn(request_id::tag_requests))
+    router
+        .layer(middleware::from_fn(error::envelope_errors))
+        .layer(middleware::from_fn(headers::secure))
+        .layer(middleware::from_fn(request_id::tag_requests))
 }
 
 fn cors_layer(config: &EdgeConfig) -> Option<CorsLayer> {

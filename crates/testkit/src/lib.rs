@@ -32,8 +32,13 @@ impl TestRedis {
             .prefix("tradeflow-redis-")
             .tempdir()
             .map_err(|e| EmbeddedError::Dir { dir: "temp dir".into(), reason: e.to_string() })?;
-        let server =
-            RedisServer::start(EmbeddedOptions { dir: dir.path().to_path_buf(), port: None, appendonly: true }).await?;
+        let server = RedisServer::start(EmbeddedOptions {
+            dir: dir.path().to_path_buf(),
+            port: None,
+            appendonly: true,
+            fsync: Default::default(),
+        })
+        .await?;
         Ok(Self { server, _dir: dir })
     }
 

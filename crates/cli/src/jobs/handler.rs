@@ -29,6 +29,9 @@ pub const STREAM: &str = "jobs.requests";
 pub const EVENTS: &str = "jobs.events";
 pub const GROUP: &str = "jobs";
 
+/// How a job attempt ends, as `tradeflow_jobs_total` counts it.
+pub const OUTCOMES: [&str; 6] = ["succeeded", "cancelled", "timeout", "retried", "dead_lettered", "interrupted"];
+
 /// `tradeflow_job*` metrics.
 #[derive(Clone)]
 pub struct JobMetrics {
@@ -45,7 +48,10 @@ pub struct JobMetrics {
 impl JobMetrics {
     pub fn register(registry: &Registry) -> Result<JobMetrics, prometheus::Error> {
         let jobs = IntCounterVec::new(
-            Opts::new("tradeflow_jobs_total", "Job attempts ended, by kind and outcome"),
+            Opts::new(
+                "tradeflow_jobs_total",
+                "Job attempts ended, by kind and outcome (succeeded, cancelled, timeout, retried, dead_lettered, interrupted)",
+            ),
             &["kind", "outcome"],
         )?;
         let seconds = HistogramVec::new(
@@ -65,8 +71,13 @@ impl JobMetrics {
         registry.register(Box::new(running.clone()))?;
         registry.register(Box::new(queued.clone()))?;
         registry.register(Box::new(start_latency.clone()))?;
+        // Every series from 0, so that dashboards and rates see them before the first job.
         for kind in JobKind::ALL {
             running.with_label_values(&[kind.name()]);
+            seconds.with_label_values(&[kind.name()]);
+            for outcome in OUTCOMES {
+                jobs.with_label_values(&[kind.name(), outcome]);
+            }
         }
         Ok(JobMetrics { jobs, seconds, running, queued, start_latency })
     }

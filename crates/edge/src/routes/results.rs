@@ -29,8 +29,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// 0 or more.
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 
@@ -54,8 +56,10 @@ async fn backtests(
 #[into_params(parameter_in = Query)]
 pub struct TradesQuery {
     /// Trades per account: 1 to 5000 (default 500).
+    #[param(minimum = 1, maximum = 5000)]
     pub trades_limit: Option<i64>,
     /// First trade shown, per account (default 0).
+    #[param(minimum = 0)]
     pub trades_offset: Option<i64>,
 }
 

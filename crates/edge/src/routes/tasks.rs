@@ -307,12 +307,16 @@ async fn submit_train(
 #[into_params(parameter_in = Query)]
 pub struct TaskQuery {
     /// queued, running, succeeded, failed, cancelled.
+    #[param(pattern = "^(queued|running|succeeded|failed|cancelled)$")]
     pub status: Option<String>,
     /// backtest, hyperopt, download, train.
+    #[param(pattern = "^(backtest|hyperopt|download|train)$")]
     pub kind: Option<String>,
     /// 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// 0 or more (default 0).
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 
