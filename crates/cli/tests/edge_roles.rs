@@ -70,6 +70,8 @@ const POLICY: &[(&str, &str, Least)] = &[
     ("POST", "/api/v1/trading/orders", Trader),
     ("POST", "/api/v1/paper/orders", Trader),
     ("POST", "/api/v1/paper/positions/{account}/{symbol}/close", Trader),
+    ("GET", "/api/v1/data/datasets", Viewer),
+    ("DELETE", "/api/v1/data/datasets/{symbol}/{interval}", Admin),
     ("GET", "/api/v1/backtests", Viewer),
     ("GET", "/api/v1/backtests/{id}", Viewer),
     ("GET", "/api/v1/backtests/{id}/report", Viewer),
@@ -121,6 +123,7 @@ fn concrete(path: &str) -> String {
         .replace("{account}", "alpha")
         .replace("{name}", "md.candles")
         .replace("{action}", "pause")
+        .replace("{interval}", "1h")
         .replace("{id}", "no-such-id")
 }
 
