@@ -39,6 +39,66 @@ pub struct DownloadRequest {
     pub to: Option<i64>,
 }
 
+impl DownloadRequest {
+    /// A request from a job's JSON parameters, `{"symbol": "BTCUSDT", "interval": "1h",
+    /// "from": "2024-01-01" | <epoch ms>, "to": ... (optional)}`, checked without the network:
+    /// every problem names its field. (A job's parameters are data; the download itself still
+    /// finds out whether Binance knows the symbol.)
+    pub fn from_api(json: &serde_json::Value) -> Result<Self, Vec<String>> {
+        let mut problems = Vec::new();
+        let Some(object) = json.as_object() else {
+            return Err(vec![format!("params: expected an object {{symbol, interval, from, to}}, got {json}")]);
+        };
+        for key in object.keys() {
+            if !["symbol", "interval", "from", "to"].contains(&key.as_str()) {
+                problems.push(format!("{key}: unknown field; expected symbol, interval, from, to"));
+            }
+        }
+        let text = |k: &str| object.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        let symbol = text("symbol").unwrap_or_default();
+        let series = BinanceSeries::new(&symbol, Interval::M1);
+        let s = &series.symbol;
+        if s.is_empty() || s.len() > 20 || !s.chars().all(|c| c.is_ascii_alphanumeric()) {
+            problems.push(format!("symbol: {symbol:?} is not a Binance symbol (1 to 20 letters and digits)"));
+        }
+        let interval = match text("interval").map(|i| i.parse::<Interval>()) {
+            Some(Ok(i)) => Some(i),
+            Some(Err(e)) => {
+                problems.push(format!("interval: {e}"));
+                None
+            }
+            None => {
+                problems.push("interval: missing; expected one of 1m, 3m, ..., 1w".into());
+                None
+            }
+        };
+        let time = |k: &str, problems: &mut Vec<String>| -> Option<i64> {
+            let parsed = match object.get(k)? {
+                serde_json::Value::Number(n) => n.as_i64().ok_or_else(|| format!("{n} is not integer milliseconds")),
+                serde_json::Value::String(s) => tradeflow_core::time::parse_day_or_ms(s),
+                other => Err(format!("{other}: expected YYYY-MM-DD (UTC) or epoch milliseconds")),
+            };
+            parsed.map_err(|e| problems.push(format!("{k}: {e}"))).ok()
+        };
+        let from = time("from", &mut problems);
+        if !object.contains_key("from") {
+            problems.push("from: missing; expected YYYY-MM-DD (UTC) or epoch milliseconds".into());
+        }
+        let to = time("to", &mut problems);
+        if let (Some(f), Some(t)) = (from, to)
+            && f >= t
+        {
+            problems.push(format!("to: {t} is not after from {f}"));
+        }
+        match (interval, from) {
+            (Some(interval), Some(from)) if problems.is_empty() => {
+                Ok(DownloadRequest { symbol: series.symbol, interval, from, to })
+            }
+            _ => Err(problems),
+        }
+    }
+}
+
 /// Where a download stands, handed to the progress callback.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DownloadProgress {

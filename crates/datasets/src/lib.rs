@@ -1,6 +1,6 @@
 //! Datasets: historical candles for backtests and training, kept as Parquet files, one per
 //! (source, symbol, interval), under `<data-dir>/datasets/<source>/<SYMBOL>/<interval>.parquet`
-//! (pandas, pyarrow and polars read them as they are; the columns are in [`file`]).
+//! (pandas, pyarrow and polars read them as they are; the columns are in [`mod@file`]).
 //!
 //! Every row that enters a dataset goes through the ingestion stage's own checks
 //! (`tradeflow_ingest::IngestStage`, see [`admit`]): a valid bar, after the last one, a repeat
@@ -22,10 +22,12 @@
 //! - [`Datasets::import_csv`]`(csv, source, symbol, interval) -> Result<AppendSummary, DatasetError>`
 //!   (all or nothing: any refused row fails it, naming the line and the column);
 //! - [`Datasets::export_csv`]`(spec, csv, from, to) -> Result<ExportSummary, DatasetError>`;
-//! - [`download`]`(&Datasets, &BinanceConfig, &DownloadRequest, progress: FnMut(&DownloadProgress) + Send,
+//! - [`download()`]`(&Datasets, &BinanceConfig, &DownloadRequest, progress: FnMut(&DownloadProgress) + Send,
 //!   &CancellationToken) -> Result<DownloadSummary, DatasetError>`: Binance spot klines
 //!   through the ingest crate's REST client (base URL, retries and weight limits from the
-//!   `BinanceConfig`), resumable, cancellable between pages, summarised (Serialize).
+//!   `BinanceConfig`), resumable, cancellable between pages, summarised (Serialize);
+//!   [`DownloadRequest::from_api`]`(&serde_json::Value) -> Result<DownloadRequest, Vec<String>>`
+//!   checks a job's `{symbol, interval, from, to}` without the network, naming each bad field.
 //!
 //! [`DatasetError::is_bad_input`] tells the caller's mistakes (4xx) from failures (5xx).
 

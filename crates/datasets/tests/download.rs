@@ -170,3 +170,38 @@ async fn throughput_against_the_fake_binance() {
     );
     assert!(rate > 1_000.0, "{rate} rows/s");
 }
+
+#[test]
+fn download_parameters_from_the_api_name_each_bad_field() {
+    let ok = DownloadRequest::from_api(
+        &serde_json::json!({"symbol": "ethusdt", "interval": "1h", "from": "2024-01-01", "to": 1_706_745_600_000i64}),
+    )
+    .unwrap();
+    assert_eq!(
+        ok,
+        DownloadRequest {
+            symbol: "ETHUSDT".into(),
+            interval: Interval::H1,
+            from: 1_704_067_200_000,
+            to: Some(1_706_745_600_000)
+        }
+    );
+    let e = DownloadRequest::from_api(
+        &serde_json::json!({"symbol": "BTC/USDT", "interval": "7m", "from": "2024-02-30", "extra": 1}),
+    )
+    .unwrap_err()
+    .join("\n");
+    for field in [
+        "symbol: \"BTC/USDT\" is not a Binance symbol",
+        "interval: unknown interval \"7m\"",
+        "from: \"2024-02-30\"",
+        "extra: unknown field",
+    ] {
+        assert!(e.contains(field), "{field} missing from:\n{e}");
+    }
+    let e = DownloadRequest::from_api(&serde_json::json!({"symbol": "BTCUSDT", "interval": "1h", "from": 10, "to": 5}))
+        .unwrap_err();
+    assert_eq!(e, vec!["to: 5 is not after from 10".to_string()]);
+    let e = DownloadRequest::from_api(&serde_json::json!({"symbol": "BTCUSDT"})).unwrap_err().join("\n");
+    assert!(e.contains("interval: missing") && e.contains("from: missing"), "{e}");
+}
