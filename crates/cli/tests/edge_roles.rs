@@ -73,8 +73,6 @@ const POLICY: &[(&str, &str, Least)] = &[
     ("POST", "/api/v1/trading/orders", Trader),
     ("POST", "/api/v1/paper/orders", Trader),
     ("POST", "/api/v1/paper/positions/{account}/{symbol}/close", Trader),
-    ("GET", "/api/v1/data/datasets", Viewer),
-    ("DELETE", "/api/v1/data/datasets/{symbol}/{interval}", Admin),
     ("GET", "/api/v1/backtests", Viewer),
     ("GET", "/api/v1/backtests/{id}", Viewer),
     ("GET", "/api/v1/backtests/{id}/report", Viewer),

@@ -38,7 +38,6 @@ pub mod error;
 pub mod file;
 pub mod gaps;
 pub mod key;
-pub mod params;
 pub mod store;
 
 pub use csv::ExportSummary;
@@ -46,7 +45,6 @@ pub use download::{DownloadProgress, DownloadRequest, DownloadSummary, download}
 pub use error::{DatasetError, Refusal};
 pub use gaps::Gap;
 pub use key::{BINANCE, CSV, DatasetKey};
-pub use params::DownloadParams;
 pub use store::{AppendSummary, Candles, DatasetInfo, Datasets, WriteLock};
 /// The REST client's configuration a download takes (base URL, timeouts, retries, weights).
 pub use tradeflow_ingest::binance::BinanceConfig;

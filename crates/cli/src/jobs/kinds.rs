@@ -12,7 +12,7 @@ use tradeflow_backtest::report::backtest_on;
 use tradeflow_backtest::sink::CHECK_EVERY;
 use tradeflow_backtest::{BacktestError, Engine, Sink};
 use tradeflow_core::job::JobKind;
-use tradeflow_datasets::{BinanceConfig, Datasets, DownloadParams};
+use tradeflow_datasets::{BinanceConfig, Datasets, DownloadRequest};
 use tradeflow_ingest::timeline::{Row, Timeline};
 
 use super::progress::Reporter;
@@ -163,8 +163,7 @@ fn study(json: &serde_json::Value, ctx: &Context<'_>) -> Result<Output, Failure>
 /// A download of Binance spot klines into the dataset of its symbol and interval: the same
 /// call as `tradeflow data download`, resumable, stopped between pages when asked.
 fn fetch(json: &serde_json::Value, ctx: &Context<'_>) -> Result<Output, Failure> {
-    let request =
-        DownloadParams::from_json(json).and_then(|p| p.request()).map_err(|p| Failure::Invalid(p.join("; ")))?;
+    let request = DownloadRequest::from_api(json).map_err(|p| Failure::Invalid(p.join("; ")))?;
     let datasets = Datasets::new(ctx.defaults.datasets_dir.clone());
     let cancel = tokio_util::sync::CancellationToken::new();
     let run = tradeflow_datasets::download(

@@ -143,7 +143,7 @@ pub fn validate(state: &AppState, kind: JobKind, params: &Value) -> Result<(), A
 
 /// A download's parameters.
 fn validate_download(_state: &AppState, params: &Value) -> Result<(), Vec<String>> {
-    tradeflow_datasets::DownloadParams::from_json(params)?.request().map(|_| ())
+    tradeflow_datasets::DownloadRequest::from_api(params).map(|_| ())
 }
 
 /// What `who` has in the store, for `kind`'s quotas.
