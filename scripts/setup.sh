@@ -2,7 +2,7 @@
 # Installs what tradeflow's run and tests need on a Debian machine, idempotently:
 # redis-server (7.0+) and redis-tools (redis-cli, redis-benchmark), PostgreSQL, wrk, chromium
 # and Prometheus (promtool for the alert rules' tests, prometheus and its Redis exporter for
-# scripts/stack.sh).
+# scripts/stack.sh); from PyPI, the OpenAPI validator and pyarrow the tests use.
 # Nothing is started here: `tradeflow up` and every test start their own private redis-server
 # on a free loopback port.
 set -euo pipefail
@@ -66,6 +66,13 @@ if ! python3 -c 'import openapi_spec_validator' >/dev/null 2>&1; then
   echo "setup: installing openapi-spec-validator from PyPI"
   python3 -m pip install -q --disable-pip-version-check openapi-spec-validator \
     || { echo "setup: pip install openapi-spec-validator failed" >&2; exit 1; }
+fi
+
+# pyarrow, with which the datasets' tests read back the Parquet files tradeflow writes (PyPI).
+if ! python3 -c 'import pyarrow.parquet' >/dev/null 2>&1; then
+  echo "setup: installing pyarrow from PyPI"
+  python3 -m pip install -q --disable-pip-version-check pyarrow \
+    || { echo "setup: pip install pyarrow failed" >&2; exit 1; }
 fi
 
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install Rust (rustup) first" >&2; exit 1; }

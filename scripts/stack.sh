@@ -27,7 +27,7 @@ root=$(pwd)
 state=${TRADEFLOW_STACK_DIR:-$root/data/stack}
 case "$state" in /*) ;; *) state=$root/$state ;; esac
 # The worker kinds, in start order (every consumer before the producer of the first stream).
-kinds=(audit exec risk ensemble inference ingest)
+kinds=(audit jobs exec risk ensemble inference ingest)
 # Every process, in start order; `down` stops them in reverse.
 procs=(redis redis-exporter postgres "${kinds[@]}" edge prometheus)
 

@@ -25,8 +25,8 @@ pub use checkpoint::WRITER_BACKSTOP_PAGES;
 pub use error::{AuditError, DbError, redact_url};
 pub use priority::{AUDIT_NICE, lower_current_thread};
 pub use rows::{
-    AuditLogRow, BalanceRow, CandleRow, DecisionRow, FillRow, NewsRow, OrderRow, PositionRow, RejectionRow, Row,
-    SignalRow, SystemEventRow, Table, TradingLogRow,
+    AuditLogRow, BalanceRow, CandleRow, DecisionRow, FillRow, JobEventRow, JobRow, NewsRow, OrderRow, PositionRow,
+    RejectionRow, Row, SignalRow, SystemEventRow, Table, TradingLogRow,
 };
 pub use scratch::ScratchDatabase;
 pub use sqlite_writer::SharedRows;

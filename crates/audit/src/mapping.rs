@@ -8,6 +8,7 @@ use tradeflow_core::Payload;
 use tradeflow_core::control::{AuditRecord, ControlCommand, CycleEvent};
 use tradeflow_core::decision::{Decision, LateSignal};
 use tradeflow_core::execution::{AccountUpdate, Fill, PositionUpdate};
+use tradeflow_core::job::{JobEvent, JobRequest, JobState};
 use tradeflow_core::market::{Candle, CandleRefused};
 use tradeflow_core::news::NewsItem;
 use tradeflow_core::order::{AccountAlert, Intent, Mark, OrderIntent, Rejection};
@@ -16,8 +17,8 @@ use tradeflow_core::request::{OrderRequest, RequestSize};
 use tradeflow_core::signal::{ModelKind, Signal, SignalStatus};
 
 use crate::rows::{
-    AuditLogRow, BalanceRow, CandleRow, DecisionRow, FillRow, NewsRow, OrderRow, PositionRow, RejectionRow, Row,
-    SignalRow, SystemEventRow, TradingLogRow,
+    AuditLogRow, BalanceRow, CandleRow, DecisionRow, FillRow, JobEventRow, JobRow, NewsRow, OrderRow, PositionRow,
+    RejectionRow, Row, SignalRow, SystemEventRow, TradingLogRow,
 };
 
 fn json<T: Serialize>(v: &T) -> String {
@@ -401,6 +402,36 @@ pub fn rows_of(env: &EnvelopeRef<'_>) -> Result<Vec<Row>, DecodeError> {
                 summary: n.summary,
                 published_at: n.published_at,
                 fetched_at: n.fetched_at,
+            })]
+        }
+        JobRequest::KIND => {
+            let r: JobRequest = env.open()?;
+            vec![Row::Job(JobRow {
+                id: r.task_id,
+                kind: r.kind.name().into(),
+                state: JobState::Queued.name().into(),
+                attempt: 0,
+                submitted_by: r.submitted_by,
+                role: r.role,
+                submitted_at: r.submitted_at,
+                params: r.params,
+            })]
+        }
+        JobEvent::KIND => {
+            let e: JobEvent = env.open()?;
+            // Progress reports are for watchers; the jobs table holds the latest one.
+            if e.progress.is_some() {
+                return Ok(Vec::new());
+            }
+            vec![Row::JobEventRecord(JobEventRow {
+                id: e.message_id().to_string(),
+                task_id: e.task_id,
+                kind: e.kind.name().into(),
+                attempt: i64::from(e.attempt),
+                state: e.state.name().into(),
+                error: e.error,
+                worker: e.worker,
+                time: e.at,
             })]
         }
         other => {

@@ -400,6 +400,31 @@ tables! {
         time: i64,
     }
 
+    /// A submitted job as it was queued (the jobs worker updates the other columns).
+    Job(JobRow) = "jobs" {
+        /// The task id.
+        id: String,
+        kind: String,
+        state: String,
+        attempt: i64,
+        submitted_by: String,
+        role: String,
+        submitted_at: i64,
+        params: String,
+    }
+
+    /// A job's state change.
+    JobEventRecord(JobEventRow) = "job_events" {
+        id: String,
+        task_id: String,
+        kind: String,
+        attempt: i64,
+        state: String,
+        error: Option<String>,
+        worker: String,
+        time: i64,
+    }
+
     /// A news story, stored once (unique id and unique `title_key`).
     News(NewsRow) = "news" {
         id: String,

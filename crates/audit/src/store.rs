@@ -324,6 +324,15 @@ impl AuditStore {
     /// Runs a read query for the query modules. `sql` uses PostgreSQL's placeholders (`$1`,
     /// `$2`, ...); on SQLite they become `?1`, `?2`, ..., which SQLite binds by number, so one
     /// text serves both. `what` names the table (or view) in errors.
+    /// This process's turn to write through the pool on SQLite (see `sqlite_writer`); nothing
+    /// to wait for on PostgreSQL.
+    pub(crate) async fn writer_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite(_) => Some(self.sqlite_writer.lock().await),
+            Backend::Postgres(_) => None,
+        }
+    }
+
     pub(crate) async fn select(
         &self,
         what: &'static str,

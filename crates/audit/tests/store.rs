@@ -234,6 +234,26 @@ fn every_table(tag: &str) -> Vec<Row> {
             published_at: 1_700_000_001_004,
             fetched_at: 1_700_000_001_005,
         }));
+        rows.push(Row::Job(tradeflow_audit::JobRow {
+            id: id("task"),
+            kind: "backtest".into(),
+            state: "queued".into(),
+            attempt: 0,
+            submitted_by: "ops".into(),
+            role: "trader".into(),
+            submitted_at: 1_700_000_001_006,
+            params: text("{}"),
+        }));
+        rows.push(Row::JobEventRecord(tradeflow_audit::JobEventRow {
+            id: id("job_event"),
+            task_id: id("task"),
+            kind: "hyperopt".into(),
+            attempt: 1,
+            state: "failed".into(),
+            error: some.then(|| "timeout".into()),
+            worker: "jobs-a".into(),
+            time: 1_700_000_001_007,
+        }));
     }
     rows
 }
@@ -247,7 +267,7 @@ async fn roundtrip(url: &str) {
     let tables: std::collections::BTreeSet<_> = batch.iter().map(Row::table).collect();
     assert_eq!(tables.len(), Table::ALL.len(), "the batch has rows of every table");
 
-    assert_eq!(write(&store, &batch).await, WriteReport { inserted: 24, duplicates: 0 });
+    assert_eq!(write(&store, &batch).await, WriteReport { inserted: batch.len() as u64, duplicates: 0 });
     let after_first = counts(&store).await;
     for &t in Table::ALL {
         assert_eq!(after_first[t.name()], 2, "{t}");
@@ -256,7 +276,7 @@ async fn roundtrip(url: &str) {
     assert_eq!(everything(&store).await, by_table(&batch));
 
     // Idempotent: the same batch again stores nothing.
-    assert_eq!(write(&store, &batch).await, WriteReport { inserted: 0, duplicates: 24 });
+    assert_eq!(write(&store, &batch).await, WriteReport { inserted: 0, duplicates: batch.len() as u64 });
     assert_eq!(counts(&store).await, after_first);
 
     // New and old mixed: only the new; an old id with other content does not overwrite.
@@ -268,7 +288,7 @@ async fn roundtrip(url: &str) {
     let mut mixed = vec![changed];
     mixed.extend(new.iter().cloned());
     mixed.extend(batch[5..9].iter().cloned());
-    assert_eq!(write(&store, &mixed).await, WriteReport { inserted: 24, duplicates: 5 });
+    assert_eq!(write(&store, &mixed).await, WriteReport { inserted: new.len() as u64, duplicates: 5 });
     let mut all = batch.clone();
     all.extend(new);
     assert_eq!(everything(&store).await, by_table(&all));
@@ -365,7 +385,7 @@ async fn refuses_non_finite(url: &str) {
             o.trailing_stop_pct = Some(f64::INFINITY);
         }
     }
-    assert_eq!(write(&store, &batch).await.inserted, 24);
+    assert_eq!(write(&store, &batch).await.inserted, batch.len() as u64);
     let orders = store.rows(Table::Order, 10, 0).await.expect("rows");
     assert_eq!(orders.len(), 2);
     for o in orders {
@@ -583,7 +603,7 @@ async fn sqlite_file_is_created_and_reopened() {
     // Migrations already applied: connecting again works and sees the data.
     let store = connect(&url).await;
     assert_eq!(everything(&store).await, by_table(&batch));
-    assert_eq!(write(&store, &batch).await.duplicates, 24);
+    assert_eq!(write(&store, &batch).await.duplicates, batch.len() as u64);
     store.close().await;
 
     // `sqlite:relative-or-absolute-path` without `//` too.

@@ -30,7 +30,7 @@ use tradeflow_exec::paper::PaperBook;
 use tradeflow_exec::stage::{ExecAccount, ExecStage};
 use tradeflow_inference::llm::not_asked;
 use tradeflow_inference::stage::{InferenceStage, StageConfig};
-use tradeflow_ingest::timeline::{CsvFeed, Row, Timeline};
+use tradeflow_ingest::timeline::{Feed, Row, Timeline};
 use tradeflow_ingest::{IngestEvent, IngestStage};
 use tradeflow_risk::AccountConfig;
 use tradeflow_risk::stage::RiskStage;
@@ -68,7 +68,7 @@ impl std::fmt::Display for Refusal {
 /// What a backtest runs: the same configuration the workers take.
 #[derive(Debug, Clone)]
 pub struct BacktestConfig {
-    pub feeds: Vec<CsvFeed>,
+    pub feeds: Vec<Feed>,
     /// Aggregations `(from, to)`, as `worker ingest --aggregate`.
     pub aggregate: Vec<(tradeflow_core::market::Interval, tradeflow_core::market::Interval)>,
     /// Rule models and their parameters (`--models`, the `[rules]` of `--llm-config`).
@@ -123,9 +123,12 @@ impl Engine {
     }
 
     /// Every row of `timeline` in the date range, then the deadlines still pending at the end.
-    pub fn run(&mut self, timeline: &Timeline, feeds: &[CsvFeed], sink: &mut impl Sink) -> Result<(), BacktestError> {
+    pub fn run(&mut self, timeline: &Timeline, feeds: &[Feed], sink: &mut impl Sink) -> Result<(), BacktestError> {
         let (from, to) = self.range;
-        for step in timeline.iter() {
+        for (n, step) in timeline.iter().enumerate() {
+            if n.is_multiple_of(crate::sink::CHECK_EVERY) && sink.cancelled() {
+                return Err(BacktestError::Cancelled);
+            }
             if step.time < from || step.time >= to {
                 continue;
             }
@@ -137,11 +140,13 @@ impl Engine {
         self.decide(decisions, sink)
     }
 
-    /// One input row (line `line` of `feed`'s file) through the whole chain.
-    pub fn row(&mut self, feed: &CsvFeed, row: &Row, line: usize, sink: &mut impl Sink) -> Result<(), BacktestError> {
+    /// One input row (line `line` of `feed`'s file, row `line` of a dataset) through the
+    /// whole chain. A dataset's candles carry its source, as `worker ingest --dataset` sends them.
+    pub fn row(&mut self, feed: &Feed, row: &Row, line: usize, sink: &mut impl Sink) -> Result<(), BacktestError> {
+        let source = feed.source().unwrap_or(SOURCE);
         let events = match row {
-            Ok(raw) => self.ingest.on_bar(SOURCE, &feed.symbol, feed.interval, *raw),
-            Err(e) => vec![self.ingest.malformed(SOURCE, &feed.symbol, feed.interval, e.clone())],
+            Ok(raw) => self.ingest.on_bar(source, &feed.symbol, feed.interval, *raw),
+            Err(e) => vec![self.ingest.malformed(source, &feed.symbol, feed.interval, e.clone())],
         };
         for event in events {
             match event {
@@ -155,11 +160,11 @@ impl Engine {
     fn refused(
         &mut self,
         r: CandleRefused,
-        feed: &CsvFeed,
+        feed: &Feed,
         line: usize,
         sink: &mut impl Sink,
     ) -> Result<(), BacktestError> {
-        let at = Refusal { path: feed.path.display().to_string(), line, refused: r };
+        let at = Refusal { path: feed.name(), line, refused: r };
         if self.strict {
             return Err(BacktestError::Refused(Box::new(at)));
         }

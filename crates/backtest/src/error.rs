@@ -18,4 +18,7 @@ pub enum BacktestError {
     Exec(String),
     #[error("no candle in the input{0}")]
     Empty(String),
+    /// Stopped on request ([`crate::Sink::cancelled`]).
+    #[error("cancelled")]
+    Cancelled,
 }

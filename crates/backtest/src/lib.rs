@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod html;
 pub mod hyperopt;
+pub mod params;
 pub mod records;
 pub mod report;
 pub mod sink;

@@ -22,6 +22,25 @@ pub trait Sink {
     fn alert(&mut self, _alert: &AccountAlert) {}
     /// After input row `row` of feed `feed`, at bar time `time`, went through every stage.
     fn after_row(&mut self, _time: i64, _feed: usize, _row: &Row, _engine: &Engine) {}
+    /// Asked every [`CHECK_EVERY`] rows: true stops the run with [`BacktestError::Cancelled`]
+    /// (a job cancelled or past its time limit).
+    ///
+    /// [`BacktestError::Cancelled`]: crate::BacktestError::Cancelled
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
+/// Rows between two [`Sink::cancelled`] checks: a few milliseconds of the full chain.
+pub const CHECK_EVERY: usize = 1024;
+
+/// A sink that keeps nothing and says whether `flag` is set.
+pub struct StopFlag<'a>(pub &'a std::sync::atomic::AtomicBool);
+
+impl Sink for StopFlag<'_> {
+    fn cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Keeps nothing.
@@ -52,6 +71,9 @@ impl<S: Sink + ?Sized> Sink for &mut S {
     }
     fn after_row(&mut self, time: i64, feed: usize, row: &Row, engine: &Engine) {
         (**self).after_row(time, feed, row, engine);
+    }
+    fn cancelled(&self) -> bool {
+        (**self).cancelled()
     }
 }
 
@@ -88,5 +110,8 @@ impl<A: Sink, B: Sink> Sink for (A, B) {
     fn after_row(&mut self, time: i64, feed: usize, row: &Row, engine: &Engine) {
         self.0.after_row(time, feed, row, engine);
         self.1.after_row(time, feed, row, engine);
+    }
+    fn cancelled(&self) -> bool {
+        self.0.cancelled() || self.1.cancelled()
     }
 }

@@ -15,7 +15,7 @@ use tradeflow_core::market::Interval;
 use tradeflow_ensemble::profile::parse_profiles;
 use tradeflow_inference::StageConfig;
 use tradeflow_inference::llm::LlmConfig;
-use tradeflow_ingest::timeline::{CsvFeed, Timeline};
+use tradeflow_ingest::timeline::{Feed, Timeline};
 use tradeflow_risk::parse_accounts;
 
 const PROFILES: &str = r#"
@@ -67,7 +67,7 @@ fn base(csv: &Path) -> Base {
     let mut inference = StageConfig::with_models(&["sma_cross".to_string()]).unwrap();
     inference.rules = llm.rules;
     let config = BacktestConfig {
-        feeds: vec![CsvFeed { path: csv.to_path_buf(), symbol: "SYN".into(), interval: Interval::H1 }],
+        feeds: vec![Feed::csv(csv, "SYN", Interval::H1)],
         aggregate: Vec::new(),
         inference,
         analysts: Vec::new(),

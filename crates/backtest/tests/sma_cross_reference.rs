@@ -14,7 +14,7 @@ use tradeflow_backtest::{BacktestConfig, ReportOptions, backtest};
 use tradeflow_core::market::Interval;
 use tradeflow_ensemble::profile::parse_profiles;
 use tradeflow_inference::StageConfig;
-use tradeflow_ingest::timeline::CsvFeed;
+use tradeflow_ingest::timeline::Feed;
 use tradeflow_risk::parse_accounts;
 
 fn repo() -> PathBuf {
@@ -103,11 +103,7 @@ fn sma_cross_10_20_reproduces_backtesting_py_trade_for_trade() {
     let inference = StageConfig::with_models(&["sma_cross".to_string()]).expect("models");
     assert_eq!((inference.rules.sma_cross.fast, inference.rules.sma_cross.slow), (10, 20), "the defaults");
     let config = BacktestConfig {
-        feeds: vec![CsvFeed {
-            path: repo().join("demo/btcusd_1h.csv"),
-            symbol: "BTCUSD".into(),
-            interval: Interval::H1,
-        }],
+        feeds: vec![Feed::csv(repo().join("demo/btcusd_1h.csv"), "BTCUSD", Interval::H1)],
         aggregate: Vec::new(),
         inference,
         analysts: Vec::new(),

@@ -33,6 +33,38 @@ pub struct EmbeddedOptions {
     pub port: Option<u16>,
     /// Keep an append-only file so a restart keeps the data.
     pub appendonly: bool,
+    /// When the append-only file reaches the disk (docs/bus.md, Durability).
+    pub fsync: Fsync,
+}
+
+/// Redis's `appendfsync`: when an acknowledged write is on the disk, not only in the
+/// operating system's cache. Either way a crash of the redis-server process loses nothing it
+/// acknowledged (the write(2) precedes the reply); a crash of the machine loses what was not
+/// yet synced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Fsync {
+    /// fsync before the reply (group commit): a machine crash loses nothing acknowledged.
+    Always,
+    /// fsync once a second (Redis's default): a machine crash can lose up to about a second.
+    #[default]
+    Everysec,
+}
+
+impl Fsync {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fsync::Always => "always",
+            Fsync::Everysec => "everysec",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Fsync> {
+        match s {
+            "always" => Some(Fsync::Always),
+            "everysec" => Some(Fsync::Everysec),
+            _ => None,
+        }
+    }
 }
 
 /// A running redis-server child. Killed when dropped.
@@ -94,6 +126,8 @@ impl RedisServer {
             .arg("")
             .arg("--appendonly")
             .arg(if self.opts.appendonly { "yes" } else { "no" })
+            .arg("--appendfsync")
+            .arg(self.opts.fsync.as_str())
             .arg("--logfile")
             .arg(&log)
             .arg("--daemonize")
@@ -202,11 +236,21 @@ mod tests {
         let name = base.path().file_name().expect("a name").to_owned();
         let relative = Path::new(&name).join("redis");
         assert!(relative.is_relative());
-        let mut server = RedisServer::start(EmbeddedOptions { dir: relative.clone(), port: None, appendonly: true })
-            .await
-            .unwrap_or_else(|e| panic!("start with --dir {}: {e}", relative.display()));
+        let mut server = RedisServer::start(EmbeddedOptions {
+            dir: relative.clone(),
+            port: None,
+            appendonly: true,
+            fsync: Fsync::Always,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("start with --dir {}: {e}", relative.display()));
         assert!(server.dir().is_absolute(), "{}", server.dir().display());
         assert!(server.log_path().is_file(), "{} was written", server.log_path().display());
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let fsync: Vec<String> =
+            redis::cmd("CONFIG").arg("GET").arg("appendfsync").query_async(&mut conn).await.unwrap();
+        assert_eq!(fsync, ["appendfsync", "always"], "the fsync setting reaches the server");
         server.stop().await;
     }
 }

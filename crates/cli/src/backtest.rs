@@ -8,17 +8,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
+use tradeflow_backtest::params::{BacktestParams, Built, Defaults};
 use tradeflow_backtest::report::backtest_on;
 use tradeflow_backtest::{AccountReport, BacktestConfig, Report, ReportOptions};
 use tradeflow_core::market::Interval;
-use tradeflow_ensemble::Profile;
-use tradeflow_ensemble::profile::parse_profiles;
-use tradeflow_inference::llm::LlmConfig;
-use tradeflow_inference::stage::StageConfig;
 use tradeflow_ingest::timeline::Timeline;
-use tradeflow_risk::{AccountConfig, parse_accounts};
-
-use crate::worker::{feed, load_profiles, pair};
 
 #[derive(Args)]
 pub struct BacktestArgs {
@@ -29,6 +23,13 @@ pub struct BacktestArgs {
     /// One candle file (the same as one --replay FILE).
     #[arg(long, value_name = "FILE", conflicts_with = "replays")]
     csv: Option<PathBuf>,
+    /// A dataset besides the files: `SYMBOL:INTERVAL` or `SOURCE:SYMBOL:INTERVAL` (see
+    /// `tradeflow data list`), repeatable; --from/--to apply as to files.
+    #[arg(long = "dataset", value_name = "SYMBOL:INTERVAL")]
+    datasets: Vec<String>,
+    /// With --dataset: the data directory (datasets in <DATA_DIR>/datasets).
+    #[arg(long, default_value = "data")]
+    data_dir: PathBuf,
     /// Interval of the files' bars.
     #[arg(long, default_value = "1h")]
     interval: Interval,
@@ -84,72 +85,12 @@ pub struct BacktestArgs {
     out: Option<PathBuf>,
 }
 
-/// The configuration files a preset stands for.
-struct Preset {
-    llm_config: String,
-    profiles: String,
-    accounts: String,
-    models: Vec<String>,
-    first_trading_bar: usize,
-}
-
-const STRATEGIES: &str = "sma_cross";
-
-fn preset(name: &str, params: &[String], cash: f64, commission: f64) -> anyhow::Result<Preset> {
-    let mut problems = Vec::new();
-    if name != "sma_cross" {
-        bail!("--strategy {name:?}: unknown; expected one of {STRATEGIES}");
-    }
-    let (mut fast, mut slow) = (10u32, 20u32);
-    for p in params {
-        let Some((k, v)) = p.split_once('=') else {
-            problems.push(format!("--param {p:?}: expected NAME=VALUE"));
-            continue;
-        };
-        let slot = match k.trim() {
-            "fast" => &mut fast,
-            "slow" => &mut slow,
-            other => {
-                problems.push(format!("--param {other:?}: unknown for sma_cross; expected one of fast, slow"));
-                continue;
-            }
-        };
-        match v.trim().parse::<u32>() {
-            Ok(n) => *slot = n,
-            Err(_) => problems.push(format!("--param {k}: expected a whole number, got {v:?}")),
-        }
-    }
-    if !(cash.is_finite() && cash > 0.0) {
-        problems.push(format!("--cash: must be a positive number, got {cash}"));
-    }
-    if !problems.is_empty() {
-        bail!("{}", problems.join("\n"));
-    }
-    Ok(Preset {
-        llm_config: format!("[rules.sma_cross]\nfast = {fast}\nslow = {slow}\n"),
-        profiles: "[[profile]]\nname = \"sma_cross\"\nmodels = { sma_cross = 1.0 }\nmethod = \"weighted_vote\"\n"
-            .into(),
-        // backtesting.py's conventions: all in, in 1e-8 units, at the next bar's open, the
-        // commission on each fill, no slippage, long only; no risk limit that it does not have.
-        accounts: format!(
-            "[[account]]\nid = \"sma_cross\"\nprofile = \"sma_cross\"\nstarting_balance = {cash}\nleverage = 1.0\n\
-             allow_short = false\nsizing = {{ method = \"all_in\" }}\n\
-             paper = {{ taker_fee = {commission}, maker_fee = {commission}, slippage_bps = 0.0, \
-             maintenance_margin_rate = 0.0, fill_at = \"next_open\", lot_step = 1e-8 }}\n\
-             [account.risk]\nmax_open_positions = 1\nmax_position_pct_of_equity = 1.0\nmax_leverage = 1.0\n\
-             daily_loss_limit = 1.0\nmax_drawdown = 1.0\ncooldown_after_losses = 0\nmin_notional = 0.0\n"
-        ),
-        models: vec!["sma_cross".into()],
-        first_trading_bar: (slow as usize).saturating_sub(1),
-    })
-}
-
 pub fn run(args: &BacktestArgs) -> anyhow::Result<()> {
-    let preset = match &args.strategy {
-        Some(name) => Some(preset(name, &args.params, args.cash, args.commission)?),
-        None => None,
-    };
-    if let (Some(p), true) = (&preset, args.show_config) {
+    let params = args.params()?;
+    if args.show_config {
+        let Some(p) = params.preset().map_err(problems)? else {
+            bail!("--show-config needs --strategy");
+        };
         println!(
             "# --models {}\n# --llm-config\n{}\n# --profiles\n{}\n# --accounts\n{}",
             p.models.join(","),
@@ -159,8 +100,7 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let config = config(args, preset.as_ref())?;
-    let options = ReportOptions { first_trading_bar: preset.as_ref().map_or(0, |p| p.first_trading_bar) };
+    let Built { config, options, .. } = params.build(&args.defaults()).map_err(problems)?;
     let started = std::time::Instant::now();
     // A run that takes more than a second shows its rows' progress on stderr.
     let timeline = Timeline::load(&config.feeds)?;
@@ -188,83 +128,20 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn config(args: &BacktestArgs, preset: Option<&Preset>) -> anyhow::Result<BacktestConfig> {
-    let replays: Vec<String> = match &args.csv {
-        Some(p) => vec![p.display().to_string()],
-        None if args.replays.is_empty() => vec![format!("BTCUSD={}", crate::config::demo_feed().display())],
-        None => args.replays.clone(),
-    };
-    let feeds = replays.iter().map(|r| feed(r, args.interval)).collect::<anyhow::Result<Vec<_>>>()?;
-    let aggregate = args.aggregates.iter().map(|a| pair(a)).collect::<anyhow::Result<Vec<_>>>()?;
-    let models = preset.map_or(&args.models, |p| &p.models);
-    let llm = match (preset, &args.llm_config) {
-        (Some(p), _) => Some(parsed_llm(&p.llm_config, "--strategy")?),
-        (None, Some(path)) => Some(
-            LlmConfig::load(path)
-                .map_err(|problems| anyhow::anyhow!("--llm-config {}:\n  {}", path.display(), problems.join("\n  ")))?,
-        ),
-        (None, None) => None,
-    };
-    let inference = rule_config(models, llm.as_ref())?;
-    let analysts = llm.map(|l| l.analysts.into_iter().map(|a| a.name).collect()).unwrap_or_default();
-    let profiles: Vec<Profile> = match preset {
-        Some(p) => parse_profiles(&p.profiles).map_err(|e| anyhow::anyhow!("--strategy profiles: {}", e.join("; ")))?,
-        None => load_profiles(args.profiles.as_deref())?,
-    };
-    let accounts: Vec<AccountConfig> = match preset {
-        Some(p) => {
-            let names: Vec<&str> = profiles.iter().map(|p| p.name.as_str()).collect();
-            parse_accounts(&p.accounts, &names).map_err(|e| anyhow::anyhow!("--strategy accounts: {}", e.join("; ")))?
-        }
-        None => crate::stages::load_accounts(args.accounts.as_deref(), &profiles)?,
-    };
-    if let (Some(f), Some(t)) = (args.from, args.to)
-        && f >= t
-    {
-        bail!("--from {f} is not before --to {t}: the date range is empty");
-    }
-    Ok(BacktestConfig {
-        feeds,
-        aggregate,
-        inference,
-        analysts,
-        profiles,
-        accounts,
-        strict: args.strict,
-        from_ms: args.from,
-        to_ms: args.to,
-    })
+/// What a backtest's parameters leave to this installation: the bundled demo feed, the
+/// workers' default profiles and paper balance.
+pub(crate) fn defaults() -> Defaults {
+    Defaults::standard(crate::config::demo_feed())
+}
+
+/// Every problem of a configuration, one per line.
+pub(crate) fn problems(p: Vec<String>) -> anyhow::Error {
+    anyhow::anyhow!("{}", p.join("\n"))
 }
 
 /// `YYYY-MM-DD` (UTC midnight) or epoch milliseconds.
 pub(crate) fn parse_time(s: &str) -> Result<i64, String> {
-    if let Ok(ms) = s.parse::<i64>() {
-        return Ok(ms);
-    }
-    let bad = || format!("{s:?}: expected YYYY-MM-DD (UTC) or epoch milliseconds");
-    let parts: Vec<&str> = s.split('-').collect();
-    let [y, m, d] = parts[..] else { return Err(bad()) };
-    let (y, m, d) = (
-        y.parse::<i64>().map_err(|_| bad())?,
-        m.parse::<u32>().map_err(|_| bad())?,
-        d.parse::<u32>().map_err(|_| bad())?,
-    );
-    let days = tradeflow_core::time::days_from_civil(y, m, d);
-    // A day the month does not have (2018-02-30) comes back as another date.
-    if !(1..=12).contains(&m) || tradeflow_core::time::civil_from_days(days) != (y, m, d) {
-        return Err(bad());
-    }
-    Ok(days * 86_400_000)
-}
-
-fn parsed_llm(text: &str, what: &str) -> anyhow::Result<LlmConfig> {
-    LlmConfig::parse(text, &|_| None).map_err(|problems| anyhow::anyhow!("{what}: {}", problems.join("; ")))
-}
-
-/// The rule models of `models` with the `[rules]` and `[condition]` of `llm`, as the inference
-/// worker builds them (its analysts aside).
-pub(crate) fn rule_config(models: &[String], llm: Option<&LlmConfig>) -> anyhow::Result<StageConfig> {
-    Ok(tradeflow_inference::engine::rule_config(models, llm)?)
+    tradeflow_backtest::params::parse_time(s)
 }
 
 fn print_summary(report: &Report, elapsed: std::time::Duration) {
@@ -358,20 +235,43 @@ impl BacktestArgs {
     /// The configuration these flags stand for, its report options, and the text of the
     /// `--llm-config` (or the preset's) it came from.
     pub(crate) fn base(&self) -> anyhow::Result<(BacktestConfig, ReportOptions, Option<String>)> {
-        let preset = match &self.strategy {
-            Some(name) => Some(preset(name, &self.params, self.cash, self.commission)?),
-            None => None,
-        };
-        let config = config(self, preset.as_ref())?;
-        let options = ReportOptions { first_trading_bar: preset.as_ref().map_or(0, |p| p.first_trading_bar) };
-        let llm_text = match (&preset, &self.llm_config) {
-            (Some(p), _) => Some(p.llm_config.clone()),
-            (None, Some(path)) => {
-                Some(std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?)
-            }
-            (None, None) => None,
-        };
+        let Built { config, options, llm_text } = self.params()?.build(&defaults()).map_err(problems)?;
         Ok((config, options, llm_text))
+    }
+
+    /// The flags as backtest parameters, with the configuration files read.
+    pub(crate) fn params(&self) -> anyhow::Result<BacktestParams> {
+        let read = |flag: &str, path: &Option<PathBuf>| -> anyhow::Result<Option<String>> {
+            path.as_ref()
+                .map(|p| std::fs::read_to_string(p).with_context(|| format!("{flag}: cannot read {}", p.display())))
+                .transpose()
+        };
+        let strategy = self.strategy.is_some();
+        Ok(BacktestParams {
+            replays: match &self.csv {
+                Some(p) => vec![p.display().to_string()],
+                None => self.replays.clone(),
+            },
+            dataset: self.datasets.clone(),
+            interval: Some(self.interval.to_string()),
+            aggregate: self.aggregates.clone(),
+            models: if strategy { Vec::new() } else { self.models.clone() },
+            llm_config: read("--llm-config", &self.llm_config)?,
+            profiles: read("--profiles", &self.profiles)?,
+            accounts: read("--accounts", &self.accounts)?,
+            strategy: self.strategy.clone(),
+            params: self.params.clone(),
+            cash: strategy.then_some(self.cash),
+            commission: strategy.then_some(self.commission),
+            from: self.from.map(|t| t.to_string()),
+            to: self.to.map(|t| t.to_string()),
+            strict: self.strict,
+        })
+    }
+
+    /// [`defaults`] with this command's datasets directory.
+    pub(crate) fn defaults(&self) -> Defaults {
+        Defaults { datasets_dir: self.data_dir.join("datasets"), ..defaults() }
     }
 
     pub(crate) fn json(&self) -> bool {
@@ -380,45 +280,5 @@ impl BacktestArgs {
 
     pub(crate) fn out(&self) -> Option<&Path> {
         self.out.as_deref()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn presets_refuse_unknown_names_and_bad_parameters_all_at_once() {
-        let e = preset("rsi_magic", &[], 1.0, 0.0).err().unwrap().to_string();
-        assert!(e.contains("sma_cross"), "{e}");
-        let e = preset("sma_cross", &["fast=x".into(), "speed=3".into(), "slow".into()], -1.0, 0.0)
-            .err()
-            .unwrap()
-            .to_string();
-        for part in ["--param fast", "\"speed\"", "fast, slow", "NAME=VALUE", "--cash"] {
-            assert!(e.contains(part), "{part} missing from {e}");
-        }
-    }
-
-    #[test]
-    fn times_are_dates_or_milliseconds() {
-        assert_eq!(parse_time("1970-01-01"), Ok(0));
-        assert_eq!(parse_time("2017-07-01"), Ok(1_498_867_200_000));
-        assert_eq!(parse_time("2020-03-01"), Ok(1_583_020_800_000));
-        assert_eq!(parse_time("1499079600000"), Ok(1_499_079_600_000));
-        for bad in ["2017-13-01", "2018-02-30", "2017-00-10", "2017/07/01", "yesterday", "2017-07"] {
-            assert!(parse_time(bad).unwrap_err().contains("YYYY-MM-DD"), "{bad}");
-        }
-    }
-
-    #[test]
-    fn the_sma_cross_preset_is_valid_configuration() {
-        let p = preset("sma_cross", &["fast=5".into(), "slow=30".into()], 5000.0, 0.001).unwrap();
-        let llm = parsed_llm(&p.llm_config, "preset").unwrap();
-        assert_eq!((llm.rules.sma_cross.fast, llm.rules.sma_cross.slow), (5, 30));
-        let profiles = parse_profiles(&p.profiles).unwrap();
-        let accounts = parse_accounts(&p.accounts, &["sma_cross"]).unwrap();
-        assert_eq!((profiles.len(), accounts.len(), p.first_trading_bar), (1, 1, 29));
-        assert_eq!(accounts[0].paper.taker_fee, 0.001);
     }
 }

@@ -38,6 +38,10 @@ pub enum BenchCommand {
     /// sma_cross, candles/s on one thread), and the `tradeflow backtest` process beside
     /// backtesting.py 0.6.6 on the same file. No Redis.
     Backtest(crate::bench_backtest::BacktestBenchArgs),
+    /// Jobs: submission → start latency of backtest jobs, jobs.events publish → receive
+    /// latency, cancel → cancelled latency of running searches (a private Redis and SQLite
+    /// store, a jobs worker and the audit writer in this process).
+    Jobs(crate::bench_jobs::JobsBenchArgs),
     /// WebSocket fan-out of a running edge (`tradeflow up`): clients on /ws, alerts published
     /// on sys.events at a steady rate, publish → receive latency per delivery.
     Ws {
@@ -215,6 +219,7 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
 async fn bench(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Backtest(args) => crate::bench_backtest::run(&args),
+        BenchCommand::Jobs(args) => crate::bench_jobs::run(settings, &args).await,
         BenchCommand::Bus { json, messages, payload_bytes, pack_max } => {
             bus(settings, json, messages, payload_bytes, pack_max).await
         }
@@ -305,16 +310,20 @@ fn indicators(csv: &Path, json: bool, min_seconds: f64) -> anyhow::Result<()> {
 /// The Redis a benchmark runs on: REDIS_URL, else a private redis-server (AOF off) in a
 /// temporary directory; both live as long as the returned handle (the server is killed before
 /// its directory is removed). Returns (url, host:port, handle).
-async fn bench_redis(
+pub(crate) async fn bench_redis(
     settings: &Settings,
 ) -> anyhow::Result<(String, String, Option<(RedisServer, tempfile::TempDir)>)> {
     Ok(match &settings.redis_url {
         Some(u) => (u.clone(), redis::Client::open(u.as_str())?.get_connection_info().addr().to_string(), None),
         None => {
             let dir = tempfile::Builder::new().prefix("tradeflow-bench-redis-").tempdir()?;
-            let s =
-                RedisServer::start(EmbeddedOptions { dir: dir.path().to_path_buf(), port: None, appendonly: false })
-                    .await?;
+            let s = RedisServer::start(EmbeddedOptions {
+                dir: dir.path().to_path_buf(),
+                port: None,
+                appendonly: false,
+                fsync: Default::default(),
+            })
+            .await?;
             (s.url(), s.port().to_string(), Some((s, dir)))
         }
     })
@@ -1047,11 +1056,7 @@ fn demo_symbols(
     pace: tradeflow_ingest::replay::Pace,
 ) -> tradeflow_ingest::replay::ReplayConfig {
     let feeds = (0..symbols)
-        .map(|i| tradeflow_ingest::replay::CsvFeed {
-            path: feed.to_path_buf(),
-            symbol: format!("SYM{i}"),
-            interval: tradeflow_core::market::Interval::H1,
-        })
+        .map(|i| tradeflow_ingest::replay::Feed::csv(feed, format!("SYM{i}"), tradeflow_core::market::Interval::H1))
         .collect();
     tradeflow_ingest::replay::ReplayConfig { feeds, pace, passes: 1, source: "bench".into() }
 }

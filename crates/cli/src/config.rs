@@ -5,6 +5,7 @@
 //! # tradeflow.toml
 //! [redis]
 //! url = "redis://127.0.0.1:6379/"   # env REDIS_URL
+//! fsync = "everysec"                # the embedded server's appendfsync: "always" | "everysec"; env TRADEFLOW_REDIS_FSYNC
 //! [bus]
 //! streams = "streams.toml"          # env TRADEFLOW_STREAMS; relative to this file
 //! namespace = "tf"                  # env TRADEFLOW_NAMESPACE; overrides streams.toml
@@ -48,12 +49,17 @@ struct FileConfig {
     news: Option<crate::news::NewsArgs>,
     /// `[edge]`: parsed and validated by tradeflow-edge.
     edge: Option<toml::Value>,
+    /// `[jobs]`: attempts and time limits per job kind.
+    #[serde(default)]
+    jobs: crate::jobs::config::JobsConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RedisSection {
     url: Option<String>,
+    /// The embedded server's appendfsync: `always` or `everysec` (env TRADEFLOW_REDIS_FSYNC).
+    fsync: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -68,6 +74,8 @@ struct BusSection {
 pub struct Settings {
     /// `None`: no Redis given (commands that can start an embedded one will).
     pub redis_url: Option<String>,
+    /// The embedded redis-server's appendfsync (`[redis] fsync`).
+    pub redis_fsync: tradeflow_bus::embedded::Fsync,
     pub topology: Topology,
     /// Where the topology came from, for messages.
     pub topology_source: String,
@@ -77,6 +85,8 @@ pub struct Settings {
     pub news: Option<crate::news::NewsArgs>,
     /// `[edge]` of the config file, with its environment overrides.
     pub edge: tradeflow_edge::EdgeConfig,
+    /// `[jobs]` of the config file.
+    pub jobs: crate::jobs::config::JobsConfig,
 }
 
 impl Settings {
@@ -95,6 +105,15 @@ impl Settings {
         let mut problems = Vec::new();
 
         let redis_url = redis_url.or(file.redis.url);
+        let fsync_text = std::env::var("TRADEFLOW_REDIS_FSYNC").ok().or(file.redis.fsync);
+        let redis_fsync = match fsync_text.as_deref().map(|f| (f, tradeflow_bus::embedded::Fsync::parse(f))) {
+            None => Default::default(),
+            Some((_, Some(f))) => f,
+            Some((f, None)) => {
+                problems.push(format!("redis.fsync {f:?}: expected \"always\" or \"everysec\""));
+                Default::default()
+            }
+        };
         if let Some(url) = &redis_url
             && let Err(e) = redis::Client::open(url.as_str())
         {
@@ -136,10 +155,22 @@ impl Settings {
                 None
             }
         };
+        if let Some(t) = &topology
+            && let Ok(spec) = t.stream(crate::jobs::handler::STREAM)
+        {
+            file.jobs.validate(spec.max_deliveries, &mut problems);
+        }
         match (topology, edge) {
-            (Some(topology), Some(edge)) if problems.is_empty() => {
-                Ok(Self { redis_url, topology, topology_source, ingest: file.ingest, news: file.news, edge })
-            }
+            (Some(topology), Some(edge)) if problems.is_empty() => Ok(Self {
+                redis_url,
+                redis_fsync,
+                topology,
+                topology_source,
+                ingest: file.ingest,
+                news: file.news,
+                edge,
+                jobs: file.jobs,
+            }),
             _ => bail!("configuration has {} problem(s):\n{}", problems.len(), problems.join("\n")),
         }
     }

@@ -41,7 +41,13 @@ pub async fn start(
     parts: EdgeParts,
     stop: CancellationToken,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<anyhow::Result<()>>)> {
-    let auth = Auth::new(&config, parts.secret, parts.extra_users)?;
+    let mut auth = Auth::new(&config, parts.secret, parts.extra_users)?;
+    // A rotation: tokens signed with the previous secret stay valid until they expire.
+    if let Some(previous) =
+        std::env::var(&config.jwt_previous_secret_env).ok().filter(|s| !s.is_empty()).map(String::into_bytes)
+    {
+        auth = auth.with_previous_secret(&previous, &config.jwt_previous_secret_env)?;
+    }
     let metrics = EdgeMetrics::register(&parts.registry)?;
     let hub = tradeflow_edge::hub::Hub::new(config.ws.clone());
     let state = AppState {

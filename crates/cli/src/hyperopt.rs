@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use tradeflow_backtest::hyperopt::{self, Base, Method, Objective, Outcome, Progress, Split, Study, parse_space};
+use tradeflow_backtest::hyperopt::params::{HyperoptParams, Planned};
+use tradeflow_backtest::hyperopt::{self, Method, Objective, Outcome, Progress, Split, Study};
 use tradeflow_ingest::timeline::Timeline;
 
 use crate::backtest::BacktestArgs;
@@ -60,51 +61,45 @@ fn parse_objective(s: &str) -> Result<Objective, String> {
 }
 
 fn parse_method(s: &str) -> Result<Method, String> {
-    Method::parse(s).ok_or_else(|| format!("{s:?}: expected one of grid, random, tpe"))
+    Method::parse(s).ok_or_else(|| format!("{s:?}: expected one of {}", Method::NAMES))
+}
+
+impl HyperoptArgs {
+    /// The flags as study parameters, with the files read.
+    fn params(&self) -> anyhow::Result<HyperoptParams> {
+        let space = std::fs::read_to_string(&self.space)
+            .with_context(|| format!("--space: cannot read {}", self.space.display()))?;
+        Ok(HyperoptParams {
+            backtest: self.input.params()?,
+            space,
+            objective: Some(self.objective.name().to_string()),
+            method: Some(self.method.name().to_string()),
+            trials: self.trials,
+            seed: self.seed,
+            jobs: self.jobs,
+            walk_forward: self.walk_forward,
+            test_fraction: self.test_fraction,
+            top: Some(self.top),
+            account: self.account.clone(),
+        })
+    }
 }
 
 pub fn run(args: &HyperoptArgs) -> anyhow::Result<()> {
-    let (config, options, llm_text) = args.input.base()?;
-    let base = Base::new(config, options).map_err(anyhow::Error::msg)?;
-    let text = std::fs::read_to_string(&args.space).with_context(|| format!("cannot read {}", args.space.display()))?;
-    let space = parse_space(&text, &base)
-        .map_err(|problems| anyhow::anyhow!("--space {}:\n  {}", args.space.display(), problems.join("\n  ")))?;
-    let account = match &args.account {
-        None => 0,
-        Some(id) => match base.config.accounts.iter().position(|a| &a.id == id) {
-            Some(i) => i,
-            None => bail!(
-                "--account {id:?}: no such account; configured: {}",
-                base.config.accounts.iter().map(|a| a.id.as_str()).collect::<Vec<_>>().join(", ")
-            ),
-        },
-    };
-    let trials = match (args.trials, args.method) {
-        (Some(n), _) => n,
-        (None, Method::Grid) => hyperopt::sampler::grid(&space)
-            .map_err(|problems| anyhow::anyhow!("--space {}:\n  {}", args.space.display(), problems.join("\n  ")))?
-            .len(),
-        (None, _) => 100,
-    };
-    let split = match (args.walk_forward, args.test_fraction) {
-        (Some(k), _) => Split::WalkForward(k),
-        (None, Some(f)) => Split::TestFraction(f),
-        (None, None) => Split::Whole,
-    };
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
-    let timeline = Timeline::load(&base.config.feeds)?;
-    let study = Study {
-        base,
-        space,
-        method: args.method,
-        objective: args.objective,
-        account,
-        trials,
-        seed: args.seed,
-        jobs,
-        split,
-        top: args.top.max(1),
-    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let Planned { study, llm_text } = args.params()?.plan(&args.input.defaults(), cores).map_err(|p| {
+        // The command line's names for the parameters' fields.
+        let p: Vec<String> = p
+            .into_iter()
+            .map(|e| match e.strip_prefix("space: ") {
+                Some(rest) => format!("--space {}: {rest}", args.space.display()),
+                None => e.strip_prefix("backtest.").map_or(e.clone(), str::to_string),
+            })
+            .collect();
+        crate::backtest::problems(p)
+    })?;
+    let timeline = Timeline::load(&study.base.config.feeds)?;
+    let (trials, jobs) = (study.trials, study.jobs);
     let started = Instant::now();
     let display = Display::new("hyperopt", "trials", trials as u64);
     let outcome = hyperopt::run(&study, &timeline, &|p: Progress| {

@@ -3,13 +3,16 @@
 mod backtest;
 mod bench;
 mod bench_backtest;
+mod bench_jobs;
 mod bench_models;
 mod bench_ws;
 mod commands;
 mod config;
+mod data;
 mod edge;
 mod hyperopt;
 mod indicators;
+mod jobs;
 mod json_log;
 mod models;
 mod news;
@@ -17,6 +20,7 @@ mod process_metrics;
 mod progress;
 mod scheduler;
 mod stages;
+mod tasks;
 mod up;
 mod worker;
 
@@ -84,6 +88,13 @@ enum Command {
     Backtest(backtest::BacktestArgs),
     /// Hyperparameter search over backtests: grid, random or TPE, in and out of sample.
     Hyperopt(Box<hyperopt::HyperoptArgs>),
+    /// Jobs through the edge's API: submit, list, show, cancel, retry (`--wait` follows one).
+    Tasks(tasks::TasksArgs),
+    /// Datasets: historical candles as Parquet files (download from Binance, import, list, export).
+    Data {
+        #[command(subcommand)]
+        command: data::DataCommand,
+    },
     /// Learned models: train, list, show, deploy (through the gate), roll back.
     Models {
         #[command(subcommand)]
@@ -151,6 +162,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Auth { command } = cli.command {
         return edge::run_auth(command);
     }
+    if let Command::Tasks(args) = cli.command {
+        return tasks::run(args).await;
+    }
+    if let Command::Data { command } = cli.command {
+        return data::run(command).await;
+    }
     // Offline too: the registry is the SQL store.
     if let Command::Models { command } = cli.command {
         return models::run(command).await;
@@ -165,7 +182,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker { command } => worker::run(&settings, command).await,
         Command::Ctl { command } => commands::ctl::run(&settings, command).await,
         Command::Edge(args) => edge::run(&settings, args).await,
-        Command::Auth { .. } | Command::Backtest(_) | Command::Hyperopt(_) | Command::Models { .. } => Ok(()),
+        Command::Auth { .. }
+        | Command::Data { .. }
+        | Command::Backtest(_)
+        | Command::Hyperopt(_)
+        | Command::Models { .. }
+        | Command::Tasks(_) => Ok(()),
     }
 }
 

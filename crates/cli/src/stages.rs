@@ -23,7 +23,7 @@ use tradeflow_risk::worker::{RiskFactory, RiskMetrics};
 use tradeflow_risk::{AccountConfig, ExecutorKind, parse_accounts};
 
 /// Starting balance of the default accounts.
-pub const DEFAULT_BALANCE: f64 = 10_000.0;
+pub use tradeflow_risk::DEFAULT_BALANCE;
 
 /// Accounts from `path`, or one paper account per profile (`paper-<profile>`, 10,000 quote);
 /// every problem reported at once.

@@ -58,6 +58,9 @@ pub struct UpArgs {
     /// 127.0.0.1:8080; port 0 picks a free one and prints it).
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
+    /// Run without a jobs worker (when `tradeflow worker jobs` processes run the jobs).
+    #[arg(long)]
+    pub no_jobs: bool,
     /// Run without the HTTP edge.
     #[arg(long)]
     no_edge: bool,
@@ -71,9 +74,14 @@ pub async fn run(settings: &Settings, args: UpArgs) -> anyhow::Result<()> {
         Some(url) => url.clone(),
         None => {
             let dir = args.data_dir.join("redis");
-            let server = RedisServer::start(EmbeddedOptions { dir: dir.clone(), port: None, appendonly: true })
-                .await
-                .context("cannot start the embedded redis-server")?;
+            let server = RedisServer::start(EmbeddedOptions {
+                dir: dir.clone(),
+                port: None,
+                appendonly: true,
+                fsync: settings.redis_fsync,
+            })
+            .await
+            .context("cannot start the embedded redis-server")?;
             println!("embedded redis-server on {} (data in {})", server.url(), dir.display());
             let url = server.url();
             embedded = Some(server);
@@ -105,7 +113,7 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
     let bus_metrics = BusMetrics::register(&registry)?;
     crate::process_metrics::register(&registry)?;
     // Every stage's bus counters from 0, as each worker does alone.
-    for group in ["inference", "ensemble", "risk", "exec", "audit"] {
+    for group in ["inference", "ensemble", "risk", "exec", "audit", crate::jobs::handler::GROUP] {
         worker::start_bus_counters(&bus, &bus_metrics, group);
     }
     worker::serve_metrics(args.metrics_listen, registry.clone(), shutdown.clone()).await?;
@@ -142,7 +150,16 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
         }
         None => None,
     };
-    let tasks = stages::spawn_pipeline(&bus, &registry, &bus_metrics, spec, control.clone(), &stages)?;
+    let mut tasks = stages::spawn_pipeline(&bus, &registry, &bus_metrics, spec, control.clone(), &stages)?;
+    // A jobs worker: backtests, searches and downloads submitted through the edge.
+    if !args.no_jobs {
+        tasks.push({
+            let (bus, registry, bus_metrics, store) =
+                (bus.clone(), registry.clone(), bus_metrics.clone(), store.clone());
+            let (setup, stop) = (crate::jobs::Setup::for_up(settings.jobs.clone(), &args.data_dir), stages.clone());
+            tokio::spawn(async move { crate::jobs::run(&bus, &registry, &bus_metrics, store, setup, stop).await })
+        });
+    }
     let mut usage_publisher = None;
     let edge = if args.no_edge {
         // With no edge here to publish it, this process's LLM usage for the others' statistics.
@@ -151,7 +168,11 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
             Some(tokio::spawn(tradeflow_edge::llm_usage::run_publisher(b, move || r.gather(), shutdown.clone())));
         None
     } else {
-        let config = settings.edge.clone();
+        let mut config = settings.edge.clone();
+        // The datasets of this data directory, unless the configuration names others.
+        if config.datasets_dir == std::path::Path::new(tradeflow_edge::config::DEFAULT_DATASETS_DIR) {
+            config.datasets_dir = args.data_dir.join("datasets");
+        }
         let listen = args.listen.unwrap_or_else(|| config.listen_addr());
         let parts = crate::edge::EdgeParts {
             bus: bus.clone(),
@@ -173,7 +194,8 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
         Some(task)
     };
 
-    let (config, mut stage) = worker::ingest_setup(&args.replays, Interval::H1, Pace::Fast, 1, &[])?;
+    let feeds = worker::replay_feeds(&args.replays, Interval::H1, &[])?;
+    let (config, mut stage) = worker::ingest_setup(feeds, Pace::Fast, 1, &[])?;
     let producer = Producer::new(bus.clone(), "ingest").with_metrics(bus_metrics.clone());
     let report = replay(&producer, &mut stage, &config, &IngestMetrics::register(&registry)?, &shutdown).await?;
     println!("{}", worker::ingest_summary(&report));

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, Subcommand};
 use prometheus::Registry;
 use tokio::signal::unix::{SignalKind, signal};
@@ -24,7 +24,7 @@ use tradeflow_inference::StageConfig;
 use tradeflow_inference::worker::{InferenceFactory, InferenceMetrics};
 use tradeflow_ingest::IngestStage;
 use tradeflow_ingest::binance::{BinanceConfig, BinanceSeries, run_binance};
-use tradeflow_ingest::replay::{CsvFeed, IngestMetrics, Pace, ReplayConfig, replay};
+use tradeflow_ingest::replay::{Feed, IngestMetrics, Pace, ReplayConfig, replay};
 use tradeflow_ingest::synthetic::{SyntheticConfig, run_synthetic};
 use tradeflow_risk::worker::RiskMetrics;
 
@@ -33,7 +33,7 @@ use crate::stages;
 
 #[derive(Subcommand)]
 pub enum WorkerCommand {
-    /// Candles in: replays candle CSV files into md.candles (refusals to audit.events).
+    /// Candles in: replays candle CSV files and datasets into md.candles (refusals to audit.events).
     Ingest(IngestArgs),
     /// Candles to signals: one signal per model per candle into inf.signals.
     Inference(InferenceArgs),
@@ -47,6 +47,9 @@ pub enum WorkerCommand {
     Audit(AuditArgs),
     /// News in: RSS/Atom feeds (and CryptoPanic) polled into md.news, each story once.
     News(crate::news::NewsArgs),
+    /// Jobs: backtests, hyperparameter searches and downloads submitted through the edge
+    /// (`POST /api/v1/tasks/{kind}`) or `tradeflow tasks submit`, one at a time per partition.
+    Jobs(crate::jobs::JobsArgs),
 }
 
 #[derive(Args)]
@@ -92,13 +95,7 @@ pub struct EnsembleArgs {
     common: Common,
 }
 
-/// The default profile: the `technical` rule model alone.
-const DEFAULT_PROFILES: &str = r#"
-[[profile]]
-name = "technical"
-models = { technical = 1.0 }
-method = "confidence_weighted_mean"
-"#;
+pub(crate) use tradeflow_ensemble::profile::DEFAULT_PROFILES;
 
 /// Profiles from `path`, or the default; every problem reported at once.
 pub(crate) fn load_profiles(path: Option<&Path>) -> anyhow::Result<Vec<Profile>> {
@@ -160,6 +157,14 @@ pub struct IngestArgs {
     #[arg(long = "replay", value_name = "[SYMBOL=]FILE")]
     #[serde(rename = "replay")]
     replays: Vec<String>,
+    /// A dataset to replay besides the files: `SYMBOL:INTERVAL` or `SOURCE:SYMBOL:INTERVAL`
+    /// (see `tradeflow data list`), repeatable; its candles carry the dataset's source.
+    #[arg(long = "dataset", value_name = "SYMBOL:INTERVAL")]
+    #[serde(rename = "dataset")]
+    datasets: Vec<String>,
+    /// With --dataset: the data directory (datasets in <DATA_DIR>/datasets).
+    #[arg(long, default_value = "data")]
+    data_dir: PathBuf,
     /// Interval of the replayed bars.
     #[arg(long, default_value = "1h")]
     interval: Interval,
@@ -176,11 +181,11 @@ pub struct IngestArgs {
     aggregates: Vec<String>,
     /// Binance spot instead of files: `SYMBOL:INTERVAL` (e.g. BTCUSDT:1m), repeatable. REST
     /// backfill, then the live WebSocket of closed bars.
-    #[arg(long = "binance", value_name = "SYMBOL:INTERVAL", conflicts_with = "replays")]
+    #[arg(long = "binance", value_name = "SYMBOL:INTERVAL", conflicts_with_all = ["replays", "datasets"])]
     binance: Vec<String>,
     /// Synthetic random walks instead of files: this many symbols (SYN0, SYN1, ...), for load
     /// tests. Bar times start --synthetic-bars intervals before now.
-    #[arg(long, conflicts_with_all = ["replays", "binance"])]
+    #[arg(long, conflicts_with_all = ["replays", "datasets", "binance"])]
     synthetic: Option<u32>,
     /// With --synthetic: bars per symbol.
     #[arg(long, default_value_t = 10_000)]
@@ -207,7 +212,7 @@ pub struct IngestArgs {
 
 impl IngestArgs {
     fn has_source(&self) -> bool {
-        !self.replays.is_empty() || !self.binance.is_empty() || self.synthetic.is_some()
+        !self.replays.is_empty() || !self.datasets.is_empty() || !self.binance.is_empty() || self.synthetic.is_some()
     }
 }
 
@@ -216,6 +221,8 @@ impl Default for IngestArgs {
     fn default() -> Self {
         Self {
             replays: Vec::new(),
+            datasets: Vec::new(),
+            data_dir: PathBuf::from("data"),
             interval: Interval::H1,
             pace: Pace::Fast,
             passes: 1,
@@ -285,8 +292,9 @@ pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> 
             {
                 args = IngestArgs { common: args.common, ..from_file };
             }
-            let (config, mut stage) =
-                ingest_setup(&args.replays, args.interval, args.pace, args.passes, &args.aggregates)?;
+            let mut replays = replay_feeds(&args.replays, args.interval, &args.datasets)?;
+            replays.extend(dataset_feeds(&args.datasets, &args.data_dir)?);
+            let (config, mut stage) = ingest_setup(replays, args.pace, args.passes, &args.aggregates)?;
             let producer = Producer::new(bus, "ingest").with_metrics(bus_metrics);
             let metrics = IngestMetrics::register(&registry)?;
             // Refusals by reason from 0 (see start_bus_counters), under this run's source.
@@ -413,6 +421,19 @@ pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> 
             serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
             crate::news::run(args, settings.news.clone(), bus, &registry, bus_metrics, shutdown).await
         }
+        WorkerCommand::Jobs(args) => {
+            serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
+            start_bus_counters(&bus, &bus_metrics, crate::jobs::handler::GROUP);
+            let store = crate::jobs::store(&args.database_url).await?;
+            let setup = crate::jobs::Setup {
+                config: settings.jobs.clone(),
+                threads: args.threads,
+                member_name: args.member_name,
+                data_dir: args.data_dir,
+                binance_rest_url: args.binance_rest_url,
+            };
+            crate::jobs::run(&bus, &registry, &bus_metrics, store, setup, shutdown).await
+        }
         WorkerCommand::Audit(args) => {
             serve_metrics(args.common.metrics_listen, registry.clone(), shutdown.clone()).await?;
             start_bus_counters(&bus, &bus_metrics, "audit");
@@ -423,18 +444,35 @@ pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> 
     }
 }
 
-/// The replay of `replays` (`[SYMBOL=]FILE`; the demo feed as BTCUSD when empty) and the
-/// ingestion stage with `aggregates` (`FROM:TO`).
+/// The files of `replays` (`[SYMBOL=]FILE`); the demo feed as BTCUSD when there is neither a
+/// file nor a dataset.
+pub(crate) fn replay_feeds(replays: &[String], interval: Interval, datasets: &[String]) -> anyhow::Result<Vec<Feed>> {
+    let default = [format!("BTCUSD={}", demo_feed().display())];
+    let replays = if replays.is_empty() && datasets.is_empty() { &default[..] } else { replays };
+    replays.iter().map(|r| feed(r, interval)).collect()
+}
+
+/// The datasets `specs` name (`SYMBOL:INTERVAL`, `SOURCE:SYMBOL:INTERVAL`) under
+/// `<data_dir>/datasets`, read whole, each with its own interval and source.
+pub(crate) fn dataset_feeds(specs: &[String], data_dir: &Path) -> anyhow::Result<Vec<Feed>> {
+    let datasets = tradeflow_datasets::Datasets::in_data_dir(data_dir);
+    specs
+        .iter()
+        .map(|spec| {
+            let c = datasets.read(spec, None, None).with_context(|| format!("--dataset {spec}"))?;
+            let name = format!("dataset {}", c.key.spec());
+            Ok(Feed::bars(name, c.key.source.clone(), c.key.symbol.clone(), c.key.interval, c.raw()))
+        })
+        .collect()
+}
+
+/// The replay of `feeds` and the ingestion stage with `aggregates` (`FROM:TO`).
 pub(crate) fn ingest_setup(
-    replays: &[String],
-    interval: Interval,
+    feeds: Vec<Feed>,
     pace: Pace,
     passes: u32,
     aggregates: &[String],
 ) -> anyhow::Result<(ReplayConfig, IngestStage)> {
-    let default = [format!("BTCUSD={}", demo_feed().display())];
-    let replays = if replays.is_empty() { &default[..] } else { replays };
-    let feeds = replays.iter().map(|r| feed(r, interval)).collect::<anyhow::Result<Vec<_>>>()?;
     let aggregate = aggregates.iter().map(|a| pair(a)).collect::<anyhow::Result<Vec<_>>>()?;
     let stage = IngestStage::new(&aggregate)
         .map_err(|errs| anyhow::anyhow!(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
@@ -549,33 +587,13 @@ fn binance_config(args: &IngestArgs) -> anyhow::Result<BinanceConfig> {
 }
 
 /// `[SYMBOL=]FILE`.
-pub(crate) fn feed(spec: &str, interval: Interval) -> anyhow::Result<CsvFeed> {
-    let (symbol, path) = match spec.split_once('=') {
-        Some((s, p)) => (s.to_string(), PathBuf::from(p)),
-        None => {
-            let path = PathBuf::from(spec);
-            let stem =
-                path.file_stem().and_then(|s| s.to_str()).with_context(|| format!("--replay {spec}: no file name"))?;
-            (stem.to_uppercase(), path)
-        }
-    };
-    if symbol.is_empty() || !symbol.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
-        bail!("--replay {spec}: symbol {symbol:?} must be letters, digits, '-', '_' or '.'");
-    }
-    if !path.is_file() {
-        bail!("--replay {spec}: {} is not a readable file", path.display());
-    }
-    Ok(CsvFeed { path, symbol, interval })
+pub(crate) fn feed(spec: &str, interval: Interval) -> anyhow::Result<Feed> {
+    tradeflow_backtest::params::replay_feed(spec, interval).map_err(|e| anyhow::anyhow!("--replay {e}"))
 }
 
 /// `FROM:TO`.
 pub(crate) fn pair(spec: &str) -> anyhow::Result<(Interval, Interval)> {
-    let (from, to) =
-        spec.split_once(':').with_context(|| format!("--aggregate {spec}: expected FROM:TO, e.g. 1h:4h"))?;
-    Ok((
-        from.parse().with_context(|| format!("--aggregate {spec}"))?,
-        to.parse().with_context(|| format!("--aggregate {spec}"))?,
-    ))
+    tradeflow_backtest::params::aggregate_pair(spec).map_err(|e| anyhow::anyhow!("--aggregate {e}"))
 }
 
 pub(crate) fn spawn_signal_handler(shutdown: CancellationToken) -> anyhow::Result<()> {

@@ -15,7 +15,7 @@ use tradeflow_backtest::{BacktestConfig, Records};
 use tradeflow_core::market::Interval;
 use tradeflow_ensemble::profile::parse_profiles;
 use tradeflow_inference::stage::StageConfig;
-use tradeflow_ingest::timeline::CsvFeed;
+use tradeflow_ingest::timeline::Feed;
 use tradeflow_risk::{AccountConfig, parse_accounts};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tradeflow");
@@ -84,8 +84,8 @@ fn assert_same(live: &BTreeMap<Table, Vec<Row>>, backtest: &BTreeMap<Table, Vec<
     assert!(!live[&Table::Fill].is_empty() && !live[&Table::Decision].is_empty());
 }
 
-fn feed(path: &Path, symbol: &str) -> CsvFeed {
-    CsvFeed { path: path.to_path_buf(), symbol: symbol.into(), interval: Interval::H1 }
+fn feed(path: &Path, symbol: &str) -> Feed {
+    Feed::csv(path, symbol, Interval::H1)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -184,6 +184,19 @@ fn a_bench_stopped_by_sigterm_leaves_no_temporary_directory() {
 }
 
 #[test]
+fn bench_jobs_prints_start_event_and_cancel_latencies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = run(tradeflow(tmp.path()).args(["bench", "jobs", "--json", "--jobs", "2", "--cancels", "1"]), LIMIT).json();
+    assert_eq!(r["jobs"], 2, "{r}");
+    for what in ["start_latency_ms", "event_latency_ms", "cancel_latency_ms", "backtest_run_ms"] {
+        assert!(r[what]["n"].as_u64().unwrap_or(0) >= 1, "{what}: {r}");
+        figure(&r[what], "max", 0.0);
+    }
+    figure(&r, "backtest_jobs_per_s", f64::MIN_POSITIVE);
+    assert_eq!(entries(tmp.path()), Vec::<String>::new(), "the private Redis's directory is left behind");
+}
+
+#[test]
 fn bench_models_prints_training_time_and_latency_per_family() {
     let tmp = tempfile::tempdir().unwrap();
     let r = run(

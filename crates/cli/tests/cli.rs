@@ -33,9 +33,9 @@ fn stdout(o: &Output) -> String {
 async fn streams_init_is_idempotent_and_health_reports_every_stream() {
     let redis = TestRedis::start().await;
     let first = stdout(&tradeflow(Some(&redis), &["streams", "init"]).await);
-    assert!(first.contains("84 created, 0 already there"), "{first}");
+    assert!(first.contains("102 created, 0 already there"), "{first}");
     let again = stdout(&tradeflow(Some(&redis), &["streams", "init"]).await);
-    assert!(again.contains("0 created, 84 already there"), "{again}");
+    assert!(again.contains("0 created, 102 already there"), "{again}");
 
     let list: Value = serde_json::from_str(&stdout(&tradeflow(None, &["streams", "list", "--json"]).await)).unwrap();
     let names: Vec<&str> = list.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
@@ -47,13 +47,15 @@ async fn streams_init_is_idempotent_and_health_reports_every_stream() {
             "ens.decisions",
             "exec.fills",
             "inf.signals",
+            "jobs.events",
+            "jobs.requests",
             "md.candles",
             "md.news",
             "risk.orders",
             "sys.events"
         ]
     );
-    assert_eq!(list[5]["redis_keys"][3], "tf:{md.candles:3}");
+    assert_eq!(list[7]["redis_keys"][3], "tf:{md.candles:3}");
 
     let health: Value =
         serde_json::from_str(&stdout(&tradeflow(Some(&redis), &["streams", "health", "--json"]).await)).unwrap();

@@ -176,6 +176,8 @@ async fn health_of_a_running_pipeline() {
             "ens.decisions",
             "exec.fills",
             "inf.signals",
+            "jobs.events",
+            "jobs.requests",
             "md.candles",
             "md.news",
             "risk.orders"
@@ -188,13 +190,13 @@ async fn health_of_a_running_pipeline() {
 
     // ---- The system summary.
     let sys = edge.get("/api/v1/health/streams", viewer).await.expect(200);
-    assert_eq!(sys["total_streams"], 9);
-    // md.news has one partition.
-    assert_eq!(sys["total_partitions"], 8 * 6 + 1 + 1 + 1);
-    assert_eq!(sys["total_groups"], 14);
+    assert_eq!(sys["total_streams"], 11);
+    // md.news has one partition; jobs.requests 8 (groups jobs, audit), jobs.events 2.
+    assert_eq!(sys["total_partitions"], 8 * 6 + 1 + 1 + 1 + 8 + 2);
+    assert_eq!(sys["total_groups"], 14 + 2 + 1);
     assert_eq!(sys["dlq_messages"], 0);
     assert!(sys["total_length"].as_u64().unwrap() >= 1200 / 64);
-    assert_eq!(sys["streams"].as_array().unwrap().len(), 9);
+    assert_eq!(sys["streams"].as_array().unwrap().len(), 11);
     assert!(sys["issues"].as_array().unwrap().iter().all(|i| i["code"] != "dead_letters"), "{sys}");
     assert!(["healthy", "degraded"].contains(&sys["status"].as_str().unwrap()), "{sys}");
     edge.check_roles(Method::GET, "/api/v1/health/streams", None, "viewer").await;
@@ -207,7 +209,7 @@ async fn stream_list_configuration_and_health() {
 
     // ---- The stream list, a configuration, a stream's health.
     let list = edge.get("/api/v1/streams", viewer).await.expect(200);
-    assert_eq!(list["total"], 9);
+    assert_eq!(list["total"], 11);
     assert_eq!(
         names(&list["streams"], "name"),
         [
@@ -216,6 +218,8 @@ async fn stream_list_configuration_and_health() {
             "ens.decisions",
             "exec.fills",
             "inf.signals",
+            "jobs.events",
+            "jobs.requests",
             "md.candles",
             "md.news",
             "risk.orders",
@@ -301,7 +305,7 @@ async fn rates_are_measured() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(m1["window_s"], 600);
-    assert_eq!(m1["streams"].as_array().unwrap().len(), 9);
+    assert_eq!(m1["streams"].as_array().unwrap().len(), 11);
     let candles_rate = rate_of(&m1, "md.candles");
     assert_eq!(candles_rate["length"], candles["length"]);
     assert!(candles_rate["entries_added"].as_u64().unwrap() >= 1200 / 64);

@@ -736,7 +736,10 @@ async fn trading_switch_manual_orders_and_the_audit_log() {
     let all = audit_rows(&store).await;
     assert!(all.iter().any(|a| a.action == "set_trading" && a.actor == TRADER.0));
 
-    // GET /audit: filters, pages, totals against the table.
+    // GET /audit (admin only: it holds addresses and actors): filters, pages, totals against the table.
+    let v = Some(edge.admin.as_str());
+    edge.get("/api/v1/audit", Some(&edge.viewer)).await.expect_error(403, "forbidden");
+    edge.get("/api/v1/audit", Some(&edge.trader)).await.expect_error(403, "forbidden");
     let page = edge.get("/api/v1/audit?actor=ops&action=paper_order&per_page=200", v).await.expect(200);
     let expected = all.iter().filter(|a| a.actor == "ops" && a.action == "paper_order").count();
     assert_eq!(

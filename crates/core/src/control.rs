@@ -52,6 +52,11 @@ pub enum Command {
     CloseAll {
         account: String,
     },
+    /// Cancel a job (`tradeflow worker jobs`): a running one stops at its next check (within a
+    /// second), a queued one never starts.
+    CancelTask {
+        task: String,
+    },
 }
 
 impl Command {
@@ -68,6 +73,7 @@ impl Command {
             Self::PauseAccount { .. } => "pause_account",
             Self::ResumeAccount { .. } => "resume_account",
             Self::CloseAll { .. } => "close_all",
+            Self::CancelTask { .. } => "cancel_task",
         }
     }
 }
@@ -128,6 +134,9 @@ impl Payload for ControlCommand {
 /// Triggers the control state remembers (the newest); a worker acts on each of them once.
 pub const TRIGGERS_KEPT: usize = 64;
 
+/// Cancelled task ids the control state remembers (the newest).
+pub const CANCELS_KEPT: usize = 1024;
+
 /// A `trigger` command as the control state keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TriggerSeen {
@@ -165,9 +174,19 @@ pub struct ControlState {
     /// Account → id of its latest close-all command (risk acts once on each).
     #[serde(default)]
     pub close_all: std::collections::BTreeMap<String, String>,
+    /// The latest cancels, oldest first, at most [`CANCELS_KEPT`]: task id and when the
+    /// cancel was issued (it stops the submissions made before it, not a later retry). Older
+    /// ones are in the job store as `cancelled` (the jobs workers write it when they see them).
+    #[serde(default)]
+    pub cancelled_tasks: std::collections::VecDeque<(String, i64)>,
 }
 
 impl ControlState {
+    /// Whether a cancel issued at or after `submitted_at` names `task`.
+    pub fn cancels(&self, task: &str, submitted_at: i64) -> bool {
+        self.cancelled_tasks.iter().any(|(t, at)| t == task && *at >= submitted_at)
+    }
+
     pub fn apply(&mut self, c: &ControlCommand) {
         match &c.command {
             Command::Pause => self.paused = true,
@@ -213,6 +232,12 @@ impl ControlState {
             }
             Command::CloseAll { account } => {
                 self.close_all.insert(account.clone(), c.id.clone());
+            }
+            Command::CancelTask { task } => {
+                self.cancelled_tasks.push_back((task.clone(), c.issued_at));
+                while self.cancelled_tasks.len() > CANCELS_KEPT {
+                    self.cancelled_tasks.pop_front();
+                }
             }
         }
         self.applied += 1;

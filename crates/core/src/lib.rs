@@ -8,6 +8,7 @@ pub mod control;
 pub mod decision;
 pub mod execution;
 pub mod ids;
+pub mod job;
 pub mod market;
 pub mod news;
 pub mod numfmt;

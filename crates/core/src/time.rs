@@ -42,6 +42,28 @@ pub fn iso_utc(ms: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
+/// `YYYY-MM-DD` (UTC midnight) or epoch milliseconds, as the command line takes dates.
+pub fn parse_day_or_ms(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    let bad = || format!("{s:?}: expected YYYY-MM-DD (UTC) or epoch milliseconds");
+    let parts: Vec<&str> = s.split('-').collect();
+    let [y, m, d] = parts[..] else { return Err(bad()) };
+    let (y, m, d) = (
+        y.parse::<i64>().map_err(|_| bad())?,
+        m.parse::<u32>().map_err(|_| bad())?,
+        d.parse::<u32>().map_err(|_| bad())?,
+    );
+    let days = days_from_civil(y, m, d);
+    // A day the month does not have (2018-02-30) comes back as another date.
+    if !(1..=12).contains(&m) || civil_from_days(days) != (y, m, d) {
+        return Err(bad());
+    }
+    Ok(days * 86_400_000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +78,14 @@ mod tests {
         assert_eq!(civil_from_days(17_348), (2017, 7, 1));
         assert_eq!(iso_utc(1_498_906_800_000), "2017-07-01T11:00:00");
         assert_eq!(iso_utc(-1), "1969-12-31T23:59:59");
+    }
+
+    #[test]
+    fn days_and_milliseconds_parse_and_impossible_days_do_not() {
+        assert_eq!(parse_day_or_ms("2017-07-01"), Ok(1_498_867_200_000));
+        assert_eq!(parse_day_or_ms("1498906800000"), Ok(1_498_906_800_000));
+        for bad in ["2018-02-30", "2018-13-01", "yesterday", "2018-1"] {
+            assert!(parse_day_or_ms(bad).unwrap_err().contains("expected YYYY-MM-DD"), "{bad}");
+        }
     }
 }

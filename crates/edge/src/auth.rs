@@ -89,6 +89,11 @@ pub struct Auth {
     /// A valid hash to verify against when the user is unknown, so that the answer takes as
     /// long as for a known user (no user enumeration by timing).
     decoy: String,
+    /// Failed logins per user.
+    pub logins: crate::login_guard::LoginGuard,
+    /// The previous signing secret's key during a rotation: tokens it signed are accepted
+    /// until they expire; new tokens are signed with the current one.
+    previous: Option<DecodingKey>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -170,7 +175,20 @@ impl Auth {
             token_ttl_s: config.token_ttl_s,
             anonymous_read: config.anonymous_read,
             decoy,
+            logins: crate::login_guard::LoginGuard::default(),
+            previous: None,
         })
+    }
+
+    /// Also accepts tokens signed with `secret` (the one being rotated out), until they
+    /// expire.
+    /// `env`: where it came from, for the error.
+    pub fn with_previous_secret(mut self, secret: &[u8], env: &str) -> Result<Auth, AuthSetupError> {
+        if secret.len() < 32 {
+            return Err(AuthSetupError::ShortSecret { env: env.into() });
+        }
+        self.previous = Some(DecodingKey::from_secret(secret));
+        Ok(self)
     }
 
     /// Whether `name` is a user (configured, or made by `tradeflow up`).
@@ -203,7 +221,15 @@ impl Auth {
     }
 
     fn verify_token(&self, token: &str) -> Result<Identity, ApiError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
+        // The algorithm is pinned (HS256 only: `none` and every other algorithm are refused
+        // before a signature is looked at), `exp` is required and checked (5 s leeway).
+        let mut decoded = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation);
+        if let (Err(e), Some(previous)) = (&decoded, &self.previous)
+            && matches!(e.kind(), jsonwebtoken::errors::ErrorKind::InvalidSignature)
+        {
+            decoded = jsonwebtoken::decode::<Claims>(token, previous, &self.validation);
+        }
+        let data = decoded.map_err(|e| {
             let why = match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the token has expired",
                 jsonwebtoken::errors::ErrorKind::InvalidSignature => "the token's signature is invalid",
@@ -347,6 +373,46 @@ mod tests {
             a.require(&parts(&[("authorization", &format!("Bearer {foreign}"))]), Role::Viewer).unwrap_err().status,
             401
         );
+    }
+
+    #[test]
+    fn tokens_of_another_algorithm_expired_or_from_a_rotated_secret() {
+        let a = auth(false);
+        let bearer = |t: &str| parts(&[("authorization", &format!("Bearer {t}"))]);
+        let now = tradeflow_core::time::now_ms() as u64 / 1000;
+        let claims = |exp: u64| Claims { sub: "ops".into(), role: Role::Admin, iat: now, exp };
+        // `alg: none` (an unsigned token claiming admin until 2100) and HS512 with the right
+        // secret: refused.
+        let none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJvcHMiLCJyb2xlIjoiYWRtaW4iLCJpYXQiOjEsImV4cCI6NDEwMjQ0NDgwMH0.";
+        assert_eq!(a.require(&bearer(none), Role::Viewer).unwrap_err().status, 401);
+        let hs512 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS512),
+            &claims(now + 60),
+            &EncodingKey::from_secret(&[7; 32]),
+        )
+        .unwrap();
+        assert_eq!(a.require(&bearer(&hs512), Role::Viewer).unwrap_err().status, 401);
+        // Expired (past the 5 s leeway): refused, saying so.
+        let old = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims(now - 60),
+            &EncodingKey::from_secret(&[7; 32]),
+        )
+        .unwrap();
+        let e = a.require(&bearer(&old), Role::Viewer).unwrap_err();
+        assert_eq!((e.status.as_u16(), e.message.as_str()), (401, "the token has expired"));
+        // A rotation: the old secret's tokens stay valid beside the new one's; a third is not.
+        let old_secret = Auth::new(&EdgeConfig::default(), Some(vec![9; 32]), vec![]).unwrap();
+        let who = Identity { subject: "ops".into(), role: Role::Trader };
+        let (from_old, _) = old_secret.issue(&who).unwrap();
+        assert_eq!(a.require(&bearer(&from_old), Role::Viewer).unwrap_err().status, 401);
+        let rotated = auth(false).with_previous_secret(&[9; 32], "PREV").unwrap();
+        assert_eq!(rotated.require(&bearer(&from_old), Role::Trader).unwrap().subject, "ops");
+        let (from_new, _) = rotated.issue(&who).unwrap();
+        assert_eq!(rotated.require(&bearer(&from_new), Role::Trader).unwrap().subject, "ops");
+        let third = Auth::new(&EdgeConfig::default(), Some(vec![10; 32]), vec![]).unwrap().issue(&who).unwrap().0;
+        assert_eq!(rotated.require(&bearer(&third), Role::Viewer).unwrap_err().status, 401);
+        assert!(matches!(auth(false).with_previous_secret(&[1; 8], "PREV"), Err(AuthSetupError::ShortSecret { .. })));
     }
 
     #[test]

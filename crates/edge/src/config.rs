@@ -9,6 +9,7 @@
 //! cors_origins = ["https://ops.example.com"]   # [] = no CORS headers, ["*"] = any origin
 //! body_limit_bytes = 1048576
 //! jwt_secret_env = "TRADEFLOW_JWT_SECRET"      # the secret itself never sits in the file
+//! jwt_previous_secret_env = "TRADEFLOW_JWT_PREVIOUS_SECRET"  # rotation: still accepted until its tokens expire
 //! [edge.rate_limit]                # per caller (token subject, else IP), per minute
 //! read_per_minute = 6000
 //! write_per_minute = 120
@@ -18,11 +19,16 @@
 //! binance_url = "https://fapi.binance.com"
 //! hyperliquid_url = "https://api.hyperliquid.xyz"
 //! cache_ms = 2000
+//! datasets_dir = "data/datasets"  # GET/DELETE /data/datasets (tradeflow data's <data-dir>/datasets)
 //! [edge.ws]
 //! client_queue = 256               # events buffered per client; a client that falls behind is dropped
 //! status_interval_s = 5
 //! heartbeat_s = 15
 //! max_clients = 10000
+//! [edge.tasks.quota]               # jobs (POST /tasks/...): per user; role_quota.<role> and
+//! max_running = 2                  # user_quota.<name> tables override it
+//! max_queued = 10
+//! per_day = { backtest = 500, hyperopt = 50, download = 50, train = 20 }
 //! [[edge.user]]                    # argon2 PHC hashes: `tradeflow edge hash-password`
 //! name = "ops"
 //! password_hash = "$argon2id$v=19$m=19456,t=2,p=1$..."
@@ -34,12 +40,15 @@
 //! ```
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
 use crate::auth::Role;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// `tradeflow data`'s datasets under its default data directory.
+pub const DEFAULT_DATASETS_DIR: &str = "data/datasets";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -53,16 +62,24 @@ pub struct EdgeConfig {
     pub body_limit_bytes: usize,
     /// Name of the environment variable holding the JWT signing secret.
     pub jwt_secret_env: String,
+    /// During a rotation, the variable holding the previous secret: tokens it signed stay
+    /// valid until they expire (new ones are signed with the current secret).
+    pub jwt_previous_secret_env: String,
     pub rate_limit: RateLimitConfig,
     pub ws: WsConfig,
     /// How long `/ai/analyze` answers are cached.
     pub ai_cache_ttl_s: u64,
     /// Exchanges asked by `GET /market/price/{symbol}` before the last candle (none by default).
     pub prices: tradeflow_exec::price::PriceSourcesConfig,
+    /// The datasets the data routes list and delete (`<data-dir>/datasets` of `tradeflow data`;
+    /// `tradeflow up` uses its own `--data-dir`'s when this is left as it is).
+    pub datasets_dir: PathBuf,
     #[serde(rename = "user")]
     pub users: Vec<UserConfig>,
     #[serde(rename = "api_key")]
     pub api_keys: Vec<ApiKeyConfig>,
+    /// `[edge.tasks]`: job quotas.
+    pub tasks: crate::quota::TasksConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -111,12 +128,15 @@ impl Default for EdgeConfig {
             cors_origins: Vec::new(),
             body_limit_bytes: 1 << 20,
             jwt_secret_env: "TRADEFLOW_JWT_SECRET".into(),
+            jwt_previous_secret_env: "TRADEFLOW_JWT_PREVIOUS_SECRET".into(),
             rate_limit: RateLimitConfig::default(),
             ws: WsConfig::default(),
             ai_cache_ttl_s: 300,
             prices: tradeflow_exec::price::PriceSourcesConfig::default(),
+            datasets_dir: PathBuf::from(DEFAULT_DATASETS_DIR),
             users: Vec::new(),
             api_keys: Vec::new(),
+            tasks: crate::quota::TasksConfig::default(),
         }
     }
 }
@@ -194,6 +214,7 @@ impl EdgeConfig {
         if !(1..=1 << 16).contains(&self.ws.client_queue) {
             p.push(format!("edge.ws.client_queue: expected 1 to 65536, got {}", self.ws.client_queue));
         }
+        self.tasks.validate(&mut p);
         if self.ws.status_interval_s == 0 {
             p.push("edge.ws.status_interval_s: must be at least 1".into());
         }
@@ -204,6 +225,12 @@ impl EdgeConfig {
             p.push("edge.ws.max_clients: must be at least 1".into());
         }
         p.extend(self.prices.validate("edge.prices"));
+        // Missing is fine (no dataset yet: the list is empty); anything else must be a directory.
+        if self.datasets_dir.as_os_str().is_empty() {
+            p.push("edge.datasets_dir: must name a directory".into());
+        } else if self.datasets_dir.exists() && !self.datasets_dir.is_dir() {
+            p.push(format!("edge.datasets_dir: {} is not a directory", self.datasets_dir.display()));
+        }
         let mut seen = std::collections::BTreeSet::new();
         for (i, u) in self.users.iter().enumerate() {
             if u.name.is_empty() || u.name.len() > 64 {
@@ -238,6 +265,7 @@ mod tests {
             r#"
             listen = "nowhere"
             token_ttl_s = 1
+            datasets_dir = "Cargo.toml"
             cors_origins = ["ftp://x"]
             [rate_limit]
             write_per_minute = 0
@@ -269,10 +297,11 @@ mod tests {
             "edge.user[0].password_hash",
             "edge.user[1].name: \"a\" is defined twice",
             "edge.api_key[0].key_sha256",
+            "edge.datasets_dir: Cargo.toml is not a directory",
         ] {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }
-        assert_eq!(err.problems.len(), 9, "{text}");
+        assert_eq!(err.problems.len(), 10, "{text}");
     }
 
     #[test]

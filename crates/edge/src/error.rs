@@ -42,7 +42,8 @@ pub struct ErrorDetail {
     /// Stable code, e.g. `not_found`, `invalid_query`, `rate_limited`.
     pub code: String,
     pub message: String,
-    #[schema(value_type = Object)]
+    /// What the error is about (fields, limits, …); `null` when there is nothing to add.
+    #[schema(value_type = Option<Object>)]
     pub details: Value,
 }
 

@@ -12,7 +12,8 @@
 //!   {channels, symbols}`, events `{type, channel, symbol, id, time, data}` (types: signal,
 //!   decision, order_requested, order, order_rejected, trade_executed, position_update, balance_update,
 //!   price_update, system_alert, control_command, status_update; an analysis cycle's
-//!   cycle_start, llm_decision (its decisions), cycle_complete; news stories, `news`), `heartbeat {time}` every
+//!   cycle_start, llm_decision (its decisions), cycle_complete; news stories, `news`; jobs, channel `tasks`:
+//!   task_queued, task_started, task_progress, task_completed, task_failed, task_cancelled), `heartbeat {time}` every
 //!   `heartbeat_s` (with a WebSocket ping), `pong`, `error {error: {code, message}}`.
 //! - client → server: `{"type": "subscribe" | "unsubscribe", "channels": [...], "symbols": [...]}`
 //!   (no `symbols`: every symbol), `{"type": "ping"}`.
@@ -34,8 +35,8 @@ use utoipa::ToSchema;
 
 use crate::config::WsConfig;
 
-pub const CHANNELS: [&str; 10] =
-    ["signals", "decisions", "orders", "fills", "positions", "balances", "prices", "alerts", "status", "news"];
+pub const CHANNELS: [&str; 11] =
+    ["signals", "decisions", "orders", "fills", "positions", "balances", "prices", "alerts", "status", "news", "tasks"];
 
 /// Close code 1008 (policy violation) is what RFC 6455 offers for "you broke the rules";
 /// 1013 (try again later) fits a client dropped for being slow.
@@ -75,6 +76,7 @@ impl Event {
             (_, "control_command") => ("control_command", "status"),
             (_, "cycle_event") => ("cycle", "decisions"),
             (_, "news") => ("news", "news"),
+            (_, "job_event") => ("job", "tasks"),
             _ => return None,
         };
         let data = t.envelope.payload_json();
@@ -89,6 +91,17 @@ impl Event {
                     .is_some_and(|c| tradeflow_core::signal::cycle_of(c).is_some()) =>
             {
                 "llm_decision"
+            }
+            // A job's event by what happened: task_started, task_progress, task_completed, ...
+            "job" => {
+                match (data.get("state").and_then(Value::as_str), data.get("progress").is_some_and(|p| !p.is_null())) {
+                    (Some("running"), true) => "task_progress",
+                    (Some("running"), false) => "task_started",
+                    (Some("succeeded"), _) => "task_completed",
+                    (Some("failed"), _) => "task_failed",
+                    (Some("cancelled"), _) => "task_cancelled",
+                    _ => "task_queued",
+                }
             }
             k => k,
         };

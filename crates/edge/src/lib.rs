@@ -15,10 +15,13 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod headers;
 pub mod hub;
 pub mod live;
 pub mod llm_usage;
+pub mod login_guard;
 pub mod outcomes;
+pub mod quota;
 pub mod ratelimit;
 pub mod request_id;
 pub mod routes;
@@ -50,7 +53,7 @@ pub use state::{AppState, EdgeMetrics, Pipeline};
 /// Streams the edge taps (prices, news, signals, decisions, orders, fills, alerts, commands).
 /// Within one millisecond a read keeps this order: a stage's output before the events it
 /// wrote beside it (an ensemble's decisions before the cycle_complete of the same batch).
-pub const TAPPED: [&str; 9] = [
+pub const TAPPED: [&str; 10] = [
     "md.candles",
     // News stories, for the `news` channel.
     "md.news",
@@ -62,6 +65,8 @@ pub const TAPPED: [&str; 9] = [
     "ctl.commands",
     // Analysis cycles' steps (and risk's account alerts).
     "audit.events",
+    // Jobs' state changes and progress, for the `tasks` channel.
+    "jobs.events",
 ];
 
 #[derive(OpenApi)]
@@ -146,7 +151,10 @@ pub fn app(state: AppState) -> Router {
         Some(c) => router.layer(c),
         None => router,
     };
-    router.layer(middleware::from_fn(error::envelope_errors)).layer(middleware::from_fn(request_id::tag_requests))
+    router
+        .layer(middleware::from_fn(error::envelope_errors))
+        .layer(middleware::from_fn(headers::secure))
+        .layer(middleware::from_fn(request_id::tag_requests))
 }
 
 fn cors_layer(config: &EdgeConfig) -> Option<CorsLayer> {

@@ -100,6 +100,14 @@ struct ProfilesFile {
     profile: Vec<Profile>,
 }
 
+/// The profiles when none are configured: the `technical` rule model alone.
+pub const DEFAULT_PROFILES: &str = r#"
+[[profile]]
+name = "technical"
+models = { technical = 1.0 }
+method = "confidence_weighted_mean"
+"#;
+
 /// Profiles from TOML (`[[profile]]` tables), every problem reported at once.
 pub fn parse_profiles(text: &str) -> Result<Vec<Profile>, Vec<String>> {
     let file: ProfilesFile = toml::from_str(text).map_err(|e| vec![e.to_string()])?;

@@ -14,7 +14,7 @@ use crate::timeline::{FeedError, Timeline};
 pub const CANDLES: &str = "md.candles";
 pub const AUDIT: &str = "audit.events";
 
-pub use crate::timeline::CsvFeed;
+pub use crate::timeline::{Feed, FeedInput};
 
 /// How fast bars are published.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -50,12 +50,12 @@ impl std::str::FromStr for Pace {
 
 #[derive(Debug, Clone)]
 pub struct ReplayConfig {
-    pub feeds: Vec<CsvFeed>,
+    pub feeds: Vec<Feed>,
     pub pace: Pace,
     /// Replay the files this many times; each pass is shifted in time past the previous one so
     /// its bars are new candles (load tests). 1 = once.
     pub passes: u32,
-    /// Source name in candle ids.
+    /// Source name in candle ids (a dataset's feed carries its own).
     pub source: String,
 }
 
@@ -119,7 +119,7 @@ pub async fn replay(
     }
     let timeline = Timeline::load(&config.feeds)?;
     for (f, feed) in config.feeds.iter().enumerate() {
-        info!(path = %feed.path.display(), symbol = %feed.symbol, rows = timeline.rows(f).len(), "replaying");
+        info!(feed = %feed.name(), symbol = %feed.symbol, rows = timeline.rows(f).len(), "replaying");
     }
     let first = timeline.first_time().unwrap_or(0);
     let span = timeline.span_ms();
@@ -137,6 +137,7 @@ pub async fn replay(
                 return Ok(report);
             }
             let feed = &config.feeds[f];
+            let source = feed.source().unwrap_or(&config.source);
             let events = match row {
                 Ok(raw) => {
                     let due = match config.pace {
@@ -151,7 +152,7 @@ pub async fn replay(
                     }
                     n += 1;
                     let raw = RawBar { open_time: raw.open_time + shift, ..*raw };
-                    let events = stage.on_bar(&config.source, &feed.symbol, feed.interval, raw);
+                    let events = stage.on_bar(source, &feed.symbol, feed.interval, raw);
                     if events.is_empty() {
                         report.duplicates += 1;
                     }
@@ -159,11 +160,11 @@ pub async fn replay(
                 }
                 Err(e) => {
                     warn!(error = %e, "unreadable row");
-                    vec![stage.malformed(&config.source, &feed.symbol, feed.interval, e.clone())]
+                    vec![stage.malformed(source, &feed.symbol, feed.interval, e.clone())]
                 }
             };
             for event in events {
-                batch.push(route(producer, &event, &config.source, metrics, &mut report)?);
+                batch.push(route(producer, &event, source, metrics, &mut report)?);
             }
             if batch.len() >= BATCH {
                 flush(producer, &mut batch).await?;

@@ -1,4 +1,4 @@
-//! One timeline over several candle files: the order in which `worker ingest --replay`, `up`
+//! One timeline over several candle series (files or datasets): the order in which `worker ingest --replay`, `up`
 //! and `tradeflow backtest` feed their rows to [`IngestStage`](crate::IngestStage).
 //!
 //! The merge is by bar open time, ties going to the file listed first, and it keeps each
@@ -8,16 +8,62 @@
 //! the same candles in the same order.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tradeflow_core::candle_csv::{CandleReader, CsvError};
 use tradeflow_core::market::{Interval, RawBar};
 
-/// One file to replay.
+/// Where a feed's rows come from.
 #[derive(Debug, Clone)]
-pub struct CsvFeed {
-    pub path: PathBuf,
+pub enum FeedInput {
+    /// A candle CSV file, read by [`Timeline::load`].
+    Csv(PathBuf),
+    /// Bars already read and checked (a dataset's): `name` says where from, for messages
+    /// (`dataset BTCUSDT:1h`); `source` is the source their candles carry (`binance`).
+    Bars { name: String, source: String, bars: Arc<Vec<RawBar>> },
+}
+
+/// One candle series to replay or backtest: a CSV file or a dataset's bars.
+#[derive(Debug, Clone)]
+pub struct Feed {
     pub symbol: String,
     pub interval: Interval,
+    pub input: FeedInput,
+}
+
+impl Feed {
+    /// A candle CSV file.
+    pub fn csv(path: impl Into<PathBuf>, symbol: impl Into<String>, interval: Interval) -> Self {
+        Self { symbol: symbol.into(), interval, input: FeedInput::Csv(path.into()) }
+    }
+
+    /// Bars already read: a dataset's, named `name`, from `source`.
+    pub fn bars(
+        name: String,
+        source: String,
+        symbol: impl Into<String>,
+        interval: Interval,
+        bars: Vec<RawBar>,
+    ) -> Self {
+        Self { symbol: symbol.into(), interval, input: FeedInput::Bars { name, source, bars: Arc::new(bars) } }
+    }
+
+    /// The file's path or the dataset's name, for messages.
+    pub fn name(&self) -> String {
+        match &self.input {
+            FeedInput::Csv(path) => path.display().to_string(),
+            FeedInput::Bars { name, .. } => name.clone(),
+        }
+    }
+
+    /// The source its candles carry when it has one of its own (a dataset's); a file's
+    /// candles carry the run's.
+    pub fn source(&self) -> Option<&str> {
+        match &self.input {
+            FeedInput::Csv(_) => None,
+            FeedInput::Bars { source, .. } => Some(source),
+        }
+    }
 }
 
 /// A file that could not be read at all (as opposed to a bad line, which is kept as a row).
@@ -45,11 +91,15 @@ pub struct Timeline {
 }
 
 impl Timeline {
-    /// Reads every feed (a bad line becomes an error row; an unreadable file is an error).
-    pub fn load(feeds: &[CsvFeed]) -> Result<Self, FeedError> {
+    /// Reads every feed (a bad line becomes an error row; an unreadable file is an error). A
+    /// feed of bars counts its rows from 1 where a file counts lines.
+    pub fn load(feeds: &[Feed]) -> Result<Self, FeedError> {
         let (mut rows, mut lines) = (Vec::new(), Vec::new());
         for f in feeds {
-            let (l, r): (Vec<usize>, Vec<Row>) = read_rows(&f.path)?.into_iter().unzip();
+            let (l, r): (Vec<usize>, Vec<Row>) = match &f.input {
+                FeedInput::Csv(path) => read_rows(path)?.into_iter().unzip(),
+                FeedInput::Bars { bars, .. } => bars.iter().enumerate().map(|(i, b)| (i + 1, Ok(*b))).unzip(),
+            };
             rows.push(r);
             lines.push(l);
         }

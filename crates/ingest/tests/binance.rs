@@ -1,20 +1,15 @@
-//! The Binance klines source against local fakes that speak Binance's wire formats: a REST
-//! server (axum) for `GET /api/v3/klines` and a WebSocket server (tokio-tungstenite) for the
-//! combined kline stream. Nothing leaves 127.0.0.1.
+//! The Binance klines source against local fakes that speak Binance's wire formats: the REST
+//! server of `tradeflow_testkit::binance` for `GET /api/v3/klines` and a WebSocket server
+//! (tokio-tungstenite) for the combined kline stream. Nothing leaves 127.0.0.1.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{Response, Uri};
-use axum::routing::get;
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
@@ -22,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response as WsResponse};
 use tokio_util::sync::CancellationToken;
 use tradeflow_bus::{Producer, Topology};
-use tradeflow_core::market::{Candle, CandleRefused, Interval, RawBar, RefusalKind};
+use tradeflow_core::market::{Candle, CandleRefused, Interval, RefusalKind};
 use tradeflow_core::time::now_ms;
 use tradeflow_ingest::IngestStage;
 use tradeflow_ingest::binance::{
@@ -32,118 +27,15 @@ use tradeflow_ingest::binance::{
 use tradeflow_ingest::replay::IngestMetrics;
 use tradeflow_ingest::stage::IngestEvent;
 use tradeflow_testkit::TestRedis;
+use tradeflow_testkit::binance::{Scripted, Shared, T0, expected_raw, param, prices, rest_row, serve_rest};
 
 const STREAMS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../streams.toml");
-/// 2023-11-14T22:00:00Z: a whole hour, long past, so every bar from here is closed.
-const T0: i64 = 1_699_999_200_000;
 const MIN: i64 = 60_000;
 const HOUR: i64 = 3_600_000;
 
 // ---------------------------------------------------------------------------------------------
-// The fake market: klines per (symbol, interval), served by REST and WebSocket alike.
-
-/// The decimal strings of bar `n` (open, high, low, close, volume): a valid bar.
-fn prices(n: i64) -> [String; 5] {
-    let base = 20_000 + n % 97;
-    [
-        format!("{base}.{:02}", n % 100),
-        format!("{}.99000000", base + 1),
-        format!("{}.01000000", base - 1),
-        format!("{base}.{:02}", (n * 7) % 100),
-        format!("{}.{:08}", n % 13, (n * 12_345) % 100_000_000),
-    ]
-}
-
-fn expected_raw(t: i64, n: i64) -> RawBar {
-    let p = prices(n);
-    let f = |s: &String| s.parse::<f64>().unwrap();
-    RawBar { open_time: t, open: f(&p[0]), high: f(&p[1]), low: f(&p[2]), close: f(&p[3]), volume: f(&p[4]) }
-}
-
-fn rest_row(t: i64, iv: i64, n: i64) -> Value {
-    let [o, h, l, c, v] = prices(n);
-    json!([t, o, h, l, c, v, t + iv - 1, "12345.678", 42, "1.5", "30000.1", "0"])
-}
-
-enum Scripted {
-    /// Answer with this status (and `Retry-After` seconds) instead of serving.
-    Status { status: u16, retry_after: Option<u64>, body: &'static str },
-    /// Serve normally, after this delay.
-    Delay(Duration),
-}
-
-#[derive(Default)]
-struct Market {
-    /// (SYMBOL, interval) → open time → row.
-    klines: HashMap<(String, String), BTreeMap<i64, Value>>,
-    script: VecDeque<Scripted>,
-    /// Query strings of the klines requests, in order.
-    requests: Vec<String>,
-    /// `X-MBX-USED-WEIGHT-1M` to report.
-    weight: u64,
-}
-
-type Shared = Arc<Mutex<Market>>;
-
-impl Market {
-    fn add(&mut self, symbol: &str, interval: Interval, k: i64) {
-        let iv = interval.millis();
-        let t = T0 + k * iv;
-        self.klines.entry((symbol.into(), interval.to_string())).or_default().insert(t, rest_row(t, iv, k));
-    }
-}
-
-fn param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
-    query.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| v)
-}
-
-fn respond(status: u16, weight: u64, retry_after: Option<u64>, body: String) -> Response<Body> {
-    let mut r = Response::builder()
-        .status(status)
-        .header("content-type", "application/json;charset=UTF-8")
-        .header("x-mbx-used-weight-1m", weight.to_string());
-    if let Some(s) = retry_after {
-        r = r.header("retry-after", s.to_string());
-    }
-    r.body(Body::from(body)).unwrap()
-}
-
-/// `GET /api/v3/klines` as Binance answers it: rows with open time in [startTime, endTime],
-/// at most `limit`, oldest first; -1121 for an unknown symbol.
-async fn klines(State(market): State<Shared>, uri: Uri) -> Response<Body> {
-    let query = uri.query().unwrap_or_default().to_string();
-    let (scripted, weight) = {
-        let mut m = market.lock().unwrap();
-        m.requests.push(query.clone());
-        (m.script.pop_front(), m.weight)
-    };
-    match scripted {
-        Some(Scripted::Status { status, retry_after, body }) => {
-            return respond(status, weight, retry_after, body.into());
-        }
-        Some(Scripted::Delay(d)) => tokio::time::sleep(d).await,
-        None => {}
-    }
-    let symbol = param(&query, "symbol").unwrap_or_default().to_string();
-    let interval = param(&query, "interval").unwrap_or_default().to_string();
-    let start: i64 = param(&query, "startTime").map_or(0, |v| v.parse().unwrap());
-    let end: i64 = param(&query, "endTime").map_or(i64::MAX, |v| v.parse().unwrap());
-    let limit: usize = param(&query, "limit").map_or(500, |v| v.parse().unwrap());
-    let m = market.lock().unwrap();
-    let Some(rows) = m.klines.get(&(symbol, interval)) else {
-        return respond(400, weight, None, r#"{"code":-1121,"msg":"Invalid symbol."}"#.into());
-    };
-    let page: Vec<&Value> = rows.range(start..=end).map(|(_, r)| r).take(limit).collect();
-    respond(200, weight, None, serde_json::to_string(&page).unwrap())
-}
-
-async fn serve_rest(market: Shared) -> String {
-    let app = Router::new().route("/api/v3/klines", get(klines)).with_state(market);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
-}
+// The fake market (tradeflow_testkit::binance): klines per (symbol, interval), served by REST
+// there and by the WebSocket below alike.
 
 /// A WebSocket server: `handler(connection number, socket)` for every connection; the request
 /// paths are recorded.

@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 use tradeflow_bus::{Producer, Topology};
 use tradeflow_core::market::{Candle, CandleRefused, Interval};
 use tradeflow_ingest::IngestStage;
-use tradeflow_ingest::replay::{CsvFeed, IngestMetrics, Pace, ReplayConfig, replay};
+use tradeflow_ingest::replay::{Feed, IngestMetrics, Pace, ReplayConfig, replay};
 use tradeflow_testkit::TestRedis;
 
 const STREAMS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../streams.toml");
@@ -34,10 +34,7 @@ async fn the_demo_feed_and_a_damaged_file_replay_with_refusals_audited() {
     drop(f);
 
     let config = ReplayConfig {
-        feeds: vec![
-            CsvFeed { path: DEMO.into(), symbol: "BTCUSD".into(), interval: Interval::H1 },
-            CsvFeed { path: damaged, symbol: "ETHUSD".into(), interval: Interval::H1 },
-        ],
+        feeds: vec![Feed::csv(DEMO, "BTCUSD", Interval::H1), Feed::csv(damaged, "ETHUSD", Interval::H1)],
         pace: Pace::Fast,
         passes: 1,
         source: "csv".into(),

@@ -9,3 +9,6 @@ pub mod worker;
 
 pub use account::{AccountConfig, BinanceAccount, ExecutorKind, RiskLimits, Sizing, parse_accounts};
 pub use stage::{RiskOutput, RiskStage};
+
+/// Starting balance of the paper accounts made when none are configured (one per profile).
+pub const DEFAULT_BALANCE: f64 = 10_000.0;

@@ -2,6 +2,8 @@
 //! (never 6379), a private temp directory, AOF on so that `restart` keeps the data. Tests can
 //! kill (SIGKILL) and restart it to exercise failure paths.
 
+#[cfg(feature = "binance")]
+pub mod binance;
 pub mod postgres;
 use std::path::Path;
 
@@ -30,8 +32,13 @@ impl TestRedis {
             .prefix("tradeflow-redis-")
             .tempdir()
             .map_err(|e| EmbeddedError::Dir { dir: "temp dir".into(), reason: e.to_string() })?;
-        let server =
-            RedisServer::start(EmbeddedOptions { dir: dir.path().to_path_buf(), port: None, appendonly: true }).await?;
+        let server = RedisServer::start(EmbeddedOptions {
+            dir: dir.path().to_path_buf(),
+            port: None,
+            appendonly: true,
+            fsync: Default::default(),
+        })
+        .await?;
         Ok(Self { server, _dir: dir })
     }
 

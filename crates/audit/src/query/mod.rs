@@ -2,6 +2,7 @@
 //! schema. Each query is written once with PostgreSQL placeholders (`$1`...) and runs on both
 //! backends through `AuditStore::select`.
 
+pub mod jobs;
 pub mod market;
 pub mod models;
 pub mod monitoring;

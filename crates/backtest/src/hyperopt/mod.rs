@@ -11,17 +11,20 @@
 
 pub mod files;
 pub mod objective;
+pub mod params;
 pub mod sampler;
 pub mod space;
 pub mod walk;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tradeflow_ingest::timeline::Timeline;
+
+use crate::sink::StopFlag;
 
 pub use objective::Objective;
 pub use sampler::Method;
@@ -52,6 +55,9 @@ pub enum HyperoptError {
     Study(Vec<String>),
     #[error("TPE: {0}")]
     Tpe(String),
+    /// Stopped on request (a cancelled or timed-out job).
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// One trial in sample.
@@ -117,6 +123,18 @@ pub struct Progress {
 /// trial is a backtest of its own over each window's date range). `progress` is called after
 /// each trial, from the worker threads.
 pub fn run(study: &Study, timeline: &Timeline, progress: &(dyn Fn(Progress) + Sync)) -> Result<Outcome, HyperoptError> {
+    run_until(study, timeline, progress, &AtomicBool::new(false))
+}
+
+/// [`run`] that stops with [`HyperoptError::Cancelled`] once `stop` is set: the running
+/// trials stop within a few thousand rows, no new one starts.
+pub fn run_until(
+    study: &Study,
+    timeline: &Timeline,
+    progress: &(dyn Fn(Progress) + Sync),
+    stop: &AtomicBool,
+) -> Result<Outcome, HyperoptError> {
+    let stopped = || stop.load(Ordering::Relaxed);
     let config = &study.base.config;
     let Some(account) = config.accounts.get(study.account) else {
         return Err(HyperoptError::Study(vec![format!("no account number {}", study.account)]));
@@ -136,7 +154,7 @@ pub fn run(study: &Study, timeline: &Timeline, progress: &(dyn Fn(Progress) + Sy
         let mut error = None;
         for w in windows {
             (config.from_ms, config.to_ms) = w.bounds();
-            match crate::report::backtest_on(&config, timeline, &options, &mut ()) {
+            match crate::report::backtest_on(&config, timeline, &options, &mut StopFlag(stop)) {
                 Ok(mut report) => match report.accounts.swap_remove(study.account).stats {
                     Some(s) => figures.push(study.objective.of(&s)),
                     None => {
@@ -189,10 +207,17 @@ pub fn run(study: &Study, timeline: &Timeline, progress: &(dyn Fn(Progress) + Sy
             }
         }
         let results = parallel(fresh.len(), study.jobs, |k| {
+            if stopped() {
+                return Figures::default();
+            }
             let result = evaluate(&points[fresh[k]], &folds.in_sample);
             report(total, "trials", mean(&result.0));
             result
         });
+        if stopped() {
+            // Cancelled: what is left of the batch is not worth its bookkeeping.
+            return Vec::new();
+        }
         let mut known = known.lock().unwrap_or_else(|e| e.into_inner());
         for (k, r) in fresh.iter().zip(results) {
             known.insert(key(&points[*k]), r);
@@ -225,6 +250,9 @@ pub fn run(study: &Study, timeline: &Timeline, progress: &(dyn Fn(Progress) + Sy
                 sampler::random(&study.space, total, study.seed)
             };
             trials = run_batch(&points, 0);
+            if stopped() {
+                return Err(HyperoptError::Cancelled);
+            }
         }
         Method::Tpe => {
             let mut tpe = sampler::Tpe::new(&study.space, study.seed).map_err(HyperoptError::Tpe)?;
@@ -232,6 +260,9 @@ pub fn run(study: &Study, timeline: &Timeline, progress: &(dyn Fn(Progress) + Sy
                 let asked = tpe.ask(size).map_err(HyperoptError::Tpe)?;
                 let points: Vec<Vec<Value>> = asked.iter().map(|a| a.values.clone()).collect();
                 let results = run_batch(&points, trials.len());
+                if stopped() {
+                    return Err(HyperoptError::Cancelled);
+                }
                 for (a, r) in asked.iter().zip(&results) {
                     tpe.tell(a, r.in_sample).map_err(HyperoptError::Tpe)?;
                 }
@@ -268,6 +299,9 @@ pub fn run(study: &Study, timeline: &Timeline, progress: &(dyn Fn(Progress) + Sy
             figures
         })
     };
+    if stopped() {
+        return Err(HyperoptError::Cancelled);
+    }
     let top = top
         .into_iter()
         .zip(out)

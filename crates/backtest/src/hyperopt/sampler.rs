@@ -22,6 +22,16 @@ pub enum Method {
 }
 
 impl Method {
+    pub const NAMES: &'static str = "grid, random, tpe";
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Grid => "grid",
+            Self::Random => "random",
+            Self::Tpe => "tpe",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "grid" => Some(Self::Grid),

@@ -12,7 +12,7 @@ use tradeflow_backtest::{BacktestConfig, ReportOptions, report::backtest};
 use tradeflow_core::market::Interval;
 use tradeflow_ensemble::profile::parse_profiles;
 use tradeflow_inference::stage::StageConfig;
-use tradeflow_ingest::timeline::CsvFeed;
+use tradeflow_ingest::timeline::Feed;
 use tradeflow_models::Trained;
 use tradeflow_risk::AccountConfig;
 
@@ -48,7 +48,7 @@ pub(crate) fn evaluate(
 ) -> anyhow::Result<TradingEval> {
     let test = &trained.report.test;
     let (from_ms, to_ms) = (test.from_ms, test.to_ms + interval.millis());
-    let feeds = vec![CsvFeed { path: path.to_path_buf(), symbol: symbol.to_string(), interval }];
+    let feeds = vec![Feed::csv(path, symbol, interval)];
     let model = format!("{}{name}", tradeflow_inference::ml::PREFIX);
     let ml = StageConfig::with_models(std::slice::from_ref(&model)).map_err(|p| anyhow::anyhow!(p.join("; ")))?;
     // The candidate is served as version 0: it is in no registry yet.

@@ -68,6 +68,8 @@ pub struct Options {
     pub body_limit_bytes: usize,
     /// TOML appended to the process config (e.g. an `[edge.prices]` table).
     pub extra_config: String,
+    /// More arguments of `tradeflow up` (e.g. `--no-jobs`).
+    pub up_args: Vec<String>,
 }
 
 impl Default for Options {
@@ -80,6 +82,7 @@ impl Default for Options {
             ws_client_queue: 256,
             body_limit_bytes: 65_536,
             extra_config: String::new(),
+            up_args: Vec::new(),
         }
     }
 }
@@ -201,6 +204,7 @@ impl Edge {
             .args(["--data-dir", dir.path().to_str().unwrap()])
             .args(["--replay", &format!("BTCUSD={}", bars.display())])
             .args(["--replay", &format!("ETHUSD={}", bars.display())])
+            .args(&options.up_args)
             .env("REDIS_URL", redis.url())
             .env("TRADEFLOW_STREAMS", STREAMS)
             .env("TRADEFLOW_PROFILES", dir.path().join("profiles.toml"))

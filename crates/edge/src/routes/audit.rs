@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::Viewer;
+use crate::auth::Admin;
 use crate::error::{ApiError, Json, Query};
 use crate::state::AppState;
 
@@ -164,16 +164,17 @@ fn time_param(field: &'static str, v: Option<&str>) -> Result<Option<i64>, ApiEr
     })
 }
 
-/// The audit log, newest first: who did what, from where, with what outcome.
+/// The audit log, newest first: who did what, from where, with what outcome (admin: it holds
+/// the callers' addresses and names).
 #[utoipa::path(get, path = "/audit", tag = "audit", security(("bearer" = []), ("api_key" = [])),
     params(AuditQuery),
     responses(
         (status = 200, body = AuditPage),
         (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
-        (status = 503, body = crate::error::ErrorBody)))]
+        (status = 403, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)))]
 async fn audit_log(
     State(state): State<AppState>,
-    _who: Viewer,
+    _who: Admin,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let page = q.page.unwrap_or(1);

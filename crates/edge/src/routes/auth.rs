@@ -38,7 +38,9 @@ pub struct LoginResponse {
 }
 
 /// Logs in: a JWT for `Authorization: Bearer`. Wrong user or password: 401 (the same answer
-/// for both). Attempts are rate-limited per address (the `auth` class) and audited.
+/// for both). Attempts are rate-limited per address (the `auth` class) and, after 5 failures
+/// in a row, per user from any address (429 `login_throttled`, the wait doubling from 1 s up to
+/// 15 min); all are audited.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest, responses(
     (status = 200, body = LoginResponse),
     (status = 401, body = crate::error::ErrorBody),
@@ -54,6 +56,30 @@ async fn login(
         return Err(ApiError::unprocessable("invalid_body", "username: 1 to 64 characters; password: at most 1024")
             .with_details(json!({ "fields": ["username", "password"] })));
     }
+    // A user with too many failures in a row waits, from any address, before a password is
+    // even checked (login_guard.rs).
+    let known = state.auth.has_user(&body.username);
+    if known && let Err(wait) = state.auth.logins.check(&body.username, std::time::Instant::now()) {
+        let caller = meta.caller(Identity { subject: body.username.clone(), role: Role::Viewer });
+        let wait_s = wait.as_secs_f64().ceil() as u64;
+        state
+            .audit(
+                &caller,
+                "login",
+                "/api/v1/auth/login",
+                "refused",
+                json!({ "reason": "throttled", "wait_s": wait_s }),
+            )
+            .await?;
+        let mut e = ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "login_throttled",
+            format!("too many failed logins for this user; try again in {wait_s} s"),
+        )
+        .with_details(json!({ "retry_after_s": wait_s }));
+        e.retry_after = Some(wait_s.max(1));
+        return Err(e);
+    }
     let auth = state.auth.clone();
     let (user, password) = (body.username.clone(), body.password);
     // argon2 is deliberately slow: keep it off the async workers.
@@ -62,14 +88,17 @@ async fn login(
         .map_err(|e| ApiError::unavailable("password check", e))?;
     // A name that is no user is not written down: people type their password into the user
     // name field, and the audit log is read by every admin.
-    let known = state.auth.has_user(&body.username);
     let subject = if known { body.username.clone() } else { UNKNOWN_USER.to_string() };
     let caller = meta.caller(Identity { subject, role: Role::Viewer });
     let Some(who) = who else {
+        if known {
+            state.auth.logins.failed(&body.username, std::time::Instant::now());
+        }
         let reason = if known { "wrong password" } else { "unknown user name (not recorded)" };
         state.audit(&caller, "login", "/api/v1/auth/login", "refused", json!({ "reason": reason })).await?;
         return Err(ApiError::unauthorized("wrong user name or password"));
     };
+    state.auth.logins.succeeded(&who.subject);
     let (token, expires_at) = state.auth.issue(&who)?;
     state.audit(&caller, "login", "/api/v1/auth/login", "ok", json!({ "role": who.role })).await?;
     Ok(Json(LoginResponse {

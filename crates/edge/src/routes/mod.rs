@@ -11,13 +11,16 @@ pub mod analytics;
 pub mod audit;
 pub mod auth;
 pub mod control;
+pub mod data;
 pub mod health;
 pub mod market;
 pub mod models;
 pub mod monitoring;
 pub mod news;
 pub mod orders;
+pub mod results;
 pub mod streams;
+pub mod tasks;
 pub mod trading;
 pub mod ws;
 
@@ -40,6 +43,9 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(control::router())
         .merge(audit::router())
         .merge(news::router())
+        .merge(tasks::router())
+        .merge(results::router())
+        .merge(data::router())
         .merge(models::router())
 }
 
