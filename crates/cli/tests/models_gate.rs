@@ -37,7 +37,7 @@ fn train(dir: &std::path::Path, csv: &std::path::Path, name: &str, family: &str)
     let db = format!("sqlite://{}/r.db", dir.display());
     let out = std::process::Command::new(BIN)
         .args(["models", "train", "--name", name, "--family", family, "--json", "--csv", csv.to_str().unwrap()])
-        .args(["--symbol", "SYN", "--database-url", &db])
+        .args(["--symbol", "SYN", "--folds", "3", "--database-url", &db])
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -56,6 +56,13 @@ fn the_gate_passes_a_planted_relation_and_refuses_a_random_walk_with_figures() {
         let r = train(dir.path(), &planted, &format!("p-{family}"), family);
         let acc = r["gate"]["test_accuracy"].as_f64().unwrap();
         assert!(acc > 0.62, "{family}: {acc}");
+        let folds = r["report"]["walk_forward"]["folds"].as_array().unwrap();
+        assert_eq!(folds.len(), 3, "{}", r["report"]["walk_forward"]);
+        assert!(
+            r["report"]["walk_forward"]["mean_accuracy"].as_f64().unwrap() > 0.6,
+            "{}",
+            r["report"]["walk_forward"]
+        );
         let (sharpe, technical) = (r["gate"]["sharpe"].as_f64().unwrap(), r["gate"]["technical_sharpe"].as_f64());
         assert_eq!(r["verdict"]["passed"], true, "{family}: {}", r["verdict"]);
         assert!(technical.is_none_or(|t| sharpe >= t), "{family}: {sharpe} vs {technical:?}");

@@ -72,6 +72,28 @@ pub struct Report {
     pub train_balance: Vec<f64>,
     pub validation_figures: PartFigures,
     pub test_figures: PartFigures,
+    /// The walk-forward folds, when asked for ([`walk_forward`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub walk_forward: Option<WalkForward>,
+}
+
+/// One walk-forward fold: a model fitted on every row before its test block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fold {
+    pub train: Window,
+    pub test: Window,
+    pub accuracy: Option<f64>,
+    pub majority_accuracy: Option<f64>,
+    pub log_loss: Option<f64>,
+}
+
+/// Walk-forward figures: the usable rows cut into `folds + 1` blocks; fold k trains on the
+/// blocks before block k and is tested on it, the `horizon` bars after the training rows purged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WalkForward {
+    pub folds: Vec<Fold>,
+    /// Mean of the folds' test accuracies.
+    pub mean_accuracy: Option<f64>,
 }
 
 impl Report {
@@ -165,7 +187,66 @@ pub fn train(rows: &[Row], config: &TrainConfig) -> Result<Trained, TrainError> 
         train_balance: counts.iter().map(|&c| c as f64 / y_train.len() as f64).collect(),
         validation_figures: evaluate(&parts.validation),
         test_figures: evaluate(&parts.test),
+        walk_forward: None,
     };
     let artifact = Artifact { schema, labels: *spec, params: config.params, seed: config.seed, model };
     Ok(Trained { artifact, report })
+}
+
+/// Walk-forward figures of `config` on `rows` with `folds` folds (at least 1).
+pub fn walk_forward(rows: &[Row], config: &TrainConfig, folds: usize) -> Result<WalkForward, TrainError> {
+    if folds == 0 {
+        return Err(TrainError::Settings(vec!["folds: must be at least 1".into()]));
+    }
+    let spec = &config.labels;
+    let classes = spec.classes();
+    let closes: Vec<f64> = rows.iter().map(|r| r.close).collect();
+    let labels = spec.label(&closes);
+    let usable: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].features.is_some() && labels[i].is_some()).collect();
+    let block = usable.len() / (folds + 1);
+    let index = |c: Class| spec.index_of(c).unwrap_or(0);
+    let take = |bars: &[usize]| -> (Vec<Features>, Vec<usize>) {
+        bars.iter().filter_map(|&i| Some((rows[i].features?, index(labels[i]?)))).unzip()
+    };
+    let window = |bars: &[usize]| Window {
+        from_ms: rows[bars[0]].open_time,
+        to_ms: rows[bars[bars.len() - 1]].open_time,
+        rows: bars.len(),
+        first_bar: bars[0],
+        last_bar: bars[bars.len() - 1],
+    };
+    let mut out = Vec::with_capacity(folds);
+    for k in 1..=folds {
+        let train_rows = &usable[..k * block];
+        let end = if k == folds { usable.len() } else { (k + 1) * block };
+        let last = train_rows.last().copied().unwrap_or(0);
+        let test_rows: Vec<usize> =
+            usable[k * block..end].iter().copied().filter(|&b| b > last + spec.horizon).collect();
+        if train_rows.len() < MIN_TRAIN_ROWS || test_rows.len() < MIN_EVAL_ROWS {
+            return Err(TrainError::TooFewRows {
+                part: "walk-forward fold",
+                rows: train_rows.len().min(test_rows.len()),
+                needed: MIN_TRAIN_ROWS,
+                usable: usable.len(),
+                bars: rows.len(),
+            });
+        }
+        let (x, y) = take(train_rows);
+        let model = Model::fit(&config.params, classes, &x, &y, config.seed)?;
+        let (xt, yt) = take(&test_rows);
+        let probs = model.predict_many(&xt);
+        let predicted: Vec<usize> = probs.iter().map(|p| argmax(p)).collect();
+        let f = figures(classes, &yt, &predicted, Some(&probs));
+        let m = figures(classes, &yt, &vec![majority(&y, classes.len()); yt.len()], None);
+        out.push(Fold {
+            train: window(train_rows),
+            test: window(&test_rows),
+            accuracy: f.accuracy,
+            majority_accuracy: m.accuracy,
+            log_loss: f.log_loss,
+        });
+    }
+    let accs: Vec<f64> = out.iter().filter_map(|f| f.accuracy).collect();
+    let mean_accuracy = (!accs.is_empty()).then(|| accs.iter().sum::<f64>() / accs.len() as f64);
+    Ok(WalkForward { folds: out, mean_accuracy })
 }

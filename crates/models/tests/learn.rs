@@ -84,3 +84,19 @@ fn too_few_rows_is_named() {
     let e = train(&rows(100, 0.7, 5), &config(Family::Logistic)).unwrap_err();
     assert!(e.to_string().starts_with("too few rows: validation has"), "{e}");
 }
+
+#[test]
+fn walk_forward_folds_are_later_and_purged() {
+    let data = rows(3000, 0.7, 6);
+    let wf = tradeflow_models::train::walk_forward(&data, &config(Family::Logistic), 4).expect("folds");
+    assert_eq!(wf.folds.len(), 4);
+    for f in &wf.folds {
+        assert!(f.test.first_bar > f.train.last_bar + 1, "{f:?}");
+        assert!(f.accuracy.unwrap() > 0.62, "{f:?}");
+    }
+    assert!(wf.folds.windows(2).all(|w| w[1].train.rows > w[0].train.rows));
+    assert!(wf.mean_accuracy.unwrap() > 0.62);
+    let noise = tradeflow_models::train::walk_forward(&rows(3000, 0.5, 7), &config(Family::Gbt), 3).unwrap();
+    assert!((0.42..0.58).contains(&noise.mean_accuracy.unwrap()), "{noise:?}");
+    assert!(tradeflow_models::train::walk_forward(&data, &config(Family::Gbt), 0).is_err());
+}

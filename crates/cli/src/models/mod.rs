@@ -121,6 +121,10 @@ pub struct TrainArgs {
     pub train_share: f64,
     #[arg(long, default_value_t = 0.2)]
     pub validation_share: f64,
+    /// Also walk forward with K folds (the usable rows in K + 1 blocks; fold k trains on the
+    /// blocks before block k, tests on it); 0: no.
+    #[arg(long, default_value_t = 0)]
+    pub folds: usize,
     /// The gate: the least test accuracy a deploy needs.
     #[arg(long, default_value_t = 0.60)]
     pub min_accuracy: f64,

@@ -33,6 +33,9 @@ pub(crate) struct Parameters {
     pub config: TrainConfig,
     pub source: Source,
     pub gate: GateConfig,
+    /// Walk-forward folds (0: none).
+    #[serde(default)]
+    pub folds: usize,
 }
 
 /// What a version's `metrics` column holds.
@@ -146,6 +149,7 @@ pub(crate) fn train_and_measure(
     gate: &GateConfig,
     source: &Source,
     trading_eval: bool,
+    folds: usize,
 ) -> anyhow::Result<Outcome> {
     let candles = candles(source)?;
     if candles.is_empty() {
@@ -153,7 +157,10 @@ pub(crate) fn train_and_measure(
     }
     let started = Instant::now();
     let rows = tradeflow_inference::ml::rows(&candles, &ConditionParams::default());
-    let trained = train(&rows, config)?;
+    let mut trained = train(&rows, config)?;
+    if folds > 0 {
+        trained.report.walk_forward = Some(tradeflow_models::train::walk_forward(&rows, config, folds)?);
+    }
     let train_seconds = started.elapsed().as_secs_f64();
     let trading = if trading_eval {
         let Source::Csv { path, symbol, interval, .. } = source;
@@ -189,8 +196,8 @@ pub async fn retrain(store_args: &super::StoreArgs, name: &str, actor: &str, jso
             .with_context(|| format!("{name} v{base}: its parameters do not read as a training's"))?;
         let Source::Csv { path, symbol, interval, from_ms, .. } = p.source;
         let source = Source::Csv { path, symbol, interval, from_ms, to_ms: None };
-        let o = train_and_measure(name, &p.config, &p.gate, &source, true)?;
-        let version = store_version(&store, name, actor, &p.config, &p.gate, &source, &o).await?;
+        let o = train_and_measure(name, &p.config, &p.gate, &source, true, p.folds)?;
+        let version = store_version(&store, name, actor, &p.config, &p.gate, &source, p.folds, &o).await?;
         anyhow::Ok((base, version, o))
     }
     .await;
@@ -205,13 +212,14 @@ pub async fn retrain(store_args: &super::StoreArgs, name: &str, actor: &str, jso
 pub async fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let (config, gate, source) = settings(args)?;
     let store = tradeflow_audit::AuditStore::connect(&args.store.database_url).await?;
-    let outcome = train_and_measure(&args.name, &config, &gate, &source, !args.no_trading_eval)?;
-    let version = store_version(&store, &args.name, &args.actor, &config, &gate, &source, &outcome).await?;
+    let outcome = train_and_measure(&args.name, &config, &gate, &source, !args.no_trading_eval, args.folds)?;
+    let version = store_version(&store, &args.name, &args.actor, &config, &gate, &source, args.folds, &outcome).await?;
     store.close().await;
     print_outcome(&args.name, version, &outcome, args.json)?;
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)] // each is one column group of the version
 pub(crate) async fn store_version(
     store: &tradeflow_audit::AuditStore,
     name: &str,
@@ -219,11 +227,13 @@ pub(crate) async fn store_version(
     config: &TrainConfig,
     gate: &GateConfig,
     source: &Source,
+    folds: usize,
     o: &Outcome,
 ) -> anyhow::Result<i64> {
     let report = &o.trained.report;
     let bytes = o.trained.artifact.to_bytes()?;
-    let parameters = serde_json::to_string(&Parameters { config: *config, source: source.clone(), gate: *gate })?;
+    let parameters =
+        serde_json::to_string(&Parameters { config: *config, source: source.clone(), gate: *gate, folds })?;
     let metrics = serde_json::to_string(&Metrics {
         report,
         trading: &o.trading,
@@ -294,6 +304,15 @@ fn print_outcome(name: &str, version: i64, o: &Outcome, json: bool) -> anyhow::R
             pct(f.model.balanced_accuracy),
             num(f.model.log_loss),
             num(f.model.roc_auc_macro)
+        );
+    }
+    if let Some(wf) = &r.walk_forward {
+        let each: Vec<String> = wf.folds.iter().map(|f| pct(f.accuracy)).collect();
+        println!(
+            "walk-forward {} folds: test accuracy {} (mean {})",
+            wf.folds.len(),
+            each.join(", "),
+            pct(wf.mean_accuracy)
         );
     }
     if let Some(t) = &o.trading {
