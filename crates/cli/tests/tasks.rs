@@ -61,7 +61,8 @@ fn cli_json(args: &[&str]) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rest_backtest_is_the_cli_backtest_and_bad_submissions_queue_nothing() {
     let options = Options {
-        extra_config: "[edge.tasks.user_quota.admin]\nper_day = { backtest = 1 }\n".into(),
+        extra_config: "[jobs.hyperopt]\ntimeout_s = 1\n[edge.tasks.user_quota.admin]\nper_day = { backtest = 1 }\n"
+            .into(),
         ..Options::default()
     };
     let edge = Edge::start_with(options).await;
@@ -194,6 +195,14 @@ async fn a_rest_backtest_is_the_cli_backtest_and_bad_submissions_queue_nothing()
     );
     let stats = edge.get("/api/v1/tasks/stats", Some(&edge.viewer)).await.expect(200);
     assert_eq!(stats["total"], 2, "{stats}");
+    assert!(stats["kinds"][0]["mean_run_s"].as_f64().is_some(), "{stats}");
+    // Timeouts: a search past its kind's timeout_s (1 s here) is failed with `timeout`.
+    let slow = submit(&edge, &edge.trader, "hyperopt", study(20_000, 3)).await;
+    let t = wait_for(&edge, &slow, Duration::from_secs(60), "finished", over).await;
+    assert_eq!(t["status"], "failed", "{t}");
+    assert!(t["error"].as_str().unwrap().starts_with("timeout"), "{t}");
+    assert_eq!(t["attempt"], 1, "a timeout is not retried: {t}");
+
     // The submission is in the audit log.
     let store = edge.store().await;
     let (rows, _) = store
