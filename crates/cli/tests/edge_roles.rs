@@ -31,6 +31,11 @@ const POLICY: &[(&str, &str, Least)] = &[
     ("GET", "/api/v1/ai/info", Viewer),
     ("GET", "/api/v1/ai/strategies", Viewer),
     ("GET", "/api/v1/models", Viewer),
+    ("GET", "/api/v1/models/{name}/versions", Viewer),
+    ("GET", "/api/v1/models/{name}/versions/{version}", Viewer),
+    ("POST", "/api/v1/models/{name}/deploy", Admin),
+    ("POST", "/api/v1/models/{name}/rollback", Admin),
+    ("GET", "/api/v1/models/{name}/performance", Viewer),
     ("GET", "/api/v1/ai/performance", Viewer),
     ("POST", "/api/v1/ai/feedback", Trader),
     ("GET", "/api/v1/ai/history", Viewer),
@@ -125,6 +130,7 @@ fn concrete(path: &str) -> String {
         .replace("{name}", "md.candles")
         .replace("{action}", "pause")
         .replace("{interval}", "1h")
+        .replace("{version}", "1")
         .replace("{id}", "no-such-id")
 }
 
