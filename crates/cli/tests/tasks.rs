@@ -196,6 +196,20 @@ async fn a_rest_backtest_is_the_cli_backtest_and_bad_submissions_queue_nothing()
     let stats = edge.get("/api/v1/tasks/stats", Some(&edge.viewer)).await.expect(200);
     assert_eq!(stats["total"], 2, "{stats}");
     assert!(stats["kinds"][0]["mean_run_s"].as_f64().is_some(), "{stats}");
+    // Train: a learned model on the demo feed into the registry, as `tradeflow models train`.
+    edge.post("/api/v1/tasks/train", Some(&edge.trader), Some(json!({"name": "ml:bad", "family": "forest"})))
+        .await
+        .expect_error(422, "invalid_params");
+    let train =
+        submit(&edge, &edge.trader, "train", json!({"name": "demo", "family": "logistic", "no_trading_eval": true}))
+            .await;
+    let t = wait_for(&edge, &train, Duration::from_secs(120), "finished", over).await;
+    assert_eq!(t["status"], "succeeded", "{t}");
+    assert_eq!((t["summary"]["name"].as_str(), t["summary"]["version"].as_i64()), (Some("demo"), Some(1)), "{t}");
+    assert!(t["summary"]["test_accuracy"].as_f64().is_some(), "{t}");
+    let versions = edge.get("/api/v1/models/demo/versions", Some(&edge.viewer)).await.expect(200);
+    assert!(versions.to_string().contains("\"created_by\":\"ops\""), "the version is the submitter's: {versions}");
+
     // Timeouts: a search past its kind's timeout_s (1 s here) is failed with `timeout`.
     let slow = submit(&edge, &edge.trader, "hyperopt", study(20_000, 3)).await;
     let t = wait_for(&edge, &slow, Duration::from_secs(60), "finished", over).await;

@@ -15,6 +15,7 @@ pub mod error;
 pub mod family;
 pub mod features;
 pub mod gate;
+pub mod job;
 pub mod labels;
 pub mod metrics;
 pub mod params;

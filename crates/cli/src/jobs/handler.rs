@@ -228,7 +228,7 @@ impl JobsHandler {
         let (reporter, mut ticks) = Reporter::channel();
         let work = {
             let (stop, kind, params, threads) = (stop.clone(), req.kind, req.params.clone(), sh.threads);
-            let shared = self.sh.clone();
+            let (shared, actor) = (self.sh.clone(), req.submitted_by.clone());
             let runtime = tokio::runtime::Handle::current();
             let span = tracing::Span::current();
             tokio::task::spawn_blocking(move || {
@@ -240,6 +240,8 @@ impl JobsHandler {
                     defaults: &shared.defaults,
                     binance: &shared.binance,
                     runtime,
+                    store: &shared.store,
+                    actor: &actor,
                 };
                 // A panic in the work is this attempt's failure, not the worker's.
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kinds::run(kind, &params, &ctx)))

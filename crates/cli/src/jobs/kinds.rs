@@ -54,6 +54,10 @@ pub struct Context<'a> {
     pub binance: &'a BinanceConfig,
     /// The worker's runtime, for the work that is async (a download's requests).
     pub runtime: tokio::runtime::Handle,
+    /// The job store (the model registry of `train` jobs).
+    pub store: &'a tradeflow_audit::AuditStore,
+    /// Who submitted the job (a trained version's `created_by`).
+    pub actor: &'a str,
 }
 
 /// Runs a job of `kind` with `params` (JSON).
@@ -64,7 +68,7 @@ pub fn run(kind: JobKind, params: &str, ctx: &Context<'_>) -> Result<Output, Fai
         JobKind::Backtest => backtest(&json, ctx),
         JobKind::Hyperopt => study(&json, ctx),
         JobKind::Download => fetch(&json, ctx),
-        JobKind::Train => Err(Failure::Invalid("train jobs are not available in this build".into())),
+        JobKind::Train => train(&json, ctx),
     }
 }
 
@@ -204,4 +208,20 @@ fn fetch(json: &serde_json::Value, ctx: &Context<'_>) -> Result<Output, Failure>
     });
     let result = serde_json::to_string(&summary).map_err(|e| Failure::Failed(format!("encoding the summary: {e}")))?;
     Ok(Output { summary: summary_json, result, report_html: None })
+}
+
+/// Trains a learned model as `tradeflow models train` does, over the demo feed, into the
+/// registry (the gate's verdict in the summary; deploying stays an admin's decision).
+fn train(json: &serde_json::Value, ctx: &Context<'_>) -> Result<Output, Failure> {
+    let stopped = || ctx.stop.load(Ordering::Relaxed);
+    let job =
+        crate::models::train::train_job(json, &ctx.defaults.demo_feed, ctx.actor, ctx.store, &ctx.runtime, &stopped)
+            .map_err(|e| match e {
+                Ok(invalid) => Failure::Invalid(invalid),
+                Err(stop) if stop == crate::models::train::STOPPED => Failure::Stopped,
+                Err(failed) => Failure::Failed(failed),
+            })?;
+    let result =
+        serde_json::to_string(&job.record).map_err(|e| Failure::Failed(format!("encoding the record: {e}")))?;
+    Ok(Output { summary: job.summary, result, report_html: None })
 }

@@ -330,3 +330,78 @@ fn print_outcome(name: &str, version: i64, o: &Outcome, json: bool) -> anyhow::R
     println!("gate: {}", o.verdict);
     Ok(())
 }
+
+/// The error of a `train` job stopped on request.
+pub(crate) const STOPPED: &str = "stopped before its version was stored";
+
+/// What a `train` job did.
+pub(crate) struct TrainJob {
+    pub summary: serde_json::Value,
+    pub record: serde_json::Value,
+}
+
+/// Runs a `train` job: the same settings, training, measures and registry entry as `tradeflow
+/// models train --csv <demo feed>`, by `actor`. Blocking (the fit is CPU work); the registry
+/// write goes through `runtime`.
+pub(crate) fn train_job(
+    json: &serde_json::Value,
+    demo_feed: &std::path::Path,
+    actor: &str,
+    store: &tradeflow_audit::AuditStore,
+    runtime: &tokio::runtime::Handle,
+    stopped: &dyn Fn() -> bool,
+) -> Result<TrainJob, Result<String, String>> {
+    // Err(Ok(_)): the parameters can never run; Err(Err(_)): this run failed.
+    let p = tradeflow_models::job::TrainParams::from_api(json).map_err(|e| Ok(e.join("; ")))?;
+    let time = |field: &str, v: &Option<String>| -> Result<Option<i64>, Result<String, String>> {
+        v.as_deref().map(|s| crate::backtest::parse_time(s).map_err(|e| Ok(format!("{field}: {e}")))).transpose()
+    };
+    let args = TrainArgs {
+        name: p.name,
+        family: p.family,
+        csv: demo_feed.to_path_buf(),
+        symbol: Some("BTCUSD".into()),
+        interval: Interval::H1,
+        from: time("from", &p.from)?,
+        to: time("to", &p.to)?,
+        horizon: p.horizon,
+        threshold: p.threshold,
+        labels: p.labels,
+        params: p.params,
+        seed: p.seed,
+        train_share: p.train_share,
+        validation_share: p.validation_share,
+        min_accuracy: p.min_accuracy,
+        no_sharpe_gate: p.no_sharpe_gate,
+        no_trading_eval: p.no_trading_eval,
+        folds: p.folds,
+        actor: actor.to_string(),
+        json: true,
+        store: super::StoreArgs { database_url: String::new() },
+    };
+    let (config, gate, source) = settings(&args).map_err(|e| Ok(format!("{e:#}")))?;
+    let o = train_and_measure(&args.name, &config, &gate, &source, !args.no_trading_eval, args.folds)
+        .map_err(|e| Err(format!("{e:#}")))?;
+    // The learners take no stop request; a cancel that came during the fit keeps the
+    // version out of the registry.
+    if stopped() {
+        return Err(Err(STOPPED.into()));
+    }
+    let version = runtime
+        .block_on(store_version(store, &args.name, actor, &config, &gate, &source, args.folds, &o))
+        .map_err(|e| Err(format!("{e:#}")))?;
+    let summary = serde_json::json!({
+        "name": args.name,
+        "version": version,
+        "family": config.params.family().as_str(),
+        "test_accuracy": o.trained.report.test_accuracy(),
+        "gate": o.figures,
+        "verdict": o.verdict,
+        "train_seconds": o.train_seconds,
+    });
+    let record = serde_json::json!({
+        "name": args.name, "version": version, "report": o.trained.report, "trading": o.trading,
+        "gate": o.figures, "verdict": o.verdict, "train_seconds": o.train_seconds,
+    });
+    Ok(TrainJob { summary, record })
+}

@@ -130,7 +130,7 @@ pub fn validate(state: &AppState, kind: JobKind, params: &Value) -> Result<(), A
         JobKind::Backtest => BacktestParams::from_api(params).and_then(|p| p.build(&defaults).map(|_| ())),
         JobKind::Hyperopt => HyperoptParams::from_api(params).and_then(|p| p.plan(&defaults, 1).map(|_| ())),
         JobKind::Download => validate_download(state, params),
-        JobKind::Train => Err(vec!["train jobs need learned models, which this build does not have".into()]),
+        JobKind::Train => tradeflow_models::job::TrainParams::from_api(params).map(|_| ()),
     };
     problems.map_err(|problems| {
         ApiError::unprocessable(
