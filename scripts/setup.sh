@@ -75,6 +75,16 @@ if ! python3 -c 'import pyarrow.parquet' >/dev/null 2>&1; then
     || { echo "setup: pip install pyarrow failed" >&2; exit 1; }
 fi
 
+# schemathesis, the schema fuzzer of scripts/api-contract.sh, pinned, in a venv of its own (its
+# dependencies stay apart from the packages above).
+st_version=4.32.5
+st_venv="${XDG_CACHE_HOME:-$HOME/.cache}/tradeflow/schemathesis-$st_version"
+if [ ! -x "$st_venv/bin/schemathesis" ]; then
+  echo "setup: installing schemathesis $st_version from PyPI into $st_venv"
+  { python3 -m venv "$st_venv" && "$st_venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$st_version"; } \
+    || { echo "setup: installing schemathesis failed" >&2; rm -rf "$st_venv"; exit 1; }
+fi
+
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install Rust (rustup) first" >&2; exit 1; }
 prom_version=$(promtool --version 2>&1 | sed -nE 's/^promtool, version ([0-9.]+).*/\1/p')
 echo "setup: redis-server $major.$minor, PostgreSQL $pg_version, Prometheus $prom_version and cargo $(cargo --version | cut -d' ' -f2) ready"

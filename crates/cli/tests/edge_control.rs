@@ -63,9 +63,9 @@ async fn scheduler_and_emergency_stop() {
     edge.check_roles(Method::POST, "/api/v1/scheduler/pause", None, "trader").await;
     edge.post("/api/v1/scheduler/pause", Some(&edge.trader), None).await.expect(200);
     assert_eq!(edge.get("/api/v1/scheduler/status", Some(&edge.viewer)).await.expect(200)["paused"], true);
-    edge.post("/api/v1/scheduler/pause", Some(&edge.trader), None).await.expect_error(400, "already_paused");
+    edge.post("/api/v1/scheduler/pause", Some(&edge.trader), None).await.expect_error(409, "already_paused");
     edge.post("/api/v1/scheduler/resume", Some(&edge.trader), None).await.expect(200);
-    edge.post("/api/v1/scheduler/resume", Some(&edge.trader), None).await.expect_error(400, "not_paused");
+    edge.post("/api/v1/scheduler/resume", Some(&edge.trader), None).await.expect_error(409, "not_paused");
 
     // A trigger is a command the inference workers obey: the latest candle of each symbol
     // analysed again, its signals decided on by the profiles, like a candle's own.
@@ -167,7 +167,7 @@ async fn scheduler_and_emergency_stop() {
     edge.post("/api/v1/emergency/clear", Some(&edge.admin), None).await.expect(200);
     let status = edge.get("/api/v1/scheduler/status", Some(&edge.viewer)).await.expect(200);
     assert!(status["emergency"].is_null(), "{status}");
-    edge.post("/api/v1/emergency/clear", Some(&edge.admin), None).await.expect_error(400, "no_emergency");
+    edge.post("/api/v1/emergency/clear", Some(&edge.admin), None).await.expect_error(409, "no_emergency");
 
     // Each command is in the audit log with its actor and address.
     edge.wait_drained().await;
@@ -208,7 +208,7 @@ async fn account_controls_one_by_one_and_in_bulk() {
         (Some("alpha"), Some("pause"), Some(true))
     );
     assert_eq!(paused(&edge.get("/api/v1/scheduler/status", v).await.expect(200)), json!(["alpha"]));
-    edge.post("/api/v1/control/accounts/alpha/pause", t, None).await.expect_error(400, "already_paused");
+    edge.post("/api/v1/control/accounts/alpha/pause", t, None).await.expect_error(409, "already_paused");
     let refused = edge
         .post("/api/v1/paper/orders", t, Some(json!({"account": "alpha", "symbol": "BTCUSD", "side": "buy"})))
         .await
@@ -219,7 +219,7 @@ async fn account_controls_one_by_one_and_in_bulk() {
         "{refused}"
     );
     edge.post("/api/v1/control/accounts/alpha/resume", t, None).await.expect(200);
-    edge.post("/api/v1/control/accounts/alpha/resume", t, None).await.expect_error(400, "not_paused");
+    edge.post("/api/v1/control/accounts/alpha/resume", t, None).await.expect_error(409, "not_paused");
     assert_eq!(paused(&edge.get("/api/v1/scheduler/status", v).await.expect(200)), json!([]));
 
     // Unknown accounts and actions.

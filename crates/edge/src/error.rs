@@ -228,20 +228,41 @@ where
     }
 }
 
-/// `Option<Json<T>>`: `None` when the request has no body (no `Content-Type`), otherwise the
+/// `Option<Json<T>>`: `None` when the request has no body (no `Content-Type`) or its body is
+/// JSON `null` (what a generated client sends for an optional body left out), otherwise the
 /// body must parse.
 impl<T, S> axum::extract::OptionalFromRequest<S> for Json<T>
 where
+    T: serde::de::DeserializeOwned,
     axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
-        if !req.headers().contains_key(header::CONTENT_TYPE) {
+        let Some(content_type) = req.headers().get(header::CONTENT_TYPE) else {
+            return Ok(None);
+        };
+        // What axum's JSON extractor takes: `application/json` or `application/*+json`.
+        let json = content_type
+            .to_str()
+            .ok()
+            .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+            .is_some_and(|m| m == "application/json" || (m.starts_with("application/") && m.ends_with("+json")));
+        if !json {
+            // Refused by the JSON extractor as any body is (415).
+            return <Json<T> as FromRequest<S>>::from_request(req, state).await.map(Some);
+        }
+        // `Bytes` honours the body limit layer.
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|r| {
+            let status = r.status();
+            let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "payload_too_large" } else { "invalid_body" };
+            ApiError::new(status, code, r.body_text())
+        })?;
+        if bytes.trim_ascii() == b"null" {
             return Ok(None);
         }
-        <Json<T> as FromRequest<S>>::from_request(req, state).await.map(Some)
+        axum::Json::<T>::from_bytes(&bytes).map(|axum::Json(v)| Some(Json(v))).map_err(json_rejection)
     }
 }
 
@@ -293,7 +314,9 @@ where
 #[derive(Debug, Clone, Copy, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Page {
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 
@@ -327,5 +350,48 @@ pub fn check_limit(field: &'static str, value: Option<i64>, default: i64, max: i
     } else {
         Err(ApiError::bad_request("invalid_query", format!("{field}: expected 1 to {max}, got {v}"))
             .with_details(json!({ "field": field, "min": 1, "max": max, "got": v })))
+    }
+}
+
+/// A body's integer field: JSON Schema's `integer` admits `3.0`, which generated clients send,
+/// where serde's `i64` refuses it; a fraction or a value past `i64` is still refused.
+pub fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    use serde::Deserialize;
+    use serde::de::Error;
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(i) = n.as_i64() {
+        return Ok(i);
+    }
+    match n.as_f64() {
+        // `i64::MAX as f64` rounds up to 2^63, itself past i64: hence `<`.
+        Some(f) if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => Ok(f as i64),
+        _ => Err(D::Error::custom(format!("expected an integer, got {n}"))),
+    }
+}
+
+/// [`integral`] for an optional field (`null` or absent: `None`; with `#[serde(default)]`).
+pub fn integral_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::Deserialize;
+    #[derive(Deserialize)]
+    struct Wrap(#[serde(deserialize_with = "integral")] i64);
+    Ok(Option::<Wrap>::deserialize(d)?.map(|Wrap(v)| v))
+}
+
+#[cfg(test)]
+mod integral_tests {
+    #[derive(serde::Deserialize)]
+    struct V {
+        #[serde(deserialize_with = "super::integral")]
+        v: i64,
+    }
+
+    #[test]
+    fn integral_floats_pass_and_fractions_do_not() {
+        let v = |s: &str| serde_json::from_str::<V>(s).map(|v| v.v);
+        assert_eq!(v(r#"{"v": 3}"#).unwrap(), 3);
+        assert_eq!(v(r#"{"v": 19442095.0}"#).unwrap(), 19_442_095);
+        assert!(v(r#"{"v": 1.5}"#).is_err());
+        assert!(v(r#"{"v": 1e30}"#).is_err());
+        assert!(v(r#"{"v": "3"}"#).is_err());
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod config;
+mod contract;
 pub mod error;
 pub mod headers;
 pub mod hub;
@@ -97,6 +98,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, mut doc) =
         OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", api).merge(routes::root()).split_for_parts();
     unique_operation_ids(&mut doc);
+    contract::complete(&mut doc);
     (router, doc)
 }
 

@@ -49,8 +49,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct ChartRequest {
     /// A tracked symbol (matched exactly, else upper-cased).
+    #[schema(pattern = "^[A-Za-z0-9_./:-]{1,40}$")]
     pub symbol: String,
     /// Default: the symbol's interval.
+    #[schema(pattern = "^(1m|3m|5m|15m|30m|1h|2h|4h|6h|8h|12h|1d|3d|1w)$")]
     pub interval: Option<String>,
 }
 
@@ -58,8 +60,11 @@ pub struct ChartRequest {
 #[serde(deny_unknown_fields)]
 pub struct MultiAnalyzeRequest {
     /// 1 to 8 charts, each symbol and interval once.
+    #[schema(min_items = 1, max_items = 8)]
     pub charts: Vec<ChartRequest>,
-    /// A question about the charts, 1 to 1000 characters; answered in `overall.answer`.
+    /// A question about the charts, 1 to 1000 characters, not only blanks; answered in
+    /// `overall.answer`.
+    #[schema(min_length = 1, max_length = 1000, pattern = "\\S")]
     pub question: Option<String>,
     /// One of the configured LLM analysts (default: the first).
     pub analyst: Option<String>,

@@ -144,7 +144,7 @@ fn selected(state: &AppState, account: Option<&str>) -> Result<Vec<(String, f64)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Performance {
+pub struct AccountPerformance {
     pub account: String,
     pub starting_balance: f64,
     /// From risk's latest account update; `null` before the first (`source: none`).
@@ -178,7 +178,7 @@ pub struct Performance {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PerformanceReport {
-    pub items: Vec<Performance>,
+    pub items: Vec<AccountPerformance>,
     pub total_starting_balance: f64,
     /// `null` when an account is not measured (see `unmeasured_accounts`).
     pub total_equity: Option<f64>,
@@ -212,7 +212,7 @@ async fn performance(
     let stats: BTreeMap<String, FillStats> =
         state.store()?.fill_stats().await?.into_iter().map(|s| (s.account.clone(), s)).collect();
     let live = state.live.accounts();
-    let items: Vec<Performance> = accounts
+    let items: Vec<AccountPerformance> = accounts
         .into_iter()
         .map(|(id, start)| {
             let s = stats.get(&id);
@@ -220,7 +220,7 @@ async fn performance(
             let equity = a.map(|a| a.equity);
             let gross_profit = s.map_or(0.0, |s| s.gross_profit);
             let gross_loss = s.map_or(0.0, |s| s.gross_loss);
-            Performance {
+            AccountPerformance {
                 starting_balance: start,
                 balance: a.map(|a| a.balance),
                 equity,

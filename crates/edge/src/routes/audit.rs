@@ -24,6 +24,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 pub const MAX_PER_PAGE: i64 = 200;
+/// The last page asked for: far past any store's rows, and its offset cannot overflow.
+pub const MAX_PAGE: i64 = 1_000_000;
 const DEFAULT_PER_PAGE: i64 = 50;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -34,12 +36,20 @@ pub struct AuditQuery {
     /// Exact action (`login`, `account_create`, `paper_order`, `pause`, ...).
     pub action: Option<String>,
     /// From (inclusive): epoch ms or RFC 3339.
+    #[param(
+        pattern = "^(-?[0-9]{1,15}|(19|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]))$"
+    )]
     pub start_date: Option<String>,
     /// To (inclusive): epoch ms or RFC 3339.
+    #[param(
+        pattern = "^(-?[0-9]{1,15}|(19|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]))$"
+    )]
     pub end_date: Option<String>,
     /// 1 or more (default 1).
+    #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<i64>,
     /// 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub per_page: Option<i64>,
 }
 
@@ -153,7 +163,8 @@ pub fn parse_time(s: &str) -> Option<i64> {
     parse_rfc3339(t)
 }
 
-fn time_param(field: &'static str, v: Option<&str>) -> Result<Option<i64>, ApiError> {
+/// A time parameter: epoch milliseconds or an RFC 3339 time, refused with 400 naming the field.
+pub(crate) fn time_param(field: &'static str, v: Option<&str>) -> Result<Option<i64>, ApiError> {
     let Some(v) = v else { return Ok(None) };
     parse_time(v).map(Some).ok_or_else(|| {
         ApiError::bad_request(
@@ -178,9 +189,9 @@ async fn audit_log(
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let page = q.page.unwrap_or(1);
-    if page < 1 {
-        return Err(ApiError::bad_request("invalid_query", format!("page: expected 1 or more, got {page}"))
-            .with_details(json!({ "field": "page", "min": 1, "got": page })));
+    if !(1..=MAX_PAGE).contains(&page) {
+        return Err(ApiError::bad_request("invalid_query", format!("page: expected 1 to {MAX_PAGE}, got {page}"))
+            .with_details(json!({ "field": "page", "min": 1, "max": MAX_PAGE, "got": page })));
     }
     let per_page = crate::error::check_limit("per_page", q.per_page, DEFAULT_PER_PAGE, MAX_PER_PAGE)?;
     let start = time_param("start_date", q.start_date.as_deref())?;

@@ -21,7 +21,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(min_length = 1, max_length = 64)]
     pub username: String,
+    #[schema(max_length = 1024)]
     pub password: String,
 }
 

@@ -403,12 +403,12 @@ impl Ack {
     }
 }
 
-/// Pauses trading: no new decisions and no new orders (400 when already paused). 200 once this
+/// Pauses trading: no new decisions and no new orders (409 when already paused). 200 once this
 /// process applied the command, 202 when that was not seen within 2 s.
 #[utoipa::path(post, path = "/scheduler/pause", tag = "control", security(("bearer" = []), ("api_key" = [])), responses(
     (status = 200, body = Ack, description = "applied"),
     (status = 202, body = Ack, description = "sent, not seen applied within 2 s (`applied: false`)"),
-    (status = 400, body = crate::error::ErrorBody),
+    (status = 409, body = crate::error::ErrorBody),
     (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
     (status = 503, body = crate::error::ErrorBody)))]
 async fn pause(
@@ -417,17 +417,17 @@ async fn pause(
     meta: RequestMeta,
 ) -> Result<(StatusCode, Json<Ack>), ApiError> {
     if state.control.borrow().paused {
-        return Err(ApiError::bad_request("already_paused", "trading is already paused"));
+        return Err(ApiError::new(StatusCode::CONFLICT, "already_paused", "trading is already paused"));
     }
     let (id, applied) = send_and_wait(&state, &meta.caller(who), Command::Pause, |s| s.paused).await?;
     Ok(Ack::new(id, applied, "paused: no new decisions or orders until resumed"))
 }
 
-/// Resumes trading (400 when not paused). 200 once applied, 202 when not seen within 2 s.
+/// Resumes trading (409 when not paused). 200 once applied, 202 when not seen within 2 s.
 #[utoipa::path(post, path = "/scheduler/resume", tag = "control", security(("bearer" = []), ("api_key" = [])), responses(
     (status = 200, body = Ack, description = "applied"),
     (status = 202, body = Ack, description = "sent, not seen applied within 2 s (`applied: false`)"),
-    (status = 400, body = crate::error::ErrorBody),
+    (status = 409, body = crate::error::ErrorBody),
     (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
     (status = 503, body = crate::error::ErrorBody)))]
 async fn resume(
@@ -436,7 +436,7 @@ async fn resume(
     meta: RequestMeta,
 ) -> Result<(StatusCode, Json<Ack>), ApiError> {
     if !state.control.borrow().paused {
-        return Err(ApiError::bad_request("not_paused", "trading is not paused"));
+        return Err(ApiError::new(StatusCode::CONFLICT, "not_paused", "trading is not paused"));
     }
     let (id, applied) = send_and_wait(&state, &meta.caller(who), Command::Resume, |s| !s.paused).await?;
     Ok(Ack::new(id, applied, "resumed"))
@@ -478,13 +478,13 @@ async fn stop_all(
     Ok(Ack::new(c.id, applied, done))
 }
 
-/// Lifts the emergency stop (admin; 400 when none is in force): accounts take entries again,
+/// Lifts the emergency stop (admin; 409 when none is in force): accounts take entries again,
 /// except those their circuit breaker halted. Audited as `emergency_clear`.
 #[utoipa::path(post, path = "/emergency/clear", tag = "control", security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, body = Ack, description = "applied"),
         (status = 202, body = Ack, description = "sent, not seen applied within 2 s (`applied: false`)"),
-        (status = 400, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
         (status = 503, body = crate::error::ErrorBody)))]
 async fn clear_emergency(
@@ -495,7 +495,7 @@ async fn clear_emergency(
     let caller = meta.caller(who);
     let outcome = async {
         let Some(stop) = state.control.borrow().emergency.clone() else {
-            return Err(ApiError::bad_request("no_emergency", "no emergency stop is in force"));
+            return Err(ApiError::new(StatusCode::CONFLICT, "no_emergency", "no emergency stop is in force"));
         };
         let (id, applied) = send_and_wait(&state, &caller, Command::ClearEmergency, |s| s.emergency.is_none()).await?;
         Ok(((id.clone(), applied), json!({ "command": id, "lifted": stop })))
@@ -636,14 +636,14 @@ async fn act(state: &AppState, caller: &Caller, action: AccountAction, account: 
 /// An account control (trader; `reset` admin): `enable`, `disable`, `pause`, `resume`,
 /// `close-all` (every open position closed at the latest price), `reset` (the circuit breaker
 /// and loss streak). 404 for an unknown account or action; `pause` of a paused account and
-/// `resume` of one that is not are refused with 400. Audited as `account_<action>`.
+/// `resume` of one that is not are refused with 409. Audited as `account_<action>`.
 #[utoipa::path(post, path = "/control/accounts/{id}/{action}", tag = "control", security(("bearer" = []), ("api_key" = [])),
     params(("id" = String, Path, description = "account id"),
         ("action" = String, Path, description = "enable, disable, pause, resume, close-all or reset")),
     responses(
         (status = 200, body = AccountAck, description = "applied"),
         (status = 202, body = AccountAck, description = "sent, not seen applied within 2 s (`applied: false`)"),
-        (status = 400, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)))]
 async fn account_action(
@@ -665,10 +665,14 @@ async fn account_action(
         let paused = state.control.borrow().paused_accounts.contains(&id);
         match action {
             AccountAction::Pause if paused => {
-                return Err(ApiError::bad_request("already_paused", format!("account {id:?} is already paused")));
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "already_paused",
+                    format!("account {id:?} is already paused"),
+                ));
             }
             AccountAction::Resume if !paused => {
-                return Err(ApiError::bad_request("not_paused", format!("account {id:?} is not paused")));
+                return Err(ApiError::new(StatusCode::CONFLICT, "not_paused", format!("account {id:?} is not paused")));
             }
             _ => {}
         }
@@ -687,7 +691,20 @@ async fn account_action(
 pub struct BulkRequest {
     pub action: AccountAction,
     /// Configured account ids, 1 to 100, each once.
+    #[schema(schema_with = account_ids)]
     pub accounts: Vec<String>,
+}
+
+/// `accounts`' schema: utoipa's attributes cannot say `uniqueItems`.
+fn account_ids() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, Object, Type};
+    ArrayBuilder::new()
+        .items(Object::with_type(Type::String))
+        .min_items(Some(1))
+        .max_items(Some(100))
+        .unique_items(true)
+        .description(Some("Configured account ids, 1 to 100, each once."))
+        .build()
 }
 
 #[derive(Debug, Serialize, ToSchema)]

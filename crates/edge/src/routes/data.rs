@@ -110,6 +110,7 @@ pub struct DatasetDeleted {
 #[into_params(parameter_in = Query)]
 pub struct DatasetQuery {
     /// The source (`binance`, `csv`, ...); default Binance's, else the one source that has it.
+    #[param(pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,39}$")]
     pub source: Option<String>,
 }
 
@@ -149,8 +150,8 @@ async fn list_datasets(State(state): State<AppState>, _who: Viewer) -> Result<Js
 /// Deletes a dataset (admin).
 #[utoipa::path(delete, path = "/data/datasets/{symbol}/{interval}", tag = "data", security(("bearer" = []), ("api_key" = [])),
     params(
-        ("symbol" = String, Path, description = "symbol, e.g. BTCUSDT"),
-        ("interval" = String, Path, description = "interval, e.g. 1h"),
+        ("symbol" = String, Path, description = "symbol, e.g. BTCUSDT", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,39}$"),
+        ("interval" = String, Path, description = "interval, e.g. 1h", pattern = "^(1m|3m|5m|15m|30m|1h|2h|4h|6h|8h|12h|1d|3d|1w)$"),
         DatasetQuery),
     responses(
         (status = 200, body = DatasetDeleted),

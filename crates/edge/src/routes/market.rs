@@ -193,7 +193,7 @@ fn price_sources(config: &PriceSourcesConfig) -> Result<Arc<PriceSources>, ApiEr
 
 /// The symbol's price: an exchange's (when configured), else the latest candle's close.
 #[utoipa::path(get, path = "/market/price/{symbol}", tag = "market", security(("bearer" = []), ("api_key" = [])),
-    params(("symbol" = String, Path, description = "a symbol, e.g. BTCUSDT; without exchange sources, a tracked one")),
+    params(("symbol" = String, Path, description = "a symbol, e.g. BTCUSDT; without exchange sources, a tracked one", pattern = "^[A-Za-z0-9_./:-]{1,40}$")),
     responses(
         (status = 200, body = PriceAnswer),
         (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
@@ -247,6 +247,7 @@ async fn price(
 #[into_params(parameter_in = Query)]
 pub struct IntervalQuery {
     /// Bar interval (default: the symbol's).
+    #[param(pattern = "^(1m|3m|5m|15m|30m|1h|2h|4h|6h|8h|12h|1d|3d|1w)$")]
     pub interval: Option<String>,
 }
 
@@ -301,7 +302,7 @@ async fn ticker_of(state: &AppState, symbol: &str, interval: Interval) -> Result
 /// 24 h statistics of a symbol ending at its latest stored bar (last, open, high, low, volume,
 /// change, change %). 404 when the symbol has no stored bar of that interval.
 #[utoipa::path(get, path = "/market/ticker/{symbol}", tag = "market", security(("bearer" = []), ("api_key" = [])),
-    params(("symbol" = String, Path, description = "a tracked symbol"), IntervalQuery),
+    params(("symbol" = String, Path, description = "a tracked symbol", pattern = "^[A-Za-z0-9_./:-]{1,40}$"), IntervalQuery),
     responses(
         (status = 200, body = Ticker),
         (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
@@ -403,8 +404,10 @@ async fn snapshot(State(state): State<AppState>, _who: Viewer) -> Result<Json<Sn
 #[into_params(parameter_in = Query)]
 pub struct CandlesQuery {
     /// Bar interval (default: the symbol's).
+    #[param(pattern = "^(1m|3m|5m|15m|30m|1h|2h|4h|6h|8h|12h|1d|3d|1w)$")]
     pub interval: Option<String>,
     /// Bars, 1 to 1000 (default 100): the latest ones.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// Only bars opening before this time (epoch ms), to page back.
     pub before: Option<i64>,
@@ -433,7 +436,7 @@ pub struct Candles {
 
 /// The latest stored bars of a symbol, oldest first.
 #[utoipa::path(get, path = "/market/candles/{symbol}", tag = "market", security(("bearer" = []), ("api_key" = [])),
-    params(("symbol" = String, Path, description = "a tracked symbol"), CandlesQuery),
+    params(("symbol" = String, Path, description = "a tracked symbol", pattern = "^[A-Za-z0-9_./:-]{1,40}$"), CandlesQuery),
     responses(
         (status = 200, body = Candles),
         (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
@@ -493,7 +496,7 @@ pub struct Indicators {
 
 /// The indicator set and market condition at a symbol's latest stored bar (TA-Lib conventions).
 #[utoipa::path(get, path = "/market/indicators/{symbol}", tag = "market", security(("bearer" = []), ("api_key" = [])),
-    params(("symbol" = String, Path, description = "a tracked symbol"), IntervalQuery),
+    params(("symbol" = String, Path, description = "a tracked symbol", pattern = "^[A-Za-z0-9_./:-]{1,40}$"), IntervalQuery),
     responses(
         (status = 200, body = Indicators),
         (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),

@@ -144,6 +144,7 @@ pub(super) async fn version(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeployRequest {
+    #[serde(deserialize_with = "crate::error::integral")]
     pub version: i64,
     /// Deploy even though the gate refuses (default false); audited with the gate's figures.
     #[serde(default)]
@@ -254,6 +255,7 @@ pub(super) async fn rollback(
 #[into_params(parameter_in = Query)]
 pub struct PerformanceQuery {
     /// The last `days` days, 1 to 365 (default 30).
+    #[param(minimum = 1, maximum = 365)]
     pub days: Option<i64>,
 }
 

@@ -539,12 +539,16 @@ async fn find_alert(state: &AppState, id: &str) -> Result<Option<(Alert, Option<
 #[into_params(parameter_in = Query)]
 pub struct AlertQuery {
     /// `warning`, `error` or `critical`.
+    #[param(pattern = "^(warning|error|critical)$")]
     pub severity: Option<String>,
     /// `open`, `acknowledged` or `resolved`.
+    #[param(pattern = "^(open|acknowledged|resolved)$")]
     pub status: Option<String>,
     /// 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// 0 or more.
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 

@@ -29,10 +29,15 @@ const DEFAULT_LIMIT: i64 = 50;
 #[into_params(parameter_in = Query)]
 pub struct NewsQuery {
     /// Stories tagged with this symbol (`BTCUSD`); `market`: stories about no configured symbol.
+    #[param(pattern = "^[A-Za-z0-9_.-]{1,32}$")]
     pub symbol: Option<String>,
     /// Published at or after: epoch ms or RFC 3339.
+    #[param(
+        pattern = "^(-?[0-9]{1,15}|(19|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]))$"
+    )]
     pub since: Option<String>,
     /// 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
@@ -87,16 +92,7 @@ async fn news(
     Query(q): Query<NewsQuery>,
 ) -> Result<Json<NewsPage>, ApiError> {
     let limit = crate::error::check_limit("limit", q.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
-    let since = match q.since.as_deref() {
-        None => None,
-        Some(v) => Some(super::audit::parse_time(v).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_query",
-                format!("since: {v:?} is neither epoch milliseconds nor an RFC 3339 time (2026-01-01T00:00:00Z)"),
-            )
-            .with_details(json!({ "field": "since", "got": v }))
-        })?),
-    };
+    let since = super::audit::time_param("since", q.since.as_deref())?;
     let symbol = match q.symbol.as_deref().map(str::trim) {
         None => None,
         Some(s)

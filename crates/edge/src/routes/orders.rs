@@ -425,7 +425,7 @@ pub struct CloseQuery {
 /// (exits are never refused). 404 when there is no such account or open position.
 #[utoipa::path(post, path = "/paper/positions/{account}/{symbol}/close", tag = "trading",
     security(("bearer" = []), ("api_key" = [])),
-    params(("account" = String, Path, description = "account id"), ("symbol" = String, Path, description = "symbol"),
+    params(("account" = String, Path, description = "account id"), ("symbol" = String, Path, description = "symbol", pattern = "^[A-Za-z0-9_./:-]{1,40}$"),
         CloseQuery),
     responses(
         (status = 202, body = OrderResult),

@@ -381,6 +381,7 @@ async fn system_health(State(state): State<AppState>, _who: Viewer) -> Result<Js
 #[into_params(parameter_in = Query)]
 pub struct MetricsQuery {
     /// Measurement window in seconds, 10 to 600 (default 60).
+    #[param(minimum = 10, maximum = 600)]
     pub window_s: Option<i64>,
 }
 
@@ -586,6 +587,7 @@ async fn dlq_messages(
 #[serde(deny_unknown_fields)]
 pub struct ReplayRequest {
     /// Dead-letter ids, `<partition>/<entry id>` as listed (1 to 1000).
+    #[schema(min_items = 1, max_items = 1000)]
     pub ids: Option<Vec<String>>,
     /// `true`: every dead letter of the stream.
     pub all: Option<bool>,

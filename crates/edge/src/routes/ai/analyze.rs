@@ -203,12 +203,15 @@ pub(super) async fn analyse(
 pub struct AnalyzeRequest {
     /// A tracked symbol (its stored bars are analysed), or the name to give `candles`
     /// (default `CUSTOM`).
+    #[schema(pattern = "^[A-Za-z0-9_./:-]{1,40}$")]
     pub symbol: Option<String>,
     /// Default: the symbol's interval; required with `candles`.
+    #[schema(pattern = "^(1m|3m|5m|15m|30m|1h|2h|4h|6h|8h|12h|1d|3d|1w)$")]
     pub interval: Option<String>,
     /// Bars to analyse instead of the stored ones, oldest first, at least 50, at most 5000.
     pub candles: Option<Vec<CandleInput>>,
     /// A subset of the configured models (default: all of them).
+    #[schema(min_items = 1)]
     pub models: Option<Vec<String>>,
 }
 

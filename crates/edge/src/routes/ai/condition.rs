@@ -11,8 +11,10 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct SeriesRequest {
     /// A tracked symbol (its stored bars), or the name to give `candles` (default `CUSTOM`).
+    #[schema(pattern = "^[A-Za-z0-9_./:-]{1,40}$")]
     pub symbol: Option<String>,
     /// Default: the symbol's interval; required with `candles`.
+    #[schema(pattern = "^(1m|3m|5m|15m|30m|1h|2h|4h|6h|8h|12h|1d|3d|1w)$")]
     pub interval: Option<String>,
     /// Bars instead of the stored ones, oldest first, 50 to 5000.
     pub candles: Option<Vec<CandleInput>>,

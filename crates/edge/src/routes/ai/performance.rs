@@ -11,6 +11,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct DaysQuery {
     /// Signals recorded in the last `days` days, 1 to 365 (default 30).
+    #[param(minimum = 1, maximum = 365)]
     pub days: Option<i64>,
 }
 

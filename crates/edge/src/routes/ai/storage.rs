@@ -10,8 +10,10 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// The last `days` days, 1 to 365 (default 7).
+    #[param(minimum = 1, maximum = 365)]
     pub days: Option<i64>,
     /// Entries of each list, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -158,6 +160,8 @@ pub(super) async fn storage_stats(State(state): State<AppState>, _who: Viewer) -
 #[serde(deny_unknown_fields)]
 pub struct ClearRequest {
     /// Only what is older than this many days, 0 to 3650 (default: everything).
+    #[schema(minimum = 0, maximum = 3650)]
+    #[serde(default, deserialize_with = "crate::error::integral_opt")]
     pub older_than_days: Option<i64>,
     /// Also the feedback (default false).
     #[serde(default)]

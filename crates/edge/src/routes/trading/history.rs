@@ -154,8 +154,10 @@ pub struct AccountPage {
     /// One account; absent: every account.
     pub account: Option<String>,
     /// 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// 0 or more.
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 
@@ -261,7 +263,9 @@ pub struct SnapshotQuery {
     /// A symbol with a price (404 otherwise).
     pub symbol: Option<String>,
     /// 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 
