@@ -29,6 +29,29 @@ pub enum BusError {
     Invalid(String),
 }
 
+impl BusError {
+    /// Whether Redis is away for now: the connection refused, dropped or timed out, or the
+    /// server loading its data after a restart (`LOADING`) or between masters (`TRYAGAIN`,
+    /// `MASTERDOWN`, `CLUSTERDOWN`). The same operation may succeed once it is back; anything
+    /// else (a bad reply, an unknown stream, a script error) would fail again and is not this.
+    pub fn is_transient(&self) -> bool {
+        let BusError::Redis { source, .. } = self else { return false };
+        source.is_io_error()
+            || source.is_connection_dropped()
+            || source.is_connection_refusal()
+            || source.is_timeout()
+            || matches!(
+                source.kind(),
+                redis::ErrorKind::Server(
+                    redis::ServerErrorKind::BusyLoading
+                        | redis::ServerErrorKind::TryAgain
+                        | redis::ServerErrorKind::MasterDown
+                        | redis::ServerErrorKind::ClusterDown
+                )
+            )
+    }
+}
+
 /// Attaches the Redis operation name to a Redis error.
 pub(crate) trait RedisContext<T> {
     fn op(self, op: &'static str) -> Result<T, BusError>;

@@ -3,7 +3,9 @@
 //! Labels are bounded: stream and group names come from streams.toml, `reason` from a fixed
 //! set, `partition` from the configured partition count. Never a message id or a key.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, exponential_buckets};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, exponential_buckets,
+};
 
 /// All bus metrics, registered once per process and shared (cheap to clone).
 #[derive(Clone)]
@@ -23,6 +25,7 @@ pub struct BusMetrics {
     pub lease_losses: IntCounterVec,
     pub redis_errors: IntCounterVec,
     pub partition_restarts: IntCounterVec,
+    pub send_retries: IntCounter,
 }
 
 impl BusMetrics {
@@ -100,6 +103,14 @@ impl BusMetrics {
                 "Partition loops that failed (Redis error, handler panic) and restarted from their checkpoint.",
                 sg,
             )?,
+            send_retries: {
+                let c = IntCounter::new(
+                    "tradeflow_bus_send_retries_total",
+                    "Producer batches held and sent again because Redis was unavailable (restart, loading, dropped connection).",
+                )?;
+                registry.register(Box::new(c.clone()))?;
+                c
+            },
         })
     }
 

@@ -113,6 +113,45 @@ impl Producer {
         Ok(ids)
     }
 
+    /// [`send`](Self::send), riding out Redis being away ([`BusError::is_transient`]: a
+    /// restart, its AOF loading, a dropped connection): retried after 100 ms, doubling to 5 s,
+    /// until sent or `stop`. Other errors, and `stop` during an outage, return the error.
+    ///
+    /// A resend is harmless: a batch whose MULTI was applied before the connection dropped is
+    /// on the stream twice with the same message ids, and every consumer skips an id it has
+    /// seen (the stages' dedupe), so effects stay exactly-once.
+    pub async fn send_through_outages(
+        &self,
+        batch: &[Outgoing],
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> Result<Vec<String>, BusError> {
+        let mut backoff = std::time::Duration::from_millis(100);
+        let mut down_since: Option<std::time::Instant> = None;
+        loop {
+            match self.send(batch).await {
+                Ok(ids) => {
+                    if let Some(since) = down_since {
+                        tracing::info!(down_ms = since.elapsed().as_millis() as u64, "redis is back; batch sent");
+                    }
+                    return Ok(ids);
+                }
+                Err(e) if e.is_transient() && !stop.is_cancelled() => {
+                    down_since.get_or_insert_with(std::time::Instant::now);
+                    if let Some(m) = &self.metrics {
+                        m.send_retries.inc();
+                    }
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, messages = batch.len(), "redis unavailable; holding the batch");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.cancelled() => return Err(e),
+                    }
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Wraps, routes and sends one payload.
     pub async fn publish<T: Payload>(
         &self,

@@ -133,7 +133,7 @@ pub async fn replay(
         for step in timeline.iter() {
             let (t, f, row) = (step.time, step.feed, step.row);
             if shutdown.is_cancelled() {
-                flush(producer, &mut batch).await?;
+                flush(producer, &mut batch, shutdown).await?;
                 return Ok(report);
             }
             let feed = &config.feeds[f];
@@ -147,7 +147,7 @@ pub async fn replay(
                     };
                     if let Some(wait) = due.map(|d| d.saturating_sub(started.elapsed())).filter(|w| !w.is_zero()) {
                         // Nothing waits in the batch while we sleep.
-                        flush(producer, &mut batch).await?;
+                        flush(producer, &mut batch, shutdown).await?;
                         tokio::time::sleep(wait).await;
                     }
                     n += 1;
@@ -167,11 +167,11 @@ pub async fn replay(
                 batch.push(route(producer, &event, source, metrics, &mut report)?);
             }
             if batch.len() >= BATCH {
-                flush(producer, &mut batch).await?;
+                flush(producer, &mut batch, shutdown).await?;
             }
         }
     }
-    flush(producer, &mut batch).await?;
+    flush(producer, &mut batch, shutdown).await?;
     Ok(report)
 }
 
@@ -200,9 +200,15 @@ pub(crate) fn route(
     }
 }
 
-pub(crate) async fn flush(producer: &Producer, batch: &mut Vec<Outgoing>) -> Result<(), BusError> {
+/// Sends the batch, holding it through a Redis restart (retried until sent or `shutdown`):
+/// the ingest worker rides out Redis as the consumers do instead of exiting.
+pub(crate) async fn flush(
+    producer: &Producer,
+    batch: &mut Vec<Outgoing>,
+    shutdown: &CancellationToken,
+) -> Result<(), BusError> {
     if !batch.is_empty() {
-        producer.send(batch).await?;
+        producer.send_through_outages(batch, shutdown).await?;
         batch.clear();
     }
     Ok(())

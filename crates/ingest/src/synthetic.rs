@@ -86,7 +86,7 @@ pub async fn run_synthetic(
     for step in 0..config.bars {
         for (symbol, walk) in &mut walks {
             if shutdown.is_cancelled() {
-                flush(producer, &mut batch).await?;
+                flush(producer, &mut batch, shutdown).await?;
                 return Ok(report);
             }
             let due = match config.pace {
@@ -95,7 +95,7 @@ pub async fn run_synthetic(
                 Pace::Speedup(x) => Some(Duration::from_secs_f64((step as i64 * interval_ms) as f64 / 1000.0 / x)),
             };
             if let Some(wait) = due.map(|d| d.saturating_sub(started.elapsed())).filter(|w| !w.is_zero()) {
-                flush(producer, &mut batch).await?;
+                flush(producer, &mut batch, shutdown).await?;
                 tokio::time::sleep(wait).await;
             }
             n += 1;
@@ -103,11 +103,11 @@ pub async fn run_synthetic(
                 batch.push(route(producer, &event, "synthetic", metrics, &mut report)?);
             }
             if batch.len() >= BATCH {
-                flush(producer, &mut batch).await?;
+                flush(producer, &mut batch, shutdown).await?;
             }
         }
     }
-    flush(producer, &mut batch).await?;
+    flush(producer, &mut batch, shutdown).await?;
     Ok(report)
 }
 

@@ -308,7 +308,7 @@ pub async fn run_binance(
             let Ok(item) = rx.try_recv() else { break };
             publish(producer, stage, metrics, &item, &mut batch, &mut report)?;
         }
-        flush(producer, &mut batch).await?;
+        flush(producer, &mut batch, shutdown).await?;
     }
     stop.cancel();
     let outcome = task.await;
@@ -316,10 +316,10 @@ pub async fn run_binance(
     while let Ok(item) = rx.try_recv() {
         publish(producer, stage, metrics, &item, &mut batch, &mut report)?;
         if batch.len() >= BATCH {
-            flush(producer, &mut batch).await?;
+            flush(producer, &mut batch, shutdown).await?;
         }
     }
-    flush(producer, &mut batch).await?;
+    flush(producer, &mut batch, shutdown).await?;
     match outcome {
         Ok(result) => result?,
         Err(e) => return Err(BinanceError::Task(e.to_string())),
