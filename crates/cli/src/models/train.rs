@@ -62,7 +62,7 @@ impl Source {
     }
 
     /// The same source up to its latest bar (a retrain's window).
-    pub(crate) fn to_latest(self) -> Source {
+    pub(crate) fn up_to_latest(self) -> Source {
         match self {
             Source::Csv { path, symbol, interval, from_ms, .. } => {
                 Source::Csv { path, symbol, interval, from_ms, to_ms: None }
@@ -295,7 +295,7 @@ pub(crate) async fn retrain_base(store: &tradeflow_audit::AuditStore, name: &str
     let row = store.model_version(name, base).await?.with_context(|| format!("no version {base} of {name:?}"))?;
     let parameters: Parameters = serde_json::from_str(&row.parameters)
         .with_context(|| format!("{name} v{base}: its parameters do not read as a training's"))?;
-    let source = parameters.source.clone().to_latest();
+    let source = parameters.source.clone().up_to_latest();
     Ok(RetrainBase { base, parameters, source })
 }
 

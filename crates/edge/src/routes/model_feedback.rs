@@ -84,14 +84,19 @@ enum Target {
     Candle { symbol: String, interval: Interval, open_time: i64 },
 }
 
+/// Problems of a request, each with the field it names.
+type Problems = Vec<(&'static str, String)>;
+/// A checked request: the signal, the rating, the comment.
+type Parsed = (Target, Rating, Option<String>);
+
 /// The request checked field by field: every problem, each naming its field.
-fn parse(body: &Value) -> Result<(Target, Rating, Option<String>), Vec<(&'static str, String)>> {
+fn parse(body: &Value) -> Result<Parsed, Problems> {
     let Some(obj) = body.as_object() else { return Err(vec![("body", "expected a JSON object".into())]) };
-    let mut problems: Vec<(&'static str, String)> = Vec::new();
+    let mut problems: Problems = Vec::new();
     for key in obj.keys().filter(|k| !FIELDS.contains(&k.as_str())) {
         problems.push(("body", format!("unknown field {key:?}; expected {}", FIELDS.join(", "))));
     }
-    let text = |field: &'static str, problems: &mut Vec<(&'static str, String)>| -> Option<String> {
+    let text = |field: &'static str, problems: &mut Problems| -> Option<String> {
         match obj.get(field) {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
@@ -170,7 +175,7 @@ fn parse(body: &Value) -> Result<(Target, Rating, Option<String>), Vec<(&'static
     }
 }
 
-fn invalid(problems: Vec<(&'static str, String)>) -> ApiError {
+fn invalid(problems: Problems) -> ApiError {
     let fields: Vec<&str> = problems.iter().map(|(f, _)| *f).collect();
     let messages: Vec<String> = problems.iter().map(|(_, m)| m.clone()).collect();
     ApiError::unprocessable("invalid_body", messages.join("; "))
