@@ -16,6 +16,8 @@
 //! [news]                            # sources of `tradeflow worker news` when no flag names one
 //! feeds = ["coindesk=https://www.coindesk.com/arc/outboundfeeds/rss/"]
 //! symbols = ["BTCUSDT=BTC,Bitcoin"]
+//! [models.retrain]                  # the jobs workers retrain deployed learned models (models::schedule)
+//! every_days = 7
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -52,6 +54,9 @@ struct FileConfig {
     /// `[jobs]`: attempts and time limits per job kind.
     #[serde(default)]
     jobs: crate::jobs::config::JobsConfig,
+    /// `[models]`: the retrain schedule.
+    #[serde(default)]
+    models: crate::models::schedule::ModelsConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -87,6 +92,8 @@ pub struct Settings {
     pub edge: tradeflow_edge::EdgeConfig,
     /// `[jobs]` of the config file.
     pub jobs: crate::jobs::config::JobsConfig,
+    /// `[models]` of the config file (the retrain schedule the jobs workers keep).
+    pub models: crate::models::schedule::ModelsConfig,
 }
 
 impl Settings {
@@ -160,6 +167,7 @@ impl Settings {
         {
             file.jobs.validate(spec.max_deliveries, &mut problems);
         }
+        file.models.validate(&mut problems);
         match (topology, edge) {
             (Some(topology), Some(edge)) if problems.is_empty() => Ok(Self {
                 redis_url,
@@ -170,6 +178,7 @@ impl Settings {
                 news: file.news,
                 edge,
                 jobs: file.jobs,
+                models: file.models,
             }),
             _ => bail!("configuration has {} problem(s):\n{}", problems.len(), problems.join("\n")),
         }

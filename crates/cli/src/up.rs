@@ -156,7 +156,11 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
         tasks.push({
             let (bus, registry, bus_metrics, store) =
                 (bus.clone(), registry.clone(), bus_metrics.clone(), store.clone());
-            let (setup, stop) = (crate::jobs::Setup::for_up(settings.jobs.clone(), &args.data_dir), stages.clone());
+            let setup = crate::jobs::Setup {
+                retrain: settings.models.retrain.clone(),
+                ..crate::jobs::Setup::for_up(settings.jobs.clone(), &args.data_dir)
+            };
+            let stop = stages.clone();
             tokio::spawn(async move { crate::jobs::run(&bus, &registry, &bus_metrics, store, setup, stop).await })
         });
     }

@@ -431,6 +431,7 @@ pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> 
                 member_name: args.member_name,
                 data_dir: args.data_dir,
                 binance_rest_url: args.binance_rest_url,
+                retrain: settings.models.retrain.clone(),
             };
             crate::jobs::run(&bus, &registry, &bus_metrics, store, setup, shutdown).await
         }

@@ -20,6 +20,7 @@
 //! hyperliquid_url = "https://api.hyperliquid.xyz"
 //! cache_ms = 2000
 //! datasets_dir = "data/datasets"  # GET/DELETE /data/datasets (tradeflow data's <data-dir>/datasets)
+//! models_refresh_s = 60            # how often tradeflow_model_live_hit_rate is measured from the store
 //! [edge.ws]
 //! client_queue = 256               # events buffered per client; a client that falls behind is dropped
 //! status_interval_s = 5
@@ -80,6 +81,8 @@ pub struct EdgeConfig {
     pub api_keys: Vec<ApiKeyConfig>,
     /// `[edge.tasks]`: job quotas.
     pub tasks: crate::quota::TasksConfig,
+    /// Seconds between two measures of `tradeflow_model_live_hit_rate` from the store.
+    pub models_refresh_s: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -137,6 +140,7 @@ impl Default for EdgeConfig {
             users: Vec::new(),
             api_keys: Vec::new(),
             tasks: crate::quota::TasksConfig::default(),
+            models_refresh_s: 60,
         }
     }
 }
@@ -215,6 +219,9 @@ impl EdgeConfig {
             p.push(format!("edge.ws.client_queue: expected 1 to 65536, got {}", self.ws.client_queue));
         }
         self.tasks.validate(&mut p);
+        if !(1..=86_400).contains(&self.models_refresh_s) {
+            p.push(format!("edge.models_refresh_s: expected 1 to 86400, got {}", self.models_refresh_s));
+        }
         if self.ws.status_interval_s == 0 {
             p.push("edge.ws.status_interval_s: must be at least 1".into());
         }

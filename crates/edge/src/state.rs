@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use tokio::sync::watch;
 use tradeflow_audit::AuditStore;
 use tradeflow_bus::{Bus, Producer};
@@ -44,6 +44,8 @@ pub struct EdgeMetrics {
     pub ws_clients: IntGauge,
     pub ws_events: IntCounter,
     pub ws_dropped_slow: IntCounter,
+    /// `tradeflow_model_live_hit_rate{model}`: see [`crate::routes::models::run_hit_rates`].
+    pub model_live_hit_rate: GaugeVec,
 }
 
 impl EdgeMetrics {
@@ -67,8 +69,17 @@ impl EdgeMetrics {
         registry.register(Box::new(request_seconds.clone()))?;
         registry.register(Box::new(ws_clients.clone()))?;
         registry.register(Box::new(ws_events.clone()))?;
+        let model_live_hit_rate = GaugeVec::new(
+            Opts::new(
+                "tradeflow_model_live_hit_rate",
+                "Share of a deployed learned model's long/short signals of the last 30 days whose next stored bar \
+                 moved their way (absent until one is measured).",
+            ),
+            &["model"],
+        )?;
         registry.register(Box::new(ws_dropped_slow.clone()))?;
-        Ok(EdgeMetrics { requests, request_seconds, ws_clients, ws_events, ws_dropped_slow })
+        registry.register(Box::new(model_live_hit_rate.clone()))?;
+        Ok(EdgeMetrics { requests, request_seconds, ws_clients, ws_events, ws_dropped_slow, model_live_hit_rate })
     }
 }
 

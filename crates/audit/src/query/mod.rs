@@ -4,6 +4,7 @@
 
 pub mod jobs;
 pub mod market;
+pub mod model_feedback;
 pub mod models;
 pub mod monitoring;
 pub mod news;

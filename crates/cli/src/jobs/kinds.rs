@@ -210,17 +210,16 @@ fn fetch(json: &serde_json::Value, ctx: &Context<'_>) -> Result<Output, Failure>
     Ok(Output { summary: summary_json, result, report_html: None })
 }
 
-/// Trains a learned model as `tradeflow models train` does, over the demo feed, into the
-/// registry (the gate's verdict in the summary; deploying stays an admin's decision).
+/// Trains a learned model as `tradeflow models train` does, over the demo feed or a dataset,
+/// or retrains one as `tradeflow models retrain` does, into the registry (the gate's verdict in the summary; deploying stays an admin's decision).
 fn train(json: &serde_json::Value, ctx: &Context<'_>) -> Result<Output, Failure> {
     let stopped = || ctx.stop.load(Ordering::Relaxed);
-    let job =
-        crate::models::train::train_job(json, &ctx.defaults.demo_feed, ctx.actor, ctx.store, &ctx.runtime, &stopped)
-            .map_err(|e| match e {
-                Ok(invalid) => Failure::Invalid(invalid),
-                Err(stop) if stop == crate::models::train::STOPPED => Failure::Stopped,
-                Err(failed) => Failure::Failed(failed),
-            })?;
+    let job = crate::models::train::train_job(json, ctx.defaults, ctx.actor, ctx.store, &ctx.runtime, &stopped)
+        .map_err(|e| match e {
+            Ok(invalid) => Failure::Invalid(invalid),
+            Err(stop) if stop == crate::models::train::STOPPED => Failure::Stopped,
+            Err(failed) => Failure::Failed(failed),
+        })?;
     let result =
         serde_json::to_string(&job.record).map_err(|e| Failure::Failed(format!("encoding the record: {e}")))?;
     Ok(Output { summary: job.summary, result, report_html: None })

@@ -1,6 +1,7 @@
-//! `tradeflow worker jobs`: runs backtest, hyperopt and download jobs from `jobs.requests`
-//! (see [`handler`]); submitted through the edge (`POST /api/v1/tasks/{kind}`) or
-//! `tradeflow tasks submit`.
+//! `tradeflow worker jobs`: runs backtest, hyperopt, download and train jobs from
+//! `jobs.requests` (see [`handler`]); submitted through the edge (`POST /api/v1/tasks/{kind}`)
+//! or `tradeflow tasks submit`, and the retrains of `[models.retrain]`
+//! ([`crate::models::schedule`]).
 
 pub mod config;
 pub mod handler;
@@ -54,12 +55,15 @@ pub struct Setup {
     pub member_name: Option<String>,
     pub data_dir: std::path::PathBuf,
     pub binance_rest_url: String,
+    /// `[models.retrain]`: the retrain schedule this worker keeps.
+    pub retrain: Option<crate::models::schedule::RetrainSchedule>,
 }
 
 impl Setup {
     /// `tradeflow up`'s: its data directory, Binance's public API.
     pub fn for_up(config: JobsConfig, data_dir: &std::path::Path) -> Setup {
         Setup {
+            retrain: None,
             config,
             threads: None,
             member_name: None,
@@ -78,7 +82,7 @@ pub async fn run(
     setup: Setup,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let Setup { config, threads, member_name, data_dir, binance_rest_url } = setup;
+    let Setup { config, threads, member_name, data_dir, binance_rest_url, retrain } = setup;
     let defaults =
         tradeflow_backtest::params::Defaults { datasets_dir: data_dir.join("datasets"), ..crate::backtest::defaults() };
     let mut binance = tradeflow_datasets::BinanceConfig::new([]);
@@ -87,9 +91,17 @@ pub async fn run(
     let control = crate::stages::follow_control(bus, shutdown.clone());
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let member = member_name.unwrap_or_else(|| tradeflow_bus::consumer::default_member_name("jobs"));
+    let producer = Producer::new(bus.clone(), "jobs").with_metrics(bus_metrics.clone());
+    let schedule = retrain.map(|r| {
+        eprintln!(
+            "jobs: retraining deployed learned models every {} day(s), checked every {} s",
+            r.every_days, r.check_s
+        );
+        tokio::spawn(crate::models::schedule::run(store.clone(), producer.clone(), r, shutdown.clone()))
+    });
     let shared = Shared {
         store: store.clone(),
-        producer: Producer::new(bus.clone(), "jobs").with_metrics(bus_metrics.clone()),
+        producer,
         config,
         control: control.clone(),
         metrics: metrics.clone(),
@@ -113,6 +125,9 @@ pub async fn run(
     shutdown.cancel();
     let _ = cancels.await;
     let _ = gauge.await;
+    if let Some(s) = schedule {
+        let _ = s.await;
+    }
     Ok(())
 }
 

@@ -4,8 +4,6 @@
 //! window's buy and hold. The backtests start cold at the window (as `backtest --from` does):
 //! both models warm up over its first bars alike.
 
-use std::path::Path;
-
 use anyhow::Context;
 use serde::Serialize;
 use tradeflow_backtest::{BacktestConfig, ReportOptions, report::backtest};
@@ -39,16 +37,10 @@ pub(crate) struct TradingEval {
 
 const BALANCE: f64 = 10_000.0;
 
-pub(crate) fn evaluate(
-    name: &str,
-    trained: &Trained,
-    path: &Path,
-    symbol: &str,
-    interval: Interval,
-) -> anyhow::Result<TradingEval> {
+pub(crate) fn evaluate(name: &str, trained: &Trained, feed: Feed, interval: Interval) -> anyhow::Result<TradingEval> {
     let test = &trained.report.test;
     let (from_ms, to_ms) = (test.from_ms, test.to_ms + interval.millis());
-    let feeds = vec![Feed::csv(path, symbol, interval)];
+    let feeds = vec![feed];
     let model = format!("{}{name}", tradeflow_inference::ml::PREFIX);
     let ml = StageConfig::with_models(std::slice::from_ref(&model)).map_err(|p| anyhow::anyhow!(p.join("; ")))?;
     // The candidate is served as version 0: it is in no registry yet.

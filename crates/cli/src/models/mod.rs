@@ -5,6 +5,7 @@
 
 pub(crate) mod evaluate;
 pub(crate) mod registry;
+pub mod schedule;
 pub(crate) mod serve;
 pub(crate) mod train;
 
@@ -86,15 +87,22 @@ pub struct TrainArgs {
     /// `logistic` or `gbt`.
     #[arg(long)]
     pub family: String,
-    /// A candle file (timestamp, open, high, low, close, volume). The datasets' `--dataset
-    /// SYMBOL:INTERVAL` will be the other source (see `train::Source`).
-    #[arg(long, value_name = "FILE")]
-    pub csv: PathBuf,
-    /// The series' symbol (default: the file stem in upper case).
-    #[arg(long)]
+    /// A candle file (timestamp, open, high, low, close, volume).
+    #[arg(long, value_name = "FILE", required_unless_present = "dataset", conflicts_with = "dataset")]
+    pub csv: Option<PathBuf>,
+    /// A dataset of `tradeflow data` (Parquet): `SYMBOL:INTERVAL` or `SOURCE:SYMBOL:INTERVAL`,
+    /// instead of --csv; its symbol and interval are the dataset's.
+    #[arg(long, value_name = "SYMBOL:INTERVAL")]
+    pub dataset: Option<String>,
+    /// With --dataset: the data directory (datasets in <DATA_DIR>/datasets).
+    #[arg(long, default_value = "data")]
+    pub data_dir: PathBuf,
+    /// The series' symbol (--csv; default: the file stem in upper case).
+    #[arg(long, conflicts_with = "dataset")]
     pub symbol: Option<String>,
-    #[arg(long, default_value = "1h")]
-    pub interval: Interval,
+    /// The series' interval (--csv; default 1h; with --dataset, the dataset's).
+    #[arg(long)]
+    pub interval: Option<Interval>,
     /// Only bars opening at or after this time (`YYYY-MM-DD` UTC or epoch ms).
     #[arg(long, value_parser = crate::backtest::parse_time)]
     pub from: Option<i64>,

@@ -2,14 +2,16 @@
 //! model would see live), a fit on the training part, figures on validation and test, the
 //! trading evaluation of the test window, the gate's verdict, and the version in the registry.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use serde::Serialize;
 use tradeflow_core::candle_csv::CandleReader;
 use tradeflow_core::market::{Candle, Interval};
+use tradeflow_datasets::Datasets;
 use tradeflow_inference::condition::ConditionParams;
+use tradeflow_ingest::timeline::Feed;
 use tradeflow_models::family::Params;
 use tradeflow_models::gate::{GateConfig, GateFigures, GateVerdict};
 use tradeflow_models::labels::{LabelKind, LabelSpec};
@@ -19,12 +21,70 @@ use tradeflow_models::{Family, Report, TrainConfig, Trained, train};
 use super::TrainArgs;
 use super::evaluate::{TradingEval, evaluate};
 
-/// Where the candles come from. `--dataset SYMBOL:INTERVAL` (the datasets branch) is to be a
-/// second variant, read into the same `Vec<Candle>` by [`candles`].
+/// Where the candles come from: a candle file, or a dataset of `crates/datasets` (Parquet,
+/// `tradeflow data`). Stored in a version's parameters, so that a retrain reads the same
+/// series again.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Source {
-    Csv { path: PathBuf, symbol: String, interval: Interval, from_ms: Option<i64>, to_ms: Option<i64> },
+    Csv {
+        path: PathBuf,
+        symbol: String,
+        interval: Interval,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+    },
+    /// `spec` is the resolved `SYMBOL:INTERVAL` (or `SOURCE:SYMBOL:INTERVAL`); `dir` the
+    /// datasets directory it was read from.
+    Dataset {
+        dir: PathBuf,
+        spec: String,
+        interval: Interval,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+    },
+}
+
+impl Source {
+    /// A dataset source for `spec` under `dir` (`<data-dir>/datasets`), resolved now so that a
+    /// missing or ambiguous dataset is refused before any work; the directory is kept absolute
+    /// when it can be, for a retrain run from elsewhere.
+    pub(crate) fn dataset(dir: &Path, spec: &str, from_ms: Option<i64>, to_ms: Option<i64>) -> anyhow::Result<Source> {
+        let key = Datasets::new(dir).resolve(spec).with_context(|| format!("--dataset {spec}"))?;
+        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        Ok(Source::Dataset { dir, spec: key.spec(), interval: key.interval, from_ms, to_ms })
+    }
+
+    pub(crate) fn interval(&self) -> Interval {
+        match self {
+            Source::Csv { interval, .. } | Source::Dataset { interval, .. } => *interval,
+        }
+    }
+
+    /// The same source up to its latest bar (a retrain's window).
+    pub(crate) fn up_to_latest(self) -> Source {
+        match self {
+            Source::Csv { path, symbol, interval, from_ms, .. } => {
+                Source::Csv { path, symbol, interval, from_ms, to_ms: None }
+            }
+            Source::Dataset { dir, spec, interval, from_ms, .. } => {
+                Source::Dataset { dir, spec, interval, from_ms, to_ms: None }
+            }
+        }
+    }
+
+    /// The whole series as a backtest feed (the trading evaluation's): read whole, as
+    /// `tradeflow backtest --dataset` does, so that bars are numbered from the same first row.
+    pub(crate) fn feed(&self) -> anyhow::Result<Feed> {
+        match self {
+            Source::Csv { path, symbol, interval, .. } => Ok(Feed::csv(path, symbol, *interval)),
+            Source::Dataset { dir, spec, .. } => {
+                let c = Datasets::new(dir).read(spec, None, None).with_context(|| format!("dataset {spec}"))?;
+                let name = format!("dataset {}", c.key.spec());
+                Ok(Feed::bars(name, c.key.source.clone(), c.key.symbol.clone(), c.key.interval, c.raw()))
+            }
+        }
+    }
 }
 
 /// What a version's `parameters` column holds: enough to train it again.
@@ -50,6 +110,11 @@ pub(crate) struct Metrics<'a> {
 }
 
 pub(crate) fn settings(args: &TrainArgs) -> anyhow::Result<(TrainConfig, GateConfig, Source)> {
+    settings_in(args, &args.data_dir.join("datasets"))
+}
+
+/// [`settings`] with `--dataset` looked up in `datasets_dir`.
+pub(crate) fn settings_in(args: &TrainArgs, datasets_dir: &Path) -> anyhow::Result<(TrainConfig, GateConfig, Source)> {
     let mut problems = Vec::new();
     if !tradeflow_inference::ml::valid_name(&args.name) || args.name.starts_with(tradeflow_inference::ml::PREFIX) {
         problems.push(format!("--name {:?}: 1-64 of A-Z a-z 0-9 _ . - (without the ml: prefix)", args.name));
@@ -88,31 +153,66 @@ pub(crate) fn settings(args: &TrainArgs) -> anyhow::Result<(TrainConfig, GateCon
     problems.extend(split.problems());
     let gate = GateConfig { min_accuracy: args.min_accuracy, sharpe_vs_technical: !args.no_sharpe_gate };
     problems.extend(gate.problems().into_iter().map(|p| format!("--{p}")));
-    let symbol = match &args.symbol {
-        Some(s) => s.clone(),
-        None => args.csv.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_uppercase(),
+    let source = match (&args.csv, &args.dataset) {
+        (Some(path), None) => {
+            let symbol = match &args.symbol {
+                Some(s) => s.clone(),
+                None => path.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_uppercase(),
+            };
+            if symbol.is_empty() || !symbol.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+                problems.push(format!("--symbol {symbol:?}: letters, digits, '-', '_' or '.'"));
+            }
+            let interval = args.interval.unwrap_or(Interval::H1);
+            Some(Source::Csv { path: path.clone(), symbol, interval, from_ms: args.from, to_ms: args.to })
+        }
+        (None, Some(spec)) => {
+            if args.symbol.is_some() {
+                problems.push("--symbol: a dataset names its symbol (SYMBOL:INTERVAL)".into());
+            }
+            match Source::dataset(datasets_dir, spec, args.from, args.to) {
+                Ok(s) if args.interval.is_some_and(|i| i != s.interval()) => {
+                    problems.push(format!("--interval: the dataset {spec} is {}", s.interval()));
+                    None
+                }
+                Ok(s) => Some(s),
+                Err(e) => {
+                    problems.push(format!("{e:#}"));
+                    None
+                }
+            }
+        }
+        _ => {
+            problems.push("one of --csv FILE or --dataset SYMBOL:INTERVAL".into());
+            None
+        }
     };
-    if symbol.is_empty() || !symbol.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
-        problems.push(format!("--symbol {symbol:?}: letters, digits, '-', '_' or '.'"));
-    }
     if let (Some(f), Some(t)) = (args.from, args.to)
         && f >= t
     {
         problems.push(format!("--from {f} is not before --to {t}"));
     }
-    match (params, problems.is_empty()) {
-        (Some(params), true) => Ok((
-            TrainConfig { labels, split, params, seed: args.seed },
-            gate,
-            Source::Csv { path: args.csv.clone(), symbol, interval: args.interval, from_ms: args.from, to_ms: args.to },
-        )),
+    match (params, source, problems.is_empty()) {
+        (Some(params), Some(source), true) => {
+            Ok((TrainConfig { labels, split, params, seed: args.seed }, gate, source))
+        }
         _ => bail!("models train:\n  {}", problems.join("\n  ")),
     }
 }
 
 /// The candles of `source`, in order; a row that is not a candle stops with its line.
 pub(crate) fn candles(source: &Source) -> anyhow::Result<Vec<Candle>> {
-    let Source::Csv { path, symbol, interval, from_ms, to_ms } = source;
+    let (path, symbol, interval, from_ms, to_ms) = match source {
+        Source::Csv { path, symbol, interval, from_ms, to_ms } => (path, symbol, interval, from_ms, to_ms),
+        Source::Dataset { dir, spec, from_ms, to_ms, .. } => {
+            let c = Datasets::new(dir).read(spec, *from_ms, *to_ms).with_context(|| format!("dataset {spec}"))?;
+            let (source, symbol, interval) = (c.key.source, c.key.symbol, c.key.interval);
+            return Ok(c
+                .bars
+                .into_iter()
+                .map(|bar| Candle { source: source.clone(), symbol: symbol.clone(), interval, bar, aggregated: false })
+                .collect());
+        }
+    };
     let (from, to) = (from_ms.unwrap_or(i64::MIN), to_ms.unwrap_or(i64::MAX));
     let file = std::fs::File::open(path).with_context(|| format!("--csv {}: cannot open", path.display()))?;
     let reader =
@@ -162,12 +262,7 @@ pub(crate) fn train_and_measure(
         trained.report.walk_forward = Some(tradeflow_models::train::walk_forward(&rows, config, folds)?);
     }
     let train_seconds = started.elapsed().as_secs_f64();
-    let trading = if trading_eval {
-        let Source::Csv { path, symbol, interval, .. } = source;
-        Some(evaluate(name, &trained, path, symbol, *interval)?)
-    } else {
-        None
-    };
+    let trading = if trading_eval { Some(evaluate(name, &trained, source.feed()?, source.interval())?) } else { None };
     let figures = GateFigures {
         test_accuracy: trained.report.test_accuracy(),
         sharpe: trading.as_ref().and_then(|t| t.model.sharpe),
@@ -177,25 +272,39 @@ pub(crate) fn train_and_measure(
     Ok(Outcome { trained, trading, figures, verdict, train_seconds })
 }
 
+/// What a retrain starts from: the version whose settings it takes and the source it reads.
+pub(crate) struct RetrainBase {
+    pub base: i64,
+    pub parameters: Parameters,
+    pub source: Source,
+}
+
+/// The settings a retrain of `name` takes: the deployed version's (the latest's when none is
+/// deployed), on the same source up to its latest bar. Shared by `models retrain`, the
+/// `train` job's retrain and the retrain schedule.
+pub(crate) async fn retrain_base(store: &tradeflow_audit::AuditStore, name: &str) -> anyhow::Result<RetrainBase> {
+    let base = match store.deployed_of(name).await? {
+        Some(v) => v,
+        None => store
+            .model_versions(Some(name))
+            .await?
+            .last()
+            .map(|r| r.version)
+            .with_context(|| format!("model {name:?} has no version to retrain"))?,
+    };
+    let row = store.model_version(name, base).await?.with_context(|| format!("no version {base} of {name:?}"))?;
+    let parameters: Parameters = serde_json::from_str(&row.parameters)
+        .with_context(|| format!("{name} v{base}: its parameters do not read as a training's"))?;
+    let source = parameters.source.clone().up_to_latest();
+    Ok(RetrainBase { base, parameters, source })
+}
+
 /// `models retrain NAME`: a new version with the settings of the deployed version (the latest
 /// when none is deployed), on the same source up to its latest bar, through the same gate.
 pub async fn retrain(store_args: &super::StoreArgs, name: &str, actor: &str, json: bool) -> anyhow::Result<()> {
     let store = tradeflow_audit::AuditStore::connect(&store_args.database_url).await?;
     let outcome = async {
-        let base = match store.deployed_of(name).await? {
-            Some(v) => v,
-            None => store
-                .model_versions(Some(name))
-                .await?
-                .last()
-                .map(|r| r.version)
-                .with_context(|| format!("model {name:?} has no version to retrain"))?,
-        };
-        let row = store.model_version(name, base).await?.with_context(|| format!("no version {base} of {name:?}"))?;
-        let p: Parameters = serde_json::from_str(&row.parameters)
-            .with_context(|| format!("{name} v{base}: its parameters do not read as a training's"))?;
-        let Source::Csv { path, symbol, interval, from_ms, .. } = p.source;
-        let source = Source::Csv { path, symbol, interval, from_ms, to_ms: None };
+        let RetrainBase { base, parameters: p, source } = retrain_base(&store, name).await?;
         let o = train_and_measure(name, &p.config, &p.gate, &source, true, p.folds)?;
         let version = store_version(&store, name, actor, &p.config, &p.gate, &source, p.folds, &o).await?;
         anyhow::Ok((base, version, o))
@@ -341,58 +450,84 @@ pub(crate) struct TrainJob {
 }
 
 /// Runs a `train` job: the same settings, training, measures and registry entry as `tradeflow
-/// models train --csv <demo feed>`, by `actor`. Blocking (the fit is CPU work); the registry
-/// write goes through `runtime`.
+/// models train --csv <demo feed>` (or `--dataset` of the worker's datasets directory), or, for
+/// `{"name", "retrain": true}`, as `tradeflow models retrain NAME`, by `actor`. Blocking (the
+/// fit is CPU work); the registry reads and writes go through `runtime`.
 pub(crate) fn train_job(
     json: &serde_json::Value,
-    demo_feed: &std::path::Path,
+    defaults: &tradeflow_backtest::params::Defaults,
     actor: &str,
     store: &tradeflow_audit::AuditStore,
     runtime: &tokio::runtime::Handle,
     stopped: &dyn Fn() -> bool,
 ) -> Result<TrainJob, Result<String, String>> {
+    use tradeflow_models::job::TrainJob as Request;
     // Err(Ok(_)): the parameters can never run; Err(Err(_)): this run failed.
-    let p = tradeflow_models::job::TrainParams::from_api(json).map_err(|e| Ok(e.join("; ")))?;
-    let time = |field: &str, v: &Option<String>| -> Result<Option<i64>, Result<String, String>> {
-        v.as_deref().map(|s| crate::backtest::parse_time(s).map_err(|e| Ok(format!("{field}: {e}")))).transpose()
+    let request = Request::from_api(json).map_err(|e| Ok(e.join("; ")))?;
+    let (name, config, gate, source, folds, trading_eval, base) = match request {
+        Request::Train(p) => {
+            let p = *p;
+            let time = |field: &str, v: &Option<String>| -> Result<Option<i64>, Result<String, String>> {
+                v.as_deref()
+                    .map(|s| crate::backtest::parse_time(s).map_err(|e| Ok(format!("{field}: {e}"))))
+                    .transpose()
+            };
+            let on_demo = p.dataset.is_none();
+            let args = TrainArgs {
+                name: p.name,
+                family: p.family,
+                csv: on_demo.then(|| defaults.demo_feed.clone()),
+                dataset: p.dataset,
+                data_dir: PathBuf::new(),
+                symbol: on_demo.then(|| "BTCUSD".into()),
+                interval: on_demo.then_some(Interval::H1),
+                from: time("from", &p.from)?,
+                to: time("to", &p.to)?,
+                horizon: p.horizon,
+                threshold: p.threshold,
+                labels: p.labels,
+                params: p.params,
+                seed: p.seed,
+                train_share: p.train_share,
+                validation_share: p.validation_share,
+                min_accuracy: p.min_accuracy,
+                no_sharpe_gate: p.no_sharpe_gate,
+                no_trading_eval: p.no_trading_eval,
+                folds: p.folds,
+                actor: actor.to_string(),
+                json: true,
+                store: super::StoreArgs { database_url: String::new() },
+            };
+            let (config, gate, source) =
+                settings_in(&args, &defaults.datasets_dir).map_err(|e| Ok(format!("{e:#}")))?;
+            (args.name, config, gate, source, args.folds, !args.no_trading_eval, None)
+        }
+        Request::Retrain(p) => {
+            // A store that does not answer is this run's failure; a model without a version
+            // (or with unreadable settings) stays so.
+            let versions = runtime.block_on(store.model_versions(Some(&p.name))).map_err(|e| Err(e.to_string()))?;
+            if versions.is_empty() {
+                return Err(Ok(format!("model {:?} has no version to retrain", p.name)));
+            }
+            let b = runtime.block_on(retrain_base(store, &p.name)).map_err(|e| Ok(format!("{e:#}")))?;
+            let q = b.parameters;
+            (p.name, q.config, q.gate, b.source, q.folds, true, Some(b.base))
+        }
     };
-    let args = TrainArgs {
-        name: p.name,
-        family: p.family,
-        csv: demo_feed.to_path_buf(),
-        symbol: Some("BTCUSD".into()),
-        interval: Interval::H1,
-        from: time("from", &p.from)?,
-        to: time("to", &p.to)?,
-        horizon: p.horizon,
-        threshold: p.threshold,
-        labels: p.labels,
-        params: p.params,
-        seed: p.seed,
-        train_share: p.train_share,
-        validation_share: p.validation_share,
-        min_accuracy: p.min_accuracy,
-        no_sharpe_gate: p.no_sharpe_gate,
-        no_trading_eval: p.no_trading_eval,
-        folds: p.folds,
-        actor: actor.to_string(),
-        json: true,
-        store: super::StoreArgs { database_url: String::new() },
-    };
-    let (config, gate, source) = settings(&args).map_err(|e| Ok(format!("{e:#}")))?;
-    let o = train_and_measure(&args.name, &config, &gate, &source, !args.no_trading_eval, args.folds)
-        .map_err(|e| Err(format!("{e:#}")))?;
+    let o =
+        train_and_measure(&name, &config, &gate, &source, trading_eval, folds).map_err(|e| Err(format!("{e:#}")))?;
     // The learners take no stop request; a cancel that came during the fit keeps the
     // version out of the registry.
     if stopped() {
         return Err(Err(STOPPED.into()));
     }
     let version = runtime
-        .block_on(store_version(store, &args.name, actor, &config, &gate, &source, args.folds, &o))
+        .block_on(store_version(store, &name, actor, &config, &gate, &source, folds, &o))
         .map_err(|e| Err(format!("{e:#}")))?;
     let summary = serde_json::json!({
-        "name": args.name,
+        "name": name,
         "version": version,
+        "retrained_from": base,
         "family": config.params.family().as_str(),
         "test_accuracy": o.trained.report.test_accuracy(),
         "gate": o.figures,
@@ -400,8 +535,8 @@ pub(crate) fn train_job(
         "train_seconds": o.train_seconds,
     });
     let record = serde_json::json!({
-        "name": args.name, "version": version, "report": o.trained.report, "trading": o.trading,
-        "gate": o.figures, "verdict": o.verdict, "train_seconds": o.train_seconds,
+        "name": name, "version": version, "retrained_from": base, "report": o.trained.report,
+        "trading": o.trading, "gate": o.figures, "verdict": o.verdict, "train_seconds": o.train_seconds,
     });
     Ok(TrainJob { summary, record })
 }

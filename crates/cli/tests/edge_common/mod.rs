@@ -70,6 +70,8 @@ pub struct Options {
     pub extra_config: String,
     /// More arguments of `tradeflow up` (e.g. `--no-jobs`).
     pub up_args: Vec<String>,
+    /// `[edge] models_refresh_s`: how often the learned models' live hit rates are measured.
+    pub models_refresh_s: u64,
 }
 
 impl Default for Options {
@@ -83,6 +85,7 @@ impl Default for Options {
             body_limit_bytes: 65_536,
             extra_config: String::new(),
             up_args: Vec::new(),
+            models_refresh_s: 60,
         }
     }
 }
@@ -138,6 +141,7 @@ fn write_inputs(dir: &std::path::Path, options: &Options) {
 [edge]
 anonymous_read = {anon}
 body_limit_bytes = {body}
+models_refresh_s = {refresh}
 [edge.rate_limit]
 read_per_minute = {read}
 write_per_minute = {write}
@@ -163,6 +167,7 @@ role = "viewer"
         extra = options.extra_config,
         anon = options.anonymous_read,
         body = options.body_limit_bytes,
+        refresh = options.models_refresh_s,
         read = options.read_per_minute,
         write = options.write_per_minute,
         auth = options.auth_per_minute,

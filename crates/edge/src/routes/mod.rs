@@ -14,6 +14,8 @@ pub mod control;
 pub mod data;
 pub mod health;
 pub mod market;
+pub mod model_feedback;
+pub mod model_jobs;
 pub mod models;
 pub mod monitoring;
 pub mod news;

@@ -11,13 +11,19 @@
 //! - `POST /models/{name}/rollback` (admin): the version deployed before the current one.
 //! - `GET /models/{name}/performance?days`: the live hit rate of `ml:NAME`'s long/short
 //!   signals recorded in the last `days` (each judged by its candle's next stored bar, as
-//!   `/ai/performance` does) beside the deployed version's test-window accuracy.
+//!   `/ai/performance` does) beside the deployed version's test-window accuracy, and the
+//!   users' ratings given in the window.
+//! - `POST /models/{name}/feedback` (trader): [`super::model_feedback`].
+//! - `POST /models/{name}/train|retrain` (trader): `train` jobs, [`super::model_jobs`].
+//!
+//! `tradeflow_model_live_hit_rate{model}` is kept here too ([`hit_rate`]).
 //!
 //! Every deploy, refused deploy and rollback is written to the audit log.
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use tradeflow_audit::query::market::OutcomeStats;
 use tradeflow_audit::query::models::ModelVersionRow;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -34,6 +40,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(deploy))
         .routes(routes!(rollback))
         .routes(routes!(performance))
+        .routes(routes!(super::model_feedback::feedback))
+        .routes(routes!(super::model_jobs::train))
+        .routes(routes!(super::model_jobs::retrain))
 }
 
 /// A version of a learned model.
@@ -276,7 +285,22 @@ pub struct Performance {
     pub mean_return: Option<f64>,
     /// `live_hit_rate − test_accuracy` when both exist.
     pub drift: Option<f64>,
+    /// Users' ratings of the model's signals given in the window.
+    pub feedback: FeedbackSummary,
     pub notes: Vec<String>,
+}
+
+/// Users' ratings (`POST /models/{name}/feedback`), one per user and signal.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedbackSummary {
+    pub good: i64,
+    pub bad: i64,
+    /// Distinct signals rated.
+    pub signals: i64,
+    /// `good / (good + bad)`; `null` without ratings.
+    pub good_share: Option<f64>,
+    /// When the latest rating was given (epoch ms).
+    pub last_at: Option<i64>,
 }
 
 /// The live hit rate of a learned model beside its test-window accuracy.
@@ -301,12 +325,16 @@ pub(super) async fn performance(
     let deployed = rows.iter().find(|r| r.state == "deployed");
     let since = tradeflow_core::time::now_ms() - days * 86_400_000;
     let model = format!("ml:{name}");
-    let (mut signals, mut hits, mut return_sum) = (0, 0, 0.0);
-    for o in store.signal_outcomes(since).await?.into_iter().filter(|o| o.model == model) {
-        signals += o.signals;
-        hits += o.hits;
-        return_sum += o.return_sum;
-    }
+    let Outcome { signals, hits, return_sum } = outcomes(&store.signal_outcomes(since).await?, &model);
+    let f = store.model_feedback_counts(&name, since).await?;
+    let rated = f.good + f.bad;
+    let feedback = FeedbackSummary {
+        good: f.good,
+        bad: f.bad,
+        signals: f.signals,
+        good_share: (rated > 0).then(|| f.good as f64 / rated as f64),
+        last_at: f.last_at,
+    };
     let mut notes = Vec::new();
     let live_hit_rate = (signals > 0).then(|| hits as f64 / signals as f64);
     if signals == 0 {
@@ -332,6 +360,102 @@ pub(super) async fn performance(
         hits,
         live_hit_rate,
         mean_return: (signals > 0).then(|| return_sum / signals as f64),
+        feedback,
         notes,
     }))
+}
+
+/// The outcomes of one model's signals, its long and short calls summed.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct Outcome {
+    signals: i64,
+    hits: i64,
+    return_sum: f64,
+}
+
+fn outcomes(all: &[OutcomeStats], model: &str) -> Outcome {
+    all.iter().filter(|o| o.model == model).fold(Outcome::default(), |a, o| Outcome {
+        signals: a.signals + o.signals,
+        hits: a.hits + o.hits,
+        return_sum: a.return_sum + o.return_sum,
+    })
+}
+
+/// The window of `tradeflow_model_live_hit_rate`, the performance route's default.
+const HIT_RATE_DAYS: i64 = 30;
+
+/// Keeps `tradeflow_model_live_hit_rate{model="ml:NAME"}` of every deployed learned model:
+/// the share of its long/short signals recorded in the last 30 days whose next stored bar
+/// moved their way (what `GET /models/{name}/performance` reports), measured every
+/// `edge.models_refresh_s` until `stop`.
+///
+/// Here, in the edge, because the outcomes are joins of stored signals and candles: the edge
+/// holds the store and serves `/metrics`, while the inference workers that count predictions
+/// see neither a signal's next bar nor the store. A model's series is absent until one of its
+/// signals has an outcome (no made-up starting value) and removed when it is no longer
+/// deployed, so the labels stay the registry's deployed names.
+pub async fn run_hit_rates(state: AppState, stop: tokio_util::sync::CancellationToken) {
+    let Some(store) = state.store.clone() else { return };
+    let gauge = state.metrics.model_live_hit_rate.clone();
+    let mut shown: std::collections::BTreeSet<String> = Default::default();
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(state.config.models_refresh_s));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! { _ = stop.cancelled() => return, _ = every.tick() => {} }
+        let since = tradeflow_core::time::now_ms() - HIT_RATE_DAYS * 86_400_000;
+        let measured = async {
+            let deployed = store.deployed_models().await?;
+            let all = store.signal_outcomes(since).await?;
+            Ok::<_, tradeflow_audit::AuditError>(hit_rates(&deployed, &all))
+        }
+        .await;
+        match measured {
+            Ok(rates) => {
+                for gone in shown.iter().filter(|m| !rates.contains_key(*m)) {
+                    let _ = gauge.remove_label_values(&[gone.as_str()]);
+                }
+                for (model, rate) in &rates {
+                    gauge.with_label_values(&[model.as_str()]).set(*rate);
+                }
+                shown = rates.into_keys().collect();
+            }
+            // The last measure stays: a store that is briefly away does not reset the figures.
+            Err(e) => tracing::warn!(error = %e, "measuring the learned models' live hit rates failed"),
+        }
+    }
+}
+
+/// `ml:NAME` → hit rate, for each deployed model with at least one judged signal.
+fn hit_rates(deployed: &[(String, i64)], all: &[OutcomeStats]) -> std::collections::BTreeMap<String, f64> {
+    deployed
+        .iter()
+        .filter_map(|(name, _)| {
+            let model = format!("{}{name}", tradeflow_inference::ml::PREFIX);
+            let o = outcomes(all, &model);
+            (o.signals > 0).then(|| (model, o.hits as f64 / o.signals as f64))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stat(model: &str, action: &str, signals: i64, hits: i64) -> OutcomeStats {
+        OutcomeStats { model: model.into(), action: action.into(), signals, hits, return_sum: 0.0 }
+    }
+
+    #[test]
+    fn hit_rates_of_deployed_models_with_judged_signals_only() {
+        let all = [
+            stat("ml:a", "long", 3, 2),
+            stat("ml:a", "short", 1, 1),
+            stat("ml:b", "long", 5, 1),
+            stat("rsi", "long", 9, 9),
+        ];
+        let deployed = [("a".to_string(), 2), ("c".to_string(), 1)];
+        let rates = hit_rates(&deployed, &all);
+        // b is not deployed; c has no judged signal: both absent, not 0.
+        assert_eq!(rates.into_iter().collect::<Vec<_>>(), [("ml:a".to_string(), 0.75)]);
+    }
 }

@@ -130,7 +130,7 @@ pub fn validate(state: &AppState, kind: JobKind, params: &Value) -> Result<(), A
         JobKind::Backtest => BacktestParams::from_api(params).and_then(|p| p.build(&defaults).map(|_| ())),
         JobKind::Hyperopt => HyperoptParams::from_api(params).and_then(|p| p.plan(&defaults, 1).map(|_| ())),
         JobKind::Download => validate_download(state, params),
-        JobKind::Train => tradeflow_models::job::TrainParams::from_api(params).map(|_| ()),
+        JobKind::Train => validate_train(state, params),
     };
     problems.map_err(|problems| {
         ApiError::unprocessable(
@@ -139,6 +139,19 @@ pub fn validate(state: &AppState, kind: JobKind, params: &Value) -> Result<(), A
         )
         .with_details(json!({ "problems": problems }))
     })
+}
+
+/// A training's or a retrain's parameters; a dataset must be one of `datasets_dir`'s.
+fn validate_train(state: &AppState, params: &Value) -> Result<(), Vec<String>> {
+    use tradeflow_models::job::TrainJob;
+    if let TrainJob::Train(p) = TrainJob::from_api(params)?
+        && let Some(spec) = &p.dataset
+    {
+        tradeflow_datasets::Datasets::new(state.config.datasets_dir.clone())
+            .resolve(spec)
+            .map_err(|e| vec![format!("dataset: {e}")])?;
+    }
+    Ok(())
 }
 
 /// A download's parameters.
@@ -286,7 +299,9 @@ async fn submit_download(
     submit(state, who, meta, JobKind::Download, params).await
 }
 
-/// Submits the training of a learned model (trader).
+/// Submits the training of a learned model (trader): `tradeflow models train`'s flags by name
+/// (`name`, `family`, `dataset`, `from`, `to`, `horizon`, ...), or `{name, retrain: true}`
+/// for a retrain with the model's stored settings.
 #[utoipa::path(post, path = "/tasks/train", tag = "tasks", security(("bearer" = []), ("api_key" = [])),
     request_body(content = Object, description = "the training's parameters"),
     responses(
