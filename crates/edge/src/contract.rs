@@ -141,6 +141,45 @@ mod tests {
         assert!(checked > 50, "only {checked} operations");
     }
 
+    /// utoipa keys component schemas by the type's name and keeps the last one registered:
+    /// two types of one name would make one route's schema lie (it did: `Performance`).
+    #[test]
+    fn schema_names_are_unique() {
+        let mut seen: std::collections::BTreeMap<String, String> = Default::default();
+        let mut dups = Vec::new();
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut dirs = vec![src];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                let mut derives_schema = false;
+                for line in text.lines() {
+                    let line = line.trim();
+                    if line.starts_with("#[derive(") && line.contains("ToSchema") {
+                        derives_schema = true;
+                    } else if line.starts_with("#[schema(as") {
+                        derives_schema = false;
+                    } else if derives_schema
+                        && let Some(rest) = line.strip_prefix("pub struct ").or_else(|| line.strip_prefix("pub enum "))
+                    {
+                        let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                        if let Some(first) = seen.insert(name.clone(), path.display().to_string()) {
+                            dups.push(format!("{name}: {first} and {}", path.display()));
+                        }
+                        derives_schema = false;
+                    }
+                }
+            }
+        }
+        assert!(dups.is_empty(), "schema names used twice: {dups:?}");
+        assert!(seen.len() > 50, "found only {} schemas", seen.len());
+    }
+
     #[test]
     fn an_optional_query_integer_is_bounded_and_not_nullable() {
         let mut schema = json!({ "type": ["integer", "null"], "format": "int64", "minimum": 1 });

@@ -43,7 +43,7 @@ impl Rating {
 /// `open_time`), not both.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct FeedbackRequest {
+pub struct ModelFeedbackRequest {
     /// The signal's id (`<source>:<symbol>:<interval>:<open_time>/ml:NAME`).
     #[schema(min_length = 1, max_length = 300)]
     pub signal_id: Option<String>,
@@ -62,7 +62,7 @@ pub struct FeedbackRequest {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct FeedbackAck {
+pub struct ModelFeedbackAck {
     pub name: String,
     pub signal_id: String,
     /// The version that emitted the signal (0: not known).
@@ -194,10 +194,10 @@ fn version_of(signal: &SignalRef) -> i64 {
 /// signal by the same user replaces the first.
 #[utoipa::path(post, path = "/models/{name}/feedback", tag = "models", security(("bearer" = []), ("api_key" = [])),
     params(("name" = String, Path, description = "the learned model's name (without ml:)")),
-    request_body = FeedbackRequest,
+    request_body = ModelFeedbackRequest,
     responses(
-        (status = 201, body = FeedbackAck, description = "stored"),
-        (status = 200, body = FeedbackAck, description = "replaced the caller's earlier rating of the signal"),
+        (status = 201, body = ModelFeedbackAck, description = "stored"),
+        (status = 200, body = ModelFeedbackAck, description = "replaced the caller's earlier rating of the signal"),
         (status = 400, body = crate::error::ErrorBody, description = "the body is not JSON"),
         (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody, description = "no such model, or no such signal of it"),
@@ -210,7 +210,7 @@ pub(super) async fn feedback(
     meta: RequestMeta,
     Path(name): Path<String>,
     Json(body): Json<Value>,
-) -> Result<(StatusCode, Json<FeedbackAck>), ApiError> {
+) -> Result<(StatusCode, Json<ModelFeedbackAck>), ApiError> {
     let caller = meta.caller(who);
     let outcome = async {
         let (target, rating, comment) = parse(&body).map_err(invalid)?;
@@ -251,7 +251,7 @@ pub(super) async fn feedback(
             .await?;
         let details = json!({ "name": name, "signal_id": signal.id, "version": version, "rating": rating.as_str(), "replaced": replaced });
         let status = if replaced { StatusCode::OK } else { StatusCode::CREATED };
-        let ack = FeedbackAck {
+        let ack = ModelFeedbackAck {
             name: name.clone(),
             signal_id: signal.id,
             version,

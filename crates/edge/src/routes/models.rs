@@ -269,7 +269,7 @@ pub struct PerformanceQuery {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Performance {
+pub struct ModelPerformance {
     pub name: String,
     pub days: i64,
     pub deployed_version: Option<i64>,
@@ -286,13 +286,13 @@ pub struct Performance {
     /// `live_hit_rate − test_accuracy` when both exist.
     pub drift: Option<f64>,
     /// Users' ratings of the model's signals given in the window.
-    pub feedback: FeedbackSummary,
+    pub feedback: ModelFeedbackSummary,
     pub notes: Vec<String>,
 }
 
 /// Users' ratings (`POST /models/{name}/feedback`), one per user and signal.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct FeedbackSummary {
+pub struct ModelFeedbackSummary {
     pub good: i64,
     pub bad: i64,
     /// Distinct signals rated.
@@ -307,7 +307,7 @@ pub struct FeedbackSummary {
 #[utoipa::path(get, path = "/models/{name}/performance", tag = "models", security(("bearer" = []), ("api_key" = [])),
     params(("name" = String, Path, description = "the learned model's name"), PerformanceQuery),
     responses(
-        (status = 200, body = Performance), (status = 400, body = crate::error::ErrorBody),
+        (status = 200, body = ModelPerformance), (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
         (status = 503, body = crate::error::ErrorBody)))]
 pub(super) async fn performance(
@@ -315,7 +315,7 @@ pub(super) async fn performance(
     _who: Viewer,
     Path(name): Path<String>,
     Query(q): Query<PerformanceQuery>,
-) -> Result<Json<Performance>, ApiError> {
+) -> Result<Json<ModelPerformance>, ApiError> {
     let days = check_limit("days", q.days, 30, 365)?;
     let store = state.store()?;
     let rows = store.model_versions(Some(&name)).await?;
@@ -328,7 +328,7 @@ pub(super) async fn performance(
     let Outcome { signals, hits, return_sum } = outcomes(&store.signal_outcomes(since).await?, &model);
     let f = store.model_feedback_counts(&name, since).await?;
     let rated = f.good + f.bad;
-    let feedback = FeedbackSummary {
+    let feedback = ModelFeedbackSummary {
         good: f.good,
         bad: f.bad,
         signals: f.signals,
@@ -350,7 +350,7 @@ pub(super) async fn performance(
     if horizon.is_some_and(|h| h != 1) {
         notes.push("the model's labels look further than the next bar, which the live hit rate judges".into());
     }
-    Ok(Json(Performance {
+    Ok(Json(ModelPerformance {
         drift: live_hit_rate.zip(test_accuracy).map(|(l, t)| l - t),
         name,
         days,
