@@ -137,7 +137,8 @@ pub fn validate(state: &AppState, kind: JobKind, params: &Value) -> Result<(), A
 pub fn check_params(datasets_dir: &std::path::Path, kind: JobKind, params: &Value) -> Result<(), Vec<String>> {
     // The demo feed is the workers' to read; validation does not open it. Datasets are
     // looked up where this edge's `datasets_dir` says (the jobs workers' must be the same).
-    let defaults = Defaults { datasets_dir: datasets_dir.to_path_buf(), ..Defaults::standard(std::path::PathBuf::new()) };
+    let defaults =
+        Defaults { datasets_dir: datasets_dir.to_path_buf(), ..Defaults::standard(std::path::PathBuf::new()) };
     match kind {
         JobKind::Backtest => BacktestParams::from_api(params).and_then(|p| p.build(&defaults).map(|_| ())),
         JobKind::Hyperopt => HyperoptParams::from_api(params).and_then(|p| p.plan(&defaults, 1).map(|_| ())),
