@@ -73,16 +73,18 @@ pub fn parse_day_or_ms(s: &str) -> Result<i64, String> {
 mod tests {
     use super::*;
 
-    /// Regression (fuzz target `edge_task_params`, issue #23): a date with a 24-digit year,
-    /// from a download's or a backtest's `to` over the API, overflowed `days_from_civil`
-    /// ("attempt to multiply with overflow") instead of being refused.
+    /// Regression (fuzz target `edge_task_params`, issue #23): dates with a 24-digit and an
+    /// 11-digit year, a download's and a backtest's `to` over the API, overflowed
+    /// `days_from_civil` and the conversion to milliseconds ("attempt to multiply with
+    /// overflow") instead of being refused.
     #[test]
     fn a_year_out_of_range_is_refused_not_overflowed() {
-        let crash = "000002568933099216597449-01-01";
-        assert_eq!(
-            parse_day_or_ms(crash).unwrap_err(),
-            format!("{crash:?}: the year must be from 0000 to 9999 (YYYY-MM-DD, UTC)")
-        );
+        for crash in ["000002568933099216597449-01-01", "22222222227-01-01"] {
+            assert_eq!(
+                parse_day_or_ms(crash).unwrap_err(),
+                format!("{crash:?}: the year must be from 0000 to 9999 (YYYY-MM-DD, UTC)")
+            );
+        }
         for s in ["10000-01-01", "9223372036854775807-12-31"] {
             assert!(parse_day_or_ms(s).unwrap_err().contains("the year must be from 0000 to 9999"), "{s}");
         }
