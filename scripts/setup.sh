@@ -2,7 +2,8 @@
 # Installs what tradeflow's run and tests need on a Debian machine, idempotently:
 # redis-server (7.0+) and redis-tools (redis-cli, redis-benchmark), PostgreSQL, wrk, chromium
 # and Prometheus (promtool for the alert rules' tests, prometheus and its Redis exporter for
-# scripts/stack.sh); from PyPI, the OpenAPI validator and pyarrow the tests use.
+# scripts/stack.sh); from PyPI, the OpenAPI validator and pyarrow the tests use; a nightly Rust
+# toolchain and cargo-fuzz for the fuzz targets.
 # Nothing is started here: `tradeflow up` and every test start their own private redis-server
 # on a free loopback port.
 set -euo pipefail
@@ -86,5 +87,18 @@ if [ ! -x "$st_venv/bin/schemathesis" ]; then
 fi
 
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install Rust (rustup) first" >&2; exit 1; }
+
+# The fuzz targets (fuzz/, scripts/fuzz.sh and its smoke test): a nightly toolchain (rustup)
+# and cargo-fuzz (crates.io).
+if ! cargo +nightly --version >/dev/null 2>&1; then
+  command -v rustup >/dev/null 2>&1 || { echo "setup: no nightly toolchain and no rustup to install one" >&2; exit 1; }
+  echo "setup: installing the nightly toolchain (rustup, minimal profile) for the fuzz targets"
+  rustup toolchain install nightly --profile minimal >/dev/null \
+    || { echo "setup: rustup toolchain install nightly failed" >&2; exit 1; }
+fi
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-fuzz from crates.io"
+  cargo install cargo-fuzz --locked --quiet || { echo "setup: cargo install cargo-fuzz failed" >&2; exit 1; }
+fi
 prom_version=$(promtool --version 2>&1 | sed -nE 's/^promtool, version ([0-9.]+).*/\1/p')
 echo "setup: redis-server $major.$minor, PostgreSQL $pg_version, Prometheus $prom_version and cargo $(cargo --version | cut -d' ' -f2) ready"

@@ -56,6 +56,11 @@ pub fn parse_day_or_ms(s: &str) -> Result<i64, String> {
         m.parse::<u32>().map_err(|_| bad())?,
         d.parse::<u32>().map_err(|_| bad())?,
     );
+    // Four-digit years only: the calendar maths overflows for years far out of range (a
+    // panic in a debug build, a wrong date in a release one).
+    if !(0..=9999).contains(&y) {
+        return Err(format!("{s:?}: the year must be from 0000 to 9999 (YYYY-MM-DD, UTC)"));
+    }
     let days = days_from_civil(y, m, d);
     // A day the month does not have (2018-02-30) comes back as another date.
     if !(1..=12).contains(&m) || civil_from_days(days) != (y, m, d) {
@@ -67,6 +72,25 @@ pub fn parse_day_or_ms(s: &str) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (fuzz target `edge_task_params`, issue #23): dates with a 24-digit and an
+    /// 11-digit year, a download's and a backtest's `to` over the API, overflowed
+    /// `days_from_civil` and the conversion to milliseconds ("attempt to multiply with
+    /// overflow") instead of being refused.
+    #[test]
+    fn a_year_out_of_range_is_refused_not_overflowed() {
+        for crash in ["000002568933099216597449-01-01", "22222222227-01-01"] {
+            assert_eq!(
+                parse_day_or_ms(crash).unwrap_err(),
+                format!("{crash:?}: the year must be from 0000 to 9999 (YYYY-MM-DD, UTC)")
+            );
+        }
+        for s in ["10000-01-01", "9223372036854775807-12-31"] {
+            assert!(parse_day_or_ms(s).unwrap_err().contains("the year must be from 0000 to 9999"), "{s}");
+        }
+        assert_eq!(parse_day_or_ms("9999-12-31"), Ok(days_from_civil(9999, 12, 31) * 86_400_000));
+        assert_eq!(parse_day_or_ms("0000-01-01"), Ok(days_from_civil(0, 1, 1) * 86_400_000));
+    }
 
     #[test]
     fn civil_dates_round_trip_over_four_centuries() {

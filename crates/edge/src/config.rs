@@ -194,6 +194,11 @@ impl EdgeConfig {
         if !(60..=30 * 86_400).contains(&self.token_ttl_s) {
             p.push(format!("edge.token_ttl_s: expected 60 to 2592000, got {}", self.token_ttl_s));
         }
+        // An analysis's expiry is the clock plus this: unbounded, it overflowed (a panic in the
+        // handler) for values near TOML's largest integer.
+        if self.ai_cache_ttl_s > 30 * 86_400 {
+            p.push(format!("edge.ai_cache_ttl_s: expected at most 2592000 (30 days), got {}", self.ai_cache_ttl_s));
+        }
         if !(1024..=64 << 20).contains(&self.body_limit_bytes) {
             p.push(format!("edge.body_limit_bytes: expected 1024 to 67108864, got {}", self.body_limit_bytes));
         }
@@ -309,6 +314,21 @@ mod tests {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }
         assert_eq!(err.problems.len(), 10, "{text}");
+    }
+
+    /// Regression (issue #23): `ai_cache_ttl_s = 9223372036854775807` (TOML's largest integer)
+    /// was accepted, and the first `POST /ai/analyze` then panicked ("overflow when adding
+    /// duration to instant").
+    #[test]
+    fn an_ai_cache_ttl_past_30_days_is_refused() {
+        let v: toml::Value = toml::from_str("ai_cache_ttl_s = 9223372036854775807").unwrap();
+        let err = EdgeConfig::from_toml(Some(v)).unwrap_err().to_string();
+        assert!(
+            err.contains("edge.ai_cache_ttl_s: expected at most 2592000 (30 days), got 9223372036854775807"),
+            "{err}"
+        );
+        let v: toml::Value = toml::from_str("ai_cache_ttl_s = 2592000").unwrap();
+        assert_eq!(EdgeConfig::from_toml(Some(v)).unwrap().ai_cache_ttl_s, 2_592_000);
     }
 
     #[test]

@@ -140,8 +140,9 @@ fn client_id_of_request(request_id: &str) -> String {
     format!("rid-{}", &hex::encode(digest)[..32])
 }
 
-/// The request a body asks for.
-fn request_of(body: OrderBody, caller: &Caller) -> Result<OrderRequest, ApiError> {
+/// The request a body asks for, checked as risk will (422 naming the field). Public so that
+/// the fuzz target `edge_bodies` feeds bodies through the handlers' own check.
+pub fn request_of(body: OrderBody, caller: &Caller) -> Result<OrderRequest, ApiError> {
     let size = match (body.quantity, body.notional, body.fraction) {
         (None, None, None) => RequestSize::Account,
         (Some(quantity), None, None) => RequestSize::Quantity { quantity },

@@ -122,17 +122,7 @@ pub fn kind_of(name: &str) -> Result<JobKind, ApiError> {
 /// Checks `params` against `kind`'s parameter type; every problem is listed, each naming its
 /// field.
 pub fn validate(state: &AppState, kind: JobKind, params: &Value) -> Result<(), ApiError> {
-    // The demo feed is the workers' to read; validation does not open it. Datasets are
-    // looked up where this edge's `datasets_dir` says (the jobs workers' must be the same).
-    let defaults =
-        Defaults { datasets_dir: state.config.datasets_dir.clone(), ..Defaults::standard(std::path::PathBuf::new()) };
-    let problems = match kind {
-        JobKind::Backtest => BacktestParams::from_api(params).and_then(|p| p.build(&defaults).map(|_| ())),
-        JobKind::Hyperopt => HyperoptParams::from_api(params).and_then(|p| p.plan(&defaults, 1).map(|_| ())),
-        JobKind::Download => validate_download(state, params),
-        JobKind::Train => validate_train(state, params),
-    };
-    problems.map_err(|problems| {
+    check_params(&state.config.datasets_dir, kind, params).map_err(|problems| {
         ApiError::unprocessable(
             "invalid_params",
             format!("invalid {} parameters: {}", kind.name(), problems.join("; ")),
@@ -141,13 +131,29 @@ pub fn validate(state: &AppState, kind: JobKind, params: &Value) -> Result<(), A
     })
 }
 
+/// The problems of `params` for `kind`, datasets looked up under `datasets_dir`: what
+/// [`validate`] answers with. Public (rather than private to `validate`) so that the fuzz
+/// target `edge_task_params` feeds the handlers' own check without an `AppState`.
+pub fn check_params(datasets_dir: &std::path::Path, kind: JobKind, params: &Value) -> Result<(), Vec<String>> {
+    // The demo feed is the workers' to read; validation does not open it. Datasets are
+    // looked up where this edge's `datasets_dir` says (the jobs workers' must be the same).
+    let defaults =
+        Defaults { datasets_dir: datasets_dir.to_path_buf(), ..Defaults::standard(std::path::PathBuf::new()) };
+    match kind {
+        JobKind::Backtest => BacktestParams::from_api(params).and_then(|p| p.build(&defaults).map(|_| ())),
+        JobKind::Hyperopt => HyperoptParams::from_api(params).and_then(|p| p.plan(&defaults, 1).map(|_| ())),
+        JobKind::Download => validate_download(params),
+        JobKind::Train => validate_train(datasets_dir, params),
+    }
+}
+
 /// A training's or a retrain's parameters; a dataset must be one of `datasets_dir`'s.
-fn validate_train(state: &AppState, params: &Value) -> Result<(), Vec<String>> {
+fn validate_train(datasets_dir: &std::path::Path, params: &Value) -> Result<(), Vec<String>> {
     use tradeflow_models::job::TrainJob;
     if let TrainJob::Train(p) = TrainJob::from_api(params)?
         && let Some(spec) = &p.dataset
     {
-        tradeflow_datasets::Datasets::new(state.config.datasets_dir.clone())
+        tradeflow_datasets::Datasets::new(datasets_dir.to_path_buf())
             .resolve(spec)
             .map_err(|e| vec![format!("dataset: {e}")])?;
     }
@@ -155,7 +161,7 @@ fn validate_train(state: &AppState, params: &Value) -> Result<(), Vec<String>> {
 }
 
 /// A download's parameters.
-fn validate_download(_state: &AppState, params: &Value) -> Result<(), Vec<String>> {
+fn validate_download(params: &Value) -> Result<(), Vec<String>> {
     tradeflow_datasets::DownloadRequest::from_api(params).map(|_| ())
 }
 

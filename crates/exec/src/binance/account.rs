@@ -40,6 +40,19 @@ impl PositionRisk {
     }
 }
 
+/// The open positions of a `positionRisk` body (flat symbols left out). Separate from
+/// [`FuturesClient::open_positions`] so that the fuzz target `binance_futures` can feed it.
+pub fn open_positions_of(body: &Value) -> Result<Vec<PositionRisk>, FuturesError> {
+    let mut out = Vec::new();
+    for item in array(body, "positionRisk")? {
+        let p = PositionRisk::from_json(item)?;
+        if p.amount != 0.0 {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
 fn array<'a>(body: &'a Value, what: &str) -> Result<&'a Vec<Value>, FuturesError> {
     body.as_array().ok_or_else(|| decode(what, format!("not a JSON array: {}", clip(&body.to_string()))))
 }
@@ -56,14 +69,7 @@ impl FuturesClient {
     /// too are left out).
     pub async fn open_positions(&self) -> Result<Vec<PositionRisk>, FuturesError> {
         let body = self.call(Method::GET, POSITION_RISK, &[]).await?;
-        let mut out = Vec::new();
-        for item in array(&body, "positionRisk")? {
-            let p = PositionRisk::from_json(item)?;
-            if p.amount != 0.0 {
-                out.push(p);
-            }
-        }
-        Ok(out)
+        open_positions_of(&body)
     }
 
     /// `GET /fapi/v1/openOrders` for every symbol (weight 40): how many plain orders are open.

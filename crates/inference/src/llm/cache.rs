@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+/// Longest time an entry is kept, whatever the configuration says (a year).
+pub(crate) const MAX_TTL: Duration = Duration::from_secs(365 * 86_400);
+
 pub(crate) struct TtlCache<T> {
     ttl: Duration,
     cap: usize,
@@ -15,9 +18,10 @@ pub(crate) struct TtlCache<T> {
 }
 
 impl<T: Clone> TtlCache<T> {
-    /// A `ttl` of zero keeps nothing.
+    /// A `ttl` of zero keeps nothing; one over [`MAX_TTL`] is cut to it (an expiry past the
+    /// clock's range would panic on the first `put`).
     pub(crate) fn new(ttl: Duration, cap: usize) -> Self {
-        Self { ttl, cap, entries: Mutex::new(HashMap::new()) }
+        Self { ttl: ttl.min(MAX_TTL), cap, entries: Mutex::new(HashMap::new()) }
     }
 
     fn entries(&self) -> MutexGuard<'_, HashMap<String, (Instant, T)>> {
@@ -76,5 +80,16 @@ mod tests {
         let none = TtlCache::new(Duration::ZERO, 2);
         none.put("a", &1);
         assert_eq!(none.get("a"), None);
+    }
+
+    /// Regression (issue #23): a `cache_ttl_s` of `u64::MAX` seconds made `put` panic
+    /// ("overflow when adding duration to instant").
+    #[tokio::test(start_paused = true)]
+    async fn a_huge_ttl_is_cut_to_a_year() {
+        let cache = TtlCache::new(Duration::from_secs(u64::MAX), 2);
+        cache.put("a", &1);
+        assert_eq!(cache.get("a"), Some(1));
+        tokio::time::advance(MAX_TTL).await;
+        assert_eq!(cache.get("a"), None);
     }
 }

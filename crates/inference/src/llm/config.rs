@@ -11,7 +11,7 @@
 //! api_key_envs = ["OPENAI_KEY", "OPENAI_KEY_2"]   # primary, then backups
 //! timeout_ms = 20000
 //! min_interval_ms = 1000
-//! cache_ttl_s = 300
+//! cache_ttl_s = 300                       # 0: no cache; at most 2592000 (30 days)
 //! # max_candle_age_s = 7200              # default: two intervals of the candle
 //! max_tokens = 512
 //! # temperature = 0.2                    # default: the provider's
@@ -31,6 +31,10 @@ const RESERVED: [&str; 6] = ["technical", "rsi", "macd", "bollinger", "volume", 
 /// Longest timeout accepted: a batch waits for its slowest analyst, and entries idle longer
 /// than the stream's `claim_idle_ms` (30 s by default) may be claimed by another member.
 pub const MAX_TIMEOUT_MS: u64 = 25_000;
+
+/// Longest `cache_ttl_s` accepted (30 days): an answer's expiry is the clock plus this, and a
+/// larger one (up to TOML's largest integer, 2^63 - 1 seconds) would overflow it.
+pub const MAX_CACHE_TTL_S: u64 = 30 * 86_400;
 
 /// The wire format an analyst speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,6 +285,9 @@ impl AnalystConfig {
         if self.min_interval_ms > 3_600_000 {
             bad("min_interval_ms", format!("must be at most 3600000 (an hour), got {}", self.min_interval_ms));
         }
+        if self.cache_ttl_s > MAX_CACHE_TTL_S {
+            bad("cache_ttl_s", format!("must be at most {MAX_CACHE_TTL_S} (30 days), got {}", self.cache_ttl_s));
+        }
         if self.max_candle_age_s == Some(0) {
             bad("max_candle_age_s", "must be at least 1".into());
         }
@@ -406,6 +413,19 @@ max_candle_age_s = 60
         let debug = format!("{c:?}");
         assert!(!debug.contains("sk-one") && !debug.contains("sk-two") && debug.contains("***"), "{debug}");
         assert_eq!(format!("{}", gpt.api_keys[0]), "***");
+    }
+
+    /// Regression (found while writing the fuzz targets, issue #23): a `cache_ttl_s` of 2^63 - 1
+    /// (TOML's largest integer) was accepted, and caching the analyst's first valid answer then
+    /// panicked the worker ("overflow when adding duration to instant").
+    #[test]
+    fn a_cache_ttl_past_30_days_is_refused() {
+        let text =
+            "[[analyst]]\nname = \"gpt\"\ndialect = \"openai\"\nmodel = \"m\"\ncache_ttl_s = 9223372036854775807\n";
+        let problems = LlmConfig::parse(text, &env).unwrap_err();
+        assert_eq!(problems, ["analyst[0].cache_ttl_s: must be at most 2592000 (30 days), got 9223372036854775807"]);
+        let month = text.replace("9223372036854775807", "2592000");
+        assert_eq!(LlmConfig::parse(&month, &env).unwrap().analysts[0].cache_ttl_s, MAX_CACHE_TTL_S);
     }
 
     #[test]

@@ -46,6 +46,9 @@ mod leaderboard;
 mod status;
 
 // One route group a file; each file takes the shared items below with `use super::*`.
+/// The accounts file the account routes write: public for the fuzz target `edge_bodies`, which
+/// feeds account bodies through it and back through the workers' parser.
+pub use accounts::accounts_toml;
 pub(crate) use history::{TradeView, fill_view};
 
 pub fn router() -> OpenApiRouter<AppState> {
