@@ -269,7 +269,7 @@ pub struct PerformanceQuery {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ModelPerformance {
+pub struct LearnedModelPerformance {
     pub name: String,
     pub days: i64,
     pub deployed_version: Option<i64>,
@@ -307,7 +307,7 @@ pub struct ModelFeedbackSummary {
 #[utoipa::path(get, path = "/models/{name}/performance", tag = "models", security(("bearer" = []), ("api_key" = [])),
     params(("name" = String, Path, description = "the learned model's name"), PerformanceQuery),
     responses(
-        (status = 200, body = ModelPerformance), (status = 400, body = crate::error::ErrorBody),
+        (status = 200, body = LearnedModelPerformance), (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
         (status = 503, body = crate::error::ErrorBody)))]
 pub(super) async fn performance(
@@ -315,7 +315,7 @@ pub(super) async fn performance(
     _who: Viewer,
     Path(name): Path<String>,
     Query(q): Query<PerformanceQuery>,
-) -> Result<Json<ModelPerformance>, ApiError> {
+) -> Result<Json<LearnedModelPerformance>, ApiError> {
     let days = check_limit("days", q.days, 30, 365)?;
     let store = state.store()?;
     let rows = store.model_versions(Some(&name)).await?;
@@ -350,7 +350,7 @@ pub(super) async fn performance(
     if horizon.is_some_and(|h| h != 1) {
         notes.push("the model's labels look further than the next bar, which the live hit rate judges".into());
     }
-    Ok(Json(ModelPerformance {
+    Ok(Json(LearnedModelPerformance {
         drift: live_hit_rate.zip(test_accuracy).map(|(l, t)| l - t),
         name,
         days,
