@@ -284,7 +284,11 @@ pub async fn start(
     }
     serving.watch("status publisher", tokio::spawn(run_status(state.clone(), stop.clone())));
     serving.watch("monitor", tokio::spawn(routes::monitoring::run_background(state.clone(), stop.clone())));
-    serving.watch("model hit rates", tokio::spawn(routes::models::run_hit_rates(state.clone(), stop.clone())));
+    // Hit rates come from the store; an edge without one has none to measure (and a task
+    // that ended at once would read as a failure in /health).
+    if state.store.is_some() {
+        serving.watch("model hit rates", tokio::spawn(routes::models::run_hit_rates(state.clone(), stop.clone())));
+    }
     // This process's LLM usage (the pipeline's under `tradeflow up`, the edge's own analyses),
     // for the cost statistics of every edge.
     let (st, bus) = (state.clone(), state.bus.clone());
