@@ -9,6 +9,7 @@
 //! table, id and column in the error) in NOT NULL ones.
 
 mod bench;
+mod ceiling;
 mod checkpoint;
 mod error;
 pub mod mapping;
@@ -21,6 +22,7 @@ mod store;
 pub mod worker;
 
 pub use bench::{BenchReport, bench_rows, bench_write, sample_fills, sample_signals};
+pub use ceiling::{CeilingReport, sqlite_ceiling};
 pub use checkpoint::WRITER_BACKSTOP_PAGES;
 pub use error::{AuditError, DbError, redact_url};
 pub use priority::{AUDIT_NICE, lower_current_thread};

@@ -692,6 +692,17 @@ pub struct PipelineReport {
     decision_p99_ms: f64,
     /// `tradeflow_audit::bench_write` into a fresh SQLite file (or PostgreSQL database).
     audit_rows_per_s: f64,
+    /// The audit's rate once the trading path had drained: rows it wrote from then on / the
+    /// time it took to drain. `null` when the catch-up was too short to time (see the note).
+    audit_catch_up_rows_per_s: Option<f64>,
+    audit_catch_up_rows: u64,
+    /// SQLite's own insert rate for this run's audit rows (`tradeflow_audit::sqlite_ceiling`);
+    /// `null` when the audit wrote into PostgreSQL.
+    sqlite_ceiling_rows_per_s: Option<f64>,
+    /// `audit_catch_up_rows_per_s / sqlite_ceiling_rows_per_s` (target ≥ 0.9).
+    audit_catch_up_of_ceiling: Option<f64>,
+    /// Why a figure above is `null`.
+    audit_catch_up_note: Option<String>,
     models: usize,
     profiles: usize,
     accounts: usize,
@@ -704,6 +715,85 @@ struct PipelineRun {
     stop: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
     audit: AuditTarget,
+}
+
+/// The audit catching up after the trading path, against SQLite's own ceiling for its rows.
+struct CatchUp {
+    rows: u64,
+    rows_per_s: Option<f64>,
+    ceiling_rows_per_s: Option<f64>,
+    note: Option<String>,
+}
+
+impl CatchUp {
+    /// A catch-up shorter than this is not timed: the drain checks are 100 ms apart.
+    const MIN_SECONDS: f64 = 1.0;
+
+    /// After `drained`, before the run's audit file is removed.
+    async fn measure(run: &PipelineRun, drained: &Drained) -> anyhow::Result<Self> {
+        let rows = run.audit_rows().saturating_sub(drained.audit_rows_at_trading);
+        let seconds = drained.audit_s - drained.trading_s;
+        let mut notes = Vec::new();
+        let rows_per_s = if seconds >= Self::MIN_SECONDS {
+            Some(rows as f64 / seconds)
+        } else {
+            notes.push(format!(
+                "the audit drained {seconds:.2} s after the trading path, too soon to time a catch-up \
+                 (at least {} s)",
+                Self::MIN_SECONDS
+            ));
+            None
+        };
+        let ceiling_rows_per_s = match run.audit_file() {
+            Some(file) => {
+                // As many rows as the run wrote, between 100,000 and 2,000,000: long enough to
+                // time, short enough not to dominate the bench.
+                let total = run.audit_rows().clamp(100_000, 2_000_000) as usize;
+                let source = run.audit_rows().clamp(1, 200_000) as usize;
+                let replicas = total.div_ceil(source) as u32;
+                let scratch = tempfile::Builder::new().prefix("tradeflow-ceiling-").tempdir()?;
+                let dir = scratch.path().to_path_buf();
+                let report = tokio::task::spawn_blocking(move || {
+                    tradeflow_audit::sqlite_ceiling(&file, &dir, source, replicas, 8_192)
+                })
+                .await??;
+                Some(report.rows_per_sec)
+            }
+            None => {
+                notes.push("the ceiling is SQLite's; this run's audit wrote into PostgreSQL".into());
+                None
+            }
+        };
+        let note = (!notes.is_empty()).then(|| notes.join("; "));
+        Ok(Self { rows, rows_per_s, ceiling_rows_per_s, note })
+    }
+
+    fn of_ceiling(&self) -> Option<f64> {
+        Some(self.rows_per_s? / self.ceiling_rows_per_s?)
+    }
+
+    fn describe(&self) -> String {
+        let rate = self.rows_per_s.map_or("not timed".into(), |r| format!("{r:.0} rows/s"));
+        let ceiling = self.ceiling_rows_per_s.map_or("not measured".into(), |r| format!("{r:.0} rows/s"));
+        let share = self.of_ceiling().map_or(String::new(), |f| format!(" = {:.0} % of it", f * 100.0));
+        let note = self.note.as_ref().map_or(String::new(), |n| format!(" ({n})"));
+        format!(
+            "audit catch-up: {} rows after the trading path drained, {rate}; SQLite's ceiling for these rows \
+             {ceiling}{share}{note}",
+            self.rows
+        )
+    }
+}
+
+/// When a run's groups drained, in seconds from its start.
+struct Drained {
+    groups: Vec<(String, f64)>,
+    /// The last group but the audit's.
+    trading_s: f64,
+    /// The last group of all (the audit's, in practice).
+    audit_s: f64,
+    /// Rows the audit had written at `trading_s`.
+    audit_rows_at_trading: u64,
 }
 
 /// Where a bench run's audit rows go: a fresh SQLite file, or a fresh PostgreSQL database.
@@ -819,13 +909,15 @@ impl PipelineRun {
         Ok(report.candles)
     }
 
-    /// Waits until every stage has drained; returns when each (stream, group) drained, in
-    /// seconds from `started` (where the time goes).
-    async fn wait_drained(&self, started: Instant, limit: Duration) -> anyhow::Result<Vec<(String, f64)>> {
+    /// Waits until every stage has drained: when each (stream, group) drained, in seconds from
+    /// `started` (where the time goes), and the rows the audit had written when the last group
+    /// but the audit's drained (where its catch-up starts).
+    async fn wait_drained(&self, started: Instant, limit: Duration) -> anyhow::Result<Drained> {
         let topology = self.bus.topology();
         let mut groups = crate::stages::pipeline_groups(topology);
         groups.extend(topology.streams_read_by(GROUP).into_iter().map(|s| (s.to_string(), GROUP.to_string())));
         let mut done = Vec::new();
+        let mut audit_rows_at_trading = None;
         while !groups.is_empty() {
             let mut left = Vec::new();
             for (stream, group) in groups {
@@ -836,6 +928,9 @@ impl PipelineRun {
                 }
             }
             groups = left;
+            if audit_rows_at_trading.is_none() && groups.iter().all(|(_, g)| g == GROUP) {
+                audit_rows_at_trading = Some(self.audit_rows());
+            }
             if started.elapsed() > limit {
                 bail!("the pipeline did not drain within {} s", limit.as_secs());
             }
@@ -843,7 +938,25 @@ impl PipelineRun {
             // stages, rare enough not to load the Redis being measured.
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Ok(done)
+        let trading_s =
+            done.iter().filter(|(g, _)| !g.ends_with(&format!("/{GROUP}"))).map(|(_, t)| *t).fold(0.0, f64::max);
+        let audit_s = done.iter().map(|(_, t)| *t).fold(0.0, f64::max);
+        Ok(Drained { groups: done, trading_s, audit_s, audit_rows_at_trading: audit_rows_at_trading.unwrap_or(0) })
+    }
+
+    /// Rows the audit writer has written (`tradeflow_audit_rows_total`, every table).
+    fn audit_rows(&self) -> u64 {
+        self.registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == "tradeflow_audit_rows_total")
+            .flat_map(|f| f.get_metric().iter().map(|m| m.get_counter().get_value() as u64))
+            .sum()
+    }
+
+    /// The audit file's path, when the audit writes into SQLite.
+    fn audit_file(&self) -> Option<PathBuf> {
+        self.audit.url.strip_prefix("sqlite://").map(PathBuf::from)
     }
 
     async fn finish(self) -> anyhow::Result<()> {
@@ -952,22 +1065,23 @@ async fn pipeline(settings: &Settings, json: bool, args: PipelineArgs<'_>) -> an
     let started = Instant::now();
     let loaded = run.replay(&feed, symbols, tradeflow_ingest::replay::Pace::Fast, None).await?;
     let replayed = started.elapsed().as_secs_f64();
-    let stages = run.wait_drained(started, Duration::from_secs(3600)).await?;
+    let drained = run.wait_drained(started, Duration::from_secs(3600)).await?;
     let seconds = started.elapsed().as_secs_f64();
-    let trading_seconds =
-        stages.iter().filter(|(g, _)| !g.ends_with(&format!("/{GROUP}"))).map(|(_, t)| *t).fold(0.0, f64::max);
+    let trading_seconds = drained.trading_s;
+    let catch_up = CatchUp::measure(&run, &drained).await?;
     run.finish().await?;
     if !json {
         eprintln!(
             "throughput: {loaded} candles through 6 stages in {seconds:.1} s = {:.0} candles/s",
             loaded as f64 / seconds
         );
-        let drained: Vec<String> = stages.iter().map(|(g, t)| format!("{g} {t:.1} s")).collect();
-        eprintln!("  replayed in {replayed:.1} s; drained: {}", drained.join(", "));
+        let groups: Vec<String> = drained.groups.iter().map(|(g, t)| format!("{g} {t:.1} s")).collect();
+        eprintln!("  replayed in {replayed:.1} s; drained: {}", groups.join(", "));
         eprintln!(
             "  trading path (every group but the audit's drained): {:.0} candles/s; audit into {backend}",
             loaded as f64 / trading_seconds
         );
+        eprintln!("  {}", catch_up.describe());
     }
 
     // Latency: a steady rate over 8 symbols.
@@ -1021,6 +1135,11 @@ async fn pipeline(settings: &Settings, json: bool, args: PipelineArgs<'_>) -> an
         decision_p50_ms: percentile(&decisions, 0.5),
         decision_p99_ms: percentile(&decisions, 0.99),
         audit_rows_per_s: audit,
+        audit_catch_up_rows_per_s: catch_up.rows_per_s,
+        audit_catch_up_rows: catch_up.rows,
+        sqlite_ceiling_rows_per_s: catch_up.ceiling_rows_per_s,
+        audit_catch_up_of_ceiling: catch_up.of_ceiling(),
+        audit_catch_up_note: catch_up.note.clone(),
         models: BENCH_MODELS.len(),
         profiles: 2,
         accounts: 2,

@@ -103,3 +103,41 @@ fn bench_edge_sh_prints_wrk_and_websocket_figures() {
         "stdout: {out}"
     );
 }
+
+/// `scripts/soak.sh` for 30 s in 10 s windows at 50 candles/s, 2 WebSocket clients and 5 REST
+/// requests a second: three windows, every figure measured, and the memory growth line.
+#[test]
+fn soak_sh_reports_windows_latencies_and_memory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("soak.json");
+    let done = run(
+        script("scripts/soak.sh")
+            .env("TRADEFLOW_BIN", BIN)
+            .env("SOAK_WINDOW_S", "10")
+            .env("SOAK_RATE", "50")
+            .env("SOAK_SYMBOLS", "2")
+            .env("SOAK_WS_CLIENTS", "2")
+            .env("SOAK_WS_EVENTS", "5")
+            .env("SOAK_REST_RPS", "5")
+            .env("SOAK_JSON", &json)
+            .arg("0.5"),
+        LIMIT,
+    );
+    done.success();
+    assert!(done.stdout.contains("memory growth after the first window: up "), "stdout: {}", done.stdout);
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let windows = report["windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 3, "{report}");
+    for w in windows {
+        assert!(w["candles_per_s"].as_f64().unwrap() > 0.0, "{w}");
+        assert!(w["rest_requests"].as_u64().unwrap() > 0, "{w}");
+        assert_eq!(w["rest_errors"], serde_json::json!({}), "{w}");
+        assert!(w["rest_p99_ms"].as_f64().is_some(), "{w}");
+        assert_eq!(w["ws_connected"], 2, "{w}");
+        assert_eq!(w["ws_delivered"], w["ws_expected"], "{w}");
+        for p in ["up", "redis-server", "ingest"] {
+            assert!(w["rss_mb"][p].as_f64().unwrap() > 0.0, "{p}: {w}");
+        }
+    }
+    assert!(report["growth_after_warmup_pct"]["up"].is_number(), "{report}");
+}
