@@ -40,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 use crate::connection::Bus;
 use crate::error::{BusError, RedisContext};
 use crate::metrics::BusMetrics;
+use crate::producer::Outgoing;
 use crate::reply::{self, as_int, as_string, flat_map};
 use crate::topology::{Overflow, StreamSpec};
 
@@ -196,6 +197,19 @@ pub(crate) struct Append {
     pub stream: String,
     pub partition: u32,
     pub entries: u64,
+}
+
+/// Entries per partition that `add_xadds` appended for `msgs` (its `entries`).
+pub(crate) fn appends(msgs: &[Outgoing], entries: &[Vec<usize>]) -> Vec<Append> {
+    let mut out: Vec<Append> = Vec::new();
+    for members in entries {
+        let Some(m) = members.first().map(|&i| &msgs[i]) else { continue };
+        match out.iter_mut().find(|a| a.stream == m.stream && a.partition == m.partition) {
+            Some(a) => a.entries += 1,
+            None => out.push(Append { stream: m.stream.clone(), partition: m.partition, entries: 1 }),
+        }
+    }
+    out
 }
 
 /// What [`admit`] leaves to the send: the partitions whose refresh rides in its MULTI.

@@ -5,7 +5,7 @@
 use redis::Value;
 use tradeflow_core::{MessageId, Payload};
 
-use crate::backpressure::{self, Append};
+use crate::backpressure;
 use crate::connection::Bus;
 use crate::envelope::{ENVELOPE_FIELD, Envelope};
 use crate::error::{BusError, RedisContext};
@@ -114,7 +114,7 @@ impl Producer {
             pipe.ignore_errors();
             pipe.cmd("MULTI");
             let entries = add_xadds(&mut pipe, &self.bus, chunk, false)?;
-            let appends = appends_of(chunk, &entries);
+            let appends = backpressure::appends(chunk, &entries);
             let admitted = backpressure::admit(&self.bus, self.metrics.as_ref(), &appends, stop).await?;
             admitted.add_commands(&mut pipe, &self.bus)?;
             pipe.cmd("EXEC");
@@ -246,19 +246,6 @@ pub(crate) fn add_xadds(
         }
     }
     Ok(entries)
-}
-
-/// Entries per partition that `add_xadds` appended for `msgs` (its `entries`).
-fn appends_of(msgs: &[Outgoing], entries: &[Vec<usize>]) -> Vec<Append> {
-    let mut out: Vec<Append> = Vec::new();
-    for members in entries {
-        let Some(m) = members.first().map(|&i| &msgs[i]) else { continue };
-        match out.iter_mut().find(|a| a.stream == m.stream && a.partition == m.partition) {
-            Some(a) => a.entries += 1,
-            None => out.push(Append { stream: m.stream.clone(), partition: m.partition, entries: 1 }),
-        }
-    }
-    out
 }
 
 /// The replies of the commands inside a spelled-out MULTI/EXEC of `queued` commands: the

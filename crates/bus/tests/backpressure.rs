@@ -1,7 +1,8 @@
 //! Backpressure and bounded memory, against a real redis-server (its own, on a free loopback
 //! port): a full partition makes its producer wait and loses nothing; `drop_oldest` never
 //! waits and counts what MAXLEN trimmed unread; a Redis at `maxmemory` holds the batch until
-//! there is room, and every message lands once.
+//! there is room, and every message lands once; a stage whose output partition is full waits
+//! with its batch unacknowledged.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -11,7 +12,11 @@ use redis::aio::ConnectionManager;
 use redis::streams::{StreamRangeReply, StreamReadReply};
 use tokio_util::sync::CancellationToken;
 use tradeflow_bus::embedded::{EmbeddedOptions, RedisServer};
-use tradeflow_bus::{Bus, BusError, BusMetrics, Outgoing, Producer, Topology};
+use tradeflow_bus::envelope::ENVELOPE_VERSION;
+use tradeflow_bus::{
+    Bus, BusError, BusMetrics, Consumer, DecodeError, Delivery, Envelope, EnvelopeRef, Handler, HandlerFactory,
+    Outcome, Outgoing, Producer, Topology,
+};
 
 const STREAM: &str = "t.bp";
 
@@ -287,4 +292,130 @@ async fn a_redis_at_maxmemory_holds_the_batch_until_there_is_room() {
     assert_eq!(everything(&mut conn, &key).await, expected, "every message on the stream exactly once");
     assert_eq!(metrics.produced.with_label_values(&[STREAM]).get(), N as u64);
     stop.cancel();
+}
+
+/// A stage that forwards every message of `t.in` to `t.out` through its outbox.
+struct Forward {
+    outbox: Vec<Outgoing>,
+}
+
+impl Handler for Forward {
+    type Msg = String;
+
+    fn decode(&self, envelope: &EnvelopeRef<'_>) -> Result<String, DecodeError> {
+        Ok(envelope.head().id)
+    }
+
+    async fn handle(&mut self, d: &Delivery<String>) -> Outcome {
+        self.outbox.push(Outgoing {
+            stream: OUT.into(),
+            partition: 0,
+            id: d.msg.clone(),
+            bytes: d.msg.clone().into_bytes(),
+        });
+        Outcome::Done
+    }
+
+    fn take_outbox(&mut self) -> Vec<Outgoing> {
+        std::mem::take(&mut self.outbox)
+    }
+}
+
+struct ForwardFactory;
+
+impl HandlerFactory for ForwardFactory {
+    type Handler = Forward;
+
+    fn create(&self, _partition: u32, _restored: Option<&[u8]>) -> Result<Forward, String> {
+        Ok(Forward { outbox: Vec::new() })
+    }
+}
+
+const IN: &str = "t.in";
+const OUT: &str = "t.out";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_whose_output_partition_is_full_waits_with_its_batch_unacknowledged() {
+    // Batches of 5 on the way in, so that one batch's outputs cross the mark by at most 5.
+    let topology = Topology::parse(
+        r#"
+        [fleet]
+        heartbeat_ms = 100
+        lease_ttl_ms = 1000
+        [streams."t.in"]
+        description = "stage input"
+        key = "k"
+        partitions = 1
+        groups = ["fwd"]
+        pack_max = 1
+        read_count = 5
+        block_ms = 100
+        [streams."t.out"]
+        description = "stage output"
+        key = "k"
+        partitions = 1
+        groups = ["g"]
+        pack_max = 1
+        maxlen = 200
+        high_water = 50
+        "#,
+        "stage topology",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (server, bus, producer, _) = setup(topology).await;
+    let mut conn = connection(&server).await;
+    let out_key = bus.keys().partition(OUT, 0);
+    let stage_metrics = BusMetrics::unregistered();
+    let shutdown = CancellationToken::new();
+    let stage = Consumer::new(bus.clone(), IN, "fwd", "fwd", ForwardFactory)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_metrics(stage_metrics.clone());
+    let stage = tokio::spawn(stage.run(shutdown.clone()));
+
+    const N: usize = 300;
+    let envelopes: Vec<Outgoing> = (0..N)
+        .map(|i| {
+            let env = Envelope {
+                ev: ENVELOPE_VERSION,
+                kind: "test".into(),
+                v: 1,
+                id: name(i),
+                key: "k".into(),
+                causation: None,
+                producer: "test".into(),
+                produced_at: 0,
+                payload: Vec::new(),
+            };
+            producer.prepare_envelope(IN, &env).unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    producer.send(&envelopes).await.unwrap_or_else(|e| panic!("send: {e}"));
+
+    let waiting = || stage_metrics.backpressure_waiting.with_label_values(&[OUT]).get();
+    eventually(Duration::from_secs(30), "the stage to wait for room on t.out", || async { waiting() == 1 }).await;
+    let held = xlen(&mut conn, &out_key).await;
+    assert!((50..55).contains(&held), "t.out held {held} entries at the mark");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(xlen(&mut conn, &out_key).await, held, "the stage adds nothing more while t.out is full");
+
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while got.len() < N {
+        assert!(Instant::now() < deadline, "read only {} of {N} forwarded messages", got.len());
+        got.extend(read_some(&mut conn, &out_key).await);
+        if let Some(l) = lag(&mut conn, &out_key).await {
+            assert!(l < 55, "t.out's backlog {l} went past the high-water mark");
+        }
+    }
+    let expected: Vec<String> = (0..N).map(name).collect();
+    assert_eq!(got, expected, "every message forwarded exactly once, in order");
+    assert_eq!(stage_metrics.dropped.with_label_values(&[OUT]).get(), 0);
+    assert!(stage_metrics.backpressure_wait_seconds.with_label_values(&[OUT]).get() > 0.0);
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(30), stage)
+        .await
+        .expect("the stage stops")
+        .expect("no panic")
+        .unwrap_or_else(|e| panic!("stage: {e}"));
+    assert_eq!(waiting(), 0);
 }
