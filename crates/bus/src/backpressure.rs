@@ -1,8 +1,9 @@
 //! Backpressure: a partition whose unread backlog reaches its stream's `high_water` makes its
 //! producers wait instead of letting `MAXLEN ~` trim entries a group has not read.
 //!
-//! The backlog of a partition is the largest of its groups' (the groups Redis has; a group
-//! the topology lists but nobody created yet has nothing to lose): `XINFO GROUPS` `lag`,
+//! The backlog of a partition is the largest of its groups' (the groups Redis has: a group
+//! the topology lists that nobody created yet is not waited for, as `streams init` and every
+//! consumer create them): `XINFO GROUPS` `lag`,
 //! capped by `XLEN` (Redis 7.0 can count trimmed entries in `lag`; nothing unread can exceed
 //! the stream), or `XLEN` itself where Redis cannot tell the lag.
 //!
@@ -18,6 +19,11 @@
 //! backing off to 100 ms, until it falls below; it then sends its whole batch, so a partition
 //! can exceed `high_water` by one batch (at most `PIPELINE_CHUNK` entries): `high_water` sits
 //! below `maxlen` (default 90 %) for that.
+//!
+//! Stages wait the same way before the MULTI that settles a batch whose outputs are bound for
+//! a full partition (`consumer::partition`), holding the batch unacknowledged so that the wait
+//! travels upstream; that MULTI's replies are ignored, so its estimate is refreshed only by
+//! the round trip made near the mark.
 //!
 //! Streams with `overflow = "drop_oldest"` never wait: `MAXLEN ~` trims as it always did, and
 //! the entries it trimmed before some group read them are counted in
