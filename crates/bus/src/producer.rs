@@ -274,3 +274,53 @@ pub(crate) fn count_produced(metrics: &BusMetrics, sent: &[Outgoing]) {
         metrics.produced.with_label_values(&[run[0].stream.as_str()]).inc_by(run.len() as u64);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_error(code: &str, detail: &str) -> Value {
+        let e = redis::make_extension_error(code.into(), Some(detail.into()));
+        match e.into_server_errors() {
+            Some(errs) => Value::ServerError(errs[0].1.clone()),
+            None => panic!("not a server error"),
+        }
+    }
+
+    fn ok(s: &str) -> Value {
+        Value::SimpleString(s.into())
+    }
+
+    #[test]
+    fn exec_results_are_the_array_exec_returned() {
+        let replies = vec![ok("OK"), ok("QUEUED"), ok("QUEUED"), Value::Array(vec![ok("1-0"), ok("1-1")])];
+        assert_eq!(exec_results(replies, 2).unwrap(), vec![ok("1-0"), ok("1-1")]);
+        let short = vec![ok("OK"), ok("QUEUED"), Value::Array(vec![ok("1-0")])];
+        assert!(matches!(exec_results(short, 2), Err(BusError::Reply { .. })));
+    }
+
+    #[test]
+    fn a_refusal_at_queueing_or_exec_is_the_error_and_oom_is_transient() {
+        let oom = server_error("OOM", "command not allowed when used memory > 'maxmemory'.");
+        let discarded = server_error("EXECABORT", "Transaction discarded because of previous errors.");
+        let queued = vec![ok("OK"), ok("QUEUED"), oom, discarded];
+        let e = exec_results(queued, 2).unwrap_err();
+        assert!(e.is_transient(), "{e}");
+        let at_exec = vec![
+            ok("OK"),
+            ok("QUEUED"),
+            server_error(
+                "EXECABORT",
+                "Transaction discarded because of: OOM command not allowed when used memory > 'maxmemory'.",
+            ),
+        ];
+        let e = exec_results(at_exec, 1).unwrap_err();
+        assert!(e.is_transient(), "{e}");
+        let wrong = vec![
+            ok("OK"),
+            server_error("ERR", "unknown command"),
+            server_error("EXECABORT", "Transaction discarded because of previous errors."),
+        ];
+        assert!(!exec_results(wrong, 1).unwrap_err().is_transient());
+    }
+}
