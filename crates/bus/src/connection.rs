@@ -19,6 +19,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo};
 
+use crate::backpressure::Backlogs;
 use crate::error::{BusError, RedisContext};
 use crate::keys::Keys;
 use crate::topology::{StreamSpec, Topology};
@@ -42,6 +43,8 @@ pub struct Bus {
     conn: ConnectionManager,
     topology: Arc<Topology>,
     keys: Keys,
+    /// What the producers of this bus last learned of the partitions' backlogs.
+    backlogs: Arc<Backlogs>,
 }
 
 impl Bus {
@@ -54,7 +57,7 @@ impl Bus {
             .set_number_of_retries(3);
         let conn = client.get_connection_manager_with_config(config).await.op("connect")?;
         let keys = Keys::new(&topology);
-        Ok(Self { client, conn, topology: Arc::new(topology), keys })
+        Ok(Self { client, conn, topology: Arc::new(topology), keys, backlogs: Arc::default() })
     }
 
     pub fn topology(&self) -> &Topology {
@@ -63,6 +66,10 @@ impl Bus {
 
     pub fn keys(&self) -> &Keys {
         &self.keys
+    }
+
+    pub(crate) fn backlogs(&self) -> &Backlogs {
+        &self.backlogs
     }
 
     /// The shared connection for short commands.

@@ -27,16 +27,22 @@ pub enum BusError {
     DeadLetterNotFound { stream: String, id: String },
     #[error("{0}")]
     Invalid(String),
+    #[error(
+        "stopped while waiting for room on {stream} partition {partition} (backlog {backlog}, high_water {high_water})"
+    )]
+    Backpressure { stream: String, partition: u32, backlog: u64, high_water: u64 },
 }
 
 impl BusError {
-    /// Whether Redis is away for now: the connection refused, dropped or timed out, or the
+    /// Whether Redis is away for now: the connection refused, dropped or timed out, the
     /// server loading its data after a restart (`LOADING`) or between masters (`TRYAGAIN`,
-    /// `MASTERDOWN`, `CLUSTERDOWN`). The same operation may succeed once it is back; anything
-    /// else (a bad reply, an unknown stream, a script error) would fail again and is not this.
+    /// `MASTERDOWN`, `CLUSTERDOWN`), or out of memory ([`is_oom`]). The same operation may
+    /// succeed once it is back; anything else (a bad reply, an unknown stream, a script error)
+    /// would fail again and is not this.
     pub fn is_transient(&self) -> bool {
         let BusError::Redis { source, .. } = self else { return false };
-        source.is_io_error()
+        is_oom(source)
+            || source.is_io_error()
             || source.is_connection_dropped()
             || source.is_connection_refusal()
             || source.is_timeout()
@@ -52,6 +58,21 @@ impl BusError {
     }
 }
 
+/// Whether Redis refused a write for want of memory (`maxmemory` reached under
+/// `noeviction`, or nothing left to evict): `OOM command not allowed when used memory >
+/// 'maxmemory'` on the command itself, or, inside MULTI, on a queued command (redis-rs reports
+/// the transaction as aborted, `EXECABORT`, with the queued errors) or on EXEC (`EXECABORT
+/// Transaction discarded because of: OOM ...`). Nothing of the transaction was applied, so a
+/// retry once consumers have drained (and trimmed) the streams, or an operator has raised
+/// `maxmemory`, appends it once.
+pub fn is_oom(e: &redis::RedisError) -> bool {
+    let oom = |code: &str, detail: Option<&str>| {
+        code == "OOM" || (code == "EXECABORT" && detail.is_some_and(|d| d.contains("OOM")))
+    };
+    oom(e.code().unwrap_or(""), e.detail())
+        || e.clone().into_server_errors().is_some_and(|errs| errs.iter().any(|(_, s)| oom(s.code(), s.details())))
+}
+
 /// Attaches the Redis operation name to a Redis error.
 pub(crate) trait RedisContext<T> {
     fn op(self, op: &'static str) -> Result<T, BusError>;
@@ -60,5 +81,34 @@ pub(crate) trait RedisContext<T> {
 impl<T> RedisContext<T> for Result<T, redis::RedisError> {
     fn op(self, op: &'static str) -> Result<T, BusError> {
         self.map_err(|source| BusError::Redis { op, source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_error(code: &str, detail: &str) -> redis::RedisError {
+        redis::make_extension_error(code.into(), Some(detail.into()))
+    }
+
+    #[test]
+    fn oom_refusals_are_transient() {
+        let redis = |source| BusError::Redis { op: "XADD", source };
+        let oom = server_error("OOM", "command not allowed when used memory > 'maxmemory'.");
+        assert!(is_oom(&oom));
+        assert!(redis(oom).is_transient());
+        // EXEC refused as a whole for it.
+        let exec = server_error(
+            "EXECABORT",
+            "Transaction discarded because of: OOM command not allowed when used memory > 'maxmemory'.",
+        );
+        assert!(is_oom(&exec));
+        // Discarded for another reason: not a matter of waiting.
+        assert!(!is_oom(&server_error("EXECABORT", "Transaction discarded because of previous errors.")));
+        let other = server_error("WRONGTYPE", "Operation against a key holding the wrong kind of value");
+        assert!(!is_oom(&other));
+        assert!(!redis(other).is_transient());
+        assert!(!BusError::Invalid("OOM".into()).is_transient());
     }
 }

@@ -3,6 +3,8 @@
 //! - [`topology`]: `streams.toml`, validated with every problem reported at once;
 //! - [`envelope`]: the MessagePack envelope and its codec; [`pack`]: several in one entry;
 //! - [`producer`]: pipelined, batched XADD onto partitions ([`keys::partition_of`]);
+//! - [`backpressure`]: producers wait at a partition's high-water mark instead of letting
+//!   `MAXLEN` trim unread entries;
 //! - [`consumer`]: consumer groups, fleets with partition leases, retries, dead letters,
 //!   checkpoints and graceful shutdown;
 //! - [`retention`]: trimming what every group has acknowledged;
@@ -11,6 +13,7 @@
 //!
 //! Stage logic never sees any of this: it implements [`consumer::Handler`].
 
+pub mod backpressure;
 pub mod checkpoint;
 pub mod connection;
 pub mod consumer;

@@ -4,7 +4,8 @@
 //! set, `partition` from the configured partition count. Never a message id or a key.
 
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, exponential_buckets,
+    CounterVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    exponential_buckets,
 };
 
 /// All bus metrics, registered once per process and shared (cheap to clone).
@@ -26,6 +27,9 @@ pub struct BusMetrics {
     pub redis_errors: IntCounterVec,
     pub partition_restarts: IntCounterVec,
     pub send_retries: IntCounter,
+    pub backpressure_wait_seconds: CounterVec,
+    pub backpressure_waiting: IntGaugeVec,
+    pub dropped: IntCounterVec,
 }
 
 impl BusMetrics {
@@ -111,6 +115,27 @@ impl BusMetrics {
                 registry.register(Box::new(c.clone()))?;
                 c
             },
+            backpressure_wait_seconds: {
+                let c = CounterVec::new(
+                    Opts::new(
+                        "tradeflow_bus_backpressure_wait_seconds_total",
+                        "Time producers spent waiting for a partition of the stream to fall below its high_water.",
+                    ),
+                    &["stream"],
+                )?;
+                registry.register(Box::new(c.clone()))?;
+                c
+            },
+            backpressure_waiting: gauge(
+                "tradeflow_bus_backpressure_waiting",
+                "Producers waiting now for a full partition of the stream (backlog at high_water, overflow = block).",
+                &["stream"],
+            )?,
+            dropped: counter(
+                "tradeflow_bus_dropped_total",
+                "Entries trimmed by MAXLEN before some group read them (estimated at each backlog refresh; overflow = drop_oldest).",
+                &["stream"],
+            )?,
         })
     }
 

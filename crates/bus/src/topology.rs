@@ -79,6 +79,49 @@ pub struct StreamSpec {
     /// How long an acknowledged entry stays anyway, for readers without a group (the edge's
     /// live feed, which reads with plain XREAD).
     pub trim_grace: Duration,
+    /// Unread entries (the largest backlog of any group) at which a partition is full: under
+    /// [`Overflow::Block`] its producers wait until it falls below (see
+    /// [`crate::backpressure`]). Below `maxlen`, so that `MAXLEN ~` never trims what a group
+    /// has not read; default 90 % of `maxlen`.
+    pub high_water: u64,
+    /// What a full partition does to its producers.
+    pub overflow: Overflow,
+}
+
+/// What happens when a partition's backlog reaches its `high_water`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Overflow {
+    /// Producers wait until the backlog falls below `high_water`: nothing unread is trimmed.
+    #[default]
+    Block,
+    /// Producers never wait; `MAXLEN ~` trims the oldest entries, read or not, and the unread
+    /// ones are counted in `tradeflow_bus_dropped_total`. For streams where fresh data beats
+    /// complete data.
+    DropOldest,
+}
+
+impl Overflow {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Overflow::Block => "block",
+            Overflow::DropOldest => "drop_oldest",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Overflow> {
+        match s {
+            "block" => Some(Overflow::Block),
+            "drop_oldest" => Some(Overflow::DropOldest),
+            _ => None,
+        }
+    }
+}
+
+/// The `high_water` a stream takes when it sets none: 90 % of `maxlen`, so a group can fall
+/// well behind before its producers wait, and `MAXLEN ~` (which trims whole nodes of about 100
+/// entries) still has room above the mark for the batch that crossed it.
+pub fn default_high_water(maxlen: u64) -> u64 {
+    (maxlen - maxlen / 10).max(1)
 }
 
 impl StreamSpec {
@@ -152,6 +195,9 @@ struct Defaults {
     pack_max: u64,
     trim_acked: bool,
     trim_grace_ms: u64,
+    /// `None`: [`default_high_water`] of the stream's own `maxlen`.
+    high_water: Option<u64>,
+    overflow: Overflow,
 }
 
 impl Default for Defaults {
@@ -169,6 +215,8 @@ impl Default for Defaults {
             pack_max: 64,
             trim_acked: true,
             trim_grace_ms: 10_000,
+            high_water: None,
+            overflow: Overflow::Block,
         }
     }
 }
@@ -189,6 +237,8 @@ const POLICY_KEYS: &[&str] = &[
     "pack_max",
     "trim_acked",
     "trim_grace_ms",
+    "high_water",
+    "overflow",
 ];
 const STREAM_ONLY_KEYS: &[&str] = &["description", "key", "groups"];
 
@@ -330,6 +380,16 @@ impl Reader {
         }
     }
 
+    fn overflow(&mut self, table: &Table, path: &str, default: Overflow) -> Overflow {
+        match self.string(table, "overflow", path) {
+            None => default,
+            Some(s) => Overflow::parse(&s).unwrap_or_else(|| {
+                self.problem(path, format!("unknown value {s:?}; expected \"block\" or \"drop_oldest\""));
+                default
+            }),
+        }
+    }
+
     fn string(&mut self, table: &Table, key: &str, path: &str) -> Option<String> {
         match table.get(key) {
             None => None,
@@ -467,6 +527,16 @@ impl Reader {
             pack_max: self.int(t, "pack_max", &p("pack_max"), 1, 10_000, base.pack_max),
             trim_acked: self.bool(t, "trim_acked", &p("trim_acked"), base.trim_acked),
             trim_grace_ms: self.int(t, "trim_grace_ms", &p("trim_grace_ms"), 0, 86_400_000, base.trim_grace_ms),
+            high_water: match t.contains_key("high_water") {
+                true => {
+                    let before = self.problems.len();
+                    let hw = self.int(t, "high_water", &p("high_water"), 1, i64::MAX as u64, 1);
+                    // An invalid value is reported once, not again against maxlen.
+                    if self.problems.len() > before { base.high_water } else { Some(hw) }
+                }
+                false => base.high_water,
+            },
+            overflow: self.overflow(t, &p("overflow"), base.overflow),
         };
         if d.retry_backoff_max_ms < d.retry_backoff_ms {
             self.problem(
@@ -489,6 +559,23 @@ impl Reader {
         }
         let groups = self.groups(t, &format!("{path}.groups"));
         let d = self.policy(t, path, defaults);
+        let high_water = match d.high_water {
+            // Checked against the stream's own maxlen: a `[defaults]` high_water must fit
+            // every stream that inherits it.
+            Some(hw) if hw >= d.maxlen => {
+                let from = if t.contains_key("high_water") { "" } else { " (from [defaults])" };
+                self.problem(
+                    format!("{path}.high_water"),
+                    format!(
+                        "must be less than maxlen ({}), got {hw}{from}; MAXLEN would trim unread entries before producers wait",
+                        d.maxlen
+                    ),
+                );
+                default_high_water(d.maxlen)
+            }
+            Some(hw) => hw,
+            None => default_high_water(d.maxlen),
+        };
         StreamSpec {
             name: name.to_string(),
             description,
@@ -506,6 +593,8 @@ impl Reader {
             pack_max: d.pack_max as usize,
             trim_acked: d.trim_acked,
             trim_grace: Duration::from_millis(d.trim_grace_ms),
+            high_water,
+            overflow: d.overflow,
         }
     }
 
@@ -602,6 +691,61 @@ mod tests {
         let problems: Vec<String> =
             Topology::parse(&bad, "t").unwrap_err().problems().iter().map(|p| p.to_string()).collect();
         assert_eq!(problems, ["streams.\"test.events\".trim_acked: expected true or false, got a string"]);
+    }
+
+    #[test]
+    fn high_water_defaults_below_maxlen_and_overflow_to_block() {
+        let t = Topology::parse(MINIMAL, "t").unwrap();
+        let s = &t.streams["test.events"];
+        assert_eq!(s.high_water, 900_000, "90 % of the default maxlen");
+        assert_eq!(s.overflow, Overflow::Block);
+        let small = format!("{MINIMAL}maxlen = 200\n");
+        assert_eq!(Topology::parse(&small, "t").unwrap().streams["test.events"].high_water, 180);
+        assert_eq!(default_high_water(1), 1);
+        let set = format!("[defaults]\noverflow = \"drop_oldest\"\n{MINIMAL}maxlen = 200\nhigh_water = 50\n");
+        let s = &Topology::parse(&set, "t").unwrap().streams["test.events"];
+        assert_eq!((s.high_water, s.overflow), (50, Overflow::DropOldest));
+    }
+
+    #[test]
+    fn high_water_and_overflow_problems_are_all_reported() {
+        let text = r#"
+            [defaults]
+            high_water = 5000
+            overflow = "spill"
+
+            [streams."a"]
+            description = "a"
+            key = "k"
+            groups = ["g"]
+            maxlen = 100
+            high_water = 100
+            overflow = 3
+
+            [streams."b"]
+            description = "b"
+            key = "k"
+            groups = ["g"]
+            maxlen = 1000
+
+            [streams."c"]
+            description = "c"
+            key = "k"
+            groups = ["g"]
+            high_water = 0
+        "#;
+        let problems: Vec<String> =
+            Topology::parse(text, "t").unwrap_err().problems().iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            problems,
+            [
+                "defaults.overflow: unknown value \"spill\"; expected \"block\" or \"drop_oldest\"",
+                "streams.\"a\".overflow: expected a string, got an integer",
+                "streams.\"a\".high_water: must be less than maxlen (100), got 100; MAXLEN would trim unread entries before producers wait",
+                "streams.\"b\".high_water: must be less than maxlen (1000), got 5000 (from [defaults]); MAXLEN would trim unread entries before producers wait",
+                "streams.\"c\".high_water: must be at least 1, got 0",
+            ]
+        );
     }
 
     #[test]

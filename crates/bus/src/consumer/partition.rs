@@ -30,6 +30,7 @@ use tradeflow_core::time::now_ms;
 
 use super::Shared;
 use super::handler::{Delivery, Handler, Outcome, Tick};
+use crate::backpressure;
 use crate::checkpoint::Checkpoint;
 use crate::dlq::{DeadLetterDraft, DeadLetterReason, add_move};
 use crate::envelope::EnvelopeRef;
@@ -182,7 +183,9 @@ impl<H: Handler> PartitionWorker<H> {
         let outbox = self.handler.take_outbox();
         let mut pipe = redis::pipe();
         pipe.atomic();
-        add_xadds(&mut pipe, &self.sh.bus, &outbox, true)?;
+        let entries = add_xadds(&mut pipe, &self.sh.bus, &outbox, true)?;
+        let appends = backpressure::appends(&outbox, &entries);
+        backpressure::admit(&self.sh.bus, Some(&self.sh.metrics), &appends, Some(&self.stop)).await?;
         if let Some(state) = self.handler.snapshot() {
             let last_id = self.last_acked.map(|id| id.to_string()).unwrap_or_default();
             let ckpt = Checkpoint { last_id, at: now_ms(), state };
@@ -192,6 +195,7 @@ impl<H: Handler> PartitionWorker<H> {
         }
         let mut conn = self.sh.bus.conn();
         let _: () = pipe.query_async(&mut conn).await.op("tick outputs and checkpoint")?;
+        backpressure::appended(&self.sh.bus, &appends);
         count_produced(&self.sh.metrics, &outbox);
         Ok(())
     }
@@ -644,7 +648,16 @@ impl<H: Handler> PartitionWorker<H> {
         pipe.atomic();
         // Outputs first: they live on other streams' hash tags, so this MULTI is single-node
         // only (as the producer's batches are); the bus does not run on Redis Cluster.
-        add_xadds(&mut pipe, &self.sh.bus, outbox, true)?;
+        let xadds = add_xadds(&mut pipe, &self.sh.bus, outbox, true)?;
+        // Outputs bound for a full partition (its stream's high_water, overflow = block) wait
+        // here with their batch unacknowledged: this stage's own input backs up in turn, and
+        // the wait travels upstream to the producers instead of MAXLEN trimming unread
+        // entries downstream. Refreshes are not folded into this MULTI (its replies are
+        // ignored): the estimate grows with what is added and is checked against Redis once
+        // it comes near the mark. A stop during the wait fails the batch; its entries stay
+        // pending for the next owner.
+        let appends = backpressure::appends(outbox, &xadds);
+        backpressure::admit(&self.sh.bus, Some(&self.sh.metrics), &appends, Some(&self.stop)).await?;
         if !acks.is_empty() {
             if let Some(state) = self.handler.snapshot() {
                 let last_id =
@@ -683,6 +696,7 @@ impl<H: Handler> PartitionWorker<H> {
         }
         let mut conn = self.sh.bus.conn();
         let _: () = pipe.query_async(&mut conn).await.op("settle batch")?;
+        backpressure::appended(&self.sh.bus, &appends);
         count_produced(&self.sh.metrics, outbox);
         if let Some(max) = acks.iter().max() {
             self.last_acked = self.last_acked.max(Some(*max));
