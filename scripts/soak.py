@@ -210,9 +210,15 @@ def main():
             except subprocess.TimeoutExpired:
                 p.kill()
 
+    # The topology every process of the run reads, copied once: a streams.toml edited while the
+    # soak runs must not split the processes between two topologies.
+    streams = Path(os.environ.get("TRADEFLOW_STREAMS") or ROOT / "streams.toml")
+    (work / "streams.toml").write_text(streams.read_text())
+    os.environ["TRADEFLOW_STREAMS"] = str(work / "streams.toml")
     try:
         (work / "tradeflow.toml").write_text(
-            "[edge]\n[edge.rate_limit]\nread_per_minute = 100000000\n[edge.ws]\nclient_queue = 1024\nmax_clients = 20000\n"
+            # The admin token outlives the run (the default hour would end a 60-minute soak).
+            f"[edge]\ntoken_ttl_s = {int(MINUTES * 60) + 3600}\n[edge.rate_limit]\nread_per_minute = 100000000\n[edge.ws]\nclient_queue = 1024\nmax_clients = 20000\n"
         )
         demo = (ROOT / "demo/btcusd_1h.csv").read_text().splitlines()
         (work / "warmup.csv").write_text("\n".join(demo[:301]) + "\n")

@@ -92,19 +92,19 @@ pub fn sqlite_ceiling(
         if count == 0 {
             continue;
         }
-        let take = if total as usize <= max_rows { count } else { (count as f64 * max_rows as f64 / total as f64).ceil() as i64 };
-        let mut select = src
-            .prepare(&format!("SELECT * FROM {} ORDER BY rowid LIMIT ?1", table.name()))
-            .map_err(db("read rows"))?;
+        let take = if total as usize <= max_rows {
+            count
+        } else {
+            (count as f64 * max_rows as f64 / total as f64).ceil() as i64
+        };
+        let mut select =
+            src.prepare(&format!("SELECT * FROM {} ORDER BY rowid LIMIT ?1", table.name())).map_err(db("read rows"))?;
         let columns: Vec<String> = select.column_names().iter().map(|c| c.to_string()).collect();
         // Each row is replicated under a new id: only tables keyed by a text `id` can be.
         if columns.first().map(String::as_str) != Some("id") {
             continue;
         }
-        let is_time = columns
-            .iter()
-            .map(|c| c.contains("time") || c == "recorded_at" || c == "created_at")
-            .collect();
+        let is_time = columns.iter().map(|c| c.contains("time") || c == "recorded_at" || c == "created_at").collect();
         let n = columns.len();
         let rows = select
             .query_map([take], |r| (0..n).map(|i| r.get::<_, Value>(i)).collect::<Result<Vec<_>, _>>())
