@@ -292,8 +292,17 @@ async fn jobs_are_cancelled_dead_lettered_and_survive_a_crashed_worker() {
     let t = wait_for(&edge, &poison, Duration::from_secs(60), "finished", over).await;
     assert_eq!((t["status"].as_str(), t["attempt"].as_i64()), (Some("failed"), Some(2)), "{t}");
     assert!(t["error"].as_str().unwrap().contains("no candle"), "{t}");
-    let dlq = dead_letters(&edge).await;
-    assert!(dlq.iter().any(|d| d.contains(&poison)), "the request is not in the DLQ: {dlq:?}");
+    // The task reads `failed` when the handler gives up; the request reaches the DLQ when the
+    // consumer settles that answer, a moment later.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let dlq = dead_letters(&edge).await;
+        if dlq.iter().any(|d| d.contains(&poison)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the request is not in the DLQ after 10 s: {dlq:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let after = submit(&edge, &edge.admin, "backtest", json!({"strategy": "sma_cross"})).await;
     assert_eq!(wait_for(&edge, &after, Duration::from_secs(60), "finished", over).await["status"], "succeeded");
 
