@@ -49,6 +49,15 @@ impl Producer {
         &self.bus
     }
 
+    /// Counts a send its caller holds through an outage (`tradeflow_bus_send_retries_total`),
+    /// as [`send_through_outages`](Self::send_through_outages) counts its own: for callers that
+    /// do something of their own between the failed send and the retry.
+    pub fn count_held(&self) {
+        if let Some(m) = &self.metrics {
+            m.send_retries.inc();
+        }
+    }
+
     /// Wraps and routes a payload: the partition is [`partition_of`] the key.
     pub fn prepare<T: Payload>(
         &self,

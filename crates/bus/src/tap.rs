@@ -152,6 +152,31 @@ impl Tap {
     }
 }
 
+/// Up to `count` entries of partition `partition` of `stream`, newest first, older than
+/// `before` (from the end when `None`): for readers that look back from the end, such as an
+/// ingest finding the last candle it sent. Entries are returned raw ([`crate::pack::messages`]
+/// opens them).
+pub async fn read_back(
+    bus: &Bus,
+    stream: &str,
+    partition: u32,
+    before: Option<EntryId>,
+    count: usize,
+) -> Result<Vec<RawEntry>, BusError> {
+    bus.topology().stream(stream)?;
+    let end = before.map_or_else(|| "+".to_string(), |id| format!("({id}"));
+    let v: Value = redis::cmd("XREVRANGE")
+        .arg(bus.keys().partition(stream, partition))
+        .arg(end)
+        .arg("-")
+        .arg("COUNT")
+        .arg(count.max(1))
+        .query_async(&mut bus.conn())
+        .await
+        .op("XREVRANGE")?;
+    reply::entries("XREVRANGE", &v)
+}
+
 /// XREAD over several streams: `nil` or `[[key, [entries]], ...]`.
 pub(crate) fn per_stream(v: Value) -> Result<Vec<(String, Vec<RawEntry>)>, BusError> {
     let bad = |reason: &str| BusError::Reply { op: "XREAD", reason: reason.into() };

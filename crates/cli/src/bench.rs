@@ -1177,7 +1177,8 @@ fn demo_symbols(
     let feeds = (0..symbols)
         .map(|i| tradeflow_ingest::replay::Feed::csv(feed, format!("SYM{i}"), tradeflow_core::market::Interval::H1))
         .collect();
-    tradeflow_ingest::replay::ReplayConfig { feeds, pace, passes: 1, source: "bench".into() }
+    // Every bar, every time: a bench measures sending them (its streams start empty anyway).
+    tradeflow_ingest::replay::ReplayConfig { feeds, pace, passes: 1, source: "bench".into(), resume: false }
 }
 
 /// The demo feed's header and first `candles` rows, in a file of a temporary directory (removed

@@ -33,6 +33,11 @@ pub struct UpArgs {
     /// Exit once every replayed candle has gone through every stage (for scripts).
     #[arg(long)]
     exit_when_drained: bool,
+    /// Replay every bar from the first, even those already on `md.candles` (by default each
+    /// series resumes after its last candle there, so a second `up` over the same data
+    /// directory sends only what is new).
+    #[arg(long)]
+    from_start: bool,
     /// `[SYMBOL=]FILE`, repeatable; default the bundled demo feed as BTCUSD.
     #[arg(long = "replay", value_name = "[SYMBOL=]FILE")]
     replays: Vec<String>,
@@ -200,6 +205,7 @@ async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<
 
     let feeds = worker::replay_feeds(&args.replays, Interval::H1, &[])?;
     let (config, mut stage) = worker::ingest_setup(feeds, Pace::Fast, 1, &[])?;
+    let config = tradeflow_ingest::replay::ReplayConfig { resume: !args.from_start, ..config };
     let producer = Producer::new(bus.clone(), "ingest").with_metrics(bus_metrics.clone());
     let report = replay(&producer, &mut stage, &config, &IngestMetrics::register(&registry)?, &shutdown).await?;
     println!("{}", worker::ingest_summary(&report));

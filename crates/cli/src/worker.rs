@@ -179,6 +179,11 @@ pub struct IngestArgs {
     #[arg(long = "aggregate", value_name = "FROM:TO")]
     #[serde(rename = "aggregate")]
     aggregates: Vec<String>,
+    /// Replay every bar of the files from the first, even those `md.candles` already holds
+    /// (by default each series resumes after its last candle there; repeats are harmless,
+    /// their ids are the same).
+    #[arg(long)]
+    from_start: bool,
     /// Binance spot instead of files: `SYMBOL:INTERVAL` (e.g. BTCUSDT:1m), repeatable. REST
     /// backfill, then the live WebSocket of closed bars.
     #[arg(long = "binance", value_name = "SYMBOL:INTERVAL", conflicts_with_all = ["replays", "datasets"])]
@@ -227,6 +232,7 @@ impl Default for IngestArgs {
             pace: Pace::Fast,
             passes: 1,
             aggregates: Vec::new(),
+            from_start: false,
             binance: Vec::new(),
             synthetic: None,
             synthetic_bars: 10_000,
@@ -295,6 +301,7 @@ pub async fn run(settings: &Settings, cmd: WorkerCommand) -> anyhow::Result<()> 
             let mut replays = replay_feeds(&args.replays, args.interval, &args.datasets)?;
             replays.extend(dataset_feeds(&args.datasets, &args.data_dir)?);
             let (config, mut stage) = ingest_setup(replays, args.pace, args.passes, &args.aggregates)?;
+            let config = ReplayConfig { resume: !args.from_start, ..config };
             let producer = Producer::new(bus, "ingest").with_metrics(bus_metrics);
             let metrics = IngestMetrics::register(&registry)?;
             // Refusals by reason from 0 (see start_bus_counters), under this run's source.
@@ -477,14 +484,22 @@ pub(crate) fn ingest_setup(
     let aggregate = aggregates.iter().map(|a| pair(a)).collect::<anyhow::Result<Vec<_>>>()?;
     let stage = IngestStage::new(&aggregate)
         .map_err(|errs| anyhow::anyhow!(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
-    Ok((ReplayConfig { feeds, pace, passes, source: "csv".into() }, stage))
+    Ok((ReplayConfig { feeds, pace, passes, source: "csv".into(), resume: true }, stage))
 }
 
 pub(crate) fn ingest_summary(r: &tradeflow_ingest::replay::ReplayReport) -> String {
-    format!(
+    let mut line = format!(
         "ingest: {} candles ({} aggregated), {} refused, {} repeated bars skipped",
         r.candles, r.aggregated, r.refused, r.duplicates
-    )
+    );
+    if r.already_sent > 0 {
+        line +=
+            &format!(", {} bars already on md.candles (resumed after them; --from-start sends all)", r.already_sent);
+    }
+    if r.rewinds > 0 {
+        line += &format!(", {} time(s) back to bars Redis lost in a restart", r.rewinds);
+    }
+    line
 }
 
 /// A consumer of md.candles (group `inference`) running `models` and the LLM analysts of

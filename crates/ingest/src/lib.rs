@@ -8,6 +8,8 @@
 //! - sources: [`replay`] (real candle files, read with `tradeflow_core::candle_csv`),
 //!   [`binance`] (spot klines: REST backfill and the live WebSocket stream),
 //!   [`synthetic`] (seeded random walks);
+//! - [`resume`]: where a replay or a Binance source starts (and goes back to after an outage):
+//!   each series after its last candle on `md.candles`;
 //! - [`news`]: crypto news from RSS/Atom feeds and CryptoPanic onto `md.news`, each story once.
 
 pub mod aggregate;
@@ -15,6 +17,7 @@ pub mod binance;
 pub mod gate;
 pub mod news;
 pub mod replay;
+pub mod resume;
 pub mod stage;
 pub mod synthetic;
 pub mod timeline;

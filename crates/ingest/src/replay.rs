@@ -1,6 +1,7 @@
 //! The CSV replay runner: drives [`IngestStage`] over candle files and publishes what it emits
 //! (candles to `md.candles`, refusals to `audit.events`) in pipelined batches.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use prometheus::{IntCounterVec, Opts, Registry};
@@ -8,6 +9,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use tradeflow_bus::{BusError, Outgoing, Producer};
 
+use tradeflow_core::market::Interval;
+
+use crate::resume::{self, Resume, SeriesKey};
 use crate::stage::{IngestEvent, IngestStage, RawBar};
 use crate::timeline::{FeedError, Timeline};
 
@@ -57,6 +61,10 @@ pub struct ReplayConfig {
     pub passes: u32,
     /// Source name in candle ids (a dataset's feed carries its own).
     pub source: String,
+    /// Start each series after its last candle on `md.candles`, and after an outage go back to
+    /// what the stream lost ([`crate::resume`]). `false`: every bar of the files from the
+    /// first, as a load test wants (the ids make repeats harmless to the consumers).
+    pub resume: bool,
 }
 
 /// Counts of one replay.
@@ -66,6 +74,10 @@ pub struct ReplayReport {
     pub aggregated: u64,
     pub refused: u64,
     pub duplicates: u64,
+    /// Rows not sent at the start because `md.candles` already held them (a resumed replay).
+    pub already_sent: u64,
+    /// Times the replay went back after an outage because the stream had lost bars it sent.
+    pub rewinds: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +116,10 @@ impl IngestMetrics {
 pub(crate) const BATCH: usize = 1000;
 
 /// Replays every feed, interleaved by bar time so that several symbols advance together, until
-/// done or `shutdown`.
+/// done or `shutdown`. With `config.resume`, each series starts after its last candle on
+/// `md.candles`, and a send held through an outage is followed by a look at what the stream
+/// still holds: when it lost bars already sent (Redis's machine went down with them), the
+/// replay goes back to them.
 pub async fn replay(
     producer: &Producer,
     stage: &mut IngestStage,
@@ -123,56 +138,254 @@ pub async fn replay(
     }
     let first = timeline.first_time().unwrap_or(0);
     let span = timeline.span_ms();
+    let resumer = config.resume.then(|| Resumer::new(config, stage));
+    // Per feed, where it resumes (`None`: every bar).
+    let mut from = match &resumer {
+        Some(r) => r.points(&r.look(producer, shutdown).await?),
+        None => vec![None; config.feeds.len()],
+    };
+    for (feed, from) in config.feeds.iter().zip(&from) {
+        if let Some(at) = from {
+            info!(feed = %feed.name(), symbol = %feed.symbol, send_from = at.send_from, rebuild_from = ?at.rebuild_from, "resuming after the last candle on md.candles");
+        }
+    }
 
     let mut report = ReplayReport::default();
     let started = Instant::now();
     let mut batch: Vec<Outgoing> = Vec::with_capacity(BATCH);
     let mut n = 0u64;
-    for pass in 0..config.passes.max(1) {
-        let shift = span * i64::from(pass);
-        for step in timeline.iter() {
-            let (t, f, row) = (step.time, step.feed, step.row);
-            if shutdown.is_cancelled() {
-                flush(producer, &mut batch, shutdown).await?;
-                return Ok(report);
-            }
-            let feed = &config.feeds[f];
-            let source = feed.source().unwrap_or(&config.source);
-            let events = match row {
-                Ok(raw) => {
-                    let due = match config.pace {
-                        Pace::Fast => None,
-                        Pace::Speedup(x) => Some(Duration::from_secs_f64((t + shift - first) as f64 / 1000.0 / x)),
-                        Pace::Rate(r) => Some(Duration::from_secs_f64(n as f64 / r)),
-                    };
-                    if let Some(wait) = due.map(|d| d.saturating_sub(started.elapsed())).filter(|w| !w.is_zero()) {
-                        // Nothing waits in the batch while we sleep.
-                        flush(producer, &mut batch, shutdown).await?;
-                        tokio::time::sleep(wait).await;
-                    }
-                    n += 1;
-                    let raw = RawBar { open_time: raw.open_time + shift, ..*raw };
-                    let events = stage.on_bar(source, &feed.symbol, feed.interval, raw);
-                    if events.is_empty() {
-                        report.duplicates += 1;
-                    }
-                    events
+    // Per feed, the open time of the newest bar handed to the producer as a candle, and of the
+    // newest one Redis acknowledged.
+    let mut sent: Vec<Option<i64>> = vec![None; config.feeds.len()];
+    let mut acked = sent.clone();
+    'run: loop {
+        for pass in 0..config.passes.max(1) {
+            let shift = span * i64::from(pass);
+            for step in timeline.iter() {
+                let (t, f, row) = (step.time, step.feed, step.row);
+                if shutdown.is_cancelled() {
+                    flush(producer, &mut batch, shutdown).await?;
+                    return Ok(report);
                 }
-                Err(e) => {
-                    warn!(error = %e, "unreadable row");
-                    vec![stage.malformed(source, &feed.symbol, feed.interval, e.clone())]
+                // Bars the stream holds: skipped, or, where a built interval's bucket is not out
+                // yet, put through the stage again for that bucket only.
+                let (skip, rebuild) = match from[f] {
+                    None => (false, false),
+                    Some(at) => (at.rebuild_from.is_some_and(|r| t + shift < r), t + shift < at.send_from),
+                };
+                if skip || rebuild {
+                    if report.rewinds == 0 && row.is_ok() {
+                        report.already_sent += 1;
+                    }
+                    if skip || row.is_err() {
+                        continue;
+                    }
                 }
-            };
-            for event in events {
-                batch.push(route(producer, &event, source, metrics, &mut report)?);
+                let feed = &config.feeds[f];
+                let source = feed.source().unwrap_or(&config.source);
+                let events = match row {
+                    Ok(raw) if rebuild => {
+                        let raw = RawBar { open_time: raw.open_time + shift, ..*raw };
+                        let mut events = stage.on_bar(source, &feed.symbol, feed.interval, raw);
+                        events.retain(|e| matches!(e, IngestEvent::Candle(c) if c.aggregated));
+                        events
+                    }
+                    Ok(raw) => {
+                        let due = match config.pace {
+                            Pace::Fast => None,
+                            Pace::Speedup(x) => Some(Duration::from_secs_f64((t + shift - first) as f64 / 1000.0 / x)),
+                            Pace::Rate(r) => Some(Duration::from_secs_f64(n as f64 / r)),
+                        };
+                        if let Some(wait) = due.map(|d| d.saturating_sub(started.elapsed())).filter(|w| !w.is_zero()) {
+                            // Nothing waits in the batch while we sleep.
+                            match flush_checked(producer, &mut batch, shutdown, resumer.as_ref(), &acked).await? {
+                                Some((back, last)) => {
+                                    rewind(&mut from, &mut sent, stage, &mut report, resumer.as_ref(), back, &last);
+                                    acked.clone_from(&sent);
+                                    continue 'run;
+                                }
+                                None => acked.clone_from(&sent),
+                            }
+                            tokio::time::sleep(wait).await;
+                        }
+                        n += 1;
+                        let raw = RawBar { open_time: raw.open_time + shift, ..*raw };
+                        let events = stage.on_bar(source, &feed.symbol, feed.interval, raw);
+                        if events.is_empty() {
+                            report.duplicates += 1;
+                        }
+                        events
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "unreadable row");
+                        vec![stage.malformed(source, &feed.symbol, feed.interval, e.clone())]
+                    }
+                };
+                for event in events {
+                    if let IngestEvent::Candle(c) = &event
+                        && !c.aggregated
+                    {
+                        sent[f] = Some(c.bar.open_time());
+                    }
+                    batch.push(route(producer, &event, source, metrics, &mut report)?);
+                }
+                if batch.len() >= BATCH {
+                    match flush_checked(producer, &mut batch, shutdown, resumer.as_ref(), &acked).await? {
+                        Some((back, last)) => {
+                            rewind(&mut from, &mut sent, stage, &mut report, resumer.as_ref(), back, &last);
+                            acked.clone_from(&sent);
+                            continue 'run;
+                        }
+                        None => acked.clone_from(&sent),
+                    }
+                }
             }
-            if batch.len() >= BATCH {
-                flush(producer, &mut batch, shutdown).await?;
+        }
+        if let Some((back, last)) = flush_checked(producer, &mut batch, shutdown, resumer.as_ref(), &acked).await? {
+            rewind(&mut from, &mut sent, stage, &mut report, resumer.as_ref(), back, &last);
+            acked.clone_from(&sent);
+            continue 'run;
+        }
+        return Ok(report);
+    }
+}
+
+/// Goes back after a loss: each feed resumes at `back`, what it has on the stream is `last`, and
+/// the stage forgets its series (the bars go through it again).
+fn rewind(
+    from: &mut Vec<Option<Resume>>,
+    sent: &mut [Option<i64>],
+    stage: &mut IngestStage,
+    report: &mut ReplayReport,
+    resumer: Option<&Resumer>,
+    back: Vec<Option<Resume>>,
+    last: &HashMap<SeriesKey, i64>,
+) {
+    *from = back;
+    if let Some(r) = resumer {
+        for (sent, (key, _)) in sent.iter_mut().zip(&r.feeds) {
+            *sent = last.get(key).copied();
+        }
+    }
+    stage.reset();
+    report.rewinds += 1;
+}
+
+/// The series a replay sends, and how to ask the stream where each stands.
+struct Resumer {
+    /// Per feed: its raw series and the intervals built from it.
+    feeds: Vec<(SeriesKey, Vec<Interval>)>,
+    /// Every series to look for: the raw ones and the aggregated ones.
+    wanted: Vec<SeriesKey>,
+}
+
+impl Resumer {
+    fn new(config: &ReplayConfig, stage: &IngestStage) -> Self {
+        let feeds: Vec<(SeriesKey, Vec<Interval>)> = config
+            .feeds
+            .iter()
+            .map(|feed| {
+                let source = feed.source().unwrap_or(&config.source).to_string();
+                ((source, feed.symbol.clone(), feed.interval), stage.targets(feed.interval).to_vec())
+            })
+            .collect();
+        let mut wanted: Vec<SeriesKey> = Vec::new();
+        for ((source, symbol, interval), targets) in &feeds {
+            for i in std::iter::once(interval).chain(targets) {
+                let key = (source.clone(), symbol.clone(), *i);
+                if !wanted.contains(&key) {
+                    wanted.push(key);
+                }
+            }
+        }
+        Self { feeds, wanted }
+    }
+
+    /// The newest candle of every series on the stream, asked again through an outage (the
+    /// look follows a held send, so Redis may still be loading).
+    async fn look(
+        &self,
+        producer: &Producer,
+        shutdown: &CancellationToken,
+    ) -> Result<HashMap<SeriesKey, i64>, BusError> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match resume::last_candles(producer.bus(), &self.wanted).await {
+                Err(e) if e.is_transient() && !shutdown.is_cancelled() => {
+                    warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot read md.candles yet");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.cancelled() => return Err(e),
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                other => return other,
             }
         }
     }
-    flush(producer, &mut batch, shutdown).await?;
-    Ok(report)
+
+    /// Per feed, where it resumes.
+    fn points(&self, last: &HashMap<SeriesKey, i64>) -> Vec<Option<Resume>> {
+        self.feeds
+            .iter()
+            .map(|((source, symbol, interval), targets)| resume::resume_point(last, source, symbol, *interval, targets))
+            .collect()
+    }
+}
+
+/// Sends the batch ([`flush`]). With a resumer, a send that meets Redis away or full first
+/// asks the stream what it still holds, once Redis answers again and before anything more is
+/// appended (so that what it holds is a prefix of what it had): when it lacks bars acknowledged
+/// before (Redis came back from its disk without them), the batch is dropped and each feed's
+/// resume point returned, so that the replay goes back and makes the batch again. Otherwise the
+/// batch is held through the outage as [`flush`] holds it.
+async fn flush_checked(
+    producer: &Producer,
+    batch: &mut Vec<Outgoing>,
+    shutdown: &CancellationToken,
+    resumer: Option<&Resumer>,
+    acked: &[Option<i64>],
+) -> Result<Option<(Vec<Option<Resume>>, HashMap<SeriesKey, i64>)>, ReplayError> {
+    let Some(resumer) = resumer.filter(|_| !batch.is_empty()) else {
+        flush(producer, batch, shutdown).await?;
+        return Ok(None);
+    };
+    // Dropping the send ends a wait for room on a full partition.
+    let first = tokio::select! {
+        sent = producer.send(batch) => Some(sent),
+        _ = shutdown.cancelled() => None,
+    };
+    match first {
+        Some(Ok(_)) => {
+            batch.clear();
+            Ok(None)
+        }
+        Some(Err(e)) if e.is_transient() => {
+            producer.count_held();
+            warn!(error = %e, "redis unavailable or full; md.candles is checked when it answers, before more is sent");
+            let last = resumer.look(producer, shutdown).await?;
+            let lost: Vec<&SeriesKey> = resumer
+                .feeds
+                .iter()
+                .zip(acked)
+                .filter(|((key, _), acked)| acked.is_some_and(|a| last.get(key).is_none_or(|l| *l < a)))
+                .map(|((key, _), _)| key)
+                .collect();
+            if lost.is_empty() {
+                flush(producer, batch, shutdown).await?;
+                return Ok(None);
+            }
+            warn!(series = ?lost, "md.candles lost bars it had acknowledged (Redis restarted without them); sending them again");
+            batch.clear();
+            Ok(Some((resumer.points(&last), last)))
+        }
+        Some(Err(e)) => Err(e.into()),
+        // Stopping: what is left goes as the unchecked flush sends it.
+        None => {
+            flush(producer, batch, shutdown).await?;
+            Ok(None)
+        }
+    }
 }
 
 pub(crate) fn route(

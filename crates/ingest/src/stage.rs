@@ -44,6 +44,18 @@ impl IngestStage {
         if errors.is_empty() { Ok(Self { aggregate: map, ..Default::default() }) } else { Err(errors) }
     }
 
+    /// The intervals built from bars of `from`.
+    pub fn targets(&self, from: Interval) -> &[Interval] {
+        self.aggregate.get(&from).map_or(&[], Vec::as_slice)
+    }
+
+    /// Forgets every series' last bar and half-built buckets (the configuration stays): for a
+    /// replay that goes back to send bars again.
+    pub fn reset(&mut self) {
+        self.gates.clear();
+        self.aggregators.clear();
+    }
+
     /// A bar that could not even be read (e.g. a malformed CSV row) becomes a refusal too.
     pub fn malformed(&self, source: &str, symbol: &str, interval: Interval, reason: String) -> IngestEvent {
         IngestEvent::Refused(CandleRefused {

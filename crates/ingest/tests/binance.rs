@@ -571,4 +571,21 @@ async fn backfill_and_live_bars_reach_md_candles_and_the_bad_row_audit_events() 
     assert!(refusals[0].reason.contains(r#"field 4 (close): "12,5" is not a number"#), "{}", refusals[0].reason);
     assert_eq!((report.candles, report.aggregated, report.refused, report.duplicates), (7, 1, 1, 0), "{report:?}");
     assert_eq!(connections.load(Ordering::SeqCst), 1);
+
+    // A restarted worker resumes from md.candles, not from `backfill_from`: the 5-minute bucket
+    // at 5 is not out, so its bars go again from 5 (same ids), then 7..=9 are new.
+    {
+        let mut m = market.lock().unwrap();
+        for k in 7..10 {
+            m.add("BTCUSDT", Interval::M1, k);
+        }
+    }
+    config.live = false;
+    let mut stage = IngestStage::new(&[(Interval::M1, Interval::M5)]).unwrap();
+    let report = run_binance(&producer, &mut stage, &config, &metrics, &CancellationToken::new()).await.unwrap();
+    assert_eq!((report.candles, report.aggregated, report.refused), (6, 1, 0), "{report:?}");
+    let envelopes = tradeflow_testkit::envelopes(&bus, "md.candles").await;
+    let ids: std::collections::BTreeSet<String> = envelopes.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(ids.len(), 9 + 2, "1m bars 0, 1, 3..=9 and two 5m: {ids:?}");
+    assert_eq!(envelopes.len(), ids.len() + 2, "only bars 5 and 6 are on the stream twice");
 }

@@ -38,6 +38,7 @@ async fn the_demo_feed_and_a_damaged_file_replay_with_refusals_audited() {
         pace: Pace::Fast,
         passes: 1,
         source: "csv".into(),
+        resume: true,
     };
     let mut stage = IngestStage::new(&[(Interval::H1, Interval::H4)]).unwrap();
     let metrics = IngestMetrics::register(&prometheus::Registry::new()).unwrap();
@@ -92,6 +93,7 @@ async fn a_replay_rides_out_two_redis_restarts_and_loses_nothing() {
         pace: Pace::Rate(6_000.0),
         passes: 1,
         source: "csv".into(),
+        resume: true,
     };
     let task = tokio::spawn(async move {
         let mut stage = IngestStage::new(&[]).unwrap();
@@ -119,6 +121,129 @@ async fn a_replay_rides_out_two_redis_restarts_and_loses_nothing() {
         ids.len(),
         envelopes.len() - ids.len()
     );
+}
+
+fn demo_config(pace: Pace) -> ReplayConfig {
+    ReplayConfig {
+        feeds: vec![Feed::csv(DEMO, "BTCUSD", Interval::H1)],
+        pace,
+        passes: 1,
+        source: "csv".into(),
+        resume: true,
+    }
+}
+
+async fn replay_demo(bus: &tradeflow_bus::Bus, config: &ReplayConfig) -> tradeflow_ingest::replay::ReplayReport {
+    let producer = Producer::new(bus.clone(), "ingest-test");
+    let mut stage = IngestStage::new(&[(Interval::H1, Interval::H4)]).unwrap();
+    let metrics = IngestMetrics::register(&prometheus::Registry::new()).unwrap();
+    replay(&producer, &mut stage, config, &metrics, &CancellationToken::new()).await.unwrap()
+}
+
+/// Every candle of `md.candles` by id, each copy checked to be the same candle.
+async fn candles_by_id(bus: &tradeflow_bus::Bus) -> (std::collections::BTreeMap<String, Candle>, usize) {
+    let envelopes = tradeflow_testkit::envelopes(bus, "md.candles").await;
+    let mut by_id = std::collections::BTreeMap::new();
+    for e in &envelopes {
+        let c: Candle = e.open().unwrap();
+        if let Some(before) = by_id.insert(e.id.clone(), c.clone()) {
+            assert_eq!(before, c, "{} sent twice with other values", e.id);
+        }
+    }
+    (by_id, envelopes.len())
+}
+
+/// Deletes the newest `entries` entries of the partition holding `symbol` on md.candles: the
+/// tail a crash of Redis's machine takes with it under `appendfsync everysec`.
+async fn lose_tail(bus: &tradeflow_bus::Bus, symbol: &str, entries: usize) -> usize {
+    let spec = bus.topology().stream("md.candles").unwrap();
+    let p = tradeflow_bus::keys::partition_of(symbol, spec.partitions);
+    let tail = tradeflow_bus::tap::read_back(bus, "md.candles", p, None, entries).await.unwrap();
+    let mut conn = bus.conn();
+    let mut cmd = redis::cmd("XDEL");
+    cmd.arg(bus.keys().partition("md.candles", p));
+    for e in &tail {
+        cmd.arg(e.id.to_string());
+    }
+    let _: u64 = cmd.query_async(&mut conn).await.unwrap();
+    tail.iter().map(|e| tradeflow_bus::pack::messages(e).unwrap().len()).sum()
+}
+
+/// A second replay over the same stream sends nothing; after the stream lost its tail, a replay
+/// sends what is missing and no more (the raw bars of a half-built 4h bucket go through the
+/// stage again, not onto the stream): the candles, 4h ones included, are those of a clean run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_resumes_after_the_last_candle_on_the_stream() {
+    let redis = TestRedis::start().await;
+    let clean = redis.bus(Topology::load(STREAMS).unwrap().with_namespace("clean").unwrap()).await;
+    let bus = redis.bus(Topology::load(STREAMS).unwrap()).await;
+    let config = demo_config(Pace::Fast);
+    replay_demo(&clean, &config).await;
+    let (expected, _) = candles_by_id(&clean).await;
+
+    let first = replay_demo(&bus, &config).await;
+    assert_eq!((first.already_sent, first.candles as usize), (0, expected.len()), "{first:?}");
+    let again = replay_demo(&bus, &config).await;
+    assert_eq!((again.candles, again.already_sent), (0, 20_111), "a second replay sends nothing: {again:?}");
+
+    let lost = lose_tail(&bus, "BTCUSD", 3).await;
+    assert!(lost > 0);
+    let resumed = replay_demo(&bus, &config).await;
+    let (got, entries) = candles_by_id(&bus).await;
+    assert_eq!(got.len(), expected.len(), "{resumed:?}");
+    assert_eq!(got, expected, "the resumed stream holds the clean run's candles");
+    // Nothing twice: the raw bars of the half-built 4h bucket went through the stage again,
+    // not onto the stream.
+    assert_eq!(entries, got.len(), "{resumed:?}");
+    assert!(resumed.already_sent > 0 && resumed.candles as usize >= lost, "{resumed:?} after {lost} lost");
+    println!("lost {lost} candles; the resumed replay sent {} ({} twice)", resumed.candles, entries - got.len());
+
+    // --from-start: every bar again, all of them repeats.
+    let all = replay_demo(&bus, &ReplayConfig { resume: false, ..config }).await;
+    assert_eq!((all.candles as usize, all.already_sent), (expected.len(), 0));
+}
+
+/// Redis SIGKILLed mid-replay comes back without the tail of its append-only file (what a
+/// crash of its machine does under `appendfsync everysec`): the replay, whose held send meets
+/// a stream that lacks bars it had acknowledged, goes back to them; nothing is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bars_redis_lost_with_its_machine_are_sent_again() {
+    let mut redis = TestRedis::start().await;
+    let clean = redis.bus(Topology::load(STREAMS).unwrap().with_namespace("clean").unwrap()).await;
+    replay_demo(&clean, &demo_config(Pace::Fast)).await;
+    let (expected, _) = candles_by_id(&clean).await;
+    let aof_dir = redis.dir().join("appendonlydir");
+    let incr = std::fs::read_dir(&aof_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".incr.aof"))
+        .unwrap_or_else(|| panic!("no .incr.aof in {}", aof_dir.display()));
+    let before = std::fs::metadata(&incr).unwrap().len();
+
+    let bus = redis.bus(Topology::load(STREAMS).unwrap()).await;
+    let config = demo_config(Pace::Rate(6_000.0));
+    let task = tokio::spawn({
+        let bus = bus.clone();
+        async move { replay_demo(&bus, &config).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    assert!(!task.is_finished(), "the replay ended before Redis was killed");
+    redis.kill().await;
+    // The newer half of what this replay wrote to the append-only file is gone, as if it had
+    // never reached the disk.
+    let len = std::fs::metadata(&incr).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&incr).unwrap().set_len(before + (len - before) / 2).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    redis.restart().await;
+    eprintln!(
+        "DEBUG len {len} before {before} after restart: {} messages",
+        tradeflow_testkit::message_count(&bus, "md.candles").await
+    );
+    let report = task.await.unwrap();
+    assert!(report.rewinds >= 1, "the replay did not go back: {report:?}");
+    let (got, entries) = candles_by_id(&bus).await;
+    assert_eq!(got, expected, "every candle of a clean run, 4h ones included: {report:?}");
+    println!("{report:?}; {entries} entries for {} candles", got.len());
 }
 
 #[test]

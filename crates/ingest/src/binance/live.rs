@@ -68,7 +68,12 @@ impl BinanceSource {
         let series = config
             .series
             .iter()
-            .map(|s| SeriesState { series: s.clone(), last: config.backfill_from.map(|t| t - s.interval.millis()) })
+            .map(|s| {
+                // The later of the backfill's start and the resume point: bars before it are
+                // wanted by nobody or already on the stream.
+                let from = config.backfill_from.into_iter().chain(config.resume_from.get(s).copied()).max();
+                SeriesState { series: s.clone(), last: from.map(|t| t - s.interval.millis()) }
+            })
             .collect();
         let streams = Arc::new(config.series.iter().enumerate().map(|(i, s)| (s.stream_name(), i)).collect());
         Ok(Self { config, rest, series, streams, stats })

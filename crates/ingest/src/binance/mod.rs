@@ -16,7 +16,7 @@ mod kline;
 mod live;
 mod rest;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
@@ -98,6 +98,13 @@ pub struct BinanceConfig {
     pub ws_idle_timeout: Duration,
     /// Capacity of the channel from the source to the publisher (default 4096).
     pub channel_capacity: usize,
+    /// [`run_binance`]: start each series after its last candle on `md.candles` (its gap fill
+    /// fetches what came since, or what Redis lost with its machine) rather than at
+    /// `backfill_from` or at the live bars (default true).
+    pub resume: bool,
+    /// Per series, the open time of the first bar to fetch when later than `backfill_from`;
+    /// [`run_binance`] sets it from `md.candles` when `resume` is on.
+    pub resume_from: HashMap<BinanceSeries, i64>,
 }
 
 impl BinanceConfig {
@@ -123,6 +130,8 @@ impl BinanceConfig {
             rotate_after: Duration::from_secs(23 * 3600),
             ws_idle_timeout: Duration::from_secs(300),
             channel_capacity: 4096,
+            resume: true,
+            resume_from: HashMap::new(),
         }
     }
 
@@ -289,6 +298,10 @@ pub async fn run_binance(
     metrics: &IngestMetrics,
     shutdown: &CancellationToken,
 ) -> Result<ReplayReport, BinanceError> {
+    let mut config = config.clone();
+    if config.resume {
+        config.resume_from = resume_points(producer, stage, &config.series).await?;
+    }
     let source = BinanceSource::new(config.clone())?;
     let (tx, mut rx) = mpsc::channel(config.channel_capacity.max(1));
     let stop = shutdown.child_token();
@@ -325,6 +338,35 @@ pub async fn run_binance(
         Err(e) => return Err(BinanceError::Task(e.to_string())),
     }
     Ok(report)
+}
+
+/// Per series, the open time of the first bar to fetch: after its last candle on `md.candles`,
+/// or at the first bucket an aggregation has not built yet; series with nothing there (or with
+/// built intervals that have nothing there) are left out and start as configured.
+async fn resume_points(
+    producer: &Producer,
+    stage: &IngestStage,
+    series: &[BinanceSeries],
+) -> Result<HashMap<BinanceSeries, i64>, BusError> {
+    let mut wanted = Vec::new();
+    for s in series {
+        for i in std::iter::once(&s.interval).chain(stage.targets(s.interval)) {
+            wanted.push((SOURCE.to_string(), s.symbol.clone(), *i));
+        }
+    }
+    let last = crate::resume::last_candles(producer.bus(), &wanted).await?;
+    Ok(series
+        .iter()
+        .filter_map(|s| {
+            let at = crate::resume::resume_point(&last, SOURCE, &s.symbol, s.interval, stage.targets(s.interval))?;
+            // From the first bucket not built yet, so that it is built from all its bars (the
+            // bars before `send_from` go again, same ids); with no built candle at all, as
+            // configured.
+            let from = at.rebuild_from?;
+            tracing::info!(symbol = %s.symbol, interval = %s.interval, from, "resuming after the last candle on md.candles");
+            Some((s.clone(), from))
+        })
+        .collect())
 }
 
 fn publish(
