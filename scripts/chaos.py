@@ -6,7 +6,8 @@ and whose Redis is SIGKILLed and restarted; then the two audit stores are compar
 The clean run: `tradeflow up --exit-when-drained` on its own redis-server (every stage in one
 process). The chaos run: its own redis-server (AOF on, `appendfsync everysec`), COPIES processes
 of inference, ensemble, risk and exec (3), two audit writers and one ingest worker, each a
-`tradeflow worker` process. Every KILL_MIN–KILL_MAX seconds (2–5) one of them, picked at random,
+`tradeflow worker` process, the ingest worker paced to last about as long as the clean run.
+Every KILL_MIN–KILL_MAX seconds (2–5) one of them, picked at random,
 the ingest worker included while it runs, is SIGKILLed and started again under the same member
 name (a restarted ingest resumes from the last candle on md.candles), for as long as the clean
 run took and while ingest runs; then the fleet drains undisturbed. REDIS_KILLS times (2),
@@ -290,6 +291,7 @@ def main():
               "kill_every_s": [kill_min, kill_max], "copies": copies}
     servers = []
     workers = []
+    finished = False
     try:
         # The clean run.
         clean_redis = Redis(work / "clean-redis")
@@ -320,7 +322,10 @@ def main():
                 workers.append(Worker(f"{stage}-{i}", args, env, chaos))
         for i in range(2):
             workers.append(Worker(f"audit-{i}", ["worker", "audit", "--member-name", f"audit-{i}"], env, chaos))
-        ingest = Worker("ingest", ["worker", "ingest", *replay_args(csv, symbols)], env, chaos)
+        # Paced to last about as long as the clean run, so that kills find it running too.
+        rate = max(1, round(total / max(0.8 * clean_s, 1.0)))
+        report["ingest_pace_per_s"] = rate
+        ingest = Worker("ingest", ["worker", "ingest", "--pace", f"{rate}/s", *replay_args(csv, symbols)], env, chaos)
         timeout = float(os.environ.get("CHAOS_TIMEOUT_S") or 3 * clean_s + 600)
         started = time.monotonic()
         redis_at = [clean_s * (k + 1) / (redis_kills + 1) for k in range(redis_kills)]
@@ -383,6 +388,7 @@ def main():
                        "clean_counts": clean_counts})
         report["lost"] = sum(c["lost"] for c in report["compared"].values())
         report["extra"] = sum(c["extra"] for c in report["compared"].values())
+        finished = True
     finally:
         for w in workers:
             if w.proc and w.proc.poll() is None:
@@ -391,7 +397,7 @@ def main():
             ingest.proc.kill()
         for s in servers:
             s.stop()
-        if os.environ.get("CHAOS_KEEP"):
+        if os.environ.get("CHAOS_KEEP") or not finished:
             log(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)

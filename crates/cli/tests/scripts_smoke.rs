@@ -142,9 +142,10 @@ fn soak_sh_reports_windows_latencies_and_memory() {
     assert!(report["growth_after_warmup_pct"]["up"].is_number(), "{report}");
 }
 
-/// `scripts/chaos.sh` at CI size: 3,000 demo candles of one symbol, a worker SIGKILLed every
-/// 1-2 s and Redis twice; every table of the chaos run equals the clean run's, nothing lost,
-/// nothing extra, no dead letter, the invariants hold.
+/// `scripts/chaos.sh` at CI size: 20,000 demo candles of one symbol through two processes of
+/// every stage, a worker SIGKILLed every 1-2 s (ingest included) and Redis twice; every table
+/// of the chaos run equals the clean run's, nothing lost, nothing extra, no dead letter, the
+/// invariants hold.
 #[test]
 fn chaos_sh_kills_workers_and_redis_and_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
@@ -156,7 +157,7 @@ fn chaos_sh_kills_workers_and_redis_and_loses_nothing() {
             .env("CHAOS_KILL_EVERY", "1-2")
             .env("CHAOS_COPIES", "2")
             .env("CHAOS_JSON", &json)
-            .arg("3000"),
+            .arg("20000"),
         LIMIT,
     );
     done.success();
