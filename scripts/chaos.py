@@ -47,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,36 +55,12 @@ BIN = os.environ["TRADEFLOW_BIN"]
 DEMO = ROOT / "demo" / "btcusd_1h.csv"
 CANDLES = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 MODELS = "rsi,macd,technical"
-PROFILES = """
-[[profile]]
-name = "technical"
-models = { technical = 1.0 }
-method = "confidence_weighted_mean"
-
-[[profile]]
-name = "committee"
-models = { rsi = 1.0, macd = 1.0, technical = 2.0 }
-method = "weighted_vote"
-"""
-# One account per profile; the second with leverage, shorts off, a trailing stop and tight
-# limits, so that rejections and stops happen (as in crates/cli/tests/trading.rs).
-STARTING = {"alpha": 10000.0, "beta": 5000.0}
-ACCOUNTS = """
-[[account]]
-id = "alpha"
-profile = "technical"
-starting_balance = 10000.0
-
-[[account]]
-id = "beta"
-profile = "committee"
-starting_balance = 5000.0
-leverage = 3.0
-allow_short = false
-trailing_stop_pct = 0.03
-sizing = { method = "kelly", cap = 0.5, payoff = 1.5 }
-risk = { min_confidence = 0.3, max_drawdown = 0.5, cooldown_after_losses = 4, cooldown_ms = 86400000 }
-"""
+# The pipeline tests' profiles and accounts (two rule-model profiles; an account per profile,
+# the second with leverage, shorts off, a trailing stop and tight limits, so that rejections and
+# stops happen).
+PIPELINE = ROOT / "tests" / "data" / "pipeline"
+STARTING = {a["id"]: a["starting_balance"]
+            for a in tomllib.loads((PIPELINE / "accounts.toml").read_text())["account"]}
 # (stream, group) pairs that must have nothing pending and no lag for a run to be over.
 DRAIN = [
     ("md.candles", "inference"), ("inf.signals", "ensemble"), ("ens.decisions", "risk"),
@@ -152,8 +129,8 @@ class Redis:
 def run_dir(work, name, redis):
     d = work / name
     d.mkdir()
-    (d / "profiles.toml").write_text(PROFILES)
-    (d / "accounts.toml").write_text(ACCOUNTS)
+    shutil.copy(PIPELINE / "profiles.toml", d / "profiles.toml")
+    shutil.copy(PIPELINE / "accounts.toml", d / "accounts.toml")
     shutil.copy(Path(os.environ.get("TRADEFLOW_STREAMS") or ROOT / "streams.toml"), d / "streams.toml")
     env = dict(os.environ)
     env.pop("TRADEFLOW_CONFIG", None)
@@ -230,6 +207,7 @@ def compare(chaos_db, clean_db, tables):
     db.execute("ATTACH DATABASE ? AS clean", (str(clean_db),))
     out = {}
     for t in tables:
+        log(f"comparing {t}")
         cols = ", ".join(f'"{c}"' for c in columns(db, "main", t))
         lost = db.execute(f'SELECT COUNT(*) FROM (SELECT {cols} FROM clean."{t}" EXCEPT SELECT {cols} FROM main."{t}")').fetchone()[0]
         extra = db.execute(f'SELECT COUNT(*) FROM (SELECT {cols} FROM main."{t}" EXCEPT SELECT {cols} FROM clean."{t}")').fetchone()[0]

@@ -20,36 +20,11 @@ const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../demo/btcusd_1h.cs
 const CANDLES: i64 = 20_111;
 const MODELS: &str = "rsi,macd,technical";
 
-const PROFILES: &str = r#"
-[[profile]]
-name = "technical"
-models = { technical = 1.0 }
-method = "confidence_weighted_mean"
-
-[[profile]]
-name = "committee"
-models = { rsi = 1.0, macd = 1.0, technical = 2.0 }
-method = "weighted_vote"
-"#;
+const PROFILES: &str = include_str!("../../../tests/data/pipeline/profiles.toml");
 
 /// Two accounts, one per profile; the second with leverage, shorts off, a trailing stop and
 /// tight limits so that refusals and stops happen on the demo feed.
-const ACCOUNTS: &str = r#"
-[[account]]
-id = "alpha"
-profile = "technical"
-starting_balance = 10000.0
-
-[[account]]
-id = "beta"
-profile = "committee"
-starting_balance = 5000.0
-leverage = 3.0
-allow_short = false
-trailing_stop_pct = 0.03
-sizing = { method = "kelly", cap = 0.5, payoff = 1.5 }
-risk = { min_confidence = 0.3, max_drawdown = 0.5, cooldown_after_losses = 4, cooldown_ms = 86400000 }
-"#;
+const ACCOUNTS: &str = include_str!("../../../tests/data/pipeline/accounts.toml");
 
 fn tradeflow(redis: &TestRedis, dir: &std::path::Path, args: &[&str]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(BIN);

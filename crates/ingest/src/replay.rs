@@ -139,8 +139,7 @@ pub async fn replay(
     let first = timeline.first_time().unwrap_or(0);
     let span = timeline.span_ms();
     let resumer = config.resume.then(|| Resumer::new(config, stage));
-    // Per feed, where it resumes (`None`: every bar).
-    let mut from = match &resumer {
+    let from = match &resumer {
         Some(r) => r.points(&r.look(producer, shutdown).await?),
         None => vec![None; config.feeds.len()],
     };
@@ -154,10 +153,7 @@ pub async fn replay(
     let started = Instant::now();
     let mut batch: Vec<Outgoing> = Vec::with_capacity(BATCH);
     let mut n = 0u64;
-    // Per feed, the open time of the newest bar handed to the producer as a candle, and of the
-    // newest one Redis acknowledged.
-    let mut sent: Vec<Option<i64>> = vec![None; config.feeds.len()];
-    let mut acked = sent.clone();
+    let mut progress = Progress { from, sent: vec![None; config.feeds.len()], acked: vec![None; config.feeds.len()] };
     'run: loop {
         for pass in 0..config.passes.max(1) {
             let shift = span * i64::from(pass);
@@ -169,7 +165,7 @@ pub async fn replay(
                 }
                 // Bars the stream holds: skipped, or, where a built interval's bucket is not out
                 // yet, put through the stage again for that bucket only.
-                let (skip, rebuild) = match from[f] {
+                let (skip, rebuild) = match progress.from[f] {
                     None => (false, false),
                     Some(at) => (at.rebuild_from.is_some_and(|r| t + shift < r), t + shift < at.send_from),
                 };
@@ -198,13 +194,11 @@ pub async fn replay(
                         };
                         if let Some(wait) = due.map(|d| d.saturating_sub(started.elapsed())).filter(|w| !w.is_zero()) {
                             // Nothing waits in the batch while we sleep.
-                            match flush_checked(producer, &mut batch, shutdown, resumer.as_ref(), &acked).await? {
-                                Some((back, last)) => {
-                                    rewind(&mut from, &mut sent, stage, &mut report, resumer.as_ref(), back, &last);
-                                    acked.clone_from(&sent);
-                                    continue 'run;
-                                }
-                                None => acked.clone_from(&sent),
+                            if progress
+                                .flush(producer, &mut batch, shutdown, resumer.as_ref(), stage, &mut report)
+                                .await?
+                            {
+                                continue 'run;
                             }
                             tokio::time::sleep(wait).await;
                         }
@@ -225,50 +219,62 @@ pub async fn replay(
                     if let IngestEvent::Candle(c) = &event
                         && !c.aggregated
                     {
-                        sent[f] = Some(c.bar.open_time());
+                        progress.sent[f] = Some(c.bar.open_time());
                     }
                     batch.push(route(producer, &event, source, metrics, &mut report)?);
                 }
-                if batch.len() >= BATCH {
-                    match flush_checked(producer, &mut batch, shutdown, resumer.as_ref(), &acked).await? {
-                        Some((back, last)) => {
-                            rewind(&mut from, &mut sent, stage, &mut report, resumer.as_ref(), back, &last);
-                            acked.clone_from(&sent);
-                            continue 'run;
-                        }
-                        None => acked.clone_from(&sent),
-                    }
+                if batch.len() >= BATCH
+                    && progress.flush(producer, &mut batch, shutdown, resumer.as_ref(), stage, &mut report).await?
+                {
+                    continue 'run;
                 }
             }
         }
-        if let Some((back, last)) = flush_checked(producer, &mut batch, shutdown, resumer.as_ref(), &acked).await? {
-            rewind(&mut from, &mut sent, stage, &mut report, resumer.as_ref(), back, &last);
-            acked.clone_from(&sent);
+        if progress.flush(producer, &mut batch, shutdown, resumer.as_ref(), stage, &mut report).await? {
             continue 'run;
         }
         return Ok(report);
     }
 }
 
-/// Goes back after a loss: each feed resumes at `back`, what it has on the stream is `last`, and
-/// the stage forgets its series (the bars go through it again).
-fn rewind(
-    from: &mut Vec<Option<Resume>>,
-    sent: &mut [Option<i64>],
-    stage: &mut IngestStage,
-    report: &mut ReplayReport,
-    resumer: Option<&Resumer>,
-    back: Vec<Option<Resume>>,
-    last: &HashMap<SeriesKey, i64>,
-) {
-    *from = back;
-    if let Some(r) = resumer {
-        for (sent, (key, _)) in sent.iter_mut().zip(&r.feeds) {
-            *sent = last.get(key).copied();
+/// Where each feed of a replay stands.
+struct Progress {
+    /// Where it resumes (`None`: every bar).
+    from: Vec<Option<Resume>>,
+    /// The open time of the newest bar handed to the producer as a candle...
+    sent: Vec<Option<i64>>,
+    /// ...and of the newest one Redis acknowledged.
+    acked: Vec<Option<i64>>,
+}
+
+impl Progress {
+    /// Sends the batch ([`flush_checked`]). `true` when the replay must go back because the
+    /// stream lost bars: `from` then holds where each feed resumes, and the stage has forgotten
+    /// its series (the bars go through it again).
+    async fn flush(
+        &mut self,
+        producer: &Producer,
+        batch: &mut Vec<Outgoing>,
+        shutdown: &CancellationToken,
+        resumer: Option<&Resumer>,
+        stage: &mut IngestStage,
+        report: &mut ReplayReport,
+    ) -> Result<bool, ReplayError> {
+        let Some((back, last)) = flush_checked(producer, batch, shutdown, resumer, &self.acked).await? else {
+            self.acked.clone_from(&self.sent);
+            return Ok(false);
+        };
+        self.from = back;
+        if let Some(r) = resumer {
+            for (sent, (key, _)) in self.sent.iter_mut().zip(&r.feeds) {
+                *sent = last.get(key).copied();
+            }
         }
+        self.acked.clone_from(&self.sent);
+        stage.reset();
+        report.rewinds += 1;
+        Ok(true)
     }
-    stage.reset();
-    report.rewinds += 1;
 }
 
 /// The series a replay sends, and how to ask the stream where each stands.

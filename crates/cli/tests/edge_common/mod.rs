@@ -28,17 +28,7 @@ pub const TRADER: (&str, &str) = ("ops", "ops-pass-1");
 pub const VIEWER: (&str, &str) = ("watcher", "watch-pass-1");
 pub const API_KEY: &str = "grafana-key-0123456789";
 
-pub const PROFILES: &str = r#"
-[[profile]]
-name = "technical"
-models = { technical = 1.0 }
-method = "confidence_weighted_mean"
-
-[[profile]]
-name = "committee"
-models = { rsi = 1.0, macd = 1.0, technical = 2.0 }
-method = "weighted_vote"
-"#;
+pub const PROFILES: &str = include_str!("../../../../tests/data/pipeline/profiles.toml");
 
 pub const ACCOUNTS: &str = r#"
 [[account]]
