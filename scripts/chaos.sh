@@ -12,9 +12,6 @@
 # Environment: TRADEFLOW_BIN, a tradeflow binary already built (else a release build is made).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh >/dev/null
-if [ -z "${TRADEFLOW_BIN:-}" ]; then
-  cargo build --release -q -p tradeflow
-  export TRADEFLOW_BIN=$PWD/target/release/tradeflow
-fi
+# shellcheck source=scripts/release-bin.sh
+. scripts/release-bin.sh
 exec python3 scripts/chaos.py "${1:-1000000}"

@@ -10,10 +10,7 @@
 # (the figures as JSON), SOAK_KEEP=1 (keep the working directory and its logs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh >/dev/null
-if [ -z "${TRADEFLOW_BIN:-}" ]; then
-  cargo build --release -q -p tradeflow
-  export TRADEFLOW_BIN=$PWD/target/release/tradeflow
-fi
+# shellcheck source=scripts/release-bin.sh
+. scripts/release-bin.sh
 ulimit -n 65536 2>/dev/null || true
 exec python3 scripts/soak.py "${1:-60}"
