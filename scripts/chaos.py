@@ -307,7 +307,7 @@ def main():
         timeout = float(os.environ.get("CHAOS_TIMEOUT_S") or 3 * clean_s + 600)
         started = time.monotonic()
         redis_at = [clean_s * (k + 1) / (redis_kills + 1) for k in range(redis_kills)]
-        redis_killed, ingest_done, next_kill, next_check = 0, False, rng.uniform(kill_min, kill_max), 0.0
+        redis_killed, ingest_done, next_kill, next_check, ingest_exits = 0, False, rng.uniform(kill_min, kill_max), 0.0, 0
         while True:
             elapsed = time.monotonic() - started
             if elapsed > timeout:
@@ -317,6 +317,9 @@ def main():
                     ingest_done = True
                     log(f"ingest done at {elapsed:.0f} s")
                 else:
+                    # Our kills restart it at once, so this is an exit of its own: it must ride
+                    # out Redis's restarts. Counted (the run fails), and started again.
+                    ingest_exits += 1
                     log(f"ingest exited with {ingest.proc.returncode}; started again")
                     ingest.start()
             if redis_killed < len(redis_at) and elapsed >= redis_at[redis_killed]:
@@ -354,6 +357,7 @@ def main():
         report["kills"] = kills
         report["kills_total"] = sum(kills.values())
         report["redis_kills"] = redis_killed
+        report["ingest_exits"] = ingest_exits
         report["dead_letters"] = dead_letters(env)
         redis.stop()
 
@@ -392,12 +396,13 @@ def main():
               + ", ".join(f"{t} {counts[t]:,} (clean {clean_counts[t]:,})" for t in TRADING_TABLES))
     print("\nbalances: " + "; ".join(f"{a} stored {b['stored']:.6f}, fills fold to {b['folded']:.6f}"
                                      for a, b in balances.items()))
-    print(f"dead letters: {report['dead_letters'] or 'none'}")
+    print(f"dead letters: {report['dead_letters'] or 'none'}; ingest exits of its own: {ingest_exits}")
     print(f"invariants: {'; '.join(problems) if problems else 'all hold'}")
     print(f"\nlost {report['lost']}, extra {report['extra']}")
     if os.environ.get("CHAOS_JSON"):
         Path(os.environ["CHAOS_JSON"]).write_text(json.dumps(report, indent=2))
-    failed = report["lost"] or report["extra"] or problems or report["dead_letters"] or clean_problems
+    failed = (report["lost"] or report["extra"] or problems or report["dead_letters"] or clean_problems
+              or ingest_exits)
     sys.exit(1 if failed else 0)
 
 

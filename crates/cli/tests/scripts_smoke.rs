@@ -164,6 +164,7 @@ fn chaos_sh_kills_workers_and_redis_and_loses_nothing() {
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!((report["lost"].as_u64(), report["extra"].as_u64()), (Some(0), Some(0)), "{report}");
     assert_eq!(report["redis_kills"], 2, "{report}");
+    assert_eq!(report["ingest_exits"], 0, "the ingest worker rides out Redis's restarts: {report}");
     assert!(report["kills_total"].as_u64().unwrap() >= 2, "{report}");
     assert_eq!(report["compared"]["fills"]["lost"], 0, "one symbol: the trading tables are compared too: {report}");
     assert!(report["compared"]["fills"]["rows"].as_u64().unwrap() > 0, "{report}");
