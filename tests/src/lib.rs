@@ -4,6 +4,8 @@
 //! The sink records the first handling of each message id and counts repeats, so a test can
 //! check "every message handled, effects once, in order per key" across process kills.
 
+pub mod fleet;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -8,6 +8,8 @@
 //!   500 ms by default, which would kill any BLOCK longer than that. Readers therefore get their
 //!   own connection whose response timeout is BLOCK plus a margin.
 //!
+//! On a Redis Cluster both kinds are cluster connections ([`crate::cluster`]).
+//!
 //! Every connection has TCP_NODELAY set (redis-rs leaves Nagle's algorithm on by default): with
 //! it on, a small write that follows another one not yet acknowledged waits for the peer's
 //! delayed ACK, up to 40 ms on Linux, which showed up as a 35-40 ms tail in every latency
@@ -16,10 +18,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::ConnectionManagerConfig;
 use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo};
 
 use crate::backpressure::Backlogs;
+use crate::cluster::{BusConn, Deployment, cluster_client};
 use crate::error::{BusError, RedisContext};
 use crate::keys::Keys;
 use crate::topology::{StreamSpec, Topology};
@@ -36,28 +39,113 @@ pub fn client(url: &str) -> Result<Client, BusError> {
     Client::open(info.set_tcp_settings(tcp)).op("open client")
 }
 
+/// How writes wait for replicas: after each producer transaction and each settle, `WAIT
+/// replicas timeout_ms` on the node that took the writes (in the same round trip). 0 replicas
+/// (the default) sends no WAIT. See docs/bus.md "Redis Cluster" for what it buys and costs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Replication {
+    pub wait_replicas: u32,
+    pub wait_timeout_ms: u64,
+}
+
+impl Replication {
+    /// Appends the WAIT to a pipeline whose writes went to one node; returns whether it did.
+    /// The reply is the pipeline's last.
+    pub(crate) fn add_wait(&self, pipe: &mut redis::Pipeline) -> bool {
+        if self.wait_replicas == 0 {
+            return false;
+        }
+        pipe.cmd("WAIT").arg(self.wait_replicas).arg(self.wait_timeout_ms);
+        true
+    }
+
+    /// Checks WAIT's reply (how many replicas acknowledged): a shortfall is counted and
+    /// logged, not an error. The writes are applied on the master; failing them would only
+    /// send them again to the same master. A master with no replica at all refuses writes
+    /// when the servers run with `min-replicas-to-write` (docs/bus.md).
+    pub(crate) fn check_wait(&self, reply: &redis::Value, metrics: Option<&crate::metrics::BusMetrics>, what: &str) {
+        let acked = match reply {
+            redis::Value::Int(n) => *n,
+            _ => -1,
+        };
+        if acked < i64::from(self.wait_replicas) {
+            if let Some(m) = metrics {
+                m.replica_shortfall.inc();
+            }
+            tracing::warn!(
+                acked,
+                wanted = self.wait_replicas,
+                timeout_ms = self.wait_timeout_ms,
+                what,
+                "replicas did not acknowledge the writes in time"
+            );
+        }
+    }
+}
+
+/// What a connection reaches: one server (through its client) or a cluster's seeds.
+#[derive(Clone)]
+enum Target {
+    Single(Client),
+    Cluster(Vec<String>),
+}
+
 /// A connected bus: cheap to clone, shared by producers, consumers and inspection.
 #[derive(Clone)]
 pub struct Bus {
-    client: Client,
-    conn: ConnectionManager,
+    target: Target,
+    conn: BusConn,
     topology: Arc<Topology>,
     keys: Keys,
+    replication: Replication,
     /// What the producers of this bus last learned of the partitions' backlogs.
     backlogs: Arc<Backlogs>,
 }
 
 impl Bus {
-    /// Connects to `url` (redis://host:port/db) with the given topology.
+    /// Connects to `url` with the given topology: `redis://host:port/db` for one server,
+    /// `redis+cluster://host:port,host:port,...` for a Redis Cluster ([`crate::cluster`]).
     pub async fn connect(url: &str, topology: Topology) -> Result<Self, BusError> {
-        let client = client(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(COMMAND_TIMEOUT))
-            .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_number_of_retries(3);
-        let conn = client.get_connection_manager_with_config(config).await.op("connect")?;
+        let (target, conn) = match Deployment::parse(url)? {
+            Deployment::Single(url) => {
+                let client = client(&url)?;
+                let config = ConnectionManagerConfig::new()
+                    .set_response_timeout(Some(COMMAND_TIMEOUT))
+                    .set_connection_timeout(Some(Duration::from_secs(5)))
+                    .set_number_of_retries(3);
+                let conn = client.get_connection_manager_with_config(config).await.op("connect")?;
+                (Target::Single(client), BusConn::Single(conn))
+            }
+            Deployment::Cluster(nodes) => {
+                let conn =
+                    cluster_client(&nodes, COMMAND_TIMEOUT)?.get_async_connection().await.op("connect cluster")?;
+                (Target::Cluster(nodes), BusConn::Cluster(conn))
+            }
+        };
         let keys = Keys::new(&topology);
-        Ok(Self { client, conn, topology: Arc::new(topology), keys, backlogs: Arc::default() })
+        Ok(Self {
+            target,
+            conn,
+            topology: Arc::new(topology),
+            keys,
+            replication: Replication::default(),
+            backlogs: Arc::default(),
+        })
+    }
+
+    /// This bus with writes waiting for replicas as `replication` says.
+    pub fn with_replication(mut self, replication: Replication) -> Self {
+        self.replication = replication;
+        self
+    }
+
+    pub fn replication(&self) -> Replication {
+        self.replication
+    }
+
+    /// Whether the bus runs on a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster(_))
     }
 
     pub fn topology(&self) -> &Topology {
@@ -73,16 +161,58 @@ impl Bus {
     }
 
     /// The shared connection for short commands.
-    pub fn conn(&self) -> ConnectionManager {
+    pub fn conn(&self) -> BusConn {
         self.conn.clone()
     }
 
     /// A new dedicated connection for blocking reads of up to `block`.
-    pub async fn blocking_connection(&self, block: Duration) -> Result<MultiplexedConnection, BusError> {
-        let config = AsyncConnectionConfig::new()
-            .set_response_timeout(Some(block + BLOCK_MARGIN))
-            .set_connection_timeout(Some(Duration::from_secs(5)));
-        self.client.get_multiplexed_async_connection_with_config(&config).await.op("connect blocking reader")
+    pub async fn blocking_connection(&self, block: Duration) -> Result<BusConn, BusError> {
+        match &self.target {
+            Target::Single(client) => {
+                let config = AsyncConnectionConfig::new()
+                    .set_response_timeout(Some(block + BLOCK_MARGIN))
+                    .set_connection_timeout(Some(Duration::from_secs(5)));
+                let conn =
+                    client.get_multiplexed_async_connection_with_config(&config).await.op("connect blocking reader")?;
+                Ok(BusConn::Direct(conn))
+            }
+            Target::Cluster(nodes) => {
+                let conn = cluster_client(nodes, block + BLOCK_MARGIN)?
+                    .get_async_connection()
+                    .await
+                    .op("connect blocking reader")?;
+                Ok(BusConn::Cluster(conn))
+            }
+        }
+    }
+
+    /// Runs the commands of `body` as one MULTI/EXEC, followed in the same round trip by the
+    /// WAIT for replicas when the bus has one ([`Replication`]). The commands' replies are
+    /// dropped; a refused command fails the whole. Every key of `body` must share one slot on
+    /// a cluster (a partition's keys do).
+    pub(crate) async fn transact(
+        &self,
+        mut body: redis::Pipeline,
+        metrics: Option<&crate::metrics::BusMetrics>,
+        what: &'static str,
+    ) -> Result<(), BusError> {
+        let mut conn = self.conn();
+        if self.replication.wait_replicas == 0 {
+            body.atomic();
+            let _: () = body.query_async(&mut conn).await.op(what)?;
+            return Ok(());
+        }
+        // Spelled out: WAIT inside MULTI would not wait.
+        let mut pipe = redis::pipe();
+        pipe.cmd("MULTI").ignore();
+        for c in body.cmd_iter() {
+            pipe.add_command(c.clone()).ignore();
+        }
+        pipe.cmd("EXEC").ignore();
+        self.replication.add_wait(&mut pipe);
+        let (acked,): (redis::Value,) = pipe.query_async(&mut conn).await.op(what)?;
+        self.replication.check_wait(&acked, metrics, what);
+        Ok(())
     }
 
     /// The spec of a stream, checking that `group` is one of its groups.

@@ -36,7 +36,7 @@ pub enum BusError {
 impl BusError {
     /// Whether Redis is away for now: the connection refused, dropped or timed out, the
     /// server loading its data after a restart (`LOADING`) or between masters (`TRYAGAIN`,
-    /// `MASTERDOWN`, `CLUSTERDOWN`), or out of memory ([`is_oom`]). The same operation may
+    /// `MASTERDOWN`, `CLUSTERDOWN`, `NOREPLICAS`), or out of memory ([`is_oom`]). The same operation may
     /// succeed once it is back; anything else (a bad reply, an unknown stream, a script error)
     /// would fail again and is not this.
     pub fn is_transient(&self) -> bool {
@@ -55,6 +55,11 @@ impl BusError {
                         | redis::ServerErrorKind::ClusterDown
                 )
             )
+            // A cluster client that lost every connection to a slot's node (its master died,
+            // the replica not yet promoted), or a master refusing writes for want of replicas
+            // (`min-replicas-to-write`).
+            || matches!(source.kind(), redis::ErrorKind::ClusterConnectionNotFound)
+            || source.code() == Some("NOREPLICAS")
     }
 }
 

@@ -15,6 +15,7 @@
 
 pub mod backpressure;
 pub mod checkpoint;
+pub mod cluster;
 pub mod connection;
 pub mod consumer;
 pub mod control;

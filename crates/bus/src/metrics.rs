@@ -27,6 +27,7 @@ pub struct BusMetrics {
     pub redis_errors: IntCounterVec,
     pub partition_restarts: IntCounterVec,
     pub send_retries: IntCounter,
+    pub replica_shortfall: IntCounter,
     pub backpressure_wait_seconds: CounterVec,
     pub backpressure_waiting: IntGaugeVec,
     pub dropped: IntCounterVec,
@@ -111,6 +112,14 @@ impl BusMetrics {
                 let c = IntCounter::new(
                     "tradeflow_bus_send_retries_total",
                     "Producer batches held and sent again because Redis was unavailable (restart, loading, dropped connection).",
+                )?;
+                registry.register(Box::new(c.clone()))?;
+                c
+            },
+            replica_shortfall: {
+                let c = IntCounter::new(
+                    "tradeflow_bus_replica_wait_shortfall_total",
+                    "Writes (a producer transaction or a settle) that fewer replicas than [redis] wait_replicas acknowledged within wait_timeout_ms: they could be lost if their master failed now.",
                 )?;
                 registry.register(Box::new(c.clone()))?;
                 c

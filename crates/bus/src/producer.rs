@@ -6,6 +6,9 @@ use redis::Value;
 use tradeflow_core::{MessageId, Payload};
 
 use crate::backpressure;
+use futures_util::future::try_join_all;
+
+use crate::cluster::BusConn;
 use crate::connection::Bus;
 use crate::envelope::{ENVELOPE_FIELD, Envelope};
 use crate::error::{BusError, RedisContext};
@@ -107,52 +110,85 @@ impl Producer {
         ids: &mut Vec<String>,
         stop: Option<&tokio_util::sync::CancellationToken>,
     ) -> Result<(), BusError> {
-        let mut conn = self.bus.conn();
+        let conn = self.bus.conn();
         while ids.len() < batch.len() {
             let chunk = &batch[ids.len()..batch.len().min(ids.len() + PIPELINE_CHUNK)];
-            // MULTI/EXEC: a reader blocked on one of these streams is woken once the whole
-            // chunk is in, not after its first XADD. Without it a candle's five signals reached
-            // the ensemble as 1 + 4 entries, two read–handle–acknowledge cycles instead of one:
-            // candle → decision went from p50 2 / p99 6 ms to p50 1 / p99 4–5 ms at 1,000
-            // candles/s, with no measurable cost in throughput.
-            //
-            // Spelled out rather than `pipe.atomic()`, with every reply kept as a value: redis-rs
-            // turns an EXEC refused as a whole (`EXECABORT ... because of: OOM ...`) into a
-            // reply-type error that hides the OOM, and an OOM must be told apart to be retried.
-            let mut pipe = redis::pipe();
-            pipe.ignore_errors();
-            pipe.cmd("MULTI");
-            let entries = add_xadds(&mut pipe, &self.bus, chunk, false)?;
-            let appends = backpressure::appends(chunk, &entries);
-            let admitted = backpressure::admit(&self.bus, self.metrics.as_ref(), &appends, stop).await?;
-            admitted.add_commands(&mut pipe, &self.bus)?;
-            pipe.cmd("EXEC");
-            let replies: Vec<Value> = pipe.query_async(&mut conn).await.op("XADD")?;
-            let results = exec_results(replies, entries.len() + admitted.replies())?;
-            let (added, refreshed) = results.split_at(entries.len());
-            let mut chunk_ids = vec![String::new(); chunk.len()];
-            for (r, members) in added.iter().zip(&entries) {
-                if let Value::ServerError(e) = r {
-                    return Err(BusError::Redis { op: "XADD", source: e.clone().into() });
+            let chunk_ids = if self.bus.is_cluster() {
+                // A transaction may only touch one slot: one per partition, all at once. A
+                // failure in one after others went in fails the chunk, and its resend repeats
+                // theirs (same message ids, which consumers skip).
+                let parts = by_partition(chunk);
+                let sent =
+                    try_join_all(parts.iter().map(|(_, msgs)| self.send_transaction(conn.clone(), msgs, stop))).await?;
+                let mut chunk_ids = vec![String::new(); chunk.len()];
+                for ((members, _), part_ids) in parts.iter().zip(sent) {
+                    for (&i, id) in members.iter().zip(part_ids) {
+                        chunk_ids[i] = id;
+                    }
                 }
-                let id = crate::reply::as_string("XADD", r)?;
-                for &i in members {
-                    chunk_ids[i].clone_from(&id);
-                }
-            }
+                chunk_ids
+            } else {
+                self.send_transaction(conn.clone(), chunk, stop).await?
+            };
             ids.extend(chunk_ids);
-            backpressure::appended(&self.bus, &appends);
-            for ((stream, p), r) in admitted.refresh.iter().zip(refreshed.chunks(2)) {
-                if let [groups, len] = r {
-                    let sample = backpressure::parse_sample(groups, len)?;
-                    backpressure::record(&self.bus, self.metrics.as_ref(), stream, *p, sample);
-                }
-            }
             if let Some(m) = &self.metrics {
                 count_produced(m, chunk);
             }
         }
         Ok(())
+    }
+
+    /// One MULTI/EXEC of `chunk`'s XADDs (and the backlog refreshes that ride along); returns
+    /// each message's entry id.
+    async fn send_transaction(
+        &self,
+        mut conn: BusConn,
+        chunk: &[Outgoing],
+        stop: Option<&tokio_util::sync::CancellationToken>,
+    ) -> Result<Vec<String>, BusError> {
+        // MULTI/EXEC: a reader blocked on one of these streams is woken once the whole
+        // chunk is in, not after its first XADD. Without it a candle's five signals reached
+        // the ensemble as 1 + 4 entries, two read–handle–acknowledge cycles instead of one:
+        // candle → decision went from p50 2 / p99 6 ms to p50 1 / p99 4–5 ms at 1,000
+        // candles/s, with no measurable cost in throughput.
+        //
+        // Spelled out rather than `pipe.atomic()`, with every reply kept as a value: redis-rs
+        // turns an EXEC refused as a whole (`EXECABORT ... because of: OOM ...`) into a
+        // reply-type error that hides the OOM, and an OOM must be told apart to be retried.
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        pipe.cmd("MULTI");
+        let entries = add_xadds(&mut pipe, &self.bus, chunk, false)?;
+        let appends = backpressure::appends(chunk, &entries);
+        let admitted = backpressure::admit(&self.bus, self.metrics.as_ref(), &appends, stop).await?;
+        admitted.add_commands(&mut pipe, &self.bus)?;
+        pipe.cmd("EXEC");
+        let waits = self.bus.replication().add_wait(&mut pipe);
+        let mut replies: Vec<Value> = pipe.query_async(&mut conn).await.op("XADD")?;
+        let wait = if waits { replies.pop() } else { None };
+        let results = exec_results(replies, entries.len() + admitted.replies())?;
+        if let Some(w) = &wait {
+            self.bus.replication().check_wait(w, self.metrics.as_ref(), "send");
+        }
+        let (added, refreshed) = results.split_at(entries.len());
+        let mut chunk_ids = vec![String::new(); chunk.len()];
+        for (r, members) in added.iter().zip(&entries) {
+            if let Value::ServerError(e) = r {
+                return Err(BusError::Redis { op: "XADD", source: e.clone().into() });
+            }
+            let id = crate::reply::as_string("XADD", r)?;
+            for &i in members {
+                chunk_ids[i].clone_from(&id);
+            }
+        }
+        backpressure::appended(&self.bus, &appends);
+        for ((stream, p), r) in admitted.refresh.iter().zip(refreshed.chunks(2)) {
+            if let [groups, len] = r {
+                let sample = backpressure::parse_sample(groups, len)?;
+                backpressure::record(&self.bus, self.metrics.as_ref(), stream, *p, sample);
+            }
+        }
+        Ok(chunk_ids)
     }
 
     /// [`send`](Self::send), riding out Redis being away or full ([`BusError::is_transient`]:
@@ -213,6 +249,35 @@ impl Producer {
     }
 }
 
+/// `msgs` split by partition, in order of first appearance: per partition, the indices of its
+/// messages in `msgs` and the messages themselves, in their order.
+pub(crate) fn by_partition(msgs: &[Outgoing]) -> Vec<(Vec<usize>, Vec<Outgoing>)> {
+    let mut parts: Vec<(Vec<usize>, Vec<Outgoing>)> = Vec::new();
+    for (i, m) in msgs.iter().enumerate() {
+        match parts.iter_mut().find(|(_, ms)| ms[0].stream == m.stream && ms[0].partition == m.partition) {
+            Some((members, ms)) => {
+                members.push(i);
+                ms.push(m.clone());
+            }
+            None => parts.push((vec![i], vec![m.clone()])),
+        }
+    }
+    parts
+}
+
+/// On a cluster, appends `msgs` (a settle's outputs) with one transaction per partition, all
+/// at once, each waiting for replicas as the bus says. Nothing is read back.
+pub(crate) async fn append_by_partition(bus: &Bus, metrics: &BusMetrics, msgs: &[Outgoing]) -> Result<(), BusError> {
+    let parts = by_partition(msgs);
+    try_join_all(parts.iter().map(|(_, part)| async move {
+        let mut body = redis::pipe();
+        add_xadds(&mut body, bus, part, true)?;
+        bus.transact(body, Some(metrics), "settle outputs").await
+    }))
+    .await?;
+    Ok(())
+}
+
 /// Appends the XADDs (MAXLEN ~ of their streams) that carry `msgs` to `pipe`: the messages
 /// bound for one partition, in their order, packed up to the stream's `pack_max` per entry.
 /// Returns, per XADD appended, the indices in `msgs` of the messages it carries. With
@@ -223,6 +288,26 @@ pub(crate) fn add_xadds(
     msgs: &[Outgoing],
     ignore: bool,
 ) -> Result<Vec<Vec<usize>>, BusError> {
+    let plan = entries_of(bus, msgs)?;
+    let mut entries = Vec::with_capacity(plan.len());
+    for (key, maxlen, members) in plan {
+        let cmd = pipe.cmd("XADD").arg(&key).arg("MAXLEN").arg("~").arg(maxlen).arg("*");
+        match members.as_slice() {
+            [one] => cmd.arg(ENVELOPE_FIELD).arg(&msgs[*one].bytes),
+            _ => cmd.arg(PACK_FIELD).arg(pack::encode(members.iter().map(|&i| msgs[i].bytes.as_slice()))),
+        };
+        if ignore {
+            pipe.ignore();
+        }
+        entries.push(members);
+    }
+    Ok(entries)
+}
+
+/// The stream entries that carry `msgs`: per entry, its partition's key, the stream's maxlen
+/// and the indices in `msgs` of the messages it carries (the messages bound for one partition,
+/// in their order, packed up to the stream's `pack_max` per entry).
+pub(crate) fn entries_of(bus: &Bus, msgs: &[Outgoing]) -> Result<Vec<(String, u64, Vec<usize>)>, BusError> {
     // Partitions in order of first appearance; order across partitions carries no meaning.
     let mut by_partition: Vec<((&str, u32), Vec<usize>)> = Vec::new();
     for (i, m) in msgs.iter().enumerate() {
@@ -243,15 +328,7 @@ pub(crate) fn add_xadds(
         }
         let key = bus.keys().partition(&spec.name, partition);
         for members in members.chunks(spec.pack_max.max(1)) {
-            let cmd = pipe.cmd("XADD").arg(&key).arg("MAXLEN").arg("~").arg(spec.maxlen).arg("*");
-            match members {
-                [one] => cmd.arg(ENVELOPE_FIELD).arg(&msgs[*one].bytes),
-                _ => cmd.arg(PACK_FIELD).arg(pack::encode(members.iter().map(|&i| msgs[i].bytes.as_slice()))),
-            };
-            if ignore {
-                pipe.ignore();
-            }
-            entries.push(members.to_vec());
+            entries.push((key.clone(), spec.maxlen, members.to_vec()));
         }
     }
     Ok(entries)

@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
+use crate::cluster::BusConn;
 use redis::Value;
-use redis::aio::MultiplexedConnection;
 
 use crate::connection::Bus;
 use crate::envelope::Envelope;
@@ -35,13 +35,15 @@ pub struct Tapped {
     pub envelope: Envelope,
 }
 
+/// (stream, partition, key, last id read)
+type Cursor = (String, u32, String, EntryId);
+
 pub struct Tap {
     bus: Bus,
-    /// (stream, partition, key, last id read)
-    cursors: Vec<(String, u32, String, EntryId)>,
+    cursors: Vec<Cursor>,
     block: Duration,
     count: usize,
-    conn: Option<MultiplexedConnection>,
+    conn: Option<BusConn>,
     /// Entries skipped because they could not be decoded.
     pub undecodable: u64,
 }
@@ -91,26 +93,32 @@ impl Tap {
             self.conn = Some(self.bus.blocking_connection(self.block).await?);
         }
         let Some(conn) = self.conn.as_mut() else { return Ok(Vec::new()) };
-        let mut cmd = redis::cmd("XREAD");
-        cmd.arg("COUNT").arg(self.count).arg("BLOCK").arg(self.block.as_millis() as u64).arg("STREAMS");
-        for (_, _, key, _) in &self.cursors {
-            cmd.arg(key);
-        }
-        for (_, _, _, id) in &self.cursors {
-            cmd.arg(id.to_string());
-        }
-        let v: Value = match cmd.query_async(conn).await.op("XREAD") {
+        let read = if conn.is_cluster() {
+            read_by_slot(conn, &self.cursors, self.count, self.block).await
+        } else {
+            let keys: Vec<usize> = (0..self.cursors.len()).collect();
+            xread(&self.cursors, &keys, self.count, Some(self.block))
+                .query_async(conn)
+                .await
+                .op("XREAD")
+                .map(|v| vec![v])
+        };
+        let replies = match read {
             Ok(v) => v,
             Err(e) => {
                 self.conn = None;
                 return Err(e);
             }
         };
+        let mut streams = Vec::new();
+        for v in replies {
+            streams.extend(per_stream(v)?);
+        }
         // (the entry's millisecond, the message): XREAD answers stream after stream, and readers
         // want the order Redis accepted them in (a cycle's start on one stream before its
         // decisions on another).
         let mut out: Vec<(u64, Tapped)> = Vec::new();
-        for (key, entries) in per_stream(v)? {
+        for (key, entries) in streams {
             let Some(i) = self.cursors.iter().position(|c| c.2 == key) else { continue };
             // `count` bounds messages, not entries: a pack holds several. Entries past the
             // budget are left for the next read (the cursor stops before them); the first entry
@@ -149,6 +157,68 @@ impl Tap {
         // numbers are per stream and say nothing across streams), each stream's own order kept.
         out.sort_by_key(|(ms, _)| *ms);
         Ok(out.into_iter().map(|(_, t)| t).collect())
+    }
+}
+
+/// XREAD of the cursors at `which`, blocking up to `block` when given.
+fn xread(cursors: &[Cursor], which: &[usize], count: usize, block: Option<Duration>) -> redis::Cmd {
+    let mut cmd = redis::cmd("XREAD");
+    cmd.arg("COUNT").arg(count);
+    if let Some(b) = block {
+        cmd.arg("BLOCK").arg(b.as_millis() as u64);
+    }
+    cmd.arg("STREAMS");
+    for &i in which {
+        cmd.arg(&cursors[i].2);
+    }
+    for &i in which {
+        cmd.arg(cursors[i].3.to_string());
+    }
+    cmd
+}
+
+/// Longest pause between two polls of an idle tap on a cluster.
+const CLUSTER_POLL_MAX: Duration = Duration::from_millis(20);
+
+/// XREAD on a cluster, where one XREAD may only name keys of one slot. A blocking XREAD per
+/// slot would not do: a BLOCK holds its node's multiplexed connection, so the reads of one
+/// node would wait for each other. Instead every slot's partitions are read without BLOCK, all
+/// at once (one round trip per node, concurrently); while nothing comes the tap polls again,
+/// after 1 ms doubling to [`CLUSTER_POLL_MAX`], until `block` has passed. A tap on a cluster
+/// therefore sees an entry up to 20 ms later than on one server, and an idle tap costs a few
+/// commands per node every 20 ms. A tap whose partitions share one slot blocks as usual.
+async fn read_by_slot(
+    conn: &mut BusConn,
+    cursors: &[Cursor],
+    count: usize,
+    block: Duration,
+) -> Result<Vec<Value>, BusError> {
+    let mut groups: Vec<(redis::cluster_routing::Slot, Vec<usize>)> = Vec::new();
+    for (i, c) in cursors.iter().enumerate() {
+        let slot = crate::cluster::slot_of(c.2.as_bytes());
+        match groups.iter_mut().find(|(s, _)| *s == slot) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((slot, vec![i])),
+        }
+    }
+    if groups.len() == 1 {
+        let v: Value = xread(cursors, &groups[0].1, count, Some(block)).query_async(conn).await.op("XREAD")?;
+        return Ok(vec![v]);
+    }
+    let until = tokio::time::Instant::now() + block;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let mut pipe = redis::pipe();
+        for (_, members) in &groups {
+            pipe.add_command(xread(cursors, members, count, None));
+        }
+        // One pipeline: [`BusConn`] sends each slot's XREAD to its node, concurrently.
+        let replies: Vec<Value> = pipe.query_async(conn).await.op("XREAD")?;
+        if replies.iter().any(|v| !matches!(v, Value::Nil)) || tokio::time::Instant::now() >= until {
+            return Ok(replies);
+        }
+        tokio::time::sleep(pause.min(until.saturating_duration_since(tokio::time::Instant::now()))).await;
+        pause = (pause * 2).min(CLUSTER_POLL_MAX);
     }
 }
 

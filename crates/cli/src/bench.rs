@@ -314,7 +314,14 @@ pub(crate) async fn bench_redis(
     settings: &Settings,
 ) -> anyhow::Result<(String, String, Option<(RedisServer, tempfile::TempDir)>)> {
     Ok(match &settings.redis_url {
-        Some(u) => (u.clone(), redis::Client::open(u.as_str())?.get_connection_info().addr().to_string(), None),
+        Some(u) => match tradeflow_bus::cluster::Deployment::parse(u)? {
+            tradeflow_bus::cluster::Deployment::Single(_) => {
+                (u.clone(), redis::Client::open(u.as_str())?.get_connection_info().addr().to_string(), None)
+            }
+            tradeflow_bus::cluster::Deployment::Cluster(nodes) => {
+                (u.clone(), format!("cluster of {}", nodes.len()), None)
+            }
+        },
         None => {
             let dir = tempfile::Builder::new().prefix("tradeflow-bench-redis-").tempdir()?;
             let s = RedisServer::start(EmbeddedOptions {
@@ -339,7 +346,8 @@ async fn bus(
     let (url, port, _server) = bench_redis(settings).await?;
     let mut scenarios = Vec::new();
     for (i, (partitions, consumers)) in [(1u32, 1u32), (1, 3), (8, 1), (8, 3)].into_iter().enumerate() {
-        let s = scenario(&url, i, partitions, consumers, messages, payload_bytes, pack_max).await?;
+        let s = scenario(&url, settings.redis_replication, i, partitions, consumers, messages, payload_bytes, pack_max)
+            .await?;
         if !json {
             eprintln!(
                 "{partitions} partition(s), {consumers} consumer(s): {:>9.0} msg/s end to end ({:.2} s; producer alone {:.0}/s)",
@@ -402,8 +410,10 @@ pack_max = {pack_max}
     Ok(Topology::parse(&text, "bench topology")?)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn scenario(
     url: &str,
+    replication: tradeflow_bus::connection::Replication,
     index: usize,
     partitions: u32,
     consumers: u32,
@@ -412,7 +422,7 @@ async fn scenario(
     pack_max: u32,
 ) -> anyhow::Result<Scenario> {
     let ns = format!("bench{}x{index}", std::process::id());
-    let bus = Bus::connect(url, topology(&ns, partitions, messages, pack_max)?).await?;
+    let bus = Bus::connect(url, topology(&ns, partitions, messages, pack_max)?).await?.with_replication(replication);
     bus.init().await?;
     let count = Arc::new(AtomicU64::new(0));
     let stop = CancellationToken::new();

@@ -65,6 +65,10 @@ struct RedisSection {
     url: Option<String>,
     /// The embedded server's appendfsync: `always` or `everysec` (env TRADEFLOW_REDIS_FSYNC).
     fsync: Option<String>,
+    /// Replicas each write waits for (`WAIT`), 0 for none (env TRADEFLOW_REDIS_WAIT_REPLICAS).
+    wait_replicas: Option<u32>,
+    /// How long such a wait may take, ms (env TRADEFLOW_REDIS_WAIT_TIMEOUT_MS; default 1000).
+    wait_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -81,6 +85,8 @@ pub struct Settings {
     pub redis_url: Option<String>,
     /// The embedded redis-server's appendfsync (`[redis] fsync`).
     pub redis_fsync: tradeflow_bus::embedded::Fsync,
+    /// How writes wait for replicas (`[redis] wait_replicas`, `wait_timeout_ms`).
+    pub redis_replication: tradeflow_bus::connection::Replication,
     pub topology: Topology,
     /// Where the topology came from, for messages.
     pub topology_source: String,
@@ -122,10 +128,35 @@ impl Settings {
             }
         };
         if let Some(url) = &redis_url
-            && let Err(e) = redis::Client::open(url.as_str())
+            && let Err(e) = tradeflow_bus::cluster::Deployment::parse(url)
         {
-            problems.push(format!("redis url {url:?}: {e}"));
+            problems.push(format!("redis url: {e}"));
         }
+        let env_number = |name: &str, problems: &mut Vec<String>| -> Option<u64> {
+            let text = std::env::var(name).ok()?;
+            match text.trim().parse::<u64>() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    problems.push(format!("{name} {text:?}: expected a whole number"));
+                    None
+                }
+            }
+        };
+        let wait_replicas = env_number("TRADEFLOW_REDIS_WAIT_REPLICAS", &mut problems)
+            .or(file.redis.wait_replicas.map(u64::from))
+            .unwrap_or(0);
+        let wait_timeout_ms =
+            env_number("TRADEFLOW_REDIS_WAIT_TIMEOUT_MS", &mut problems).or(file.redis.wait_timeout_ms).unwrap_or(1000);
+        if wait_replicas > 16 {
+            problems.push(format!("redis.wait_replicas {wait_replicas}: expected 0 to 16"));
+        }
+        if wait_replicas > 0 && !(1..=60_000).contains(&wait_timeout_ms) {
+            problems.push(format!(
+                "redis.wait_timeout_ms {wait_timeout_ms}: expected 1 to 60000 (0 would make WAIT block until the replicas answer, for ever if one is gone)"
+            ));
+        }
+        let redis_replication =
+            tradeflow_bus::connection::Replication { wait_replicas: wait_replicas.min(16) as u32, wait_timeout_ms };
 
         let streams_path = streams.map(Path::to_path_buf).or_else(|| {
             file.bus.streams.map(|p| match &base {
@@ -172,6 +203,7 @@ impl Settings {
             (Some(topology), Some(edge)) if problems.is_empty() => Ok(Self {
                 redis_url,
                 redis_fsync,
+                redis_replication,
                 topology,
                 topology_source,
                 ingest: file.ingest,

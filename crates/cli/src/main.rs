@@ -197,5 +197,8 @@ pub(crate) async fn connect(settings: &Settings) -> anyhow::Result<Bus> {
         .redis_url
         .as_deref()
         .context("no Redis given: pass --redis-url, set REDIS_URL, or set [redis] url in the config file")?;
-    Bus::connect(url, settings.topology.clone()).await.with_context(|| format!("cannot connect to Redis at {url}"))
+    let bus = Bus::connect(url, settings.topology.clone())
+        .await
+        .with_context(|| format!("cannot connect to Redis at {}", tradeflow_bus::cluster::redact(url)))?;
+    Ok(bus.with_replication(settings.redis_replication))
 }

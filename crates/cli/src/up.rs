@@ -101,7 +101,10 @@ pub async fn run(settings: &Settings, args: UpArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(settings: &Settings, url: &str, args: &UpArgs) -> anyhow::Result<()> {
-    let bus = Bus::connect(url, settings.topology.clone()).await.with_context(|| format!("cannot connect to {url}"))?;
+    let bus = Bus::connect(url, settings.topology.clone())
+        .await
+        .with_context(|| format!("cannot connect to {}", tradeflow_bus::cluster::redact(url)))?
+        .with_replication(settings.redis_replication);
     let created = bus.init().await?;
     println!(
         "topology {} (namespace {:?}): {} streams, {created} consumer groups created",

@@ -4,6 +4,7 @@
 
 #[cfg(feature = "binance")]
 pub mod binance;
+pub mod cluster;
 pub mod postgres;
 use std::path::Path;
 

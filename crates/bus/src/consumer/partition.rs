@@ -22,8 +22,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::cluster::BusConn;
 use redis::Value;
-use redis::aio::MultiplexedConnection;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info_span, warn};
 use tradeflow_core::time::now_ms;
@@ -81,7 +81,7 @@ pub(crate) struct PartitionWorker<H: Handler> {
     key: String,
     ckpt_key: String,
     handler: H,
-    reader: Option<MultiplexedConnection>,
+    reader: Option<BusConn>,
     parked: BTreeMap<EntryId, Parked>,
     next_scan: Instant,
     next_tick: Option<Instant>,
@@ -181,9 +181,13 @@ impl<H: Handler> PartitionWorker<H> {
             return Ok(());
         }
         let outbox = self.handler.take_outbox();
+        let cluster = self.sh.bus.is_cluster();
         let mut pipe = redis::pipe();
-        pipe.atomic();
-        let entries = add_xadds(&mut pipe, &self.sh.bus, &outbox, true)?;
+        let entries = if cluster {
+            crate::producer::entries_of(&self.sh.bus, &outbox)?.into_iter().map(|(_, _, members)| members).collect()
+        } else {
+            add_xadds(&mut pipe, &self.sh.bus, &outbox, true)?
+        };
         let appends = backpressure::appends(&outbox, &entries);
         backpressure::admit(&self.sh.bus, Some(&self.sh.metrics), &appends, Some(&self.stop)).await?;
         if let Some(state) = self.handler.snapshot() {
@@ -193,8 +197,13 @@ impl<H: Handler> PartitionWorker<H> {
         } else if outbox.is_empty() {
             return Ok(());
         }
-        let mut conn = self.sh.bus.conn();
-        let _: () = pipe.query_async(&mut conn).await.op("tick outputs and checkpoint")?;
+        if cluster && !outbox.is_empty() {
+            // Outputs first, as a settle does (see there).
+            crate::producer::append_by_partition(&self.sh.bus, &self.sh.metrics, &outbox).await?;
+        }
+        if !pipe.is_empty() {
+            self.sh.bus.transact(pipe, Some(&self.sh.metrics), "tick outputs and checkpoint").await?;
+        }
         backpressure::appended(&self.sh.bus, &appends);
         count_produced(&self.sh.metrics, &outbox);
         Ok(())
@@ -644,11 +653,20 @@ impl<H: Handler> PartitionWorker<H> {
         if acks.is_empty() && dead.is_empty() && outbox.is_empty() {
             return Ok(());
         }
+        let cluster = self.sh.bus.is_cluster();
         let mut pipe = redis::pipe();
-        pipe.atomic();
-        // Outputs first: they live on other streams' hash tags, so this MULTI is single-node
-        // only (as the producer's batches are); the bus does not run on Redis Cluster.
-        let xadds = add_xadds(&mut pipe, &self.sh.bus, outbox, true)?;
+        // On one server, outputs first in the one MULTI. On a cluster they live on other
+        // partitions' slots, which a MULTI cannot span: they go first, in transactions of their
+        // own, and the acknowledgement, checkpoint and dead-letter moves (all of this
+        // partition's slot) follow in one MULTI. A crash between the two leaves the batch
+        // pending: it is handled again from the previous checkpoint, and the same outputs are
+        // sent again with the same message ids, which every consumer skips (docs/bus.md
+        // "Redis Cluster").
+        let xadds = if cluster {
+            crate::producer::entries_of(&self.sh.bus, outbox)?.into_iter().map(|(_, _, members)| members).collect()
+        } else {
+            add_xadds(&mut pipe, &self.sh.bus, outbox, true)?
+        };
         // Outputs bound for a full partition (its stream's high_water, overflow = block) wait
         // here with their batch unacknowledged: this stage's own input backs up in turn, and
         // the wait travels upstream to the producers instead of MAXLEN trimming unread
@@ -694,8 +712,12 @@ impl<H: Handler> PartitionWorker<H> {
         for id in acks {
             self.parked.remove(id);
         }
-        let mut conn = self.sh.bus.conn();
-        let _: () = pipe.query_async(&mut conn).await.op("settle batch")?;
+        if cluster && !outbox.is_empty() {
+            crate::producer::append_by_partition(&self.sh.bus, &self.sh.metrics, outbox).await?;
+        }
+        if !pipe.is_empty() {
+            self.sh.bus.transact(pipe, Some(&self.sh.metrics), "settle batch").await?;
+        }
         backpressure::appended(&self.sh.bus, &appends);
         count_produced(&self.sh.metrics, outbox);
         if let Some(max) = acks.iter().max() {
