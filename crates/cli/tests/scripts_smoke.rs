@@ -171,3 +171,33 @@ fn chaos_sh_kills_workers_and_redis_and_loses_nothing() {
     assert_eq!(report["invariant_problems"], serde_json::json!([]), "{report}");
     assert_eq!(report["dead_letters"], serde_json::json!({}), "{report}");
 }
+
+/// `scripts/redis-cluster.sh`: a cluster of three masters and three replicas starts, tradeflow
+/// creates its streams on it and reads their health back, and the cluster stops.
+#[test]
+fn redis_cluster_sh_starts_a_cluster_tradeflow_runs_on_and_stops_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    let started = run(script("scripts/redis-cluster.sh").arg("start").arg(&dir), LIMIT);
+    let url = started.stdout.trim().to_string();
+    let tradeflow = |args: &[&str]| {
+        run(std::process::Command::new(BIN).args(args).env("REDIS_URL", &url).env_remove("TRADEFLOW_CONFIG"), LIMIT)
+    };
+    let (init, health) = if started.status.success() {
+        (Some(tradeflow(&["streams", "init"])), Some(tradeflow(&["streams", "health"])))
+    } else {
+        (None, None)
+    };
+    let stopped = run(script("scripts/redis-cluster.sh").arg("stop").arg(&dir), LIMIT);
+    started.success();
+    assert!(url.starts_with("redis+cluster://127.0.0.1:"), "{url}");
+    assert_eq!(std::fs::read_to_string(dir.join("url")).unwrap().trim(), url);
+    let init = init.unwrap();
+    init.success();
+    assert!(init.stdout.contains(" created"), "{}", init.stdout);
+    let health = health.unwrap();
+    health.success();
+    assert!(health.stdout.contains("md.candles"), "{}", health.stdout);
+    stopped.success();
+    assert!(stopped.stderr.contains("stopped 6 nodes"), "{}", stopped.stderr);
+}
