@@ -33,6 +33,14 @@ Environment: TRADEFLOW_BIN (the binary); CHAOS_SYMBOLS (default: as many as the 
 CHAOS_COPIES (3), CHAOS_SEED (the kills' random seed, default from the clock; printed),
 CHAOS_TIMEOUT_S (the chaos run's limit, default 3 × the clean run + 600 s), CHAOS_JSON=FILE
 (the figures as JSON), CHAOS_KEEP=1 (keep the working directory and its logs).
+
+CHAOS_CLUSTER=1 runs the chaos fleet on a Redis Cluster (scripts/redis-cluster.sh: three masters
+with a replica each) instead: each Redis kill SIGKILLs a master, waits for its replica to take
+over and starts the old master again (it rejoins as a replica), and the workers WAIT for
+CHAOS_WAIT_REPLICAS (1) replicas after each write. Both runs then (and with CHAOS_COUNT_ENTRIES=1
+on one server too) keep every entry (pack_max 1, trim_acked false) so that the entries on md.candles, inf.signals and ens.decisions can be
+counted against their distinct rows: the surplus is the duplicate stream entries the cluster's
+two-step settle and the producers' resends leave (docs/bus.md "Redis Cluster").
 """
 
 import json
@@ -124,6 +132,93 @@ class Redis:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+class Cluster:
+    """A Redis Cluster of our own (scripts/redis-cluster.sh), whose masters can be SIGKILLed."""
+
+    def __init__(self, directory):
+        self.dir = directory
+        out = subprocess.run([str(ROOT / "scripts" / "redis-cluster.sh"), "start", str(directory)],
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            raise SystemExit(f"the cluster did not start: {out.stderr}")
+        self.url = out.stdout.strip()
+        self.nodes = {int((d / "port").read_text()): d for d in sorted(directory.glob("node*"))}
+
+    def _cli(self, port, *args):
+        return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True, timeout=10)
+
+    def _live(self):
+        return [p for p, d in self.nodes.items() if self._cli(p, "PING").stdout.strip() == "PONG"]
+
+    def masters(self):
+        for port in self._live():
+            nodes = self._cli(port, "CLUSTER", "NODES").stdout.splitlines()
+            return [int(line.split()[1].split("@")[0].rsplit(":", 1)[1]) for line in nodes
+                    if "master" in line.split()[2] and "fail" not in line.split()[2]]
+        return []
+
+    def healthy(self):
+        live = self._live()
+        return bool(live) and all("cluster_state:ok" in self._cli(p, "CLUSTER", "INFO").stdout for p in live)
+
+    def kill_master(self, rng):
+        """SIGKILLs a random master, waits until the cluster is served again (its replica
+        promoted) and starts it again; returns (port, seconds until served again)."""
+        port = rng.choice(self.masters())
+        d = self.nodes[port]
+        os.kill(int((d / "redis.pid").read_text()), signal.SIGKILL)
+        killed = time.monotonic()
+        time.sleep(0.5)
+        while time.monotonic() - killed < 60:
+            if self.healthy() and port not in self.masters():
+                break
+            time.sleep(0.1)
+        served = time.monotonic() - killed
+        (d / "redis.pid").unlink(missing_ok=True)
+        subprocess.run(["sh", str(d / "start")], check=True)
+        return port, served
+
+    def stop(self):
+        subprocess.run([str(ROOT / "scripts" / "redis-cluster.sh"), "stop", str(self.dir)],
+                       capture_output=True)
+
+
+# Streams whose entries are counted against their rows in cluster mode.
+COUNTED = {"md.candles": "candles", "inf.signals": "signals", "ens.decisions": "decisions"}
+
+
+def keep_every_entry(streams_toml):
+    """One message per entry, none trimmed: entries can be counted as messages."""
+    text = streams_toml.read_text()
+    for old, new in [("pack_max = 64", "pack_max = 1"), ("trim_acked = true", "trim_acked = false")]:
+        if old not in text:
+            raise SystemExit(f"{streams_toml} has no `{old}` to change for counting entries")
+        text = text.replace(old, new, 1)
+    streams_toml.write_text(text)
+
+
+def entries(env, streams_toml, ports):
+    """Entries on each COUNTED stream, summed over its partitions (any node answers with -c)."""
+    topo = tomllib.loads(streams_toml.read_text())
+    ns = topo.get("namespace", "tf")
+    default_parts = topo.get("defaults", {}).get("partitions", 8)
+    out = {}
+    for stream in COUNTED:
+        parts = topo["streams"][stream].get("partitions", default_parts)
+        total = 0
+        for p in range(parts):
+            key = f"{ns}:{{{stream}:{p}}}"
+            for port in ports:
+                r = subprocess.run(["redis-cli", "-c", "-p", str(port), "XLEN", key], capture_output=True, text=True)
+                if r.returncode == 0 and r.stdout.strip().isdigit():
+                    total += int(r.stdout.strip())
+                    break
+            else:
+                raise SystemExit(f"XLEN {key}: no node answered")
+        out[stream] = total
+    return out
 
 
 def run_dir(work, name, redis):
@@ -253,6 +348,9 @@ def main():
     redis_kills = int(os.environ.get("CHAOS_REDIS_KILLS", "2"))
     copies = int(os.environ.get("CHAOS_COPIES", "3"))
     seed = int(os.environ.get("CHAOS_SEED") or time.time_ns() % 1_000_000)
+    cluster_mode = os.environ.get("CHAOS_CLUSTER") == "1"
+    counting = cluster_mode or os.environ.get("CHAOS_COUNT_ENTRIES") == "1"
+    wait_replicas = os.environ.get("CHAOS_WAIT_REPLICAS", "1")
     rng = random.Random(seed)
     bars = math.ceil(CANDLES / symbols)
     lines = DEMO.read_text().splitlines()
@@ -266,7 +364,8 @@ def main():
     log(f"{total} candles: {symbols} symbols x {bars} bars of the demo feed; kills every {kill_min:g}-{kill_max:g} s, "
         f"{redis_kills} Redis kills, {copies} of every stage; seed {seed}; in {work}")
     report = {"candles": total, "symbols": symbols, "bars_per_symbol": bars, "seed": seed,
-              "kill_every_s": [kill_min, kill_max], "copies": copies}
+              "kill_every_s": [kill_min, kill_max], "copies": copies,
+              "redis": f"cluster, WAIT {wait_replicas}" if cluster_mode else "one server"}
     servers = []
     workers = []
     finished = False
@@ -275,6 +374,8 @@ def main():
         clean_redis = Redis(work / "clean-redis")
         servers.append(clean_redis)
         clean, env = run_dir(work, "clean", clean_redis)
+        if counting:
+            keep_every_entry(clean / "streams.toml")
         started = time.monotonic()
         with open(clean / "up.log", "wb") as out:
             up = subprocess.run([BIN, "up", "--exit-when-drained", "--listen", "127.0.0.1:0", "--models", MODELS,
@@ -285,12 +386,20 @@ def main():
         clean_s = time.monotonic() - started
         report["clean_run_s"] = round(clean_s, 1)
         log(f"clean run: {clean_s:.0f} s")
+        if counting:
+            clean_entries = entries(env, clean / "streams.toml", [clean_redis.port])
         clean_redis.stop()
 
         # The chaos run.
-        redis = Redis(work / "chaos-redis")
+        redis = Cluster(work / "chaos-cluster") if cluster_mode else Redis(work / "chaos-redis")
         servers.append(redis)
         chaos, env = run_dir(work, "chaos", redis)
+        if counting:
+            keep_every_entry(chaos / "streams.toml")
+        if cluster_mode:
+            env["TRADEFLOW_REDIS_WAIT_REPLICAS"] = wait_replicas
+            log(f"chaos fleet on the cluster {redis.url}, WAIT {wait_replicas}")
+        master_kills = []
         subprocess.run([BIN, "streams", "init"], env=env, check=True, stdout=subprocess.DEVNULL)
         for stage in ["inference", "ensemble", "risk", "exec"]:
             for i in range(copies):
@@ -323,11 +432,17 @@ def main():
                     log(f"ingest exited with {ingest.proc.returncode}; started again")
                     ingest.start()
             if redis_killed < len(redis_at) and elapsed >= redis_at[redis_killed]:
-                redis.kill()
-                time.sleep(1.0)
-                redis.start()
+                if cluster_mode:
+                    port, served = redis.kill_master(rng)
+                    master_kills.append({"port": port, "at_s": round(elapsed, 1), "served_again_s": round(served, 1)})
+                    log(f"master on port {port} SIGKILLed at {elapsed:.0f} s; slots served again after "
+                        f"{served:.1f} s; it rejoins as a replica")
+                else:
+                    redis.kill()
+                    time.sleep(1.0)
+                    redis.start()
+                    log(f"redis-server SIGKILLed and restarted at {elapsed:.0f} s")
                 redis_killed += 1
-                log(f"redis-server SIGKILLed and restarted at {elapsed:.0f} s")
             # Kills go on for as long as the clean run took and while ingest runs; then the fleet
             # is left to drain (a killed consumer's entries wait claim_idle_ms, 30 s, to be
             # claimed, so kills every few seconds forever would never let it).
@@ -359,6 +474,10 @@ def main():
         report["redis_kills"] = redis_killed
         report["ingest_exits"] = ingest_exits
         report["dead_letters"] = dead_letters(env)
+        if cluster_mode:
+            report["master_kills"] = master_kills
+        if counting:
+            chaos_entries = entries(env, chaos / "streams.toml", list(redis.nodes) if cluster_mode else [redis.port])
         redis.stop()
 
         tables = ALWAYS_COMPARED + (TRADING_TABLES if symbols == 1 else [])
@@ -368,6 +487,11 @@ def main():
         report.update({"invariant_problems": problems, "clean_invariant_problems": clean_problems,
                        "balances": balances, "clean_balances": clean_balances, "counts": counts,
                        "clean_counts": clean_counts})
+        if counting:
+            report["duplicate_entries"] = {
+                run: {stream: {"entries": n, "rows": rows[table], "duplicates": n - rows[table]}
+                      for stream, table in COUNTED.items() for n in [counted[stream]]}
+                for run, counted, rows in [("clean", clean_entries, clean_counts), ("chaos", chaos_entries, counts)]}
         report["lost"] = sum(c["lost"] for c in report["compared"].values())
         report["extra"] = sum(c["extra"] for c in report["compared"].values())
         finished = True
@@ -397,6 +521,13 @@ def main():
     print("\nbalances: " + "; ".join(f"{a} stored {b['stored']:.6f}, fills fold to {b['folded']:.6f}"
                                      for a, b in balances.items()))
     print(f"dead letters: {report['dead_letters'] or 'none'}; ingest exits of its own: {ingest_exits}")
+    if cluster_mode:
+        print("master kills: " + "; ".join(f"port {k['port']} at {k['at_s']} s, served again after {k['served_again_s']} s"
+                                          for k in report["master_kills"]))
+    if counting:
+        print("duplicate stream entries (entries - distinct rows): " + "; ".join(
+            f"{run}: " + ", ".join(f"{s} {d['duplicates']} of {d['entries']:,}" for s, d in runs.items())
+            for run, runs in report["duplicate_entries"].items()))
     print(f"invariants: {'; '.join(problems) if problems else 'all hold'}")
     print(f"\nlost {report['lost']}, extra {report['extra']}")
     if os.environ.get("CHAOS_JSON"):

@@ -6,7 +6,7 @@
 #   scripts/redis-cluster.sh stop DIR
 #
 # Each node is a redis-server on a free loopback port (its cluster bus port, +10000, free too)
-# with its data, log and pid file in DIR/nodeN; AOF on; cluster-node-timeout 1000 ms, so a
+# with its data, log, pid file, port and start command in DIR/nodeN; AOF on; cluster-node-timeout 1000 ms, so a
 # killed master's replica takes over within a few seconds. Extra arguments go to every
 # redis-server (`--min-replicas-to-write 1`). The address is also written to DIR/url.
 set -euo pipefail
@@ -69,9 +69,13 @@ case $action in
       ports+=("$port")
       node="$dir/node$i"
       rm -rf "$node" && mkdir -p "$node"
-      redis-server --port "$port" --bind 127.0.0.1 --daemonize yes --pidfile "$node/redis.pid" \
+      # The command is kept in $node/start: `sh DIR/nodeN/start` brings a killed node back with
+      # its data (it rejoins as a replica of whoever took its slots).
+      printf '%q ' redis-server --port "$port" --bind 127.0.0.1 --daemonize yes --pidfile "$node/redis.pid" \
         --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 1000 \
-        --appendonly yes --save "" --dir "$node" --logfile "$node/redis.log" "$@"
+        --appendonly yes --save "" --dir "$node" --logfile "$node/redis.log" "$@" >"$node/start"
+      echo "$port" >"$node/port"
+      sh "$node/start"
     done
     for port in "${ports[@]}"; do
       for _ in $(seq 100); do [ "$(redis-cli -p "$port" PING 2>/dev/null)" = PONG ] && break; sleep 0.1; done

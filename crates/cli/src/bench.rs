@@ -194,6 +194,8 @@ struct Report {
     pack_max: u32,
     cores: usize,
     redis: String,
+    /// `[redis] wait_replicas`: replicas each write waited for (0: no WAIT).
+    wait_replicas: u32,
     scenarios: Vec<Scenario>,
 }
 
@@ -356,9 +358,13 @@ async fn bus(
         }
         scenarios.push(s);
     }
-    let (ceiling, note) = match xadd_ceiling(&url, &port, payload_bytes).await {
-        Ok(v) => (Some(v), "redis-benchmark -P 64 -n 500000 XADD <key> MAXLEN ~ 10000000 * e <payload>".to_string()),
-        Err(e) => (None, format!("not measured: {e:#}")),
+    let on_cluster = tradeflow_bus::cluster::Deployment::parse(&url)?.is_cluster();
+    let (ceiling, note) = match if on_cluster { None } else { Some(xadd_ceiling(&url, &port, payload_bytes).await) } {
+        None => (None, "not measured: redis-benchmark's XADD runs against one server, the bus is on a cluster".into()),
+        Some(Ok(v)) => {
+            (Some(v), "redis-benchmark -P 64 -n 500000 XADD <key> MAXLEN ~ 10000000 * e <payload>".to_string())
+        }
+        Some(Err(e)) => (None, format!("not measured: {e:#}")),
     };
     let best = scenarios
         .iter()
@@ -373,7 +379,8 @@ async fn bus(
         payload_bytes,
         pack_max,
         cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        redis: url.clone(),
+        redis: tradeflow_bus::cluster::redact(&url),
+        wait_replicas: settings.redis_replication.wait_replicas,
         scenarios,
     };
     if json {

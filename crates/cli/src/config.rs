@@ -4,8 +4,10 @@
 //! ```toml
 //! # tradeflow.toml
 //! [redis]
-//! url = "redis://127.0.0.1:6379/"   # env REDIS_URL
+//! url = "redis://127.0.0.1:6379/"   # env REDIS_URL; a cluster: "redis+cluster://h1:7000,h2:7001"
 //! fsync = "everysec"                # the embedded server's appendfsync: "always" | "everysec"; env TRADEFLOW_REDIS_FSYNC
+//! wait_replicas = 0                 # WAIT for this many replicas after each write; env TRADEFLOW_REDIS_WAIT_REPLICAS
+//! wait_timeout_ms = 1000            # how long that WAIT may take; env TRADEFLOW_REDIS_WAIT_TIMEOUT_MS
 //! [bus]
 //! streams = "streams.toml"          # env TRADEFLOW_STREAMS; relative to this file
 //! namespace = "tf"                  # env TRADEFLOW_NAMESPACE; overrides streams.toml

@@ -262,6 +262,35 @@ async fn ingest_sources_come_from_the_config_file_when_no_flag_names_one() {
     assert!(err.contains("is invalid") && err.contains("expected `fast`"), "{err}");
 }
 
+/// A bad cluster address and bad replica-wait settings are refused at start-up, all at once,
+/// and the address's password is not repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_settings_are_validated_together_and_a_cluster_password_stays_out_of_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tradeflow.toml");
+    std::fs::write(
+        &config,
+        "[redis]\nurl = \"redis+cluster://u:hunter2@h1:7000,h2\"\nwait_replicas = 1\nwait_timeout_ms = 0\n",
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(BIN)
+        .args(["--config", config.to_str().unwrap(), "streams", "health"])
+        .env_remove("REDIS_URL")
+        .env_remove("TRADEFLOW_CONFIG")
+        .env("TRADEFLOW_STREAMS", STREAMS)
+        .env("TRADEFLOW_REDIS_WAIT_REPLICAS", "one")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("3 problem(s)"), "{err}");
+    assert!(err.contains("node \"h2\" is not host:port"), "{err}");
+    assert!(err.contains("TRADEFLOW_REDIS_WAIT_REPLICAS \"one\": expected a whole number"), "{err}");
+    assert!(err.contains("redis.wait_timeout_ms 0: expected 1 to 60000"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
 /// A handler that accepts nothing in particular: every envelope fails to decode as it.
 struct Nothing;
 struct NothingHandler;

@@ -172,6 +172,37 @@ fn chaos_sh_kills_workers_and_redis_and_loses_nothing() {
     assert_eq!(report["dead_letters"], serde_json::json!({}), "{report}");
 }
 
+/// `CHAOS_CLUSTER=1 scripts/chaos.sh`: the chaos fleet on a Redis Cluster whose masters are
+/// SIGKILLed (their replicas take over) while its workers are; nothing lost or doubled in the
+/// store, and the duplicate stream entries are counted.
+#[test]
+fn chaos_sh_on_a_cluster_kills_masters_and_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("chaos.json");
+    let done = run(
+        script("scripts/chaos.sh")
+            .env("TRADEFLOW_BIN", BIN)
+            .env("CHAOS_CLUSTER", "1")
+            .env("CHAOS_SYMBOLS", "1")
+            .env("CHAOS_KILL_EVERY", "1-2")
+            .env("CHAOS_COPIES", "2")
+            .env("CHAOS_JSON", &json)
+            .arg("10000"),
+        LIMIT,
+    );
+    done.success();
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!((report["lost"].as_u64(), report["extra"].as_u64()), (Some(0), Some(0)), "{report}");
+    assert_eq!(report["master_kills"].as_array().map(Vec::len), Some(2), "{report}");
+    assert_eq!(report["ingest_exits"], 0, "{report}");
+    assert_eq!(report["invariant_problems"], serde_json::json!([]), "{report}");
+    assert_eq!(report["compared"]["fills"]["lost"], 0, "{report}");
+    let dups = &report["duplicate_entries"];
+    assert_eq!(dups["clean"]["inf.signals"]["duplicates"], 0, "one process, no kill: {report}");
+    assert_eq!(dups["chaos"]["md.candles"]["rows"], 10_000, "{report}");
+    assert!(dups["chaos"]["inf.signals"]["duplicates"].as_u64().is_some(), "counted: {report}");
+}
+
 /// `scripts/redis-cluster.sh`: a cluster of three masters and three replicas starts, tradeflow
 /// creates its streams on it and reads their health back, and the cluster stops.
 #[test]
