@@ -168,13 +168,13 @@ async fn stream_len(bus: &Bus, stream: &str) -> u64 {
     tradeflow_testkit::message_count(bus, stream).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn up_on_a_redis_cluster_stores_every_event_once_and_balances_fold_from_fills() {
-    let dir = setup();
-    let cluster = tradeflow_testkit::cluster::TestCluster::start().await;
+/// `tradeflow up --exit-when-drained` over the demo feed with the bus at `url`, in `dir`; then the
+/// store's checks, and each `exec.fills` message one row (no duplicate, nothing lost; marks have
+/// none). Returns the store.
+async fn up_over_the_demo_feed(url: &str, dir: &std::path::Path) -> AuditStore {
     let up = tradeflow_on(
-        &cluster.url(),
-        dir.path(),
+        url,
+        dir,
         &[
             "up",
             "--exit-when-drained",
@@ -193,15 +193,22 @@ async fn up_on_a_redis_cluster_stores_every_event_once_and_balances_fold_from_fi
     let said = String::from_utf8_lossy(&up.stdout);
     assert!(up.status.success(), "{said}");
     assert!(said.contains("account alpha:"), "{said}");
-    let store = AuditStore::connect(&format!("sqlite://{}", dir.path().join("tradeflow.db").display())).await.unwrap();
+    let store = AuditStore::connect(&format!("sqlite://{}", dir.join("tradeflow.db").display())).await.unwrap();
     check_store(&store).await;
-    // Each fill message on the stream is one row: none was written twice, none lost.
-    let bus = Bus::connect(&cluster.url(), Topology::load(STREAMS).unwrap()).await.unwrap();
+    let bus = Bus::connect(url, Topology::load(STREAMS).unwrap()).await.unwrap();
     let fills_stream = stream_len(&bus, "exec.fills").await as i64;
     let fill_rows = store.count(Table::Fill).await.unwrap()
         + store.count(Table::Position).await.unwrap()
         + store.count(Table::Balance).await.unwrap();
-    assert_eq!(fills_stream, fill_rows, "exec.fills messages vs rows");
+    assert_eq!(fills_stream, fill_rows, "exec.fills messages vs rows: a duplicate message would differ");
+    store
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_on_a_redis_cluster_stores_every_event_once_and_balances_fold_from_fills() {
+    let dir = setup();
+    let cluster = tradeflow_testkit::cluster::TestCluster::start().await;
+    up_over_the_demo_feed(&cluster.url(), dir.path()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,36 +216,7 @@ async fn up_and_a_fleet_with_a_sigkill_store_the_same_rows() {
     // One process.
     let one = setup();
     let redis = TestRedis::start().await;
-    let up = tradeflow(
-        &redis,
-        one.path(),
-        &[
-            "up",
-            "--exit-when-drained",
-            "--listen",
-            "127.0.0.1:0",
-            "--models",
-            MODELS,
-            "--replay",
-            &format!("BTCUSD={DEMO}"),
-        ],
-    )
-    .stdout(Stdio::piped())
-    .output()
-    .await
-    .unwrap();
-    let said = String::from_utf8_lossy(&up.stdout);
-    assert!(up.status.success(), "{said}");
-    assert!(said.contains("account alpha:"), "{said}");
-    let bus = Bus::connect(&redis.url(), Topology::load(STREAMS).unwrap()).await.unwrap();
-    // No duplicate anywhere: every message on the streams is one row (marks have none).
-    let single = AuditStore::connect(&format!("sqlite://{}", one.path().join("tradeflow.db").display())).await.unwrap();
-    check_store(&single).await;
-    let fills_stream = stream_len(&bus, "exec.fills").await as i64;
-    let fill_rows = single.count(Table::Fill).await.unwrap()
-        + single.count(Table::Position).await.unwrap()
-        + single.count(Table::Balance).await.unwrap();
-    assert_eq!(fills_stream, fill_rows, "exec.fills entries vs rows: a duplicate message would differ");
+    let single = up_over_the_demo_feed(&redis.url(), one.path()).await;
     let expected = rows(&single).await;
     drop(redis);
 
