@@ -13,9 +13,10 @@ What runs:
 
 Every 10 s: VmRSS and CPU time of up, its redis-server and the ingest worker. At the end of
 each window (WINDOW seconds, 300): the candles that went in, the backlog left in the streams,
-REST and WebSocket latency percentiles, memory and CPU. At the end: the growth of each
-process's memory from the end of the first window (the warm-up) to the end of the run
-(target < 5 %), as a Markdown table and, with SOAK_JSON=FILE, as JSON.
+REST and WebSocket latency percentiles, memory (at the window's end, and the median of its
+samples) and CPU. At the end: the growth of each process's memory from the first window (the
+warm-up) to the last, end to end and median to median (target < 5 %), as a Markdown table and,
+with SOAK_JSON=FILE, as JSON.
 
 Environment: TRADEFLOW_BIN (the binary), SOAK_WINDOW_S, SOAK_RATE, SOAK_SYMBOLS,
 SOAK_WS_CLIENTS, SOAK_WS_EVENTS, SOAK_REST_RPS, SOAK_JSON.
@@ -312,6 +313,7 @@ def main():
                 "ws_p99_ms": ws_report.get("p99_ms"),
                 "ws_dropped": ws_report.get("dropped"),
                 "rss_mb": {},
+                "rss_median_mb": {},
                 "cpu_pct": {},
             }
             candles_before = candles if candles is not None else candles_before
@@ -321,6 +323,13 @@ def main():
                     w["rss_mb"][name] = round(s[0] / 2**20, 1)
                     w["cpu_pct"][name] = round((s[1] - last_cpu.get(name, 0)) / secs * 100, 1)
                     last_cpu[name] = s[1]
+            # The median of the window's 10-s samples: a heap that swings by tens of MB between
+            # allocations says little at one instant; a trend shows in the medians.
+            for name in watched:
+                in_window = sorted(x["rss"] for x in samples
+                                   if x["process"] == name and w["end_s"] - secs < x["t"] <= w["end_s"])
+                if in_window:
+                    w["rss_median_mb"][name] = round(in_window[len(in_window) // 2] / 2**20, 1)
             windows.append(w)
             log(json.dumps(w))
 
@@ -348,11 +357,19 @@ def summarize(windows, samples):
             a, b = windows[0]["rss_mb"].get(name), windows[-1]["rss_mb"].get(name)
             if a and b:
                 growth[name] = round((b - a) / a * 100, 1)
+    # The same from the first window's median to the last window's.
+    median_growth = {}
+    if len(windows) >= 2:
+        for name in windows[0].get("rss_median_mb", {}):
+            a, b = windows[0]["rss_median_mb"].get(name), windows[-1]["rss_median_mb"].get(name)
+            if a and b:
+                median_growth[name] = round((b - a) / a * 100, 1)
     peak = {}
     for s in samples:
         peak[s["process"]] = max(peak.get(s["process"], 0), round(s["rss"] / 2**20, 1))
     return {"minutes": MINUTES, "rate_per_s": RATE, "ws_clients": WS_CLIENTS, "rest_rps": REST_RPS,
             "growth_after_warmup_pct": growth if growth else None,
+            "median_growth_after_warmup_pct": median_growth if median_growth else None,
             "growth_note": None if growth else "one window only: no warm-up to compare with",
             "peak_rss_mb": peak}
 
@@ -375,6 +392,11 @@ def print_table(windows, report):
     g = report["growth_after_warmup_pct"]
     print("memory growth after the first window: " +
           (", ".join(f"{k} {v:+.1f} %" for k, v in g.items()) if g else report["growth_note"]))
+    m = report["median_growth_after_warmup_pct"]
+    if m:
+        print("memory growth, first window's median to the last's: " + ", ".join(f"{k} {v:+.1f} %" for k, v in m.items())
+              + " (per window: " + "; ".join(
+                  f"{n} " + " ".join(fmt(w["rss_median_mb"].get(n)) for w in windows) for n in names) + " MB)")
     print("peak resident memory: " + ", ".join(f"{k} {v:.1f} MB" for k, v in report["peak_rss_mb"].items()))
 
 

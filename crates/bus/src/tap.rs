@@ -183,10 +183,11 @@ const CLUSTER_POLL_MAX: Duration = Duration::from_millis(20);
 /// XREAD on a cluster, where one XREAD may only name keys of one slot. A blocking XREAD per
 /// slot would not do: a BLOCK holds its node's multiplexed connection, so the reads of one
 /// node would wait for each other. Instead every slot's partitions are read without BLOCK, all
-/// at once (one round trip per node, concurrently); while nothing comes the tap polls again,
-/// after 1 ms doubling to [`CLUSTER_POLL_MAX`], until `block` has passed. A tap on a cluster
-/// therefore sees an entry up to 20 ms later than on one server, and an idle tap costs a few
-/// commands per node every 20 ms. A tap whose partitions share one slot blocks as usual.
+/// at once (one XREAD per slot, pipelined on each node's connection); while nothing comes the
+/// tap polls again, after 1 ms doubling to [`CLUSTER_POLL_MAX`], until `block` has passed. A tap
+/// on a cluster therefore sees an entry up to 20 ms later than on one server, and an idle tap
+/// costs one XREAD per slot it reads every 20 ms. A tap whose partitions share one slot blocks
+/// as usual.
 async fn read_by_slot(
     conn: &mut BusConn,
     cursors: &[Cursor],
