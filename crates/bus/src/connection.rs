@@ -208,9 +208,22 @@ impl Bus {
         for c in body.cmd_iter() {
             pipe.add_command(c.clone()).ignore();
         }
-        pipe.cmd("EXEC").ignore();
+        pipe.cmd("EXEC");
         self.replication.add_wait(&mut pipe);
-        let (acked,): (redis::Value,) = pipe.query_async(&mut conn).await.op(what)?;
+        let (exec, acked): (redis::Value, redis::Value) = pipe.query_async(&mut conn).await.op(what)?;
+        // A command that failed inside the transaction is an element of EXEC's array, which the
+        // pipeline does not look into.
+        match &exec {
+            redis::Value::Array(items) => {
+                if let Some(e) = items.iter().find_map(|v| match v {
+                    redis::Value::ServerError(e) => Some(e),
+                    _ => None,
+                }) {
+                    return Err(BusError::Redis { op: what, source: e.clone().into() });
+                }
+            }
+            other => return Err(BusError::Reply { op: what, reason: format!("transaction not applied: {other:?}") }),
+        }
         self.replication.check_wait(&acked, metrics, what);
         Ok(())
     }
@@ -282,5 +295,43 @@ impl Bus {
         let mut conn = self.conn();
         let _: String = redis::cmd("PING").query_async(&mut conn).await.op("PING")?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embedded::{EmbeddedOptions, RedisServer};
+
+    /// With WAIT after EXEC, a command refused inside the transaction still fails it, and a
+    /// missing replica is a shortfall counted, not an error.
+    #[tokio::test]
+    async fn a_transaction_followed_by_wait_reports_failures_inside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = RedisServer::start(EmbeddedOptions {
+            dir: dir.path().to_path_buf(),
+            port: None,
+            appendonly: false,
+            fsync: Default::default(),
+        })
+        .await
+        .unwrap();
+        let topology = Topology::parse("[streams.\"x\"]\ndescription=\"d\"\nkey=\"k\"\ngroups=[\"g\"]\n", "t").unwrap();
+        let bus = Bus::connect(&server.url(), topology)
+            .await
+            .unwrap()
+            .with_replication(Replication { wait_replicas: 1, wait_timeout_ms: 1 });
+        let metrics = crate::metrics::BusMetrics::unregistered();
+        let mut ok = redis::pipe();
+        ok.cmd("SET").arg("a").arg("1").ignore();
+        bus.transact(ok, Some(&metrics), "test").await.unwrap();
+        assert_eq!(metrics.replica_shortfall.get(), 1, "no replica answered");
+        let mut bad = redis::pipe();
+        // XACK on a string: refused when run, inside EXEC.
+        bad.cmd("SET").arg("b").arg("1").ignore();
+        bad.cmd("XACK").arg("a").arg("g").arg("1-0").ignore();
+        let e = bus.transact(bad, Some(&metrics), "test").await.unwrap_err();
+        assert!(e.to_string().contains("WRONGTYPE"), "{e}");
+        server.stop().await;
     }
 }
