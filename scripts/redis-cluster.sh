@@ -65,20 +65,39 @@ case $action in
     dir=$(cd "$dir" && pwd)
     ports=()
     for i in 0 1 2 3 4 5; do
-      port=$(free_pair "${ports[@]}")
-      ports+=("$port")
       node="$dir/node$i"
-      rm -rf "$node" && mkdir -p "$node"
-      # The command is kept in $node/start: `sh DIR/nodeN/start` brings a killed node back with
-      # its data (it rejoins as a replica of whoever took its slots).
-      printf '%q ' redis-server --port "$port" --bind 127.0.0.1 --daemonize yes --pidfile "$node/redis.pid" \
-        --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 1000 \
-        --appendonly yes --save "" --dir "$node" --logfile "$node/redis.log" "$@" >"$node/start"
-      echo "$port" >"$node/port"
-      sh "$node/start"
-    done
-    for port in "${ports[@]}"; do
-      for _ in $(seq 100); do [ "$(redis-cli -p "$port" PING 2>/dev/null)" = PONG ] && break; sleep 0.1; done
+      # A pair free when probed can be bound by someone else (another script, a test) before
+      # the daemon binds it: then the daemon exits, and a PING would be answered by the
+      # stranger. The node is ours only when the server answering reports our daemon's pid.
+      for attempt in 1 2 3 4 5; do
+        port=$(free_pair "${ports[@]}")
+        rm -rf "$node" && mkdir -p "$node"
+        # The command is kept in $node/start: `sh DIR/nodeN/start` brings a killed node back with
+        # its data (it rejoins as a replica of whoever took its slots).
+        printf '%q ' redis-server --port "$port" --bind 127.0.0.1 --daemonize yes --pidfile "$node/redis.pid" \
+          --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 1000 \
+          --appendonly yes --save "" --dir "$node" --logfile "$node/redis.log" "$@" >"$node/start"
+        echo "$port" >"$node/port"
+        sh "$node/start"
+        ours=0
+        for _ in $(seq 100); do
+          pid=$(cat "$node/redis.pid" 2>/dev/null || true)
+          answering=$(timeout 2 redis-cli -p "$port" INFO server 2>/dev/null | tr -d '\r' | sed -n 's/^process_id://p' || true)
+          if [ -n "$pid" ] && [ "$answering" = "$pid" ]; then ours=1; break; fi
+          if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then break; fi
+          sleep 0.1
+        done
+        [ "$ours" = 1 ] && break
+        [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null || true
+        rm -f "$node/redis.pid"
+        echo "node$i: port $port was taken before the server bound it (attempt $attempt); trying another" >&2
+      done
+      if [ "$ours" != 1 ]; then
+        echo "node$i did not start on any of 5 ports; see $node/redis.log" >&2
+        stop
+        exit 1
+      fi
+      ports+=("$port")
     done
     addrs=()
     for port in "${ports[@]}"; do addrs+=("127.0.0.1:$port"); done

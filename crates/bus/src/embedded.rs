@@ -1,8 +1,10 @@
 //! A private redis-server child process: what `tradeflow up` runs when no REDIS_URL is given,
 //! and what every Redis test starts for itself (on a free loopback port, never 6379).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
@@ -74,10 +76,63 @@ pub struct RedisServer {
     opts: EmbeddedOptions,
 }
 
-/// A loopback port nobody listens on right now.
+/// Ports this process has handed out. Between the probe and the server's bind the port is
+/// free again, so a second server started at the same moment (tests run in parallel) could be
+/// handed the same one; the two would then answer as one. A port handed out here stays taken
+/// for the process's life: a few dozen per test binary, out of thousands.
+static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// A loopback port nobody listens on right now and this process has not handed out before.
 pub fn free_port() -> Result<u16, EmbeddedError> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| EmbeddedError::Port(e.to_string()))?;
-    l.local_addr().map(|a| a.port()).map_err(|e| EmbeddedError::Port(e.to_string()))
+    free_port_with(None)
+}
+
+/// A free port `p` whose `p + offset` is free too, both handed out together: a cluster node
+/// listens on its port and on its cluster bus port, `p + 10000`.
+pub fn free_port_pair(offset: u16) -> Result<u16, EmbeddedError> {
+    free_port_with(Some(offset))
+}
+
+fn free_port_with(offset: Option<u16>) -> Result<u16, EmbeddedError> {
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut last = String::from("every probed port was taken");
+    for _ in 0..200 {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr());
+        let p = match probe {
+            Ok(addr) => addr.port(),
+            Err(e) => {
+                last = e.to_string();
+                continue;
+            }
+        };
+        let pair = match offset {
+            None => None,
+            Some(o) => match p.checked_add(o) {
+                Some(q) if std::net::TcpListener::bind(("127.0.0.1", q)).is_ok() => Some(q),
+                _ => continue,
+            },
+        };
+        if p == 6379 || handed_out.contains(&p) || pair.is_some_and(|q| handed_out.contains(&q)) {
+            continue;
+        }
+        handed_out.insert(p);
+        handed_out.extend(pair);
+        return Ok(p);
+    }
+    Err(EmbeddedError::Port(last))
+}
+
+/// The pid of the redis-server answering on `url`, from `INFO server`; `None` while nothing
+/// answers. Telling our child from another server on the same port needs it: a PING alone
+/// would be answered by whoever holds the port.
+pub async fn server_pid(url: &str) -> Option<u32> {
+    let client = redis::Client::open(url).ok()?;
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_millis(500)))
+        .set_response_timeout(Some(Duration::from_secs(2)));
+    let mut c = client.get_multiplexed_async_connection_with_config(&config).await.ok()?;
+    let info: String = redis::cmd("INFO").arg("server").query_async(&mut c).await.ok()?;
+    info.lines().find_map(|l| l.strip_prefix("process_id:")).and_then(|pid| pid.trim().parse().ok())
 }
 
 fn binary() -> String {
@@ -154,10 +209,10 @@ impl RedisServer {
                     log: self.log_path().display().to_string(),
                 });
             }
-            if let Ok(client) = redis::Client::open(url.as_str())
-                && let Ok(mut c) = client.get_multiplexed_async_connection().await
-                && redis::cmd("PING").query_async::<String>(&mut c).await.is_ok()
-            {
+            // Ready when our child answers: another server holding the port would answer too,
+            // until our child gives up binding it and exits (caught above).
+            let ours = self.child.as_ref().and_then(|c| c.id());
+            if ours.is_some() && server_pid(&url).await == ours {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -228,6 +283,38 @@ impl Drop for RedisServer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ports_handed_out_are_never_handed_out_again_nor_their_pairs() {
+        let mut seen = BTreeSet::new();
+        for _ in 0..40 {
+            let p = free_port_pair(10_000).expect("a free pair");
+            assert!(seen.insert(p), "{p} handed out twice");
+            assert!(seen.insert(p + 10_000), "{} handed out twice", p + 10_000);
+            let q = free_port().expect("a free port");
+            assert!(seen.insert(q), "{q} handed out twice");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_whose_port_is_held_by_another_does_not_pass_for_started() {
+        let base = tempfile::Builder::new().prefix("embedded-held-").tempdir().expect("temp dir");
+        let opts = |name: &str, port| EmbeddedOptions {
+            dir: base.path().join(name),
+            port,
+            appendonly: false,
+            fsync: Fsync::Everysec,
+        };
+        let mut first = RedisServer::start(opts("first", None)).await.expect("first server");
+        // The second is told the first's port: the first answers PING there, but it is not
+        // the second's child, so the start must fail (the child cannot bind and exits).
+        match RedisServer::start(opts("second", Some(first.port()))).await {
+            Err(EmbeddedError::Exited { .. }) => {}
+            Err(other) => panic!("expected the child's exit, got {other}"),
+            Ok(s) => panic!("a server on port {} passed for ours while another held it", s.port()),
+        }
+        first.stop().await;
+    }
 
     #[tokio::test]
     async fn starts_with_a_relative_data_directory() {

@@ -8,9 +8,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use redis::Value;
+use tradeflow_bus::embedded::{free_port_pair, server_pid};
 
 /// How long a node may be unreachable before the cluster fails it over.
 pub const NODE_TIMEOUT_MS: u64 = 1000;
+
+/// Where Redis puts a node's cluster bus: its port plus this.
+const BUS_PORT_OFFSET: u16 = 10_000;
 
 struct Node {
     port: u16,
@@ -22,19 +26,6 @@ struct Node {
 pub struct TestCluster {
     nodes: Vec<Node>,
     _dir: tempfile::TempDir,
-}
-
-/// A port whose cluster bus port (+10000) is free as well.
-fn cluster_port(taken: &[u16]) -> u16 {
-    for _ in 0..200 {
-        let Ok(l) = std::net::TcpListener::bind("127.0.0.1:0") else { continue };
-        let Ok(addr) = l.local_addr() else { continue };
-        let p = addr.port();
-        if p < 55_000 && !taken.contains(&p) && std::net::TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok() {
-            return p;
-        }
-    }
-    panic!("no free port pair for a cluster node");
 }
 
 async fn query(port: u16, cmd: &redis::Cmd) -> redis::RedisResult<Value> {
@@ -68,18 +59,12 @@ impl TestCluster {
         let mut nodes = Vec::new();
         let mut ports = Vec::new();
         for i in 0..6 {
-            let port = cluster_port(&ports);
-            ports.push(port);
             let node_dir = dir.path().join(format!("node{i}"));
-            std::fs::create_dir_all(&node_dir).expect("node dir");
-            let mut node = Node { port, dir: node_dir, child: None };
-            node.spawn(extra);
+            let node = Node::start(node_dir, extra).await;
+            ports.push(node.port);
             nodes.push(node);
         }
         let cluster = TestCluster { nodes, _dir: dir };
-        for n in &cluster.nodes {
-            cluster.wait_up(n.port).await;
-        }
         let mut create = Command::new("redis-cli");
         create.arg("--cluster").arg("create");
         for p in &ports {
@@ -111,17 +96,6 @@ impl TestCluster {
         self.nodes.iter().map(|n| n.port).collect()
     }
 
-    async fn wait_up(&self, port: u16) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if query(port, &redis::cmd("PING")).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("cluster node on port {port} did not start");
-    }
-
     fn live(&self) -> impl Iterator<Item = &Node> {
         self.nodes.iter().filter(|n| n.child.is_some())
     }
@@ -138,7 +112,14 @@ impl TestCluster {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("cluster not healthy after {timeout:?}: {last}");
+        let view = match self.live().next() {
+            Some(n) => match query(n.port, redis::cmd("CLUSTER").arg("NODES")).await {
+                Ok(v) => format!("CLUSTER NODES on {}:\n{}", n.port, text(&v)),
+                Err(e) => format!("CLUSTER NODES on {}: {e}", n.port),
+            },
+            None => "no live node".into(),
+        };
+        panic!("cluster not healthy after {timeout:?}: {last}; our nodes: {:?}; {view}", self.ports());
     }
 
     async fn health(&self) -> Result<(), String> {
@@ -217,6 +198,50 @@ impl TestCluster {
 }
 
 impl Node {
+    /// A node on a port pair handed out to it alone, answering as our own child. The pair is
+    /// free when probed but can be bound by someone else before redis-server binds it; then our
+    /// child exits and another pair is tried. Without the pid check, a PING answered by whoever
+    /// holds the port would pass, and the cluster would be created with a stranger in it.
+    async fn start(dir: PathBuf, extra: &[&str]) -> Node {
+        std::fs::create_dir_all(&dir).expect("node dir");
+        let mut why = Vec::new();
+        for _ in 0..5 {
+            let port = match free_port_pair(BUS_PORT_OFFSET) {
+                Ok(p) => p,
+                Err(e) => panic!("no free port pair for a cluster node: {e}"),
+            };
+            let mut node = Node { port, dir: dir.clone(), child: None };
+            node.spawn(extra);
+            match node.wait_ours().await {
+                Ok(()) => return node,
+                Err(e) => why.push(e),
+            }
+            if let Some(mut c) = node.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            let _ = std::fs::remove_file(dir.join("nodes.conf"));
+        }
+        panic!("a cluster node did not start on any of 5 port pairs: {why:?}");
+    }
+
+    /// Waits until our child answers on its port, or says why not.
+    async fn wait_ours(&mut self) -> Result<(), String> {
+        let url = format!("redis://127.0.0.1:{}", self.port);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let Some(child) = self.child.as_mut() else { return Err("not spawned".into()) };
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("port {}: redis-server exited ({status})", self.port));
+            }
+            if server_pid(&url).await == Some(child.id()) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(format!("port {}: our redis-server did not answer within 10 s", self.port))
+    }
+
     fn spawn(&mut self, extra: &[&str]) {
         let child = Command::new("redis-server")
             .arg("--port")

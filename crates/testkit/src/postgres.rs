@@ -7,7 +7,6 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -215,15 +214,12 @@ fn read_to_string(path: &Path) -> String {
     s
 }
 
+/// Shared with the Redis servers: a port handed out once per process, never to two servers.
 fn free_port() -> u16 {
-    for _ in 0..20 {
-        match TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
-            Ok(addr) if addr.port() != 5432 => return addr.port(),
-            Ok(_) => continue,
-            Err(e) => panic!("test postgres: cannot probe a free port: {e}"),
-        }
+    match tradeflow_bus::embedded::free_port() {
+        Ok(p) => p,
+        Err(e) => panic!("test postgres: {e}"),
     }
-    panic!("test postgres: no free loopback port")
 }
 
 /// A directory with `initdb` and `postgres`: next to an `initdb` on PATH (symlinks resolved),
